@@ -1,0 +1,59 @@
+"""The ``station`` command: one entry point, a subcommand per module in this package.
+
+Each subcommand module defines ``register(subparsers)`` which adds its parser and sets
+``func`` (taking the parsed ``argparse.Namespace``, returning an exit code). Errors the
+user can act on are ``StationError``s: printed as one line on stderr, exit code from the
+error (DESIGN 8: 2 usage or config, 3 station fault); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from station import __version__
+from station.errors import StationError
+
+#: Subcommand modules, in the order ``station --help`` lists them.
+COMMANDS = ("run", "twin", "capture", "chart", "analyze", "profile", "report", "bench", "baseline")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="station",
+        description="M-Station: camera test and calibration station (bench or twin).",
+    )
+    parser.add_argument("--version", action="version", version=f"m-station {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"station.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"station.cli.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except StationError as exc:
+        print(f"station {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"station {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

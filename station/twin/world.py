@@ -1,0 +1,114 @@
+"""The twin's one physical world, shared by the servers that expose it on their wires.
+
+The SCPI light and meter, the GRBL mount and the phone each read and change this state
+under ``World.lock``. Simulated hardware time (moves, settling, exposures) is kept
+apart from wall time: real waits are ``simulated * time_scale`` so CI runs fast while the
+twin still reports what a bench would spend.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Illuminance at the chart plane at 100 % level, lux (a bright photographic light box).
+FULL_SCALE_LUX = 2000.0
+
+
+@dataclass
+class LightState:
+    """Light output: level and CCT follow a first-order settle after each change."""
+
+    output: bool = False
+    level_pct: float = 0.0
+    cct_k: float = 5000.0
+    settle_s: float = 0.3  # simulated seconds to settle (time constant settle_s / 5)
+    changed_at_sim_s: float = -1e9
+    from_fraction: float = 0.0
+    drift_pct_per_s: float = 0.0  # fault: level drifts after settling, % of value per simulated s
+
+    def target_fraction(self) -> float:
+        return self.level_pct / 100.0 if self.output else 0.0
+
+
+@dataclass
+class World:
+    """All state of the simulated bench. Lock ``lock`` around every read-modify-write."""
+
+    seed: int = 1
+    firmware: str = "golden"
+    resolution: str = "ci"
+    time_scale: float = 0.05
+    faults: dict[str, Any] = field(default_factory=dict)
+    light: LightState = field(default_factory=LightState)
+    #: Machine positions of the mount's controller axes (mm or deg as the axis is wired).
+    axes: dict[str, float] = field(default_factory=lambda: {"X": 0.0, "Y": 0.0, "Z": 0.0, "A": 0.0})
+    #: Logical axis -> controller axis (the twin bench's wiring, as TWIN_AXES in config).
+    axis_map: dict[str, str] = field(default_factory=lambda: {"focus": "X", "distance": "Y",
+                                                              "pan": "Z", "tilt": "A"})
+    chart: str = "flat"  # the chart on the holder
+    m_lens: str | None = None  # catalog id of the M lens mounted, None: bare sensor
+    #: Simulated hardware time spent, seconds, by kind ("move", "settle", "exposure", ...).
+    hw_time_s: dict[str, float] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _t0: float = field(default_factory=time.monotonic, repr=False)
+
+    # --- time ---------------------------------------------------------------------
+    def now_sim_s(self) -> float:
+        """Simulated seconds since the twin started (wall time / time_scale)."""
+        elapsed = time.monotonic() - self._t0
+        return elapsed / self.time_scale if self.time_scale > 0 else math.inf
+
+    def spend(self, kind: str, sim_s: float) -> None:
+        """Account ``sim_s`` of simulated hardware time and wait its scaled real time."""
+        with self.lock:
+            self.hw_time_s[kind] = self.hw_time_s.get(kind, 0.0) + sim_s
+        if sim_s > 0 and self.time_scale > 0:
+            time.sleep(sim_s * self.time_scale)
+
+    # --- light --------------------------------------------------------------------
+    def set_light(self, output: bool | None = None, level_pct: float | None = None,
+                  cct_k: float | None = None) -> None:
+        """Change the light; the output then settles over ``light.settle_s``."""
+        with self.lock:
+            now = self.now_sim_s()
+            current = self.light_fraction()
+            if output is not None:
+                self.light.output = output
+            if level_pct is not None:
+                self.light.level_pct = level_pct
+            if cct_k is not None:
+                self.light.cct_k = cct_k
+            self.light.from_fraction = current
+            self.light.changed_at_sim_s = now
+
+    def light_settled(self) -> bool:
+        with self.lock:
+            return self.now_sim_s() - self.light.changed_at_sim_s >= self.light.settle_s
+
+    def light_fraction(self) -> float:
+        """Present output as a fraction of full scale (settling and drift included)."""
+        with self.lock:
+            light = self.light
+            target = light.target_fraction()
+            since = self.now_sim_s() - light.changed_at_sim_s
+            if math.isinf(since):
+                since = 1e9
+            tau = max(light.settle_s / 5.0, 1e-9)
+            value = target + (light.from_fraction - target) * math.exp(-since / tau)
+            if light.drift_pct_per_s and since > light.settle_s:
+                value *= 1.0 + light.drift_pct_per_s / 100.0 * (since - light.settle_s)
+            return max(value, 0.0)
+
+    def illuminance_lux(self) -> float:
+        """Illuminance at the chart plane, lux."""
+        return FULL_SCALE_LUX * self.light_fraction()
+
+    # --- mount --------------------------------------------------------------------
+    def pose(self) -> dict[str, float]:
+        """Logical mount position: focus deg, distance mm, pan deg, tilt deg."""
+        with self.lock:
+            return {name: self.axes[letter] for name, letter in self.axis_map.items()}

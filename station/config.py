@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from station.devices.protocols import MOUNT_AXES
 from station.errors import ConfigError
@@ -136,7 +137,7 @@ def _instrument(source: str, data: dict[str, Any], name: str) -> InstrumentConfi
                                                         "dialect": False})
     return InstrumentConfig(
         resource=_get(source, table, name, "resource", str, check=_RESOURCE_RE.match,
-                      allowed="a VISA resource such as TCPIP0::host::5025::SOCKET or ASRL/dev/ttyUSB0::INSTR"),
+                      allowed="a VISA resource: TCPIP0::host::5025::SOCKET or ASRL/dev/ttyUSB0::INSTR"),
         timeout_s=_get(source, table, name, "timeout_s", float, 2.0, _positive, "a number > 0"),
         dialect=_get(source, table, name, "dialect", str, "generic", _SLUG_RE.match,
                      "a lower-case dialect name"),

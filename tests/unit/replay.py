@@ -8,6 +8,7 @@ on a real wire; any message that differs from the transcript is recorded as a mi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -88,7 +89,5 @@ class PtyReplay(_Replay):
 
     def close(self) -> None:
         for fd in (self._master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass

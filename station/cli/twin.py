@@ -1,0 +1,93 @@
+"""``station twin``: the twin in the foreground, printing the station TOML that points at it.
+
+``station twin lenses|sensors|firmware|faults --json`` print the twin's truth and what it
+can inject, without starting anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from station.cli.common import add_station_options, print_json, twin_settings
+from station.config import to_toml
+from station.errors import ConfigError
+
+CATALOGS = ("lenses", "sensors", "firmware", "faults")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("twin", help="run the twin (prints its station TOML), or print its catalogs",
+                            description="Run the twin in the foreground until Ctrl-C; it prints the "
+                                        "station TOML that points at it. With a catalog name, print "
+                                        "that catalog instead.")
+    parser.add_argument("catalog", nargs="?", choices=CATALOGS, help="print a catalog and exit")
+    parser.add_argument("--json", action="store_true", help="catalogs as JSON")
+    parser.add_argument("-o", "--output", metavar="FILE", help="also write the station TOML to FILE")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="real seconds per simulated second of hardware time (default 1: real time)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    add_station_options(parser)
+    parser.set_defaults(func=run)
+
+
+def catalog(name: str) -> Any:
+    """The twin's catalog ``name`` as JSON-able data."""
+    if name == "faults":
+        from station.twin.faults import all_faults
+
+        return {"faults": all_faults()}
+    if name == "firmware":
+        from station.twin.firmware import firmware_catalog
+
+        return {"firmware": firmware_catalog()}
+    if name == "lenses":
+        from station.twin.lenses import lens_catalog
+
+        return {"lenses": lens_catalog()}
+    from station.twin.sensor import sensor_catalog
+
+    return {"sensors": sensor_catalog()}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.catalog:
+        data = catalog(args.catalog)
+        if args.json:
+            print_json(data)
+        else:
+            for key, value in next(iter(data.values())).items():
+                summary = value if isinstance(value, str) else ", ".join(
+                    f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list)))
+                print(f"{key}: {summary}")
+        return 0
+    if args.station:
+        raise ConfigError("station twin serves a twin; --station names a bench and does not apply")
+    if args.time_scale < 0:
+        raise ConfigError(f"--time-scale {args.time_scale}: must be >= 0")
+    from station.atomic import atomic_write_text
+    from station.twin.runner import Twin
+
+    twin = Twin(twin_settings(args, args.time_scale), host=args.host)
+    config = twin.start()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        text = to_toml(config)
+        if args.output:
+            atomic_write_text(Path(args.output), text)
+        sys.stdout.write(f"# M-Station twin; Ctrl-C stops it. Save this as station.toml:\n{text}")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        twin.stop()
+        print("# twin stopped", file=sys.stderr)
+    return 0

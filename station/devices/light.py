@@ -1,0 +1,135 @@
+"""SCPI light source over VISA (DESIGN 3.1), and the closed loop that sets a target illuminance.
+
+Settings are checked twice: the error queue is drained after each, and the value is read
+back where that is one cheap query (level, CCT, output).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from station.config import InstrumentConfig
+from station.devices.protocols import LightSource, LuxMeter
+from station.devices.visa import VisaInstrument, checked_number, format_number
+from station.errors import DeviceError, InputError
+
+
+class ScpiLight(VisaInstrument):
+    """A light box speaking SCPI (``SOUR:LEV``, ``SOUR:CCT``, ``OUTP``, ``SOUR:SETT?``); a ``LightSource``."""
+
+    def __init__(self, config: InstrumentConfig, name: str = "light", *, visa_library: str = "@py") -> None:
+        super().__init__(config, name, visa_library=visa_library)
+
+    # --- output -------------------------------------------------------------------------
+    def set_output(self, on: bool) -> None:
+        if not isinstance(on, bool):
+            raise InputError(f"{self.name}: output must be true or false, got {on!r}")
+        command = self.dialect.output_on if on else self.dialect.output_off
+        self.setting(command)
+        if self.output() != on:
+            raise DeviceError(self.name, f"{command} -> {self.dialect.output_query} still reads "
+                                         f"{'off' if on else 'on'}")
+
+    def output(self) -> bool:
+        return self.query_bool(self.dialect.output_query)
+
+    # --- level and colour temperature ------------------------------------------------------
+    def set_level_pct(self, level_pct: float) -> None:
+        lo, hi = self.dialect.level_range_pct
+        value = checked_number(self.name, "level_pct", level_pct, lo, hi, "%")
+        self._set_verified(self.dialect.level_set, self.dialect.level_query, value,
+                           self.dialect.level_tolerance_pct, "%")
+
+    def level_pct(self) -> float:
+        return self.query_float(self.dialect.level_query)
+
+    def set_cct_k(self, cct_k: float) -> None:
+        lo, hi = self.dialect.cct_range_k
+        value = checked_number(self.name, "cct_k", cct_k, lo, hi, "K")
+        self._set_verified(self.dialect.cct_set, self.dialect.cct_query, value,
+                           self.dialect.cct_tolerance_k, "K")
+
+    def cct_k(self) -> float:
+        return self.query_float(self.dialect.cct_query)
+
+    def _set_verified(self, template: str, query: str, value: float, tolerance: float, unit: str) -> None:
+        text = format_number(value)
+        command = template.format(value=text)
+        self.setting(command)
+        readback = self.query_float(query)
+        if abs(readback - float(text)) > tolerance:
+            raise DeviceError(self.name, f"{command} -> {query} reads back {readback:g} {unit}")
+
+    # --- settling ---------------------------------------------------------------------------
+    def settled(self) -> bool:
+        return self.query_bool(self.dialect.settled_query)
+
+    def wait_settled(self, timeout_s: float = 10.0, poll_s: float = 0.01) -> None:
+        """Poll ``SOUR:SETT?`` until it answers 1; ``DeviceError`` after ``timeout_s``."""
+        timeout_s = checked_number(self.name, "settle timeout_s", timeout_s, 0.0, 3600.0, "s")
+        deadline = time.monotonic() + timeout_s
+        while not self.settled():
+            if time.monotonic() >= deadline:
+                raise DeviceError(self.name, f"not settled within {timeout_s:g} s "
+                                             f"({self.dialect.settled_query} still 0)")
+            time.sleep(poll_s)
+
+    # --- safe state ---------------------------------------------------------------------------
+    def safe_off(self) -> None:
+        """Output off, best effort, never raises: for the safe state after a failure or Ctrl-C."""
+        try:
+            if self._res is not None:
+                self._res.write(self.dialect.output_off)
+        except Exception:  # noqa: BLE001 - the safe state must not raise
+            pass
+
+
+def set_illuminance(light: LightSource, meter: LuxMeter, target_lux: float, tol_pct: float = 1.0,
+                    max_iter: int = 8, settle_timeout_s: float = 10.0) -> float:
+    """Drive the light until the meter reads ``target_lux`` within ``tol_pct``; return the reading.
+
+    The station sets a target illuminance, not a blind percentage (DESIGN 3.1). Each step
+    waits for the light to settle, then moves the level along the secant through the last
+    two (level, lux) points (through the origin at first: a light's output is proportional
+    to its level to first order). ``DeviceError`` with the numbers if it does not converge.
+    """
+    device = getattr(light, "name", "light")
+    if isinstance(target_lux, bool) or not isinstance(target_lux, (int, float)) \
+            or not math.isfinite(target_lux) or target_lux <= 0:
+        raise InputError(f"{device}: target illuminance must be a number > 0 lux, got {target_lux!r}")
+    if not (isinstance(tol_pct, (int, float)) and 0 < tol_pct < 100):
+        raise InputError(f"{device}: tol_pct must be in (0, 100) %, got {tol_pct!r}")
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise InputError(f"{device}: max_iter must be an integer >= 1, got {max_iter!r}")
+    tolerance_lux = target_lux * tol_pct / 100.0
+    if not light.output():
+        light.set_output(True)
+    level = light.level_pct()
+    if level <= 0:
+        level = 50.0
+        light.set_level_pct(level)
+    previous: tuple[float, float] | None = None
+    history: list[str] = []
+    for _ in range(max_iter):
+        light.wait_settled(settle_timeout_s)
+        lux = meter.illuminance_lux()
+        history.append(f"{level:.3g} % -> {lux:.4g} lux")
+        if abs(lux - target_lux) <= tolerance_lux:
+            return lux
+        if lux <= 0:
+            raise DeviceError(device, f"meter reads {lux:g} lux at level {level:g} %: no light at the "
+                                      f"chart plane, cannot reach {target_lux:g} lux")
+        slope = lux / level
+        if previous is not None and previous[0] != level:
+            secant = (lux - previous[1]) / (level - previous[0])
+            if secant > 0:
+                slope = secant
+        if level >= 100.0 and lux < target_lux:
+            raise DeviceError(device, f"cannot reach {target_lux:g} lux: {lux:.4g} lux at 100 %")
+        previous = (level, lux)
+        level = min(max(level + (target_lux - lux) / slope, 0.001), 100.0)
+        light.set_level_pct(round(level, 3))
+        level = round(level, 3)
+    raise DeviceError(device, f"illuminance did not converge to {target_lux:g} lux ± {tol_pct:g} % in "
+                              f"{max_iter} steps: {', '.join(history)}")

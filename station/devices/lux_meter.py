@@ -1,0 +1,29 @@
+"""SCPI lux meter over VISA at the chart plane (DESIGN 3.1): ``MEAS:ILL?`` lux, ``MEAS:CCT?`` K."""
+
+from __future__ import annotations
+
+from station.config import InstrumentConfig
+from station.devices.visa import VisaInstrument
+
+
+class ScpiLuxMeter(VisaInstrument):
+    """An illuminance meter speaking SCPI; a ``LuxMeter``."""
+
+    def __init__(self, config: InstrumentConfig, name: str = "meter", *, visa_library: str = "@py") -> None:
+        super().__init__(config, name, visa_library=visa_library)
+
+    def illuminance_lux(self) -> float:
+        """One illuminance reading, lux (negative readings are refused as garbage)."""
+        command = self.dialect.meas_ill
+        value = self.query_float(command)
+        if value < 0:
+            raise self.garbage(command, f"{value:g}", "an illuminance >= 0 lux")
+        return value
+
+    def cct_k(self) -> float:
+        """Correlated colour temperature of the light at the chart plane, K (0 when dark)."""
+        command = self.dialect.meas_cct
+        value = self.query_float(command)
+        if value < 0:
+            raise self.garbage(command, f"{value:g}", "a colour temperature >= 0 K")
+        return value

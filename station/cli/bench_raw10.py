@@ -1,0 +1,68 @@
+"""``station bench raw10``: RAW10 unpack time against ``np.copy`` of the same frame, in one run.
+
+The figure is ``unpack_s`` (unpack a ``--width`` x ``--height`` RAW10 buffer into a fresh
+uint16 array); its reference is ``copy_s`` (``np.copy`` of the unpacked array), both the
+best of ``--repeats`` runs; ``ratio = unpack_s / copy_s`` (the issue's limit: 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from station.errors import ConfigError, StationError
+from station.raw10 import pack_raw10, unpack_raw10
+
+RATIO_LIMIT = 3.0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("raw10", help="RAW10 unpack time vs np.copy of the frame")
+    parser.add_argument("--width", type=int, default=8192, help="frame width, pixels (multiple of 4)")
+    parser.add_argument("--height", type=int, default=6144, help="frame height, pixels")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each; the best counts")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def _best_s(fn: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def measure(width: int, height: int, repeats: int = 5, seed: int = 0) -> dict[str, float]:
+    """Unpack and copy times (best of ``repeats``) for a random 10-bit frame; checks the unpack."""
+    if width < 4 or width % 4 or height < 1:
+        raise ConfigError(f"bench raw10: --width must be a positive multiple of 4 and --height >= 1, "
+                          f"got {width}x{height}")
+    if repeats < 1:
+        raise ConfigError(f"bench raw10: --repeats must be >= 1, got {repeats}")
+    frame = np.random.default_rng(seed).integers(0, 1024, size=(height, width), dtype=np.uint16)
+    packed = pack_raw10(frame)
+    unpacked = unpack_raw10(packed, width, height)
+    if not np.array_equal(unpacked, frame):
+        raise StationError("bench raw10: unpacked frame differs from the packed one")
+    del frame
+    unpack_s = _best_s(lambda: unpack_raw10(packed, width, height), repeats)
+    copy_s = _best_s(lambda: np.copy(unpacked), repeats)
+    return {"unpack_s": unpack_s, "copy_s": copy_s, "ratio": unpack_s / copy_s}
+
+
+def run(args: argparse.Namespace) -> int:
+    result = measure(args.width, args.height, args.repeats)
+    if args.json:
+        print(json.dumps({"raw10": result}))
+    else:
+        verdict = "ok" if result["ratio"] <= RATIO_LIMIT else "over the limit"
+        print(f"raw10 {args.width}x{args.height}: unpack {result['unpack_s'] * 1e3:.1f} ms, "
+              f"np.copy {result['copy_s'] * 1e3:.1f} ms, ratio {result['ratio']:.2f} "
+              f"(limit {RATIO_LIMIT:g}, {verdict})")
+    return 0

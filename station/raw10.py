@@ -158,5 +158,6 @@ def _stride(width: int, stride_bytes: int | None) -> int:
     if stride_bytes is None:
         return minimal
     if stride_bytes < minimal:
-        raise InputError(f"RAW10: stride {stride_bytes} bytes is below the minimal {minimal} for width {width}")
+        raise InputError(f"RAW10: stride {stride_bytes} bytes is below the minimal {minimal} "
+                         f"for width {width}")
     return stride_bytes

@@ -81,7 +81,7 @@ class ScpiLight(VisaInstrument):
         try:
             if self._res is not None:
                 self._res.write(self.dialect.output_off)
-        except Exception:  # noqa: BLE001 - the safe state must not raise
+        except Exception:  # the safe state must not raise
             pass
 
 

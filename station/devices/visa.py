@@ -14,10 +14,12 @@ import contextlib
 import math
 import numbers
 import re
+import socket
 from dataclasses import dataclass
 
 import pyvisa
 from pyvisa import constants
+from pyvisa.errors import Error as VisaError
 from pyvisa.errors import VisaIOError
 
 from station.config import InstrumentConfig
@@ -131,6 +133,7 @@ class VisaInstrument:
         except Exception as exc:  # pyvisa-py raises bare Exception("could not connect: ...")
             self.close()
             raise DeviceError(name, f"cannot open {config.resource}: {_reason(exc)}") from None
+        self._set_no_delay()
         try:
             self.identity = self._identify()
             self.write(self.dialect.clear_status)
@@ -144,6 +147,23 @@ class VisaInstrument:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _set_no_delay(self) -> None:
+        """TCP_NODELAY on a LAN socket: else Nagle holds ``SYST:ERR?`` behind a setting ~40 ms.
+
+        The VISA attribute is the official way; pyvisa-py 0.8 wires its setter wrongly
+        (UnknownAttribute), so fall back to its session's socket.
+        """
+        if "::SOCKET" not in self.resource_name.upper():
+            return
+        try:
+            self._res.set_visa_attribute(constants.ResourceAttribute.tcpip_nodelay, constants.VI_TRUE)
+            return
+        except Exception:  # fall back below
+            pass
+        with contextlib.suppress(Exception):
+            interface = self._rm.visalib.sessions[self._res.session].interface
+            interface.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # --- the wire ---------------------------------------------------------------------
     def _check_line(self, command: str) -> str:
@@ -170,7 +190,7 @@ class VisaInstrument:
         res = self._require_open(self._check_line(command))
         try:
             res.write(command)
-        except (OSError, VisaIOError) as exc:
+        except (OSError, VisaError) as exc:
             raise self._wire_error(command, exc) from None
 
     def query(self, command: str, retries: int = RETRIES) -> str:
@@ -184,7 +204,7 @@ class VisaInstrument:
                 if exc.error_code != constants.StatusCode.error_timeout:
                     raise self._wire_error(command, exc) from None
                 self._discard_input()
-            except OSError as exc:
+            except (OSError, VisaError) as exc:
                 raise self._wire_error(command, exc) from None
         tries = f" ({retries + 1} tries)" if retries else ""
         message = f"{command} -> no answer within {self.timeout_s:g} s from {self.resource_name}{tries}"
@@ -211,11 +231,13 @@ class VisaInstrument:
 
     # --- answers ------------------------------------------------------------------------
     def garbage(self, command: str, answer: str, expected: str) -> DeviceError:
-        return DeviceError(self.name, f"{command} -> unreadable answer {_short(answer)} (expected {expected})")
+        """The one-line error for an answer that does not parse: device, query, answer, expectation."""
+        return DeviceError(self.name,
+                           f"{command} -> unreadable answer {_short(answer)} (expected {expected})")
 
     def _identify(self) -> str:
         answer = self.query(self.dialect.idn)
-        if not answer or not _LINE_RE.match(answer):
+        if not _LINE_RE.match(answer) or answer.count(",") != 3:  # IEEE 488.2: four fields
             raise self.garbage(self.dialect.idn, answer, "maker,model,serial,version")
         return answer
 
@@ -261,13 +283,15 @@ class VisaInstrument:
             raise DeviceError(self.name, f"{command} -> {'; '.join(found)}")
 
     def close(self) -> None:
-        """Close the resource (idempotent, never raises)."""
-        res, rm = self._res, self._rm
-        self._res = self._rm = None
-        for thing in (res, rm):
-            if thing is not None:
-                with contextlib.suppress(Exception):
-                    thing.close()
+        """Close the resource (idempotent, never raises).
+
+        The ResourceManager is not closed: pyvisa shares one per backend in the process, and
+        closing it would close every other driver's resource too.
+        """
+        res, self._res, self._rm = self._res, None, None
+        if res is not None:
+            with contextlib.suppress(Exception):
+                res.close()
 
 
 def _reason(exc: BaseException) -> str:

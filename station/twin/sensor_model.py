@@ -89,6 +89,6 @@ def render_raw(world: Any, sensor: str, settings: dict[str, Any], seq: int) -> t
     frame = out.astype(np.uint16)
     truth.update({"model": MODEL, "mean_signal_e": mean_e, "illuminance_lux": lux,
                   "exposure_s": exposure_s, "analog_gain": analog_gain,
-                  "expected_mean_dn": min(BLACK_LEVEL_DN + gain * min(mean_e, FULL_WELL_E),
+                  "noise_free_mean_dn": min(BLACK_LEVEL_DN + gain * min(mean_e, FULL_WELL_E),
                                           float(WHITE_LEVEL_DN))})
     return frame, truth

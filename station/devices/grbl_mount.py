@@ -1,0 +1,341 @@
+"""Motorized mount driver: GRBL 1.1 / grblHAL over a serial port (DESIGN 3.2).
+
+Wire: github.com/gnea/grbl/wiki "Grbl v1.1 Interface" (commands, status reports, error and
+alarm codes). The port is a pyserial URL: ``/dev/ttyUSB0``, ``socket://host:port``,
+``rfc2217://host:port``. Opening soft-resets (Ctrl-X), reads the welcome banner and ``$I``.
+Soft limits from the config are checked before anything is sent; a move is
+``G90 G0 X.. Y..``, then ``?`` is polled until Idle and the position is read from ``MPos``.
+
+Recovery after ``stop()`` (feed hold ``!``, wait for Hold:0, Ctrl-X): GRBL then sits in Alarm
+(ALARM:3). As the hold brought the axes to rest before the reset, no steps were lost, so the
+next ``move_to`` unlocks with ``$X`` by itself. Any other Alarm (power-up, hard limit, a
+reset not made by ``stop()``) needs ``home()``: moves are refused by GRBL with error:9.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import threading
+import time
+from numbers import Real
+from typing import Any
+
+import serial
+
+from station.config import GRBL_AXES, MountConfig
+from station.devices.protocols import MOUNT_AXES
+from station.errors import DeviceError, InputError
+
+#: GRBL 1.1 error codes (the common ones; grblHAL shares 1..38).
+ERRORS: dict[int, str] = {
+    1: "Expected command letter", 2: "Bad number format", 3: "Invalid '$' statement",
+    4: "Negative value", 5: "Homing not enabled", 6: "Step pulse below 3 us", 7: "EEPROM read fail",
+    8: "'$' command only valid when Idle", 9: "G-code locked out during alarm or jog state",
+    10: "Soft limits need homing enabled", 11: "Line too long", 12: "Step rate above 30 kHz",
+    13: "Safety door open", 14: "Line too long for EEPROM", 15: "Travel exceeds machine travel",
+    16: "Invalid jog command", 17: "Laser mode needs PWM output", 20: "Unsupported g-code command",
+    21: "Modal group violation", 22: "Feed rate not set", 23: "Command needs an integer value",
+    24: "Two commands need axis words", 25: "Repeated g-code word", 26: "No axis words",
+    27: "Invalid line number", 28: "Missing value word", 29: "G59.x not supported",
+    30: "G53 only with G0 and G1", 31: "Axis words not used by any command", 32: "Arc needs in-plane axis",
+    33: "Motion target invalid", 34: "Arc radius invalid", 35: "Arc needs in-plane offset",
+    36: "Unused value words", 37: "Tool length offset axis not assigned", 38: "Tool number too large",
+}
+#: GRBL 1.1 alarm codes.
+ALARMS: dict[int, str] = {
+    1: "Hard limit triggered, position lost: home again", 2: "Soft limit: target exceeds machine travel",
+    3: "Reset while in motion, position may be lost: home again", 4: "Probe fail: not in initial state",
+    5: "Probe fail: no contact", 6: "Homing fail: reset during homing", 7: "Homing fail: safety door",
+    8: "Homing fail: could not pull off the limit switch", 9: "Homing fail: limit switch not found",
+    10: "Homing fail: second switch of a dual axis not found (grblHAL: E-stop)",
+}
+_STATUS_RE = re.compile(r"^<([A-Za-z]+(?::\d+)?)((?:\|[^|<>]*)*)>$")
+_BANNER_RE = re.compile(r"^(Grbl(?:HAL)?\s+\S+)")
+_OTHER_RE = re.compile(r"^(\[.*\]|\$\d+=.*|>.*:ok)$")  # push messages, settings, startup-line echo
+_MAX_LINE = 256
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+class GrblMount:
+    """A ``station.devices.protocols.Mount`` on a GRBL 1.1 / grblHAL controller.
+
+    ``poll_s``: interval of ``?`` polls while a move runs; ``stall_s``: a Run with an unchanged
+    MPos for this long is a stall; ``hold_s``: how long ``stop()`` waits for Hold:0 before the
+    reset. ``identity`` is the banner and ``$I`` version; ``last_status`` the last status report.
+    """
+
+    def __init__(self, config: MountConfig, name: str = "mount", *, poll_s: float = 0.05,
+                 stall_s: float = 2.0, hold_s: float = 2.0) -> None:
+        self.config = config
+        self.name = name
+        self.identity = ""
+        self.last_status = ""
+        self._poll_s, self._stall_s, self._hold_s = poll_s, stall_s, hold_s
+        self._buffer = b""
+        self._wco: dict[str, float] = {}
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._unlock_after_stop = False
+        try:
+            self._serial = serial.serial_for_url(config.port, baudrate=config.baudrate, timeout=poll_s)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceError(name, f"cannot open serial port {config.port}: {_one_line(exc)}") from None
+        try:
+            with self._lock:
+                self._write(b"\x18")
+                banner = self._read_banner(min(config.timeout_s, 10.0))
+                self.identity = _BANNER_RE.match(banner).group(1)  # type: ignore[union-attr]
+                for line in self._command("$I", min(config.timeout_s, 10.0)):
+                    if line.startswith("[VER:"):
+                        self.identity += "; " + line[1:-1]
+        except BaseException:
+            self._serial.close()
+            raise
+
+    # --- Mount protocol --------------------------------------------------------------
+    def home(self) -> None:
+        """Run the homing cycle ``$H`` and wait for ``ok`` (up to the config's timeout_s)."""
+        with self._lock:
+            self._command("$H", self.config.timeout_s)
+            self._unlock_after_stop = False
+            state, mpos = self._status("$H")
+            self._logical(mpos)  # the controller must serve every configured axis
+            if state != "Idle":
+                raise DeviceError(self.name, f"homing ended in state {state}, not Idle ({self.last_status})")
+
+    def move_to(self, **axes: float) -> dict[str, float]:
+        """Move logical axes within soft limits, wait for Idle, return the position from MPos."""
+        targets = self._check(axes)
+        with self._lock:
+            if self._unlock_after_stop:
+                self._command("$X", min(self.config.timeout_s, 10.0))
+                self._unlock_after_stop = False
+            line = "G90 G0 " + " ".join(f"{letter}{value:.3f}" for letter, value in
+                                        sorted(targets.items(), key=lambda kv: GRBL_AXES.index(kv[0])))
+            self._command(line, self.config.timeout_s)
+            return self._wait_idle(line, targets)
+
+    def position(self) -> dict[str, float]:
+        """Logical position from the controller's MPos."""
+        with self._lock:
+            return self._logical(self._status("?")[1])
+
+    def stop(self) -> None:
+        """Feed hold, wait (up to hold_s) for the axes to rest, soft reset. Best effort, never raises.
+
+        From another thread while a move runs, that ``move_to`` ends with a DeviceError.
+        """
+        self._stopping.set()
+        try:
+            self._write(b"!")
+            locked = self._lock.acquire(timeout=self._hold_s)
+            try:
+                before = self._quietly(self._wait_hold) if locked else "Run"
+                self._write(b"\x18")
+                if locked:
+                    self._quietly(self._read_banner, self._hold_s)
+                    after = self._quietly(self._status, "Ctrl-X")
+                    if after and after[0] == "Alarm" and before != "Alarm":
+                        self._unlock_after_stop = True
+                else:
+                    self._unlock_after_stop = True
+            finally:
+                if locked:
+                    self._lock.release()
+        except Exception:  # noqa: BLE001, S110 - the safe state is best effort and never raises
+            pass
+        finally:
+            self._stopping.clear()
+
+    def close(self) -> None:
+        """Close the port (motion is not stopped: call ``stop()`` first for the safe state)."""
+        with contextlib.suppress(Exception):  # closing is best effort
+            self._serial.close()
+
+    def __enter__(self) -> GrblMount:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- checks ---------------------------------------------------------------------
+    def _check(self, axes: dict[str, Any]) -> dict[str, float]:
+        targets: dict[str, float] = {}
+        for name, value in axes.items():
+            spec = self.config.axes.get(name)
+            if spec is None:
+                allowed = ", ".join(self.config.axes)
+                raise InputError(f"{self.name}: unknown axis {name!r}; allowed: {allowed}")
+            unit = MOUNT_AXES.get(name, "")
+            if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+                raise InputError(f"{self.name}: {name}={value!r} is not a finite number of {unit}")
+            if not spec.min <= value <= spec.max:
+                raise InputError(f"{self.name}: {name}={float(value):g} {unit} outside soft limits "
+                                 f"[{spec.min:g}, {spec.max:g}] {unit}")
+            targets[spec.axis] = float(value)
+        return targets
+
+    # --- wire -----------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        try:
+            self._serial.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceError(self.name, f"serial port {self.config.port} failed: {_one_line(exc)}") from None
+
+    def _read_line(self, deadline: float) -> bytes | None:
+        """One line without CR LF, or None at the deadline."""
+        while b"\n" not in self._buffer:
+            if len(self._buffer) > _MAX_LINE:  # no GRBL line is this long: noise
+                line, self._buffer = self._buffer, b""
+                return line
+            if time.monotonic() > deadline:
+                return None
+            try:
+                self._buffer += self._serial.read(max(1, self._serial.in_waiting))
+            except (serial.SerialException, OSError) as exc:
+                raise DeviceError(self.name, f"serial port {self.config.port} failed: {_one_line(exc)}") \
+                    from None
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.rstrip(b"\r")
+
+    def _next(self, sent: str, deadline: float, during: str = "") -> str | None:
+        """Next meaningful line: ok, error:N, <status>, [push], $N=..; alarms and garbage raise."""
+        while (raw := self._read_line(deadline)) is not None:
+            try:
+                line = raw.decode("ascii").strip()
+            except UnicodeDecodeError:
+                line = "\x00"
+            if not line:
+                continue
+            context = during or sent
+            if line.startswith("ALARM:"):
+                meaning = ALARMS.get(int(line[6:]) if line[6:].isdigit() else 0, "unknown alarm")
+                raise DeviceError(self.name, f"{line} {meaning}, during {context!r}")
+            if _BANNER_RE.match(line):
+                raise DeviceError(self.name, f"controller reset unexpectedly ({line!r}) during {context!r}")
+            if line == "ok" or re.fullmatch(r"error:\d+", line) or _OTHER_RE.match(line):
+                return line
+            if _STATUS_RE.match(line):
+                self.last_status = line
+                return line
+            raise DeviceError(self.name, f"unexpected answer {raw[:40]!r} to {sent!r}: not a GRBL message")
+        return None
+
+    def _read_banner(self, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while (raw := self._read_line(deadline)) is not None:
+            line = raw.decode("ascii", errors="replace").strip()
+            if _BANNER_RE.match(line):
+                return line
+            if line and not (line.startswith(("ALARM:", "[", "<")) or line == "ok"):
+                raise DeviceError(self.name, f"unexpected answer {raw[:40]!r} to Ctrl-X: not a GRBL banner")
+        raise DeviceError(self.name, f"no GRBL welcome banner within {timeout_s:g} s after Ctrl-X on "
+                                     f"{self.config.port}")
+
+    def _command(self, line: str, timeout_s: float) -> list[str]:
+        """Send a line, wait for ``ok``; return the push messages that came before it."""
+        self._write(line.encode("ascii") + b"\n")
+        deadline = time.monotonic() + timeout_s
+        pushed: list[str] = []
+        while (reply := self._next(line, deadline)) is not None:
+            if reply == "ok":
+                return pushed
+            if reply.startswith("error:"):
+                code = int(reply[6:])
+                hint = "; home() the mount first" if code == 9 else ""
+                raise DeviceError(self.name, f"{reply} {ERRORS.get(code, 'unknown error')} in reply to "
+                                             f"{line!r}{hint}")
+            if not reply.startswith("<"):
+                pushed.append(reply)
+        self._quietly(self._status, line)  # refresh last_status for the message
+        raise DeviceError(self.name, f"no 'ok' to {line!r} within {timeout_s:g} s "
+                                     f"(last status {self.last_status or 'none'})")
+
+    def _status(self, during: str) -> tuple[str, dict[str, float]]:
+        """Query ``?``: (state, machine position by controller letter)."""
+        self._write(b"?")
+        deadline = time.monotonic() + max(1.0, 20 * self._poll_s)
+        while (reply := self._next("?", deadline, during)) is not None:
+            if reply.startswith("<"):
+                return self._parse(reply)
+            if reply.startswith("error:"):
+                raise DeviceError(self.name, f"{reply} {ERRORS.get(int(reply[6:]), '')} after {during!r}")
+        raise DeviceError(self.name, f"no status report to '?' within {max(1.0, 20 * self._poll_s):g} s")
+
+    def _parse(self, report: str) -> tuple[str, dict[str, float]]:
+        state, rest = _STATUS_RE.match(report).groups()  # type: ignore[union-attr]
+        fields = dict(f.split(":", 1) for f in rest.split("|")[1:] if ":" in f)
+        try:
+            if "WCO" in fields:
+                self._wco = dict(zip(GRBL_AXES, map(float, fields["WCO"].split(",")), strict=False))
+            if "MPos" in fields:
+                mpos = dict(zip(GRBL_AXES, map(float, fields["MPos"].split(",")), strict=False))
+            elif "WPos" in fields and self._wco:
+                wpos = map(float, fields["WPos"].split(","))
+                mpos = {a: w + self._wco.get(a, 0.0) for a, w in zip(GRBL_AXES, wpos, strict=False)}
+            else:
+                raise ValueError("no MPos")
+        except ValueError:
+            raise DeviceError(self.name, f"status report {report!r} has no readable MPos "
+                                         "(set $10=1 for machine positions)") from None
+        return state, mpos
+
+    def _logical(self, mpos: dict[str, float]) -> dict[str, float]:
+        missing = [a.axis for a in self.config.axes.values() if a.axis not in mpos]
+        if missing:
+            raise DeviceError(self.name, f"status report {self.last_status!r} lacks axes {missing} "
+                                         f"of the config ({len(mpos)}-axis controller)")
+        return {name: mpos[a.axis] for name, a in self.config.axes.items()}
+
+    def _wait_idle(self, line: str, targets: dict[str, float]) -> dict[str, float]:
+        """Poll ``?`` until Idle; a Run with no motion for stall_s, an Alarm or the timeout raise."""
+        start = time.monotonic()
+        deadline = start + self.config.timeout_s
+        last_pos: dict[str, float] = {}
+        still_since, idle_polls, moved = start, 0, False
+        while True:
+            if self._stopping.is_set():
+                raise DeviceError(self.name, f"move {line!r} interrupted by stop()")
+            state, mpos = self._status(line)
+            now = time.monotonic()
+            if state == "Idle":
+                idle_polls += 1
+                at_target = all(abs(mpos.get(a, math.inf) - v) < 5e-3 for a, v in targets.items())
+                if moved or at_target or idle_polls >= 3:  # Idle before Run: the move may not have begun
+                    return self._logical(mpos)
+            elif state == "Alarm":
+                raise DeviceError(self.name, f"controller in Alarm during {line!r} ({self.last_status})")
+            else:
+                moved = True
+                if state != "Run" or mpos != last_pos:
+                    last_pos, still_since = mpos, now
+                elif now - still_since > self._stall_s:
+                    raise DeviceError(self.name, f"move {line!r} stalled: Run with no motion for "
+                                                 f"{self._stall_s:g} s ({self.last_status})")
+            if now > deadline:
+                raise DeviceError(self.name, f"move {line!r} not Idle within {self.config.timeout_s:g} s "
+                                             f"(last status {self.last_status})")
+            time.sleep(self._poll_s)
+
+    def _wait_hold(self) -> str:
+        """After ``!``: poll until Hold:0, Idle or Alarm (hold_s at most); return the first state seen."""
+        deadline = time.monotonic() + self._hold_s
+        first = ""
+        while True:
+            state, _ = self._status("!")
+            first = first or state
+            if state in ("Hold:0", "Idle", "Alarm") or time.monotonic() > deadline:
+                return first
+            time.sleep(self._poll_s)
+
+    @staticmethod
+    def _quietly(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception:  # noqa: BLE001 - best effort inside stop()
+            return None

@@ -1,0 +1,366 @@
+"""DNG write and read for ``Frame`` (Adobe DNG Specification 1.4; TIFF/EP CFA tags), with tifffile.
+
+``write_dng`` / ``dng_bytes`` make an uncompressed single-IFD CFA DNG that LibRaw (rawpy)
+and Adobe's readers open. The frame's own metadata (sensor, lens, DUT, firmware, extra)
+rides along as JSON in ImageDescription so ``read_dng`` gives the same ``Frame`` back.
+The same frame always gives the same bytes: DateTime comes from ``frame.timestamp``.
+
+``read_dng`` reads DNGs from anywhere: pixels with tifffile when they are stored plainly
+(8/16-bit, uncompressed), else with rawpy/LibRaw (lossless JPEG, packed 12/14-bit...);
+the image is cropped to ActiveArea (the CFA pattern is relative to it, as in the DNG SDK).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from station import __version__
+from station.errors import InputError
+from station.frame import CFA_PATTERNS, Frame
+
+DNG_VERSION = (1, 4, 0, 0)
+DNG_BACKWARD_VERSION = (1, 1, 0, 0)
+#: CFAPattern colour codes (TIFF/EP): 0 red, 1 green, 2 blue.
+_COLOUR_CODE = {"R": 0, "G": 1, "B": 2}
+_CODE_COLOUR = {0: "R", 1: "G", 2: "B"}
+#: XYZ (D65) -> linear sRGB, used as ColorMatrix1 when the frame carries none (camera space ~ sRGB).
+XYZ_TO_SRGB = (
+    (3.2404542, -1.5371385, -0.4985314),
+    (-0.9692660, 1.8760108, 0.0415560),
+    (0.0556434, -0.2040259, 1.0572252),
+)
+_ILLUMINANT_D65 = 21
+_DESCRIPTION_KEY = "m-station"
+
+# TIFF / TIFF-EP / EXIF / DNG tag codes
+_MAKE, _MODEL, _DESCRIPTION, _DATETIME = 271, 272, 270, 306
+_EXPOSURE_TIME, _ISO, _EXIF_IFD = 33434, 34855, 34665
+_CFA_REPEAT, _CFA_PATTERN, _TIFFEP_ID = 33421, 33422, 37398
+_DNG_VERSION, _DNG_BACKWARD, _UNIQUE_MODEL = 50706, 50707, 50708
+_CFA_PLANE_COLOR, _CFA_LAYOUT = 50710, 50711
+_BLACK_REPEAT, _BLACK_LEVEL, _WHITE_LEVEL = 50713, 50714, 50717
+_COLOR_MATRIX1, _AS_SHOT_NEUTRAL, _ILLUMINANT1 = 50721, 50728, 50778
+_ACTIVE_AREA = 50829
+_PHOTOMETRIC_CFA, _PHOTOMETRIC_LINEAR_RAW = 32803, 34892
+
+
+# --- writing -----------------------------------------------------------------------------
+def dng_bytes(frame: Frame) -> bytes:
+    """The frame as a DNG file, in memory (what the phone sends as a ``dng`` payload)."""
+    buffer = io.BytesIO()
+    _write(buffer, frame)
+    return buffer.getvalue()
+
+
+def write_dng(path: str | Path, frame: Frame) -> Path:
+    """Write the frame as a DNG at ``path``, atomically (temporary file, then rename)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{path}: folder {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    try:
+        _write(tmp, frame)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _write(handle: Any, frame: Frame) -> None:
+    make = str(frame.extra.get("make", "M-Station"))
+    model = str(frame.extra.get("model", f"{frame.sensor} sensor"))
+    matrix = frame.extra.get("color_matrix1", XYZ_TO_SRGB)
+    neutral = frame.extra.get("as_shot_neutral", (1.0, 1.0, 1.0))
+    tags: list[tuple[int, int | str, int, Any, bool]] = [
+        (_MAKE, "s", 0, make, True),
+        (_MODEL, "s", 0, model, True),
+        (274, "H", 1, 1, True),  # Orientation: top-left
+        (_CFA_REPEAT, "H", 2, (2, 2), True),
+        (_CFA_PATTERN, "B", 4, bytes(_COLOUR_CODE[c] for c in frame.cfa), True),
+        (_TIFFEP_ID, "B", 4, bytes((1, 0, 0, 0)), True),
+        (_DNG_VERSION, "B", 4, bytes(DNG_VERSION), True),
+        (_DNG_BACKWARD, "B", 4, bytes(DNG_BACKWARD_VERSION), True),
+        (_UNIQUE_MODEL, "s", 0, f"{make} {model}", True),
+        (_CFA_PLANE_COLOR, "B", 3, bytes((0, 1, 2)), True),
+        (_CFA_LAYOUT, "H", 1, 1, True),
+        (_BLACK_REPEAT, "H", 2, (1, 1), True),
+        (_BLACK_LEVEL, "I", 1, int(frame.black_level), True),
+        (_WHITE_LEVEL, "I", 1, int(frame.white_level), True),
+        (_COLOR_MATRIX1, "2i", 9, _fixed_rationals([v for row in matrix for v in row], 10000), True),
+        (_AS_SHOT_NEUTRAL, "2I", 3, _rationals(neutral, 1_000_000), True),
+        (_ILLUMINANT1, "H", 1, _ILLUMINANT_D65, True),
+    ]
+    if frame.exposure_s is not None and frame.exposure_s > 0:
+        tags.append((_EXPOSURE_TIME, "2I", 1, _rationals([frame.exposure_s], 1_000_000_000), True))
+    if frame.analog_gain:
+        tags.append((_ISO, "H", 1, int(round(100 * frame.analog_gain)), True))
+    description = json.dumps({_DESCRIPTION_KEY: _description(frame)}, sort_keys=True)
+    tifffile.imwrite(
+        handle,
+        np.ascontiguousarray(frame.data),
+        photometric=_PHOTOMETRIC_CFA,
+        compression=None,
+        subfiletype=0,  # NewSubfileType 0: the main image
+        metadata=None,
+        description=description,
+        software=f"m-station {__version__}",
+        datetime=_dng_datetime(frame.timestamp),
+        extratags=sorted(tags),
+    )
+
+
+def _description(frame: Frame) -> dict[str, Any]:
+    meta = frame.metadata()
+    for key in ("width", "height", "cfa", "black_level", "white_level", "exposure_s"):
+        meta.pop(key, None)  # carried by DNG tags
+    return meta
+
+
+def _dng_datetime(timestamp: str | None) -> str | None:
+    if not timestamp:
+        return None
+    try:
+        when = datetime.fromisoformat(timestamp)
+    except ValueError:
+        raise InputError(f"frame timestamp {timestamp!r} is not ISO 8601") from None
+    return when.strftime("%Y:%m:%d %H:%M:%S")
+
+
+def _rationals(values: Any, denominator: int) -> tuple[int, ...]:
+    """Flat (numerator, denominator, ...) for TIFF (S)RATIONAL, exact for simple fractions."""
+    flat: list[int] = []
+    for value in values:
+        fraction = Fraction(float(value)).limit_denominator(denominator)
+        flat += [fraction.numerator, fraction.denominator]
+    return tuple(flat)
+
+
+def _fixed_rationals(values: Any, denominator: int) -> tuple[int, ...]:
+    """Flat (numerator, denominator, ...) with one fixed denominator (as cameras write matrices)."""
+    flat: list[int] = []
+    for value in values:
+        flat += [int(round(float(value) * denominator)), denominator]
+    return tuple(flat)
+
+
+# --- reading -----------------------------------------------------------------------------
+def read_dng(source: str | Path | bytes | bytearray | memoryview) -> Frame:
+    """A ``Frame`` from a DNG file or DNG bytes: CFA data cropped to ActiveArea, pattern, levels."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        name, raw_bytes = "<DNG bytes>", bytes(source)
+    else:
+        name = str(source)
+        try:
+            raw_bytes = Path(source).read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"{name}: no such file (expected a DNG)") from None
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read ({exc.strerror}); expected a DNG") from None
+    try:
+        tif = tifffile.TiffFile(io.BytesIO(raw_bytes))
+    except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error...
+        raise InputError(f"{name}: not a DNG (not a TIFF file: {_short(exc)})") from None
+    with tif:
+        try:
+            first = tif.pages.first
+            if _DNG_VERSION not in first.tags:
+                raise InputError(f"{name}: not a DNG (a TIFF without the DNGVersion tag)")
+            page = _raw_page(tif, name)
+            tags = _TagReader(first, page)
+            _check_extent(page, len(raw_bytes), name)
+            try:
+                data, cfa, black, white = _pixels_tifffile(page, tags, name)
+            except _NeedRawpyError:
+                data, cfa, black, white = _pixels_rawpy(raw_bytes, name)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"{name}: unreadable DNG ({_short(exc)})") from None
+    return _frame(data, cfa, black, white, tags)
+
+
+class _NeedRawpyError(Exception):
+    """The pixels are stored in a way tifffile cannot decode here (compressed, packed bits)."""
+
+
+class _TagReader:
+    """Tag values of the raw IFD, falling back to IFD0 and its EXIF IFD (as DNG readers do)."""
+
+    def __init__(self, first: Any, page: Any) -> None:
+        self.pages = [page, first] if page is not first else [first]
+        exif = first.tags.get(_EXIF_IFD)
+        self.exif: dict[str, Any] = exif.value if exif is not None and isinstance(exif.value, dict) else {}
+
+    def get(self, code: int, default: Any = None) -> Any:
+        for page in self.pages:
+            tag = page.tags.get(code)
+            if tag is not None:
+                return tag.value
+        return default
+
+    def numbers(self, code: int) -> list[float] | None:
+        """A numeric tag's values as floats, (S)RATIONAL pairs divided out; None when absent."""
+        for page in self.pages:
+            tag = page.tags.get(code)
+            if tag is not None:
+                value = tag.value
+                values = list(value) if isinstance(value, tuple | list | bytes) else [value]
+                if int(tag.dtype) in (5, 10):  # RATIONAL, SRATIONAL
+                    return _from_rationals(values)
+                return [float(v) for v in values]
+        return None
+
+
+def _raw_page(tif: tifffile.TiffFile, name: str) -> Any:
+    """The full-resolution CFA IFD: IFD0 or one of its SubIFDs (NewSubfileType 0)."""
+    candidates: list[Any] = []
+    for page in tif.pages:
+        candidates.append(page)
+        candidates.extend(page.pages or [])
+    photometrics = set()
+    for page in candidates:
+        subfile = page.tags.get(254)
+        photometrics.add(int(page.photometric))
+        if int(page.photometric) == _PHOTOMETRIC_CFA and (subfile is None or subfile.value == 0):
+            return page
+    if _PHOTOMETRIC_LINEAR_RAW in photometrics:
+        raise InputError(f"{name}: a LinearRaw (demosaiced) DNG; expected a CFA (Bayer) DNG")
+    raise InputError(f"{name}: DNG without a CFA raw image (PhotometricInterpretation 32803)")
+
+
+def _check_extent(page: Any, size: int, name: str) -> None:
+    ends = [int(o) + int(n) for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)]
+    if not ends or max(ends) > size:
+        need = max(ends) if ends else "?"
+        raise InputError(f"{name}: truncated DNG (image data needs {need} bytes, file has {size})")
+
+
+def _pixels_tifffile(page: Any, tags: _TagReader, name: str) -> tuple[np.ndarray, str, int, int]:
+    if int(page.compression) != 1 or int(page.bitspersample) not in (8, 16) or page.samplesperpixel != 1:
+        raise _NeedRawpyError
+    data = page.asarray()
+    if data.ndim != 2:
+        raise InputError(f"{name}: CFA image is not 2-D (shape {data.shape})")
+    data = data.astype(np.uint16, copy=False)
+    area = tags.get(_ACTIVE_AREA)
+    if area is not None:
+        top, left, bottom, right = (int(v) for v in area)
+        data = data[top:bottom, left:right]
+    repeat = tuple(int(v) for v in tags.get(_CFA_REPEAT, (2, 2)))
+    pattern = tags.get(_CFA_PATTERN)
+    if repeat != (2, 2) or pattern is None:
+        raise InputError(f"{name}: CFA repeat {repeat} not supported; expected a 2x2 Bayer pattern")
+    plane_colours = bytes(tags.get(_CFA_PLANE_COLOR, b"\x00\x01\x02"))
+    try:
+        cfa = "".join(_CODE_COLOUR[plane_colours[int(code)]] for code in bytes(pattern))
+    except (KeyError, IndexError):
+        cfa = "?"
+    _check_cfa(cfa, name)
+    black_values = tags.numbers(_BLACK_LEVEL) or [0.0]
+    white_values = tags.numbers(_WHITE_LEVEL) or [float((1 << int(page.bitspersample)) - 1)]
+    black = int(round(float(np.mean(black_values))))
+    white = int(round(float(np.mean(white_values))))
+    return np.ascontiguousarray(data), cfa, black, white
+
+
+def _pixels_rawpy(raw_bytes: bytes, name: str) -> tuple[np.ndarray, str, int, int]:
+    import rawpy  # LibRaw: lossless JPEG, packed bits, vendor quirks
+
+    try:
+        with rawpy.imread(io.BytesIO(raw_bytes)) as raw:
+            data = np.array(raw.raw_image_visible, dtype=np.uint16)  # ActiveArea applied by LibRaw
+            desc = raw.color_desc.decode("ascii")
+            cfa = "".join(desc[int(i)] for i in np.asarray(raw.raw_pattern)[:2, :2].ravel())
+            black = int(round(float(np.mean(raw.black_level_per_channel))))
+            white = int(raw.white_level)
+    except Exception as exc:  # rawpy.LibRawError and friends
+        raise InputError(f"{name}: unreadable DNG raw data ({_short(exc)})") from None
+    _check_cfa(cfa, name)
+    return data, cfa, black, white
+
+
+def _check_cfa(cfa: str, name: str) -> None:
+    if cfa not in CFA_PATTERNS:
+        raise InputError(f"{name}: CFA pattern {cfa} not supported; expected {', '.join(CFA_PATTERNS)}")
+
+
+def _frame(data: np.ndarray, cfa: str, black: int, white: int, tags: _TagReader) -> Frame:
+    ours = _our_description(tags.get(_DESCRIPTION))
+    meta: dict[str, Any] = {}
+    if ours is not None:
+        keys = ("sensor", "bit_depth", "analog_gain", "lens", "dut_serial", "firmware", "timestamp", "extra")
+        for key in keys:
+            if key in ours:
+                meta[key] = ours[key]
+    else:
+        extra: dict[str, Any] = {}
+        for key, code in (("make", _MAKE), ("model", _MODEL), ("unique_camera_model", _UNIQUE_MODEL)):
+            value = tags.get(code)
+            if value:
+                extra[key] = str(value).strip()
+        neutral = tags.numbers(_AS_SHOT_NEUTRAL)
+        if neutral is not None and len(neutral) == 3:
+            extra["as_shot_neutral"] = neutral
+        m = tags.numbers(_COLOR_MATRIX1)
+        if m is not None and len(m) == 9:
+            extra["color_matrix1"] = [m[0:3], m[3:6], m[6:9]]
+        area = tags.get(_ACTIVE_AREA)
+        if area is not None:
+            extra["active_area"] = [int(v) for v in area]
+        meta["extra"] = extra
+        bits = tags.get(258)
+        meta["bit_depth"] = int(bits[0] if isinstance(bits, tuple) else bits) if bits else white.bit_length()
+        iso = tags.get(_ISO, tags.exif.get("ISOSpeedRatings"))
+        if isinstance(iso, tuple):
+            iso = iso[0] if iso else None
+        if iso:
+            meta["analog_gain"] = float(iso) / 100.0
+        stamp = tags.get(_DATETIME)
+        if stamp and str(stamp).strip():
+            with contextlib.suppress(ValueError):
+                meta["timestamp"] = datetime.strptime(str(stamp).strip(), "%Y:%m:%d %H:%M:%S").isoformat()
+    exposure = tags.numbers(_EXPOSURE_TIME)
+    if exposure is None and tags.exif.get("ExposureTime") is not None:
+        exposure = _from_rationals(tags.exif["ExposureTime"])
+    exposure_s = exposure[0] if exposure else None
+    return Frame(data=data, cfa=cfa, black_level=black, white_level=white,
+                 exposure_s=exposure_s if exposure_s else None, **meta)
+
+
+def _our_description(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, str) or _DESCRIPTION_KEY not in value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    ours = parsed.get(_DESCRIPTION_KEY) if isinstance(parsed, dict) else None
+    return ours if isinstance(ours, dict) else None
+
+
+def _from_rationals(value: Any) -> list[float]:
+    """(S)RATIONAL values as floats: tifffile gives a flat (num, den, ...) tuple (or pairs)."""
+    flat = list(value) if isinstance(value, tuple | list) else [value]
+    if flat and isinstance(flat[0], tuple | list):
+        flat = [v for pair in flat for v in pair]
+    return [flat[i] / flat[i + 1] if flat[i + 1] else 0.0 for i in range(0, len(flat) - 1, 2)]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:120]

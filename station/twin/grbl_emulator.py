@@ -1,0 +1,446 @@
+"""The twin's mount: a GRBL 1.1 / grblHAL controller emulated behind a pseudo-terminal (DESIGN 3.2, 5).
+
+Any serial client (the ``GrblMount`` driver, pyserial, a terminal) opens ``port``, the pty's
+slave, and speaks the GRBL 1.1 wire (github.com/gnea/grbl/wiki, "Grbl v1.1 Interface"):
+real-time bytes ``?`` ``!`` ``~`` Ctrl-X act at once, mid-line and mid-move; lines are
+``$H`` ``$X`` ``$I`` ``$$`` ``$G`` and G-code ``G0 G1 G90 G91 G21 F`` on axes X Y Z A.
+Replies end in CR LF: ``ok``, ``error:N``, ``ALARM:N``, ``[MSG:...]`` and status reports
+``<Idle|MPos:x,y,z,a|FS:f,s>`` (3 decimals; ``WCO`` every 10th report, ``Pn`` on a tripped switch).
+
+What the twin does, where GRBL leaves a choice:
+
+- Homing is enabled: the controller boots in Alarm until ``$H`` (or ``$X``). ``$H`` runs
+  at each axis' max rate from where it is to the switch, plus ``HOMING_LOCATE_S`` to locate
+  and pull off; MPos then reads each axis' home position.
+- Motion is linear in time (acceleration ignored): a move lasts the max over axes of
+  distance / max rate (``G0``), or at least path length / F (``G1``), and is spent through
+  ``world.spend("move", ...)`` in slices, so ``?`` mid-move reports Run and the interpolated
+  MPos, and ``world.axes`` (the renderer's pose) follows. The ``ok`` of a move comes when it
+  is accepted (before motion, as GRBL's planner does); the next line waits for the move.
+- A target beyond machine travel (``AXES``, wider than the station's soft limits) is
+  refused with ``error:15`` before moving (GRBL's jog rule; GRBL 1.1 would raise ALARM:2
+  for a G0): the position is never lost. A hard-limit switch trips only mid-move, under
+  the ``mount_alarm`` fault: ``ALARM:1``, ``[MSG:Reset to continue]``, every line ignored
+  until Ctrl-X, then Alarm until ``$H``/``$X``.
+- ``!`` holds: ``Hold:1`` until the motion slice under way ends (the deceleration), then
+  ``Hold:0`` (at once from Idle, as GRBL 1.1 does); ``~`` resumes a completed hold. Ctrl-X
+  while a move runs or is held gives ``ALARM:3`` (``ALARM:6`` while homing) and Alarm after
+  the banner; the twin keeps the position where motion stopped.
+- At start each axis is clamped into its travel (a carriage cannot sit beyond its stops).
+
+Faults are read from ``world.faults`` when a command arrives (see ``MOUNT_FAULTS``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import queue
+import random
+import re
+import select
+import threading
+import time
+import tty
+from dataclasses import dataclass
+from typing import Any
+
+from station.twin.world import World
+
+
+@dataclass(frozen=True)
+class AxisSpec:
+    """One controller axis of the twin's bench: machine travel, home and max rate (per minute)."""
+
+    letter: str
+    travel_min: float
+    travel_max: float
+    home: float
+    max_rate_per_min: float
+
+
+#: X focus ring (deg), Y chart rail (mm), Z pan (deg), A tilt (deg).
+AXES: tuple[AxisSpec, ...] = (
+    AxisSpec("X", 0.0, 320.0, 0.0, 3600.0),
+    AxisSpec("Y", 100.0, 3200.0, 150.0, 6000.0),
+    AxisSpec("Z", -35.0, 35.0, 0.0, 1800.0),
+    AxisSpec("A", -25.0, 25.0, 0.0, 1800.0),
+)
+LETTERS = tuple(a.letter for a in AXES)
+
+#: Faults this emulator reads from ``world.faults`` (name -> what it does on the wire).
+MOUNT_FAULTS: dict[str, str] = {
+    "mount_stall": "moves and homing never complete: the state stays Run (Home) and the position "
+                   "stops advancing a third of the way; only Ctrl-X ends it (ALARM:3)",
+    "mount_alarm": "every move while set trips a hard-limit switch half way: ALARM:1, "
+                   "[MSG:Reset to continue], lines ignored until Ctrl-X, then Alarm until $H",
+    "mount_garbage": "every reply (ok, status, banner, messages) is replaced by one line of random "
+                     "bytes, not UTF-8: line noise; commands still act",
+}
+
+BANNER = "GrblHAL 1.1f ['$' or '$HELP' for help]"
+VERSION = "[VER:1.1f.20240101:M-Station twin]"
+HOMING_LOCATE_S = 1.0  # simulated seconds to locate the switches and pull off
+SLICE_REAL_S = 0.01  # real seconds per motion slice: the resolution of MPos during a move
+STALL_AT = 1 / 3  # fraction of a move done when a stall stops it
+TRIP_AT = 0.5  # fraction of a move done when the faulty limit switch trips
+ERROR = {"letter": 1, "number": 2, "system": 3, "negative": 4, "not_idle": 8, "locked": 9,
+         "travel": 15, "unsupported": 20, "modal": 21, "feed": 22, "repeated": 25}
+_WORD_RE = re.compile(r"([A-Z])([^A-Z]*)")
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+_SETTINGS = ("$0=10", "$10=1", "$20=0", "$21=1", "$22=1", "$27=1.000",
+             *(f"${110 + i}={a.max_rate_per_min:.3f}" for i, a in enumerate(AXES)),
+             *(f"${130 + i}={a.travel_max - a.travel_min:.3f}" for i, a in enumerate(AXES)))
+
+
+class _ReplyError(Exception):
+    """A line's answer is ``error:code``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class GrblEmulator:
+    """A 4-axis grblHAL controller on a pty; ``start()`` returns self, ``port`` is the slave path."""
+
+    def __init__(self, world: World, name: str = "twin-mount") -> None:
+        self.world = world
+        self.name = name
+        self.port = ""
+        self.lines: list[str] = []  # every command line received, in order
+        self.bytes_in = 0  # every byte received, real-time ones included
+        self._lock = threading.RLock()  # controller state and every write to the wire
+        self._state = "Alarm"
+        self._pos = [0.0] * len(AXES)
+        self._absolute = True
+        self._motion_mode = 0
+        self._feed: float | None = None
+        self._rate = 0.0  # present feed rate for FS, units/min
+        self._moving = False  # a move or homing is under way (running or held)
+        self._critical = False  # hard-limit alarm: ignore lines until Ctrl-X
+        self._pins = ""
+        self._gen = 0  # bumped by Ctrl-X: work from before a reset is dropped
+        self._reports = 0
+        self._rng = random.Random(world.seed)
+        self._queue: queue.Queue[tuple[int, str]] = queue.Queue()
+        self._closing = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._master = self._slave = -1
+        self._wake_r, self._wake_w = -1, -1  # a self-pipe: stop() wakes the reader at once
+
+    @property
+    def state(self) -> str:
+        """The controller state as ``?`` reports it (Idle, Run, Hold:0, Home, Alarm)."""
+        with self._lock:
+            return self._state
+
+    # --- life cycle -----------------------------------------------------------------
+    def start(self) -> GrblEmulator:
+        """Open the pty, power the controller up (banner, Alarm) and serve it on threads."""
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        self.port = os.ttyname(self._slave)
+        self._wake_r, self._wake_w = os.pipe()
+        with self.world.lock:
+            start = [self.world.axes.get(a.letter, a.home) for a in AXES]
+        self._set_pos([min(max(p, a.travel_min), a.travel_max) for p, a in zip(start, AXES, strict=True)])
+        self._boot()
+        for target in (self._read_loop, self._exec_loop):
+            thread = threading.Thread(target=target, name=f"{self.name}-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, join the threads and close the pty (idempotent)."""
+        self._closing.set()
+        self._queue.put((-1, ""))
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        self._threads.clear()
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                if fd >= 0:
+                    os.close(fd)
+        self._master = self._slave = self._wake_r = self._wake_w = -1
+
+    def __enter__(self) -> GrblEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- wire -----------------------------------------------------------------------
+    def _faults(self) -> dict[str, Any]:
+        with self.world.lock:
+            return dict(self.world.faults)
+
+    def _send(self, text: str, gen: int | None = None) -> None:
+        """Write one reply line (dropped if a reset came since ``gen``, or nobody reads)."""
+        with self._lock:
+            if gen is not None and gen != self._gen or self._master < 0:
+                return
+            if self._faults().get("mount_garbage"):
+                noise = [self._rng.randrange(0x80, 0x100)]
+                noise += [self._rng.choice([b for b in range(1, 256) if b not in (10, 13)])
+                          for _ in range(self._rng.randrange(5, 24))]
+                data = bytes(noise) + b"\r\n"
+            else:
+                data = text.encode("ascii") + b"\r\n"
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._master, data)
+
+    def _read_loop(self) -> None:
+        line = bytearray()
+        while not self._closing.is_set():
+            ready, _, _ = select.select([self._master, self._wake_r], [], [])
+            if self._master not in ready:
+                continue
+            try:
+                data = os.read(self._master, 1024)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            self.bytes_in += len(data)
+            for byte in data:
+                if byte == 0x3F:  # ?
+                    self._send(self._status())
+                elif byte == 0x21:  # !
+                    self._hold()
+                elif byte == 0x7E:  # ~
+                    self._resume()
+                elif byte == 0x18:  # Ctrl-X
+                    line.clear()
+                    self._reset()
+                elif byte in (0x0A, 0x0D):
+                    text = line.decode("latin-1")
+                    line.clear()
+                    self.lines.append(text)
+                    self._queue.put((self._gen, text))
+                elif byte < 0x80:  # 0x80.. are GRBL's extended real-time commands: ignored
+                    line.append(byte)
+
+    # --- real-time commands -----------------------------------------------------------
+    def _status(self) -> str:
+        with self._lock:
+            self._reports += 1
+            fields = [self._state, "MPos:" + ",".join(f"{p:.3f}" for p in self._pos),
+                      f"FS:{self._rate if self._state in ('Run', 'Home') else 0:.0f},0"]
+            if self._pins:
+                fields.append(f"Pn:{self._pins}")
+            if self._reports % 10 == 1:
+                fields.append("WCO:" + ",".join("0.000" for _ in AXES))
+            return "<" + "|".join(fields) + ">"
+
+    def _hold(self) -> None:
+        with self._lock:
+            if self._state == "Run":
+                self._state = "Hold:1"  # decelerating: the slice under way completes, then Hold:0
+            elif self._state == "Idle":
+                self._state = "Hold:0"
+
+    def _resume(self) -> None:
+        with self._lock:
+            if self._state == "Hold:0":  # GRBL resumes only a completed hold
+                self._state = "Run" if self._moving else "Idle"
+
+    def _reset(self) -> None:
+        with self._lock:
+            self._gen += 1
+            while not self._queue.empty():
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()
+            alarm = 6 if self._state == "Home" else 3 if self._moving else 0
+            self._moving = self._critical = False
+            self._pins = ""
+            self._absolute, self._motion_mode, self._feed, self._rate = True, 0, None, 0.0
+            if alarm:
+                self._send(f"ALARM:{alarm}")
+                self._state = "Alarm"
+            elif self._state != "Alarm":
+                self._state = "Idle"
+            self._boot()
+
+    def _boot(self) -> None:
+        with self._lock:
+            self._send("")
+            self._send(BANNER)
+            if self._state == "Alarm":
+                self._send("[MSG:'$H'|'$X' to unlock]")
+
+    # --- lines ----------------------------------------------------------------------
+    def _exec_loop(self) -> None:
+        while not self._closing.is_set():
+            try:
+                gen, text = self._queue.get(timeout=0.5)  # stop() also posts a wake-up item
+            except queue.Empty:
+                continue
+            if gen != self._gen or self._critical:
+                continue  # flushed by a reset, or ignored until one
+            line = re.sub(r"\([^)]*\)", "", text.split(";")[0]).replace(" ", "").upper()
+            faults = self._faults()
+            try:
+                if not line:
+                    self._send("ok", gen)
+                elif line.startswith("$"):
+                    self._system(gen, line, faults)
+                else:
+                    self._gcode(gen, line, faults)
+            except _ReplyError as reply:
+                self._send(f"error:{reply.code}", gen)
+
+    def _system(self, gen: int, line: str, faults: dict[str, Any]) -> None:
+        if line == "$I":
+            for text in (VERSION, "[OPT:VH,15,128]", "[FIRMWARE:grblHAL]", "ok"):
+                self._send(text, gen)
+            return
+        if line == "$$":
+            for text in (*_SETTINGS, "ok"):
+                self._send(text, gen)
+            return
+        if line == "$G":
+            mode = f"G{self._motion_mode} G54 G17 G21 G{90 if self._absolute else 91} G94"
+            self._send(f"[GC:{mode} M5 M9 T0 F{self._feed or 0:g} S0]", gen)
+            self._send("ok", gen)
+            return
+        if line == "$":
+            self._send("[HLP:$$ $G $I $X $H ~ ! ? ctrl-x]", gen)
+            self._send("ok", gen)
+            return
+        if line not in ("$H", "$X"):
+            raise _ReplyError(ERROR["system"])
+        if self._state not in ("Idle", "Alarm"):
+            raise _ReplyError(ERROR["not_idle"])
+        if line == "$X":
+            if self._state == "Alarm":
+                self._state = "Idle"
+                self._send("[MSG:Caution: Unlocked]", gen)
+            self._send("ok", gen)
+            return
+        home = [a.home for a in AXES]
+        duration_s = HOMING_LOCATE_S + max(abs(h - p) / a.max_rate_per_min * 60.0
+                                           for h, p, a in zip(home, self._pos, AXES, strict=True))
+        with self._lock:
+            if gen != self._gen:
+                return
+            self._state, self._rate = "Home", AXES[0].max_rate_per_min
+        if self._motion(gen, home, duration_s, faults, trip=False):
+            self._send("ok", gen)
+
+    def _gcode(self, gen: int, line: str, faults: dict[str, Any]) -> None:
+        if self._state == "Alarm":
+            raise _ReplyError(ERROR["locked"])
+        if not line[0].isalpha():
+            raise _ReplyError(ERROR["letter"])
+        absolute, mode, feed = self._absolute, self._motion_mode, self._feed
+        words: dict[str, float] = {}
+        motion_words = 0
+        for letter, number in _WORD_RE.findall(line):
+            if not _NUMBER_RE.match(number):
+                raise _ReplyError(ERROR["number"])
+            value = float(number)
+            if letter == "G" and value in (0, 1):
+                mode, motion_words = int(value), motion_words + 1
+            elif letter == "G" and value in (90, 91):
+                absolute = value == 90
+            elif letter == "G" and value == 21:
+                pass
+            elif letter == "F":
+                if value <= 0:
+                    raise _ReplyError(ERROR["negative"])
+                feed = value
+            elif letter in LETTERS:
+                if letter in words:
+                    raise _ReplyError(ERROR["repeated"])
+                words[letter] = value
+            else:
+                raise _ReplyError(ERROR["unsupported"])
+        if motion_words > 1:
+            raise _ReplyError(ERROR["modal"])
+        if words and mode == 1 and feed is None:
+            raise _ReplyError(ERROR["feed"])
+        target = [words.get(a.letter, p if absolute else 0.0) + (0.0 if absolute else p)
+                  for a, p in zip(AXES, self._pos, strict=True)]
+        if any(not a.travel_min <= t <= a.travel_max for a, t in zip(AXES, target, strict=True)):
+            raise _ReplyError(ERROR["travel"])
+        self._absolute, self._motion_mode, self._feed = absolute, mode, feed
+        if not words:
+            self._send("ok", gen)
+            return
+        deltas = [abs(t - p) for t, p in zip(target, self._pos, strict=True)]
+        duration_s = max(d / a.max_rate_per_min * 60.0 for d, a in zip(deltas, AXES, strict=True))
+        path = math.hypot(*deltas)
+        if mode == 1 and feed is not None:
+            duration_s = max(duration_s, path / feed * 60.0)
+        with self._lock:
+            if gen != self._gen:
+                return
+            self._moving = True
+            self._rate = path / duration_s * 60.0 if duration_s > 0 else 0.0
+            if not self._state.startswith("Hold"):
+                self._state = "Run"
+        self._send("ok", gen)  # accepted into the planner: ok now, motion follows
+        self._motion(gen, target, duration_s, faults, trip=bool(faults.get("mount_alarm")))
+
+    # --- motion ---------------------------------------------------------------------
+    def _motion(self, gen: int, target: list[float], duration_s: float, faults: dict[str, Any],
+                trip: bool) -> bool:
+        """Run a move in simulated time; False if a reset, an alarm or stop() cut it short."""
+        with self._lock:
+            if gen != self._gen:
+                return False
+            start = list(self._pos)
+            self._moving = True
+        ts = self.world.time_scale
+        slice_s = SLICE_REAL_S / ts if ts > 0 else math.inf
+        limit_s = duration_s
+        if faults.get("mount_stall"):
+            limit_s = duration_s * STALL_AT
+        if trip:
+            limit_s = duration_s * TRIP_AT
+        done_s = 0.0
+        while True:
+            with self._lock:
+                if gen != self._gen or self._closing.is_set():
+                    return False
+                if self._state == "Hold:1":
+                    self._state = "Hold:0"
+                held = self._state == "Hold:0"
+            if done_s >= limit_s and (trip or limit_s >= duration_s):
+                break
+            if held or done_s >= limit_s:  # held, or stalled: time passes, nothing moves
+                time.sleep(SLICE_REAL_S)
+                continue
+            step_s = min(slice_s, limit_s - done_s)
+            self.world.spend("move", step_s)
+            done_s += step_s
+            fraction = done_s / duration_s if duration_s > 0 else 1.0
+            with self._lock:
+                if gen != self._gen:
+                    return False
+                self._set_pos([s + (t - s) * fraction for s, t in zip(start, target, strict=True)])
+        with self._lock:
+            if gen != self._gen:
+                return False
+            self._moving, self._rate = False, 0.0
+            if trip:
+                moving = [a.letter for a, s, t in zip(AXES, start, target, strict=True) if s != t]
+                self._state, self._critical, self._pins = "Alarm", True, "".join(moving[:1])
+                self._send("ALARM:1")
+                self._send("[MSG:Reset to continue]")
+                return False
+            self._set_pos(target)
+            self._state = "Hold:0" if self._state.startswith("Hold") else "Idle"
+        return True
+
+    def _set_pos(self, pos: list[float]) -> None:
+        with self._lock:
+            self._pos = list(pos)
+            with self.world.lock:
+                self.world.axes.update(zip(LETTERS, self._pos, strict=True))

@@ -1,0 +1,186 @@
+"""ArUco fiducials that locate the charts without a pattern of their own (SFR, steps, ColorChecker, star).
+
+Four markers of ``DICT_4X4_50``, ids 0..3 at the top-left, top-right, bottom-right and bottom-left
+corners of the sheet, each on a white quiet zone one cell wide. Detection: OpenCV's ArUco detector,
+then each marker's four sides re-located to sub-pixel as the 50 % crossing of the edge profile
+(unbiased under a symmetric blur), the corners as the sides' intersections, and the homography
+chart mm -> image px from all the corners found (at least three markers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from targets.base import BLACK, WHITE, Chart, ChartNotFound, Detection, Painter, to_gray_u8
+
+FIDUCIAL_DICTIONARY = "DICT_4X4_50"
+FIDUCIAL_IDS = (0, 1, 2, 3)  # top-left, top-right, bottom-right, bottom-left
+#: Cells across a marker, black border included (4x4 bits + 1-cell border each side).
+_CELLS = 6
+
+
+def fiducial_dictionary() -> cv2.aruco.Dictionary:
+    return cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)
+
+
+def marker_mask(marker_id: int, dictionary: cv2.aruco.Dictionary | None = None) -> np.ndarray:
+    """Black cells (True) of an ArUco marker, border included, row 0 on top."""
+    d = dictionary if dictionary is not None else fiducial_dictionary()
+    cells = d.markerSize + 2
+    return cv2.aruco.generateImageMarker(d, int(marker_id), cells, borderBits=1) < 128
+
+
+def fiducial_corners_mm(width_mm: float, height_mm: float, size_mm: float,
+                        margin_mm: float) -> dict[int, np.ndarray]:
+    """Outer corners (4,2) mm of each fiducial (top-left, top-right, bottom-right, bottom-left, as OpenCV)."""
+    s, m = size_mm, margin_mm
+    tops = {0: (m, m), 1: (width_mm - m - s, m), 2: (width_mm - m - s, height_mm - m - s),
+            3: (m, height_mm - m - s)}
+    square = np.array([[0, 0], [s, 0], [s, s], [0, s]], dtype=np.float64)
+    return {i: square + np.array(tops[i]) for i in FIDUCIAL_IDS}
+
+
+def paint_fiducials(painter: Painter, corners: dict[int, np.ndarray], under: Any) -> None:
+    """White quiet zone (one cell) and the black cells of each marker."""
+    for marker_id, quad in corners.items():
+        x, y = quad[0]
+        size = quad[1, 0] - quad[0, 0]
+        cell = size / _CELLS
+        painter.rect(x - cell, y - cell, size + 2 * cell, size + 2 * cell, WHITE, under)
+        painter.cells(marker_mask(marker_id), x, y, cell, BLACK, WHITE)
+
+
+def _refine_quad(gray: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """Sub-pixel marker corners: each side re-found as the 50 % crossing across it, lines intersected.
+
+    Profiles are sampled (bilinear) along normals at points of the middle 60 % of each side, from
+    the white quiet zone (outside) to the black border (inside, half a cell deep).
+    """
+    img = gray.astype(np.float32)
+    side = float(np.mean(np.linalg.norm(quad - np.roll(quad, -1, axis=0), axis=1)))
+    cell = side / _CELLS
+    reach = 0.45 * cell
+    if reach < 1.5:
+        return quad
+    centre = quad.mean(axis=0)
+    lines = []
+    t = np.linspace(0.2, 0.8, 16)
+    s = np.linspace(-reach, reach, max(int(np.ceil(2 * reach * 4)), 9))
+    for k in range(4):
+        a, b = quad[k], quad[(k + 1) % 4]
+        d = (b - a) / np.linalg.norm(b - a)
+        n = np.array([-d[1], d[0]])
+        if np.dot(centre - a, n) > 0:
+            n = -n  # n points outwards (to the white quiet zone)
+        pts = a + np.outer(t, b - a)  # (T,2)
+        samp = pts[:, None, :] + s[None, :, None] * n  # (T,S,2)
+        mapx = samp[..., 0].astype(np.float32)
+        mapy = samp[..., 1].astype(np.float32)
+        prof = cv2.remap(img, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        lo = prof[:, :3].mean(axis=1, keepdims=True)  # inside, black
+        hi = prof[:, -3:].mean(axis=1, keepdims=True)  # outside, white
+        level = 0.5 * (lo + hi)
+        found = []
+        for i in range(len(t)):
+            if hi[i, 0] - lo[i, 0] < 10:
+                continue
+            above = np.flatnonzero(prof[i] >= level[i, 0])
+            if above.size == 0 or above[0] == 0:
+                continue
+            j = above[0]
+            p0, p1 = prof[i, j - 1], prof[i, j]
+            frac = (level[i, 0] - p0) / (p1 - p0) if p1 != p0 else 0.5
+            found.append(pts[i] + (s[j - 1] + frac * (s[j] - s[j - 1])) * n)
+        if len(found) < 4:
+            return quad
+        p = np.array(found)
+        vx, vy, x0, y0 = cv2.fitLine(p.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        lines.append((np.array([x0, y0], dtype=np.float64), np.array([vx, vy], dtype=np.float64)))
+    out = np.empty_like(quad)
+    for k in range(4):
+        (p1, d1), (p2, d2) = lines[(k - 1) % 4], lines[k]  # corner k joins sides k-1 and k
+        A = np.array([d1, -d2]).T
+        if abs(np.linalg.det(A)) < 1e-9:
+            return quad
+        u = np.linalg.solve(A, p2 - p1)
+        out[k] = p1 + u[0] * d1
+    if np.max(np.linalg.norm(out - quad, axis=1)) > cell:
+        return quad
+    return out
+
+
+def locate_fiducials(image: np.ndarray, chart: str, corners_mm: dict[int, np.ndarray],
+                     min_markers: int = 3) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Homography chart mm -> image px from the fiducials found, and the markers' corners px."""
+    gray = to_gray_u8(image)
+    params = cv2.aruco.DetectorParameters()
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    detector = cv2.aruco.ArucoDetector(fiducial_dictionary(), params)
+    quads, ids, _ = detector.detectMarkers(gray)
+    found: dict[int, np.ndarray] = {}
+    if ids is not None:
+        for quad, marker_id in zip(quads, np.asarray(ids).reshape(-1), strict=True):
+            marker_id = int(marker_id)
+            if marker_id in corners_mm and marker_id not in found:
+                found[marker_id] = _refine_quad(gray, np.asarray(quad, dtype=np.float64).reshape(4, 2))
+    if len(found) < min_markers:
+        raise ChartNotFound(
+            chart, f"{len(found)} of its 4 ArUco fiducials ({FIDUCIAL_DICTIONARY} ids 0-3) found, need {min_markers}"
+        )
+    src = np.concatenate([corners_mm[i] for i in sorted(found)])
+    dst = np.concatenate([found[i] for i in sorted(found)])
+    H, _ = cv2.findHomography(src, dst, 0)
+    if H is None or not np.all(np.isfinite(H)):
+        raise ChartNotFound(chart, "the fiducials found give no homography")
+    return H / H[2, 2], found
+
+
+class FiducialChart(Chart):
+    """A chart located by four corner fiducials; subclasses paint their content and list their ROIs."""
+
+    #: Fiducial side and its distance from the sheet edges, as fractions of the sheet's shorter side.
+    fiducial_fraction = 0.07
+    margin_fraction = 0.03
+
+    @property
+    def fiducial_size_mm(self) -> float:
+        return self.fiducial_fraction * min(self.width_mm, self.height_mm)
+
+    @property
+    def fiducial_margin_mm(self) -> float:
+        return self.margin_fraction * min(self.width_mm, self.height_mm)
+
+    def fiducial_corners_mm(self) -> dict[int, np.ndarray]:
+        return fiducial_corners_mm(self.width_mm, self.height_mm, self.fiducial_size_mm, self.fiducial_margin_mm)
+
+    def fiducial_keepout_mm(self) -> float:
+        """Distance from a sheet edge that the fiducials and their quiet zones occupy."""
+        return self.fiducial_margin_mm + self.fiducial_size_mm * (1 + 1 / _CELLS)
+
+    def paint_fiducials(self, painter: Painter) -> None:
+        paint_fiducials(painter, self.fiducial_corners_mm(), self.sheet_reflectance_value())
+
+    def sheet_reflectance_value(self) -> Any:
+        """Reflectance of the sheet the fiducials sit on (before the shapes exist)."""
+        raise NotImplementedError
+
+    def features_mm(self) -> dict[str, Any]:
+        return {"fiducials": self.fiducial_corners_mm()}
+
+    def info(self) -> dict[str, Any]:
+        d = super().info()
+        d["fiducials"] = {"dictionary": FIDUCIAL_DICTIONARY, "size_mm": round(self.fiducial_size_mm, 4),
+                          "corners_mm": {str(k): v.round(4).tolist() for k, v in self.fiducial_corners_mm().items()}}
+        return d
+
+    def detect(self, image: np.ndarray) -> Detection:
+        H, markers = locate_fiducials(image, self.name, self.fiducial_corners_mm())
+        detection = Detection(self.name, True, H, markers=markers)
+        self.locate_rois(detection, np.asarray(image).shape)
+        return detection
+
+    def locate_rois(self, detection: Detection, image_shape: tuple[int, ...]) -> None:
+        """Fill the chart-specific parts of ``detection`` from its homography."""

@@ -1,0 +1,153 @@
+"""RAW10 (Android ImageFormat.RAW10 / MIPI CSI-2) pack and unpack, and ``station bench raw10``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from station.cli import main
+from station.errors import InputError
+from station.raw10 import pack_raw10, raw10_stride, unpack_raw10
+
+# Two groups written out by hand from the spec (bytes 0-3: P[9:2]; byte 4: P3[1:0]<<6|P2<<4|P1<<2|P0):
+#   pixels 0x3FF 0x000 0x2AA 0x155 -> FF 00 AA 55, low bits 3,0,2,1 -> 01 10 00 11 = 0x63
+#   pixels 0x001 0x002 0x004 0x008 -> 00 00 01 02, low bits 1,2,0,0 -> 00 00 10 01 = 0x09
+HAND_PIXELS = [0x3FF, 0x000, 0x2AA, 0x155, 0x001, 0x002, 0x004, 0x008]
+HAND_BYTES = bytes([0xFF, 0x00, 0xAA, 0x55, 0x63, 0x00, 0x00, 0x01, 0x02, 0x09])
+
+
+def spec_unpack(buf: bytes, width: int, height: int, stride: int) -> np.ndarray:
+    """Pixel by pixel, straight from the spec: an independent decoder for small frames."""
+    out = np.zeros((height, width), dtype=np.uint16)
+    for y in range(height):
+        for x in range(width):
+            group = y * stride + (x // 4) * 5
+            k = x % 4
+            out[y, x] = (buf[group + k] << 2) | ((buf[group + 4] >> (2 * k)) & 0b11)
+    return out
+
+
+def test_hand_written_bytes_pack_and_unpack() -> None:
+    pixels = np.array([HAND_PIXELS], dtype=np.uint16)
+    assert pack_raw10(pixels) == HAND_BYTES
+    assert unpack_raw10(HAND_BYTES, 8, 1).tolist() == [HAND_PIXELS]
+
+
+def test_hand_written_bytes_with_stride_padding_ignored() -> None:
+    stride = 13  # 10 bytes of pixels + 3 bytes of padding (filled with junk: must be ignored)
+    buf = HAND_BYTES + b"\xee" * 3 + HAND_BYTES[5:] + HAND_BYTES[:5] + b"\xee" * 3
+    got = unpack_raw10(buf, 8, 2, stride_bytes=stride)
+    assert got.tolist() == [HAND_PIXELS, HAND_PIXELS[4:] + HAND_PIXELS[:4]]
+    packed = pack_raw10(got, stride_bytes=stride)
+    assert packed == HAND_BYTES + b"\0" * 3 + HAND_BYTES[5:] + HAND_BYTES[:5] + b"\0" * 3
+
+
+@pytest.mark.parametrize("width,height,pad", [(64, 33, None), (64, 33, 1), (64, 17, 3), (128, 9, 16),
+                                              (4, 5, None), (4, 3, 7), (8, 1, None), (200, 20, 5)])
+def test_random_round_trip_is_bit_exact(width: int, height: int, pad: int | None) -> None:
+    rng = np.random.default_rng(width * 1000 + height)
+    frame = rng.integers(0, 1024, size=(height, width), dtype=np.uint16)
+    stride = None if pad is None else raw10_stride(width) + pad
+    buf = pack_raw10(frame, stride_bytes=stride)
+    assert len(buf) == height * (stride or raw10_stride(width))
+    np.testing.assert_array_equal(unpack_raw10(buf, width, height, stride_bytes=stride), frame)
+    # the same bytes through the independent decoder
+    np.testing.assert_array_equal(spec_unpack(buf, width, height, stride or raw10_stride(width)), frame)
+
+
+def test_unpack_matches_spec_on_random_bytes_with_padding() -> None:
+    # Random bytes everywhere, padding included: the decoder must read exactly the spec's bits.
+    width, height, stride = 40, 7, 57
+    buf = np.random.default_rng(7).integers(0, 256, size=height * stride, dtype=np.uint8).tobytes()
+    expected = spec_unpack(buf, width, height, stride)
+    np.testing.assert_array_equal(unpack_raw10(buf, width, height, stride), expected)
+
+
+def test_last_row_without_padding_is_accepted() -> None:
+    width, height, stride = 32, 6, 48
+    frame = np.random.default_rng(3).integers(0, 1024, size=(height, width), dtype=np.uint16)
+    buf = pack_raw10(frame, stride)
+    short = buf[: (height - 1) * stride + raw10_stride(width)]  # Android: the plane ends at the last pixel
+    np.testing.assert_array_equal(unpack_raw10(short, width, height, stride), frame)
+
+
+def test_buffer_types_and_out_argument() -> None:
+    frame = np.random.default_rng(4).integers(0, 1024, size=(12, 16), dtype=np.uint16)
+    buf = pack_raw10(frame)
+    out = np.zeros_like(frame)
+    result = unpack_raw10(memoryview(buf), 16, 12, out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, frame)
+    np.testing.assert_array_equal(unpack_raw10(np.frombuffer(buf, np.uint8), 16, 12), frame)
+    np.testing.assert_array_equal(unpack_raw10(bytearray(buf), 16, 12), frame)
+
+
+def test_extreme_codes() -> None:
+    for value in (0, 1, 2, 3, 512, 1020, 1023):
+        frame = np.full((2, 8), value, dtype=np.uint16)
+        np.testing.assert_array_equal(unpack_raw10(pack_raw10(frame), 8, 2), frame)
+
+
+def test_raw10_stride() -> None:
+    assert raw10_stride(8192) == 10240
+    assert raw10_stride(4) == 5
+
+
+def test_truncated_buffer_says_expected_and_got() -> None:
+    frame = np.zeros((4, 16), dtype=np.uint16)
+    buf = pack_raw10(frame)
+    with pytest.raises(InputError) as err:
+        unpack_raw10(buf[:-1], 16, 4)
+    message = str(err.value)
+    assert "expected 80 bytes, got 79" in message and "truncated" in message
+    assert "\n" not in message
+
+
+def test_oversized_buffer_is_refused() -> None:
+    with pytest.raises(InputError, match="expected 80 bytes, got 81"):
+        unpack_raw10(bytes(81), 16, 4)
+
+
+@pytest.mark.parametrize("width", [6, 0, 10])
+def test_width_must_be_multiple_of_four(width: int) -> None:
+    with pytest.raises(InputError, match="multiple of 4"):
+        unpack_raw10(bytes(100), width, 2)
+    with pytest.raises(InputError, match="multiple of 4"):
+        pack_raw10(np.zeros((2, max(width, 1)), dtype=np.uint16))
+
+
+def test_stride_too_small() -> None:
+    with pytest.raises(InputError, match="stride 9 bytes is below the minimal 10"):
+        unpack_raw10(bytes(20), 8, 2, stride_bytes=9)
+    with pytest.raises(InputError, match="below the minimal"):
+        pack_raw10(np.zeros((2, 8), dtype=np.uint16), stride_bytes=9)
+
+
+def test_pack_refuses_codes_above_ten_bits() -> None:
+    frame = np.zeros((2, 8), dtype=np.uint16)
+    frame[1, 3] = 1024
+    with pytest.raises(InputError, match=r"0\.\.1023, got 0\.\.1024"):
+        pack_raw10(frame)
+    with pytest.raises(InputError, match="0..1023"):
+        pack_raw10(np.full((2, 8), -1, dtype=np.int32))
+
+
+def test_bench_raw10_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "raw10", "--json", "--width", "256", "--height", "64"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result) == ["raw10"]
+    figures = result["raw10"]
+    assert set(figures) == {"unpack_s", "copy_s", "ratio"}
+    assert figures["unpack_s"] > 0 and figures["copy_s"] > 0
+    assert figures["ratio"] == pytest.approx(figures["unpack_s"] / figures["copy_s"])
+
+
+def test_bench_raw10_human_line_and_bad_width(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "raw10", "--width", "64", "--height", "8", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("raw10 64x8: unpack")
+    assert main(["bench", "raw10", "--width", "66", "--height", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "multiple of 4" in err and err.count("\n") == 1

@@ -231,6 +231,8 @@ def _as_gray_u8(gray: np.ndarray) -> np.ndarray:
     if img.dtype == np.uint8:
         return img
     f = img.astype(np.float32)
+    if f.size and f.min() >= 0 and f.max() <= 255 and np.array_equal(f, np.round(f)):
+        return f.astype(np.uint8)  # 8-bit codes held as floats: keep them as they are
     lo, hi = float(np.percentile(f, 0.5)), float(np.percentile(f, 99.5))
     scale = 255.0 / (hi - lo) if hi > lo else 1.0
     return np.clip((f - lo) * scale + 0.5, 0, 255).astype(np.uint8)

@@ -60,9 +60,14 @@ MIN_ROI_PX = 8
 #: sfrmat's ``fir2fix`` limit on the derivative correction.
 MAX_CORRECTION = 10.0
 LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)
-#: ``lsf_span="auto"``: the LSF window's half-width is this many 10-90% rise distances, at least
-#: ``LSF_MIN_HALF_WIDTH_PX``; narrower than ISO's whole-ROI window, it keeps far-tail noise out.
+#: ``lsf_span="auto"``: the LSF window's half-width is the larger of this many 10-90% rise distances,
+#: twice the distance out to which the ESF still differs from its plateau by more than
+#: ``LSF_TAIL_FRACTION`` of the contrast (or 5 sigma of its noise; both on a ``TAIL_SMOOTH_PX`` moving
+#: average) -- flare and glare tails stay in --
+#: and ``LSF_MIN_HALF_WIDTH_PX``. Narrower than ISO's whole-ROI window only where the ROI holds noise.
 LSF_SPAN_RISES = 3.0
+LSF_TAIL_FRACTION = 0.0025
+TAIL_SMOOTH_PX = 4
 LSF_MIN_HALF_WIDTH_PX = 6.0
 
 
@@ -119,18 +124,30 @@ def _window(u: np.ndarray, kind: str, alpha: float) -> np.ndarray:
     return np.where(au <= 1.0, w, 0.0)
 
 
-def _robust_polyfit(y: np.ndarray, x: np.ndarray, order: int, rounds: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares ``x = p(y)`` with rows more than 4 robust sigmas off rejected; returns (coef, kept)."""
-    keep = np.isfinite(x)
+def _polyfit(y: np.ndarray, x: np.ndarray, order: int) -> np.ndarray:
+    """Least-squares ``x = p(y)`` (``np.polyval`` order); closed form for a line."""
+    if order == 1:
+        ym, xm = y.mean(), x.mean()
+        dy = y - ym
+        slope = float(dy @ (x - xm)) / float(dy @ dy)
+        return np.array([slope, xm - slope * ym])
+    return np.polyfit(y, x, order)
+
+
+def _robust_polyfit(y: np.ndarray, x: np.ndarray, order: int,
+                    rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """``x = p(y)`` by least squares, rows more than 4 sigmas off the fit dropped (sigma from the mean
+    absolute residual of the rows kept, re-fitted until the kept set settles); returns (coef, kept)."""
+    finite = np.isfinite(x)
+    keep = finite
     coef = np.zeros(order + 1)
-    for _ in range(rounds + 1):
-        if keep.sum() < order + 2:
+    for _ in range(rounds):
+        if np.count_nonzero(keep) < order + 2:
             raise SfrError("no edge: too few rows with an edge location")
-        coef = np.polyfit(y[keep], x[keep], order)
-        res = x - np.polyval(coef, y)
-        mad = np.median(np.abs(res[keep] - np.median(res[keep])))
-        limit = max(4.0 * 1.4826 * mad, 0.05)
-        new_keep = np.isfinite(x) & (np.abs(res) <= limit)
+        coef = _polyfit(y[keep], x[keep], order)
+        res = np.abs(x - np.polyval(coef, y))
+        limit = max(4.0 * 1.2533 * float(res[keep].mean()), 0.05)
+        new_keep = finite & (res <= limit)
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
@@ -155,33 +172,86 @@ def _noise_sigma(a: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d)) / math.sqrt(2.0))
 
 
-def _rise_10_90(esf: np.ndarray, pitch: float) -> float:
-    """10-90% rise distance (px) of a monotone-ish dark-to-light profile sampled at ``pitch``."""
-    lo, hi = esf[: max(1, esf.size // 8)].mean(), esf[-max(1, esf.size // 8):].mean()
+def _project(a: np.ndarray, edge_x: np.ndarray, oversample: int, nbin: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and sums of ``a``'s pixels in bins of 1/``oversample`` px of x-distance to the edge.
+
+    Bin ``j`` of the ``nbin`` returned holds distances ``[(j - nbin/2), (j + 1 - nbin/2)) / oversample``:
+    the edge sits on the boundary ``nbin/2``. Because pixel centres are integers, the bin of (r, c) is
+    ``c * oversample + floor(-edge_x[r] * oversample)``: one floor per row, not per pixel.
+    """
+    nlin, npix = a.shape
+    off = np.floor(-edge_x * oversample).astype(np.int64)
+    base = int(off.min())
+    idx = (np.arange(npix, dtype=np.int64) * oversample)[None, :] + (off - base)[:, None]
+    total = int((npix - 1) * oversample + off.max() - base + 1)
+    counts_all = np.bincount(idx.ravel(), minlength=total)
+    sums_all = np.bincount(idx.ravel(), weights=a.ravel(), minlength=total)
+    first = -(nbin // 2) - base  # array index of bin 0
+    counts = np.zeros(nbin, dtype=np.int64)
+    sums = np.zeros(nbin)
+    lo, hi = max(first, 0), min(first + nbin, total)
+    if hi > lo:
+        counts[lo - first:hi - first] = counts_all[lo:hi]
+        sums[lo - first:hi - first] = sums_all[lo:hi]
+    return counts, sums
+
+
+def _tail_extent_bins(esf: np.ndarray, counts: np.ndarray, oversample: int, noise: float,
+                      contrast: float) -> int:
+    """Farthest distance (bins) from the centre where the 4 px moving average of ``esf`` still differs
+    from its plateau (median of the outer eighth on that side) by more than the tail threshold."""
+    n = esf.size
+    k = min(TAIL_SMOOTH_PX * oversample, max(n // 8, 1))
+    csum = np.concatenate(([0.0], np.cumsum(esf)))
+    smooth = (csum[k:] - csum[:-k]) / k  # smooth[j] averages esf[j:j + k]
+    centre = n // 2 - k // 2
+    m = max(k, n // 8)
+    lo, hi = float(np.median(esf[:m])), float(np.median(esf[-m:]))
+    per_px = noise / math.sqrt(max(float(np.median(counts)) * k, 1.0))
+    thresh = max(LSF_TAIL_FRACTION * contrast, 5.0 * per_px)
+    left = np.nonzero(np.abs(smooth[:centre] - lo) > thresh)[0]
+    right = np.nonzero(np.abs(smooth[centre:] - hi) > thresh)[0]
+    d_left = centre - int(left[0]) if left.size else 0
+    d_right = int(right[-1]) if right.size else 0
+    return max(d_left, d_right)
+
+
+def _rise_10_90_px(a: np.ndarray, edge_x: np.ndarray) -> float:
+    """10-90% rise distance (px, along x) of a coarse ESF (1 px bins, every 2nd row) about ``edge_x``."""
+    npix = a.shape[1]
+    counts, sums = _project(a[::2], edge_x[::2], 1, 2 * npix)
+    ok = counts > 0
+    esf = sums[ok] / counts[ok]
+    pos = np.nonzero(ok)[0].astype(np.float64)
+    k = max(1, esf.size // 8)
+    lo, hi = esf[:k].mean(), esf[-k:].mean()
     e = (esf - lo) / (hi - lo)
-    # Last index below 10% and first index above 90%, searched outward from the 50% point.
     centre = int(np.argmin(np.abs(e - 0.5)))
     below = np.nonzero(e[:centre + 1] < 0.1)[0]
     above = np.nonzero(e[centre:] > 0.9)[0]
-    i10 = below[-1] if below.size else 0
-    i90 = centre + above[0] if above.size else e.size - 1
-    return max(float(i90 - i10) * pitch, pitch)
+    if not below.size or not above.size:
+        return float(npix) / 2.0
+    i, j = int(below[-1]), centre + int(above[0])
+    x10 = pos[i] + (0.1 - e[i]) * (pos[i + 1] - pos[i]) / (e[i + 1] - e[i])
+    x90 = pos[j - 1] + (0.9 - e[j - 1]) * (pos[j] - pos[j - 1]) / (e[j] - e[j - 1])
+    return max(float(x90 - x10), 0.5)
 
 
-def _row_centroids(d: np.ndarray, centre_x: np.ndarray, half_width_px: float, kind: str,
+def _row_centroids(a: np.ndarray, centre_x: np.ndarray, half_width_px: float, kind: str,
                    alpha: float) -> np.ndarray:
-    """Centroid (px) of each row of the derivative ``d`` (sample j at x = j + 0.5) under a window of
-    half-width ``half_width_px`` centred on ``centre_x``; only the band under the window is read."""
-    nlin, n = d.shape
-    span = int(math.ceil(half_width_px)) + 1
-    start = np.clip(np.round(centre_x - 0.5).astype(np.int64) - span, 0, max(n - 2 * span - 1, 0))
-    cols = start[:, None] + np.arange(min(2 * span + 1, n))[None, :]
-    band = np.take_along_axis(d, cols, axis=1)
-    x = cols + 0.5
+    """Per-row centroid (px) of the derivative ``[-0.5, 0.5]`` of ``a`` (difference j sits at x = j + 0.5)
+    under a window of half-width ``half_width_px`` centred on ``centre_x``; only that band is read."""
+    nlin, npix = a.shape
+    width = min(2 * int(math.ceil(half_width_px)) + 3, npix)
+    start = np.clip(np.round(centre_x).astype(np.int64) - width // 2, 0, npix - width)
+    cols = start[:, None] + np.arange(width)[None, :]
+    band = np.take_along_axis(a, cols, axis=1)
+    d = band[:, 1:] - band[:, :-1]
+    x = cols[:, :-1] + 0.5
     w = _window((x - centre_x[:, None]) / half_width_px, kind, alpha)
     if kind == "tukey":
         w = np.where(w > 0, 0.95 * w + 0.05, 0.0)  # sfrmat5: keeps the location stable
-    dw = band * w
+    dw = d * w
     total = dw.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         loc = (dw * x).sum(axis=1) / total
@@ -190,25 +260,35 @@ def _row_centroids(d: np.ndarray, centre_x: np.ndarray, half_width_px: float, ki
 
 
 def mtf_crossing(freq: np.ndarray, mtf: np.ndarray, level: float = 0.5) -> float:
-    """First frequency where ``mtf`` falls below ``level``: cubic through the 4 nearest samples
-    (linear if they do not bracket one root); nan if it never does."""
+    """First frequency where ``mtf`` falls below ``level``, on the cubic through the two samples either
+    side (uniform ``freq``; linear at the ends of the array); nan if it never does."""
     below = np.nonzero(mtf < level)[0]
     below = below[below > 0]
     if below.size == 0:
         return float("nan")
     i = int(below[0])
-    f0, f1, m0, m1 = freq[i - 1], freq[i], mtf[i - 1], mtf[i]
-    linear = float(f0 + (m0 - level) * (f1 - f0) / (m0 - m1))
-    lo, hi = max(0, i - 2), min(mtf.size, i + 2)
-    if hi - lo < 4:
-        return linear
-    t = (freq[lo:hi] - f0) / (f1 - f0)
-    coef = np.polyfit(t, mtf[lo:hi] - level, 3)
-    roots = np.roots(coef)
-    real = roots[(np.abs(roots.imag) < 1e-9) & (roots.real >= -1e-9) & (roots.real <= 1 + 1e-9)].real
-    if real.size != 1:
-        return linear
-    return float(f0 + real[0] * (f1 - f0))
+    f0, f1 = float(freq[i - 1]), float(freq[i])
+    m0, m1 = float(mtf[i - 1]), float(mtf[i])
+    t = (m0 - level) / (m0 - m1)  # linear estimate, 0..1 between the samples
+    if i >= 2 and i + 1 < mtf.size:
+        # Lagrange cubic through nodes -1, 0, 1, 2 (samples i-2 .. i+1); Newton from the linear root.
+        p = (float(mtf[i - 2]) - level, m0 - level, m1 - level, float(mtf[i + 1]) - level)
+        for _ in range(8):
+            b = (-t * (t - 1) * (t - 2) / 6, (t + 1) * (t - 1) * (t - 2) / 2,
+                 -(t + 1) * t * (t - 2) / 2, (t + 1) * t * (t - 1) / 6)
+            db = (-(3 * t * t - 6 * t + 2) / 6, (3 * t * t - 4 * t - 1) / 2,
+                  -(3 * t * t - 2 * t - 2) / 2, (3 * t * t - 1) / 6)
+            val = sum(pk * bk for pk, bk in zip(p, b, strict=True))
+            der = sum(pk * dk for pk, dk in zip(p, db, strict=True))
+            if der == 0:
+                break
+            step = val / der
+            t -= step
+            if abs(step) < 1e-12:
+                break
+        if not 0.0 <= t <= 1.0:
+            t = (m0 - level) / (m0 - m1)
+    return f0 + t * (f1 - f0)
 
 
 def mtf_at(freq: np.ndarray, mtf: np.ndarray, freq_cy_px: float) -> float:
@@ -244,7 +324,8 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     a, transposed = _orient(a)
     nlin, npix = a.shape
     k = max(1, npix // 8)
-    left, right = float(np.median(a[:, :k])), float(np.median(a[:, -k:]))
+    left = float(np.median(a[:, :k].mean(axis=1)))
+    right = float(np.median(a[:, -k:].mean(axis=1)))
     if left > right:
         a = -a
         left, right = -left, -right
@@ -256,24 +337,13 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
                        f"(needs >= {MIN_CONTRAST_TO_NOISE:g}x)")
 
     rows = np.arange(nlin, dtype=np.float64)
-    # Pass 0: the row's area (a step at x0 spanning [-0.5, W-0.5] integrates to W - 0.5 - x0).
-    e = (a - left) / contrast
-    loc0 = (npix - 0.5) - e.sum(axis=1)
-    coef, _ = _robust_polyfit(rows, loc0, 1)
-
-    # Width of the edge from a coarse ESF (1 px bins) along the first fit -> centroid window size.
-    dist = np.arange(npix)[None, :] - np.polyval(coef, rows)[:, None]
-    idx = np.floor(dist).astype(np.int64) + nlin + npix
-    counts = np.bincount(idx.ravel(), minlength=2 * (nlin + npix) + 1)
-    sums = np.bincount(idx.ravel(), weights=a.ravel(), minlength=counts.size)
-    ok = counts > 0
-    coarse = sums[ok] / counts[ok]
-    rise_px = _rise_10_90(coarse, 1.0)
+    # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
+    loc = (npix - 0.5) - (a.sum(axis=1) - npix * left) / contrast
+    coef, _ = _robust_polyfit(rows, loc, 1)
+    rise_px = _rise_10_90_px(a, np.polyval(coef, rows))
     half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
-
-    d = np.diff(a, axis=1)
     for _ in range(2):
-        loc = _row_centroids(d, np.polyval(coef, rows), half_width, window, tukey_alpha)
+        loc = _row_centroids(a, np.polyval(coef, rows), half_width, window, tukey_alpha)
         coef, keep = _robust_polyfit(rows, loc, fit_order)
     coef1 = coef if fit_order == 1 else _robust_polyfit(rows, loc, 1)[0]
     resid = loc[keep] - np.polyval(coef, rows[keep])
@@ -298,17 +368,8 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     # Keep an integer number of phase cycles (ISO 12233), the rows centred in the ROI.
     nkeep = min(nlin, max(MIN_ROI_PX, int(round(cycles / abs(slope))))) if integer_cycles else nlin
     r0 = (nlin - nkeep) // 2
-    sub = a[r0:r0 + nkeep]
-    rows_k = rows[r0:r0 + nkeep]
-
-    # Projection along the edge into 1/oversample px bins, the edge at bin boundary nbin/2.
     nbin = oversample * npix
-    dist = np.arange(npix)[None, :] - np.polyval(coef, rows_k)[:, None]
-    idx = (np.floor(dist * oversample).astype(np.int64) + nbin // 2).ravel()
-    inside = (idx >= 0) & (idx < nbin)
-    idx = idx[inside]
-    counts = np.bincount(idx, minlength=nbin)
-    sums = np.bincount(idx, weights=sub.ravel()[inside], minlength=nbin)
+    counts, sums = _project(a[r0:r0 + nkeep], np.polyval(coef, rows[r0:r0 + nkeep]), oversample, nbin)
     filled = counts > 0
     where = np.nonzero(filled)[0]
     inner_empty = int(np.count_nonzero(~filled[where[0]:where[-1] + 1]))
@@ -321,7 +382,8 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     centre = nbin // 2 - 1
     half = float(max(centre, nbin - 1 - centre))
     if lsf_span == "auto":
-        half = min(half, max(LSF_SPAN_RISES * rise_px, LSF_MIN_HALF_WIDTH_PX) * oversample)
+        tail = _tail_extent_bins(esf, counts[filled], oversample, noise, contrast)
+        half = min(half, max(max(LSF_SPAN_RISES * rise_px, LSF_MIN_HALF_WIDTH_PX) * oversample, 2.0 * tail))
     elif lsf_span != "full":
         raise SfrError(f"lsf_span must be 'auto' or 'full', got {lsf_span!r}")
     lsf *= _window((np.arange(nbin) - centre) / half, window, tukey_alpha)

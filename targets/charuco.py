@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+
+from targets.base import BLACK, WHITE, Chart, ChartNotFound, Detection, Painter, to_gray_u8
 
 #: ArUco dictionary names OpenCV knows (``cv2.aruco.DICT_*``).
 ARUCO_DICTIONARIES = tuple(sorted(n for n in dir(cv2.aruco) if n.startswith("DICT_")))
@@ -150,3 +153,97 @@ def parse_board_spec(text: str) -> CharucoSpec:
         )
     except ValueError as exc:
         raise ValueError(f"bad ChArUco board spec {text!r}: {exc}") from None
+
+
+def default_spec(width_mm: float = 400.0, height_mm: float = 300.0) -> CharucoSpec:
+    """The station's board for a sheet: 11 x 8 squares of DICT_5X5_100, as large as fits in 92 % of it."""
+    square = np.floor(min(0.92 * width_mm / 11, 0.92 * height_mm / 8) * 2) / 2
+    if square <= 0:
+        raise ValueError(f"sheet {width_mm} x {height_mm} mm is too small for a ChArUco board")
+    return CharucoSpec(11, 8, float(square), float(0.75 * square), "DICT_5X5_100")
+
+
+class CharucoChart(Chart):
+    """A ChArUco board centred on a white sheet; black 0.03, white 0.9 reflectance.
+
+    Chart mm = board mm + ``board_origin_mm`` (the board's top-left outer corner on the sheet).
+    """
+
+    name = "charuco"
+    title = "ChArUco board (geometric calibration, OpenCV objdetect)"
+
+    def __init__(self, spec: CharucoSpec | None = None, width_mm: float | None = None,
+                 height_mm: float | None = None, **kwargs: Any) -> None:
+        if spec is None:
+            width_mm, height_mm = width_mm or 400.0, height_mm or 300.0
+            spec = default_spec(width_mm, height_mm)
+        margin = spec.square_mm / 2
+        super().__init__(width_mm or spec.board_width_mm + 2 * margin,
+                         height_mm or spec.board_height_mm + 2 * margin, **kwargs)
+        if spec.board_width_mm > self.width_mm + 1e-9 or spec.board_height_mm > self.height_mm + 1e-9:
+            raise ValueError(
+                f"ChArUco board {spec.board_width_mm:g} x {spec.board_height_mm:g} mm does not fit a"
+                f" {self.width_mm:g} x {self.height_mm:g} mm sheet"
+            )
+        self.spec = spec
+        self.board_origin_mm = np.array([(self.width_mm - spec.board_width_mm) / 2,
+                                         (self.height_mm - spec.board_height_mm) / 2])
+
+    def paint(self, painter: Painter) -> None:
+        spec, (ox, oy) = self.spec, self.board_origin_mm
+        painter.rect(0, 0, self.width_mm, self.height_mm, WHITE, self.background)
+        quads, ids = spec.marker_corners_mm()
+        centres = quads.mean(axis=1)
+        white = set(zip(*(np.floor(centres / spec.square_mm).astype(int).T[::-1]), strict=True))  # (row, col)
+        for row in range(spec.squares_y):
+            for col in range(spec.squares_x):
+                if (row, col) not in white:
+                    painter.rect(ox + col * spec.square_mm, oy + row * spec.square_mm, spec.square_mm,
+                                 spec.square_mm, BLACK, WHITE)
+        dictionary = spec.cv_dictionary()
+        cells = dictionary.markerSize + 2
+        for quad, marker_id in zip(quads, ids, strict=True):
+            mask = cv2.aruco.generateImageMarker(dictionary, int(marker_id), cells, borderBits=1) < 128
+            painter.cells(mask, ox + quad[0, 0], oy + quad[0, 1], spec.marker_mm / cells, BLACK, WHITE)
+
+    def features_mm(self) -> dict[str, Any]:
+        corners, ids = self.spec.chessboard_corners_mm()
+        quads, marker_ids = self.spec.marker_corners_mm()
+        return {"corners": corners + self.board_origin_mm, "ids": ids, "object_points_mm": corners,
+                "marker_corners": quads + self.board_origin_mm, "marker_ids": marker_ids,
+                "board_origin_mm": self.board_origin_mm.copy()}
+
+    def info(self) -> dict[str, Any]:
+        d = super().info()
+        s = self.spec
+        d.update(squares_x=s.squares_x, squares_y=s.squares_y, square_mm=s.square_mm, marker_mm=s.marker_mm,
+                 dictionary=s.dictionary, legacy_pattern=s.legacy, spec=s.to_text(),
+                 board_width_mm=s.board_width_mm, board_height_mm=s.board_height_mm,
+                 board_origin_mm=[round(float(v), 6) for v in self.board_origin_mm],
+                 corners=s.n_corners, markers=s.n_markers,
+                 corner_ids="row * (squares_x - 1) + col, at ((col + 1), (row + 1)) * square_mm on the board")
+        return d
+
+    def detect(self, image: np.ndarray) -> Detection:
+        """OpenCV's CharucoDetector: corners (N,2) px with their ids, and the homography from them."""
+        gray = to_gray_u8(image)
+        detector = cv2.aruco.CharucoDetector(self.spec.cv_board())
+        corners, ids, marker_corners, marker_ids = detector.detectBoard(gray)
+        n = 0 if ids is None else int(np.asarray(ids).size)
+        if n < 4:
+            markers = 0 if marker_ids is None else int(np.asarray(marker_ids).size)
+            board = self.spec.to_text()
+            raise ChartNotFound(self.name, f"{n} ChArUco corners and {markers} markers of {board} found,"
+                                           " need 4 corners")
+        corners = np.asarray(corners, dtype=np.float64).reshape(-1, 2)  # OpenCV 4.x: (N,1,2); 5.x: (N,2)
+        ids = np.asarray(ids, dtype=np.int32).reshape(-1)
+        order = np.argsort(ids)
+        corners, ids = corners[order], ids[order]
+        truth, _ = self.spec.chessboard_corners_mm()
+        H, _ = cv2.findHomography(truth[ids] + self.board_origin_mm, corners, 0)
+        markers = {}
+        if marker_ids is not None:
+            for quad, mid in zip(marker_corners, np.asarray(marker_ids).reshape(-1), strict=True):
+                markers[int(mid)] = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+        return Detection(self.name, True, None if H is None else H / H[2, 2], corners=corners, ids=ids,
+                         markers=markers)

@@ -69,9 +69,9 @@ def set_scene(station: Any, args: argparse.Namespace) -> None:
                           "set them by hand and leave the options out")
     if twin is not None:
         if args.chart is not None:
-            twin.set_chart(args.chart)
+            twin.chart_set(args.chart)
         if args.lens is not None or args.aperture is not None:
-            twin.mount_lens(None if args.lens == "none" else args.lens, aperture=args.aperture)
+            twin.lens_mount(None if args.lens == "none" else args.lens)
     moves = {axis: getattr(args, opt) for axis, opt in (("distance", "distance_mm"), ("pan", "pan_deg"),
                                                         ("tilt", "tilt_deg"), ("focus", "focus_deg"))}
     moves = {axis: value for axis, value in moves.items() if value is not None}

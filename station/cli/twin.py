@@ -70,10 +70,13 @@ def run(args: argparse.Namespace) -> int:
     if args.time_scale < 0:
         raise ConfigError(f"--time-scale {args.time_scale}: must be >= 0")
     from station.atomic import atomic_write_text
+    from station.devices.grbl_mount import GrblMount
     from station.twin.runner import Twin
 
     twin = Twin(twin_settings(args, args.time_scale), host=args.host)
     config = twin.start()
+    with GrblMount(config.mount) as mount:  # the operator homes the bench at power-on
+        mount.home()
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -6,6 +6,7 @@ config a real bench has, so everything downstream uses the real drivers.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from station.config import StationConfig, TwinConfig, twin_config
@@ -53,10 +54,8 @@ class Twin:
         """Stop every server (idempotent)."""
         while self._servers:
             server = self._servers.pop()
-            try:
+            with contextlib.suppress(Exception):  # stopping must go on for the rest
                 server.stop()
-            except Exception:  # noqa: BLE001 - stopping must go on for the rest
-                pass
 
     def __enter__(self) -> Twin:
         self.start()

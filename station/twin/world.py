@@ -74,7 +74,7 @@ class World:
                   cct_k: float | None = None) -> None:
         """Change the light; the output then settles over ``light.settle_s``."""
         with self.lock:
-            now = self.now_sim_s()
+            now = self.now_sim_s() if self.time_scale > 0 else 0.0
             current = self.light_fraction()
             if output is not None:
                 self.light.output = output
@@ -85,18 +85,22 @@ class World:
             self.light.from_fraction = current
             self.light.changed_at_sim_s = now
 
+    def _since_light_change_s(self) -> float:
+        """Simulated seconds since the light last changed (inf when the twin does not wait)."""
+        if self.time_scale <= 0:
+            return math.inf
+        return self.now_sim_s() - self.light.changed_at_sim_s
+
     def light_settled(self) -> bool:
         with self.lock:
-            return self.now_sim_s() - self.light.changed_at_sim_s >= self.light.settle_s
+            return self._since_light_change_s() >= self.light.settle_s
 
     def light_fraction(self) -> float:
         """Present output as a fraction of full scale (settling and drift included)."""
         with self.lock:
             light = self.light
             target = light.target_fraction()
-            since = self.now_sim_s() - light.changed_at_sim_s
-            if math.isinf(since):
-                since = 1e9
+            since = min(self._since_light_change_s(), 1e9)
             tau = max(light.settle_s / 5.0, 1e-9)
             value = target + (light.from_fraction - target) * math.exp(-since / tau)
             if light.drift_pct_per_s and since > light.settle_s:

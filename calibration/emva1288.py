@@ -210,24 +210,24 @@ def _linearity(x: np.ndarray, y: np.ndarray, sat: int) -> tuple[float, float, fl
     return float((dev.max() - dev.min()) / 2.0), float(dev.min()), float(dev.max()), (i0, i1)
 
 
-def _clip_level(exposure: np.ndarray, raw_mean: np.ndarray, mean: np.ndarray, sat: int,
+def _clip_level(light: np.ndarray, raw_mean: np.ndarray, mean: np.ndarray, sat: int,
                 gain_fit: tuple[int, int]) -> float | None:
-    """Absolute DN where the mean output stops rising: the mean over the plateau of two or more
-    exposures whose rise is below ``PLATEAU_RISE_FRACTION`` of the linear response's; None if the
-    exposures never reach it."""
+    """Absolute DN where the mean output stops rising with the light (exposure or photons): the median
+    over the final plateau of two or more points, each rising less than ``PLATEAU_RISE_FRACTION`` of
+    what the linear response would; None if the sweep never reaches it."""
     i0, i1 = gain_fit
-    x = exposure[i0 : i1 + 1]
+    x = light[i0 : i1 + 1]
     if len(x) >= 2 and np.ptp(x) > 0:
         slope = float(np.polyfit(x, mean[i0 : i1 + 1], 1)[0])
     else:
-        slope = float(mean[sat] / exposure[sat]) if exposure[sat] > 0 else 0.0
+        slope = float(mean[sat] / light[sat]) if light[sat] > 0 else 0.0
     if slope <= 0:
         return None
-    n = len(exposure)
+    n = len(light)
     flat = np.zeros(n, dtype=bool)
     for i in range(1, n):
         rise = raw_mean[i] - raw_mean[i - 1]
-        flat[i] = rise < PLATEAU_RISE_FRACTION * slope * (exposure[i] - exposure[i - 1])
+        flat[i] = rise < PLATEAU_RISE_FRACTION * slope * (light[i] - light[i - 1])
     # The plateau: from the first point i such that every step from i onwards is flat.
     start = None
     for i in range(n - 1, 0, -1):
@@ -236,8 +236,9 @@ def _clip_level(exposure: np.ndarray, raw_mean: np.ndarray, mean: np.ndarray, sa
         start = i - 1
     if start is None or n - start < 2:
         return None
-    # The median: the plateau's first point may still be on its way up (mean of partly clipped pixels).
-    return float(np.median(raw_mean[start:]))
+    # The points reached by a flat step; the plateau's first point may still be on its way up (a mean
+    # over partly clipped pixels), and the median shrugs off a noisy one.
+    return float(np.median(raw_mean[start + 1 :]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -262,7 +263,7 @@ def _normalise_darks(darks: Sequence[Any]) -> tuple[list[Pair], list[list[Frame]
         raise SensorAnalysisError("dark frames must be 2-D arrays or (exposure_s, A, B) pairs")
     if len(frames) < 2:
         raise SensorAnalysisError("only one dark frame: EMVA 1288 needs at least two (a dark pair)")
-    pairs = [(float("nan"), frames[i], frames[i + 1]) for i in range(0, len(frames) - 1, 2)]
+    pairs = [(float("nan"), frames[i], frames[i + 1]) for i in range(len(frames) - 1)]  # every frame counts
     return pairs, [frames]
 
 
@@ -275,8 +276,9 @@ def analyze_pairs(flats: Sequence[Pair], darks: Sequence[Any], *, cfa: str | Non
     ``darks``: pairs ``(exposure_s, A, B)`` (at the flats' exposures, or any: their mean and variance
     are interpolated linearly in exposure), or a plain list of two or more dark frames taken at one
     exposure. ``cfa``: ``"RGGB"``... for R, Gr, Gb, B channels, None for one channel ``Y``.
-    ``black_level`` is only a sanity reference: dark frames give the offset. ``photons``: mean photons
-    per pixel for each flat (EMVA descriptor), used for the linearity fit instead of exposure time.
+    ``black_level`` is informative only: the dark frames give the offset. ``photons``: mean photons
+    per pixel for each flat (EMVA descriptor): the irradiation axis (sorting, linearity, clip level)
+    instead of exposure time, so the light may also vary at one exposure time.
     ``spatial_flats`` / ``spatial_darks``: frame stacks for PRNU / DSNU (else the flat pair nearest
     50 % saturation and the dark frames are used).
 
@@ -285,10 +287,15 @@ def analyze_pairs(flats: Sequence[Pair], darks: Sequence[Any], *, cfa: str | Non
     if not flats:
         raise SensorAnalysisError("no flat-field pairs")
     given = [(float(t), np.asarray(a), np.asarray(b)) for t, a, b in flats]
-    order = np.argsort([p[0] for p in given], kind="stable")
+    if photons is not None and len(photons) != len(given):
+        raise SensorAnalysisError(f"{len(photons)} photon counts for {len(given)} flat pairs")
+    # The irradiation axis: photons when known (the light may vary at one exposure time), else exposure.
+    light = np.asarray(photons, dtype=np.float64) if photons is not None else np.array([p[0] for p in given])
+    order = np.argsort(light, kind="stable")
     flats = [given[i] for i in order]
+    light = light[order]
     exposures = np.array([p[0] for p in flats])
-    if len(np.unique(exposures)) < 2:
+    if len(np.unique(light)) < 2:
         raise SensorAnalysisError(
             f"flat pairs at a single exposure ({exposures[0]:g} s): the photon transfer slope needs two or more")
     dark_pairs, dark_stacks = _normalise_darks(darks)
@@ -302,10 +309,7 @@ def analyze_pairs(flats: Sequence[Pair], darks: Sequence[Any], *, cfa: str | Non
     for frames in [*(spatial_flats and [spatial_flats] or []), *(spatial_darks and [spatial_darks] or [])]:
         if any(np.shape(f) != shape for f in frames):
             raise SensorAnalysisError(f"spatial frames must be {shape} like the flats")
-    if photons is not None and len(photons) != len(flats):
-        raise SensorAnalysisError(f"{len(photons)} photon counts for {len(flats)} flat pairs")
-    photons_arr = None if photons is None else np.asarray(photons, dtype=np.float64)[order]
-    del black_level  # offsets come from the darks; kept in the signature for callers' clarity
+    photons_arr = light if photons is not None else None
     return {name: _analyze_channel(name, sl, flats, exposures, dark_pairs, dark_stacks, photons_arr,
                                    spatial_flats, spatial_darks)
             for name, sl in channel_slices(cfa).items()}
@@ -369,9 +373,9 @@ def _analyze_channel(name: str, sl: tuple[slice, slice], flats: list[Pair], expo
     read_noise_dn = float(np.sqrt(s2_dark))
     read_noise_e = float(np.sqrt(max(s2_dark - QUANTISATION_VAR_DN2, 0.0)) / K)
 
-    x_lin = photons if photons is not None else exposures
-    le, le_min, le_max, lin_fit = _linearity(x_lin, mean, sat)
-    clip = _clip_level(exposures, raw_mean, mean, sat, gain_fit)
+    light = photons if photons is not None else exposures
+    le, le_min, le_max, lin_fit = _linearity(light, mean, sat)
+    clip = _clip_level(light, raw_mean, mean, sat, gain_fit)
 
     # DSNU: the largest dark stack (or the given spatial darks).
     dstack = [np.asarray(f)[sl] for f in spatial_darks] if spatial_darks else \

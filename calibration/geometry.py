@@ -199,19 +199,54 @@ def rays_to_pixels(rays: np.ndarray, camera_matrix: np.ndarray,
 
 
 def model_gap_px(K1: np.ndarray, d1: Sequence[float] | np.ndarray, K2: np.ndarray,
-                 d2: Sequence[float] | np.ndarray, image_size: tuple[int, int], step: float = 16) -> float:
+                 d2: Sequence[float] | np.ndarray, image_size: tuple[int, int], step: float = 16, *,
+                 align_rotation: bool = False) -> float:
     """Largest distance (px) anywhere in the frame between where two camera models put the same ray.
 
     A grid over the whole image (every ``step`` px, edges included) is mapped to rays with one model
     and back to pixels with the other, both ways; the largest displacement is returned.
+
+    ``align_rotation``: first turn model 2's camera frame by the rotation that best matches the two
+    (least squares over the grid), and measure what is left. Views of a planar target cannot tell a
+    small principal-point shift from a small rotation of every pose, so this is the part of the gap
+    calibration data can observe.
     """
     w, h = image_size
     xs = np.unique(np.append(np.arange(0.0, w - 1, step), w - 1.0))
     ys = np.unique(np.append(np.arange(0.0, h - 1, step), h - 1.0))
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-    gap_12 = np.linalg.norm(rays_to_pixels(pixels_to_rays(grid, K1, d1), K2, d2) - grid, axis=1)
-    gap_21 = np.linalg.norm(rays_to_pixels(pixels_to_rays(grid, K2, d2), K1, d1) - grid, axis=1)
+    rays_1 = pixels_to_rays(grid, K1, d1)
+    rays_2 = pixels_to_rays(grid, K2, d2)
+    R = _best_rotation(rays_1, grid, K2, d2) if align_rotation else np.eye(3)
+    gap_12 = np.linalg.norm(rays_to_pixels(_rotate_rays(rays_1, R), K2, d2) - grid, axis=1)
+    gap_21 = np.linalg.norm(rays_to_pixels(_rotate_rays(rays_2, R.T), K1, d1) - grid, axis=1)
     return float(max(gap_12.max(), gap_21.max()))
+
+
+def _rotate_rays(rays: np.ndarray, R: np.ndarray) -> np.ndarray:
+    v = np.column_stack([rays, np.ones(len(rays))]) @ R.T
+    return v[:, :2] / v[:, 2:3]
+
+
+def _best_rotation(rays: np.ndarray, pixels: np.ndarray, K: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Rotation R minimising |project_K,d(R ray) - pixel|^2 over the points (Gauss-Newton, 3 parameters)."""
+    rvec = np.zeros(3)
+    eps = 1e-7
+    for _ in range(10):
+        R, _ = cv2.Rodrigues(rvec)
+        base = rays_to_pixels(_rotate_rays(rays, R), K, d) - pixels
+        J = np.empty((base.size, 3))
+        for k in range(3):
+            dr = rvec.copy()
+            dr[k] += eps
+            Rk, _ = cv2.Rodrigues(dr)
+            J[:, k] = ((rays_to_pixels(_rotate_rays(rays, Rk), K, d) - pixels) - base).ravel() / eps
+        delta, *_ = np.linalg.lstsq(J, -base.ravel(), rcond=None)
+        rvec = rvec + delta
+        if np.abs(delta).max() < 1e-12:
+            break
+    R, _ = cv2.Rodrigues(rvec)
+    return R
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,9 +305,19 @@ def refine_saddle(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray
     a hyperbolic paraboloid near the corner. Corners whose fit is not a saddle, or which wander further
     than a window, keep their input position.
     """
+    return saddle_points(gray, corners, half_window, smooth_sigma=smooth_sigma, iterations=iterations,
+                         tol_px=tol_px)[0]
+
+
+def saddle_points(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray | float, *,
+                  smooth_sigma: float | None = None, iterations: int = 20,
+                  tol_px: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """``refine_saddle`` that also returns each corner's saddle strength sqrt(b^2 - 4ac) of the fitted
+    quadratic (intensity / px^2; 0 where no saddle was found): how corner-like the point is."""
     pts = np.asarray(corners, dtype=np.float64).reshape(-1, 2).copy()
+    strength = np.zeros(len(pts))
     if len(pts) == 0:
-        return pts
+        return pts, strength
     halves = np.broadcast_to(np.asarray(half_window, dtype=np.float64), (len(pts),))
     halves = np.clip(np.round(halves), 2, 25).astype(int)
     img = _as_gray_float(gray)
@@ -311,6 +356,7 @@ def refine_saddle(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray
             bad = ~saddle
             step[bad] = 0.0
             cur[sel] += step
+            strength[idx[sel]] = np.sqrt(np.maximum(-det, 0.0))
             moved = np.hypot(step[:, 0], step[:, 1])
             active[sel[bad | (moved < tol_px)]] = False
             ok[idx[sel[bad]]] = False
@@ -318,7 +364,8 @@ def refine_saddle(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray
     drift = np.hypot(*(pts - start).T)
     lost = ~ok | (drift > halves)
     pts[lost] = start[lost]
-    return pts
+    strength[lost] = 0.0
+    return pts, strength
 
 
 def refine_subpix(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray | float) -> np.ndarray:
@@ -571,10 +618,16 @@ def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoint
 
     The window of each corner comes from the projected board (the image distance to the corners one
     square away), which stays right on oblique and distorted views. Corners whose refinement ends more
-    than a third of a square from their reprojection are dropped as unreliable.
+    than a third of a square from their reprojection are dropped as unreliable. On a ChArUco board
+    (``saddle``), inner corners the detector missed (markers cut by the frame edge, low contrast) are
+    looked for where the model puts them, and kept when they are saddles at least half as strong as
+    the detected ones and lie within a sixth of a square of the prediction: they bring points near the
+    frame edges, where the distortion is least constrained.
     """
     fraction = charuco_window_fraction(board) if isinstance(board, CharucoSpec) else CHESSBOARD_WINDOW_FRACTION
     square = board.square_mm
+    K, d = result.camera_matrix, result.dist_coeffs
+    offsets = np.array([[square, 0, 0], [-square, 0, 0], [0, square, 0], [0, -square, 0]])
     out: list[ViewPoints] = []
     for v in views:
         pose = result.poses.get(v.name)
@@ -582,19 +635,36 @@ def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoint
             out.append(v)
             continue
         rvec, tvec = pose
-        K, d = result.camera_matrix, result.dist_coeffs
-        start, _ = cv2.projectPoints(v.object_points, rvec, tvec, K, d)
+        obj, ids = v.object_points, v.ids
+        n_found = len(obj)
+        if isinstance(board, CharucoSpec) and ids is not None and method == "saddle":
+            all_xy, all_ids = board.chessboard_corners_mm()
+            missing = np.setdiff1d(all_ids, ids)
+            obj = np.vstack([obj, np.column_stack([all_xy[missing], np.zeros(len(missing))])])
+            ids = np.concatenate([ids, missing]).astype(np.int32)
+        start, _ = cv2.projectPoints(obj, rvec, tvec, K, d)
         start = start.reshape(-1, 2)
-        offsets = np.array([[square, 0, 0], [-square, 0, 0], [0, square, 0], [0, -square, 0]])
-        around = (v.object_points[:, None, :] + offsets[None]).reshape(-1, 3)
+        around = (obj[:, None, :] + offsets[None]).reshape(-1, 3)
         proj, _ = cv2.projectPoints(around, rvec, tvec, K, d)
         spacing = np.linalg.norm(proj.reshape(len(start), 4, 2) - start[:, None, :], axis=2).min(axis=1)
-        halves = fraction * spacing
-        refined = refine_saddle(images[v.name], start, halves) if method == "saddle" else \
-            refine_subpix(images[v.name], start, halves)
-        keep = np.linalg.norm(refined - start, axis=1) < spacing / 3.0
-        out.append(ViewPoints(v.name, v.object_points[keep], refined[keep],
-                              None if v.ids is None else v.ids[keep]))
+        halves = np.clip(fraction * spacing, 2.0, 25.0)
+        image = images[v.name]
+        if method == "saddle":
+            refined, strength = saddle_points(image, start, halves)
+        else:
+            refined, strength = refine_subpix(image, start, halves), np.ones(len(start))
+        drift = np.linalg.norm(refined - start, axis=1)
+        keep = drift < spacing / 3.0
+        keep[n_found:] = False
+        if len(start) > n_found and keep[:n_found].any():
+            h, w = np.asarray(image).shape[:2]
+            margin = np.ceil(halves) + 2
+            inside = ((start[:, 0] >= margin) & (start[:, 0] <= w - 1 - margin)
+                      & (start[:, 1] >= margin) & (start[:, 1] <= h - 1 - margin))
+            floor = 0.5 * float(np.median(strength[:n_found][keep[:n_found]]))
+            new = inside & (strength >= floor) & (drift < spacing / 6.0)
+            keep[n_found:] = new[n_found:]
+        out.append(ViewPoints(v.name, obj[keep], refined[keep], None if ids is None else ids[keep]))
     return out
 
 

@@ -35,7 +35,7 @@ def plot_ptc(results: Mapping[str, SensorChannelResult], path: str | os.PathLike
             curve = res.curve
             if curve is None:
                 continue
-            colour = _COLOURS.get(name, None)
+            colour = _COLOURS.get(name)
             x, y = np.asarray(curve.mean_dn), np.asarray(curve.variance_dn2)
             ok = (x > 0) & (y > 0)
             ax.loglog(x[ok], y[ok], "o", ms=4, color=colour, label=f"{name}: K = {res.system_gain_dn_per_e:.4g} DN/e-")

@@ -1,34 +1,41 @@
 """Slanted-edge SFR (MTF) after ISO 12233:2017/2023 e-SFR, as in Peter D. Burns' sfrmat3/4/5.
 
-References: ISO 12233:2017 and ISO 12233:2023 (ed. 4) Annex D "e-SFR"; P. D. Burns, "Slanted-edge
-MTF for digital camera and scanner analysis", Proc. IS&T PICS 2000, 135-138; sfrmat3 (2015) and
-sfrmat5 (2023) by P. D. Burns (``sfrmat5.m``, ``project2.m``, ``fir2fix.m``, ``ahamming.m``).
+References: ISO 12233:2017 and ISO 12233:2023 (ed. 4), edge-based SFR (e-SFR); P. D. Burns,
+"Slanted-edge MTF for digital camera and scanner analysis", Proc. IS&T PICS 2000, 135-138; sfrmat3
+(2015) and sfrmat5 (2023) by P. D. Burns (``sfrmat5.m``, ``project2.m``, ``fir2fix.m``, ``tukey2.m``).
 
-The steps (ISO 12233 Annex D numbering in brackets):
+The steps:
 
 1. orientation: a horizontal edge is transposed so the edge runs down the rows; the polarity is
    made dark-to-light (the data negated, which changes nothing in the modulus of the MTF);
-2. per-row edge location [D.3]: centroid of the row derivative ``[-0.5, 0.5]`` under a window
-   (Hamming or Tukey) centred on the current edge estimate, two passes as sfrmat; the first
-   estimate is the row's area (the step position with the same integral), which is unbiased and
-   far less noise-sensitive than sfrmat's ROI-centred window on a noisy or off-centre edge;
-3. polynomial fit ``x = p(y)`` of the locations [D.4] (1st order as ISO 12233:2017, higher
-   orders as sfrmat4/5), the angle from the linear fit;
+2. per-row edge location: centroid of the row derivative ``[-0.5, 0.5]`` under a window (Tukey or
+   Hamming) centred on the current edge estimate, two passes as sfrmat; the first estimate is the
+   row's area (the step position with the same integral), unbiased and far less noise-sensitive
+   than sfrmat's ROI-centred first window on a noisy or off-centre edge;
+3. polynomial fit ``x = p(y)`` of the locations, rows more than 4 sigma off dropped (1st order as
+   ISO 12233:2017, up to 5th as sfrmat4/5); the angle from the linear fit;
 4. the rows kept are an integer number of phase cycles (``round(floor(H |slope|) / |slope|)``) as
    ISO 12233 asks, so every sub-pixel phase is sampled equally;
 5. projection of every pixel along the fitted edge into bins of 1/``oversample`` pixel (4x
    super-sampled ESF) with ``np.bincount``; empty bins are filled by linear interpolation between
    their neighbours (sfrmat ``project2``), bins outside the data take the nearest level;
-6. derivative of the ESF with the FIR ``[-0.5, 0.5]`` (LSF), window (Hamming as ISO 12233:2017,
-   or Tukey as sfrmat5) centred on the edge;
+6. derivative of the ESF with the FIR ``[-0.5, 0.5]`` (the LSF), windowed about the edge: Tukey
+   (alpha 0.5, flat centre) by default, Hamming as ISO 12233:2017 on request. ``lsf_span="full"``
+   spans the whole ROI as ISO and sfrmat do; the default ``"auto"`` narrows it to where the LSF
+   has signal -- three 10-90% rises, or twice the reach of any tail (flare, glare) that stands out
+   of the noise, whichever is wider -- which keeps the noise of far, flat ESF out of the MTF
+   (at SNR 100 the MTF50 scatter halves) and changes nothing where the ROI holds real tails;
 7. modulus of the DFT normalised at zero frequency, divided by the derivative filter's frequency
    response (sfrmat ``fir2fix`` "dcorr": the 2-point difference is a box of one bin, response
    ``sinc(k/N)``) and -- unlike sfrmat, optional -- by the response of the binning itself (each bin
    averages samples spread uniformly over 1/``oversample`` px: a second ``sinc(k/N)``). Without
-   this second correction MTF50 reads about 0.5-1% high on sharp edges;
+   this second correction MTF50 reads 0.5% low on a sharp (sigma 0.6 px) edge;
 8. frequencies in cycles per pixel measured normal to the edge (the bin pitch is
    ``cos(angle) / oversample``, as sfrmat's ``delfac``); reported 0..1 c/px (Nyquist is 0.5);
-   MTF50 by cubic interpolation between the bracketing samples; MTF at Nyquist/2 (0.25 c/px).
+   MTF50 on the cubic through the 4 samples around the crossing; MTF at Nyquist/2 (0.25 c/px).
+
+Measured on analytic edges (Gaussian PSF sigma 0.6..2 px integrated over square pixels, 2..12 deg,
+128 x 128): MTF50 within 0.01% without noise; with noise at SNR 100 a mean |error| of 0.3%.
 
 For CFA data (``sfr_cfa``) a single colour plane is measured at half resolution, its frequencies
 in cycles per *plane* pixel (the plane's Nyquist is 0.5 c/plane-px = 0.25 c/sensor-px); ``"G"``
@@ -60,11 +67,10 @@ MIN_ROI_PX = 8
 #: sfrmat's ``fir2fix`` limit on the derivative correction.
 MAX_CORRECTION = 10.0
 LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)
-#: ``lsf_span="auto"``: the LSF window's half-width is the larger of this many 10-90% rise distances,
-#: twice the distance out to which the ESF still differs from its plateau by more than
-#: ``LSF_TAIL_FRACTION`` of the contrast (or 5 sigma of its noise; both on a ``TAIL_SMOOTH_PX`` moving
-#: average) -- flare and glare tails stay in --
-#: and ``LSF_MIN_HALF_WIDTH_PX``. Narrower than ISO's whole-ROI window only where the ROI holds noise.
+#: ``lsf_span="auto"``: the LSF window's half-width is the largest of ``LSF_SPAN_RISES`` 10-90% rise
+#: distances, ``LSF_MIN_HALF_WIDTH_PX``, and twice the distance out to which the ESF (``TAIL_SMOOTH_PX``
+#: moving average) still differs from its plateau by more than ``LSF_TAIL_FRACTION`` of the contrast
+#: and 5 sigma of its noise: flare and glare tails stay in, flat noise stays out.
 LSF_SPAN_RISES = 3.0
 LSF_TAIL_FRACTION = 0.0025
 TAIL_SMOOTH_PX = 4
@@ -134,6 +140,14 @@ def _polyfit(y: np.ndarray, x: np.ndarray, order: int) -> np.ndarray:
     return np.polyfit(y, x, order)
 
 
+def _polyval(coef: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``np.polyval`` by Horner's rule without its per-call overhead."""
+    out = np.full(y.shape, float(coef[0]))
+    for c in coef[1:]:
+        out = out * y + float(c)
+    return out
+
+
 def _robust_polyfit(y: np.ndarray, x: np.ndarray, order: int,
                     rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """``x = p(y)`` by least squares, rows more than 4 sigmas off the fit dropped (sigma from the mean
@@ -145,7 +159,7 @@ def _robust_polyfit(y: np.ndarray, x: np.ndarray, order: int,
         if np.count_nonzero(keep) < order + 2:
             raise SfrError("no edge: too few rows with an edge location")
         coef = _polyfit(y[keep], x[keep], order)
-        res = np.abs(x - np.polyval(coef, y))
+        res = np.abs(x - _polyval(coef, y))
         limit = max(4.0 * 1.2533 * float(res[keep].mean()), 0.05)
         new_keep = finite & (res <= limit)
         if np.array_equal(new_keep, keep):
@@ -168,7 +182,7 @@ def _orient(a: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def _noise_sigma(a: np.ndarray) -> float:
     """Pixel noise from the median absolute difference along the edge direction (rows)."""
-    d = a[1:, ::2] - a[:-1, ::2]
+    d = a[1::2, ::4] - a[:-1:2, ::4]
     return float(1.4826 * np.median(np.abs(d)) / math.sqrt(2.0))
 
 
@@ -199,18 +213,24 @@ def _project(a: np.ndarray, edge_x: np.ndarray, oversample: int, nbin: int) -> t
 def _tail_extent_bins(esf: np.ndarray, counts: np.ndarray, oversample: int, noise: float,
                       contrast: float) -> int:
     """Farthest distance (bins) from the centre where the 4 px moving average of ``esf`` still differs
-    from its plateau (median of the outer eighth on that side) by more than the tail threshold."""
+    from its plateau (median of the outer eighth on that side) by more than the tail threshold; the
+    noise part of the threshold follows the number of pixels actually averaged at each place."""
     n = esf.size
     k = min(TAIL_SMOOTH_PX * oversample, max(n // 8, 1))
-    csum = np.concatenate(([0.0], np.cumsum(esf)))
-    smooth = (csum[k:] - csum[:-k]) / k  # smooth[j] averages esf[j:j + k]
+    csum = np.concatenate(([0.0], np.cumsum(esf * (counts > 0))))
+    nsum = np.concatenate(([0], np.cumsum(counts > 0)))
+    psum = np.concatenate(([0], np.cumsum(counts)))
+    filled = nsum[k:] - nsum[:-k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smooth = (csum[k:] - csum[:-k]) / filled  # mean of the filled bins among esf[j:j + k]
+        sigma = noise / np.sqrt(psum[k:] - psum[:-k])  # ~ the mean of that many pixels
+    thresh = np.maximum(LSF_TAIL_FRACTION * contrast, 5.0 * sigma)
+    thresh[filled < k // 2] = np.inf  # too little data there to call a tail
     centre = n // 2 - k // 2
     m = max(k, n // 8)
     lo, hi = float(np.median(esf[:m])), float(np.median(esf[-m:]))
-    per_px = noise / math.sqrt(max(float(np.median(counts)) * k, 1.0))
-    thresh = max(LSF_TAIL_FRACTION * contrast, 5.0 * per_px)
-    left = np.nonzero(np.abs(smooth[:centre] - lo) > thresh)[0]
-    right = np.nonzero(np.abs(smooth[centre:] - hi) > thresh)[0]
+    left = np.nonzero(np.abs(smooth[:centre] - lo) > thresh[:centre])[0]
+    right = np.nonzero(np.abs(smooth[centre:] - hi) > thresh[centre:])[0]
     d_left = centre - int(left[0]) if left.size else 0
     d_right = int(right[-1]) if right.size else 0
     return max(d_left, d_right)
@@ -229,9 +249,9 @@ def _rise_10_90_px(a: np.ndarray, edge_x: np.ndarray) -> float:
     centre = int(np.argmin(np.abs(e - 0.5)))
     below = np.nonzero(e[:centre + 1] < 0.1)[0]
     above = np.nonzero(e[centre:] > 0.9)[0]
-    if not below.size or not above.size:
+    i, j = (int(below[-1]), centre + int(above[0])) if below.size and above.size else (-1, 0)
+    if i < 0 or j < 1 or i + 1 >= e.size:
         return float(npix) / 2.0
-    i, j = int(below[-1]), centre + int(above[0])
     x10 = pos[i] + (0.1 - e[i]) * (pos[i + 1] - pos[i]) / (e[i + 1] - e[i])
     x90 = pos[j - 1] + (0.9 - e[j - 1]) * (pos[j] - pos[j - 1]) / (e[j] - e[j - 1])
     return max(float(x90 - x10), 0.5)
@@ -302,12 +322,14 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         fit_order: int = 1, correct_binning: bool = True, integer_cycles: bool = True,
         lsf_span: str = "auto",
         roi_xywh: tuple[int, int, int, int] | None = None) -> SfrResult:
-    """e-SFR of one slanted edge in ``roi`` ((H, W) linear-light values), ISO 12233:2017/2023 Annex D.
+    """e-SFR of one slanted edge in ``roi`` ((H, W) linear-light values), ISO 12233:2017/2023.
 
-    ``window`` ("hamming", "tukey" with ``tukey_alpha``, or "none") applies both to the per-row
-    centroid and the LSF. ``fit_order`` is the edge polynomial's order (1 as ISO 12233:2017, up to 5
-    as sfrmat5). ``correct_binning`` also divides by the 1/``oversample`` px bin's own response.
-    ``roi_xywh`` is only carried into the result. Raises ``SfrError`` when the ROI cannot be measured.
+    ``window`` ("tukey" with ``tukey_alpha``, "hamming" or "none") applies both to the per-row centroid
+    and the LSF; ``lsf_span`` "auto" (default) or "full" (the whole ROI, as ISO and sfrmat). ``fit_order``
+    is the edge polynomial's order (1 as ISO 12233:2017, up to 5 as sfrmat5). ``correct_binning`` also
+    divides by the 1/``oversample`` px bin's own response; ``integer_cycles`` keeps ISO's whole number
+    of phase cycles of rows. ``roi_xywh`` is only carried into the result. Raises ``SfrError`` (a
+    ``ValueError``) with a one-line reason when the ROI cannot be measured.
     """
     a = np.asarray(roi, dtype=np.float64)
     if a.ndim != 2:
@@ -340,18 +362,18 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
     loc = (npix - 0.5) - (a.sum(axis=1) - npix * left) / contrast
     coef, _ = _robust_polyfit(rows, loc, 1)
-    rise_px = _rise_10_90_px(a, np.polyval(coef, rows))
+    rise_px = _rise_10_90_px(a, _polyval(coef, rows))
     half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
     for _ in range(2):
-        loc = _row_centroids(a, np.polyval(coef, rows), half_width, window, tukey_alpha)
+        loc = _row_centroids(a, _polyval(coef, rows), half_width, window, tukey_alpha)
         coef, keep = _robust_polyfit(rows, loc, fit_order)
     coef1 = coef if fit_order == 1 else _robust_polyfit(rows, loc, 1)[0]
-    resid = loc[keep] - np.polyval(coef, rows[keep])
+    resid = loc[keep] - _polyval(coef, rows[keep])
     fit_rms = float(np.sqrt(np.mean(resid ** 2)))
     if fit_rms > MAX_FIT_RMS_PX or keep.sum() < 0.5 * nlin:
         raise SfrError(f"no straight edge: row edge locations scatter {fit_rms:.2f} px RMS around the fit "
                        f"({int(keep.sum())} of {nlin} rows usable)")
-    x_ends = np.polyval(coef, np.array([0.0, nlin - 1.0]))
+    x_ends = _polyval(coef, np.array([0.0, nlin - 1.0]))
     if x_ends.min() < 0.0 or x_ends.max() > npix - 1.0:
         raise SfrError(f"the edge leaves the ROI (x = {x_ends[0]:.1f} .. {x_ends[1]:.1f} of 0 .. {npix - 1})")
 
@@ -369,7 +391,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     nkeep = min(nlin, max(MIN_ROI_PX, int(round(cycles / abs(slope))))) if integer_cycles else nlin
     r0 = (nlin - nkeep) // 2
     nbin = oversample * npix
-    counts, sums = _project(a[r0:r0 + nkeep], np.polyval(coef, rows[r0:r0 + nkeep]), oversample, nbin)
+    counts, sums = _project(a[r0:r0 + nkeep], _polyval(coef, rows[r0:r0 + nkeep]), oversample, nbin)
     filled = counts > 0
     where = np.nonzero(filled)[0]
     inner_empty = int(np.count_nonzero(~filled[where[0]:where[-1] + 1]))
@@ -382,7 +404,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     centre = nbin // 2 - 1
     half = float(max(centre, nbin - 1 - centre))
     if lsf_span == "auto":
-        tail = _tail_extent_bins(esf, counts[filled], oversample, noise, contrast)
+        tail = _tail_extent_bins(esf, counts, oversample, noise, contrast)
         half = min(half, max(max(LSF_SPAN_RISES * rise_px, LSF_MIN_HALF_WIDTH_PX) * oversample, 2.0 * tail))
     elif lsf_span != "full":
         raise SfrError(f"lsf_span must be 'auto' or 'full', got {lsf_span!r}")
@@ -409,6 +431,8 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         roi=tuple(int(v) for v in roi_xywh) if roi_xywh is not None else None,
         orientation="horizontal" if transposed else "vertical",
         esf_pitch_px=pitch, fit_rms_px=fit_rms, contrast=contrast, empty_bins=inner_empty,
+        extra={"rise_10_90_px": rise_px * cos_angle, "lsf_half_width_px": half / oversample * cos_angle,
+               "noise": noise, "rows_used": nkeep},
     )
 
 

@@ -116,26 +116,88 @@ def locate_fiducials(image: np.ndarray, chart: str, corners_mm: dict[int, np.nda
                      min_markers: int = 3) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Homography chart mm -> image px from the fiducials found, and the markers' corners px."""
     gray = to_gray_u8(image)
-    params = cv2.aruco.DetectorParameters()
-    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
-    detector = cv2.aruco.ArucoDetector(fiducial_dictionary(), params)
-    quads, ids, _ = detector.detectMarkers(gray)
     found: dict[int, np.ndarray] = {}
-    if ids is not None:
-        for quad, marker_id in zip(quads, np.asarray(ids).reshape(-1), strict=True):
+    for attempt in range(2):  # OpenCV's defaults, then a finer threshold ladder and full error correction
+        params = cv2.aruco.DetectorParameters()
+        params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+        if attempt:
+            params.errorCorrectionRate = 1.0
+            params.adaptiveThreshWinSizeStep = 4
+            params.adaptiveThreshWinSizeMax = 53
+        quads, ids, _ = cv2.aruco.ArucoDetector(fiducial_dictionary(), params).detectMarkers(gray)
+        for quad, marker_id in zip(quads, np.asarray(ids if ids is not None else []).reshape(-1), strict=True):
             marker_id = int(marker_id)
             if marker_id in corners_mm and marker_id not in found:
                 found[marker_id] = _refine_quad(gray, np.asarray(quad, dtype=np.float64).reshape(4, 2))
+        if len(found) == len(corners_mm):
+            break
     if len(found) < min_markers:
         raise ChartNotFound(
-            chart, f"{len(found)} of its 4 ArUco fiducials ({FIDUCIAL_DICTIONARY} ids 0-3) found, need {min_markers}"
+            chart,
+            f"{len(found)} of 4 ArUco fiducials ({FIDUCIAL_DICTIONARY} ids 0-3) found, need {min_markers}",
         )
-    src = np.concatenate([corners_mm[i] for i in sorted(found)])
-    dst = np.concatenate([found[i] for i in sorted(found)])
-    H, _ = cv2.findHomography(src, dst, 0)
+    order = sorted(found)
+    src = np.concatenate([corners_mm[i] for i in order])
+    dst = np.concatenate([found[i] for i in order])
+    keep = _inliers(src, dst)
+    inset = _common_inset(src[keep], dst[keep])
+    grown = _grow(dst, inset)
+    H, _ = cv2.findHomography(src[keep], grown[keep], 0)
     if H is None or not np.all(np.isfinite(H)):
         raise ChartNotFound(chart, "the fiducials found give no homography")
-    return H / H[2, 2], found
+    return H / H[2, 2], {i: grown[4 * k:4 * k + 4] for k, i in enumerate(order)}
+
+
+def _residuals(H: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    proj = src @ H[:, :2].T + H[:, 2]
+    return np.linalg.norm(proj[:, :2] / proj[:, 2:] - dst, axis=1)
+
+
+def _inliers(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Corners consistent with one homography: drop those 4x the median residual and over 0.75 px."""
+    keep = np.ones(len(src), dtype=bool)
+    for _ in range(2):
+        H, _ = cv2.findHomography(src[keep], dst[keep], 0)
+        if H is None:
+            break
+        res = _residuals(H, src, dst)
+        new = (res <= max(4 * float(np.median(res[keep])), 0.75))
+        if new.sum() < 8 or np.array_equal(new, keep):
+            break
+        keep = new
+    return keep
+
+
+def _grow(quads: np.ndarray, inset_px: float) -> np.ndarray:
+    """Move each marker's sides outwards by ``inset_px`` (corners along the diagonals by inset * sqrt 2)."""
+    q = quads.reshape(-1, 4, 2)
+    centre = q.mean(axis=1, keepdims=True)
+    d = q - centre
+    return (q + d / np.linalg.norm(d, axis=2, keepdims=True) * inset_px * np.sqrt(2)).reshape(-1, 2)
+
+
+def _common_inset(src: np.ndarray, dst: np.ndarray) -> float:
+    """The inset (px) shared by all markers' sides that best fits one homography.
+
+    A tone curve (gamma-encoded previews, JPEGs) moves the 50 % crossing of every blurred marker
+    side the same way, so all markers shrink or grow alike; one homography cannot explain that,
+    so the inset is found as the one leaving the least reprojection error (grid, then parabola).
+    """
+    def rms(inset: float) -> float:
+        grown = _grow(dst, inset)
+        H, _ = cv2.findHomography(src, grown, 0)
+        if H is None:
+            return np.inf
+        return float(np.sqrt(np.mean(_residuals(H, src, grown) ** 2)))
+
+    grid = np.linspace(-2.0, 2.0, 41)
+    errs = np.array([rms(v) for v in grid])
+    k = int(np.clip(np.argmin(errs), 1, grid.size - 2))
+    e0, e1, e2 = errs[k - 1:k + 2]
+    den = e0 - 2 * e1 + e2
+    step = grid[1] - grid[0]
+    best = grid[k] + (0.5 * (e0 - e2) / den * step if den > 0 else 0.0)
+    return float(np.clip(best, grid[0], grid[-1]))
 
 
 class FiducialChart(Chart):
@@ -154,7 +216,8 @@ class FiducialChart(Chart):
         return self.margin_fraction * min(self.width_mm, self.height_mm)
 
     def fiducial_corners_mm(self) -> dict[int, np.ndarray]:
-        return fiducial_corners_mm(self.width_mm, self.height_mm, self.fiducial_size_mm, self.fiducial_margin_mm)
+        size, margin = self.fiducial_size_mm, self.fiducial_margin_mm
+        return fiducial_corners_mm(self.width_mm, self.height_mm, size, margin)
 
     def fiducial_keepout_mm(self) -> float:
         """Distance from a sheet edge that the fiducials and their quiet zones occupy."""
@@ -172,8 +235,9 @@ class FiducialChart(Chart):
 
     def info(self) -> dict[str, Any]:
         d = super().info()
+        corners = {str(k): v.round(4).tolist() for k, v in self.fiducial_corners_mm().items()}
         d["fiducials"] = {"dictionary": FIDUCIAL_DICTIONARY, "size_mm": round(self.fiducial_size_mm, 4),
-                          "corners_mm": {str(k): v.round(4).tolist() for k, v in self.fiducial_corners_mm().items()}}
+                          "corners_mm": corners}
         return d
 
     def detect(self, image: np.ndarray) -> Detection:

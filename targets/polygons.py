@@ -50,7 +50,8 @@ class PolygonSet:
             k = len(p)
             ax[i, :k], ay[i, :k], bx[i, :k], by[i, :k] = p[:, 0], p[:, 1], q[:, 0], q[:, 1]
         self._edges = (ax, ay, bx, by)
-        allp = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons]) if n else None
+        arrays = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons]
+        allp = np.concatenate(arrays) if n else None
         self.bbox = np.array(
             [[np.min(np.asarray(p)[:, 0]), np.min(np.asarray(p)[:, 1]),
               np.max(np.asarray(p)[:, 0]), np.max(np.asarray(p)[:, 1])] for p in polygons]
@@ -171,17 +172,21 @@ class PolygonSet:
             jj, ii = jj.ravel(), ii.ravel()
             ids = jj * nx + ii
             if self.convex[s]:
-                # cell wholly inside: its 4 corners strictly inside every edge's half-plane
+                # wholly inside: the cell's 4 corners strictly inside every edge's half-plane;
+                # wholly outside: all 4 strictly outside one edge's half-plane
+                length = np.hypot(bx[s] - ax[s], by[s] - ay[s])[None, :]
+                tol = 1e-9 * cell * length
                 inner = np.ones(ids.size, dtype=bool)
+                outer = np.ones((ids.size, length.size), dtype=bool)
                 for cxo, cyo in ((0, 0), (1, 0), (0, 1), (1, 1)):
                     px = lo[0] + (ii + cxo) * cell
                     py = lo[1] + (jj + cyo) * cell
                     cross = ((bx[s] - ax[s])[None, :] * (py[:, None] - ay[s][None, :])
                              - (by[s] - ay[s])[None, :] * (px[:, None] - ax[s][None, :]))
-                    length = np.hypot(bx[s] - ax[s], by[s] - ay[s])[None, :]
-                    inner &= np.all((cross > 1e-9 * cell * length) | (length == 0), axis=1)
+                    inner &= np.all((cross > tol) | (length == 0), axis=1)
+                    outer &= (cross < -tol) & (length > 0)
                 np.add.at(cell_base, ids[inner], self.deltas[s])
-                ids = ids[~inner]
+                ids = ids[~inner & ~outer.any(axis=1)]
             cells.append(ids)
             polys.append(np.full(ids.size, s, dtype=np.int64))
         cells_a, polys_a = np.concatenate(cells), np.concatenate(polys)

@@ -83,8 +83,8 @@ class StepChart(FiducialChart):
         d["patches"] = [
             {"index": i, "density": round(float(dens), 3), "reflectance": round(float(r), 6),
              "rect_mm": [round(float(v), 4) for v in rect]}
-            for i, (dens, r, rect) in enumerate(zip(step_densities(), step_reflectances(), self.patch_rects_mm(),
-                                                    strict=True))
+            for i, (dens, r, rect) in enumerate(
+                zip(step_densities(), step_reflectances(), self.patch_rects_mm(), strict=True))
         ]
         d["order"] = "reading order: 2 rows of 10, step 0 top-left"
         return d

@@ -153,6 +153,10 @@ class ControlServer(JsonLineServer):
     def _firmware_set(self, args: dict[str, Any]) -> dict[str, Any]:
         _args(args, "firmware.set", ("build",))
         build = _slug(args["build"], "firmware build")
+        from station.twin.firmware import FIRMWARE_BUILDS
+
+        if build not in FIRMWARE_BUILDS:
+            raise BadRequestError(f"unknown firmware build {build!r}; allowed: {', '.join(FIRMWARE_BUILDS)}")
         with self.world.lock:
             self.world.firmware = build
         return {"firmware": build}

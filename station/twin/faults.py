@@ -1,7 +1,8 @@
 """The twin's injectable faults: one registry across its devices, and ``NAME[=VALUE]`` parsing.
 
 Each device module of the twin declares its faults in a ``*_FAULTS`` dict (name ->
-description); firmware builds are separate (``station twin firmware``).
+description). Firmware regressions are faults too (switch one on over any build), besides
+being carried by the named builds of ``station twin firmware``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from station.errors import ConfigError
 
 #: Modules of the twin that declare faults, and the dict holding them.
 _SOURCES = (("station.twin.scpi_server", "LIGHT_FAULTS"), ("station.twin.grbl_emulator", "MOUNT_FAULTS"),
-            ("station.twin.phone_server", "PHONE_FAULTS"))
+            ("station.twin.phone_server", "PHONE_FAULTS"), ("station.twin.firmware", "FIRMWARE_FAULTS"))
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

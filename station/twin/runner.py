@@ -10,6 +10,7 @@ import contextlib
 from typing import Any
 
 from station.config import StationConfig, TwinConfig, twin_config
+from station.errors import ConfigError
 from station.twin.world import World
 
 
@@ -19,6 +20,11 @@ class Twin:
     def __init__(self, settings: TwinConfig | None = None, host: str = "127.0.0.1") -> None:
         self.settings = settings or TwinConfig()
         self.host = host
+        from station.twin.firmware import FIRMWARE_BUILDS
+
+        if self.settings.firmware not in FIRMWARE_BUILDS:
+            raise ConfigError(f"twin firmware {self.settings.firmware!r}: unknown build; allowed: "
+                              f"{', '.join(FIRMWARE_BUILDS)}")
         self.world = World(seed=self.settings.seed, firmware=self.settings.firmware,
                            resolution=self.settings.resolution, time_scale=self.settings.time_scale,
                            faults=dict(self.settings.faults))

@@ -79,3 +79,43 @@ def true_mtf(freq_cy_px: np.ndarray | float, sigma_px: float, angle_deg: float =
 def true_mtf50(sigma_px: float, angle_deg: float = 0.0) -> float:
     """Frequency (c/px) where ``true_mtf`` first falls to 0.5."""
     return float(brentq(lambda f: float(true_mtf(f, sigma_px, angle_deg)) - 0.5, 1e-6, 0.99))
+
+
+def chart_image(size: tuple[int, int], squares: list[tuple[float, float, float, float]], *, lo: float = 0.1,
+                hi: float = 0.8, blur_px: float = 1.0, supersample: int = 4, noise: float = 0.0,
+                seed: int = 0) -> np.ndarray:
+    """(H, W) linear chart: dark squares ``(cx, cy, side, angle_deg)`` on a light ground, box-integrated
+    (``supersample``^2 points per pixel), Gaussian blur ``blur_px``, optional Gaussian noise."""
+    import cv2
+
+    h, w = size
+    s = supersample
+    canvas = np.full((h * s, w * s), 255, np.uint8)
+    for cx, cy, side, angle in squares:
+        t = math.radians(angle)
+        u = np.array([math.cos(t), math.sin(t)]) * side / 2.0
+        v = np.array([-math.sin(t), math.cos(t)]) * side / 2.0
+        c = np.array([cx, cy])
+        corners = np.array([c - u - v, c + u - v, c + u + v, c - u + v])
+        pts = np.round(((corners + 0.5) * s - 0.5) * 16).astype(np.int32)  # pixel centres at integers
+        cv2.fillPoly(canvas, [pts], 0, lineType=cv2.LINE_8, shift=4)
+    frac = cv2.resize(canvas.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
+    img = lo + (hi - lo) * frac
+    if blur_px > 0:
+        img = cv2.GaussianBlur(img, (0, 0), blur_px)
+    if noise > 0:
+        img = img + np.random.default_rng(seed).normal(0.0, noise, img.shape).astype(np.float32)
+    return img.astype(np.float32)
+
+
+def square_sides(square: tuple[float, float, float, float]) -> list[tuple[float, float, str]]:
+    """Midpoints (x, y) and orientation of a ``chart_image`` square's four sides."""
+    cx, cy, side, angle = square
+    t = math.radians(angle)
+    out = []
+    for k in range(4):
+        a = t + k * math.pi / 2.0
+        nx, ny = math.cos(a), math.sin(a)
+        orientation = "vertical" if abs(nx) > abs(ny) else "horizontal"
+        out.append((cx + nx * side / 2.0, cy + ny * side / 2.0, orientation))
+    return out

@@ -1,0 +1,216 @@
+"""``station analyze sfr FILE... [--roi X,Y,W,H] [--plane Y|R|G|B|Gr|Gb]``: slanted-edge MTF (ISO 12233 e-SFR).
+
+Without ``--roi`` every usable slanted edge in each image is found (``calibration.edges``) and
+measured (``calibration.sfr``); a file holding one edge gives one. Inputs: 8-bit images are sRGB-decoded
+unless ``--linear``, 16-bit PNG/TIFF are linear, a DNG is a CFA mosaic (black level removed; ``--plane Y``
+measures the luminance of a bilinear demosaic, ``R``/``G``/``B``/``Gr``/``Gb`` one colour plane).
+
+Frequencies are always in cycles per image (sensor) pixel: a CFA plane, sampled every 2 px, is measured
+in its own pixels and reported here halved (so its curve reaches 0.5 c/px, its own Nyquist being 0.25).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calibration.edges import find_edges
+from calibration.sfr import LUMA_WEIGHTS, SfrError, SfrResult, cfa_at, sfr, sfr_cfa
+from station.atomic import atomic_write_bytes
+from station.cli.common import print_json
+from station.errors import InputError
+from station.imageio import LoadedImage, load_image
+
+_ROI_RE = re.compile(r"^\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*$")
+PLANES = ("Y", "R", "G", "B", "Gr", "Gb")
+MIN_ROI_PX = 8
+
+
+def register(kinds: argparse._SubParsersAction) -> None:
+    parser = kinds.add_parser(
+        "sfr", help="slanted-edge MTF (ISO 12233 e-SFR): MTF50, MTF at Nyquist/2, per edge",
+        description="Measure the MTF of every slanted edge in each image (or of --roi), ISO 12233 e-SFR.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="images (PNG, JPEG, TIFF, DNG)")
+    parser.add_argument("--roi", action="append", default=[], metavar="X,Y,W,H",
+                        help="measure this region (pixels; repeatable) instead of finding the edges")
+    parser.add_argument("--plane", choices=PLANES, default="Y",
+                        help="Y luminance (default), or a colour channel / CFA plane")
+    parser.add_argument("--linear", action="store_true", help="8-bit input is already linear (no sRGB decoding)")
+    parser.add_argument("--fit-order", type=int, default=1, choices=range(1, 6), metavar="N",
+                        help="order of the edge polynomial (1 as ISO 12233:2017, up to 5 as sfrmat5)")
+    parser.add_argument("--plot", metavar="FILE.png", help="write the MTF curves to this PNG")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def parse_roi(text: str) -> tuple[int, int, int, int]:
+    """``"X,Y,W,H"`` -> ints; InputError (one line) when it does not parse."""
+    m = _ROI_RE.match(text)
+    if not m:
+        raise InputError(f"--roi {text!r}: expected X,Y,W,H (non-negative integers, pixels), e.g. 100,40,64,128")
+    x, y, w, h = (int(g) for g in m.groups())
+    if w < MIN_ROI_PX or h < MIN_ROI_PX:
+        raise InputError(f"--roi {text!r}: width and height must be at least {MIN_ROI_PX} px")
+    return x, y, w, h
+
+
+class _Measurer:
+    """The image of one file prepared for edge finding and measurement on the chosen plane."""
+
+    def __init__(self, image: LoadedImage, plane: str, fit_order: int) -> None:
+        self.image = image
+        self.plane = plane
+        self.fit_order = fit_order
+        name = image.path
+        data = image.data
+        self.freq_scale = 1.0
+        if image.kind == "gray":
+            if plane != "Y":
+                raise InputError(f"{name}: --plane {plane} needs a colour or raw (DNG) image; this one is gray")
+            self.detect = data
+            self.clip = float(image.white_level)
+        elif image.kind == "rgb":
+            if plane in ("Gr", "Gb"):
+                raise InputError(f"{name}: --plane {plane} needs a raw (DNG) image; use R, G or B for RGB")
+            luma = data @ np.asarray(LUMA_WEIGHTS, dtype=np.float32)
+            self.channel = luma if plane == "Y" else data[..., "RGB".index(plane)]
+            self.detect = luma
+            self.clip = float(image.white_level)
+        else:  # CFA mosaic in DN
+            self.mosaic = data - np.float32(image.black_level)
+            self.clip = float(image.white_level - image.black_level)
+            h2, w2 = (data.shape[0] // 2) * 2, (data.shape[1] // 2) * 2
+            m = self.mosaic[:h2, :w2]
+            self.detect = 0.25 * (m[0::2, 0::2] + m[0::2, 1::2] + m[1::2, 0::2] + m[1::2, 1::2])
+            if plane != "Y":
+                self.freq_scale = 0.5  # plane pixels are 2 sensor pixels
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.data.shape[:2]
+
+    def find(self) -> list[tuple[int, int, int, int]]:
+        if self.image.kind == "cfa":
+            # Found on the 2x2-binned mosaic (no demosaic needed), mapped back to even sensor coordinates.
+            edges = find_edges(self.detect, roi_along_px=64, roi_across_px=32, min_along_px=12,
+                               clip_level=0.999 * self.clip)
+            return [(2 * e.x, 2 * e.y, 2 * e.w, 2 * e.h) for e in edges]
+        edges = find_edges(self.detect, clip_level=0.999 * self.clip)
+        return [e.roi for e in edges]
+
+    def measure(self, roi: tuple[int, int, int, int]) -> SfrResult:
+        x, y, w, h = roi
+        if self.image.kind == "gray":
+            return sfr(self.detect[y:y + h, x:x + w], fit_order=self.fit_order, roi_xywh=roi)
+        if self.image.kind == "rgb":
+            return sfr(self.channel[y:y + h, x:x + w], fit_order=self.fit_order, roi_xywh=roi)
+        cfa = cfa_at(self.image.cfa or "RGGB", x, y)
+        planes = {"R": "R", "G": "G", "B": "B", "Gr": "Gr", "Gb": "Gb", "Y": "Y"}
+        return sfr_cfa(self.mosaic[y:y + h, x:x + w], cfa, planes[self.plane], fit_order=self.fit_order,
+                       roi_xywh=roi)
+
+
+def _edge_json(res: SfrResult, roi: tuple[int, int, int, int], plane: str, freq_scale: float) -> dict[str, Any]:
+    freq = res.freq_cy_px * freq_scale
+    nyq2 = res.mtf_nyq2 if freq_scale == 1.0 else res.mtf_at(0.25 / freq_scale)
+    curve = [[round(float(f), 5), round(float(m), 5)] for f, m in zip(freq, res.mtf, strict=True)]
+    return {
+        "mtf50_cy_px": _num(res.mtf50_cy_px * freq_scale),
+        "mtf_nyq2": _num(nyq2),
+        "angle_deg": round(float(res.angle_deg), 3),
+        "orientation": res.orientation,
+        "plane": plane,
+        "roi": [int(v) for v in roi],
+        "mtf": curve,
+    }
+
+
+def _num(value: float) -> float | None:
+    return round(float(value), 5) if math.isfinite(value) else None
+
+
+def analyze_file(path: str, rois: list[tuple[int, int, int, int]], plane: str, linear: bool,
+                 fit_order: int = 1) -> dict[str, Any]:
+    """Measure one file: the given ROIs, or every usable edge. InputError names the file."""
+    image = load_image(path, linear=linear)
+    meas = _Measurer(image, plane, fit_order)
+    height, width = meas.shape
+    edges: list[dict[str, Any]] = []
+    if rois:
+        for roi in rois:
+            x, y, w, h = roi
+            if x + w > width or y + h > height:
+                raise InputError(f"{path}: --roi {x},{y},{w},{h} lies outside the {width}x{height} image")
+            try:
+                res = meas.measure(roi)
+            except SfrError as exc:
+                raise InputError(f"{path}: --roi {x},{y},{w},{h}: {exc}") from None
+            edges.append(_edge_json(res, roi, plane, meas.freq_scale))
+    else:
+        for roi in meas.find():
+            try:
+                res = meas.measure(roi)
+            except SfrError:
+                continue  # found on the detection image but not measurable on this plane
+            edges.append(_edge_json(res, roi, plane, meas.freq_scale))
+        if not edges:
+            raise InputError(f"{path}: no usable slanted edge found")
+    return {"file": path, "edges": edges}
+
+
+def _plot(result: dict[str, Any], out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for entry in result["files"]:
+        name = Path(entry["file"]).name
+        for edge in entry["edges"]:
+            curve = np.asarray(edge["mtf"], dtype=float)
+            x, y, w, h = edge["roi"]
+            ax.plot(curve[:, 0], curve[:, 1], lw=1.2, label=f"{name} [{x},{y},{w},{h}] MTF50 {edge['mtf50_cy_px']}")
+    ax.axvline(0.5, color="0.5", ls="--", lw=0.8)
+    ax.axhline(0.5, color="0.8", lw=0.8)
+    ax.set_xlim(0, 1.0)
+    ax.set_ylim(0, None)
+    ax.set_xlabel("spatial frequency, cycles/pixel (Nyquist 0.5)")
+    ax.set_ylabel("MTF (e-SFR, ISO 12233)")
+    ax.grid(alpha=0.3)
+    if sum(len(e["edges"]) for e in result["files"]) <= 12:
+        ax.legend(fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(out, buf.getvalue())
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    print(f"{'file':<32} {'roi x,y,w,h':<20} {'edge':<10} {'angle':>7} {'MTF50 c/px':>11} {'MTF@Nyq/2':>10}")
+    for entry in result["files"]:
+        name = entry["file"] if len(entry["file"]) <= 32 else "..." + entry["file"][-29:]
+        for edge in entry["edges"]:
+            roi = ",".join(str(v) for v in edge["roi"])
+            mtf50 = "n/a" if edge["mtf50_cy_px"] is None else f"{edge['mtf50_cy_px']:.4f}"
+            nyq2 = "n/a" if edge["mtf_nyq2"] is None else f"{edge['mtf_nyq2']:.3f}"
+            print(f"{name:<32} {roi:<20} {edge['orientation']:<10} {edge['angle_deg']:>7.2f} {mtf50:>11} {nyq2:>10}")
+
+
+def run(args: argparse.Namespace) -> int:
+    rois = [parse_roi(text) for text in args.roi]
+    result = {"files": [analyze_file(path, rois, args.plane, args.linear, args.fit_order) for path in args.files]}
+    if args.plot:
+        _plot(result, args.plot)
+    if args.json:
+        print_json(result)
+    else:
+        _print_table(result)
+    return 0

@@ -1,0 +1,198 @@
+"""Geometric optics of the twin: camera pose, projection, distortion, thin-lens focus, vignetting, PSF.
+
+Camera frame as OpenCV's (x right, y down, z along the optical axis). Projection is OpenCV's
+pinhole + Brown-Conrady model (``cv2.projectPoints``; Brown, Photogramm. Eng. 32 (1966); Conrady,
+MNRAS 79 (1919)) with OpenCV's tilted-sensor (Scheimpflug) extension for a tilted M adapter
+(Louhichi et al., Meas. Sci. Technol. 18 (2007), as in OpenCV's ``computeTiltProjectionMatrix``).
+Focus is the thin lens ``1/f = 1/s + 1/v``; the defocus blur circle on the sensor is
+``c = A |z - v_o| / v_o`` (A the entrance pupil diameter, v_o where the object point images,
+z where the sensor is); depth of field from the same geometry.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+# --- pose -------------------------------------------------------------------------------------
+
+
+def camera_rotation(pan_deg: float, tilt_deg: float) -> np.ndarray:
+    """World -> camera rotation of the phone on its gimbal (3x3), rotating about the lens centre.
+
+    At zero the camera looks along world +z at the chart. Pan turns about the vertical axis
+    (positive: looking right, +x), tilt about the camera's horizontal axis carried by the pan
+    stage (positive: looking up, -y): camera -> world is ``Ry(pan) @ Rx(tilt)``.
+    """
+    p, t = math.radians(pan_deg), math.radians(tilt_deg)
+    ry = np.array([[math.cos(p), 0.0, math.sin(p)], [0.0, 1.0, 0.0], [-math.sin(p), 0.0, math.cos(p)]])
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, math.cos(t), -math.sin(t)], [0.0, math.sin(t), math.cos(t)]])
+    return (ry @ rx).T
+
+
+def chart_extrinsics(pan_deg: float, tilt_deg: float, distance_mm: float, chart_width_mm: float,
+                     chart_height_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(R, t): chart coordinates (mm, origin top-left, z=0 plane) -> camera coordinates.
+
+    The chart is centred on the optical axis at zero pan/tilt, ``distance_mm`` from the lens.
+    """
+    rotation = camera_rotation(pan_deg, tilt_deg)
+    origin_world = np.array([-chart_width_mm / 2.0, -chart_height_mm / 2.0, float(distance_mm)])
+    return rotation, rotation @ origin_world
+
+
+# --- lens distortion (OpenCV's model) ----------------------------------------------------------
+
+def distort(x: np.ndarray, y: np.ndarray, dist: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Brown-Conrady on normalized coordinates, OpenCV's ``k1 k2 p1 p2 k3`` order."""
+    k1, k2, p1, p2, k3 = (float(v) for v in dist[:5])
+    r2 = x * x + y * y
+    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xy2 = 2.0 * x * y
+    xd = x * radial + p1 * xy2 + p2 * (r2 + 2.0 * x * x)
+    yd = y * radial + p1 * (r2 + 2.0 * y * y) + p2 * xy2
+    return xd, yd
+
+
+def undistort(xd: np.ndarray, yd: np.ndarray, dist: tuple[float, ...], iterations: int = 12
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Invert ``distort`` by Newton's method (float64; converges to ~1e-15 for lens-like distortion)."""
+    k1, k2, p1, p2, k3 = (float(v) for v in dist[:5])
+    xd = np.asarray(xd, dtype=np.float64)
+    yd = np.asarray(yd, dtype=np.float64)
+    x, y = xd.copy(), yd.copy()
+    for _ in range(iterations):
+        fx, fy = distort(x, y, dist)
+        ex, ey = fx - xd, fy - yd
+        r2 = x * x + y * y
+        radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        dradial = 2.0 * (k1 + r2 * (2.0 * k2 + 3.0 * k3 * r2))  # d radial / d(r2) * 2
+        j11 = radial + x * x * dradial + 2.0 * p1 * y + 6.0 * p2 * x
+        j12 = x * y * dradial + 2.0 * p1 * x + 2.0 * p2 * y
+        j21 = x * y * dradial + 2.0 * p1 * x + 2.0 * p2 * y
+        j22 = radial + y * y * dradial + 6.0 * p1 * y + 2.0 * p2 * x
+        det = j11 * j22 - j12 * j21
+        x = x - (j22 * ex - j12 * ey) / det
+        y = y - (j11 * ey - j21 * ex) / det
+    return x, y
+
+
+def tilt_matrix(tau_x_deg: float, tau_y_deg: float) -> np.ndarray:
+    """OpenCV's tilted-sensor projection matrix (``computeTiltProjectionMatrix``) for angles in degrees."""
+    tx, ty = math.radians(tau_x_deg), math.radians(tau_y_deg)
+    rot_x = np.array([[1.0, 0.0, 0.0], [0.0, math.cos(tx), math.sin(tx)], [0.0, -math.sin(tx), math.cos(tx)]])
+    rot_y = np.array([[math.cos(ty), 0.0, -math.sin(ty)], [0.0, 1.0, 0.0], [math.sin(ty), 0.0, math.cos(ty)]])
+    rot = rot_y @ rot_x
+    proj_z = np.array([[rot[2, 2], 0.0, -rot[0, 2]], [0.0, rot[2, 2], -rot[1, 2]], [0.0, 0.0, 1.0]])
+    return proj_z @ rot
+
+
+def sensor_normal(tau_x_deg: float, tau_y_deg: float) -> np.ndarray:
+    """Unit normal of the tilted sensor plane in the camera frame (z-row of OpenCV's tilt rotation)."""
+    tx, ty = math.radians(tau_x_deg), math.radians(tau_y_deg)
+    rot_x = np.array([[1.0, 0.0, 0.0], [0.0, math.cos(tx), math.sin(tx)], [0.0, -math.sin(tx), math.cos(tx)]])
+    rot_y = np.array([[math.cos(ty), 0.0, -math.sin(ty)], [0.0, 1.0, 0.0], [math.sin(ty), 0.0, math.cos(ty)]])
+    return (rot_y @ rot_x)[2]
+
+
+def opencv_distortion(dist: tuple[float, ...], tau_x_deg: float = 0.0, tau_y_deg: float = 0.0) -> list[float]:
+    """The distortion vector ``cv2.projectPoints`` takes: 5 terms, or 14 when the sensor is tilted."""
+    five = [float(v) for v in dist[:5]]
+    if tau_x_deg == 0.0 and tau_y_deg == 0.0:
+        return five
+    return five + [0.0] * 7 + [math.radians(tau_x_deg), math.radians(tau_y_deg)]
+
+
+# --- thin lens ---------------------------------------------------------------------------------
+
+def image_distance_mm(focal_mm: float, object_mm: float | np.ndarray) -> float | np.ndarray:
+    """Lens-to-image distance v of an object at s: ``v = f s / (s - f)`` (inf at s <= f)."""
+    s = np.asarray(object_mm, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(s > focal_mm, focal_mm * s / (s - focal_mm), np.inf)
+    v = np.where(np.isinf(s), focal_mm, v)
+    return float(v) if v.ndim == 0 else v
+
+
+def object_distance_mm(focal_mm: float, image_mm: float) -> float:
+    """Object distance in focus for a lens-to-sensor distance v: ``s = f v / (v - f)``; inf when v <= f."""
+    if image_mm <= focal_mm:
+        return math.inf
+    return focal_mm * image_mm / (image_mm - focal_mm)
+
+
+def blur_circle_mm(pupil_mm: float, sensor_mm: float | np.ndarray, image_mm: float | np.ndarray
+                   ) -> float | np.ndarray:
+    """Defocus blur circle diameter on the sensor: ``A |z - v_o| / v_o``."""
+    return pupil_mm * np.abs(np.asarray(sensor_mm) - np.asarray(image_mm)) / np.asarray(image_mm)
+
+
+def depth_of_field_mm(focal_mm: float, f_number: float, sensor_mm: float, coc_mm: float
+                      ) -> tuple[float, float]:
+    """Near and far limits (object distances) whose blur circle stays within ``coc_mm``.
+
+    Object images at ``v_o`` with ``A |v - v_o| / v_o <= c``: ``v_o`` in [v A/(A + c), v A/(A - c)].
+    """
+    pupil = focal_mm / f_number
+    v_far = sensor_mm * pupil / (pupil + coc_mm)
+    near = object_distance_mm(focal_mm, sensor_mm * pupil / (pupil - coc_mm)) if pupil > coc_mm else focal_mm
+    far = object_distance_mm(focal_mm, v_far)
+    return near, far
+
+
+# --- vignetting --------------------------------------------------------------------------------
+
+def relative_illumination(r: np.ndarray, a2: float, a4: float) -> np.ndarray:
+    """``cos^4(atan r) * (1 + a2 r^2 + a4 r^4)``, r = image radius / focal length (float32 in, out)."""
+    r2 = r * r
+    natural = 1.0 / (1.0 + r2) ** 2
+    return natural * (1.0 + r2 * (a2 + a4 * r2))
+
+
+# --- PSF ---------------------------------------------------------------------------------------
+
+def pillbox_kernel(diameter_px: float, oversample: int = 15) -> np.ndarray:
+    """Uniform disc of ``diameter_px``, each tap the exact-ish (oversampled) fraction of the disc over it."""
+    radius = max(float(diameter_px), 0.0) / 2.0
+    half = int(math.ceil(radius + 0.5))
+    n = 2 * half + 1
+    offs = (np.arange(oversample) + 0.5) / oversample - 0.5
+    grid = (np.arange(n) - half)[:, None] + offs[None, :]
+    gx = grid.reshape(-1)
+    inside = (gx[None, :] ** 2 + gx[:, None] ** 2) <= radius * radius
+    kernel = inside.reshape(n, oversample, n, oversample).mean(axis=(1, 3)).astype(np.float64)
+    if kernel.sum() <= 0:
+        kernel[half, half] = 1.0
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def psf_kernel(sigma_px: float, diameter_px: float) -> np.ndarray | None:
+    """Base Gaussian (sigma) convolved with a defocus pillbox (diameter), or None for a delta."""
+    sigma = max(float(sigma_px), 0.0)
+    if diameter_px < 0.35:
+        # a disc this small is, to its second moment, a Gaussian of variance d^2/16
+        sigma = math.sqrt(sigma * sigma + diameter_px * diameter_px / 16.0)
+        diameter_px = 0.0
+    if sigma < 0.05 and diameter_px == 0.0:
+        return None
+    disc = pillbox_kernel(diameter_px) if diameter_px > 0 else np.ones((1, 1), np.float32)
+    half = int(math.ceil(4.0 * sigma)) if sigma >= 0.05 else 0
+    size = disc.shape[0] + 2 * half
+    kernel = np.zeros((size, size), np.float32)
+    kernel[half:half + disc.shape[0], half:half + disc.shape[0]] = disc
+    if half:
+        kernel = cv2.GaussianBlur(kernel, (2 * half + 1, 2 * half + 1), sigma, borderType=cv2.BORDER_CONSTANT)
+    return kernel / kernel.sum()
+
+
+def blur(image: np.ndarray, sigma_px: float, diameter_px: float) -> np.ndarray:
+    """``image`` (float32) convolved with the PSF (Gaussian sigma and pillbox diameter, px)."""
+    kernel = psf_kernel(sigma_px, diameter_px)
+    if kernel is None:
+        return image
+    if diameter_px < 0.35:
+        sigma = math.sqrt(max(sigma_px, 0.0) ** 2 + diameter_px * diameter_px / 16.0)
+        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)

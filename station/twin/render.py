@@ -1,0 +1,622 @@
+"""The twin's image formation (DESIGN 5): chart -> lens -> sensor, one RAW CFA frame and its ground truth.
+
+Per capture, per colour channel:
+
+1. radiance: the chart's linear reflectance (``targets``) lit by the light's illuminance; the
+   channel's response to the light's blackbody spectrum comes from ``station.twin.sensor``;
+2. geometry: every polygon of the chart (its exact definition in mm) is carried into the sensor's
+   pixel coordinates by the pose (rail distance, pan, tilt), the pinhole at the lens-to-sensor
+   distance, OpenCV's Brown-Conrady distortion (and tilted-sensor term), and the channel's lateral
+   CA magnification: straight chart edges are straight lines in the undistorted image plane, so
+   polygons are clipped there exactly, their edges subdivided finely (<= 1/8 px sagitta), then
+   distorted. The projected polygons are rasterized with exact area coverage
+   (``targets.polygons``): each pixel is the mean of the irradiance over its area, no holes, no
+   point-sampling aliasing, no resampling of a raster;
+3. lens: the PSF, a defocus pillbox whose diameter is the thin-lens blur circle for the chart depth
+   each pixel sees (uniform, or blended between a few levels when pan/tilt or the adapter's tilt
+   make it vary across the field), convolved with the lens's Gaussian base PSF; the relative
+   illumination ``cos^4 * (1 + a2 r^2 + a4 r^4)``; the irradiance ``E = rho E_chart T / (4 N_w^2)``
+   with the working f-number ``N_w = N v / f``;
+4. sensor: the RGGB mosaic of mean electrons goes through ``station.twin.sensor.expose``.
+
+The M sensor without a lens is lit by the whole light box through its sapphire cover glass: a
+uniform irradiance ``T rho E_chart sin^2(alpha)`` (alpha: half-angle the chart subtends) with a small
+cos^4 falloff of the microlenses' acceptance. The twin never imports ``calibration``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+
+from station.twin import optics
+from station.twin.lenses import MAIN_LENS, Lens, catalog_truth, get_lens
+from station.twin.sensor import (
+    CFA_SITES,
+    SENSORS,
+    SPECS,
+    SensorSpec,
+    electrons_per_lux_s_m2,
+    expose,
+    noise_seed,
+    sensor_params,
+    sensor_spec,
+)
+
+MODEL = "physical-v1"
+CHANNELS = ("r", "g", "b")
+#: Sapphire cover glass of the bare M sensor: n = 1.77, two uncoated faces (Fresnel, normal incidence).
+SAPPHIRE_INDEX = 1.77
+SAPPHIRE_TRANSMISSION = (1.0 - ((SAPPHIRE_INDEX - 1.0) / (SAPPHIRE_INDEX + 1.0)) ** 2) ** 2
+#: The bare sensor's falloff: cos^4 of the angle to a virtual exit pupil this far (microlens shift), mm.
+BARE_PUPIL_DISTANCE_MM = 40.0
+#: Offset of the optical axis from the sensor centre (x, y mm): the phone module, and the M adapter.
+CENTRE_OFFSET_MM = {"main": (0.012, -0.008), "m": (-0.006, 0.010)}
+#: Acceptable circle of confusion for "in focus" (DESIGN 7: 2 preview pixels).
+COC_PX = 2.0
+#: Longest projected polygon segment in the undistorted plane, px (distortion sagitta << 0.01 px).
+SEGMENT_PX = 12.0
+#: Defocus levels: adjacent blur diameters differ by at most this many px (or 15 %).
+BLUR_LEVEL_STEP_PX = 0.5
+MAX_BLUR_LEVELS = 8
+#: One PSF for the whole frame when its RMS width varies less than this over the field, px.
+PSF_UNIFORM_PX = 0.05
+#: Extra margin (px) of the clip region beyond the rendered window.
+CLIP_MARGIN_PX = 2.0 * SEGMENT_PX
+
+
+# --- what the optics are for one capture ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class OpticalState:
+    """The true optics of one capture (lengths mm, pixels of the readout mode)."""
+
+    sensor: str
+    lens: Lens | None  # None: the bare M sensor
+    f_number: float
+    image_distance_mm: float  # lens to sensor (pinhole focal length)
+    focus_distance_mm: float  # object distance in focus on the axis (inf possible)
+    chart_distance_mm: float
+    pan_deg: float
+    tilt_deg: float
+    focus_ring_deg: float | None
+    extension_mm: float
+    back_focus_error_mm: float
+    tilt_x_deg: float  # adapter (sensor) tilt, OpenCV tauX
+    tilt_y_deg: float
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    pitch_mm: float
+
+    @property
+    def distortion(self) -> tuple[float, float, float, float, float]:
+        return self.lens.distortion if self.lens else (0.0, 0.0, 0.0, 0.0, 0.0)
+
+    @property
+    def pupil_mm(self) -> float:
+        return self.lens.pupil_diameter_mm(self.f_number) if self.lens else 0.0
+
+    def ca(self, channel: str) -> float:
+        if self.lens is None or channel == "g":
+            return 1.0
+        return self.lens.ca_scale[channel]
+
+    def camera_matrix(self, channel: str = "g") -> np.ndarray:
+        s = self.ca(channel)
+        return np.array([[self.fx * s, 0.0, self.cx], [0.0, self.fy * s, self.cy], [0.0, 0.0, 1.0]])
+
+
+def _option(world: Any, settings: dict[str, Any], name: str, default: Any) -> Any:
+    """A capture option: the settings first, then ``world.optics[name]``, then ``world.<name>``."""
+    if name in settings and settings[name] is not None:
+        return settings[name]
+    extra = getattr(world, "optics", None)
+    if isinstance(extra, dict) and extra.get(name) is not None:
+        return extra[name]
+    value = getattr(world, name, None)
+    return default if value is None else value
+
+
+def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: SensorSpec) -> OpticalState:
+    """Lens, aperture, focus and intrinsics of a capture from the world and the phone's settings."""
+    if sensor not in SENSORS:
+        raise ValueError(f"unknown sensor {sensor!r}; allowed: {', '.join(SENSORS)}")
+    pose = world.pose()
+    distance = float(pose["distance"])
+    if not distance > 0:
+        raise ValueError(f"rail distance must be positive mm, got {distance}")
+    pitch = spec.pixel_pitch_mm
+    off_x, off_y = CENTRE_OFFSET_MM[sensor]
+    cx = (spec.width - 1) / 2.0 + off_x / pitch
+    cy = (spec.height - 1) / 2.0 + off_y / pitch
+    common = {"sensor": sensor, "chart_distance_mm": distance, "pan_deg": float(pose["pan"]),
+              "tilt_deg": float(pose["tilt"]), "cx": cx, "cy": cy, "pitch_mm": pitch}
+    if sensor == "main":
+        lens = MAIN_LENS
+        f = lens.focal_length_mm
+        focus_m = settings.get("focus_m")
+        focus_mm = distance if focus_m is None else float(focus_m) * 1000.0  # None: autofocus on the chart
+        focus_mm = max(focus_mm, lens.close_focus_mm)
+        v = float(optics.image_distance_mm(f, focus_mm))
+        return OpticalState(lens=lens, f_number=lens.widest_f_number, image_distance_mm=v,
+                            focus_distance_mm=focus_mm, focus_ring_deg=None, extension_mm=v - f,
+                            back_focus_error_mm=0.0, tilt_x_deg=0.0, tilt_y_deg=0.0,
+                            fx=v / pitch, fy=v / pitch, **common)
+    lens_id = getattr(world, "m_lens", None)
+    back_focus = float(_option(world, settings, "adapter_back_focus_mm", 0.0))
+    tilt_x = float(_option(world, settings, "adapter_tilt_x_deg", 0.0))
+    tilt_y = float(_option(world, settings, "adapter_tilt_y_deg", 0.0))
+    if lens_id is None:
+        return OpticalState(lens=None, f_number=math.inf, image_distance_mm=BARE_PUPIL_DISTANCE_MM,
+                            focus_distance_mm=math.inf, focus_ring_deg=None, extension_mm=0.0,
+                            back_focus_error_mm=back_focus, tilt_x_deg=tilt_x, tilt_y_deg=tilt_y,
+                            fx=BARE_PUPIL_DISTANCE_MM / pitch, fy=BARE_PUPIL_DISTANCE_MM / pitch, **common)
+    lens = get_lens(lens_id)
+    n = lens.check_f_number(float(_option(world, settings, "aperture", lens.widest_f_number)))
+    ring = min(max(float(pose["focus"]), 0.0), float(lens.focus_throw_deg or 0.0))
+    extension = lens.extension_for_ring_mm(ring)
+    v = lens.focal_length_mm + extension + back_focus
+    return OpticalState(lens=lens, f_number=n, image_distance_mm=v,
+                        focus_distance_mm=optics.object_distance_mm(lens.focal_length_mm, v),
+                        focus_ring_deg=ring, extension_mm=extension, back_focus_error_mm=back_focus,
+                        tilt_x_deg=tilt_x, tilt_y_deg=tilt_y, fx=v / pitch, fy=v / pitch, **common)
+
+
+# --- geometry: chart polygons into the sensor -----------------------------------------------------
+
+def _sensor_to_normalized(u: np.ndarray, v: np.ndarray, state: OpticalState, channel: str
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates of a channel -> undistorted normalized coordinates (inverse model, float64)."""
+    s = state.ca(channel)
+    xt = (np.asarray(u, np.float64) - state.cx) / (state.fx * s)
+    yt = (np.asarray(v, np.float64) - state.cy) / (state.fy * s)
+    if state.tilt_x_deg or state.tilt_y_deg:
+        inv = np.linalg.inv(optics.tilt_matrix(state.tilt_x_deg, state.tilt_y_deg))
+        w = inv[2, 0] * xt + inv[2, 1] * yt + inv[2, 2]
+        xt, yt = (inv[0, 0] * xt + inv[0, 1] * yt + inv[0, 2]) / w, (inv[1, 0] * xt + inv[1, 1] * yt + inv[1, 2]) / w
+    return optics.undistort(xt, yt, state.distortion)
+
+
+def _normalized_to_sensor(x: np.ndarray, y: np.ndarray, state: OpticalState, channel: str
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Undistorted normalized coordinates -> a channel's pixel coordinates (forward model)."""
+    xd, yd = optics.distort(x, y, state.distortion)
+    if state.tilt_x_deg or state.tilt_y_deg:
+        h = optics.tilt_matrix(state.tilt_x_deg, state.tilt_y_deg)
+        w = h[2, 0] * xd + h[2, 1] * yd + h[2, 2]
+        xd, yd = (h[0, 0] * xd + h[0, 1] * yd + h[0, 2]) / w, (h[1, 0] * xd + h[1, 1] * yd + h[1, 2]) / w
+    s = state.ca(channel)
+    return state.cx + state.fx * s * xd, state.cy + state.fy * s * yd
+
+
+def _window_border(width: int, height: int, margin: int, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    lo_x, hi_x, lo_y, hi_y = -margin - 0.5, width - 0.5 + margin, -margin - 0.5, height - 0.5 + margin
+    t = np.linspace(0.0, 1.0, n)
+    u = np.concatenate([lo_x + t * (hi_x - lo_x), np.full(n, hi_x), hi_x - t * (hi_x - lo_x), np.full(n, lo_x)])
+    v = np.concatenate([np.full(n, lo_y), lo_y + t * (hi_y - lo_y), np.full(n, hi_y), hi_y - t * (hi_y - lo_y)])
+    return u, v
+
+
+def _clip_region(state: OpticalState, spec: SensorSpec, margin: int) -> tuple[float, float, float, float]:
+    """Rectangle of the undistorted normalized plane holding the rendered window of every channel."""
+    xs, ys = [], []
+    for channel in CHANNELS:
+        u, v = _window_border(spec.width, spec.height, margin)
+        x, y = _sensor_to_normalized(u, v, state, channel)
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    pad = CLIP_MARGIN_PX / state.fx
+    return float(x.min() - pad), float(y.min() - pad), float(x.max() + pad), float(y.max() + pad)
+
+
+def _clip_polygon(points: np.ndarray, inside: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Sutherland-Hodgman against one half-space: ``values`` >= 0 inside (signed distance per vertex)."""
+    out = []
+    n = len(points)
+    for i in range(n):
+        j = (i + 1) % n
+        if inside[i]:
+            out.append(points[i])
+        if inside[i] != inside[j]:
+            t = values[i] / (values[i] - values[j])
+            out.append(points[i] + t * (points[j] - points[i]))
+    return np.asarray(out, dtype=np.float64).reshape(-1, points.shape[1])
+
+
+def _project_shapes(shapes: list, state: OpticalState, region: tuple[float, float, float, float],
+                    chart_size: tuple[float, float]) -> tuple[list[np.ndarray], list[int]]:
+    """Chart polygons (mm) -> clipped, subdivided polygons in the undistorted normalized plane."""
+    rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm,
+                                                    *chart_size)
+    x0, y0, x1, y1 = region
+    z_min = 1e-3 * state.chart_distance_mm
+    seg = SEGMENT_PX / state.fx
+    polys: list[np.ndarray] = []
+    kept: list[int] = []
+    for index, shape in enumerate(shapes):
+        p = np.asarray(shape.polygon, dtype=np.float64)
+        cam = p @ rotation[:, :2].T + translation
+        if np.any(cam[:, 2] < z_min):
+            cam = _clip_polygon(cam, cam[:, 2] >= z_min, cam[:, 2] - z_min)
+            if len(cam) < 3:
+                continue
+        q = cam[:, :2] / cam[:, 2:3]
+        if q[:, 0].max() < x0 or q[:, 0].min() > x1 or q[:, 1].max() < y0 or q[:, 1].min() > y1:
+            continue
+        if q[:, 0].min() < x0 or q[:, 0].max() > x1 or q[:, 1].min() < y0 or q[:, 1].max() > y1:
+            for axis, bound, sign in ((0, x0, 1.0), (0, x1, -1.0), (1, y0, 1.0), (1, y1, -1.0)):
+                d = sign * (q[:, axis] - bound)
+                q = _clip_polygon(q, d >= 0, d)
+                if len(q) < 3:
+                    break
+            if len(q) < 3:
+                continue
+        # subdivide edges: a straight segment here becomes a gently curved one after distortion
+        nxt = np.roll(q, -1, axis=0)
+        pieces = np.maximum(np.ceil(np.hypot(*(nxt - q).T) / seg).astype(np.int64), 1)
+        if pieces.max() > 1:
+            edge = np.repeat(np.arange(len(q)), pieces)
+            frac = (np.arange(edge.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)) / pieces[edge]
+            q = q[edge] + frac[:, None] * (nxt - q)[edge]
+        polys.append(q)
+        kept.append(index)
+    return polys, kept
+
+
+def _rasterize_channel(chart: Any, polys_norm: list[np.ndarray], kept: list[int], state: OpticalState,
+                       channel: str, width: int, height: int, margin: int) -> np.ndarray:
+    """Exact area-average reflectance of one channel over the pixels of the window (H+2m, W+2m) float32."""
+    from targets.polygons import PolygonSet
+
+    k = CHANNELS.index(channel)
+    background = float(chart.background[k])
+    out_w, out_h = width + 2 * margin, height + 2 * margin
+    if not polys_norm:
+        return np.full((out_h, out_w), background, dtype=np.float32)
+    sizes = np.array([len(p) for p in polys_norm])
+    allq = np.concatenate(polys_norm)
+    u, v = _normalized_to_sensor(allq[:, 0], allq[:, 1], state, channel)
+    pix = np.stack([u, v], axis=1)
+    polys_px = np.split(pix, np.cumsum(sizes)[:-1])
+    deltas = np.array([chart.shapes[i].reflectance[k] - chart.shapes[i].under[k] for i in kept])
+    polygon_set = PolygonSet(polys_px, np.repeat(deltas[:, None], 3, axis=1))
+    image = polygon_set.raster(-margin - 0.5, -margin - 0.5, 1.0, out_w, out_h, np.full(3, background))
+    return np.ascontiguousarray(image[:, :, 0])
+
+
+# --- defocus -----------------------------------------------------------------------------------
+
+def _blur_diameter_px(state: OpticalState, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Thin-lens blur circle diameter (px) at sensor pixels (u, v), for the chart depth each one sees."""
+    lens = state.lens
+    x, y = _sensor_to_normalized(u, v, state, "g")
+    rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm, 0, 0)
+    normal = rotation[:, 2]  # chart plane normal in the camera frame
+    plane = float(normal @ translation)
+    denom = normal[0] * x + normal[1] * y + normal[2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.where(denom > 1e-9, plane / denom, np.inf)  # axial object distance, mm
+    image = optics.image_distance_mm(lens.focal_length_mm, depth)
+    sensor_z = np.full_like(x, state.image_distance_mm)
+    if state.tilt_x_deg or state.tilt_y_deg:
+        n = optics.sensor_normal(state.tilt_x_deg, state.tilt_y_deg)
+        sensor_z = state.image_distance_mm * n[2] / (n[0] * x + n[1] * y + n[2])
+    diameter = optics.blur_circle_mm(state.pupil_mm, sensor_z, image) / state.pitch_mm
+    return np.where(np.isfinite(diameter), diameter, 0.0)
+
+
+def _blur_field(state: OpticalState, width: int, height: int, margin: int, step: int = 16) -> np.ndarray:
+    """Blur circle diameter (px) over the window (H+2m, W+2m) float32: exact on a coarse grid, resized.
+
+    Grid nodes sit where ``cv2.resize`` by the integer factor ``step`` puts its source samples.
+    """
+    out_w, out_h = width + 2 * margin, height + 2 * margin
+    nu, nv = -(-out_w // step), -(-out_h // step)
+    gu = np.arange(nu) * step + (step - 1) / 2.0 - margin
+    gv = np.arange(nv) * step + (step - 1) / 2.0 - margin
+    uu, vv = np.meshgrid(gu, gv)
+    coarse = _blur_diameter_px(state, uu, vv).astype(np.float32)
+    field = cv2.resize(coarse, (nu * step, nv * step), interpolation=cv2.INTER_LINEAR)
+    return field[:out_h, :out_w]
+
+
+def _psf_width_px(sigma_px: float, diameter_px: float) -> float:
+    """RMS width (px, per axis) of the Gaussian * pillbox PSF: a disc of diameter d has variance d^2/16."""
+    return math.sqrt(sigma_px * sigma_px + diameter_px * diameter_px / 16.0)
+
+
+def _blur_range(state: OpticalState, width: int, height: int, step: int = 64) -> tuple[float, float]:
+    """Smallest and largest blur circle diameter (px) over the frame."""
+    uu, vv = np.meshgrid(np.linspace(-0.5, width - 0.5, width // step + 2),
+                         np.linspace(-0.5, height - 0.5, height // step + 2))
+    d = _blur_diameter_px(state, uu, vv)
+    return float(d.min()), float(d.max())
+
+
+def _apply_psf(image: np.ndarray, sigma_px: float, diameters: np.ndarray | float) -> np.ndarray:
+    """PSF on a window: one kernel for a uniform blur, else a blend of a few blur levels.
+
+    ``diameters`` is the blur circle diameter, one value or a field the shape of ``image``.
+    """
+    if np.isscalar(diameters):
+        return optics.blur(image, sigma_px, float(diameters))
+    field = np.asarray(diameters, dtype=np.float32)
+    lo, hi = float(field.min()), float(field.max())
+    levels = [lo]
+    while levels[-1] < hi and len(levels) < MAX_BLUR_LEVELS:
+        levels.append(levels[-1] + max(BLUR_LEVEL_STEP_PX, 0.15 * levels[-1]))
+    if len(levels) == MAX_BLUR_LEVELS or levels[-1] > hi:
+        levels = list(np.linspace(lo, hi, len(levels)))
+    out = np.zeros_like(image)
+    position = np.interp(field.ravel(), levels, np.arange(len(levels), dtype=np.float32)).reshape(field.shape)
+    for i, level in enumerate(levels):
+        weight = np.clip(1.0 - np.abs(position - i), 0.0, 1.0).astype(np.float32)
+        if not weight.any():
+            continue
+        out += weight * optics.blur(image, sigma_px, float(level))
+    return out
+
+
+# --- radiometry ------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=16)
+def _chart(name: str, size: tuple[float, float] | None) -> Any:
+    from targets.registry import get_chart
+
+    return get_chart(name) if size is None else get_chart(name, *size)
+
+
+@lru_cache(maxsize=16)
+def _mean_reflectance(name: str, size: tuple[float, float] | None) -> tuple[float, float, float]:
+    chart = _chart(name, size)
+    ppm = 512.0 / max(chart.width_mm, chart.height_mm)
+    raster = chart.raster(0.0, 0.0, ppm, int(chart.width_mm * ppm), int(chart.height_mm * ppm))
+    return tuple(float(v) for v in raster.reshape(-1, 3).mean(axis=0))
+
+
+def _uniform_reflectance(chart: Any) -> np.ndarray | None:
+    """The reflectance if the chart is uniform over the whole view (the flat diffuser), else None."""
+    if all(np.allclose(s.reflectance, chart.background) for s in chart.shapes):
+        return np.asarray(chart.background, dtype=np.float64)
+    return None
+
+
+def _relative_illumination(state: OpticalState, width: int, height: int) -> tuple[np.ndarray, float, float]:
+    """V(u, v) over the frame (float32) and the falloff coefficients (a2, a4)."""
+    a2, a4 = state.lens.falloff_coefficients(state.f_number) if state.lens else (0.0, 0.0)
+    u = ((np.arange(width, dtype=np.float32) - state.cx) / state.fx)[None, :]
+    v = ((np.arange(height, dtype=np.float32) - state.cy) / state.fy)[:, None]
+    r = np.sqrt(u * u + v * v)
+    return optics.relative_illumination(r, a2, a4).astype(np.float32), a2, a4
+
+
+def _electron_rates(world: Any, state: OpticalState, spec: SensorSpec, chart_name: str,
+                    chart_size: tuple[float, float] | None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Electrons per second per pixel, per channel, for reflectance 1 on the axis (and the sums behind)."""
+    lux = float(world.illuminance_lux())
+    cct = float(getattr(world.light, "cct_k", 5000.0))
+    eta = electrons_per_lux_s_m2(round(cct, 1))
+    if state.lens is None:
+        chart = _chart(chart_name, chart_size)
+        half_angle_sin2 = (chart.width_mm * chart.height_mm / math.pi) / (
+            chart.width_mm * chart.height_mm / math.pi + state.chart_distance_mm**2)
+        reflectance = _mean_reflectance(chart_name, chart_size)
+        sensor_lux = {c: lux * SAPPHIRE_TRANSMISSION * reflectance[k] * half_angle_sin2
+                      for k, c in enumerate(CHANNELS)}
+        info = {"model": "bare sensor: T_sapphire * rho_mean * E * sin^2(alpha)", "sin2_alpha": half_angle_sin2,
+                "transmission": SAPPHIRE_TRANSMISSION, "mean_reflectance": list(reflectance)}
+    else:
+        working = state.f_number * state.image_distance_mm / state.lens.focal_length_mm
+        factor = state.lens.transmission / (4.0 * working * working)
+        sensor_lux = {c: lux * factor for c in CHANNELS}
+        info = {"model": "rho * E * T / (4 N_w^2)", "working_f_number": working,
+                "transmission": state.lens.transmission}
+    rates = {c: sensor_lux[c] * eta[c] * spec.pixel_area_m2 for c in CHANNELS}
+    info.update({"illuminance_lux": lux, "cct_k": cct, "sensor_illuminance_lux": sensor_lux,
+                 "electrons_per_lux_s_m2": eta, "electrons_per_s": rates})
+    return rates, info
+
+
+# --- the frame -------------------------------------------------------------------------------------
+
+def _chart_spec(world: Any, settings: dict[str, Any]) -> tuple[str, tuple[float, float] | None]:
+    name = str(getattr(world, "chart", "flat") or "flat")
+    size = _option(world, settings, "chart_size_mm", None)
+    return name, (None if size is None else (float(size[0]), float(size[1])))
+
+
+def _sensor_serial(world: Any, settings: dict[str, Any], sensor: str) -> str:
+    serial = _option(world, settings, "sensor_serial", None)
+    if isinstance(serial, dict):
+        serial = serial.get(sensor)
+    if serial:
+        return str(serial)
+    phone = "TWIN-" + hashlib.sha256(f"m-phone:{world.seed}".encode()).hexdigest()[:8].upper()
+    return f"{phone}-{sensor}"
+
+
+def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> tuple[np.ndarray, dict]:
+    """The noise-free RGGB mosaic of mean photo-electrons (float32 H x W) and the optics truth."""
+    spec = sensor_spec(world.resolution)
+    state = optical_state(world, sensor, settings, spec)
+    chart_name, chart_size = _chart_spec(world, settings)
+    exposure_s = float(settings["exposure_us"]) * 1e-6
+    rates, radiometry = _electron_rates(world, state, spec, chart_name, chart_size)
+    width, height = spec.width, spec.height
+    relative, a2, a4 = _relative_illumination(state, width, height)
+    mean_e = np.empty((height, width), dtype=np.float32)
+    sigma_px = {c: (state.lens.psf_sigma_um(state.f_number, c) / spec.pixel_pitch_um if state.lens else 0.0)
+                for c in CHANNELS}
+    blur_info: dict[str, Any] = {}
+    chart = _chart(chart_name, chart_size)
+    uniform = _uniform_reflectance(chart) if state.lens is not None else np.ones(3)
+    if state.lens is not None:
+        centre = float(_blur_diameter_px(state, np.array([state.cx]), np.array([state.cy]))[0])
+        blur_info = {"blur_circle_px": centre}
+    if uniform is not None:
+        for k, channel in enumerate(CHANNELS):
+            scale = float(uniform[k]) * rates[channel] * exposure_s
+            for row, col in CFA_SITES[channel]:
+                np.multiply(relative[row::2, col::2], scale, out=mean_e[row::2, col::2])
+        if state.lens is not None:
+            blur_info["blur_circle_px_range"] = list(_blur_range(state, width, height))
+    else:
+        lo, hi = _blur_range(state, width, height)
+        blur_info["blur_circle_px_range"] = [lo, hi]
+        margin = int(math.ceil(hi / 2.0 + 4.0 * max(sigma_px.values()) + 3.0))
+        region = _clip_region(state, spec, margin)
+        polys, kept = _project_shapes(chart.shapes, state, region, (chart.width_mm, chart.height_mm))
+        diameters: np.ndarray | float = centre
+        if _psf_width_px(max(sigma_px.values()), hi) - _psf_width_px(max(sigma_px.values()), lo) > PSF_UNIFORM_PX:
+            diameters = _blur_field(state, width, height, margin)
+        for channel in CHANNELS:
+            image = _rasterize_channel(chart, polys, kept, state, channel, width, height, margin)
+            image = _apply_psf(image, sigma_px[channel], diameters)
+            scale = rates[channel] * exposure_s
+            for row, col in CFA_SITES[channel]:
+                site = image[margin + row:margin + height:2, margin + col:margin + width:2]
+                np.multiply(site, relative[row::2, col::2], out=mean_e[row::2, col::2])
+                mean_e[row::2, col::2] *= scale
+            del image
+    np.maximum(mean_e, 0.0, out=mean_e)
+    truth = _optics_truth(state, spec, a2, a4, sigma_px, blur_info, chart_name, chart, radiometry)
+    truth["exposure_s"] = exposure_s
+    return mean_e, truth
+
+
+def render_raw(world: Any, sensor: str, settings: dict[str, Any], seq: int) -> tuple[np.ndarray, dict]:
+    """Render one RGGB CFA frame (uint16, H x W, 10-bit DN) and its ground truth (JSON-able dict).
+
+    ``settings``: ``exposure_us``, ``analog_gain``, ``focus_m`` (main; None autofocuses on the chart),
+    and optionally ``aperture`` (M lens f-number), ``adapter_back_focus_mm``, ``adapter_tilt_x_deg``,
+    ``adapter_tilt_y_deg``, ``chart_size_mm``, ``sensor_serial`` (else read from ``world.optics`` or
+    world attributes of those names). Noise is seeded by ``(world.seed, sensor, seq)``, the PRNU/DSNU
+    patterns by the sensor serial: the same arguments give the same frame.
+    """
+    spec = sensor_spec(world.resolution)
+    analog_gain = float(settings.get("analog_gain", 1.0))
+    mean_e, truth = render_mean_electrons(world, sensor, settings)
+    serial = _sensor_serial(world, settings, sensor)
+    g_centre = _centre_value(mean_e, truth)
+    raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial, noise_seed(world.seed, sensor, seq))
+    params = sensor_params(spec, analog_gain)
+    gain = params["conversion_gain_dn_per_e"]
+    expected = {c: min(spec.black_level + gain * min(e, spec.full_well_e), float(spec.white_level))
+                for c, e in g_centre.items()}
+    truth.update({k: params[k] for k in ("conversion_gain_dn_per_e", "read_noise_dn", "read_noise_e",
+                                         "full_well_e", "black_level", "white_level", "clip_level_dn",
+                                         "dark_current_e_per_s", "prnu_pct", "dsnu_e")})
+    truth.update({"model": MODEL, "sensor_params": params, "sensor_serial": serial, "seed": int(world.seed),
+                  "seq": int(seq), "analog_gain": analog_gain, "mean_signal_e": g_centre["g"],
+                  "mean_signal_e_rgb": g_centre, "expected_mean_dn": expected["g"],
+                  "expected_mean_dn_rgb": expected})
+    return raw, truth
+
+
+def _centre_value(mean_e: np.ndarray, truth: dict[str, Any]) -> dict[str, float]:
+    """Mean electrons per channel in the 8x8 block at the principal point (the white-flat reading)."""
+    cx, cy = truth["intrinsics"]["cx"], truth["intrinsics"]["cy"]
+    r0, c0 = int(round(cy)) // 2 * 2 - 4, int(round(cx)) // 2 * 2 - 4
+    block = mean_e[max(r0, 0):r0 + 8, max(c0, 0):c0 + 8]
+    return {c: float(np.mean([block[r::2, k::2].mean() for r, k in CFA_SITES[c]])) for c in CHANNELS}
+
+
+def _optics_truth(state: OpticalState, spec: SensorSpec, a2: float, a4: float, sigma_px: dict[str, float],
+                  blur_info: dict[str, Any], chart_name: str, chart: Any, radiometry: dict[str, Any]
+                  ) -> dict[str, Any]:
+    rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm,
+                                                    chart.width_mm, chart.height_mm)
+    rvec = cv2.Rodrigues(rotation)[0].reshape(3)
+    lens = state.lens
+    truth: dict[str, Any] = {
+        "sensor": state.sensor, "resolution": spec.resolution, "width": spec.width, "height": spec.height,
+        "pixel_pitch_um": spec.pixel_pitch_um,
+        "lens": lens.id if lens else None, "lens_name": lens.name if lens else "bare (sapphire cover glass)",
+        "f_number": state.f_number if lens else None,
+        "intrinsics": {"fx": state.fx, "fy": state.fy, "cx": state.cx, "cy": state.cy,
+                       "camera_matrix": state.camera_matrix().tolist(),
+                       "focal_length_mm": lens.focal_length_mm if lens else None,
+                       "image_distance_mm": state.image_distance_mm if lens else None},
+        "distortion": list(state.distortion),
+        "distortion_opencv": optics.opencv_distortion(state.distortion, state.tilt_x_deg, state.tilt_y_deg),
+        "adapter": ({"back_focus_error_mm": state.back_focus_error_mm, "tilt_x_deg": state.tilt_x_deg,
+                     "tilt_y_deg": state.tilt_y_deg} if state.sensor == "m" else None),
+        "ca_scale": {"r": state.ca("r"), "g": 1.0, "b": state.ca("b")},
+        "vignetting": {"model": "cos^4(atan r) * (1 + a2 r^2 + a4 r^4), r = hypot(u - cx, v - cy) / r_scale_px",
+                       "cx": state.cx, "cy": state.cy, "r_scale_px": state.fx, "a2": a2, "a4": a4},
+        "psf": {"model": "Gaussian(sigma_px) * pillbox(blur_circle_px) * pixel box", "sigma_px": sigma_px},
+        "pose": {"distance_mm": state.chart_distance_mm, "pan_deg": state.pan_deg, "tilt_deg": state.tilt_deg,
+                 "focus_deg": state.focus_ring_deg},
+        "extrinsics": {"frame": "chart mm (origin top-left, x right, y down) -> camera mm",
+                       "rvec": rvec.tolist(), "tvec": translation.tolist(), "rotation": rotation.tolist()},
+        "chart": chart_name, "chart_size_mm": [chart.width_mm, chart.height_mm],
+        "illuminance_lux": radiometry["illuminance_lux"], "cct_k": radiometry["cct_k"],
+        "radiometry": radiometry,
+    }
+    if lens is not None:
+        coc_mm = COC_PX * state.pitch_mm
+        near, far = optics.depth_of_field_mm(lens.focal_length_mm, state.f_number, state.image_distance_mm, coc_mm)
+        blur = blur_info.get("blur_circle_px", 0.0)
+        truth["focus"] = {
+            "focus_distance_mm": state.focus_distance_mm, "chart_distance_mm": state.chart_distance_mm,
+            "image_distance_mm": state.image_distance_mm, "extension_mm": state.extension_mm,
+            "focus_ring_deg": state.focus_ring_deg, "back_focus_error_mm": state.back_focus_error_mm,
+            "blur_circle_px": blur, "blur_circle_px_range": blur_info.get("blur_circle_px_range", [blur, blur]),
+            "coc_px": COC_PX, "depth_of_field_mm": [near, far], "in_focus": bool(blur <= COC_PX),
+        }
+    else:
+        truth["focus"] = None
+        truth["vignetting"].update({"model": "cos^4(atan r), r = hypot(u - cx, v - cy) / r_scale_px (bare sensor)",
+                                    "r_scale_px": BARE_PUPIL_DISTANCE_MM / state.pitch_mm})
+    return _jsonable(truth)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    return value
+
+
+# --- catalog truth -------------------------------------------------------------------------------
+
+def lens_truth() -> dict[str, Any]:
+    """The lens catalog's truth (``station twin lenses --json``), with the mounts' optical centres."""
+    truth = catalog_truth()
+    truth["optical_centre_offset_mm"] = {k: list(v) for k, v in CENTRE_OFFSET_MM.items()}
+    truth["bare_m_sensor"] = {"cover_glass": "sapphire", "refractive_index": SAPPHIRE_INDEX,
+                              "transmission": SAPPHIRE_TRANSMISSION,
+                              "falloff": f"cos^4(atan(r_mm / {BARE_PUPIL_DISTANCE_MM:g}))"}
+    return truth
+
+
+def sensor_truth() -> dict[str, Any]:
+    """The sensors' truth per readout mode at analog gain 1 (``station twin sensors --json``)."""
+    from station.twin.sensor import IR_CUT_NM, QE_CURVES
+
+    modes = {name: sensor_params(spec, 1.0) for name, spec in SPECS.items()}
+    for name, spec in SPECS.items():
+        modes[name]["read_noise_model"] = {"read_noise_e_at_pixel": spec.read_noise_e,
+                                           "adc_noise_dn": spec.adc_noise_dn,
+                                           "read_noise_dn": "hypot(K * read_noise_e_at_pixel, adc_noise_dn)"}
+    common = {"modes": modes, "conversion_gain": "K = K_1 * analog_gain",
+              "spectral": {"qe_peak_centre_sigma_nm": {c: list(v) for c, v in QE_CURVES.items()},
+                           "ir_cut_nm": list(IR_CUT_NM)}}
+    return {sensor: dict(common, sensor=sensor) for sensor in SENSORS}

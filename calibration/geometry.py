@@ -368,6 +368,70 @@ def saddle_points(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray
     return pts, strength
 
 
+def _saddle_step(coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From quadratic coefficients (6, m): the step to the stationary point (m, 2), saddle flags, strength."""
+    a, b, c, d, e = coeffs[0], coeffs[1], coeffs[2], coeffs[3], coeffs[4]
+    det = 4 * a * c - b * b
+    safe = np.where(np.abs(det) < 1e-12, -1e-12, det)
+    step = np.column_stack([(b * e - 2 * c * d) / safe, (b * d - 2 * a * e) / safe])
+    return step, det < 0, np.sqrt(np.maximum(-det, 0.0))
+
+
+def saddle_points_on_model(gray: np.ndarray, object_points: np.ndarray, rvec: np.ndarray, tvec: np.ndarray,
+                           camera_matrix: np.ndarray, dist_coeffs: np.ndarray, half_window_mm: float, *,
+                           samples: int = 7, smooth_sigma: float = 1.0, iterations: int = 10,
+                           tol_mm: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """Saddle points found on the board plane, through the current camera model (after Datta et al.
+    2009, "Accurate camera calibration using iterative refinement of control points", done per corner).
+
+    Around each board corner a (2 samples + 1)^2 grid on the board (half side ``half_window_mm``) is
+    projected with the model and the (smoothed) image sampled there: in that patch the corner is a
+    right-angled, point-symmetric saddle whatever the perspective and the lens distortion, so the
+    saddle fit is free of the bias their curvature gives a window in the image. The corner moves on
+    the board until the saddle is centred; its image point is the model's projection of where it ends.
+    Returns image points (N,2) and saddle strengths (N,) (0 where no saddle was found).
+    """
+    obj = np.asarray(object_points, dtype=np.float64).reshape(-1, 3)
+    n_pts = len(obj)
+    solver, r = _saddle_design(int(samples))
+    n = len(r)
+    unit = half_window_mm / samples  # board mm per sample
+    img = _as_gray_float(gray)
+    if smooth_sigma > 0:
+        img = cv2.GaussianBlur(img, (0, 0), smooth_sigma)
+    offset = np.zeros((n_pts, 2))
+    strength = np.zeros(n_pts)
+    ok = np.ones(n_pts, dtype=bool)
+    active = np.ones(n_pts, dtype=bool)
+    gy, gx = np.meshgrid(r * unit, r * unit, indexing="ij")
+    for _ in range(iterations):
+        sel = np.flatnonzero(active)
+        if len(sel) == 0:
+            break
+        centres = obj[sel, :2] + offset[sel]
+        grid = np.empty((len(sel), n, n, 3))
+        grid[..., 0] = centres[:, 0, None, None] + gx[None]
+        grid[..., 1] = centres[:, 1, None, None] + gy[None]
+        grid[..., 2] = 0.0
+        px, _ = cv2.projectPoints(grid.reshape(-1, 3), rvec, tvec, camera_matrix, dist_coeffs)
+        px = px.reshape(len(sel) * n, n, 2).astype(np.float32)
+        patches = cv2.remap(img, np.ascontiguousarray(px[..., 0]), np.ascontiguousarray(px[..., 1]),
+                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        coeffs = solver @ patches.reshape(len(sel), n * n).T.astype(np.float64)
+        step, saddle, strength[sel] = _saddle_step(coeffs)
+        step = np.clip(step, -0.5 * samples, 0.5 * samples) * unit
+        step[~saddle] = 0.0
+        offset[sel] += step
+        ok[sel[~saddle]] = False
+        active[sel[~saddle | (np.hypot(step[:, 0], step[:, 1]) < tol_mm)]] = False
+    lost = ~ok | (np.hypot(offset[:, 0], offset[:, 1]) > half_window_mm)
+    strength[lost] = 0.0
+    moved = obj.copy()
+    moved[:, :2] += offset
+    px, _ = cv2.projectPoints(moved, rvec, tvec, camera_matrix, dist_coeffs)
+    return px.reshape(-1, 2), strength
+
+
 def refine_subpix(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray | float) -> np.ndarray:
     """cv2.cornerSubPix with a per-corner window (grouped by size) and tight termination."""
     pts = np.asarray(corners, dtype=np.float32).reshape(-1, 1, 2).copy()
@@ -650,7 +714,10 @@ def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoint
         halves = np.clip(fraction * spacing, 2.0, 25.0)
         image = images[v.name]
         if method == "saddle":
-            refined, strength = saddle_points(image, start, halves)
+            half_px = float(np.median(halves))
+            refined, strength = saddle_points_on_model(
+                image, obj, rvec, tvec, K, d, fraction * square, samples=int(np.clip(round(half_px), 3, 12)),
+                smooth_sigma=max(0.5, half_px / 3.0))
         else:
             refined, strength = refine_subpix(image, start, halves), np.ones(len(start))
         drift = np.linalg.norm(refined - start, axis=1)

@@ -52,7 +52,8 @@ def shading_png(result: ShadingResult, *,
                        cmap="viridis", interpolation="bilinear")
         ax.plot(*np.meshgrid(xs, ys), "k.", ms=2)
         android = ("R", "G_even", "G_odd", "B")[k]
-        ax.set_title(f"{android} ({name}): max gain {result.gain_map[..., k].max():.3f}")
+        label = android if name == android else f"{android} ({name})"
+        ax.set_title(f"{label}: max gain {result.gain_map[..., k].max():.3f}")
         ax.set_xlabel("x (px)")
         ax.set_ylabel("y (px)")
         fig.colorbar(im, ax=ax, shrink=0.85, label="gain")

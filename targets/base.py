@@ -178,6 +178,14 @@ def to_gray_u8(image: np.ndarray) -> np.ndarray:
     return np.clip((np.nan_to_num(f, nan=lo) - lo) * (255.0 / (hi - lo)), 0, 255).round().astype(np.uint8)
 
 
+def gray_for_detection(chart: str, image: np.ndarray) -> np.ndarray:
+    """``to_gray_u8`` for a detector; an empty or unusable image is ``ChartNotFound`` naming ``chart``."""
+    a = np.asarray(image)
+    if a.size == 0 or a.ndim not in (2, 3) or min(a.shape[:2]) < 8:
+        raise ChartNotFound(chart, f"the image is empty or too small (shape {a.shape})")
+    return to_gray_u8(a)
+
+
 class Chart(ABC):
     """A chart of ``width_mm`` x ``height_mm`` on a holder of reflectance ``background`` around it."""
 

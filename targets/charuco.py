@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from targets.base import BLACK, WHITE, Chart, ChartNotFound, Detection, Painter, to_gray_u8
+from targets.base import BLACK, WHITE, Chart, ChartNotFound, Detection, Painter, gray_for_detection
 
 #: ArUco dictionary names OpenCV knows (``cv2.aruco.DICT_*``).
 ARUCO_DICTIONARIES = tuple(sorted(n for n in dir(cv2.aruco) if n.startswith("DICT_")))
@@ -226,9 +226,12 @@ class CharucoChart(Chart):
 
     def detect(self, image: np.ndarray) -> Detection:
         """OpenCV's CharucoDetector: corners (N,2) px with their ids, and the homography from them."""
-        gray = to_gray_u8(image)
+        gray = gray_for_detection(self.name, image)
         detector = cv2.aruco.CharucoDetector(self.spec.cv_board())
-        corners, ids, marker_corners, marker_ids = detector.detectBoard(gray)
+        try:
+            corners, ids, marker_corners, marker_ids = detector.detectBoard(gray)
+        except cv2.error as exc:
+            raise ChartNotFound(self.name, f"OpenCV failed: {str(exc).strip().splitlines()[-1]}") from None
         n = 0 if ids is None else int(np.asarray(ids).size)
         if n < 4:
             markers = 0 if marker_ids is None else int(np.asarray(marker_ids).size)

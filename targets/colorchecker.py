@@ -10,6 +10,7 @@ on a black (0.03) sheet as the real chart's frame.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +33,9 @@ def colorchecker_reference() -> tuple[tuple[str, ...], np.ndarray]:
     cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"]
     illuminant = colour.SDS_ILLUMINANTS["D65"]
     names = tuple(sds.keys())[: ROWS * COLUMNS]
-    xyz = np.array([colour.sd_to_XYZ(sds[n], cmfs, illuminant) for n in names]) / 100.0
+    with warnings.catch_warnings():  # colour-science notes when it aligns the spectra's shapes: harmless
+        warnings.filterwarnings("ignore", message=".*[Aa]lign.*")
+        xyz = np.array([colour.sd_to_XYZ(sds[n], cmfs, illuminant) for n in names]) / 100.0
     rgb = colour.XYZ_to_RGB(xyz, colour.RGB_COLOURSPACES["sRGB"], apply_cctf_encoding=False)
     return names, np.clip(rgb, 0.0, 1.0)
 

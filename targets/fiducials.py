@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from targets.base import BLACK, WHITE, Chart, ChartNotFound, Detection, Painter, to_gray_u8
+from targets.base import BLACK, WHITE, Chart, ChartNotFound, Detection, Painter, gray_for_detection
 
 FIDUCIAL_DICTIONARY = "DICT_4X4_50"
 FIDUCIAL_IDS = (0, 1, 2, 3)  # top-left, top-right, bottom-right, bottom-left
@@ -115,7 +115,15 @@ def _refine_quad(gray: np.ndarray, quad: np.ndarray) -> np.ndarray:
 def locate_fiducials(image: np.ndarray, chart: str, corners_mm: dict[int, np.ndarray],
                      min_markers: int = 3) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Homography chart mm -> image px from the fiducials found, and the markers' corners px."""
-    gray = to_gray_u8(image)
+    gray = gray_for_detection(chart, image)
+    try:
+        return _locate(gray, chart, corners_mm, min_markers)
+    except cv2.error as exc:
+        raise ChartNotFound(chart, f"OpenCV failed: {str(exc).strip().splitlines()[-1]}") from None
+
+
+def _locate(gray: np.ndarray, chart: str, corners_mm: dict[int, np.ndarray],
+            min_markers: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     found: dict[int, np.ndarray] = {}
     for attempt in range(2):  # OpenCV's defaults, then a finer threshold ladder and full error correction
         params = cv2.aruco.DetectorParameters()
@@ -125,7 +133,8 @@ def locate_fiducials(image: np.ndarray, chart: str, corners_mm: dict[int, np.nda
             params.adaptiveThreshWinSizeStep = 4
             params.adaptiveThreshWinSizeMax = 53
         quads, ids, _ = cv2.aruco.ArucoDetector(fiducial_dictionary(), params).detectMarkers(gray)
-        for quad, marker_id in zip(quads, np.asarray(ids if ids is not None else []).reshape(-1), strict=True):
+        ids = np.asarray(ids if ids is not None else [], dtype=np.int64).reshape(-1)
+        for quad, marker_id in zip(quads, ids, strict=True):
             marker_id = int(marker_id)
             if marker_id in corners_mm and marker_id not in found:
                 found[marker_id] = _refine_quad(gray, np.asarray(quad, dtype=np.float64).reshape(4, 2))

@@ -40,8 +40,10 @@ class FlatField(Chart):
 
     def detect(self, image: np.ndarray) -> Detection:
         a = np.asarray(image)
+        if a.size == 0 or a.ndim not in (2, 3):
+            raise ChartNotFound(self.name, f"the image is empty (shape {a.shape})")
         gray = a.mean(axis=2) if a.ndim == 3 else a
-        level = float(np.median(gray))
+        level = float(np.nanmedian(gray)) if np.isfinite(gray).any() else float("nan")
         if not level > LIT_FRACTION * _full_scale(a):
             raise ChartNotFound(self.name, f"frame is dark (median {level:g}): no light on the diffuser")
         h, w = gray.shape

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Pixels held by one band of the accumulator (rows x columns), bounds temporary memory.
-_BAND_PIXELS = 1 << 22
+_BAND_PIXELS = 1 << 21
 #: Point-sample pairs (point, candidate polygon) processed at once.
 _PAIR_CHUNK = 1 << 21
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +76,16 @@ def chart_svg(chart: Chart) -> str:
     return "\n".join(lines)
 
 
-def _atomic(path: Path, write) -> None:  # noqa: ANN001 - write(tmp_path) callable
+def _atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` a temporary file beside ``path``, give it the umask's mode, rename it over ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
     os.close(fd)
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a chart file is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -106,7 +111,7 @@ def write_png(chart: Chart, path: Path, dpi: float) -> tuple[int, int]:
         raise ValueError(f"PNG of {w} x {h} px at {dpi:g} dpi is outside 1 px .. {MAX_PNG_PIXELS} px")
     ppm = dpi / 25.4  # the content's scale is exactly the DPI; the last row/column may be part sheet
     img = np.empty((h, w, 3), dtype=np.uint8)
-    band = max(1, (1 << 22) // w)
+    band = max(1, (1 << 21) // w)
     lut = np.round(srgb_encode(np.linspace(0.0, 1.0, 4097)) * 255).astype(np.uint8)
     for r0 in range(0, h, band):
         r1 = min(h, r0 + band)

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from station.twin import optics
+from station.twin.coverage import coverage_raster
 from station.twin.lenses import MAIN_LENS, Lens, catalog_truth, get_lens
 from station.twin.sensor import (
     CFA_SITES,
@@ -232,65 +233,129 @@ def _clip_polygon(points: np.ndarray, inside: np.ndarray, values: np.ndarray) ->
     return np.asarray(out, dtype=np.float64).reshape(-1, points.shape[1])
 
 
-def _project_shapes(shapes: list, state: OpticalState, region: tuple[float, float, float, float],
-                    chart_size: tuple[float, float]) -> tuple[list[np.ndarray], list[int]]:
-    """Chart polygons (mm) -> clipped, subdivided polygons in the undistorted normalized plane."""
+@dataclass(frozen=True)
+class ChartPolygons:
+    """A chart's shapes as flat arrays: vertices (N,2) mm, per shape start/count, step and orientation."""
+
+    vertices: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+    delta: np.ndarray  # (S,3) reflectance step each shape paints over what lies under it
+    orientation: np.ndarray  # (S,) sign of the shoelace area in chart coordinates
+    background: np.ndarray  # (3,) the holder around the chart
+    size_mm: tuple[float, float]
+
+
+@lru_cache(maxsize=16)
+def chart_polygons(name: str, size: tuple[float, float] | None = None) -> ChartPolygons:
+    """The flat polygon arrays of chart ``name`` (``targets.registry``), cached."""
+    chart = _chart(name, size)
+    shapes = chart.shapes
+    polys = [np.asarray(shape.polygon, dtype=np.float64).reshape(-1, 2) for shape in shapes]
+    count = np.array([len(p) for p in polys], dtype=np.int64)
+    start = np.concatenate(([0], np.cumsum(count)[:-1])).astype(np.int64)
+    vertices = np.concatenate(polys) if polys else np.zeros((0, 2))
+    x, y = vertices[:, 0], vertices[:, 1]
+    nxt = _next_in_polygon(start, count)
+    cross = x * y[nxt] - x[nxt] * y
+    area = np.add.reduceat(cross, start) if len(polys) else np.zeros(0)
+    delta = np.array([shape.reflectance - shape.under for shape in shapes], dtype=np.float64).reshape(-1, 3)
+    return ChartPolygons(vertices, start, count, delta, np.sign(area), np.asarray(chart.background, np.float64),
+                         (float(chart.width_mm), float(chart.height_mm)))
+
+
+def _next_in_polygon(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Index of each vertex's successor, cyclic within its polygon (polygons stored contiguously)."""
+    n = int(count.sum())
+    nxt = np.arange(1, n + 1)
+    nxt[start + count - 1] = start
+    return nxt
+
+
+def _project_chart(chart: ChartPolygons, state: OpticalState, region: tuple[float, float, float, float]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chart shapes -> closed polygons in the undistorted normalized plane, clipped to ``region``.
+
+    Returns vertices (M,2), each vertex's successor index (M,) and shape index (M,). Edges are
+    subdivided so that none is longer than ``SEGMENT_PX`` (they curve once distorted).
+    """
     rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm,
-                                                    *chart_size)
+                                                    *chart.size_mm)
     x0, y0, x1, y1 = region
     z_min = 1e-3 * state.chart_distance_mm
-    seg = SEGMENT_PX / state.fx
-    polys: list[np.ndarray] = []
-    kept: list[int] = []
-    for index, shape in enumerate(shapes):
-        p = np.asarray(shape.polygon, dtype=np.float64)
-        cam = p @ rotation[:, :2].T + translation
-        if np.any(cam[:, 2] < z_min):
-            cam = _clip_polygon(cam, cam[:, 2] >= z_min, cam[:, 2] - z_min)
-            if len(cam) < 3:
-                continue
+    cam = chart.vertices @ rotation[:, :2].T + translation
+    if len(chart.start) == 0:
+        return np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    z_low = np.minimum.reduceat(cam[:, 2], chart.start) < z_min
+    with np.errstate(divide="ignore", invalid="ignore"):
         q = cam[:, :2] / cam[:, 2:3]
-        if q[:, 0].max() < x0 or q[:, 0].min() > x1 or q[:, 1].max() < y0 or q[:, 1].min() > y1:
-            continue
-        if q[:, 0].min() < x0 or q[:, 0].max() > x1 or q[:, 1].min() < y0 or q[:, 1].max() > y1:
-            for axis, bound, sign in ((0, x0, 1.0), (0, x1, -1.0), (1, y0, 1.0), (1, y1, -1.0)):
-                d = sign * (q[:, axis] - bound)
-                q = _clip_polygon(q, d >= 0, d)
-                if len(q) < 3:
-                    break
-            if len(q) < 3:
+    qx_lo, qx_hi = np.minimum.reduceat(q[:, 0], chart.start), np.maximum.reduceat(q[:, 0], chart.start)
+    qy_lo, qy_hi = np.minimum.reduceat(q[:, 1], chart.start), np.maximum.reduceat(q[:, 1], chart.start)
+    outside = ~z_low & ((qx_hi < x0) | (qx_lo > x1) | (qy_hi < y0) | (qy_lo > y1))
+    inside = ~z_low & ~outside & (qx_lo >= x0) & (qx_hi <= x1) & (qy_lo >= y0) & (qy_hi <= y1)
+    pieces: list[np.ndarray] = []
+    shape_of: list[np.ndarray] = []
+    keep = np.flatnonzero(inside)
+    if keep.size:
+        idx = np.repeat(chart.start[keep], chart.count[keep]) + (
+            np.arange(int(chart.count[keep].sum())) - np.repeat(np.cumsum(chart.count[keep]) - chart.count[keep],
+                                                                 chart.count[keep]))
+        pieces.append(q[idx])
+        shape_of.append(np.repeat(keep, chart.count[keep]))
+    for shape in np.flatnonzero(~inside & ~outside):  # few: the sheet, shapes crossing the view's edge
+        sl = slice(chart.start[shape], chart.start[shape] + chart.count[shape])
+        pts = cam[sl]
+        if z_low[shape]:
+            pts = _clip_polygon(pts, pts[:, 2] >= z_min, pts[:, 2] - z_min)
+            if len(pts) < 3:
                 continue
-        # subdivide edges: a straight segment here becomes a gently curved one after distortion
-        nxt = np.roll(q, -1, axis=0)
-        pieces = np.maximum(np.ceil(np.hypot(*(nxt - q).T) / seg).astype(np.int64), 1)
-        if pieces.max() > 1:
-            edge = np.repeat(np.arange(len(q)), pieces)
-            frac = (np.arange(edge.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)) / pieces[edge]
-            q = q[edge] + frac[:, None] * (nxt - q)[edge]
-        polys.append(q)
-        kept.append(index)
-    return polys, kept
+        poly = pts[:, :2] / pts[:, 2:3]
+        for axis, bound, sign in ((0, x0, 1.0), (0, x1, -1.0), (1, y0, 1.0), (1, y1, -1.0)):
+            d = sign * (poly[:, axis] - bound)
+            poly = _clip_polygon(poly, d >= 0, d)
+            if len(poly) < 3:
+                break
+        if len(poly) >= 3:
+            pieces.append(poly)
+            shape_of.append(np.full(len(poly), shape, dtype=np.int64))
+    if not pieces:
+        return np.zeros((0, 2)), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    points = np.concatenate(pieces)
+    shapes = np.concatenate(shape_of)
+    # polygons are contiguous runs of one shape index (a shape gives at most one clipped polygon)
+    start = np.flatnonzero(np.concatenate(([True], shapes[1:] != shapes[:-1])))
+    count = np.diff(np.concatenate((start, [len(points)])))
+    nxt = _next_in_polygon(start, count)
+    # subdivide: straight here, the edges bend once distorted
+    seg = SEGMENT_PX / state.fx
+    n_piece = np.maximum(np.ceil(np.hypot(*(points[nxt] - points).T) / seg).astype(np.int64), 1)
+    if n_piece.max() > 1:
+        edge = np.repeat(np.arange(len(points)), n_piece)
+        frac = (np.arange(edge.size) - np.repeat(np.cumsum(n_piece) - n_piece, n_piece)) / n_piece[edge]
+        points = points[edge] + frac[:, None] * (points[nxt] - points)[edge]
+        shapes = shapes[edge]
+        start = np.flatnonzero(np.concatenate(([True], shapes[1:] != shapes[:-1])))
+        count = np.diff(np.concatenate((start, [len(points)])))
+        nxt = _next_in_polygon(start, count)
+    return points, nxt, shapes
 
 
-def _rasterize_channel(chart: Any, polys_norm: list[np.ndarray], kept: list[int], state: OpticalState,
-                       channel: str, width: int, height: int, margin: int) -> np.ndarray:
-    """Exact area-average reflectance of one channel over the pixels of the window (H+2m, W+2m) float32."""
-    from targets.polygons import PolygonSet
-
+def _rasterize_channel(chart: ChartPolygons, projected: tuple[np.ndarray, np.ndarray, np.ndarray],
+                       state: OpticalState, channel: str, width: int, height: int, margin: int) -> np.ndarray:
+    """Exact area-average reflectance of one channel over the window's pixels: (H+2m, W+2m) float32."""
     k = CHANNELS.index(channel)
-    background = float(chart.background[k])
+    points, nxt, shapes = projected
     out_w, out_h = width + 2 * margin, height + 2 * margin
-    if not polys_norm:
-        return np.full((out_h, out_w), background, dtype=np.float32)
-    sizes = np.array([len(p) for p in polys_norm])
-    allq = np.concatenate(polys_norm)
-    u, v = _normalized_to_sensor(allq[:, 0], allq[:, 1], state, channel)
-    pix = np.stack([u, v], axis=1)
-    polys_px = np.split(pix, np.cumsum(sizes)[:-1])
-    deltas = np.array([chart.shapes[i].reflectance[k] - chart.shapes[i].under[k] for i in kept])
-    polygon_set = PolygonSet(polys_px, np.repeat(deltas[:, None], 3, axis=1))
-    image = polygon_set.raster(-margin - 0.5, -margin - 0.5, 1.0, out_w, out_h, np.full(3, background))
-    return np.ascontiguousarray(image[:, :, 0])
+    image = np.full((out_h, out_w), chart.background[k], dtype=np.float32)
+    if len(points) == 0:
+        return image
+    u, v = _normalized_to_sensor(points[:, 0], points[:, 1], state, channel)
+    # raster coordinates: pixel (r, c) covers [c, c+1) x [r, r+1); sensor pixel u is centred at u
+    u += margin + 0.5
+    v += margin + 0.5
+    weight = -chart.orientation[shapes] * chart.delta[shapes, k]
+    image += coverage_raster(u, v, u[nxt], v[nxt], weight, out_w, out_h)
+    return image
 
 
 # --- defocus -----------------------------------------------------------------------------------
@@ -474,12 +539,13 @@ def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> 
         blur_info["blur_circle_px_range"] = [lo, hi]
         margin = int(math.ceil(hi / 2.0 + 4.0 * max(sigma_px.values()) + 3.0))
         region = _clip_region(state, spec, margin)
-        polys, kept = _project_shapes(chart.shapes, state, region, (chart.width_mm, chart.height_mm))
+        polygons = chart_polygons(chart_name, chart_size)
+        projected = _project_chart(polygons, state, region)
         diameters: np.ndarray | float = centre
         if _psf_width_px(max(sigma_px.values()), hi) - _psf_width_px(max(sigma_px.values()), lo) > PSF_UNIFORM_PX:
             diameters = _blur_field(state, width, height, margin)
         for channel in CHANNELS:
-            image = _rasterize_channel(chart, polys, kept, state, channel, width, height, margin)
+            image = _rasterize_channel(polygons, projected, state, channel, width, height, margin)
             image = _apply_psf(image, sigma_px[channel], diameters)
             scale = rates[channel] * exposure_s
             for row, col in CFA_SITES[channel]:

@@ -92,7 +92,7 @@ def test_edge_shifts_measure_the_normal_shift() -> None:
 
 
 def test_edges_across_the_field_recover_scale() -> None:
-    """Edges on a ring of the field, each normal radial or tangential-ish: shifts rendered, measured, fitted."""
+    """Edges on two rings of the field, normals along x or y: shifts rendered, measured, fitted."""
     positions, normals, shifts_r, shifts_b = [], [], [], []
     for i in range(16):
         phi = 2 * math.pi * i / 16

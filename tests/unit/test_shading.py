@@ -25,7 +25,7 @@ BGGR = {"B": (0, 0), "Gb": (0, 1), "Gr": (1, 0), "R": (1, 1)}
 
 
 def illumination(x: np.ndarray, y: np.ndarray, channel: str) -> np.ndarray:
-    """Relative illumination (1 at the channel's centre): cos^4 of the field angle times the lens polynomial."""
+    """Relative illumination (1 at the channel's centre): cos^4 of the field angle times a lens polynomial."""
     cx, cy, a, b, _ = CHANNELS[channel]
     dist = np.hypot(x - cx, y - cy)
     r2 = (dist / HALF_DIAG) ** 2
@@ -81,7 +81,7 @@ def test_android_order_for_bggr_and_other_grid() -> None:
 
 
 def test_corner_falloff_matches_truth(result) -> None:
-    for k, ch in enumerate(("R", "Gr", "Gb", "B")):
+    for ch in ("R", "Gr", "Gb", "B"):
         g = truth_gains((13, 17), ch)
         corners = np.array([g[0, 0], g[0, -1], g[-1, 0], g[-1, -1]])
         fall = result.corner_falloff(ch)

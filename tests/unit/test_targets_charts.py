@@ -51,6 +51,23 @@ def test_detection_rois_land_on_the_true_projection(rendered: tuple) -> None:
             assert y + 0.5 >= truth[:, 1].min() - 1 and y + h - 0.5 <= truth[:, 1].max() + 1
 
 
+@pytest.mark.parametrize("name", ["steps", "siemens"])
+def test_gamma_encoded_noisy_view(name: str) -> None:
+    """A preview-like capture (sRGB-ish 1/2.2 tone curve, noise, more blur) still gives the homography."""
+    chart = get_chart(name)
+    H = perspective(chart, seed=9, jitter_px=25.6)
+    view = render(chart, H, blur_px=1.0)
+    view = view + np.random.default_rng(0).normal(0, 0.01, view.shape).astype(np.float32)
+    gray = (np.clip(view, 0, 1).mean(axis=2) ** (1 / 2.2) * 255).round().astype(np.uint8)
+    det = chart.detect(gray)
+    probe = np.array([[0, 0], [chart.width_mm, chart.height_mm], [chart.width_mm / 2, chart.height_mm / 2]])
+    assert np.abs(project(det.homography, probe) - project(H, probe)).max() < 0.5
+    # the tone curve shrinks every marker alike; the common inset puts their corners back
+    truth = chart.fiducial_corners_mm()
+    errors = [np.linalg.norm(det.markers[i] - project(H, truth[i]), axis=1) for i in det.markers]
+    assert len(errors) == 4 and np.mean(errors) < 0.3
+
+
 def test_blank_image_is_chart_not_found() -> None:
     for name in FIDUCIAL_CHARTS + ("charuco", "flat"):
         with pytest.raises(ChartNotFound) as info:

@@ -677,7 +677,7 @@ def _check_size(name: str, gray: np.ndarray, size: tuple[int, int] | None) -> tu
 
 
 def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoints], result: GeometryResult,
-                            board: Board, method: str = "saddle") -> list[ViewPoints]:
+                            board: Board, method: str = "saddle", *, on_model: bool = True) -> list[ViewPoints]:
     """Re-refine every used view's corners starting at their reprojection under ``result``.
 
     The window of each corner comes from the projected board (the image distance to the corners one
@@ -713,7 +713,9 @@ def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoint
         spacing = np.linalg.norm(proj.reshape(len(start), 4, 2) - start[:, None, :], axis=2).min(axis=1)
         halves = np.clip(fraction * spacing, 2.0, 25.0)
         image = images[v.name]
-        if method == "saddle":
+        if method == "saddle" and not on_model:
+            refined, strength = saddle_points(image, start, halves)
+        elif method == "saddle":
             half_px = float(np.median(halves))
             refined, strength = saddle_points_on_model(
                 image, obj, rvec, tvec, K, d, fraction * square, samples=int(np.clip(round(half_px), 3, 12)),
@@ -736,7 +738,8 @@ def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoint
 
 
 def calibrate_images(images: Iterable[tuple[str, np.ndarray]], board: Board, *, fix_aspect: bool = False,
-                     reject: bool = True, method: str = "saddle", iterations: int = 1) -> ImageCalibration:
+                     reject: bool = True, method: str = "saddle", iterations: int = 1,
+                     on_model: bool = True) -> ImageCalibration:
     """Detect ``board`` in each (name, image), calibrate, then (``iterations`` times) re-refine the corners
     from the model's reprojection and re-calibrate. ``method="opencv"`` is plain OpenCV: its detector's
     corners, one calibration, no re-refinement.
@@ -762,6 +765,6 @@ def calibrate_images(images: Iterable[tuple[str, np.ndarray]], board: Board, *, 
     result = calibrate(views, size, fix_aspect=fix_aspect, reject=reject)
     if method != "opencv":
         for _ in range(iterations):
-            views = refine_views_from_model(grays, views, result, board, method)
+            views = refine_views_from_model(grays, views, result, board, method, on_model=on_model)
             result = calibrate(views, size, fix_aspect=fix_aspect, reject=reject)
     return ImageCalibration(result, views, not_found)

@@ -92,7 +92,12 @@ class SlantedEdgeChart(FiducialChart):
         d.update(angle_deg=self.angle_deg, square_mm=round(self.square_mm, 4), light=LIGHT, dark=DARK,
                  contrast=f"{LIGHT / DARK:g}:1",
                  squares=[{"centre_mm": c.round(4).tolist(), "field": p.tolist()}
-                          for c, p in zip(self.centres_mm(), FIELD_POSITIONS, strict=True)])
+                          for c, p in zip(self.centres_mm(), FIELD_POSITIONS, strict=True)],
+                 edges=[{"square": e["square"], "edge": e["edge"], "orientation": e["orientation"],
+                         "angle_deg": e["angle_deg"], "dark_side": e["dark_side"],
+                         "line_mm": np.round([e["p0"], e["p1"]], 4).tolist(),
+                         "roi_mm": e["roi"].round(4).tolist()}
+                        for e in self.edges()])
         return d
 
     def locate_rois(self, detection: Detection, image_shape: tuple[int, ...]) -> None:

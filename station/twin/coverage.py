@@ -69,5 +69,4 @@ def coverage_raster(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarr
     column = np.clip(c, 0, width)
     flat = r[p] * acc_width + column
     acc = np.bincount(flat, weights=delta, minlength=height * acc_width).reshape(height, acc_width)
-    out = np.cumsum(acc[:, :width], axis=1, dtype=np.float64)
-    return out.astype(np.float32)
+    return np.cumsum(acc[:, :width], axis=1, dtype=np.float32)

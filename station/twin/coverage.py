@@ -23,7 +23,8 @@ def _mean_positive(ua: np.ndarray, ub: np.ndarray) -> np.ndarray:
 
 def coverage_raster(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, weight: np.ndarray,
                     width: int, height: int) -> np.ndarray:
-    """Sum of ``weight * covered fraction`` over pixels (H, W) float32 for closed polygons' directed edges.
+    """Sum of ``weight * covered fraction`` over pixels (H, W) float32 (a view with a padded row stride)
+    for closed polygons' directed edges.
 
     A polygon whose shoelace area ``sum(x_i y_(i+1) - x_(i+1) y_i) / 2`` is negative (counter-clockwise
     on screen, x right, y down) adds ``+weight`` times its coverage; one traversed the other way adds
@@ -68,5 +69,7 @@ def coverage_raster(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarr
     delta = a - previous
     column = np.clip(c, 0, width)
     flat = r[p] * acc_width + column
-    acc = np.bincount(flat, weights=delta, minlength=height * acc_width).reshape(height, acc_width)
-    return np.cumsum(acc[:, :width], axis=1, dtype=np.float32)
+    acc = np.bincount(flat, weights=delta, minlength=height * acc_width).astype(np.float32)
+    acc = acc.reshape(height, acc_width)
+    np.cumsum(acc, axis=1, out=acc)  # contiguous float32 rows: the fast path
+    return acc[:, :width]

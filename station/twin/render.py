@@ -63,8 +63,7 @@ CENTRE_OFFSET_MM = {"main": (0.012, -0.008), "m": (-0.006, 0.010)}
 COC_PX = 2.0
 #: Longest projected polygon segment in the undistorted plane, px (distortion sagitta << 0.01 px).
 SEGMENT_PX = 12.0
-#: Defocus levels: adjacent blur diameters differ by at most this many px (or 15 %).
-BLUR_LEVEL_STEP_PX = 0.5
+#: Most blur levels blended for a defocus that varies across the field.
 MAX_BLUR_LEVELS = 8
 #: One PSF for the whole frame when its RMS width varies less than this over the field, px.
 PSF_UNIFORM_PX = 0.05
@@ -346,16 +345,15 @@ def _rasterize_channel(chart: ChartPolygons, projected: tuple[np.ndarray, np.nda
     k = CHANNELS.index(channel)
     points, nxt, shapes = projected
     out_w, out_h = width + 2 * margin, height + 2 * margin
-    image = np.full((out_h, out_w), chart.background[k], dtype=np.float32)
     if len(points) == 0:
-        return image
+        return np.full((out_h, out_w), chart.background[k], dtype=np.float32)
     u, v = _normalized_to_sensor(points[:, 0], points[:, 1], state, channel)
     # raster coordinates: pixel (r, c) covers [c, c+1) x [r, r+1); sensor pixel u is centred at u
     u += margin + 0.5
     v += margin + 0.5
     weight = -chart.orientation[shapes] * chart.delta[shapes, k]
-    image += coverage_raster(u, v, u[nxt], v[nxt], weight, out_w, out_h)
-    return image
+    coverage = coverage_raster(u, v, u[nxt], v[nxt], weight, out_w, out_h)
+    return np.add(coverage, np.float32(chart.background[k]), dtype=np.float32)
 
 
 # --- defocus -----------------------------------------------------------------------------------
@@ -380,18 +378,23 @@ def _blur_diameter_px(state: OpticalState, u: np.ndarray, v: np.ndarray) -> np.n
 
 
 def _blur_field(state: OpticalState, width: int, height: int, margin: int, step: int = 16) -> np.ndarray:
-    """Blur circle diameter (px) over the window (H+2m, W+2m) float32: exact on a coarse grid, resized.
+    """Blur circle diameter (px) on a coarse grid over the window (H+2m, W+2m), every ``step`` px.
 
-    Grid nodes sit where ``cv2.resize`` by the integer factor ``step`` puts its source samples.
+    Grid node (i, j) sits where ``cv2.resize`` by the integer factor ``step`` puts its source sample
+    (``_upsample``), window pixel ``(i + 0.5) * step - 0.5``.
     """
     out_w, out_h = width + 2 * margin, height + 2 * margin
     nu, nv = -(-out_w // step), -(-out_h // step)
     gu = np.arange(nu) * step + (step - 1) / 2.0 - margin
     gv = np.arange(nv) * step + (step - 1) / 2.0 - margin
     uu, vv = np.meshgrid(gu, gv)
-    coarse = _blur_diameter_px(state, uu, vv).astype(np.float32)
-    field = cv2.resize(coarse, (nu * step, nv * step), interpolation=cv2.INTER_LINEAR)
-    return field[:out_h, :out_w]
+    return _blur_diameter_px(state, uu, vv).astype(np.float32)
+
+
+def _upsample(coarse: np.ndarray, step: int, width: int, height: int) -> np.ndarray:
+    """A smooth field on ``_blur_field``'s grid, bilinearly resized to (height, width) float32."""
+    fine = cv2.resize(coarse, (coarse.shape[1] * step, coarse.shape[0] * step), interpolation=cv2.INTER_LINEAR)
+    return fine[:height, :width]
 
 
 def _psf_width_px(sigma_px: float, diameter_px: float) -> float:
@@ -407,27 +410,44 @@ def _blur_range(state: OpticalState, width: int, height: int, step: int = 64) ->
     return float(d.min()), float(d.max())
 
 
-def _apply_psf(image: np.ndarray, sigma_px: float, diameters: np.ndarray | float) -> np.ndarray:
-    """PSF on a window: one kernel for a uniform blur, else a blend of a few blur levels.
+@dataclass(frozen=True)
+class BlurLevels:
+    """A field-varying defocus as a few blur-circle levels and each pixel's blend weights."""
 
-    ``diameters`` is the blur circle diameter, one value or a field the shape of ``image``.
+    diameters: tuple[float, ...]
+    weights: tuple[np.ndarray | None, ...]  # float32 like the window; None where a level has no pixel
+
+
+def blur_levels(coarse_px: np.ndarray, sigma_px: float, step: int, width: int, height: int) -> BlurLevels:
+    """Levels of blur circle diameter spanning a coarse field, evenly spaced in PSF RMS width.
+
+    Adjacent levels differ by at most ``max(0.1 px, 12 %)`` of RMS width (at most ``MAX_BLUR_LEVELS``);
+    each pixel blends its two neighbouring levels linearly in RMS width (weights computed on the
+    coarse grid of ``_blur_field`` and resized to the window, (height, width)).
     """
-    if np.isscalar(diameters):
-        return optics.blur(image, sigma_px, float(diameters))
-    field = np.asarray(diameters, dtype=np.float32)
-    lo, hi = float(field.min()), float(field.max())
-    levels = [lo]
-    while levels[-1] < hi and len(levels) < MAX_BLUR_LEVELS:
-        levels.append(levels[-1] + max(BLUR_LEVEL_STEP_PX, 0.15 * levels[-1]))
-    if len(levels) == MAX_BLUR_LEVELS or levels[-1] > hi:
-        levels = list(np.linspace(lo, hi, len(levels)))
+    field = np.asarray(coarse_px, dtype=np.float64)
+    w_lo, w_hi = _psf_width_px(sigma_px, float(field.min())), _psf_width_px(sigma_px, float(field.max()))
+    n = 2
+    while n < MAX_BLUR_LEVELS and (w_hi - w_lo) / (n - 1) > max(0.1, 0.12 * w_lo):
+        n += 1
+    widths = np.linspace(w_lo, w_hi, n)
+    diameters = tuple(float(4.0 * math.sqrt(max(w * w - sigma_px * sigma_px, 0.0))) for w in widths)
+    position = (np.sqrt(sigma_px * sigma_px + field * field / 16.0) - w_lo) * ((n - 1) / max(w_hi - w_lo, 1e-12))
+    weights: list[np.ndarray | None] = []
+    for i in range(n):
+        weight = np.maximum(1.0 - np.abs(position - i), 0.0).astype(np.float32)
+        weights.append(_upsample(weight, step, width, height) if weight.any() else None)
+    return BlurLevels(diameters, tuple(weights))
+
+
+def _apply_psf(image: np.ndarray, sigma_px: float, blur: float | BlurLevels) -> np.ndarray:
+    """PSF on a window: one kernel for a uniform defocus, else the blend of the levels' blurs."""
+    if not isinstance(blur, BlurLevels):
+        return optics.blur(image, sigma_px, float(blur))
     out = np.zeros_like(image)
-    position = np.interp(field.ravel(), levels, np.arange(len(levels), dtype=np.float32)).reshape(field.shape)
-    for i, level in enumerate(levels):
-        weight = np.clip(1.0 - np.abs(position - i), 0.0, 1.0).astype(np.float32)
-        if not weight.any():
-            continue
-        out += weight * optics.blur(image, sigma_px, float(level))
+    for diameter, weight in zip(blur.diameters, blur.weights, strict=True):
+        if weight is not None:
+            out += weight * optics.blur(image, sigma_px, diameter)
     return out
 
 
@@ -550,12 +570,15 @@ def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> 
         region = _clip_region(state, spec, margin)
         polygons = chart_polygons(chart_name, chart_size)
         projected = _project_chart(polygons, state, region)
-        diameters: np.ndarray | float = centre
-        if _psf_width_px(max(sigma_px.values()), hi) - _psf_width_px(max(sigma_px.values()), lo) > PSF_UNIFORM_PX:
-            diameters = _blur_field(state, width, height, margin)
+        blur: float | BlurLevels = centre
+        sigma_g = sigma_px["g"]
+        if _psf_width_px(sigma_g, hi) - _psf_width_px(sigma_g, lo) > PSF_UNIFORM_PX:
+            step = 16
+            blur = blur_levels(_blur_field(state, width, height, margin, step), sigma_g, step,
+                               width + 2 * margin, height + 2 * margin)
         for channel in CHANNELS:
             image = _rasterize_channel(polygons, projected, state, channel, width, height, margin)
-            image = _apply_psf(image, sigma_px[channel], diameters)
+            image = _apply_psf(image, sigma_px[channel], blur)
             scale = rates[channel] * exposure_s
             for row, col in CFA_SITES[channel]:
                 site = image[margin + row:margin + height:2, margin + col:margin + width:2]

@@ -224,6 +224,26 @@ def test_detect_charuco_beats_plain_opencv_on_exact_renders() -> None:
     assert rms["saddle"] < 0.6 * rms["opencv"], rms
 
 
+def test_calibrate_images_model_gap_beats_plain_opencv_on_exact_renders() -> None:
+    """Ten exact ChArUco views through a pinhole: the station's pipeline (saddle corners, one round of
+    model-based re-refinement) against plain OpenCV (CharucoDetector corners, calibrateCamera defaults)."""
+    spec = CharucoSpec(5, 7, 40.0, 20.0, "DICT_6X6_250")
+    ppmm = 8
+    texture = spec.cv_board().generateImage((5 * 40 * ppmm, 7 * 40 * ppmm), marginSize=0, borderBits=1)
+    texture = texture.astype(np.float32) / 255.0
+    poses = board_poses(200, 280, K_TRUE, SIZE, 10, seed=33, distance_mm=(380, 520), tilt_rad=0.6, spread=0.15)
+    images = [(f"v{i}", warp_texture(texture, ppmm, 0.0, homography(K_TRUE, rvec, tvec), SIZE, seed=i))
+              for i, (rvec, tvec) in enumerate(poses)]
+    zero = np.zeros(5)
+    plain = calibrate_images(images, spec, method="opencv", reject=False).result
+    station = calibrate_images(images, spec).result
+    gap_plain = model_gap_px(K_TRUE, zero, plain.camera_matrix, plain.dist_coeffs, SIZE)
+    gap_station = model_gap_px(K_TRUE, zero, station.camera_matrix, station.dist_coeffs, SIZE)
+    print(f"\nmodel gap on exact ChArUco renders: station {gap_station:.3f} px, plain OpenCV {gap_plain:.3f} px")
+    assert gap_station < 0.35
+    assert gap_station < 0.5 * gap_plain
+
+
 def test_detect_chessboard_on_exact_render_and_none_without_board() -> None:
     cols, rows, square_px = 9, 6, 40
     texture, origin = chessboard_texture(cols, rows, square_px)

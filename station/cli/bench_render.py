@@ -1,0 +1,108 @@
+"""``station bench render``: time to render one chart frame in the twin, CI mode and full 50 MP.
+
+The frame is the slanted-edge (SFR) chart through the Summicron-M 50 mm f/2 at f/4, focused on the
+chart 1 m away, light at 50 %, rendered to a raw CFA frame by ``station.twin.render.render_raw``.
+Each mode is warmed up once (imports, the sensor's fixed patterns, the chart), then the best of
+``--repeats`` renders counts. The reference measured in the same run is ``blur_s``: a 5x5 Gaussian
+blur of one float32 frame of the same size (``cv2.GaussianBlur``), the cost of one full-frame pass.
+Targets on a 2-core machine: CI <= 0.5 s, full <= 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from station.errors import ConfigError
+
+LIMITS_S = {"ci": 0.5, "full": 10.0}
+LENS = "summicron-m-50-f2"
+CHART = "sfr"
+DISTANCE_MM = 1000.0
+
+
+@dataclass
+class _Light:
+    cct_k: float = 5000.0
+
+
+@dataclass
+class _BenchWorld:
+    """The bench's fixed scene in the shape ``render_raw`` reads a world."""
+
+    resolution: str
+    focus_deg: float
+    seed: int = 1
+    chart: str = CHART
+    m_lens: str | None = LENS
+    light: _Light = field(default_factory=_Light)
+    lux: float = 1000.0
+
+    def pose(self) -> dict[str, float]:
+        return {"focus": self.focus_deg, "distance": DISTANCE_MM, "pan": 0.0, "tilt": 0.0}
+
+    def illuminance_lux(self) -> float:
+        return self.lux
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("render", help="twin render time of one chart frame, CI and full resolution")
+    parser.add_argument("--repeats", type=int, default=2, help="timed renders per mode; the best counts")
+    parser.add_argument("--modes", default="ci,full", help="comma-separated readout modes to time (ci, full)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def measure(modes: tuple[str, ...] = ("ci", "full"), repeats: int = 2) -> dict[str, Any]:
+    """Best render time per mode (s), the frame sizes, and the one-pass blur reference."""
+    from station.twin.lenses import get_lens
+    from station.twin.render import render_raw
+    from station.twin.sensor import SPECS
+
+    if repeats < 1:
+        raise ConfigError(f"bench render: --repeats must be >= 1, got {repeats}")
+    unknown = [m for m in modes if m not in SPECS]
+    if unknown or not modes:
+        raise ConfigError(f"bench render: --modes {','.join(modes)!s}: expected a comma list of {', '.join(SPECS)}")
+    ring = get_lens(LENS).ring_for_distance_deg(DISTANCE_MM)
+    settings = {"exposure_us": 4000, "analog_gain": 1.0, "aperture": 4.0}
+    result: dict[str, Any] = {"lens": LENS, "chart": CHART, "distance_mm": DISTANCE_MM, "repeats": repeats}
+    for mode in modes:
+        world = _BenchWorld(resolution=mode, focus_deg=ring)
+        t0 = time.perf_counter()
+        raw, _ = render_raw(world, "m", settings, 0)
+        result[f"{mode}_first_s"] = time.perf_counter() - t0
+        best = float("inf")
+        for seq in range(1, repeats + 1):
+            t0 = time.perf_counter()
+            raw, _ = render_raw(world, "m", settings, seq)
+            best = min(best, time.perf_counter() - t0)
+        result[f"{mode}_s"] = best
+        result[f"{mode}_size"] = [int(raw.shape[1]), int(raw.shape[0])]
+        frame = np.ones(raw.shape, dtype=np.float32)
+        del raw
+        t0 = time.perf_counter()
+        cv2.GaussianBlur(frame, (5, 5), 1.0)
+        result[f"{mode}_blur_s"] = time.perf_counter() - t0
+        result[f"{mode}_limit_s"] = LIMITS_S[mode]
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    modes = tuple(m.strip() for m in str(args.modes).split(",") if m.strip())
+    result = measure(modes, args.repeats)
+    if args.json:
+        print(json.dumps({"render": result}))
+    else:
+        for mode in modes:
+            verdict = "ok" if result[f"{mode}_s"] <= LIMITS_S[mode] else "over the limit"
+            w, h = result[f"{mode}_size"]
+            print(f"render {mode} {w}x{h}: {result[f'{mode}_s']:.2f} s (first {result[f'{mode}_first_s']:.2f} s; "
+                  f"one blur pass {result[f'{mode}_blur_s'] * 1e3:.0f} ms; limit {LIMITS_S[mode]:g} s, {verdict})")
+    return 0

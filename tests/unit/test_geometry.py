@@ -23,6 +23,7 @@ from calibration.geometry import (
     pixels_to_rays,
     rays_to_pixels,
     refine_saddle,
+    saddle_points_on_model,
 )
 from targets.charuco import CharucoSpec
 
@@ -258,6 +259,44 @@ def test_detect_chessboard_on_exact_render_and_none_without_board() -> None:
         truth = truth[::-1]  # the detector may start from the other end
     assert np.abs(pts - truth).max() < 0.05
     assert detect_chessboard(np.full((480, 640), 128, np.uint8), cols, rows) is None
+
+
+def test_saddle_points_on_model_find_corners_through_the_true_model() -> None:
+    cols, rows, square_px = 9, 6, 40
+    texture, origin = chessboard_texture(cols, rows, square_px)
+    obj = ChessboardSpec(cols, rows, 25.0).object_points()
+    rvec, tvec = board_poses(200, 125, K_TRUE, SIZE, 1, seed=8, distance_mm=(330, 360), tilt_rad=0.7)[0]
+    img = warp_texture(texture, square_px / 25.0, origin, homography(K_TRUE, rvec, tvec), SIZE)
+    truth, _ = cv2.projectPoints(obj, rvec, tvec, K_TRUE, np.zeros(5))
+    # Start from a slightly wrong pose: the patches then start off-centre and must walk to the saddles.
+    found, strength = saddle_points_on_model(img, obj, rvec + 0.002, tvec + 0.3, K_TRUE, np.zeros(5), 7.5,
+                                             samples=8, smooth_sigma=1.0)
+    err = np.linalg.norm(found - truth.reshape(-1, 2), axis=1)
+    assert (strength > 0).all()
+    assert err.max() < 0.03, f"corner errors up to {err.max():.4f} px"
+
+
+def test_refinement_from_the_model_adds_charuco_corners_cut_by_the_frame_edge() -> None:
+    spec = CharucoSpec(5, 7, 40.0, 20.0, "DICT_6X6_250")
+    ppmm = 8
+    texture = spec.cv_board().generateImage((5 * 40 * ppmm, 7 * 40 * ppmm), marginSize=0, borderBits=1)
+    texture = texture.astype(np.float32) / 255.0
+    board_xy, _ = spec.chessboard_corners_mm()
+    poses = board_poses(200, 280, K_TRUE, SIZE, 8, seed=41, distance_mm=(330, 420), tilt_rad=0.5, spread=0.0)
+    images = [(f"v{i}", warp_texture(texture, ppmm, 0.0, homography(K_TRUE, rvec, tvec), SIZE, seed=i))
+              for i, (rvec, tvec) in enumerate(poses)]
+    first = calibrate_images(images, spec, iterations=0)
+    again = calibrate_images(images, spec, iterations=1)
+    n_first = sum(len(v.image_points) for v in first.views)
+    n_again = sum(len(v.image_points) for v in again.views)
+    print(f"\nChArUco corners: {n_first} detected, {n_again} after one refinement from the model")
+    assert n_again > n_first  # corners whose markers the frame cuts, found where the model puts them
+    truth = dict(zip([n for n, _ in images], poses, strict=True))
+    for view in again.views:
+        rvec, tvec = truth[view.name]
+        H = homography(K_TRUE, rvec, tvec)
+        expected = cv2.perspectiveTransform(board_xy[view.ids].reshape(-1, 1, 2), H).reshape(-1, 2)
+        assert np.abs(view.image_points - expected).max() < 0.1, view.name
 
 
 # --------------------------------------------------------------------------------------------------

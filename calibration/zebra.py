@@ -46,6 +46,8 @@ MAX_FALSE_FLAG_FRACTION = 0.005
 FALSE_FLAG_LEVEL = 0.95
 #: Linear fit range for the sweep's response: points below this fraction of the channel's top mean.
 _LINEAR_FRACTION = 0.70
+#: A channel whose mean rises less than this over the whole sweep (DN) has no clip level to find.
+_MIN_RISE_DN = 10.0
 #: Rows per band in the luma computation (bounds the int32 temporaries on a 50 MP preview).
 _BAND_ROWS = 1024
 
@@ -149,6 +151,8 @@ def _plateau(levels: np.ndarray, raw_mean: np.ndarray, black: float) -> float | 
     """The clip level of one channel by ``calibration.emva1288``'s rule, or None if it never plateaus."""
     above = raw_mean - black
     top = float(above.max())
+    if top - float(above.min()) < _MIN_RISE_DN:
+        return None  # a channel that never responds (dark, dead) has no knee to find
     linear = np.flatnonzero(above <= _LINEAR_FRACTION * top)
     gain_fit = (int(linear.min()), int(linear.max())) if len(linear) >= 2 else (0, 0)
     return _clip_level(levels, raw_mean, above, int(np.argmax(raw_mean)), gain_fit)

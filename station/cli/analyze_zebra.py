@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         clip = "never clipped" if ch["clip_level_dn"] is None else f"{ch['clip_level_dn']:.1f} DN"
         lines.append(f"  {name:<3} clip level {clip:>14}   (highest mean {ch['max_mean_dn']:.1f} DN)")
     lines.append(f"raw zebra threshold T_raw {doc['raw_threshold_dn']} DN (lowest clip {doc['clip_level_dn']:.1f} DN, "
-                 f"margin {100 * doc['margin']:g} % above black {doc['black_level']})")
+                 f"margin {100 * doc['margin']:g} % of clip - black {doc['black_level']})")
     lines.append("luma zebra threshold T_luma " + ("- (no previews)" if doc["luma_threshold"] is None
                                                     else str(doc["luma_threshold"])))
     print("\n".join(lines))

@@ -168,31 +168,46 @@ def pillbox_kernel(diameter_px: float, oversample: int = 15) -> np.ndarray:
     return (kernel / kernel.sum()).astype(np.float32)
 
 
-def psf_kernel(sigma_px: float, diameter_px: float) -> np.ndarray | None:
-    """Base Gaussian (sigma) convolved with a defocus pillbox (diameter), or None for a delta."""
+def gaussian_taps(sigma_px: float) -> np.ndarray:
+    """Lindeberg's discrete Gaussian ``exp(-t) I_n(t)``, ``t = sigma^2``: variance exactly sigma^2 px^2.
+
+    On area-sampled pixels this is the right kernel for a Gaussian blur at any sigma; a sampled
+    Gaussian (``cv2.GaussianBlur``) loses most of its variance below sigma ~ 0.7 px (T. Lindeberg,
+    "Scale-space for discrete signals", IEEE PAMI 12 (1990)).
+    """
+    from scipy.special import ive
+
     sigma = max(float(sigma_px), 0.0)
-    if diameter_px < 0.35:
-        # a disc this small is, to its second moment, a Gaussian of variance d^2/16
-        sigma = math.sqrt(sigma * sigma + diameter_px * diameter_px / 16.0)
-        diameter_px = 0.0
-    if sigma < 0.05 and diameter_px == 0.0:
-        return None
-    disc = pillbox_kernel(diameter_px) if diameter_px > 0 else np.ones((1, 1), np.float32)
-    half = int(math.ceil(4.0 * sigma)) if sigma >= 0.05 else 0
-    size = disc.shape[0] + 2 * half
+    if sigma < 1e-3:
+        return np.ones(1, dtype=np.float32)
+    half = int(math.ceil(4.0 * sigma)) + 1
+    taps = ive(np.abs(np.arange(-half, half + 1)), sigma * sigma)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def psf_kernel(sigma_px: float, diameter_px: float) -> np.ndarray:
+    """2-D PSF taps: the discrete Gaussian (sigma) convolved with a defocus pillbox (diameter)."""
+    taps = gaussian_taps(sigma_px)
+    gauss = np.outer(taps, taps)
+    if diameter_px <= 0.0:
+        return gauss
+    disc = pillbox_kernel(diameter_px)
+    size = disc.shape[0] + gauss.shape[0] - 1
     kernel = np.zeros((size, size), np.float32)
+    half = gauss.shape[0] // 2
     kernel[half:half + disc.shape[0], half:half + disc.shape[0]] = disc
-    if half:
-        kernel = cv2.GaussianBlur(kernel, (2 * half + 1, 2 * half + 1), sigma, borderType=cv2.BORDER_CONSTANT)
+    kernel = cv2.filter2D(kernel, -1, gauss, borderType=cv2.BORDER_CONSTANT)
     return kernel / kernel.sum()
 
 
 def blur(image: np.ndarray, sigma_px: float, diameter_px: float) -> np.ndarray:
-    """``image`` (float32) convolved with the PSF (Gaussian sigma and pillbox diameter, px)."""
-    kernel = psf_kernel(sigma_px, diameter_px)
-    if kernel is None:
-        return image
+    """``image`` (float32) convolved with the PSF (Gaussian sigma and pillbox diameter, px).
+
+    A disc under 0.35 px is folded into the Gaussian by its variance (d^2 / 16).
+    """
     if diameter_px < 0.35:
-        sigma = math.sqrt(max(sigma_px, 0.0) ** 2 + diameter_px * diameter_px / 16.0)
-        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
-    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
+        taps = gaussian_taps(math.sqrt(max(sigma_px, 0.0) ** 2 + diameter_px * diameter_px / 16.0))
+        if taps.size == 1:
+            return image
+        return cv2.sepFilter2D(image, -1, taps, taps, borderType=cv2.BORDER_REFLECT)
+    return cv2.filter2D(image, -1, psf_kernel(sigma_px, diameter_px), borderType=cv2.BORDER_REFLECT)

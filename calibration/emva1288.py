@@ -210,7 +210,7 @@ def _linearity(x: np.ndarray, y: np.ndarray, sat: int) -> tuple[float, float, fl
     return float((dev.max() - dev.min()) / 2.0), float(dev.min()), float(dev.max()), (i0, i1)
 
 
-def _clip_level(light: np.ndarray, raw_mean: np.ndarray, mean: np.ndarray, sat: int,
+def clip_level(light: np.ndarray, raw_mean: np.ndarray, mean: np.ndarray, sat: int,
                 gain_fit: tuple[int, int]) -> float | None:
     """Absolute DN where the mean output stops rising with the light (exposure or photons): the median
     over the final plateau of two or more points, each rising less than ``PLATEAU_RISE_FRACTION`` of
@@ -375,7 +375,7 @@ def _analyze_channel(name: str, sl: tuple[slice, slice], flats: list[Pair], expo
 
     light = photons if photons is not None else exposures
     le, le_min, le_max, lin_fit = _linearity(light, mean, sat)
-    clip = _clip_level(light, raw_mean, mean, sat, gain_fit)
+    clip = clip_level(light, raw_mean, mean, sat, gain_fit)
 
     # DSNU: the largest dark stack (or the given spatial darks).
     dstack = [np.asarray(f)[sl] for f in spatial_darks] if spatial_darks else \

@@ -16,9 +16,7 @@ Comparison (phone against reference, counts per bin):
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,10 +79,10 @@ def compare_histograms(phone: Sequence[int] | np.ndarray, reference: Sequence[in
 
 
 def plot_histograms(phone: Sequence[int] | np.ndarray, reference: Sequence[int] | np.ndarray,
-                    path: str | os.PathLike[str] | None = None, *, title: str = "Histogram: phone vs reference",
+                    *, title: str = "Histogram: phone vs reference",
                     log: bool = False) -> bytes:
-    """The two histograms overlaid (reference filled, phone as a line), as PNG bytes; also written to
-    ``path`` atomically when given."""
+    """The two histograms overlaid (reference filled, phone as a line), as PNG bytes.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,9 +108,4 @@ def plot_histograms(phone: Sequence[int] | np.ndarray, reference: Sequence[int] 
         fig.savefig(buffer, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)
-    data = buffer.getvalue()
-    if path is not None:
-        from calibration.ptc_plot import _atomic_write
-
-        _atomic_write(Path(path), data)
-    return data
+    return buffer.getvalue()

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 
 import matplotlib
 
@@ -20,15 +16,13 @@ from calibration.emva1288 import SensorChannelResult  # noqa: E402
 _COLOURS = {"R": "tab:red", "Gr": "tab:green", "Gb": "olivedrab", "B": "tab:blue", "Y": "black"}
 
 
-def plot_ptc(results: Mapping[str, SensorChannelResult], path: str | os.PathLike[str], *,
-             title: str = "Photon transfer curve (EMVA 1288)") -> Path:
-    """Write the photon transfer curve of every channel to ``path`` (PNG, SVG or PDF by its suffix).
+def plot_ptc(results: Mapping[str, SensorChannelResult], fmt: str = "png", *,
+             title: str = "Photon transfer curve (EMVA 1288)") -> bytes:
+    """The photon transfer curve of every channel, as image bytes (``fmt``: png, svg or pdf).
 
     Temporal variance above dark against mean above dark (DN, log-log); a line for each channel's fit
-    sigma2 = K mu over its fit range, extended to saturation; saturation marked with a ring. The file is
-    written atomically (temporary file in the same folder, then a rename).
+    sigma2 = K mu over its fit range, extended to saturation; saturation marked with a ring.
     """
-    path = Path(path)
     fig, ax = plt.subplots(figsize=(7.0, 5.0), dpi=110)
     try:
         for name, res in results.items():
@@ -54,22 +48,7 @@ def plot_ptc(results: Mapping[str, SensorChannelResult], path: str | os.PathLike
         if handles:
             ax.legend(loc="upper left", fontsize=8, title="ring: saturation (variance peak)", title_fontsize=8)
         buffer = io.BytesIO()
-        fmt = path.suffix.lower().lstrip(".") or "png"
         fig.savefig(buffer, format=fmt, bbox_inches="tight")
     finally:
         plt.close(fig)
-    return _atomic_write(path, buffer.getvalue())
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return buffer.getvalue()

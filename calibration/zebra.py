@@ -33,7 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from calibration.emva1288 import _clip_level, channel_slices
+from calibration.emva1288 import channel_slices, clip_level
 
 #: Default zebra margin below the clip level, as a fraction of (clip - black) (DESIGN 7).
 DEFAULT_MARGIN = 0.02
@@ -155,7 +155,7 @@ def _plateau(levels: np.ndarray, raw_mean: np.ndarray, black: float) -> float | 
         return None  # a channel that never responds (dark, dead) has no knee to find
     linear = np.flatnonzero(above <= _LINEAR_FRACTION * top)
     gain_fit = (int(linear.min()), int(linear.max())) if len(linear) >= 2 else (0, 0)
-    return _clip_level(levels, raw_mean, above, int(np.argmax(raw_mean)), gain_fit)
+    return clip_level(levels, raw_mean, above, int(np.argmax(raw_mean)), gain_fit)
 
 
 def clip_levels_from_sweep(frames: Sequence[tuple[float, np.ndarray]], cfa: str, black_level: float, *,

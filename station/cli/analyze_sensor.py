@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from calibration.emva1288 import SensorAnalysisError, SensorChannelResult, analyze_descriptor, analyze_pairs
+from station.atomic import atomic_write_bytes
 from station.cli.common import print_json
 from station.dng import read_dng
 from station.errors import ConfigError, InputError
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         plot_dir = Path(args.plot).parent
         if not plot_dir.is_dir():
             raise InputError(f"--plot {args.plot}: folder {plot_dir} does not exist")
-        plot_ptc(results, args.plot)
+        atomic_write_bytes(args.plot, plot_ptc(results, Path(args.plot).suffix.lower().lstrip(".") or "png"))
     doc = {"channels": {name: res.to_dict() for name, res in results.items()}, "input": summary}
     if args.plot:
         doc["plot"] = str(args.plot)

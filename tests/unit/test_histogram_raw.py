@@ -62,9 +62,8 @@ def test_compare_catches_the_one_bin_shift_build_and_passes_golden() -> None:
 def test_plot_histograms_png(tmp_path) -> None:
     ref = np.bincount(np.random.default_rng(3).integers(0, 256, 5000), minlength=256)
     phone = np.concatenate([[0], ref[:-1]])
-    data = plot_histograms(phone, ref, tmp_path / "h.png")
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "h.png").read_bytes() == data
-    assert plot_histograms(phone, ref)[:4] == b"\x89PNG"
+    data = plot_histograms(phone, ref)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
 # --- RAW integrity: synthetic sensor frames through the twin's firmware builds -------------------------

@@ -209,3 +209,8 @@ def lens_for_code(code: int) -> Lens | None:
 def catalog_truth() -> dict[str, Any]:
     """Every catalog lens's truth: ``{"main": {...}, "m": {id: {...}}}``."""
     return {"main": MAIN_LENS.truth(), "m": {lid: lens.truth() for lid, lens in sorted(M_LENSES.items())}}
+
+
+def lens_catalog() -> dict[str, dict[str, Any]]:
+    """Lens id -> its truth, the main lens first (``station twin lenses --json``)."""
+    return {MAIN_LENS.id: MAIN_LENS.truth(), **{lid: lens.truth() for lid, lens in sorted(M_LENSES.items())}}

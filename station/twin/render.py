@@ -35,17 +35,18 @@ from typing import Any
 import cv2
 import numpy as np
 
+from station.errors import ConfigError
 from station.twin import optics
 from station.twin.coverage import coverage_raster
 from station.twin.lenses import MAIN_LENS, Lens, catalog_truth, get_lens
 from station.twin.sensor import (
     CFA_SITES,
     SENSORS,
-    SPECS,
     SensorSpec,
     electrons_per_lux_s_m2,
     expose,
     noise_seed,
+    sensor_catalog,
     sensor_params,
     sensor_spec,
 )
@@ -63,8 +64,9 @@ CENTRE_OFFSET_MM = {"main": (0.012, -0.008), "m": (-0.006, 0.010)}
 COC_PX = 2.0
 #: Longest projected polygon segment in the undistorted plane, px (distortion sagitta << 0.01 px).
 SEGMENT_PX = 12.0
-#: Most blur levels blended for a defocus that varies across the field.
-MAX_BLUR_LEVELS = 8
+#: A defocus that varies across the field: levels of PSF width at most this ratio apart, at most this many.
+BLUR_LEVEL_RATIO = 1.2
+MAX_BLUR_LEVELS = 10
 #: One PSF for the whole frame when its RMS width varies less than this over the field, px.
 PSF_UNIFORM_PX = 0.05
 #: Extra margin (px) of the clip region beyond the rendered window.
@@ -128,11 +130,11 @@ def _option(world: Any, settings: dict[str, Any], name: str, default: Any) -> An
 def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: SensorSpec) -> OpticalState:
     """Lens, aperture, focus and intrinsics of a capture from the world and the phone's settings."""
     if sensor not in SENSORS:
-        raise ValueError(f"unknown sensor {sensor!r}; allowed: {', '.join(SENSORS)}")
+        raise ConfigError(f"twin render: unknown sensor {sensor!r}; allowed: {', '.join(SENSORS)}")
     pose = world.pose()
     distance = float(pose["distance"])
     if not distance > 0:
-        raise ValueError(f"rail distance must be positive mm, got {distance}")
+        raise ConfigError(f"twin render: the chart must be in front of the lens, rail distance {distance} mm")
     pitch = spec.pixel_pitch_mm
     off_x, off_y = CENTRE_OFFSET_MM[sensor]
     cx = (spec.width - 1) / 2.0 + off_x / pitch
@@ -419,20 +421,20 @@ class BlurLevels:
 
 
 def blur_levels(coarse_px: np.ndarray, sigma_px: float, step: int, width: int, height: int) -> BlurLevels:
-    """Levels of blur circle diameter spanning a coarse field, evenly spaced in PSF RMS width.
+    """Levels of blur circle diameter spanning a coarse field, evenly spaced in log PSF RMS width.
 
-    Adjacent levels differ by at most ``max(0.1 px, 12 %)`` of RMS width (at most ``MAX_BLUR_LEVELS``);
-    each pixel blends its two neighbouring levels linearly in RMS width (weights computed on the
+    Adjacent levels differ by at most ``BLUR_LEVEL_RATIO`` in RMS width (at most ``MAX_BLUR_LEVELS``);
+    each pixel blends its two neighbouring levels linearly in log width (weights computed on the
     coarse grid of ``_blur_field`` and resized to the window, (height, width)).
     """
     field = np.asarray(coarse_px, dtype=np.float64)
-    w_lo, w_hi = _psf_width_px(sigma_px, float(field.min())), _psf_width_px(sigma_px, float(field.max()))
-    n = 2
-    while n < MAX_BLUR_LEVELS and (w_hi - w_lo) / (n - 1) > max(0.1, 0.12 * w_lo):
-        n += 1
-    widths = np.linspace(w_lo, w_hi, n)
-    diameters = tuple(float(4.0 * math.sqrt(max(w * w - sigma_px * sigma_px, 0.0))) for w in widths)
-    position = (np.sqrt(sigma_px * sigma_px + field * field / 16.0) - w_lo) * ((n - 1) / max(w_hi - w_lo, 1e-12))
+    log_width = np.log(np.sqrt(sigma_px * sigma_px + field * field / 16.0 + 1e-6))
+    lo, hi = float(log_width.min()), float(log_width.max())
+    n = int(min(MAX_BLUR_LEVELS, max(2, math.ceil((hi - lo) / math.log(BLUR_LEVEL_RATIO)) + 1)))
+    levels = np.linspace(lo, hi, n)
+    diameters = tuple(float(4.0 * math.sqrt(max(math.exp(2 * w) - 1e-6 - sigma_px * sigma_px, 0.0)))
+                      for w in levels)
+    position = (log_width - lo) * ((n - 1) / max(hi - lo, 1e-12))
     weights: list[np.ndarray | None] = []
     for i in range(n):
         weight = np.maximum(1.0 - np.abs(position - i), 0.0).astype(np.float32)
@@ -457,7 +459,10 @@ def _apply_psf(image: np.ndarray, sigma_px: float, blur: float | BlurLevels) -> 
 def _chart(name: str, size: tuple[float, float] | None) -> Any:
     from targets.registry import get_chart
 
-    return get_chart(name) if size is None else get_chart(name, *size)
+    try:
+        return get_chart(name) if size is None else get_chart(name, *size)
+    except ValueError as exc:
+        raise ConfigError(f"twin chart holder: {exc}") from None
 
 
 @lru_cache(maxsize=16)
@@ -707,14 +712,4 @@ def lens_truth() -> dict[str, Any]:
 
 def sensor_truth() -> dict[str, Any]:
     """The sensors' truth per readout mode at analog gain 1 (``station twin sensors --json``)."""
-    from station.twin.sensor import IR_CUT_NM, QE_CURVES
-
-    modes = {name: sensor_params(spec, 1.0) for name, spec in SPECS.items()}
-    for name, spec in SPECS.items():
-        modes[name]["read_noise_model"] = {"read_noise_e_at_pixel": spec.read_noise_e,
-                                           "adc_noise_dn": spec.adc_noise_dn,
-                                           "read_noise_dn": "hypot(K * read_noise_e_at_pixel, adc_noise_dn)"}
-    common = {"modes": modes, "conversion_gain": "K = K_1 * analog_gain",
-              "spectral": {"qe_peak_centre_sigma_nm": {c: list(v) for c, v in QE_CURVES.items()},
-                           "ir_cut_nm": list(IR_CUT_NM)}}
-    return {sensor: dict(common, sensor=sensor) for sensor in SENSORS}
+    return sensor_catalog()

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from station.errors import ConfigError
+
 CFA = "RGGB"
 BIT_DEPTH = 10
 BLACK_LEVEL_DN = 64
@@ -95,11 +97,11 @@ SPECS: dict[str, SensorSpec] = {
 
 
 def sensor_spec(resolution: str) -> SensorSpec:
-    """The readout mode ``resolution`` (``"ci"`` or ``"full"``); ValueError naming the allowed ones."""
+    """The readout mode ``resolution`` (``"ci"`` or ``"full"``); ConfigError naming the allowed ones."""
     try:
         return SPECS[resolution]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown resolution {resolution!r}; allowed: {', '.join(SPECS)}") from None
+        raise ConfigError(f"twin resolution {resolution!r} unknown; allowed: {', '.join(SPECS)}") from None
 
 
 def sensor_params(spec: SensorSpec, analog_gain: float) -> dict[str, Any]:
@@ -225,3 +227,18 @@ def cfa_channel_map(height: int, width: int) -> np.ndarray:
         for row, col in CFA_SITES[channel]:
             index[row::2, col::2] = k
     return index
+
+
+def sensor_catalog() -> dict[str, dict[str, Any]]:
+    """Sensor name -> its truth: readout modes with their EMVA 1288 parameters at analog gain 1, the
+    spectral model (``station twin sensors --json``). Both sensors are the same 1-inch type."""
+    modes = {}
+    for name, spec in SPECS.items():
+        modes[name] = sensor_params(spec, 1.0)
+        modes[name].update(read_noise_e_at_pixel=spec.read_noise_e, adc_noise_dn=spec.adc_noise_dn,
+                           size_mm=list(spec.size_mm))
+    entry = {"cfa": CFA, "bit_depth": BIT_DEPTH, "black_level": BLACK_LEVEL_DN, "white_level": WHITE_LEVEL_DN,
+             "conversion_gain": "K = K_1 * analog_gain; read_noise_dn = hypot(K * read_noise_e_at_pixel, adc_noise_dn)",
+             "modes": modes, "spectral": {"qe_peak_centre_sigma_nm": {c: list(v) for c, v in QE_CURVES.items()},
+                                          "ir_cut_nm": list(IR_CUT_NM)}}
+    return {sensor: dict(entry, sensor=sensor) for sensor in SENSORS}

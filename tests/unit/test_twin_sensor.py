@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from station.errors import ConfigError
 from station.twin.render import render_raw
 from station.twin.sensor import SPECS, sensor_params
 from station.twin.world import World
@@ -132,3 +133,16 @@ def test_dark_frame_sits_on_the_black_level_plus_dark_current():
     expected = truth["black_level"] + truth["conversion_gain_dn_per_e"] * truth["dark_current_e_per_s"] * 2.0
     assert mean_dn == pytest.approx(expected, abs=0.1)
     assert truth["mean_signal_e"] == 0.0
+
+
+def test_readout_modes_are_one_1_inch_sensor_binned_or_not():
+    ci, full = SPECS["ci"], SPECS["full"]
+    assert (full.width, full.height, full.pixel_pitch_um) == (8192, 6144, 1.6)
+    assert (ci.width, ci.height, ci.binning) == (2048, 1536, 4)
+    assert ci.pixel_pitch_um == pytest.approx(full.pixel_pitch_um * ci.binning)
+    assert ci.size_mm == pytest.approx(full.size_mm)
+    assert full.size_mm == pytest.approx((13.1072, 9.8304))
+    for spec in (ci, full):  # the full well fills before the ADC's top code at gain 1
+        assert spec.black_level + spec.conversion_gain_dn_per_e * spec.full_well_e < spec.white_level
+    with pytest.raises(ConfigError, match="allowed: full, ci"):
+        render_raw(World(resolution="huge"), "m", {"exposure_us": 10.0}, 0)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import tempfile
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 import tifffile
 
 from station import __version__
+from station.atomic import atomic_write_bytes
 from station.errors import InputError
 from station.frame import CFA_PATTERNS, Frame
 
@@ -65,20 +64,7 @@ def dng_bytes(frame: Frame) -> bytes:
 
 def write_dng(path: str | Path, frame: Frame) -> Path:
     """Write the frame as a DNG at ``path``, atomically (temporary file, then rename)."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"{path}: folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    try:
-        _write(tmp, frame)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_bytes(path, dng_bytes(frame))
 
 
 def _write(handle: Any, frame: Frame) -> None:

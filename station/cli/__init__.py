@@ -19,21 +19,25 @@ from station.errors import StationError
 COMMANDS = ("run", "twin", "capture", "chart", "analyze", "profile", "report", "bench", "baseline")
 
 
+def register_modules(sub: argparse._SubParsersAction, prefix: str, names: tuple[str, ...]) -> None:
+    """Let each module ``<prefix><name>`` that exists add its parser (``register(sub)``)."""
+    for name in names:
+        try:
+            module = importlib.import_module(f"{prefix}{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{prefix}{name}":
+                continue  # not built on this version
+            raise
+        module.register(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="station",
         description="M-Station: camera test and calibration station (bench or twin).",
     )
     parser.add_argument("--version", action="version", version=f"m-station {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"station.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"station.cli.{name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
+    register_modules(parser.add_subparsers(dest="command", metavar="COMMAND"), "station.cli.", COMMANDS)
     return parser
 
 

@@ -12,14 +12,12 @@ half of its cell. A DNG is read per 2x2 CFA quad (R, mean G, B; black level subt
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from calibration.color import ColorError, calibrate_color, cfa_to_rgb, grid_rois, patch_means
-from station.atomic import atomic_write_bytes
-from station.cli.common import print_json
+from station.cli.common import check_output_folder, emit, write_plot
 from station.errors import InputError
 from station.imageio import load_image
 
@@ -115,20 +113,13 @@ def analyze(path: str, *, patches: str | None = None, linear: bool = False,
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.plot and not Path(args.plot).resolve().parent.is_dir():
-        raise InputError(f"--plot {args.plot}: folder {Path(args.plot).parent} does not exist")
+    check_output_folder("--plot", args.plot)
     out = analyze(args.file, patches=args.patches, linear=args.linear, preserve_white=not args.free_white)
     doc = out["doc"]
-    if args.plot:
-        from calibration.plots import color_png
+    from calibration.plots import color_png
 
-        atomic_write_bytes(args.plot, color_png(out["result"]))
-        doc["plot"] = str(args.plot)
-    if args.json:
-        print_json(doc)
-    else:
-        print(_text(doc))
-    return 0
+    write_plot(doc, args.plot, lambda: color_png(out["result"]))
+    return emit(doc, args.json, _text)
 
 
 def _text(doc: dict[str, Any]) -> str:

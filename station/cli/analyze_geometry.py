@@ -18,7 +18,7 @@ import numpy as np
 
 from calibration.geometry import ChessboardSpec, calibrate, detect_board, refine_views_from_model
 from calibration.geometry import ViewPoints as _ViewPoints
-from station.cli.common import print_json
+from station.cli.common import emit
 from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 from targets.charuco import CharucoSpec, parse_board_spec
@@ -140,11 +140,7 @@ def run(args: argparse.Namespace) -> int:
         if not Path(name).is_file():
             raise InputError(f"{name}: no such file (expected an image of the board)")
     doc = analyze(args.files, board, fix_aspect=args.fix_aspect, reject=not args.no_reject, method=args.refine)
-    if args.json:
-        print_json(doc)
-    else:
-        print(_text(doc))
-    return 0
+    return emit(doc, args.json, _text)
 
 
 def _text(doc: dict[str, Any]) -> str:

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from calibration.emva1288 import SensorAnalysisError, SensorChannelResult, analyze_descriptor, analyze_pairs
-from station.atomic import atomic_write_bytes
-from station.cli.common import print_json
+from station.cli.common import check_output_folder, emit, write_plot
 from station.dng import read_dng
 from station.errors import ConfigError, InputError
 
@@ -88,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give either DNG files or --descriptor FILE, not both")
     if not args.descriptor and not args.files:
         raise ConfigError("give DNG flat pairs and dark* frames, or --descriptor FILE")
+    check_output_folder("--plot", args.plot)
     if args.descriptor:
         path = Path(args.descriptor)
         if not path.is_file():
@@ -102,21 +102,11 @@ def run(args: argparse.Namespace) -> int:
             if not Path(name).is_file():
                 raise InputError(f"{name}: no such file (expected a DNG)")
         results, summary = analyze_dngs(args.files)
-    if args.plot:
-        from calibration.ptc_plot import plot_ptc
+    from calibration.ptc_plot import plot_ptc
 
-        plot_dir = Path(args.plot).parent
-        if not plot_dir.is_dir():
-            raise InputError(f"--plot {args.plot}: folder {plot_dir} does not exist")
-        atomic_write_bytes(args.plot, plot_ptc(results, Path(args.plot).suffix.lower().lstrip(".") or "png"))
     doc = {"channels": {name: res.to_dict() for name, res in results.items()}, "input": summary}
-    if args.plot:
-        doc["plot"] = str(args.plot)
-    if args.json:
-        print_json(doc)
-    else:
-        print(_text(doc))
-    return 0
+    write_plot(doc, args.plot, lambda: plot_ptc(results, Path(args.plot).suffix.lower().lstrip(".") or "png"))
+    return emit(doc, args.json, _text)
 
 
 def _fmt(value: Any, spec: str) -> str:

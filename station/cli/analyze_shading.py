@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.shading import DEFAULT_GRID, ShadingError, lens_shading
-from station.atomic import atomic_write_bytes
-from station.cli.common import print_json
+from station.cli.common import check_output_folder, emit, write_plot
 from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 
@@ -82,20 +81,13 @@ def run(args: argparse.Namespace) -> int:
     for name in args.files:
         if not Path(name).is_file():
             raise InputError(f"{name}: no such file (expected a flat-field DNG or image)")
-    if args.plot and not Path(args.plot).resolve().parent.is_dir():
-        raise InputError(f"--plot {args.plot}: folder {Path(args.plot).parent} does not exist")
+    check_output_folder("--plot", args.plot)
     out = analyze(args.files, grid, linear=args.linear)
     doc = out["doc"]
-    if args.plot:
-        from calibration.plots import shading_png
+    from calibration.plots import shading_png
 
-        atomic_write_bytes(args.plot, shading_png(out["result"]))
-        doc["plot"] = str(args.plot)
-    if args.json:
-        print_json(doc)
-    else:
-        print(_text(doc))
-    return 0
+    write_plot(doc, args.plot, lambda: shading_png(out["result"]))
+    return emit(doc, args.json, _text)
 
 
 def _text(doc: dict[str, Any]) -> str:

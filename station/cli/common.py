@@ -6,13 +6,13 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from station.atomic import atomic_write_bytes  # noqa: F401 - re-exported for subcommands
+from station.atomic import atomic_write_bytes
 from station.config import StationConfig, TwinConfig, load_config
-from station.errors import ConfigError
+from station.errors import ConfigError, InputError
 from station.twin.faults import parse_fault_args
 
 
@@ -61,3 +61,25 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def check_output_folder(option: str, path: str | Path | None) -> None:
+    """Fail before any work when an output option names a folder that does not exist."""
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise InputError(f"{option} {path}: folder {Path(path).parent} does not exist")
+
+
+def write_plot(doc: dict[str, Any], path: str | Path | None, render: Callable[[], bytes]) -> None:
+    """Write the plot ``render()`` makes to ``path`` (atomically) and note it in ``doc``; no path, no plot."""
+    if path:
+        atomic_write_bytes(path, render())
+        doc["plot"] = str(path)
+
+
+def emit(doc: dict[str, Any], as_json: bool, text: Callable[[dict[str, Any]], str]) -> int:
+    """Print a measurement: one JSON object with ``--json``, else the human summary. Returns 0."""
+    if as_json:
+        print_json(doc)
+    else:
+        print(text(doc))
+    return 0

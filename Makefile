@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Allure Report 3 (npm `allure`, pinned in package.json / package-lock.json) for `station report`
+NODE_STAMP := node_modules/.installed
 
 .PHONY: run test lint install clean
 
@@ -12,13 +14,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --no-audit --no-fund && touch $(NODE_STAMP); \
+	else \
+		echo "npm not found: the HTML report (station report) needs Node.js 20+ and npm; everything else works"; \
+	fi
 
-run: $(STAMP)
-	mkdir -p reports
-	$(VENV)/bin/station capture --sensor main --format dng -o reports/capture-main.dng
+install: $(STAMP) $(NODE_STAMP)
 
-test: $(STAMP)
+run: install
+	$(VENV)/bin/station run
+
+test: install
 	$(VENV)/bin/ruff check station calibration targets fixtures tests
 	$(PY) -m pytest -n 2 tests/unit
 
@@ -26,4 +34,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check station calibration targets fixtures tests
 
 clean:
-	rm -rf $(VENV) reports/allure-results reports/html
+	rm -rf $(VENV) node_modules reports/runs reports/records reports/allure-results reports/html

@@ -10,6 +10,8 @@ its HTML is removed before the file is written (atomically).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -35,9 +37,10 @@ CATEGORIES: list[dict[str, Any]] = [
 ALLURE_TIMEOUT_S = 300.0
 _ANALYTICS_PATTERNS = (
     re.compile(r"<script[^>]*googletagmanager\.com[^>]*>\s*</script>", re.IGNORECASE),
-    re.compile(r"<script>(?:(?!</script>)[\s\S])*?\bgtag\((?:(?!</script>)[\s\S])*?</script>", re.IGNORECASE),
+    re.compile(r"<script>\s*window\.dataLayer\s*=(?:(?!</script>)[\s\S])*?</script>", re.IGNORECASE),
 )
 _ANALYTICS_MARKERS = ("googletagmanager", "google-analytics", "gtag(")
+_EMBEDDED_RE = re.compile(r'\bd\("([^"]+)","([A-Za-z0-9+/=]*)"\)')
 
 
 def allure_config(report_name: str) -> dict[str, Any]:
@@ -83,6 +86,17 @@ def strip_analytics(html: str) -> str:
     return html
 
 
+def embedded_files(html: str) -> dict[str, bytes]:
+    """The files a single-file Allure 3 report carries (``data/test-results/<id>.json``, widgets, attachments)."""
+    files: dict[str, bytes] = {}
+    for match in _EMBEDDED_RE.finditer(html):
+        try:
+            files[match.group(1)] = base64.b64decode(match.group(2), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return files
+
+
 def build_report(results_dir: str | Path, out_html: str | Path, *, report_name: str = "M-Station run",
                  timeout_s: float = ALLURE_TIMEOUT_S) -> Path:
     """Build the single-file HTML of ``results_dir`` (allure-results) into ``out_html``."""
@@ -98,7 +112,7 @@ def build_report(results_dir: str | Path, out_html: str | Path, *, report_name: 
         config = work / "allurerc.json"
         config.write_text(json.dumps(allure_config(report_name), indent=2), encoding="utf-8")
         out_dir = work / "html"
-        env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1", "CI": os.environ.get("CI", "")}
+        env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1"}
         try:
             done = subprocess.run([str(cli), "generate", str(results.resolve()), "--config", str(config),
                                    "--output", str(out_dir), "--cwd", str(work)],
@@ -113,5 +127,8 @@ def build_report(results_dir: str | Path, out_html: str | Path, *, report_name: 
             why = lines[-1].strip() if lines else f"exit code {done.returncode}"
             raise InputError(f"report: allure generate failed: {why[:300]}")
         html = (out_dir / "index.html" if (out_dir / "index.html").is_file() else pages[0]).read_text("utf-8")
-    atomic_write_text(out, strip_analytics(html))
+    html = strip_analytics(html)
+    if not any(name.startswith("data/test-results/") for name in embedded_files(html)):
+        raise InputError("report: allure generate wrote a report without test results; not writing it")
+    atomic_write_text(out, html)
     return out

@@ -1,0 +1,103 @@
+"""Limits files: the product's TOML, per-case overrides, regression tolerances, one-line errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from station.errors import ConfigError
+from station.limits import default_limits_path, load_limits
+from station.measurements import Tolerance
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = """
+[meta]
+product = "m-phone"
+version = "2.1"
+
+[measurements.mtf50_cpp]
+unit = "c/px"
+low = 0.20
+high = 0.5
+marginal_pct = 10
+
+[measurements.mtf50_cpp.case."m"]
+low = 0.15
+
+[measurements.mtf50_cpp.case."m/noctilux-m-50-f0.95"]
+low = 0.10
+
+[regression.mtf50_cpp]
+tolerance_pct = 5
+direction = "decrease"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "limits.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_product_file_has_every_measurement_the_plans_take() -> None:
+    limits = load_limits()
+    assert Path(limits.path) == default_limits_path() and limits.product == "m-phone" and limits.version
+    names = set()
+    for plan in (REPO / "tests" / "plans").rglob("test_*.py"):
+        names |= set(re.findall(r'measure\(\s*"([a-z0-9_]+)"', plan.read_text()))
+    assert names, "the plans take no measurements?"
+    missing = names - set(limits.measurements)
+    assert not missing, f"measurements without limits: {missing}"
+    for name, tol in limits.regression.items():
+        assert name in limits.measurements and isinstance(tol, Tolerance)
+
+
+def test_case_overrides_take_the_longest_matching_prefix(tmp_path: Path) -> None:
+    limits = load_limits(_write(tmp_path, GOOD))
+    assert (limits.product, limits.version) == ("m-phone", "2.1")
+    assert limits.limits_for("mtf50_cpp").low == 0.20
+    assert limits.limits_for("mtf50_cpp", "main").low == 0.20
+    assert limits.limits_for("mtf50_cpp", "m").low == 0.15
+    assert limits.limits_for("mtf50_cpp", "m/summicron-m-50-f2/center").low == 0.15
+    noct = limits.limits_for("mtf50_cpp", "m/noctilux-m-50-f0.95/corner")
+    assert (noct.low, noct.high, noct.marginal_pct, noct.unit) == (0.10, 0.5, 10.0, "c/px")  # rest inherited
+    assert limits.tolerance_for("mtf50_cpp") == Tolerance(tolerance_pct=5.0, direction="decrease")
+    assert limits.tolerance_for("nothing") is None
+
+
+def test_a_measurement_missing_from_the_file_is_a_config_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: measurements.sfr_x: missing"):
+        load_limits(path).limits_for("sfr_x")
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda t: t.replace('[meta]\nproduct = "m-phone"\n', "[meta]\n"), "meta.product"),
+    (lambda t: t.replace('version = "2.1"', "version = true"), "meta.version"),
+    (lambda t: t.replace('unit = "c/px"', 'unit = ""'), "measurements.mtf50_cpp.unit"),
+    (lambda t: t.replace('unit = "c/px"\n', ""), "measurements.mtf50_cpp.unit"),
+    (lambda t: t.replace("high = 0.5", "high = 0.1"), "measurements.mtf50_cpp"),
+    (lambda t: t.replace("high = 0.5", 'high = "0.5"'), "measurements.mtf50_cpp.high"),
+    (lambda t: t.replace("high = 0.5", "hihg = 0.5"), "measurements.mtf50_cpp.hihg"),
+    (lambda t: t.replace("marginal_pct = 10", "marginal_pct = 60"), "measurements.mtf50_cpp.marginal_pct"),
+    (lambda t: t.replace("tolerance_pct = 5", "tolerance_pct = 5\ntolerance_abs = 0.01"), "regression.mtf50_cpp"),
+    (lambda t: t.replace('"decrease"', '"down"'), "regression.mtf50_cpp.direction"),
+    (lambda t: t.replace("[regression.mtf50_cpp]", "[regression.nope]"), "regression.nope"),
+    (lambda t: t.replace('case."m"]', 'case."m b"]'), 'measurements.mtf50_cpp.case."m b"'),
+    (lambda t: t + "\n[extra]\n", "top level.extra"),
+])
+def test_every_error_is_one_line_naming_file_and_key(tmp_path: Path, edit, key: str) -> None:
+    path = _write(tmp_path, edit(GOOD))
+    with pytest.raises(ConfigError) as err:
+        load_limits(path)
+    text = str(err.value)
+    assert "\n" not in text and text.startswith(f"{path}: {key}"), text
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such limits file"):
+        load_limits(tmp_path / "none.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_limits(_write(tmp_path, "[meta\n"))

@@ -47,11 +47,13 @@ def catalog(name: str) -> Any:
         return {"firmware": firmware_catalog()}
     if name == "lenses":
         from station.twin.lenses import lens_catalog
+        from station.twin.render import lens_truth
 
-        return {"lenses": lens_catalog()}
-    from station.twin.sensor import sensor_catalog
+        mounts = {k: v for k, v in lens_truth().items() if k not in ("main", "m")}
+        return {"lenses": lens_catalog(), "mounts": mounts}
+    from station.twin.render import sensor_truth
 
-    return {"sensors": sensor_catalog()}
+    return {"sensors": sensor_truth()}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,10 +4,16 @@ The SCPI light and meter, the GRBL mount and the phone each read and change this
 under ``World.lock``. Simulated hardware time (moves, settling, exposures) is kept
 apart from wall time: real waits are ``simulated * time_scale`` so CI runs fast while the
 twin still reports what a bench would spend.
+
+``World.optics`` holds what the operator sets by hand and the image formation reads
+(``station.twin.render``): the M lens's aperture ring, the adapter's errors, the chart's size,
+the sensors' serials. ``World.snapshot()`` freezes the state a frame is made from.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
 import threading
 import time
@@ -16,6 +22,30 @@ from typing import Any
 
 #: Illuminance at the chart plane at 100 % level, lux (a bright photographic light box).
 FULL_SCALE_LUX = 2000.0
+
+
+def default_optics() -> dict[str, Any]:
+    """The optics of a fresh bench: names as ``station.twin.render`` reads them (None: the default).
+
+    ``aperture`` f-number of the mounted M lens (None: wide open); ``adapter_back_focus_mm`` flange
+    back-focus error of the M adapter; ``adapter_tilt_x_deg`` / ``adapter_tilt_y_deg`` its tilt
+    (OpenCV tauX, tauY); ``chart_size_mm`` [w, h] of the chart (None: the chart's own size);
+    ``sensor_serial`` a serial, or {sensor: serial}, overriding the ones derived from the seed.
+    """
+    return {"aperture": None, "adapter_back_focus_mm": 0.0, "adapter_tilt_x_deg": 0.0,
+            "adapter_tilt_y_deg": 0.0, "chart_size_mm": None, "sensor_serial": None}
+
+
+def phone_serial_for_seed(seed: int) -> str:
+    """The twin phone's serial: ``TWIN-`` and 8 hex digits of SHA-256 of ``m-phone:<seed>``."""
+    return "TWIN-" + hashlib.sha256(f"m-phone:{seed}".encode()).hexdigest()[:8].upper()
+
+
+def _sensor_serial(phone_serial: str, optics: dict[str, Any], sensor: str) -> str:
+    override = optics.get("sensor_serial")
+    if isinstance(override, dict):
+        override = override.get(sensor)
+    return str(override) if override else f"{phone_serial}-{sensor}"
 
 
 @dataclass
@@ -51,6 +81,8 @@ class World:
                                                               "pan": "Z", "tilt": "A"})
     chart: str = "flat"  # the chart on the holder
     m_lens: str | None = None  # catalog id of the M lens mounted, None: bare sensor
+    #: Operator-set optics (``default_optics``): aperture ring, adapter errors, chart size, serials.
+    optics: dict[str, Any] = field(default_factory=default_optics)
     #: Simulated hardware time spent, seconds, by kind ("move", "settle", "exposure", ...).
     hw_time_s: dict[str, float] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -116,3 +148,56 @@ class World:
         """Logical mount position: focus deg, distance mm, pan deg, tilt deg."""
         with self.lock:
             return {name: self.axes[letter] for name, letter in self.axis_map.items()}
+
+    # --- identity -----------------------------------------------------------------
+    def phone_serial(self) -> str:
+        """The phone's serial (``info``), derived from the seed."""
+        return phone_serial_for_seed(self.seed)
+
+    def sensor_serial_for(self, sensor: str) -> str:
+        """A sensor's serial (seeds its PRNU/DSNU): ``<phone serial>-<sensor>`` unless overridden."""
+        with self.lock:
+            return _sensor_serial(self.phone_serial(), self.optics, sensor)
+
+    # --- a frame's view -----------------------------------------------------------
+    def snapshot(self) -> WorldSnapshot:
+        """The state a frame is made from, frozen at this instant (light level included)."""
+        with self.lock:
+            return WorldSnapshot(seed=self.seed, firmware=self.firmware, resolution=self.resolution,
+                                 faults=copy.deepcopy(self.faults), light=copy.copy(self.light),
+                                 chart=self.chart, m_lens=self.m_lens, optics=copy.deepcopy(self.optics),
+                                 axes=dict(self.axes), axis_map=dict(self.axis_map),
+                                 lux=self.illuminance_lux(), fraction=self.light_fraction())
+
+
+@dataclass(frozen=True)
+class WorldSnapshot:
+    """A frozen copy of the world for one frame: the attributes and readers a renderer uses."""
+
+    seed: int
+    firmware: str
+    resolution: str
+    faults: dict[str, Any]
+    light: LightState
+    chart: str
+    m_lens: str | None
+    optics: dict[str, Any]
+    axes: dict[str, float]
+    axis_map: dict[str, str]
+    lux: float
+    fraction: float
+
+    def pose(self) -> dict[str, float]:
+        return {name: self.axes[letter] for name, letter in self.axis_map.items()}
+
+    def light_fraction(self) -> float:
+        return self.fraction
+
+    def illuminance_lux(self) -> float:
+        return self.lux
+
+    def phone_serial(self) -> str:
+        return phone_serial_for_seed(self.seed)
+
+    def sensor_serial_for(self, sensor: str) -> str:
+        return _sensor_serial(self.phone_serial(), self.optics, sensor)

@@ -16,20 +16,31 @@ from station.devices.phone import DutReplyError, PhoneClient
 from station.devices.protocols import Dut
 from station.errors import DeviceError, InputError
 from station.raw10 import pack_raw10
-from station.twin import sensor_model
 from station.twin.phone_server import PhoneServer
+from station.twin.render import render_raw
 from station.twin.world import World
 from tests.unit.replay import TcpReplay
 
+RAW10_BYTES = 2048 * 1536 * 5 // 4  # a CI frame: rows of 2560 bytes, already 16-byte aligned
+
+
+def lit_world(seed: int = 5) -> World:
+    world = World(seed=seed, time_scale=0.001, resolution="ci")
+    world.light.settle_s = 0.0
+    world.set_light(output=True, level_pct=30.0)
+    world.axes[world.axis_map["distance"]] = 700.0
+    return world
+
+
+@pytest.fixture(scope="module")
+def bare_frame() -> tuple[np.ndarray, dict]:
+    """One physics frame of the bare M sensor, replayed where the test is about the wire, not the scene."""
+    return render_raw(lit_world(), "m", {"exposure_us": 1000, "analog_gain": 1.0}, 1)
+
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> World:
-    monkeypatch.setitem(sensor_model.RESOLUTIONS, "unit",
-                        {"width": 512, "height": 384, "pixel_pitch_um": 25.6})
-    world = World(seed=5, time_scale=0.001, resolution="unit")
-    world.set_light(output=True, level_pct=30.0)
-    world.light.settle_s = 0.0
-    return world
+def world() -> World:
+    return lit_world()
 
 
 @pytest.fixture
@@ -40,8 +51,17 @@ def server(world: World):
 
 @pytest.fixture
 def client(server: PhoneServer):
-    with PhoneClient(DutConfig(host="127.0.0.1", port=server.port, timeout_s=0.3)) as dut:
+    with PhoneClient(DutConfig(host="127.0.0.1", port=server.port, timeout_s=10.0)) as dut:
         yield dut
+
+
+@pytest.fixture
+def quick(bare_frame):
+    """A phone replaying one physics frame, and a client with a short timeout."""
+    world = lit_world()
+    with PhoneServer(world, render=lambda *_: bare_frame) as phone, \
+            PhoneClient(DutConfig(host="127.0.0.1", port=phone.port, timeout_s=0.3)) as dut:
+        yield dut, phone, world
 
 
 def _line(obj: dict) -> bytes:
@@ -50,35 +70,32 @@ def _line(obj: dict) -> bytes:
 
 # --- against the twin --------------------------------------------------------------------
 
-def test_identity_and_protocol(client: PhoneClient, server: PhoneServer) -> None:
+def test_identity_and_protocol(client: PhoneClient, world: World) -> None:
     assert isinstance(client, Dut)
-    assert client.identity == f"M-Phone twin,{server.serial},golden"
+    assert client.identity == f"M-Phone twin,{world.phone_serial()},golden"
     assert client.info()["sensors"]["main"]["cfa"] == "RGGB"
 
 
-def test_capture_frame_is_the_model_frame(client: PhoneClient, world: World) -> None:
+def test_capture_frame_is_the_physics_frame(client: PhoneClient, world: World) -> None:
     applied = client.configure("m", exposure_us=4000, analog_gain=2.0)
     assert applied["exposure_us"] == 4000 and applied["analog_gain"] == 2.0
     frame = client.capture_frame("m")
-    expected, truth = sensor_model.render_raw(world, "m", {"exposure_us": 4000, "analog_gain": 2.0},
-                                              frame.extra["seq"])
+    expected, truth = render_raw(world, "m", {"exposure_us": 4000, "analog_gain": 2.0}, frame.extra["seq"])
     np.testing.assert_array_equal(frame.data, expected)
     assert (frame.sensor, frame.cfa, frame.black_level, frame.white_level) == ("m", "RGGB", 64, 1023)
     assert frame.exposure_s == pytest.approx(0.004) and frame.analog_gain == 2.0
     assert frame.dut_serial == client.serial and frame.firmware == "golden"
     assert frame.extra["truth"]["conversion_gain_dn_per_e"] == truth["conversion_gain_dn_per_e"]
+    assert frame.extra["truth"]["sensor_serial"] == f"{client.serial}-m"
+    # the app's histogram of that frame, then its preview
+    counts = client.histogram("m", "raw")
+    np.testing.assert_array_equal(counts, np.bincount(frame.data.ravel(), minlength=1024))
+    assert sum(client.histogram("m", "preview")) == frame.data.size
+    meta, png = client.capture("m", "preview", frame="last")
+    assert png.startswith(b"\x89PNG") and meta["seq"] == frame.extra["seq"]
     last = client.capture_frame("m", frame="last")
     assert last.extra["seq"] == frame.extra["seq"]
     np.testing.assert_array_equal(last.data, frame.data)
-
-
-def test_histogram_and_preview(client: PhoneClient) -> None:
-    frame = client.capture_frame("main")
-    counts = client.histogram("main", "raw")
-    np.testing.assert_array_equal(counts, np.bincount(frame.data.ravel(), minlength=1024))
-    assert sum(client.histogram("main", "preview")) == frame.data.size
-    meta, png = client.capture("main", "preview")
-    assert png.startswith(b"\x89PNG") and meta["seq"] == frame.extra["seq"] + 1
 
 
 def test_calibration_round_trip(client: PhoneClient) -> None:
@@ -138,45 +155,48 @@ def test_connection_refused_names_host_and_port() -> None:
 
 # --- faults: retried with a bound, reported in one line -----------------------------
 
-def test_one_corrupt_payload_is_detected_and_retried(client: PhoneClient, world: World) -> None:
-    first = client.capture_frame("main")
+def test_one_corrupt_payload_is_detected_and_retried(quick, bare_frame) -> None:
+    client, _, world = quick
+    first = client.capture_frame("m")
     world.faults["dut_corrupt_payload"] = 2  # every second capture: the next one
-    frame = client.capture_frame("main")
+    frame = client.capture_frame("m")
     assert frame.extra["seq"] == first.extra["seq"] + 2  # the corrupt frame was rejected
-    expected, _ = sensor_model.render_raw(world, "main", {"exposure_us": 10_000, "analog_gain": 1.0},
-                                          frame.extra["seq"])
-    np.testing.assert_array_equal(frame.data, expected)
+    np.testing.assert_array_equal(frame.data, bare_frame[0])
 
 
-def test_persistent_corruption_is_a_device_error(client: PhoneClient, world: World) -> None:
+def test_persistent_corruption_is_a_device_error(quick) -> None:
+    client, _, world = quick
     world.faults["dut_corrupt_payload"] = True
     with pytest.raises(DeviceError) as info:
-        client.capture("main", "raw10")
+        client.capture("m", "raw10")
     text = str(info.value)
     assert text.startswith("dut: capture: corrupt payload: sha256") and "3 of 3 attempts" in text
     assert "\n" not in text
 
 
-def test_disconnect_mid_payload_names_the_bytes(client: PhoneClient, world: World) -> None:
+def test_disconnect_mid_payload_names_the_bytes(quick) -> None:
+    client, _, world = quick
     world.faults["dut_disconnect"] = True
-    size = 512 * 384 * 5 // 4
     with pytest.raises(DeviceError) as info:
-        client.capture("main", "raw10")
+        client.capture("m", "raw10")
     text = str(info.value)
-    assert f"connection closed after {size // 2} of {size} payload bytes" in text and "\n" not in text
+    assert f"connection closed after {RAW10_BYTES // 2} of {RAW10_BYTES} payload bytes" in text
+    assert "\n" not in text
     del world.faults["dut_disconnect"]
-    meta, payload = client.capture("main", "raw10")  # reconnects on the next call
-    assert len(payload) == size
+    meta, payload = client.capture("m", "raw10")  # reconnects on the next call
+    assert len(payload) == RAW10_BYTES
 
 
-def test_one_disconnect_is_retried_on_a_new_connection(client: PhoneClient, world: World) -> None:
+def test_one_disconnect_is_retried_on_a_new_connection(quick) -> None:
+    client, _, world = quick
     world.faults["dut_disconnect"] = 2  # every second capture
-    client.capture("main", "raw10")
-    meta, payload = client.capture("main", "raw10")
+    client.capture("m", "raw10")
+    meta, payload = client.capture("m", "raw10")
     assert meta["seq"] == 3 and hashlib.sha256(payload).hexdigest()
 
 
-def test_a_dropped_frame_times_out_then_is_retried(client: PhoneClient, world: World) -> None:
+def test_a_dropped_frame_times_out_then_is_retried(quick) -> None:
+    client, _, world = quick
     world.faults["dut_drop_frame"] = 2
     client.capture("m", "raw10")
     start = time.monotonic()
@@ -184,7 +204,8 @@ def test_a_dropped_frame_times_out_then_is_retried(client: PhoneClient, world: W
     assert meta["seq"] == 3 and time.monotonic() - start >= 0.3  # one timeout, then a new frame
 
 
-def test_every_frame_dropped_is_a_timeout_error(server: PhoneServer, world: World) -> None:
+def test_every_frame_dropped_is_a_timeout_error(quick) -> None:
+    _, server, world = quick
     world.faults["dut_drop_frame"] = True
     dut = PhoneClient(DutConfig(host="127.0.0.1", port=server.port, timeout_s=0.2), attempts=2)
     with pytest.raises(DeviceError) as info:

@@ -1,15 +1,20 @@
-"""The twin's phone service on a real TCP socket (DESIGN 3.3), its simple sensor model and firmware.
+"""The twin's phone service on a real TCP socket (DESIGN 3.3): physics frames, firmware builds, faults.
 
-The wire is spoken here by hand (raw JSON lines), so the server is tested apart from the
-driver; frames and masks are checked against independent maths on the decoded payloads.
+The wire is spoken by hand (raw JSON lines), so the server is tested apart from the driver.
+Frames are CI mode (2048 x 1536) from the twin's physics (``station.twin.render``); payloads are
+decoded and checked against independent maths (integer luma, Laplacian by slicing, np.bincount,
+per-quad loops, the sRGB formula) and against the render's ground truth. A physics frame costs
+~0.2 s, so the firmware tests replay two frames the physics rendered once for the module.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import socket
 import threading
+from typing import Any
 
 import cv2
 import numpy as np
@@ -17,15 +22,20 @@ import pytest
 
 from station.dng import read_dng
 from station.raw10 import unpack_raw10
-from station.twin import sensor_model
+from station.twin import isp
+from station.twin.firmware import FIRMWARE_BUILDS, firmware_catalog
+from station.twin.lenses import M_LENSES
 from station.twin.phone_server import MAX_LINE_BYTES, PHONE_FAULTS, PhoneServer
+from station.twin.render import render_raw
 from station.twin.world import World
+
+BLACK, WHITE = 64, 1023
 
 
 class Wire:
     """A hand-driven client of the phone's wire."""
 
-    def __init__(self, port: int, timeout_s: float = 5.0) -> None:
+    def __init__(self, port: int, timeout_s: float = 10.0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
         self.file = self.sock.makefile("rb")
 
@@ -45,20 +55,28 @@ class Wire:
         self.send(obj)
         return self.reply()
 
+    def ok(self, obj: dict) -> tuple[dict, bytes | None]:
+        header, payload = self.call(obj)
+        assert header["ok"] is True, header
+        return header["result"], payload
+
     def close(self) -> None:
         self.file.close()
         self.sock.close()
 
 
-@pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> World:
-    """A lit world at a small test resolution (512 x 384) so PNG-heavy tests stay fast."""
-    monkeypatch.setitem(sensor_model.RESOLUTIONS, "unit",
-                        {"width": 512, "height": 384, "pixel_pitch_um": 25.6})
-    world = World(seed=11, time_scale=0.001, resolution="unit")
-    world.set_light(output=True, level_pct=40.0)
+def lit_world(seed: int = 11, level_pct: float = 50.0, distance_mm: float = 700.0) -> World:
+    """A settled world, the light at ``level_pct``, the chart (flat) ``distance_mm`` away."""
+    world = World(seed=seed, time_scale=0.001, resolution="ci")
     world.light.settle_s = 0.0
+    world.set_light(output=True, level_pct=level_pct)
+    world.axes[world.axis_map["distance"]] = distance_mm
     return world
+
+
+@pytest.fixture
+def world() -> World:
+    return lit_world()
 
 
 @pytest.fixture
@@ -74,48 +92,79 @@ def wire(server: PhoneServer):
     w.close()
 
 
-def _ok(header: dict) -> dict:
-    assert header["ok"] is True, header
-    return header["result"]
+@pytest.fixture(scope="module")
+def idle_wire():
+    """One phone for the requests it refuses (they change nothing, take no frame)."""
+    with PhoneServer(lit_world()) as phone:
+        w = Wire(phone.port)
+        yield w
+        w.close()
 
 
-def _decode_png(payload: bytes, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+# --- independent references ------------------------------------------------------------------
+
+def decode_png(payload: bytes) -> np.ndarray:
     assert payload[:8] == b"\x89PNG\r\n\x1a\n"
-    image = cv2.imdecode(np.frombuffer(payload, np.uint8), flags)
+    image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)
     assert image is not None
     return image[..., ::-1] if image.ndim == 3 else image  # BGR -> RGB
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
+def luma_ref(rgb: np.ndarray) -> np.ndarray:
     """DESIGN 7: Y' = 0.2126 R' + 0.7152 G' + 0.0722 B', rounded half up, in exact integer maths."""
     r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
     return (r * 2126 + g * 7152 + b * 722 + 5000) // 10000
 
 
-def _raw(meta: dict, payload: bytes) -> np.ndarray:
+def laplacian_ref(y: np.ndarray) -> np.ndarray:
+    p = np.pad(y.astype(np.int64), 1, mode="edge")
+    return np.abs(4 * p[1:-1, 1:-1] - p[1:-1, :-2] - p[1:-1, 2:] - p[:-2, 1:-1] - p[2:, 1:-1])
+
+
+def quad_zebra_ref(raw: np.ndarray, threshold: int) -> np.ndarray:
+    """Raw zebra on the preview grid by a loop over the four sites of each 2x2 quad."""
+    flags = np.zeros((raw.shape[0] // 2, raw.shape[1] // 2), bool)
+    for dy in range(2):
+        for dx in range(2):
+            flags |= raw[dy::2, dx::2] >= threshold
+    return np.repeat(np.repeat(flags, 2, axis=0), 2, axis=1)
+
+
+def srgb8(linear: float) -> float:
+    """IEC 61966-2-1 sRGB encoding of a linear [0, 1] value, as an 8-bit code (unrounded)."""
+    x = min(max(linear, 0.0), 1.0)
+    return 255.0 * (12.92 * x if x <= 0.0031308 else 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def unpack(meta: dict, payload: bytes) -> np.ndarray:
     return unpack_raw10(payload, meta["width"], meta["height"], meta["stride_bytes"])
 
 
-# --- info and configure ----------------------------------------------------------------
+def block_means(image: np.ndarray, n: int = 8) -> np.ndarray:
+    h, w = image.shape[:2]
+    return image[: h // n * n, : w // n * n].reshape(n, h // n, n, w // n).mean(axis=(1, 3))
 
-def test_info_reports_the_ci_sensors_and_lens(wire: Wire, world: World) -> None:
-    world.resolution = "ci"
-    info = _ok(wire.call({"cmd": "info"})[0])
+
+# --- info and configure ----------------------------------------------------------------------
+
+def test_info_reports_the_ci_sensors_lens_and_serials(wire: Wire, world: World) -> None:
+    info, _ = wire.ok({"cmd": "info"})
     assert info["model"] == "M-Phone twin" and info["firmware"] == "golden"
-    assert info["serial"].startswith("TWIN-") and len(info["serial"]) > 5
+    assert info["serial"] == world.phone_serial() and info["serial"].startswith("TWIN-")
     for name in ("main", "m"):
         sensor = info["sensors"][name]
         assert (sensor["width"], sensor["height"]) == (2048, 1536)
         assert sensor["cfa"] == "RGGB" and sensor["bit_depth"] == 10
-        assert (sensor["black_level"], sensor["white_level"]) == (64, 1023)
+        assert (sensor["black_level"], sensor["white_level"]) == (BLACK, WHITE)
+        assert sensor["serial"] == f"{info['serial']}-{name}"
         # a 1-inch sensor: 13.1 x 9.8 mm whatever the binning
         assert sensor["width"] * sensor["pixel_pitch_um"] / 1000 == pytest.approx(13.1, abs=0.05)
         assert sensor["height"] * sensor["pixel_pitch_um"] / 1000 == pytest.approx(9.8, abs=0.05)
     assert info["m_lens"] is None
-    world.m_lens, world.firmware = "summicron-m-50-f2", "fw-2"
-    info = _ok(wire.call({"cmd": "info"})[0])
-    assert info["m_lens"]["id"] == "summicron-m-50-f2" and 0 <= info["m_lens"]["code"] < 64
-    assert info["firmware"] == "fw-2"
+    world.m_lens, world.firmware = "summicron-m-50-f2", "zebra-shift"
+    info, _ = wire.ok({"cmd": "info"})
+    assert info["m_lens"] == {"id": "summicron-m-50-f2", "code": M_LENSES["summicron-m-50-f2"].code}
+    assert info["firmware"] == "zebra-shift"
 
 
 def test_serial_is_derived_from_the_seed() -> None:
@@ -123,30 +172,26 @@ def test_serial_is_derived_from_the_seed() -> None:
     assert PhoneServer(World(seed=1)).serial != PhoneServer(World(seed=2)).serial
 
 
-def test_full_resolution_is_the_whole_sensor() -> None:
-    geometry = sensor_model.sensor_geometry("full")
-    assert (geometry["width"], geometry["height"]) == (8192, 6144)
-    assert geometry["width"] * geometry["pixel_pitch_um"] / 1000 == pytest.approx(13.1, abs=0.05)
-
-
 def test_configure_round_trip_and_partial_update(wire: Wire) -> None:
-    applied = _ok(wire.call({"cmd": "configure", "sensor": "main", "exposure_us": 2500, "analog_gain": 2.0,
-                             "focus_m": 0.8, "zebra": {"enabled": True, "mode": "raw", "threshold": 900},
-                             "peaking": {"enabled": True, "threshold": 30}})[0])
+    applied, _ = wire.ok({"cmd": "configure", "sensor": "main", "exposure_us": 2500, "analog_gain": 2.0,
+                          "focus_m": 0.8, "zebra": {"enabled": True, "mode": "raw", "threshold": 900},
+                          "peaking": {"enabled": True, "threshold": 30}})
     assert applied["exposure_us"] == 2500 and applied["analog_gain"] == 2.0 and applied["focus_m"] == 0.8
     assert applied["zebra"] == {"enabled": True, "mode": "raw", "threshold": 900}
     assert applied["peaking"] == {"enabled": True, "threshold": 30}
-    again = _ok(wire.call({"cmd": "configure", "sensor": "main", "analog_gain": 4})[0])
+    again, _ = wire.ok({"cmd": "configure", "sensor": "main", "analog_gain": 4, "focus_m": None})
     assert again["exposure_us"] == 2500 and again["analog_gain"] == 4.0  # the rest kept
-    other = _ok(wire.call({"cmd": "configure", "sensor": "m"})[0])
-    assert other["exposure_us"] != 2500 and "focus_m" not in other  # per sensor
-    meta, _ = wire.call({"cmd": "capture", "sensor": "main", "format": "raw10"})
-    assert meta["result"]["exposure_us"] == 2500 and meta["result"]["analog_gain"] == 4.0
+    assert again["focus_m"] is None  # autofocus
+    other, _ = wire.ok({"cmd": "configure", "sensor": "m", "exposure_us": 700})
+    assert other["analog_gain"] == 1.0 and "focus_m" not in other  # per sensor
+    meta, _ = wire.ok({"cmd": "capture", "sensor": "m", "format": "raw10"})
+    assert meta["exposure_us"] == 700 and meta["truth"]["exposure_s"] == pytest.approx(700e-6)
 
 
 @pytest.mark.parametrize("request_, words", [
     ({"cmd": "configure", "sensor": "side"}, "sensor 'side'"),
     ({"cmd": "configure", "sensor": "m", "focus_m": 1.0}, "main sensor only"),
+    ({"cmd": "configure", "sensor": "main", "focus_m": "far"}, "focus_m 'far'"),
     ({"cmd": "configure", "sensor": "main", "exposure_us": -5}, "exposure_us -5"),
     ({"cmd": "configure", "sensor": "main", "exposure_us": 1.5}, "exposure_us 1.5"),
     ({"cmd": "configure", "sensor": "main", "analog_gain": True}, "analog_gain True"),
@@ -163,12 +208,12 @@ def test_configure_round_trip_and_partial_update(wire: Wire) -> None:
     (b"{not json\n", "not a JSON line"),
     (b"[1, 2]\n", '"cmd"'),
 ])
-def test_bad_requests_are_refused_on_the_wire(wire: Wire, request_: dict | bytes, words: str) -> None:
-    header, payload = wire.call(request_)
+def test_bad_requests_are_refused_on_the_wire(idle_wire: Wire, request_: dict | bytes, words: str) -> None:
+    header, payload = idle_wire.call(request_)
     assert header["ok"] is False and payload is None
     assert header["error"]["code"] == "bad_request"
     assert words in header["error"]["message"] and "\n" not in header["error"]["message"]
-    assert _ok(wire.call({"cmd": "info"})[0])["model"]  # the connection is still served
+    assert idle_wire.ok({"cmd": "info"})[0]["model"]  # the connection is still served
 
 
 def test_a_line_over_the_bound_is_refused_and_closed(server: PhoneServer) -> None:
@@ -182,265 +227,395 @@ def test_a_line_over_the_bound_is_refused_and_closed(server: PhoneServer) -> Non
         w.close()
 
 
-def test_several_clients_at_once(server: PhoneServer) -> None:
-    results: list[int] = []
+# --- the physics' frames on the wire ---------------------------------------------------------
 
-    def client() -> None:
-        w = Wire(server.port)
-        for _ in range(2):
-            header, payload = w.call({"cmd": "capture", "sensor": "m", "format": "raw10"})
-            assert hashlib.sha256(payload).hexdigest() == header["payload_sha256"]
-            results.append(header["result"]["seq"])
-        w.close()
-
-    threads = [threading.Thread(target=client) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert sorted(results) == list(range(1, 7))  # one phone, one frame counter
-
-
-# --- frames: the model, RAW10, DNG, preview and the app's features ------------------
-
-def test_raw10_capture_is_what_the_model_made(wire: Wire, world: World) -> None:
-    header, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "raw10"})
-    meta = _ok(header)
-    assert header["payload_bytes"] == len(payload) == meta["height"] * meta["stride_bytes"]
-    assert hashlib.sha256(payload).hexdigest() == header["payload_sha256"]
-    settings = {"exposure_us": meta["exposure_us"], "analog_gain": meta["analog_gain"]}
-    expected, truth = sensor_model.render_raw(world, "main", settings, meta["seq"])
-    np.testing.assert_array_equal(_raw(meta, payload), expected)
-    assert meta["truth"] == pytest.approx(truth)
-    # seeded: the same seq is the same frame; the next seq is a new noise draw
-    again, _ = sensor_model.render_raw(world, "main", settings, meta["seq"])
-    np.testing.assert_array_equal(again, expected)
-    header2, payload2 = wire.call({"cmd": "capture", "sensor": "main", "format": "raw10"})
-    assert header2["result"]["seq"] == meta["seq"] + 1
-    assert not np.array_equal(_raw(header2["result"], payload2), expected)
-    other, _ = sensor_model.render_raw(World(seed=12, time_scale=0.001), "main", settings, meta["seq"])
-    assert not np.array_equal(other, expected)
-
-
-def test_dng_capture_reads_back(wire: Wire) -> None:
-    header, payload = wire.call({"cmd": "capture", "sensor": "m", "format": "dng"})
-    meta = _ok(header)
-    _, raw_payload = wire.call({"cmd": "capture", "sensor": "m", "format": "raw10", "frame": "last"})
-    frame = read_dng(payload)
-    np.testing.assert_array_equal(frame.data, _raw(meta | {"stride_bytes": 640}, raw_payload))
-    assert (frame.cfa, frame.black_level, frame.white_level) == ("RGGB", 64, 1023)
+def test_frames_are_the_physics_and_raw10_equals_the_dng(wire: Wire, world: World) -> None:
+    meta, payload = wire.ok({"cmd": "capture", "sensor": "main", "format": "raw10"})
+    assert len(payload) == meta["height"] * meta["stride_bytes"]
+    raw = unpack(meta, payload)
+    # the render on the world alone (its own serial recipe): the phone's frame, seeded by seq
+    expected, truth = render_raw(world, "main", {"exposure_us": meta["exposure_us"], "analog_gain": 1.0,
+                                                 "focus_m": None}, meta["seq"])
+    np.testing.assert_array_equal(raw, expected)
+    assert meta["truth"]["sensor_serial"] == truth["sensor_serial"] == f"{world.phone_serial()}-main"
+    assert {k: meta["truth"][k] for k in truth} == json.loads(json.dumps(truth))
+    assert meta["truth"]["firmware"]["build"] == "golden"
+    assert (meta["cfa"], meta["black_level"], meta["white_level"]) == ("RGGB", BLACK, WHITE)
+    # the DNG of the very same frame carries the same data, levels and truth
+    dng_meta, dng = wire.ok({"cmd": "capture", "sensor": "main", "format": "dng", "frame": "last"})
+    frame = read_dng(dng)
+    assert dng_meta["seq"] == meta["seq"]
+    np.testing.assert_array_equal(frame.data, raw)
+    assert (frame.cfa, frame.black_level, frame.white_level) == ("RGGB", BLACK, WHITE)
     assert frame.exposure_s == pytest.approx(meta["exposure_us"] * 1e-6)
-    assert frame.sensor == "m" and frame.extra.get("seq") == meta["seq"]
+    assert frame.sensor == "main" and frame.extra["seq"] == meta["seq"]
+    assert frame.extra["truth"]["expected_mean_dn"] == pytest.approx(truth["expected_mean_dn"])
 
 
-def test_same_seed_gives_byte_identical_dngs(world: World) -> None:
+def test_same_seed_gives_byte_identical_dngs() -> None:
     payloads = []
     for _ in range(2):
-        with PhoneServer(world) as phone:
+        with PhoneServer(lit_world(seed=5)) as phone:
             w = Wire(phone.port)
-            header, payload = w.call({"cmd": "capture", "sensor": "main", "format": "dng"})
-            assert header["result"]["seq"] == 1
+            meta, payload = w.ok({"cmd": "capture", "sensor": "m", "format": "dng"})
+            assert meta["seq"] == 1
             payloads.append(payload)
             w.close()
     assert payloads[0] == payloads[1]
 
 
-def _expected_preview_code(mean_dn: float) -> float:
-    linear = (mean_dn - 64) / (1023 - 64)
-    srgb = 12.92 * linear if linear <= 0.0031308 else 1.055 * linear ** (1 / 2.4) - 0.055
-    return 255 * srgb
-
-
-def test_preview_png_decodes_to_the_flat_field(wire: Wire) -> None:
-    header, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "preview"})
-    meta = _ok(header)
-    rgb = _decode_png(payload)
-    assert rgb.shape == (meta["height"], meta["width"], 3) and rgb.dtype == np.uint8
-    expected = _expected_preview_code(meta["truth"]["noise_free_mean_dn"])
-    for channel in range(3):  # grey flat field, unit white balance: every channel the same level
-        assert rgb[..., channel].mean() == pytest.approx(expected, abs=1.5)
+def test_preview_of_a_flat_field_is_the_isp_of_the_true_signal(wire: Wire) -> None:
+    meta, payload = wire.ok({"cmd": "capture", "sensor": "m", "format": "preview"})
+    rgb = decode_png(payload)
+    assert rgb.shape == (1536, 2048, 3) and rgb.dtype == np.uint8
+    truth = meta["truth"]
+    cx, cy = round(truth["intrinsics"]["cx"]), round(truth["intrinsics"]["cy"])
+    centre = rgb[cy - 16:cy + 16, cx - 16:cx + 16].reshape(-1, 3).mean(axis=0)
+    for k, channel in enumerate("rgb"):  # black level, the phone's daylight white balance, sRGB
+        linear = (truth["expected_mean_dn_rgb"][channel] - BLACK) / (WHITE - BLACK) * isp.DEFAULT_WB_GAINS[k]
+        assert 0.2 < linear < 0.9
+        assert centre[k] == pytest.approx(srgb8(linear), abs=1.0)
 
 
 def test_dark_frame_when_the_light_is_off(wire: Wire, world: World) -> None:
     world.set_light(output=False)
-    header, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "raw10"})
-    raw = _raw(header["result"], payload)
-    assert header["result"]["truth"]["illuminance_lux"] == 0.0
-    assert raw.mean() == pytest.approx(64.0, abs=0.05)
-    assert raw.std() == pytest.approx(2.0, rel=0.05)  # read noise only
+    meta, payload = wire.ok({"cmd": "capture", "sensor": "m", "format": "raw10"})
+    raw = unpack(meta, payload)
+    truth = meta["truth"]
+    assert truth["illuminance_lux"] == 0.0
+    dark_dn = truth["dark_current_e_per_s"] * truth["exposure_s"] * truth["conversion_gain_dn_per_e"]
+    assert raw.mean() == pytest.approx(meta["black_level"] + dark_dn, abs=0.05)
+    assert raw.std() < 1.0  # read noise and DSNU only
 
 
-def test_zebra_masks_match_the_spec(wire: Wire) -> None:
-    # a flat field near the raw clip: the noise straddles both thresholds
-    _ok(wire.call({"cmd": "configure", "sensor": "main", "exposure_us": 20_000,
-                   "zebra": {"enabled": True, "mode": "luma", "threshold": 0}})[0])
-    header, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "preview"})
-    luma = _luma(_decode_png(payload))
-    threshold = int(np.median(luma))
-    _ok(wire.call({"cmd": "configure", "sensor": "main", "zebra": {"threshold": threshold}})[0])
-    header, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "zebra_mask"})
-    assert header["result"]["zebra"]["threshold"] == threshold
-    _, preview = wire.call({"cmd": "capture", "sensor": "main", "format": "preview", "frame": "last"})
-    mask = _decode_png(payload)
-    expected = np.where(_luma(_decode_png(preview)) >= threshold, 255, 0)
-    assert 0.05 < (mask > 0).mean() < 0.95
-    np.testing.assert_array_equal(mask, expected)
+# --- firmware: the golden build's features and every regression, on the wire -----------------
 
-    raw_threshold = 880
-    _ok(wire.call({"cmd": "configure", "sensor": "main",
-                   "zebra": {"mode": "raw", "threshold": raw_threshold}})[0])
-    header, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "zebra_mask"})
-    raw_header, raw_payload = wire.call({"cmd": "capture", "sensor": "main", "format": "raw10",
-                                         "frame": "last"})
-    assert raw_header["result"]["seq"] == header["result"]["seq"]
-    raw = _raw(raw_header["result"], raw_payload)
-    mask = _decode_png(payload)
-    assert 0.05 < (mask > 0).mean() < 0.95
-    for r in range(2):
-        for c in range(2):
-            quad_flag = np.zeros(raw[::2, ::2].shape, bool)
-            for dr in range(2):
-                for dc in range(2):
-                    quad_flag |= raw[dr::2, dc::2] >= raw_threshold
-            np.testing.assert_array_equal(mask[r::2, c::2] > 0, quad_flag)
-
-    _ok(wire.call({"cmd": "configure", "sensor": "main", "zebra": {"enabled": False}})[0])
-    _, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "zebra_mask"})
-    assert not _decode_png(payload).any()
+#: Outputs that show each feature of the firmware (``firmware_catalog()[build]["feature"]``).
+FEATURE_OUTPUTS = {"raw": ("raw", "dark", "dng", "info"), "preview": ("preview",),
+                   "zebra": ("zebra_luma", "zebra_raw"), "peaking": ("peaking",),
+                   "histogram": ("hist_preview", "hist_raw")}
+ALL_OUTPUTS = tuple(k for kinds in FEATURE_OUTPUTS.values() for k in kinds)
+MAP_ROWS, MAP_COLS = 13, 17
 
 
-def test_peaking_mask_matches_the_spec(wire: Wire) -> None:
-    _ok(wire.call({"cmd": "configure", "sensor": "main", "exposure_us": 5000,
-                   "peaking": {"enabled": True, "threshold": 6}})[0])
-    header, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "peaking_mask"})
-    _, preview = wire.call({"cmd": "capture", "sensor": "main", "format": "preview", "frame": "last"})
-    luma = _luma(_decode_png(preview)).astype(np.float32)
-    kernel = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
-    response = np.abs(cv2.filter2D(luma, -1, kernel, borderType=cv2.BORDER_REPLICATE))
-    mask = _decode_png(payload)
-    assert 0.01 < (mask > 0).mean() < 0.99  # noise peaks at a low threshold
-    np.testing.assert_array_equal(mask > 0, response >= 6)
-    _ok(wire.call({"cmd": "configure", "sensor": "main", "peaking": {"enabled": False}})[0])
-    _, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "peaking_mask"})
-    assert not _decode_png(payload).any()
+@pytest.fixture(scope="module")
+def scene() -> dict[str, Any]:
+    """Two physics frames: ``main`` a flat through the main lens (vignetted), ``m`` a dark frame;
+    and the phone's stored shading map, made here from the truth's vignetting model."""
+    lit = lit_world(seed=3)
+    main_raw, main_truth = render_raw(lit, "main", {"exposure_us": 1000, "analog_gain": 1.0}, 1)
+    dark = lit_world(seed=3)
+    dark.set_light(output=False)
+    dark_raw, dark_truth = render_raw(dark, "m", {"exposure_us": 1000, "analog_gain": 1.0}, 1)
+    v = main_truth["vignetting"]
+    h, w = main_raw.shape
+    xs = np.linspace(0, w - 1, MAP_COLS)
+    ys = np.linspace(0, h - 1, MAP_ROWS)
+    r = np.hypot(xs[None, :] - v["cx"], ys[:, None] - v["cy"]) / v["r_scale_px"]
+    relative = np.cos(np.arctan(r)) ** 4 * (1 + v["a2"] * r**2 + v["a4"] * r**4)
+    gains = np.repeat((1.0 / relative)[:, :, None], 4, axis=2)
+    assert gains.min() >= 1.0 and gains.max() > 1.5  # a clearly vignetted flat
+    blob = {"sensors": {"main": {"lens_shading_map": np.round(gains, 5).tolist()}}}
+    return {"frames": {"main": (main_raw, main_truth), "m": (dark_raw, dark_truth)}, "blob": blob}
 
 
-def test_histograms_match_the_captured_frame(wire: Wire) -> None:
-    header, payload = wire.call({"cmd": "capture", "sensor": "m", "format": "raw10"})
-    raw = _raw(header["result"], payload)
-    hist = _ok(wire.call({"cmd": "histogram", "sensor": "m", "source": "raw"})[0])
-    assert hist["seq"] == header["result"]["seq"] and hist["bins"] == 1024
-    assert sum(hist["counts"]) == raw.size
-    np.testing.assert_array_equal(hist["counts"], np.histogram(raw, bins=1024, range=(0, 1024))[0])
-
-    _, preview = wire.call({"cmd": "capture", "sensor": "m", "format": "preview", "frame": "last"})
-    luma = _luma(_decode_png(preview))
-    hist = _ok(wire.call({"cmd": "histogram", "sensor": "m", "source": "preview"})[0])
-    assert hist["bins"] == 256 and sum(hist["counts"]) == raw.size
-    np.testing.assert_array_equal(hist["counts"], np.histogram(luma, bins=256, range=(0, 256))[0])
+def replaying(scene: dict[str, Any]):
+    """A renderer that hands the phone the module's physics frame of each sensor."""
+    return lambda world, sensor, settings, seq: scene["frames"][sensor]
 
 
-# --- the simple sensor model: linear in light, EMVA 1288 photon transfer -----------
-
-def test_flat_field_mean_is_linear_in_exposure(world: World) -> None:
-    exposures_s = np.array([0.002, 0.004, 0.006, 0.008, 0.010])
-    means = []
-    for seq, exposure_s in enumerate(exposures_s):
-        raw, truth = sensor_model.render_raw(world, "main", {"exposure_us": int(exposure_s * 1e6),
-                                                             "analog_gain": 1.0}, seq)
-        signal_dn = truth["mean_signal_e"] * truth["conversion_gain_dn_per_e"]
-        assert signal_dn < 0.8 * (truth["clip_level_dn"] - 64)  # well below the clip
-        means.append(raw.mean(dtype=np.float64))
-    slope, offset = np.polyfit(exposures_s, means, 1)
-    fit = slope * exposures_s + offset
-    assert np.max(np.abs(np.array(means) - fit) / (fit - 64)) < 0.005  # linearity error
-    assert offset == pytest.approx(64.0, abs=0.5)  # black level
-    expected_slope = (world.illuminance_lux() * sensor_model.K_E_PER_LUX_S
-                      * sensor_model.CONVERSION_GAIN_DN_PER_E)
-    assert slope == pytest.approx(expected_slope, rel=0.005)
-
-
-def test_photon_transfer_gives_the_conversion_gain(world: World) -> None:
-    """EMVA 1288: K = var(A - B) / 2 over mean(A + B) / 2 - black, corrected for read noise."""
-    settings = {"exposure_us": 6000, "analog_gain": 2.0}
-    a, truth = sensor_model.render_raw(world, "main", settings, 1)
-    b, _ = sensor_model.render_raw(world, "main", settings, 2)
-    dark_a, _ = sensor_model.render_raw(World(seed=11), "main", settings, 1)  # light off
-    dark_b, _ = sensor_model.render_raw(World(seed=11), "main", settings, 2)
-    diff = a.astype(np.float64) - b
-    dark_diff = dark_a.astype(np.float64) - dark_b
-    signal = (a.mean(dtype=np.float64) + b.mean(dtype=np.float64)) / 2 - 64
-    gain = (diff.var() / 2 - dark_diff.var() / 2) / signal
-    assert gain == pytest.approx(truth["conversion_gain_dn_per_e"], rel=0.02)
-    assert np.sqrt(dark_diff.var() / 2) == pytest.approx(truth["read_noise_dn"], rel=0.02)
-
-
-def test_clip_level_follows_the_full_well_and_gain(world: World) -> None:
-    long = {"exposure_us": 200_000}
-    raw1, truth1 = sensor_model.render_raw(world, "main", long | {"analog_gain": 1.0}, 1)
-    raw2, truth2 = sensor_model.render_raw(world, "main", long | {"analog_gain": 2.0}, 1)
-    # gain 1: the well fills first, at black + K * full well, below the ADC's top code
-    assert truth1["clip_level_dn"] == 64 + 0.25 * 3600 < 1023
-    assert raw1.mean() == pytest.approx(truth1["clip_level_dn"], abs=0.5) and raw1.max() < 1023
-    # gain 2: the ADC clips first
-    assert truth2["clip_level_dn"] == 1023 and raw2.max() == 1023 and raw2.mean() > 1015
+def collect(scene: dict[str, Any], kinds: tuple[str, ...], thresholds: dict[str, int],
+            firmware: str = "golden", faults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The phone's outputs ``kinds`` over the wire, on the scene's frames (calibration stored first)."""
+    world = lit_world(seed=3)
+    world.firmware, world.faults = firmware, dict(faults or {})
+    out: dict[str, Any] = {}
+    with PhoneServer(world, render=replaying(scene)) as phone:
+        w = Wire(phone.port)
+        w.ok({"cmd": "calibration.write", "blob": scene["blob"]})
+        if "raw" in kinds:
+            meta, payload = w.ok({"cmd": "capture", "sensor": "main", "format": "raw10"})
+            out["raw"] = (meta, unpack(meta, payload))
+            out["dng"] = read_dng(w.ok({"cmd": "capture", "sensor": "main", "format": "dng", "frame": "last"})[1])
+            meta, payload = w.ok({"cmd": "capture", "sensor": "m", "format": "raw10"})
+            out["dark"] = (meta, unpack(meta, payload))
+            out["info"] = w.ok({"cmd": "info"})[0]
+        if "preview" in kinds:
+            out["preview"] = decode_png(w.ok({"cmd": "capture", "sensor": "main", "format": "preview"})[1])
+        for kind, mode in (("zebra_luma", "luma"), ("zebra_raw", "raw")):
+            if kind in kinds:
+                zebra = {"enabled": True, "mode": mode, "threshold": thresholds[kind]}
+                w.ok({"cmd": "configure", "sensor": "main", "zebra": zebra})
+                out[kind] = decode_png(w.ok({"cmd": "capture", "sensor": "main", "format": "zebra_mask"})[1])
+        if "peaking" in kinds:
+            w.ok({"cmd": "configure", "sensor": "main",
+                  "peaking": {"enabled": True, "threshold": thresholds["peaking"]}})
+            out["peaking"] = decode_png(w.ok({"cmd": "capture", "sensor": "main", "format": "peaking_mask"})[1])
+        for source in ("preview", "raw"):
+            if f"hist_{source}" in kinds:
+                out[f"hist_{source}"] = np.array(w.ok({"cmd": "histogram", "sensor": "main",
+                                                       "source": source})[0]["counts"])
+        w.close()
+    return out
 
 
-# --- faults on the wire ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def golden(scene: dict[str, Any]) -> dict[str, Any]:
+    """The golden build's outputs, with thresholds that cut through the frame's noise."""
+    raw = scene["frames"]["main"][0]
+    first = collect(scene, ("preview",), {})
+    luma = luma_ref(first["preview"])
+    thresholds = {"zebra_luma": int(np.median(luma)), "zebra_raw": int(np.median(raw)),
+                  "peaking": max(1, int(np.percentile(laplacian_ref(luma), 90)))}
+    out = collect(scene, ALL_OUTPUTS, thresholds)
+    out["thresholds"] = thresholds
+    return out
+
+
+def test_golden_outputs_are_the_spec_of_the_frame(scene: dict[str, Any], golden: dict[str, Any]) -> None:
+    raw, truth = scene["frames"]["main"]
+    dark_raw, dark_truth = scene["frames"]["m"]
+    t = golden["thresholds"]
+    luma = luma_ref(golden["preview"])
+    # RAW: the sensor's frame unchanged, all codes, the declared levels and CFA are the true ones
+    meta, data = golden["raw"]
+    np.testing.assert_array_equal(data, raw)
+    np.testing.assert_array_equal(golden["dng"].data, raw)
+    assert np.mean(raw % 4 != 0) > 0.5  # 10-bit codes: the two low bits are used
+    assert meta["cfa"] == golden["dng"].cfa == golden["info"]["sensors"]["main"]["cfa"] == truth["sensor_params"]["cfa"]
+    dark_meta, dark = golden["dark"]
+    assert dark_meta["black_level"] == golden["dng"].black_level == truth["black_level"]
+    assert dark.mean() - dark_meta["black_level"] == pytest.approx(0.0, abs=0.1)  # declared black is the dark level
+    # the declared R and B sites carry the true red and blue signal (5000 K light: R < B after the ISP's gains)
+    cx, cy = int(truth["intrinsics"]["cx"]) // 2 * 2, int(truth["intrinsics"]["cy"]) // 2 * 2
+    centre = raw[cy - 32:cy + 32, cx - 32:cx + 32].astype(np.float64)
+    sites = {c: centre[i // 2::2, i % 2::2].mean() for i, c in enumerate(meta["cfa"]) if c != "G"}
+    for channel in "RB":
+        assert sites[channel] == pytest.approx(truth["expected_mean_dn_rgb"][channel.lower()], abs=1.5)
+    assert abs(truth["expected_mean_dn_rgb"]["r"] - truth["expected_mean_dn_rgb"]["b"]) > 10
+    # zebra, peaking and histograms as DESIGN 7's table defines them
+    np.testing.assert_array_equal(golden["zebra_luma"] > 0, luma >= t["zebra_luma"])
+    np.testing.assert_array_equal(golden["zebra_raw"] > 0, quad_zebra_ref(raw, t["zebra_raw"]))
+    np.testing.assert_array_equal(golden["peaking"] > 0, laplacian_ref(luma) >= t["peaking"])
+    for kind in ("zebra_luma", "zebra_raw", "peaking"):
+        assert 0.02 < (golden[kind] > 0).mean() < 0.98, kind
+    np.testing.assert_array_equal(golden["hist_preview"], np.bincount(luma.ravel(), minlength=256))
+    np.testing.assert_array_equal(golden["hist_raw"], np.bincount(raw.ravel(), minlength=1024))
+    # lens shading corrected with the stored map: the vignetted flat comes out flat
+    blocks = block_means(luma.astype(np.float64))
+    assert blocks.min() / blocks.max() > 0.93
+    assert dark_truth["illuminance_lux"] == 0.0
+
+
+def test_disabled_zebra_and_peaking_draw_nothing(scene: dict[str, Any]) -> None:
+    with PhoneServer(lit_world(seed=3), render=replaying(scene)) as phone:
+        w = Wire(phone.port)
+        w.ok({"cmd": "configure", "sensor": "main", "zebra": {"enabled": False, "threshold": 0},
+              "peaking": {"enabled": False, "threshold": 0}})
+        zebra = w.ok({"cmd": "capture", "sensor": "main", "format": "zebra_mask"})[1]
+        peaking = w.ok({"cmd": "capture", "sensor": "main", "format": "peaking_mask", "frame": "last"})[1]
+        w.close()
+    assert not decode_png(zebra).any() and not decode_png(peaking).any()
+
+
+def _check_raw(golden: dict, got: dict, build: str) -> None:
+    (meta, data), (gmeta, gdata) = got["raw"], golden["raw"]
+    (dmeta, dark), (_, gdark) = got["dark"], golden["dark"]
+    if build == "bl-offset":
+        assert dmeta["black_level"] == got["dng"].black_level == BLACK  # declared as before...
+        assert dark.mean() - BLACK == pytest.approx(gdark.mean() - BLACK + 8, abs=0.01)  # ...data 8 DN above
+        np.testing.assert_array_equal(data, np.minimum(gdata.astype(np.int32) + 8, WHITE))
+    elif build == "raw8-truncation":
+        assert not np.any(data % 4) and np.any(gdata % 4)
+        np.testing.assert_array_equal(data, gdata & ~np.uint16(3))
+    else:  # cfa-swap: the data are right, what is declared is not
+        np.testing.assert_array_equal(data, gdata)
+        assert gmeta["cfa"] == "RGGB"
+        assert meta["cfa"] == got["dng"].cfa == got["info"]["sensors"]["main"]["cfa"] == "BGGR"
+    np.testing.assert_array_equal(got["dng"].data, data)  # DNG and raw10 carry the same RAW
+
+
+def _check_preview(golden: dict, got: dict, build: str) -> None:
+    flat = block_means(luma_ref(golden["preview"]).astype(np.float64))
+    vignetted = block_means(luma_ref(got["preview"]).astype(np.float64))
+    assert vignetted.min() / vignetted.max() < 0.8 < flat.min() / flat.max()
+
+
+def _check_zebra(golden: dict, got: dict, build: str) -> None:
+    for kind in ("zebra_luma", "zebra_raw"):
+        assert (got[kind] > 0).sum() < (golden[kind] > 0).sum(), kind  # the threshold sits higher
+
+
+def _check_peaking(golden: dict, got: dict, build: str) -> None:
+    assert golden["peaking"].any() and not got["peaking"].any()
+
+
+def _check_histogram(golden: dict, got: dict, build: str) -> None:
+    for kind in ("hist_preview", "hist_raw"):
+        expected = np.concatenate(([0], golden[kind][:-1]))
+        expected[-1] += golden[kind][-1]  # value v counted in bin v + 1, the top bin keeps its own
+        np.testing.assert_array_equal(got[kind], expected)
+
+
+CHECKS = {"raw": _check_raw, "preview": _check_preview, "zebra": _check_zebra, "peaking": _check_peaking,
+          "histogram": _check_histogram}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, tuple):  # (capture metadata, RAW): the data and what is declared about them
+        return np.array_equal(a[1], b[1]) and (a[0]["cfa"], a[0]["black_level"]) == (b[0]["cfa"], b[0]["black_level"])
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    if hasattr(a, "data") and hasattr(a, "cfa"):  # a Frame from a DNG
+        return np.array_equal(a.data, b.data) and (a.cfa, a.black_level) == (b.cfa, b.black_level)
+    return a == b
+
+
+@pytest.mark.parametrize("build", [name for name in firmware_catalog() if name != "golden"])
+def test_each_regression_build_shows_on_the_wire_and_its_fault_does_the_same(
+        scene: dict[str, Any], golden: dict[str, Any], build: str) -> None:
+    entry = firmware_catalog()[build]
+    kinds = FEATURE_OUTPUTS[entry["feature"]]
+    got = collect(scene, kinds, golden["thresholds"], firmware=build)
+    assert any(not _same(got[k], golden[k]) for k in kinds)
+    CHECKS[entry["feature"]](golden, got, build)
+    # the same regression switched on as a twin fault over the golden build (--twin-fault NAME)
+    faulted = collect(scene, kinds, golden["thresholds"], faults={entry["regression"]: True})
+    for kind in kinds:
+        if kind == "info":
+            assert faulted["info"]["sensors"] == got["info"]["sensors"]
+            assert faulted["info"]["firmware"] == "golden"  # a fault is hidden, as a real bug is
+        elif kind == "raw":
+            np.testing.assert_array_equal(faulted["raw"][1], got["raw"][1])
+            assert faulted["raw"][0]["truth"]["firmware"]["regression"] == entry["regression"]
+        else:
+            assert _same(faulted[kind], got[kind]), kind
+
+
+def test_catalog_has_one_build_per_regression() -> None:
+    regressions = {b.regression for b in FIRMWARE_BUILDS.values() if b.regression}
+    assert len(regressions) == len(FIRMWARE_BUILDS) - 1
+    assert {b.feature for b in FIRMWARE_BUILDS.values() if b.feature} == set(FEATURE_OUTPUTS)
+
+
+# --- several clients, phone faults on the wire -----------------------------------------------
+
+def test_several_clients_at_once(scene: dict[str, Any]) -> None:
+    results: list[int] = []
+    with PhoneServer(lit_world(), render=replaying(scene)) as phone:
+        def client() -> None:
+            w = Wire(phone.port)
+            for _ in range(2):
+                header, payload = w.call({"cmd": "capture", "sensor": "m", "format": "raw10"})
+                assert hashlib.sha256(payload).hexdigest() == header["payload_sha256"]
+                results.append(header["result"]["seq"])
+            w.close()
+
+        threads = [threading.Thread(target=client) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+    assert sorted(results) == list(range(1, 7))  # one phone, one frame counter
+
+
+@pytest.fixture
+def quick(scene: dict[str, Any]):
+    """A phone replaying the module's frames (faults on the wire need no new physics)."""
+    world = lit_world()
+    with PhoneServer(world, render=replaying(scene)) as phone:
+        yield phone, world
+
 
 def test_phone_faults_are_documented() -> None:
     assert set(PHONE_FAULTS) == {"dut_drop_frame", "dut_corrupt_payload", "dut_disconnect"}
     assert all(isinstance(text, str) and text for text in PHONE_FAULTS.values())
 
 
-def test_drop_frame_gets_no_reply(server: PhoneServer, world: World) -> None:
+def test_drop_frame_gets_no_reply(quick) -> None:
+    server, world = quick
     world.faults["dut_drop_frame"] = 2  # every second capture
     w = Wire(server.port, timeout_s=0.3)
     try:
-        assert w.call({"cmd": "capture", "sensor": "main", "format": "raw10"})[0]["ok"]
-        w.send({"cmd": "capture", "sensor": "main", "format": "raw10"})
+        assert w.call({"cmd": "capture", "sensor": "m", "format": "raw10"})[0]["ok"]
+        w.send({"cmd": "capture", "sensor": "m", "format": "raw10"})
         with pytest.raises(TimeoutError):
             w.file.readline()
     finally:
         w.close()
     w = Wire(server.port)
-    header, _ = w.call({"cmd": "capture", "sensor": "main", "format": "raw10"})
-    assert header["result"]["seq"] == 3  # the dropped frame was taken, then lost
+    meta, _ = w.ok({"cmd": "capture", "sensor": "m", "format": "raw10"})
+    assert meta["seq"] == 3  # the dropped frame was taken, then lost
     w.close()
 
 
-def test_corrupt_payload_fails_its_sha(wire: Wire, world: World) -> None:
+def test_corrupt_payload_fails_its_sha(quick) -> None:
+    server, world = quick
     world.faults["dut_corrupt_payload"] = True
-    header, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "raw10"})
+    w = Wire(server.port)
+    header, payload = w.call({"cmd": "capture", "sensor": "m", "format": "raw10"})
     assert len(payload) == header["payload_bytes"]
     assert hashlib.sha256(payload).hexdigest() != header["payload_sha256"]
     del world.faults["dut_corrupt_payload"]
-    header, payload = wire.call({"cmd": "capture", "sensor": "main", "format": "raw10"})
+    header, payload = w.call({"cmd": "capture", "sensor": "m", "format": "raw10"})
     assert hashlib.sha256(payload).hexdigest() == header["payload_sha256"]
+    w.close()
 
 
-def test_disconnect_closes_mid_payload(wire: Wire, world: World) -> None:
+def test_disconnect_closes_mid_payload(quick) -> None:
+    server, world = quick
     world.faults["dut_disconnect"] = True
-    wire.send({"cmd": "capture", "sensor": "main", "format": "raw10"})
-    header = json.loads(wire.file.readline())
-    rest = wire.file.read()
+    w = Wire(server.port)
+    w.send({"cmd": "capture", "sensor": "m", "format": "raw10"})
+    header = json.loads(w.file.readline())
+    rest = w.file.read()
     assert header["payload_bytes"] > 0 and len(rest) == header["payload_bytes"] // 2
+    w.close()
 
 
-# --- calibration storage ---------------------------------------------------------------
+# --- calibration storage ---------------------------------------------------------------------
 
 def test_calibration_write_then_read(wire: Wire) -> None:
-    assert _ok(wire.call({"cmd": "calibration.read"})[0])["blob"] == {}
-    blob = {"zebra": {"main": {"t_raw": 944, "t_luma": 246}}, "lenses": [{"id": "summicron-m-50-f2"}]}
-    receipt = _ok(wire.call({"cmd": "calibration.write", "blob": blob})[0])
+    assert wire.ok({"cmd": "calibration.read"})[0]["blob"] == {}
+    blob = {"zebra": {"main": {"t_raw": 944, "t_luma": 246}}, "lenses": [{"id": "summicron-m-50-f2"}],
+            "sensors": {"m": {"wb_gains": [1.8, 1.0, 1.6],
+                              "lenses": {"summicron-m-50-f2": {"lens_shading_map": [[[1, 1, 1, 1]] * 2] * 2}}}}}
+    receipt, _ = wire.ok({"cmd": "calibration.write", "blob": blob})
     text = json.dumps(blob, separators=(",", ":"), sort_keys=True)
     assert receipt == {"bytes": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()}
-    assert _ok(wire.call({"cmd": "calibration.read"})[0])["blob"] == blob
+    assert wire.ok({"cmd": "calibration.read"})[0]["blob"] == blob
 
 
-@pytest.mark.parametrize("blob, words", [([1, 2], "JSON object"), ("text", "JSON object"),
-                                         ({"pad": "x" * (1024 * 1024)}, "bytes")])
+@pytest.mark.parametrize("blob, words", [
+    ([1, 2], "JSON object"), ("text", "JSON object"), ({"pad": "x" * (1024 * 1024)}, "bytes"),
+    ({"wb_gains": [1, 0, 1]}, "wb_gains"),
+    ({"sensors": {"main": {"ccm": [[1, 0], [0, 1]]}}}, "sensors.main.ccm"),
+    ({"sensors": {"m": {"lenses": {"summicron-m-50-f2": {"lens_shading_map": [[[0.5, 1, 1, 1]] * 2] * 2}}}}},
+     "gains must be >= 1"),
+])
 def test_calibration_write_refuses_bad_blobs(wire: Wire, blob: object, words: str) -> None:
     header, _ = wire.call({"cmd": "calibration.write", "blob": blob})
-    assert header["ok"] is False and words in header["error"]["message"]
-    assert _ok(wire.call({"cmd": "calibration.read"})[0])["blob"] == {}
+    assert header["ok"] is False and header["error"]["code"] == "bad_request"
+    assert words in header["error"]["message"]
+    assert wire.ok({"cmd": "calibration.read"})[0]["blob"] == {}
+
+
+def test_stored_white_balance_reaches_the_preview_and_the_dng(scene: dict[str, Any]) -> None:
+    gains = (2.0, 1.0, 1.25)
+    with PhoneServer(lit_world(), render=replaying(scene)) as phone:
+        w = Wire(phone.port)
+        plain = decode_png(w.ok({"cmd": "capture", "sensor": "main", "format": "preview"})[1])
+        w.ok({"cmd": "calibration.write", "blob": {"sensors": {"main": {"wb_gains": list(gains)}}}})
+        _, dng = w.ok({"cmd": "capture", "sensor": "main", "format": "dng"})
+        tuned = decode_png(w.ok({"cmd": "capture", "sensor": "main", "format": "preview", "frame": "last"})[1])
+        w.close()
+    assert read_dng(dng).extra["as_shot_neutral"] == pytest.approx([1 / g for g in gains])
+    # the preview's red over green follows the gains: sRGB of the linear ratio, at the centre
+    raw, truth = scene["frames"]["main"]
+    e = truth["expected_mean_dn_rgb"]
+    cx, cy = round(truth["intrinsics"]["cx"]), round(truth["intrinsics"]["cy"])
+    for image, wb in ((plain, isp.DEFAULT_WB_GAINS), (tuned, gains)):
+        centre = image[cy - 16:cy + 16, cx - 16:cx + 16].reshape(-1, 3).mean(axis=0)
+        expected_r = srgb8((e["r"] - BLACK) / (WHITE - BLACK) * wb[0])
+        assert centre[0] == pytest.approx(expected_r, abs=1.0)
+    assert math.isfinite(float(plain.mean()))

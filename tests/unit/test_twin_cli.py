@@ -1,8 +1,8 @@
-"""``station twin`` in the foreground: any VISA client and any serial terminal reach it."""
+"""``station twin`` in the foreground: any VISA client and any serial terminal reach it; its catalogs."""
 
 from __future__ import annotations
 
-import os
+import json
 import re
 import signal
 import subprocess
@@ -10,8 +10,16 @@ import sys
 import time
 import tomllib
 
+import pytest
 import pyvisa
 import serial
+
+from station.cli import main
+from station.twin.firmware import FIRMWARE_FAULTS, firmware_catalog
+from station.twin.grbl_emulator import MOUNT_FAULTS
+from station.twin.lenses import M_LENSES, MAIN_LENS
+from station.twin.phone_server import PHONE_FAULTS
+from station.twin.scpi_server import LIGHT_FAULTS
 
 
 def read_toml(proc: subprocess.Popen[str], timeout_s: float = 20.0) -> dict:
@@ -56,10 +64,36 @@ def test_station_twin_serves_visa_and_serial_at_the_printed_addresses() -> None:
             proc.wait()
 
 
-def test_station_twin_catalog_of_faults_lists_every_device() -> None:
-    out = subprocess.run([sys.executable, "-m", "station", "twin", "faults", "--json"],
-                         capture_output=True, text=True, check=True, env={**os.environ})
-    import json
+def catalog(capsys: pytest.CaptureFixture[str], name: str) -> dict:
+    assert main(["twin", name, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
 
-    faults = json.loads(out.stdout)["faults"]
-    assert {"light_no_answer", "mount_stall", "dut_disconnect"} <= set(faults)
+
+def test_lenses_catalog_is_the_lens_truth(capsys: pytest.CaptureFixture[str]) -> None:
+    data = catalog(capsys, "lenses")
+    lenses = data["lenses"]
+    assert set(lenses) == {"main", *M_LENSES}
+    for lens_id, lens in M_LENSES.items():
+        entry = lenses[lens_id]
+        assert entry["focal_length_mm"] == lens.focal_length_mm and entry["code"] == lens.code
+        assert entry["distortion"]["coefficients"] == list(lens.distortion)
+        assert entry["apertures"] == list(lens.apertures)
+    assert lenses["main"]["focal_length_mm"] == MAIN_LENS.focal_length_mm
+    assert set(data["mounts"]["optical_centre_offset_mm"]) == {"main", "m"}
+
+
+def test_sensors_catalog_gives_both_readout_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    sensors = catalog(capsys, "sensors")["sensors"]
+    assert set(sensors) == {"main", "m"}
+    for entry in sensors.values():
+        ci, full = entry["modes"]["ci"], entry["modes"]["full"]
+        assert (ci["width"], ci["height"], full["width"], full["height"]) == (2048, 1536, 8192, 6144)
+        assert (entry["cfa"], entry["black_level"], entry["white_level"]) == ("RGGB", 64, 1023)
+        # the clip level: the full well or the ADC's top code, whichever comes first
+        assert ci["clip_level_dn"] == min(64 + ci["conversion_gain_dn_per_e"] * ci["full_well_e"], 1023)
+
+
+def test_firmware_and_faults_catalogs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert catalog(capsys, "firmware")["firmware"] == firmware_catalog()
+    faults = catalog(capsys, "faults")["faults"]
+    assert {*LIGHT_FAULTS, *MOUNT_FAULTS, *PHONE_FAULTS, *FIRMWARE_FAULTS} == set(faults)

@@ -1,0 +1,82 @@
+"""EMVA 1288 photon transfer (``calibration.emva1288.analyze_pairs``) on the twin's flats, against its sensor truth.
+
+The bare M sensor (the light box through the sapphire cover glass: an even field, 7.5 % cos^4 falloff to
+the corners), CI mode, flat pairs at 12 exposures from 5 % of G saturation to past saturation of R and B
+in the corners, dark pairs (light off) at the shortest and longest exposure; analog gain 1 (the full well,
+12000 e-, clips at 964 DN, below the ADC's top code) and gain 2 (the ADC clips first, at 1023 DN).
+
+Truth (``station.twin.sensor``, EMVA 1288's linear model): ``K = conversion_gain_dn_per_e``; read noise
+``read_noise_dn`` = hypot(K x 3 e-, 0.5 DN ADC noise) before the ADC, so the dark noise EMVA measures at
+the output is ``sqrt(read_noise_dn^2 + 1/12)`` (uniform quantisation, which ``read_noise_e`` removes
+again); ``clip_level_dn`` = min(black + K x full well, white level); DSNU 2 e- (fixed pattern of the serial).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from calibration.emva1288 import analyze_pairs
+from tests.unit.twin_scenes import photon_transfer_frames
+
+CHANNELS = ("R", "Gr", "Gb", "B")
+
+
+@pytest.fixture(scope="module", params=[1.0, 2.0], ids=["gain1", "gain2"])
+def measured(request) -> tuple[dict, dict]:
+    flats, darks, truth = photon_transfer_frames(request.param)
+    result = analyze_pairs(list(flats), list(darks), cfa="RGGB", black_level=truth["black_level"])
+    lines = [f"\ntwin EMVA 1288, bare M sensor, CI, gain {request.param:g}: truth K {truth['conversion_gain_dn_per_e']:.5f}"
+             f" DN/e-, read noise {truth['read_noise_e']:.3f} e-, clip {truth['clip_level_dn']:.1f} DN"]
+    for name, r in result.items():
+        lines.append(f"  {name}: K {r.system_gain_dn_per_e:.5f}, read noise {r.read_noise_e:.3f} e- "
+                     f"({r.read_noise_dn:.4f} DN), clip {r.clip_level_dn:.3f} DN, DSNU {r.dsnu_e:.3f} e-, "
+                     f"PRNU {r.prnu_pct:.2f} %")
+    print("\n".join(lines))
+    return result, truth
+
+
+def test_all_channels_reported(measured):
+    result, _ = measured
+    assert tuple(result) == CHANNELS
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_conversion_gain_within_1_pct(measured, channel):
+    result, truth = measured
+    assert result[channel].system_gain_dn_per_e == pytest.approx(truth["conversion_gain_dn_per_e"], rel=0.01)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_read_noise_within_3_pct(measured, channel):
+    result, truth = measured
+    r = result[channel]
+    assert r.read_noise_e == pytest.approx(truth["read_noise_e"], rel=0.03)
+    # in DN at the output, EMVA's sigma_y.dark carries the ADC's quantisation noise (1/12 DN^2)
+    assert r.read_noise_dn == pytest.approx(math.sqrt(truth["read_noise_dn"] ** 2 + 1.0 / 12.0), rel=0.03)
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_clip_level_within_1_dn(measured, channel):
+    result, truth = measured
+    clip = result[channel].clip_level_dn
+    assert clip is not None
+    assert abs(clip - truth["clip_level_dn"]) <= 1.0
+
+
+def test_gain_1_clips_at_the_full_well_and_gain_2_at_the_adc(measured):
+    """The two ways a channel clips (DESIGN 7, raw clip level): the well below the top code, or the ADC."""
+    result, truth = measured
+    full_well_dn = truth["black_level"] + truth["conversion_gain_dn_per_e"] * truth["full_well_e"]
+    expected = min(full_well_dn, truth["white_level"])
+    for r in result.values():
+        assert r.clip_level_dn == pytest.approx(expected, abs=1.0)
+    if truth["analog_gain"] == 1.0:
+        assert expected < truth["white_level"] - 50
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_dsnu_within_5_pct(measured, channel):
+    result, truth = measured
+    assert result[channel].dsnu_e == pytest.approx(truth["dsnu_e"], rel=0.05)

@@ -122,7 +122,7 @@ class PhoneClient:
                                 black_level=black, white_level=white,
                                 bit_depth=int(meta.get("bit_depth", 10)), exposure_s=exposure_s,
                                 analog_gain=gain, dut_serial=self.serial, firmware=self.firmware,
-                                timestamp=meta.get("timestamp"), extra=extra)
+                                lens=meta.get("lens"), timestamp=meta.get("timestamp"), extra=extra)
 
     def histogram(self, sensor: str, source: str) -> list[int]:
         """The app's histogram of the sensor's last frame: 256 bins of preview Y' or 1024 of raw DN."""
@@ -333,8 +333,9 @@ def _check_settings(name: str, sensor: str, settings: dict[str, Any]) -> None:
             if sensor != "main":
                 raise InputError(f"{name}: focus_m applies to the main sensor only "
                                  "(an M lens focuses by its ring)")
-            if not (_is_number(value) and value > 0):
-                raise InputError(f"{name}: focus_m {value!r}; expected a distance in metres > 0")
+            if value is not None and not (_is_number(value) and value > 0):
+                raise InputError(f"{name}: focus_m {value!r}; expected a distance in metres > 0, "
+                                 "or None for autofocus")
         if key in ("zebra", "peaking"):
             _check_overlay(name, key, value)
 

@@ -46,6 +46,30 @@ def parse_value(text: str) -> Any:
     return text
 
 
+def check_fault_value(name: str, value: Any, where: str = "twin fault") -> None:
+    """Refuse a value the device could not use (before the twin starts, not at the first capture)."""
+    try:
+        if name in _module_faults("station.twin.firmware", "FIRMWARE_FAULTS"):
+            from station.twin.firmware import build_for
+
+            build_for("golden", {name: value})
+        elif name in _module_faults("station.twin.phone_server", "PHONE_FAULTS"):
+            from station.twin.phone_server import fault_period
+
+            fault_period(value)
+        elif not isinstance(value, (bool, int, float)) or isinstance(value, float) and value != value:
+            raise ValueError(f"expected true/false or a number, got {value!r}")
+    except ValueError as exc:
+        raise ConfigError(f"{where} {name}={value!r}: {exc}") from None
+
+
+def _module_faults(module_name: str, attr: str) -> dict[str, str]:
+    try:
+        return getattr(importlib.import_module(module_name), attr, {})
+    except ModuleNotFoundError:
+        return {}
+
+
 def parse_fault_args(items: list[str] | None, where: str = "--twin-fault") -> dict[str, Any]:
     """Parse repeated ``NAME[=VALUE]`` options into a dict, checking each name is a known fault."""
     known = all_faults()
@@ -57,4 +81,5 @@ def parse_fault_args(items: list[str] | None, where: str = "--twin-fault") -> di
             allowed = ", ".join(known) or "(none)"
             raise ConfigError(f"{where} {item!r}: unknown fault {name!r}; allowed: {allowed}")
         faults[name] = parse_value(value.strip()) if sep else True
+        check_fault_value(name, faults[name], where)
     return faults

@@ -138,6 +138,10 @@ def _magnitude(name: str, value: Any, default: int) -> int:
     raise ValueError(f"fault {name}={value!r}: expected true/false or a whole number")
 
 
+#: The feature each firmware fault alters (as the builds carrying it declare).
+_FAULT_FEATURE: dict[str, str] = {}
+
+
 def build_for(name: str | FirmwareBuild, faults: Mapping[str, Any] | None = None) -> FirmwareBuild:
     """The build ``name`` with the regressions of ``FIRMWARE_FAULTS`` found in ``faults`` switched on.
 
@@ -171,7 +175,10 @@ def build_for(name: str | FirmwareBuild, faults: Mapping[str, Any] | None = None
     if not changes:
         return build
     regression = "+".join(([build.regression] if build.regression else []) + added) or None
+    features = {build.feature} | {_FAULT_FEATURE[f] for f in added}
+    features.discard(None)
     return replace(build, name="+".join([build.name, *added]), regression=regression,
+                   feature="+".join(sorted(features)) or None,
                    description=build.description + "".join(f"; {FIRMWARE_FAULTS[f]}" for f in added),
                    **changes)
 
@@ -364,3 +371,6 @@ def histogram(source: str, image: np.ndarray, build: FirmwareBuild | str) -> lis
             shifted[0] += counts[:-shift].sum()
         counts = shifted
     return counts.tolist()
+
+
+_FAULT_FEATURE.update({b.regression: b.feature for b in FIRMWARE_BUILDS.values() if b.regression and b.feature})

@@ -26,7 +26,6 @@ cos^4 falloff of the microlenses' acceptance. The twin never imports ``calibrati
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -534,13 +533,11 @@ def _chart_spec(world: Any, settings: dict[str, Any]) -> tuple[str, tuple[float,
 
 
 def _sensor_serial(world: Any, settings: dict[str, Any], sensor: str) -> str:
-    serial = _option(world, settings, "sensor_serial", None)
+    """The serial that seeds the sensor's PRNU/DSNU: the settings' override, else the world's."""
+    serial = settings.get("sensor_serial")
     if isinstance(serial, dict):
         serial = serial.get(sensor)
-    if serial:
-        return str(serial)
-    phone = "TWIN-" + hashlib.sha256(f"m-phone:{world.seed}".encode()).hexdigest()[:8].upper()
-    return f"{phone}-{sensor}"
+    return str(serial) if serial else world.sensor_serial_for(sensor)
 
 
 def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> tuple[np.ndarray, dict]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from station.config import StationConfig, TwinConfig, twin_config
 from station.errors import ConfigError
+from station.twin.faults import all_faults, check_fault_value
 from station.twin.world import World
 
 
@@ -25,6 +26,11 @@ class Twin:
         if self.settings.firmware not in FIRMWARE_BUILDS:
             raise ConfigError(f"twin firmware {self.settings.firmware!r}: unknown build; allowed: "
                               f"{', '.join(FIRMWARE_BUILDS)}")
+        known = all_faults()
+        for name, value in self.settings.faults.items():
+            if name not in known:
+                raise ConfigError(f"twin fault {name!r}: unknown; allowed: {', '.join(known)}")
+            check_fault_value(name, value)
         self.world = World(seed=self.settings.seed, firmware=self.settings.firmware,
                            resolution=self.settings.resolution, time_scale=self.settings.time_scale,
                            faults=dict(self.settings.faults))

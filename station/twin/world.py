@@ -75,7 +75,7 @@ class World:
     faults: dict[str, Any] = field(default_factory=dict)
     light: LightState = field(default_factory=LightState)
     #: Machine positions of the mount's controller axes (mm or deg as the axis is wired).
-    axes: dict[str, float] = field(default_factory=lambda: {"X": 0.0, "Y": 0.0, "Z": 0.0, "A": 0.0})
+    axes: dict[str, float] = field(default_factory=lambda: {"X": 0.0, "Y": 1000.0, "Z": 0.0, "A": 0.0})
     #: Logical axis -> controller axis (the twin bench's wiring, as TWIN_AXES in config).
     axis_map: dict[str, str] = field(default_factory=lambda: {"focus": "X", "distance": "Y",
                                                               "pan": "Z", "tilt": "A"})

@@ -18,6 +18,7 @@ from station.devices.protocols import MOUNT_AXES
 from station.errors import ConfigError
 
 GRBL_AXES = ("X", "Y", "Z", "A", "B", "C")
+INTERLOCKS = ("none", "mount-aux")
 _RESOURCE_RE = re.compile(r"^(TCPIP\d*::[\w.\-]+::\d+::SOCKET|TCPIP\d*::[\w.\-]+(::[\w.\-]+)?::INSTR"
                           r"|ASRL[\w/.\-]+::INSTR|USB\d*::[\w:.\-]+::INSTR|GPIB\d*::\d+(::\d+)?::INSTR)$")
 _PORT_RE = re.compile(r"^(/dev/[\w/.\-:+]+|(socket|rfc2217)://[\w.\-]+:\d+|COM\d+)$")
@@ -32,6 +33,9 @@ class InstrumentConfig:
     resource: str
     timeout_s: float = 2.0
     dialect: str = "generic"
+    #: How the safe state can cut the light's power without its own link: "none", or "mount-aux"
+    #: (a relay on the mount controller's flood output, M8/M9, which a controller reset opens).
+    interlock: str = "none"
 
 
 @dataclass(frozen=True)
@@ -133,14 +137,18 @@ def _positive(value: float) -> bool:
 
 
 def _instrument(source: str, data: dict[str, Any], name: str) -> InstrumentConfig:
-    table = _check_keys(source, name, data.get(name), {"resource": True, "timeout_s": False,
-                                                        "dialect": False})
+    allowed = {"resource": True, "timeout_s": False, "dialect": False}
+    if name == "light":
+        allowed["interlock"] = False
+    table = _check_keys(source, name, data.get(name), allowed)
     return InstrumentConfig(
         resource=_get(source, table, name, "resource", str, check=_RESOURCE_RE.match,
                       allowed="a VISA resource: TCPIP0::host::5025::SOCKET or ASRL/dev/ttyUSB0::INSTR"),
         timeout_s=_get(source, table, name, "timeout_s", float, 2.0, _positive, "a number > 0"),
         dialect=_get(source, table, name, "dialect", str, "generic", _SLUG_RE.match,
                      "a lower-case dialect name"),
+        interlock=_get(source, table, name, "interlock", str, "none", lambda v: v in INTERLOCKS,
+                       ", ".join(INTERLOCKS)),
     )
 
 
@@ -256,7 +264,7 @@ def twin_config(light_port: int, meter_port: int, pty: str, dut_port: int, contr
     base = twin or TwinConfig()
     return StationConfig(
         name="twin",
-        light=InstrumentConfig(resource=f"TCPIP0::{host}::{light_port}::SOCKET"),
+        light=InstrumentConfig(resource=f"TCPIP0::{host}::{light_port}::SOCKET", interlock="mount-aux"),
         meter=InstrumentConfig(resource=f"TCPIP0::{host}::{meter_port}::SOCKET"),
         mount=MountConfig(port=pty, axes=dict(TWIN_AXES)),
         dut=DutConfig(host=host, port=dut_port),
@@ -282,7 +290,10 @@ def to_toml(config: StationConfig) -> str:
     for name in ("light", "meter"):
         inst: InstrumentConfig = getattr(config, name)
         lines += [f"[{name}]", f"resource = {_toml_value(inst.resource)}",
-                  f"timeout_s = {inst.timeout_s!r}", f"dialect = {_toml_value(inst.dialect)}", ""]
+                  f"timeout_s = {inst.timeout_s!r}", f"dialect = {_toml_value(inst.dialect)}"]
+        if name == "light":
+            lines.append(f"interlock = {_toml_value(inst.interlock)}")
+        lines.append("")
     m = config.mount
     lines += ["[mount]", f"port = {_toml_value(m.port)}", f"baudrate = {m.baudrate}",
               f"timeout_s = {m.timeout_s!r}", ""]

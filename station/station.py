@@ -3,16 +3,27 @@
 ``Station.open(config)`` connects every device by the config's addresses with the real
 drivers; ``safe_state()`` switches the light off and stops motion, best effort, never
 raising (it runs at the end of every session, after failures and on Ctrl-C).
+
+Where the light's power hangs on a relay of the mount controller (``[light] interlock =
+"mount-aux"``), the station closes it at open (homing the mount first if it is locked in
+Alarm) and the safe state's controller reset opens it: the light goes dark even when its own
+link is dead. The lux meter, an independent instrument, confirms the dark.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from station.config import StationConfig
 from station.devices.protocols import Dut, LightSource, LuxMeter, Mount
+
+#: Illuminance below which the chart plane counts as dark (the safe state's confirmation), lux.
+DARK_LUX = 1.0
+#: How long the safe state waits for the meter to read dark (the output's settling), s.
+DARK_WAIT_S = 3.0
 
 
 @dataclass
@@ -55,27 +66,59 @@ class Station:
                 with contextlib.suppress(Exception):
                     device.close()
             raise
+        if config.light.interlock == "mount-aux":
+            try:
+                if mount.state().startswith("Alarm"):
+                    mount.home()  # power-up or after a hard stop: the controller locks G-code until homed
+                mount.set_aux_output(True)  # close the light's power relay
+            except BaseException:
+                for device in reversed(opened):
+                    with contextlib.suppress(Exception):
+                        device.close()
+                raise
         identities = {name: str(getattr(dev, "identity", "")) for name, dev in
                       (("light", light), ("meter", meter), ("mount", mount), ("dut", dut))}
         return cls(config=config, light=light, meter=meter, mount=mount, dut=dut, twin=twin,
                    identities=identities)
 
     def safe_state(self) -> list[str]:
-        """Light off, motion stopped. Never raises; returns what could not be done."""
+        """Light off, motion stopped, the dark confirmed by the lux meter.
+
+        Never raises; returns what could not be done or confirmed (empty: the bench is safe).
+        """
         problems: list[str] = []
-        for what, action in (("light off", self._light_off), ("motion stop", self.mount.stop)):
-            try:
-                action()
-            except Exception as exc:  # noqa: BLE001 - the safe state is best effort
-                problems.append(f"{what}: {exc}")
+        self._light_off()
+        try:
+            self.mount.stop()  # feed hold and reset: also opens the light's interlock relay
+        except Exception as exc:  # noqa: BLE001 - the safe state is best effort
+            problems.append(f"motion stop: {exc}")
+        dark = self._confirm_dark()
+        if dark:
+            problems.append(dark)
         return problems
 
+    def _confirm_dark(self, wait_s: float = DARK_WAIT_S) -> str:
+        """Wait for the meter to read dark (the light's output settles); '' or what is wrong."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                lux = self.meter.illuminance_lux()
+            except Exception as exc:  # noqa: BLE001
+                return f"light off not confirmed: the lux meter: {exc}"
+            if lux < DARK_LUX:
+                return ""
+            if time.monotonic() >= deadline:
+                return f"light still on: the lux meter reads {lux:.1f} lux {wait_s:g} s after the safe state"
+            time.sleep(0.05)
+
     def _light_off(self) -> None:
+        """Output off without waiting for an answer (a dead light must not hold up the safe state)."""
         safe_off = getattr(self.light, "safe_off", None)
         if safe_off is not None:
             safe_off()
         else:
-            self.light.set_output(False)
+            with contextlib.suppress(Exception):
+                self.light.set_output(False)
 
     def close(self) -> None:
         for device in (self.dut, self.mount, self.meter, self.light, self.twin):

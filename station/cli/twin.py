@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     config = twin.start()
     with GrblMount(config.mount) as mount:  # the operator homes the bench at power-on
         mount.home()
+        mount.set_aux_output(True)  # and closes the light's power relay
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

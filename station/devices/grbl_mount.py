@@ -120,6 +120,21 @@ class GrblMount:
             self._command(line, self.config.timeout_s)
             return self._wait_idle(line, targets)
 
+    def state(self) -> str:
+        """The controller's state from a status report (Idle, Run, Hold:0, Home, Alarm...)."""
+        with self._lock:
+            return self._status("?")[0]
+
+    def set_aux_output(self, on: bool) -> None:
+        """Switch the flood output (``M8`` on, ``M9`` off); a controller reset switches it off."""
+        if not isinstance(on, bool):
+            raise InputError(f"{self.name}: aux output must be true or false, got {on!r}")
+        with self._lock:
+            if self._unlock_after_stop:
+                self._command("$X", min(self.config.timeout_s, 10.0))
+                self._unlock_after_stop = False
+            self._command("M8" if on else "M9", min(self.config.timeout_s, 10.0))
+
     def position(self) -> dict[str, float]:
         """Logical position from the controller's MPos."""
         with self._lock:

@@ -121,6 +121,7 @@ class GrblEmulator:
         self._moving = False  # a move or homing is under way (running or held)
         self._critical = False  # hard-limit alarm: ignore lines until Ctrl-X
         self._pins = ""
+        self._aux = False  # flood coolant output (M8/M9): the light's power relay on the twin bench
         self._gen = 0  # bumped by Ctrl-X: work from before a reset is dropped
         self._reports = 0
         self._rng = random.Random(world.seed)
@@ -147,6 +148,7 @@ class GrblEmulator:
         with self.world.lock:
             start = [self.world.axes.get(a.letter, a.home) for a in AXES]
         self._set_pos([min(max(p, a.travel_min), a.travel_max) for p, a in zip(start, AXES, strict=True)])
+        self._set_aux(False)  # power-up: outputs off, so the light's power relay is open
         self._boot()
         for target in (self._read_loop, self._exec_loop):
             thread = threading.Thread(target=target, name=f"{self.name}-{target.__name__}", daemon=True)
@@ -234,6 +236,8 @@ class GrblEmulator:
                       f"FS:{self._rate if self._state in ('Run', 'Home') else 0:.0f},0"]
             if self._pins:
                 fields.append(f"Pn:{self._pins}")
+            if self._aux:
+                fields.append("A:F")
             if self._reports % 10 == 1:
                 fields.append("WCO:" + ",".join("0.000" for _ in AXES))
             return "<" + "|".join(fields) + ">"
@@ -259,6 +263,7 @@ class GrblEmulator:
             alarm = 6 if self._state == "Home" else 3 if self._moving else 0
             self._moving = self._critical = False
             self._pins = ""
+            self._set_aux(False)  # a reset switches the coolant outputs off (GRBL)
             self._absolute, self._motion_mode, self._feed, self._rate = True, 0, None, 0.0
             if alarm:
                 self._send(f"ALARM:{alarm}")
@@ -266,6 +271,14 @@ class GrblEmulator:
             elif self._state != "Alarm":
                 self._state = "Idle"
             self._boot()
+
+    def _set_aux(self, on: bool) -> None:
+        """Flood output (M8 on, M9 off); on the twin's bench it switches the light's power."""
+        with self._lock:
+            self._aux = on
+        with self.world.lock:
+            if self.world.light_interlock:
+                self.world.light_power = on
 
     def _boot(self) -> None:
         with self._lock:
@@ -341,6 +354,7 @@ class GrblEmulator:
         absolute, mode, feed = self._absolute, self._motion_mode, self._feed
         words: dict[str, float] = {}
         motion_words = 0
+        aux: bool | None = None
         for letter, number in _WORD_RE.findall(line):
             if not _NUMBER_RE.match(number):
                 raise _ReplyError(ERROR["number"])
@@ -351,6 +365,8 @@ class GrblEmulator:
                 absolute = value == 90
             elif letter == "G" and value == 21:
                 pass
+            elif letter == "M" and value in (8, 9):
+                aux = value == 8  # flood coolant output: the bench's light power relay
             elif letter == "F":
                 if value <= 0:
                     raise _ReplyError(ERROR["negative"])
@@ -370,6 +386,8 @@ class GrblEmulator:
         if any(not a.travel_min <= t <= a.travel_max for a, t in zip(AXES, target, strict=True)):
             raise _ReplyError(ERROR["travel"])
         self._absolute, self._motion_mode, self._feed = absolute, mode, feed
+        if aux is not None:
+            self._set_aux(aux)
         if not words:
             self._send("ok", gen)
             return

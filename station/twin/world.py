@@ -79,6 +79,11 @@ class World:
     #: Logical axis -> controller axis (the twin bench's wiring, as TWIN_AXES in config).
     axis_map: dict[str, str] = field(default_factory=lambda: {"focus": "X", "distance": "Y",
                                                               "pan": "Z", "tilt": "A"})
+    #: The light's mains power, switched by a relay on the mount controller's flood output (M8/M9):
+    #: the bench's interlock, so the safe state darkens the light even when its SCPI link is dead.
+    light_power: bool = True
+    #: Whether the twin bench has that relay wired (False: the light's power is always on).
+    light_interlock: bool = True
     chart: str = "flat"  # the chart on the holder
     m_lens: str | None = None  # catalog id of the M lens mounted, None: bare sensor
     #: Operator-set optics (``default_optics``): aperture ring, adapter errors, chart size, serials.
@@ -140,8 +145,9 @@ class World:
             return max(value, 0.0)
 
     def illuminance_lux(self) -> float:
-        """Illuminance at the chart plane, lux."""
-        return FULL_SCALE_LUX * self.light_fraction()
+        """Illuminance at the chart plane, lux (dark while the power relay is open)."""
+        with self.lock:
+            return FULL_SCALE_LUX * self.light_fraction() if self.light_power else 0.0
 
     # --- mount --------------------------------------------------------------------
     def pose(self) -> dict[str, float]:

@@ -79,8 +79,8 @@ def test_plain_terminal_gets_a_status_line_before_homing(twin: GrblEmulator) -> 
         ser.write(b"?")
         report = line(ser)
     assert STATUS_RE.match(report), report
-    assert report.startswith("<Alarm|MPos:0.000,100.000,0.000,0.000|")  # homing enabled; rail clamped to 100
-    assert twin.world.axes == {"X": 0.0, "Y": 100.0, "Z": 0.0, "A": 0.0}
+    assert report.startswith("<Alarm|MPos:0.000,1000.000,0.000,0.000|")  # homing enabled; rail where the world parks it
+    assert twin.world.axes == {"X": 0.0, "Y": 1000.0, "Z": 0.0, "A": 0.0}
 
 
 def test_soft_reset_prints_banner_and_unlock_hint(twin: GrblEmulator) -> None:

@@ -101,18 +101,22 @@ def test_a_light_that_stops_answering_is_a_station_fault_and_the_bench_is_left_s
         time.sleep(0.2)
         assert twin.world.pose() == stopped_at
         assert "STATION-FAULT (exit 3)" in out
-        # a silent light cannot confirm it is off: the run says so rather than claim a safe bench
-        assert record["safe_state"]["ok"] is False
-        assert record["safe_state"]["problems"][0].startswith("light off not confirmed (light: OUTP? -> no answer")
+        # the silent light cannot say it is off; the independent lux meter confirms the dark
+        assert twin.world.illuminance_lux() == 0.0
+        assert record["safe_state"]["ok"] is True, record["safe_state"]
 
 
-def test_a_light_that_dies_while_on_is_reported_as_not_safe(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("interlock", ["mount-aux", "none"])
+def test_a_light_that_dies_while_on_is_darkened_by_the_interlock_or_reported(tmp_path: Path, capsys,
+                                                                              interlock: str) -> None:
     # the light goes silent the moment it first lights up: nothing can switch it off over its wire
     with Twin(TwinConfig(time_scale=0.005)) as twin:
-        config = replace(twin.config, light=replace(twin.config.light, timeout_s=0.1))
+        config = replace(twin.config, light=replace(twin.config.light, timeout_s=0.1, interlock=interlock))
         station_file = tmp_path / "station.toml"
         station_file.write_text(to_toml(config))
         stop = threading.Event()
+        if interlock == "none":  # a bench without the relay: the light's power is simply on
+            twin.world.light_interlock, twin.world.light_power = False, True
 
         def kill_light_when_on() -> None:
             while not stop.is_set():
@@ -131,11 +135,17 @@ def test_a_light_that_dies_while_on_is_reported_as_not_safe(tmp_path: Path, caps
             watcher.join()
         out = capsys.readouterr().out
         assert code == 3, out
-        assert twin.world.light.output is True  # still on: the station must not claim otherwise
+        assert twin.world.light.output is True  # the dead light never took the OUTP OFF
         record = _record(tmp_path / "r")
-        assert record["safe_state"]["ok"] is False
-        assert any("light off not confirmed" in p for p in record["safe_state"]["problems"])
-        assert "SAFE STATE NOT CONFIRMED" in out
+        if interlock == "mount-aux":  # the controller reset opened the relay; the meter saw the dark
+            assert twin.world.illuminance_lux() == 0.0 and twin.world.light_power is False
+            assert record["safe_state"]["ok"] is True, record["safe_state"]
+            assert "SAFE STATE NOT CONFIRMED" not in out
+        else:  # the station must not claim a safe bench it cannot confirm
+            assert twin.world.illuminance_lux() > 100
+            assert record["safe_state"]["ok"] is False
+            assert any("light still on" in p for p in record["safe_state"]["problems"])
+            assert "SAFE STATE NOT CONFIRMED" in out
 
 
 def test_a_regression_against_the_baseline_fails_the_product_with_its_delta(tmp_path: Path, capsys) -> None:

@@ -2,9 +2,11 @@
 
 Nine raw renders of a 48 x 36-square ChArUco board 1 m from an Elmarit-M 28 f/2.8 at f/16 (the catalog's
 strongest M-lens distortion, k1 = -0.06), the camera panned and tilted to put the board across the whole
-field (``twin_scenes.CALIBRATION_POSES``). Each raw CFA frame becomes a gray image the way
-``station analyze geometry`` reads a DNG (``station.cli.analyze_geometry.to_gray``: black removed,
-OpenCV's Bayer demosaic to gray).
+field (``twin_scenes.CALIBRATION_POSES``). Each raw CFA frame becomes a gray image: black removed, OpenCV's
+Bayer demosaic, its G channel (``twin_scenes.green_image``). The true camera is the G image's; R and B are it
+magnified about the principal point by the lens's lateral CA (+5e-4 and -4e-4 here), so the luma that
+``station analyze geometry`` makes of a DNG today (``to_gray``: ``COLOR_BayerBG2GRAY``) is a blend of three
+cameras: on these views the station's gap there is 0.37 px against OpenCV's 0.72 px (on G: 0.06 against 0.30).
 
 Compared: plain OpenCV (CharucoDetector's corners, ``cv2.calibrateCamera`` with default flags, every view)
 and the station (saddle-point corners, one round of re-refinement from the model, outlier rejection), each
@@ -20,9 +22,8 @@ import numpy as np
 import pytest
 
 from calibration.geometry import calibrate_images, model_gap_px
-from station.cli.analyze_geometry import to_gray
 from targets.charuco import parse_board_spec
-from tests.unit.twin_scenes import cfa_image, charuco_views
+from tests.unit.twin_scenes import charuco_views, green_image
 
 LENS, APERTURE = "elmarit-m-28-f2.8", 16.0
 
@@ -30,7 +31,7 @@ LENS, APERTURE = "elmarit-m-28-f2.8", 16.0
 @pytest.fixture(scope="module")
 def gaps() -> dict[str, dict[str, float]]:
     views, board = charuco_views(LENS, APERTURE)
-    images = [(name, to_gray(cfa_image(raw, truth, name))) for name, raw, truth in views]
+    images = [(name, green_image(raw, truth)) for name, raw, truth in views]
     truth = views[0][2]
     k_true = np.array(truth["intrinsics"]["camera_matrix"])
     d_true = np.array(truth["distortion_opencv"])
@@ -59,12 +60,13 @@ def gaps() -> dict[str, dict[str, float]]:
 def test_station_model_gap_is_at_most_half_of_plain_opencv(gaps):
     """Issue 4: the largest gap to the true model, anywhere in the frame, at most half plain OpenCV's."""
     assert gaps["station"]["gap_px"] <= 0.5 * gaps["opencv"]["gap_px"]
-
-
-def test_station_observable_gap_is_under_a_tenth_of_a_pixel(gaps):
-    """The aim of issue 4 (0.1 px) holds for the part of the model the views observe."""
-    assert gaps["station"]["aligned_gap_px"] < 0.1
     assert gaps["station"]["aligned_gap_px"] <= 0.5 * gaps["opencv"]["aligned_gap_px"]
+
+
+def test_station_model_gap_is_under_a_tenth_of_a_pixel(gaps):
+    """The aim of issue 4."""
+    assert gaps["station"]["gap_px"] < 0.1
+    assert gaps["station"]["aligned_gap_px"] < 0.1
 
 
 def test_station_uses_every_view_and_recovers_the_focal_length(gaps):

@@ -27,8 +27,9 @@ CHANNELS = ("R", "Gr", "Gb", "B")
 def measured(request) -> tuple[dict, dict]:
     flats, darks, truth = photon_transfer_frames(request.param)
     result = analyze_pairs(list(flats), list(darks), cfa="RGGB", black_level=truth["black_level"])
-    lines = [f"\ntwin EMVA 1288, bare M sensor, CI, gain {request.param:g}: truth K {truth['conversion_gain_dn_per_e']:.5f}"
-             f" DN/e-, read noise {truth['read_noise_e']:.3f} e-, clip {truth['clip_level_dn']:.1f} DN"]
+    lines = [f"\ntwin EMVA 1288, bare M sensor, CI, gain {request.param:g}: truth K "
+             f"{truth['conversion_gain_dn_per_e']:.5f} DN/e-, read noise {truth['read_noise_e']:.3f} e-, "
+             f"clip {truth['clip_level_dn']:.1f} DN"]
     for name, r in result.items():
         lines.append(f"  {name}: K {r.system_gain_dn_per_e:.5f}, read noise {r.read_noise_e:.3f} e- "
                      f"({r.read_noise_dn:.4f} DN), clip {r.clip_level_dn:.3f} DN, DSNU {r.dsnu_e:.3f} e-, "

@@ -11,9 +11,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import cv2
 import numpy as np
 
-from station.imageio import LoadedImage
 from station.twin.lenses import get_lens
 from station.twin.render import render_mean_electrons, render_raw
 from station.twin.world import World
@@ -117,10 +117,16 @@ def photon_transfer_frames(analog_gain: float) -> tuple[tuple[Pair, ...], tuple[
 
 # --- ChArUco views --------------------------------------------------------------------------------
 
-def cfa_image(raw: np.ndarray, truth: dict[str, Any], name: str) -> LoadedImage:
-    """A raw render as ``station.imageio`` loads a DNG of it: CFA data in DN with black and white level."""
-    return LoadedImage(data=raw.astype(np.float32), kind="cfa", path=name, black_level=float(truth["black_level"]),
-                       white_level=float(truth["white_level"]), bit_depth=10, cfa="RGGB")
+def green_image(raw: np.ndarray, truth: dict[str, Any]) -> np.ndarray:
+    """The G channel of OpenCV's bilinear demosaic (RGGB: OpenCV's "BG") of a raw frame above black, float32.
+
+    The twin's camera model (``truth["intrinsics"]``) is the G image's: R and B are that image magnified about
+    the principal point by the lens's lateral CA (``truth["ca_scale"]``), so a luma of the three is no single
+    pinhole camera.
+    """
+    black, white = float(truth["black_level"]), float(truth["white_level"])
+    dn = np.clip((raw.astype(np.float32) - black) * (65535.0 / (white - black)), 0, 65535).astype(np.uint16)
+    return cv2.cvtColor(dn, cv2.COLOR_BayerBG2BGR)[:, :, 1].astype(np.float32)
 
 
 def charuco_views(lens: str, aperture: float) -> tuple[tuple[tuple[str, np.ndarray, dict[str, Any]], ...], str]:

@@ -15,8 +15,15 @@ For every exposure, per CFA channel (R, Gr, Gb, B; or one channel ``Y`` for a mo
 - linearity error LE (%): deviation from the straight line fitted between 5 % and 95 % of ``mu_y.sat``
   (the relative-deviation weighted fit of EMVA), LE = (max - min) / 2 of the deviations;
 - DSNU (e-) = sqrt(s2_y.dark) / K and PRNU (%) = sqrt(s2_y - s2_y.dark) / (mu_y - mu_y.dark) from the
-  spatial variance of the frame average, less the temporal variance that averaging leaves (EMVA 4.0, 8);
+  spatial variance of the frame average, less the temporal variance that averaging leaves (EMVA 4.0, 8.2,
+  eqs. for DSNU1288 and PRNU1288: the total variance, so any shading of the light or the optics counts);
   PRNU at the flat exposure closest to 50 % of saturation;
+- the same after EMVA 4.0's highpass filter for uneven illumination (8.1: each image less its smoothed
+  self, a 7x7 box, then an 11x11 box, then a 3x3 binomial filter; the spatial and the temporal variance
+  both from the filtered images less the 9 px border the filter reaches past, the means from the unfiltered
+  ones): ``dsnu_highpass_e`` and
+  ``prnu_highpass_pct``, the pixel-to-pixel nonuniformity without the low-frequency part (vignetting,
+  cos^4 falloff, an uneven light), which a flat-field correction removes anyway;
 - clip level (absolute DN, black included): where the mean output stops rising with exposure (a plateau
   of two or more exposures); it can sit below the white level when the full well fills first.
 
@@ -103,6 +110,8 @@ class SensorChannelResult:
     linearity_error_pct: float
     dsnu_e: float
     prnu_pct: float
+    dsnu_highpass_e: float = float("nan")
+    prnu_highpass_pct: float = float("nan")
     linearity_error_min_pct: float = float("nan")
     linearity_error_max_pct: float = float("nan")
     saturation_capacity_e: float = float("nan")
@@ -117,6 +126,8 @@ class SensorChannelResult:
         out["linearity_error_min_pct"] = _json_number(self.linearity_error_min_pct)
         out["linearity_error_max_pct"] = _json_number(self.linearity_error_max_pct)
         out["saturation_capacity_e"] = _json_number(self.saturation_capacity_e)
+        out["dsnu_highpass_e"] = _json_number(self.dsnu_highpass_e)
+        out["prnu_highpass_pct"] = _json_number(self.prnu_highpass_pct)
         if curve and self.curve is not None:
             out["curve"] = self.curve.to_dict()
         return out
@@ -152,10 +163,36 @@ def _pair_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return mean, var
 
 
-def _stack_stats(frames: Sequence[np.ndarray]) -> tuple[float, float, float, int]:
-    """From L >= 2 frames: mean, mean temporal variance (ddof=1 per pixel), spatial variance of the
-    frame average (ddof=1) and L."""
-    stack = np.stack([np.asarray(f, dtype=np.float64) for f in frames])
+#: EMVA 1288 4.0, 8.1: the lowpass whose output is subtracted (box 7x7, box 11x11, binomial 3x3).
+HIGHPASS_BOXES = (7, 11)
+_BINOMIAL_3 = np.array([0.25, 0.5, 0.25])
+#: Reach of that lowpass (3 + 5 + 1 px): the border band where it would read a reflected border is left
+#: out of the highpass statistics (on a 30 % falloff a reflected border read PRNU 4 % high).
+HIGHPASS_MARGIN_PX = 9
+
+
+def highpass_1288(image: np.ndarray) -> np.ndarray:
+    """EMVA 1288 4.0 (8.1, correction for uneven illumination): ``y - B3 * B11 * B7 * y`` (float64), box
+    filters of 7 and 11 px and a 3x3 binomial, borders reflected. Removes shading, keeps pixel-scale
+    nonuniformity (white noise keeps 99 % of its variance)."""
+    y = np.ascontiguousarray(image, dtype=np.float64)
+    smooth = y
+    for size in HIGHPASS_BOXES:
+        smooth = cv2.blur(smooth, (size, size), borderType=cv2.BORDER_REFLECT)
+    smooth = cv2.sepFilter2D(smooth, -1, _BINOMIAL_3, _BINOMIAL_3, borderType=cv2.BORDER_REFLECT)
+    return y - smooth
+
+
+def _stack_stats(frames: Sequence[np.ndarray], highpass: bool = False) -> tuple[float, float, float, int]:
+    """From L >= 2 frames (each ``highpass_1288``-filtered with ``highpass``, less the
+    ``HIGHPASS_MARGIN_PX`` border): mean, mean temporal variance (ddof=1 per pixel), spatial variance of
+    the frame average (ddof=1) and L."""
+    if highpass:
+        m = HIGHPASS_MARGIN_PX
+        inner = all(min(np.shape(f)) > 4 * m for f in frames)
+        stack = np.stack([highpass_1288(f)[m:-m, m:-m] if inner else highpass_1288(f) for f in frames])
+    else:
+        stack = np.stack([np.asarray(f, dtype=np.float64) for f in frames])
     L = stack.shape[0]
     avg = stack.mean(axis=0)
     temporal = float(stack.var(axis=0, ddof=1).mean())
@@ -163,9 +200,10 @@ def _stack_stats(frames: Sequence[np.ndarray]) -> tuple[float, float, float, int
     return float(avg.mean()), temporal, spatial, L
 
 
-def _spatial_variance(frames: Sequence[np.ndarray]) -> tuple[float, float]:
-    """EMVA spatial variance s2_y (DN^2) of L frames: var of their average less sigma2_stack / L; and the mean."""
-    mean, temporal, spatial, L = _stack_stats(frames)
+def _spatial_variance(frames: Sequence[np.ndarray], highpass: bool = False) -> tuple[float, float]:
+    """EMVA spatial variance s2_y (DN^2) of L frames: var of their average less sigma2_stack / L; and the
+    mean. ``highpass``: of the ``highpass_1288``-filtered frames (the mean is then ~0)."""
+    mean, temporal, spatial, L = _stack_stats(frames, highpass)
     return spatial - temporal / L, mean
 
 
@@ -382,6 +420,8 @@ def _analyze_channel(name: str, sl: tuple[slice, slice], flats: list[Pair], expo
         [f[sl] for f in max(dark_stacks, key=len)]
     s2_y_dark, dark_spatial_mean = _spatial_variance(dstack)
     dsnu_e = float(np.sqrt(max(s2_y_dark, 0.0)) / K)
+    s2_y_dark_hp, _ = _spatial_variance(dstack, highpass=True)
+    dsnu_hp_e = float(np.sqrt(max(s2_y_dark_hp, 0.0)) / K)
 
     # PRNU: the spatial flat stack, or the flat pair closest to 50 % of saturation.
     if spatial_flats:
@@ -392,11 +432,14 @@ def _analyze_channel(name: str, sl: tuple[slice, slice], flats: list[Pair], expo
     s2_y, flat_mean = _spatial_variance(fstack)
     signal = flat_mean - dark_spatial_mean
     prnu = float(100.0 * np.sqrt(max(s2_y - s2_y_dark, 0.0)) / signal) if signal > 0 else float("nan")
+    s2_y_hp, _ = _spatial_variance(fstack, highpass=True)
+    prnu_hp = float(100.0 * np.sqrt(max(s2_y_hp - s2_y_dark_hp, 0.0)) / signal) if signal > 0 else float("nan")
 
     curve = PhotonTransferCurve(exposures.copy(), mean, var, dark_mean, raw_mean, photons, gain_fit, lin_fit, sat)
     return SensorChannelResult(
         channel=name, system_gain_dn_per_e=K, read_noise_dn=read_noise_dn, read_noise_e=read_noise_e,
         clip_level_dn=clip, mu_y_sat_dn=mu_y_sat, linearity_error_pct=le, dsnu_e=dsnu_e, prnu_pct=prnu,
+        dsnu_highpass_e=dsnu_hp_e, prnu_highpass_pct=prnu_hp,
         linearity_error_min_pct=le_min, linearity_error_max_pct=le_max, saturation_capacity_e=mu_y_sat / K,
         curve=curve,
     )

@@ -188,6 +188,46 @@ def undistort_normalized(xy_d: np.ndarray, dist_coeffs: Sequence[float] | np.nda
     return xy
 
 
+def monotonic_radius(dist_coeffs: Sequence[float] | np.ndarray) -> float:
+    """Largest undistorted normalised radius r up to which the radial model's distorted radius
+    ``r (1 + k1 r^2 + k2 r^4 + k3 r^6)`` keeps growing (inf when it always does).
+
+    Beyond it the polynomial folds back: rays from far outside the field land inside the frame.
+    """
+    k1, k2, _p1, _p2, k3 = _dist5(dist_coeffs)
+    # d r_d / d r = 1 + 3 k1 s + 5 k2 s^2 + 7 k3 s^3, s = r^2: its smallest positive root
+    roots = np.roots(np.trim_zeros([7 * k3, 5 * k2, 3 * k1, 1.0], "f"))
+    real = roots[np.abs(roots.imag) < 1e-12 * np.maximum(np.abs(roots), 1.0)].real
+    positive = real[real > 0]
+    return float(np.sqrt(positive.min())) if positive.size else float("inf")
+
+
+def plausible_projections(object_points: np.ndarray, rvec: np.ndarray, tvec: np.ndarray,
+                          camera_matrix: np.ndarray, dist_coeffs: Sequence[float] | np.ndarray,
+                          image_size: tuple[int, int], grow: float = 0.05) -> np.ndarray:
+    """Mask of board points (N,3) whose projection under the model can be trusted to be theirs: in front of
+    the camera, with a distortion-free projection inside the frame grown by ``grow`` of its size on every
+    side, and within the radius where the distortion polynomial is monotonic (``monotonic_radius``).
+
+    A fitted polynomial is only constrained where the views had points; beyond, a large k3 can fold a
+    point from far outside the field back into the frame, on top of some other corner."""
+    obj = np.asarray(object_points, dtype=np.float64).reshape(-1, 3)
+    R, _ = cv2.Rodrigues(np.asarray(rvec, dtype=np.float64).reshape(3))
+    cam = obj @ R.T + np.asarray(tvec, dtype=np.float64).reshape(1, 3)
+    z = cam[:, 2]
+    front = z > 1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x, y = cam[:, 0] / z, cam[:, 1] / z
+    K = np.asarray(camera_matrix, dtype=np.float64)
+    u = K[0, 0] * x + K[0, 1] * y + K[0, 2]
+    v = K[1, 1] * y + K[1, 2]
+    w, h = image_size
+    gw, gh = grow * w, grow * h
+    in_frame = (u >= -0.5 - gw) & (u <= w - 0.5 + gw) & (v >= -0.5 - gh) & (v <= h - 0.5 + gh)
+    monotonic = np.hypot(x, y) < monotonic_radius(dist_coeffs)
+    return front & np.nan_to_num(in_frame & monotonic, nan=False).astype(bool)
+
+
 def pixels_to_rays(points_px: np.ndarray, camera_matrix: np.ndarray,
                    dist_coeffs: Sequence[float] | np.ndarray) -> np.ndarray:
     """Pixel positions (N,2) -> undistorted normalised coordinates (N,2) (the rays, z = 1)."""
@@ -312,6 +352,24 @@ def _saddle_design(half: int) -> tuple[np.ndarray, np.ndarray]:
     return solver, r
 
 
+#: ``cv2.remap`` takes maps of fewer than SHRT_MAX rows (and columns): stacked windows are cut into chunks.
+REMAP_MAX_ROWS = 32767 - 1
+
+
+def _remap_rows(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """``cv2.remap`` (bilinear, reflected border) of float32 maps (R, n) holding windows of n rows each,
+    in chunks of whole windows under OpenCV's SHRT_MAX limit on a map's size."""
+    rows, n = map_x.shape
+    chunk = max(1, REMAP_MAX_ROWS // n) * n
+    out = np.empty((rows, n), dtype=img.dtype)
+    for lo in range(0, rows, chunk):
+        hi = min(lo + chunk, rows)
+        out[lo:hi] = cv2.remap(img, np.ascontiguousarray(map_x[lo:hi], dtype=np.float32),
+                               np.ascontiguousarray(map_y[lo:hi], dtype=np.float32),
+                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
 def refine_saddle(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray | float, *,
                   smooth_sigma: float | None = None, iterations: int = 20, tol_px: float = 1e-4) -> np.ndarray:
     """Move each corner (N,2) to the saddle point of the intensity surface (Lucchese & Mitra 2002).
@@ -352,13 +410,12 @@ def saddle_points(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray
             if not active.any():
                 break
             sel = np.flatnonzero(active)
-            # One remap for all active corners: a (len(sel)*n, n) map of their windows.
+            # The active corners' windows stacked into a (len(sel)*n, n) map, remapped in chunks.
             map_x = (cur[sel, 0][:, None, None] + r[None, None, :]).astype(np.float32)
             map_y = (cur[sel, 1][:, None, None] + r[None, :, None]).astype(np.float32)
             map_x = np.broadcast_to(map_x, (len(sel), n, n)).reshape(-1, n)
             map_y = np.broadcast_to(map_y, (len(sel), n, n)).reshape(-1, n)
-            patches = cv2.remap(img, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y),
-                                cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            patches = _remap_rows(img, map_x, map_y)
             coeffs = solver @ patches.reshape(len(sel), n * n).T.astype(np.float64)  # (6, m)
             a, b, c, d, e = coeffs[0], coeffs[1], coeffs[2], coeffs[3], coeffs[4]
             det = 4 * a * c - b * b
@@ -431,8 +488,7 @@ def saddle_points_on_model(gray: np.ndarray, object_points: np.ndarray, rvec: np
         grid[..., 2] = 0.0
         px, _ = cv2.projectPoints(grid.reshape(-1, 3), rvec, tvec, camera_matrix, dist_coeffs)
         px = px.reshape(len(sel) * n, n, 2).astype(np.float32)
-        patches = cv2.remap(img, np.ascontiguousarray(px[..., 0]), np.ascontiguousarray(px[..., 1]),
-                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        patches = _remap_rows(img, px[..., 0], px[..., 1])
         coeffs = solver @ patches.reshape(len(sel), n * n).T.astype(np.float64)
         step, saddle, strength[sel] = _saddle_step(coeffs)
         step = np.clip(step, -0.5 * samples, 0.5 * samples) * unit
@@ -710,7 +766,10 @@ def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoint
     (``saddle``), inner corners the detector missed (markers cut by the frame edge, low contrast) are
     looked for where the model puts them, and kept when they are saddles at least half as strong as
     the detected ones and lie within a sixth of a square of the prediction: they bring points near the
-    frame edges, where the distortion is least constrained. ``on_model``: fit the saddles on the board
+    frame edges, where the distortion is least constrained. Only missing corners the model can place are
+    looked for (``plausible_projections``: in front, distortion-free projection within the frame grown by
+    5 %, inside the distortion polynomial's monotonic radius): a fitted k3 of -0.67 folded corners from
+    far outside the field back into the frame, onto other corners. ``on_model``: fit the saddles on the board
     plane through the model (``saddle_points_on_model``) rather than in the image.
     """
     fraction = charuco_window_fraction(board) if isinstance(board, CharucoSpec) else CHESSBOARD_WINDOW_FRACTION
@@ -729,8 +788,10 @@ def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoint
         if isinstance(board, CharucoSpec) and ids is not None and method == "saddle":
             all_xy, all_ids = board.chessboard_corners_mm()
             missing = np.setdiff1d(all_ids, ids)
-            obj = np.vstack([obj, np.column_stack([all_xy[missing], np.zeros(len(missing))])])
-            ids = np.concatenate([ids, missing]).astype(np.int32)
+            extra = np.column_stack([all_xy[missing], np.zeros(len(missing))])
+            trusted = plausible_projections(extra, rvec, tvec, K, d, result.image_size)
+            obj = np.vstack([obj, extra[trusted]])
+            ids = np.concatenate([ids, missing[trusted]]).astype(np.int32)
         start, _ = cv2.projectPoints(obj, rvec, tvec, K, d)
         start = start.reshape(-1, 2)
         around = (obj[:, None, :] + offsets[None]).reshape(-1, 3)

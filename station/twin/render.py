@@ -14,7 +14,8 @@ Per capture, per colour channel:
    point-sampling aliasing, no resampling of a raster;
 3. lens: the PSF, a defocus pillbox whose diameter is the thin-lens blur circle for the chart depth
    each pixel sees (uniform, or blended between a few levels when pan/tilt or the adapter's tilt
-   make it vary across the field), convolved with the lens's Gaussian base PSF; the relative
+   make it vary across the field), convolved with the lens's Gaussian base PSF (Lindeberg's discrete
+   Gaussian on the area-sampled image: ``optics.PSF_MODEL``, its MTF ``optics.system_mtf``); the relative
    illumination ``cos^4 * (1 + a2 r^2 + a4 r^4)``; the irradiance ``E = rho E_chart T / (4 N_w^2)``
    with the working f-number ``N_w = N v / f``;
 4. sensor: the RGGB mosaic of mean electrons goes through ``station.twin.sensor.expose``.
@@ -653,7 +654,14 @@ def _optics_truth(state: OpticalState, spec: SensorSpec, a2: float, a4: float, s
         "ca_scale": {"r": state.ca("r"), "g": 1.0, "b": state.ca("b")},
         "vignetting": {"model": "cos^4(atan r) * (1 + a2 r^2 + a4 r^4), r = hypot(u - cx, v - cy) / r_scale_px",
                        "cx": state.cx, "cy": state.cy, "r_scale_px": state.fx, "a2": a2, "a4": a4},
-        "psf": {"model": "Gaussian(sigma_px) * pillbox(blur_circle_px) * pixel box", "sigma_px": sigma_px},
+        "psf": {"model": optics.PSF_MODEL, "sigma_px": sigma_px,
+                "gaussian": "Lindeberg's discrete Gaussian exp(-t) I_n(t), t = sigma_px^2, separable, on the "
+                            "area-sampled image: transfer ~exp(t (cos 2 pi fx - 1)) exp(t (cos 2 pi fy - 1)), "
+                            "not the continuous exp(-2 pi^2 t f^2)",
+                "pillbox": "disc of diameter blur_circle_px, each tap its area fraction over the pixel; under "
+                           f"{optics.SMALL_BLUR_PX:g} px folded into the Gaussian's variance (d^2 / 16)",
+                "pixel_aperture": "square, 100 % fill (exact area coverage): sinc(fx) sinc(fy)",
+                "mtf": "station.twin.optics.system_mtf(fx, fy, sigma_px[channel], blur_circle_px)"},
         "pose": {"distance_mm": state.chart_distance_mm, "pan_deg": state.pan_deg, "tilt_deg": state.tilt_deg,
                  "focus_deg": state.focus_ring_deg},
         "extrinsics": {"frame": "chart mm (origin top-left, x right, y down) -> camera mm",

@@ -2,11 +2,12 @@
 
 Nine raw renders of a 48 x 36-square ChArUco board 1 m from an Elmarit-M 28 f/2.8 at f/16 (the catalog's
 strongest M-lens distortion, k1 = -0.06), the camera panned and tilted to put the board across the whole
-field (``twin_scenes.CALIBRATION_POSES``). Each raw CFA frame becomes a gray image: black removed, OpenCV's
-Bayer demosaic, its G channel (``twin_scenes.green_image``). The true camera is the G image's; R and B are it
-magnified about the principal point by the lens's lateral CA (+5e-4 and -4e-4 here), so the luma that
-``station analyze geometry`` makes of a DNG today (``to_gray``: ``COLOR_BayerBG2GRAY``) is a blend of three
-cameras: on these views the station's gap there is 0.37 px against OpenCV's 0.72 px (on G: 0.06 against 0.30).
+field (``twin_scenes.CALIBRATION_POSES``). Each raw CFA frame becomes the gray image ``station analyze geometry``
+makes of a DNG (``station.cli.analyze_geometry.to_gray``: black removed, OpenCV's bilinear Bayer demosaic, its G
+channel), and both methods below work on that same image. The true camera is the G image's; R and B are it
+magnified about the principal point by the lens's lateral CA (+5e-4 and -4e-4 here), so a luma of the three
+(what ``to_gray`` made before, ``COLOR_BayerBG2GRAY``) is a blend of three cameras: there the station's gap
+was 0.37 px against OpenCV's 0.72 px; on G it is 0.06 against 0.30.
 
 Compared: plain OpenCV (CharucoDetector's corners, ``cv2.calibrateCamera`` with default flags, every view)
 and the station (saddle-point corners, one round of re-refinement from the model, outlier rejection), each
@@ -22,16 +23,25 @@ import numpy as np
 import pytest
 
 from calibration.geometry import calibrate_images, model_gap_px
+from station.cli.analyze_geometry import to_gray
+from station.imageio import LoadedImage
 from targets.charuco import parse_board_spec
-from tests.unit.twin_scenes import charuco_views, green_image
+from tests.unit.twin_scenes import charuco_views
 
 LENS, APERTURE = "elmarit-m-28-f2.8", 16.0
+
+
+def station_gray(name: str, raw: np.ndarray, truth: dict) -> np.ndarray:
+    """The gray image the station's CLI detects the board in, from a raw RGGB frame as a DNG loads it."""
+    image = LoadedImage(raw.astype(np.float32), "cfa", f"{name}.dng", black_level=float(truth["black_level"]),
+                        white_level=float(truth["white_level"]), bit_depth=10, cfa="RGGB")
+    return to_gray(image)
 
 
 @pytest.fixture(scope="module")
 def gaps() -> dict[str, dict[str, float]]:
     views, board = charuco_views(LENS, APERTURE)
-    images = [(name, green_image(raw, truth)) for name, raw, truth in views]
+    images = [(name, station_gray(name, raw, truth)) for name, raw, truth in views]
     truth = views[0][2]
     k_true = np.array(truth["intrinsics"]["camera_matrix"])
     d_true = np.array(truth["distortion_opencv"])

@@ -123,6 +123,8 @@ def _text(doc: dict[str, Any]) -> str:
         ("linearity error", "linearity_error_pct", "%", ".3f"),
         ("DSNU", "dsnu_e", "e-", ".3f"),
         ("PRNU", "prnu_pct", "%", ".3f"),
+        ("DSNU (highpass)", "dsnu_highpass_e", "e-", ".3f"),
+        ("PRNU (highpass)", "prnu_highpass_pct", "%", ".3f"),
     ]
     names = list(doc["channels"])
     head = f"{'EMVA 1288':<22}{'unit':<7}" + "".join(f"{n:>11}" for n in names)

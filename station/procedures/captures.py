@@ -1,0 +1,409 @@
+"""Shared capture helpers of the procedures: payloads as arrays, one exposure in several formats, the
+scene (light, chart, lens, rail), auto-exposure to a target level and a coarse-to-fine focus search.
+
+Several formats of one exposure: the first is captured ``"new"``, the others ``"last"`` (the phone
+re-sends the same frame in another format); the frames' ``seq`` must agree, else the phone is at fault.
+The twin's capture metadata carry its ``truth``; a ``Shot`` keeps it for reports and tests, and nothing
+here decides anything from it.
+
+On a bench the chart and the lens are operator steps (the plan prompts for them): ``place_chart`` does
+nothing there, ``mount_lens`` checks the lens the phone reads on its adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from calibration.zebra import channel_means
+from station.errors import DeviceError, InputError
+from station.frame import Frame
+from station.procedures import ProcedureError, SweepError
+
+#: Formats the phone renders from the preview pipeline (8-bit PNG payloads).
+PNG_FORMATS = ("preview", "zebra_mask", "peaking_mask")
+#: The phone's exposure range, us (DESIGN 3.3 configure).
+EXPOSURE_US_RANGE = (10, 30_000_000)
+#: A level (fraction of white - black) above which a frame may be clipped: auto-exposure backs off.
+CLIPPED_FRACTION = 0.90
+#: Diopter range of the main camera's focus search (focus_m 0.05 m .. 1000 m).
+MAIN_DIOPTER_RANGE = (0.001, 20.0)
+
+
+# --- payloads ----------------------------------------------------------------------------------
+
+def decode_png(payload: bytes, what: str = "preview") -> np.ndarray:
+    """A PNG payload as uint8: (H, W, 3) RGB or (H, W) grey. ``DeviceError`` if it is no PNG."""
+    image = cv2.imdecode(np.frombuffer(payload, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise DeviceError("dut", f"capture: the {what} payload ({len(payload)} bytes) is not a PNG image")
+    if image.dtype != np.uint8:
+        raise DeviceError("dut", f"capture: the {what} PNG is {image.dtype}, expected 8-bit")
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        image = cv2.cvtColor(image, code)
+    return image
+
+
+def decode_mask(payload: bytes, what: str = "mask") -> np.ndarray:
+    """A mask PNG (0 / 255) as bool (H, W): any nonzero is flagged."""
+    image = decode_png(payload, what)
+    return (image.max(axis=2) if image.ndim == 3 else image) != 0
+
+
+def png_bytes(image: np.ndarray, max_side: int | None = 1024) -> bytes:
+    """PNG bytes of an 8-bit grey or RGB image, shrunk (area mean) so its longer side is <= ``max_side``."""
+    image = np.asarray(image)
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if max_side and max(image.shape[:2]) > max_side:
+        scale = max_side / max(image.shape[:2])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image))
+    if not ok:
+        raise InputError("PNG encoding failed")
+    return buffer.tobytes()
+
+
+# --- one exposure in several formats ---------------------------------------------------------------
+
+@dataclass
+class Shot:
+    """One frame of a sensor in the formats asked for."""
+
+    sensor: str
+    meta: dict[str, Any]  # the first format's capture metadata (seq, exposure, gain, declared levels)
+    frame: Frame | None = None  # the RAW (raw10, else dng) as a Frame, declared metadata
+    dng: Frame | None = None
+    preview: np.ndarray | None = None  # RGB8
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # zebra_mask / peaking_mask -> bool
+
+    @property
+    def seq(self) -> int:
+        return int(self.meta.get("seq", -1))
+
+    @property
+    def raw(self) -> np.ndarray:
+        if self.frame is None:
+            raise ProcedureError(f"{self.sensor}: no RAW format in this shot")
+        return self.frame.data
+
+    @property
+    def truth(self) -> dict[str, Any] | None:
+        """The twin's ground truth of the frame (None on a bench): for reports and tests only."""
+        truth = self.meta.get("truth")
+        return truth if isinstance(truth, dict) else None
+
+
+def capture_shot(station: Any, sensor: str, formats: Sequence[str] = ("raw10",), *, new: bool = True) -> Shot:
+    """One frame in ``formats`` (the first ``new`` unless ``new=False``, the rest ``last``).
+
+    ``raw10`` becomes ``Shot.frame`` (unpacked with the capture's declared metadata), ``dng`` ``Shot.dng``
+    (and ``frame`` when no raw10 is asked for), ``preview`` an RGB8 array, masks bool arrays.
+    """
+    if not formats:
+        raise InputError("capture_shot: no format asked for")
+    shot: Shot | None = None
+    for i, fmt in enumerate(formats):
+        which = "new" if (i == 0 and new) else "last"
+        if fmt == "raw10":
+            frame = station.dut.capture_frame(sensor, which)
+            meta = {k: v for k, v in frame.metadata().items() if k != "extra"} | frame.extra
+        else:
+            meta, payload = station.dut.capture(sensor, fmt, which)
+        if shot is None:
+            shot = Shot(sensor, dict(meta))
+        elif meta.get("seq") != shot.meta.get("seq"):
+            raise DeviceError("dut", f"capture {fmt} of the last frame came from frame {meta.get('seq')}, "
+                                     f"not {shot.meta.get('seq')}")
+        if fmt == "raw10":
+            shot.frame = frame
+        elif fmt == "dng":
+            from station.dng import read_dng
+
+            shot.dng = read_dng(payload)
+            if shot.frame is None:
+                shot.frame = shot.dng
+        elif fmt == "preview":
+            shot.preview = decode_png(payload, "preview")
+        elif fmt in PNG_FORMATS:
+            shot.masks[fmt] = decode_mask(payload, fmt)
+        else:
+            raise InputError(f"capture_shot: format {fmt!r}; allowed: raw10, dng, {', '.join(PNG_FORMATS)}")
+    assert shot is not None
+    return shot
+
+
+# --- the scene ---------------------------------------------------------------------------------
+
+def set_light(station: Any, level_pct: float) -> None:
+    """The light on at ``level_pct`` % of full scale, settled."""
+    station.light.set_level_pct(round(float(level_pct), 3))
+    station.light.set_output(True)
+    station.light.wait_settled()
+
+
+def light_off(station: Any) -> None:
+    """The light off, settled (for dark frames)."""
+    station.light.set_output(False)
+    station.light.wait_settled()
+
+
+@contextlib.contextmanager
+def lit(station: Any, level_pct: float) -> Iterator[None]:
+    """The light on at ``level_pct`` inside the block, off after it whatever happened."""
+    try:
+        set_light(station, level_pct)
+        yield
+    finally:
+        with contextlib.suppress(DeviceError):  # a dead light is already the caller's failure
+            station.light.set_output(False)
+
+
+def place_chart(station: Any, chart: str | None, size_mm: tuple[float, float] | None = None) -> None:
+    """Put ``chart`` on the holder: the twin's operator stand-in does it; on a bench the plan's operator
+    prompt did (nothing to do here). ``None`` leaves the holder as it is."""
+    if chart is not None and station.twin is not None:
+        station.twin.chart_set(chart, size_mm)
+
+
+def mount_lens(station: Any, sensor: str, lens: str | None, aperture: float | None = None) -> None:
+    """The M lens ``lens`` (None: bare) at f/``aperture`` for sensor ``m``; the twin's stand-in mounts it,
+    on a bench the phone must read it on the adapter (``info``), else ``ProcedureError``."""
+    if sensor != "m":
+        if lens not in (None, "main"):
+            raise InputError(f"sensor {sensor!r} has its own lens; an M lens ({lens}) goes on sensor 'm'")
+        return
+    if station.twin is not None:
+        station.twin.lens_mount(lens, aperture)
+        return
+    info = station.dut.info().get("m_lens") or {}
+    got = info.get("id") if isinstance(info, dict) else None
+    if got != lens:
+        raise ProcedureError(f"dut: the M adapter reads lens {got!r}, this step needs {lens!r}"
+                             + (f" at f/{aperture:g}" if aperture else "") + ": mount it (operator step)")
+
+
+def move_rail(station: Any, distance_mm: float | None) -> None:
+    """The chart ``distance_mm`` from the camera (the mount's rail); None leaves it."""
+    if distance_mm is not None:
+        station.mount.move_to(distance=float(distance_mm))
+
+
+# --- exposure ------------------------------------------------------------------------------------
+
+def signal_fraction(frame: Frame, statistic: str = "centre") -> float:
+    """The brightest CFA channel's level as a fraction of (white - black).
+
+    ``centre``: the channel's mean over the central region (``calibration.zebra.channel_means``), for
+    flat fields; ``p99``: its 99th percentile over the frame, for charts (their white, not their mean).
+    """
+    span = float(frame.white_level - frame.black_level)
+    if statistic == "centre":
+        top = max(channel_means(frame.data, frame.cfa).values())
+    elif statistic == "p99":
+        top = max(float(np.percentile(frame.data[r::2, c::2][::2, ::2], 99.0)) for r in (0, 1) for c in (0, 1))
+    else:
+        raise InputError(f"signal statistic {statistic!r}; allowed: centre, p99")
+    return (top - frame.black_level) / span
+
+
+def auto_exposure(station: Any, sensor: str, *, target_fraction: float = 0.5, statistic: str = "centre",
+                  start_us: int | None = None, tolerance: float = 0.05, max_iter: int = 10) -> tuple[int, Shot]:
+    """The exposure (us) putting the brightest channel at ``target_fraction`` of (white - black) under the
+    light as it is, and the RAW shot taken at it. The response is linear in exposure below clipping: each
+    step scales the exposure by target / measured; a clipped frame (>= 90 %) divides it by 4, a dark one
+    multiplies it by 16. ``SweepError`` when the phone's exposure range cannot reach the target."""
+    if not 0.01 <= target_fraction <= CLIPPED_FRACTION - 0.05:
+        raise InputError(f"auto-exposure target {target_fraction!r}: expected 0.01..{CLIPPED_FRACTION - 0.05:g}")
+    lo, hi = EXPOSURE_US_RANGE
+    exposure = int(start_us or station.dut.configure(sensor).get("exposure_us") or 1000)
+    history: list[str] = []
+    for _ in range(max_iter):
+        exposure = int(min(max(exposure, lo), hi))
+        station.dut.configure(sensor, exposure_us=exposure)
+        shot = capture_shot(station, sensor, ("raw10",))
+        level = signal_fraction(shot.frame, statistic)
+        history.append(f"{exposure} us -> {100 * level:.1f} %")
+        if level >= CLIPPED_FRACTION:
+            proposal = exposure / 4.0
+        elif level < 0.005:
+            proposal = exposure * 16.0
+        else:
+            ratio = target_fraction / level
+            if abs(ratio - 1.0) <= tolerance:
+                return exposure, shot
+            proposal = exposure * ratio
+        if (proposal <= lo and exposure == lo) or (proposal >= hi and exposure == hi):
+            end = "shortest" if proposal <= lo else "longest"
+            raise SweepError(f"{sensor}: auto-exposure cannot reach {100 * target_fraction:.0f} % of full scale at "
+                             f"the {end} exposure ({'; '.join(history)})")
+        exposure = int(round(proposal))
+    raise SweepError(f"{sensor}: auto-exposure did not settle at {100 * target_fraction:.0f} % in {max_iter} "
+                     f"frames ({'; '.join(history)})")
+
+
+# --- focus ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FocusAxis:
+    """How a sensor focuses: the M lens's ring through the mount (``deg``), or the main camera's own
+    focus through ``configure(focus_m=...)`` in diopters (``1/m``, linear in defocus)."""
+
+    sensor: str
+    unit: str  # "deg" (ring) or "1/m" (diopters)
+    lo: float
+    hi: float
+
+    def move(self, station: Any, position: float) -> None:
+        position = float(min(max(position, self.lo), self.hi))
+        if self.sensor == "m":
+            station.mount.move_to(focus=position)
+        else:
+            station.dut.configure(self.sensor, focus_m=1.0 / position)
+
+    def clamp(self, position: float) -> float:
+        return float(min(max(position, self.lo), self.hi))
+
+
+def focus_axis(station: Any, sensor: str, focus_range: tuple[float, float] | None = None) -> FocusAxis:
+    """The focus axis of ``sensor``: the mount's ``focus`` axis within its soft limits for ``m``, diopters
+    0.001..20 for ``main``; ``focus_range`` restricts it (within those)."""
+    if sensor == "m":
+        spec = station.config.mount.axes.get("focus")
+        if spec is None:
+            raise ProcedureError("mount: no 'focus' axis configured: the M lens's ring cannot be driven")
+        lo, hi, unit = float(spec.min), float(spec.max), "deg"
+    else:
+        (lo, hi), unit = MAIN_DIOPTER_RANGE, "1/m"
+    if focus_range is not None:
+        a, b = (float(v) for v in focus_range)
+        if not (lo <= a < b <= hi):
+            raise InputError(f"{sensor}: focus range {a:g}..{b:g} {unit} must lie within {lo:g}..{hi:g} {unit}")
+        lo, hi = a, b
+    return FocusAxis(sensor, unit, lo, hi)
+
+
+def sharpness(cfa: np.ndarray) -> float:
+    """Contrast-normalised gradient energy (Tenengrad, Sobel) of the quad-mean image, summed over three
+    pyramid levels so that it still ranks frames blurred by tens of pixels. Exposure-invariant."""
+    h, w = cfa.shape
+    image = cv2.resize(cfa[: h // 2 * 2, : w // 2 * 2].astype(np.float32), (w // 2, h // 2),
+                       interpolation=cv2.INTER_AREA)  # the mean of each 2x2 quad
+    total = 0.0
+    for _ in range(3):
+        mean = float(image.mean())
+        gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
+        total += float(np.mean(gx * gx + gy * gy, dtype=np.float64)) / max(mean * mean, 1e-12)
+        image = cv2.pyrDown(image)
+    return total
+
+
+@dataclass
+class FocusSearch:
+    """A coarse-to-fine sharpness search: every (position, sharpness) measured, and the best position."""
+
+    axis: FocusAxis
+    positions: list[float]
+    sharpness: list[float]
+    best: float
+    step: float  # half the final bracket around ``best``
+    at_end: str | None = None  # "low" / "high": the sharpest coarse frame was at that end of the range
+
+    def to_dict(self) -> dict[str, Any]:
+        order = np.argsort(self.positions)
+        return {"unit": self.axis.unit, "range": [self.axis.lo, self.axis.hi], "best": self.best, "step": self.step,
+                "at_end": self.at_end,
+                "points": [{"position": self.positions[i], "sharpness": self.sharpness[i]} for i in order]}
+
+
+#: A plateau of the sharpness: points within this fraction of the best.
+PLATEAU_FRACTION = 0.95
+#: The search stops once both ends of its bracket are this sharp relative to the best (a blur of a few
+#: pixels there): the caller's finer measurement takes over.
+FLAT_TOP_FRACTION = 0.7
+
+
+#: Golden section ratio (Kiefer 1953): the search bracket shrinks by this factor per frame.
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def focus_search(station: Any, axis: FocusAxis, *, coarse_steps: int = 7, bracket: float | None = None
+                 ) -> FocusSearch:
+    """Best focus by sharpness (RAW frames): ``coarse_steps`` positions over the axis's range, then a golden
+    section search (one frame per step, Kiefer 1953) in the coarse bracket around the sharpest, until the
+    bracket is ``bracket`` wide (default range / 60) or both its ends are at least 70 % as sharp as its
+    best point (a few pixels of blur there). ``FocusSearch.step`` is half the final bracket;
+    ``FocusSearch.at_end`` says when the sharpest coarse frame is at an end of the range: the search stops
+    there (best focus is at that end or beyond it: the caller's measurement of the blur decides).
+
+    ``SweepError`` when the sweep never comes into focus: the sharpness stays on its plateau (within 5 %
+    of the best) up to an end of the range (the ring at its stop: the chart beyond the lens's reach), or
+    does not change over the whole range.
+    """
+    if coarse_steps < 5:
+        raise InputError(f"focus search: coarse_steps {coarse_steps}: expected 5 or more")
+    span = axis.hi - axis.lo
+    bracket = span / 60.0 if bracket is None else float(bracket)
+    measured: dict[float, float] = {}
+
+    def measure(position: float) -> float:
+        position = round(axis.clamp(position), 4)
+        if position not in measured:
+            axis.move(station, position)
+            measured[position] = sharpness(capture_shot(station, axis.sensor, ("raw10",)).raw)
+        return measured[position]
+
+    coarse = [round(float(p), 4) for p in np.linspace(axis.lo, axis.hi, coarse_steps)]
+    values = np.array([measure(p) for p in coarse])
+    best_i = int(np.argmax(values))
+    top = float(values[best_i])
+    where = f"{axis.lo:g}..{axis.hi:g} {axis.unit}"
+    if float(values.min()) >= PLATEAU_FRACTION * top:
+        raise SweepError(f"{axis.sensor}: focus sweep never comes into focus: the sharpness does not change over "
+                         f"{where} (no chart, or the focus does nothing)")
+    high = values >= PLATEAU_FRACTION * top
+    first, last = best_i, best_i  # the run of near-best points around the best
+    while first > 0 and high[first - 1]:
+        first -= 1
+    while last < coarse_steps - 1 and high[last + 1]:
+        last += 1
+    if last > first and (first == 0 or last == coarse_steps - 1):
+        start, end = (coarse[last], coarse[0]) if first == 0 else (coarse[first], coarse[-1])
+        raise SweepError(f"{axis.sensor}: focus sweep never comes into focus: the sharpness stays at its highest "
+                         f"from {start:g} up to the end of the range ({end:g} {axis.unit} of {where}): the focus "
+                         "is at its stop, the chart beyond the lens's reach")
+    lo, hi = coarse[max(best_i - 1, 0)], coarse[min(best_i + 1, coarse_steps - 1)]
+    inner = coarse[best_i]
+    at_end = {0: "low", coarse_steps - 1: "high"}.get(best_i)
+    if at_end is not None:  # the sharpest at an end of the travel: best focus is there or beyond it
+        positions = list(measured)
+        return FocusSearch(axis, positions, [measured[p] for p in positions], float(inner), float(hi - lo) / 2.0,
+                           at_end)
+    while hi - lo > bracket and min(measure(lo), measure(hi)) < FLAT_TOP_FRACTION * measure(inner):
+        # keep the best point inside; probe the larger side at the golden section
+        if inner - lo > hi - inner:
+            probe = inner - (1.0 - _GOLDEN) * (inner - lo)
+            if measure(probe) > measure(inner):
+                hi, inner = inner, round(axis.clamp(probe), 4)
+            else:
+                lo = probe
+        else:
+            probe = inner + (1.0 - _GOLDEN) * (hi - inner)
+            if measure(probe) > measure(inner):
+                lo, inner = inner, round(axis.clamp(probe), 4)
+            else:
+                hi = probe
+    positions = list(measured)
+    return FocusSearch(axis, positions, [measured[p] for p in positions], float(inner), float(hi - lo) / 2.0,
+                       at_end)

@@ -1,0 +1,406 @@
+"""Focus-peaking calibration and verification on the station (DESIGN 7; the maths is ``calibration.peaking``).
+
+``calibrate_peaking``: the Siemens star at a distance, the sensor auto-exposed on the star's white, then
+
+1. best focus from a coarse sweep over the focus travel (the M lens's ring through the mount, the main
+   camera's focus in diopters) measuring a sharpness metric on RAW frames, refined by halving the step
+   (``captures.focus_search``; a sweep whose sharpness peaks at an end of the range never comes into
+   focus and stops here);
+2. the depth of field in focus units, from the phone's previews: the edge spread (line spread variance,
+   ``calibration.peaking.lsf_variance``) at best focus and at probes on both sides gives the blur slope
+   ``a`` (defocus blur is linear in the focus displacement), and DoF = 2 coc / a;
+3. the fine sweep, previews at best focus + (0, +-0.25, +-1.5) DoF with the probes (a blur of 2 to 6
+   CoC each side), and flat fields at the same gain and exposure, go to
+   ``calibration.peaking.calibrate_peaking``, which works out from the frames alone which are in focus
+   and picks ``T_peak``;
+4. ``T_peak`` is stored at ``sensors.<sensor>[.lenses.<lens>].peaking.<aperture>.<gain>`` (read, merge,
+   write, read back, compare).
+
+``verify_peaking``: peaking on at ``T_peak``, the preview (new) and the peaking mask (last) at best focus
+and at offsets in and well beyond the depth of field, and on flat fields: the fraction of the chart's edge
+pixels (from the sharpest frame's geometry) flagged per frame, and the flag rate on the flats.
+
+The station never reads the twin's truth to decide; frames carry it (``truth_blur_px``) for the tests.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from calibration.peaking import (
+    DEFAULT_COC_PX,
+    MAX_FAR_COVERAGE,
+    MAX_FLAT_RATE,
+    MIN_IN_FOCUS_COVERAGE,
+    PeakingCalibrationError,
+    chart_edges,
+    edge_coverage,
+    lsf_variance,
+)
+from calibration.peaking import calibrate_peaking as calibrate_peaking_frames
+from calibration.zebra import preview_luma
+from station.errors import InputError
+from station.procedures import ProcedureError, SweepError, calibration_path, write_back
+from station.procedures.captures import (
+    FocusAxis,
+    auto_exposure,
+    capture_shot,
+    focus_axis,
+    focus_search,
+    lit,
+    mount_lens,
+    move_rail,
+    place_chart,
+    png_bytes,
+)
+
+#: The fine sweep: offsets from best focus in depths of field (blur = 2 coc |offset|).
+SWEEP_OFFSETS_DOF = (0.0, -0.25, 0.25, -1.5, 1.5)
+#: Verification: in focus (blur <= coc/2) and well beyond twice the depth of field (blur >= 4 coc).
+VERIFY_OFFSETS_DOF = (0.0, 0.25, -2.0, 2.0)
+#: Blur probes aim at this many CoC of blur (measurable within the edge profiles' reach).
+PROBE_BLUR_COC = (2.0, 6.0)
+#: The sharpest frame's line spread variance above which it is no focused image at all, px^2 (a blur
+#: circle of about 3.5 CoC of 2 px with a generous base PSF): the sweep never came into focus.
+MAX_SHARPEST_VARIANCE_PX2 = 4.0
+#: Auto-exposure on the chart: its white (99th percentile of the brightest channel) at 70 % of full scale.
+AE_TARGET_FRACTION = 0.70
+
+
+def _reach(coc_px: float) -> float:
+    """The edge profiles' reach (px), as ``calibration.peaking.calibrate_peaking`` takes it."""
+    return max(8.0, 4.0 * coc_px)
+
+
+def _aperture_key(aperture: float | None) -> str:
+    return f"f{aperture:g}" if aperture else "fixed"
+
+
+@dataclass
+class PeakingResult:
+    """A peaking calibration: T_peak, the focus sweep behind it, the write-back and the sweep plot."""
+
+    sensor: str
+    lens: str | None
+    aperture: float | None
+    gain: float
+    coc_px: float
+    chart: str | None
+    distance_mm: float | None
+    level_pct: float
+    exposure_us: int
+    unit: str  # focus position unit: "deg" (M ring) or "1/m" (main, diopters)
+    threshold: int
+    feasible: tuple[int, int]
+    best_focus: float
+    in_focus: tuple[float, float]
+    dof: float  # depth of field, focus units (full width: blur <= coc)
+    blur_slope_px: float  # blur circle diameter per focus unit, px
+    flat_rate: float
+    edge_pixels: int
+    frames: list[dict[str, Any]]
+    search: dict[str, Any]
+    write_back: dict[str, Any] | None = None
+    plot_png: bytes = field(default=b"", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k != "plot_png"}
+
+    def attachments(self) -> dict[str, bytes]:
+        return {f"focus sweep {self.sensor} {self.lens or ''} {_aperture_key(self.aperture)} gain {self.gain:g}"
+                .replace("  ", " "): self.plot_png}
+
+
+class _Sweep:
+    """Preview frames of a focus sweep, by position (the luma kept, the rest dropped)."""
+
+    def __init__(self, station: Any, axis: FocusAxis) -> None:
+        self.station, self.axis = station, axis
+        self.luma: dict[float, np.ndarray] = {}
+        self.truth: dict[float, float | None] = {}
+
+    def take(self, position: float) -> tuple[float, np.ndarray]:
+        position = round(self.axis.clamp(position), 4)
+        if position not in self.luma:
+            self.axis.move(self.station, position)
+            shot = capture_shot(self.station, self.axis.sensor, ("preview",))
+            self.luma[position] = preview_luma(shot.preview)
+            focus = (shot.truth or {}).get("focus") or {}
+            self.truth[position] = focus.get("blur_circle_px")
+        return position, self.luma[position]
+
+    def near(self, position: float, tolerance: float) -> bool:
+        return any(abs(p - position) <= tolerance for p in self.luma)
+
+
+def calibrate_peaking(station: Any, sensor: str, *, lens: str | None = None, aperture: float | None = None,
+                      gain: float = 1.0, coc_px: float = DEFAULT_COC_PX, chart: str | None = "siemens",
+                      distance_mm: float | None = 1000.0, level_pct: float = 50.0, exposure_us: int | None = None,
+                      focus_range: tuple[float, float] | None = None, coarse_steps: int = 7, flats: int = 2,
+                      write: bool = True) -> PeakingResult:
+    """Calibrate the phone's focus peaking for ``sensor`` (M ``lens`` at f/``aperture``) at analog ``gain``.
+
+    ``chart`` on the holder (twin; a bench's operator places it) ``distance_mm`` away on the rail, the light
+    at ``level_pct``, the exposure ``exposure_us`` or auto (the chart's white at 70 %). ``focus_range``
+    restricts the focus travel searched (ring degrees for ``m``, diopters for ``main``). Raises
+    ``SweepError`` when the sweep never comes into focus; no threshold is given then.
+    """
+    if sensor == "m" and lens is None:
+        raise ProcedureError("peaking on the bare M sensor: no lens forms an image to focus; mount an M lens")
+    if not coc_px > 0:
+        raise InputError(f"peaking: coc_px {coc_px!r}: expected a positive number of pixels")
+    if flats < 1:
+        raise InputError(f"peaking: flats {flats}: expected 1 or more flat frames")
+    mount_lens(station, sensor, lens, aperture)
+    place_chart(station, chart)
+    move_rail(station, distance_mm)
+    station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
+    axis = focus_axis(station, sensor, focus_range)
+    sweep = _Sweep(station, axis)
+    reach = _reach(coc_px)
+    try:
+        with lit(station, level_pct):
+            if exposure_us is None:
+                exposure, _ = auto_exposure(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99",
+                                            tolerance=0.15)
+            else:
+                exposure = int(exposure_us)
+                station.dut.configure(sensor, exposure_us=exposure)
+            search = focus_search(station, axis, coarse_steps=coarse_steps)
+            try:
+                best, slope = _blur_slope(sweep, search.best, search.step, coc_px, reach)
+            except (ProcedureError, PeakingCalibrationError):
+                if search.at_end is None:
+                    raise
+                raise SweepError(f"{sensor}: focus sweep never comes into focus: the sharpness is highest at the "
+                                 f"{search.at_end} end of the range ({search.best:g} {axis.unit} of {axis.lo:g}.."
+                                 f"{axis.hi:g}) and the frame there shows no focused edges; the chart is beyond "
+                                 "the lens's reach or the focus range is restricted") from None
+            dof = 2.0 * coc_px / slope
+            for offset in SWEEP_OFFSETS_DOF:
+                position = axis.clamp(best + offset * dof)
+                if not sweep.near(position, (0.1 if abs(offset) < 1.0 else 0.3) * dof):
+                    sweep.take(position)
+            flat_lumas = _flats(station, sensor, chart, flats)
+    finally:
+        if sensor == "main":
+            station.dut.configure(sensor, focus_m=None)
+    positions = sorted(sweep.luma)
+    try:
+        cal = calibrate_peaking_frames([(p, sweep.luma[p]) for p in positions], flat_lumas, coc_px=coc_px)
+    except PeakingCalibrationError as exc:
+        kind = SweepError if "never" in str(exc) else ProcedureError
+        raise kind(f"{sensor}: peaking focus sweep ({axis.lo:g}..{axis.hi:g} {axis.unit}): {exc}") from None
+    frames = [{"position": p, "blur_px": b, "in_focus": i, "beyond_2dof": o, "coverage": c,
+               "truth_blur_px": sweep.truth.get(p)}
+              for p, b, i, o, c in zip(cal.focus, cal.blur_px, cal.in_focus_frames, cal.beyond_2dof_frames,
+                                       cal.coverage, strict=True)]
+    result = PeakingResult(
+        sensor=sensor, lens=lens, aperture=aperture, gain=float(gain), coc_px=float(coc_px), chart=chart,
+        distance_mm=distance_mm, level_pct=float(level_pct), exposure_us=exposure, unit=axis.unit,
+        threshold=cal.threshold, feasible=cal.feasible, best_focus=cal.best_focus, in_focus=cal.in_focus,
+        dof=float(dof), blur_slope_px=float(slope), flat_rate=cal.flat_rate, edge_pixels=cal.edge_pixels,
+        frames=frames, search=search.to_dict())
+    result.plot_png = sweep_plot(result)
+    if write:
+        entry = {"threshold": cal.threshold, "coc_px": float(coc_px), "feasible": list(cal.feasible),
+                 "flat_rate": cal.flat_rate, "best_focus": cal.best_focus, "in_focus": list(cal.in_focus),
+                 "unit": axis.unit, "exposure_us": exposure, "distance_mm": distance_mm, "aperture": aperture}
+        path = calibration_path(sensor, lens, "peaking", _aperture_key(aperture), f"{float(gain):g}")
+        result.write_back = write_back(station, path, entry)
+    return result
+
+
+def _blur_slope(sweep: _Sweep, best: float, step: float, coc_px: float, reach: float) -> tuple[float, float]:
+    """Best focus and the blur slope (px of blur circle per focus unit) from the edge spread of previews.
+
+    Blur is linear in the focus displacement, so the line spread variance is a parabola in the position,
+    ``var = var_0 + a^2 (p - p_0)^2 / 16`` (a blur circle of diameter d has variance d^2 / 16). Probes at
+    ``best +- delta`` (one side at a range end: ``+- delta, +- 2 delta``) and ``best`` give the parabola:
+    its vertex is best focus, its curvature the slope ``a``. ``delta`` grows or shrinks until the blur at
+    the probes is 2-6 CoC (measurable within the edge profiles' reach).
+    """
+    axis = sweep.axis
+    best, luma = sweep.take(best)
+    try:
+        edges = chart_edges(luma, reach_px=reach)
+        v_best = lsf_variance(luma, edges, reach_px=reach)
+    except PeakingCalibrationError as exc:
+        raise ProcedureError(f"{axis.sensor}: peaking: no usable chart edges at best focus ({exc})") from None
+    if v_best > 4.0 * MAX_SHARPEST_VARIANCE_PX2:
+        raise SweepError(f"{axis.sensor}: focus sweep never comes into focus: the sharpest frame (at {best:g} "
+                         f"{axis.unit}) spreads edges over {math.sqrt(v_best):.1f} px RMS, a blur of many CoC")
+    span = axis.hi - axis.lo
+    delta = max(step, span / 400.0)
+    lo, hi = PROBE_BLUR_COC
+    for _ in range(8):
+        offsets = [o for o in (-delta, delta) if abs(axis.clamp(best + o) - best) >= 0.5 * delta]
+        if len(offsets) == 1:
+            offsets.append(2.0 * offsets[0])
+        points = [(best, v_best)]
+        for offset in offsets:
+            position, image = sweep.take(best + offset)
+            points.append((position, lsf_variance(image, edges, reach_px=reach)))
+        x = np.array([p for p, _ in points])
+        y = np.array([v for _, v in points])
+        if len(np.unique(x)) < 3:
+            break
+        c2, c1, c0 = np.polyfit(x - best, y, 2)
+        blur = 4.0 * math.sqrt(max(float(y.max() - y.min()), 0.0))  # the largest blur change probed
+        if c2 > 0 and lo * coc_px <= 4.0 * math.sqrt(c2) * delta <= hi * coc_px:
+            slope = 4.0 * math.sqrt(c2)
+            vertex = best - c1 / (2.0 * c2)
+            var0 = c0 - c1 * c1 / (4.0 * c2)
+            if abs(vertex - best) > 2.0 * delta or var0 > MAX_SHARPEST_VARIANCE_PX2:
+                break  # the vertex lies outside what was probed, or is no sharp image: not in focus
+            return axis.clamp(vertex), slope
+        measured = 4.0 * math.sqrt(c2) * delta if c2 > 0 else blur
+        factor = 4.0 if measured < 0.25 * coc_px else min(max(0.5 * (lo + hi) * coc_px / measured, 0.25), 4.0)
+        new_delta = min(delta * factor, span / 2.0)
+        if new_delta == delta:
+            break
+        delta = new_delta
+    raise SweepError(f"{axis.sensor}: focus sweep never comes into focus: the edge blur around {best:g} "
+                     f"{axis.unit} (probed +-{delta:g} {axis.unit}) shows no focused image "
+                     f"(sharpest edge spread {math.sqrt(max(v_best, 0.0)):.1f} px RMS)")
+
+
+def _flats(station: Any, sensor: str, chart: str | None, count: int) -> list[np.ndarray]:
+    """Flat-field previews (luma) at the present settings; the chart goes back on the holder after."""
+    place_chart(station, "flat")
+    try:
+        return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
+    finally:
+        place_chart(station, chart)
+
+
+def sweep_plot(result: PeakingResult) -> bytes:
+    """Estimated blur against focus position (CoC and 2 CoC marked) and the edge coverage at T_peak."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pos = [f["position"] for f in result.frames]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+    try:
+        ax.plot(pos, [f["blur_px"] for f in result.frames], "o-", ms=3, color="tab:blue", label="blur (estimated)")
+        ax.axhline(result.coc_px, color="tab:green", ls="--", lw=0.8, label=f"CoC {result.coc_px:g} px")
+        ax.axhline(2 * result.coc_px, color="tab:orange", ls="--", lw=0.8, label="2 CoC")
+        ax.axvspan(*result.in_focus, color="tab:green", alpha=0.12)
+        ax.set_xlabel(f"focus position ({result.unit})")
+        ax.set_ylabel("defocus blur circle (px)")
+        right = ax.twinx()
+        right.plot(pos, [100 * f["coverage"] for f in result.frames], "s:", ms=3, color="tab:red",
+                   label="edge coverage")
+        right.axhline(100 * MIN_IN_FOCUS_COVERAGE, color="tab:red", lw=0.5)
+        right.axhline(100 * MAX_FAR_COVERAGE, color="tab:red", lw=0.5)
+        right.set_ylabel(f"edge pixels flagged at T_peak {result.threshold} (%)")
+        ax.set_title(f"peaking focus sweep: {result.sensor} {result.lens or ''} {_aperture_key(result.aperture)} "
+                     f"gain {result.gain:g}: T_peak {result.threshold} (feasible {result.feasible[0]}.."
+                     f"{result.feasible[1]}), flats {100 * result.flat_rate:.3f} %", fontsize=8)
+        ax.legend(fontsize=7, loc="upper left")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+# --- verification -------------------------------------------------------------------------------
+
+@dataclass
+class PeakingVerification:
+    """The phone's peaking masks at T_peak: edge coverage per focus position, flag rate on flat fields."""
+
+    sensor: str
+    threshold: int
+    edge_pixels: int
+    frames: list[dict[str, Any]]  # position, offset_dof, expected, coverage, passed, truth_blur_px
+    flat_rates: list[float]
+    passed: bool
+    overlay_png: bytes = field(default=b"", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "overlay_png"}
+
+    def attachments(self) -> dict[str, bytes]:
+        return {f"peaking mask at best focus {self.sensor}": self.overlay_png}
+
+
+def _expected(offset_dof: float) -> str | None:
+    """What a frame at ``offset_dof`` must show: blur = 2 coc |offset| (in focus: <= coc; beyond: > 2 coc)."""
+    if abs(offset_dof) <= 0.5:
+        return "in_focus"
+    if abs(offset_dof) > 1.0:
+        return "beyond_2dof"
+    return None
+
+
+def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
+                   offsets_dof: tuple[float, ...] = VERIFY_OFFSETS_DOF, flats: int = 2,
+                   threshold: int | None = None) -> PeakingVerification:
+    """The phone's peaking at ``result.threshold`` (or ``threshold``) on the calibration's scene.
+
+    At best focus + ``offsets_dof`` depths of field: preview (new) and peaking mask (last); the chart's
+    edge pixels from the frame at best focus (``calibration.peaking.chart_edges``); per frame the fraction
+    of them flagged: >= 50 % in focus (|offset| <= 0.5 DoF), <= 5 % beyond twice the DoF (|offset| > 1);
+    then ``flats`` flat fields: <= 0.1 % of pixels flagged.
+    """
+    if 0.0 not in offsets_dof:
+        raise InputError("verify_peaking: the offsets must include 0 (best focus gives the chart's edges)")
+    t_peak = int(result.threshold if threshold is None else threshold)
+    mount_lens(station, sensor, result.lens, result.aperture)
+    place_chart(station, result.chart)
+    move_rail(station, result.distance_mm)
+    axis = focus_axis(station, sensor)
+    station.dut.configure(sensor, analog_gain=result.gain, exposure_us=int(result.exposure_us),
+                          peaking={"enabled": True, "threshold": t_peak})
+    shots: list[tuple[float, float, np.ndarray, float | None]] = []
+    sharp_luma: np.ndarray | None = None
+    sharp_preview: np.ndarray | None = None
+    try:
+        with lit(station, result.level_pct):
+            for offset in offsets_dof:
+                position = axis.clamp(result.best_focus + offset * result.dof)
+                axis.move(station, position)
+                shot = capture_shot(station, sensor, ("preview", "peaking_mask"))
+                focus = (shot.truth or {}).get("focus") or {}
+                shots.append((offset, position, shot.masks["peaking_mask"], focus.get("blur_circle_px")))
+                if offset == 0.0:
+                    sharp_preview = shot.preview
+                    sharp_luma = preview_luma(shot.preview)
+            place_chart(station, "flat")
+            try:
+                flat_masks = [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"]
+                              for _ in range(flats)]
+            finally:
+                place_chart(station, result.chart)
+    finally:
+        station.dut.configure(sensor, peaking={"enabled": False},
+                              **({"focus_m": None} if sensor == "main" else {}))
+    assert sharp_luma is not None and sharp_preview is not None
+    try:
+        edge_mask = chart_edges(sharp_luma, reach_px=_reach(result.coc_px)).edge_mask
+    except PeakingCalibrationError as exc:
+        raise ProcedureError(f"{sensor}: peaking verification: no chart edges at best focus ({exc})") from None
+    frames = []
+    for offset, position, mask, truth_blur in shots:
+        coverage = edge_coverage(mask, edge_mask)
+        expected = _expected(offset)
+        ok = (expected != "in_focus" or coverage >= MIN_IN_FOCUS_COVERAGE) and \
+             (expected != "beyond_2dof" or coverage <= MAX_FAR_COVERAGE)
+        frames.append({"position": position, "offset_dof": offset, "expected": expected, "coverage": coverage,
+                       "passed": bool(ok), "truth_blur_px": truth_blur})
+    flat_rates = [float(np.count_nonzero(m)) / m.size for m in flat_masks]
+    passed = all(f["passed"] for f in frames) and all(r <= MAX_FLAT_RATE for r in flat_rates)
+    sharp_mask = next(m for o, _, m, _ in shots if o == 0.0)
+    overlay = sharp_preview.copy()
+    overlay[sharp_mask] = (255, 0, 0)
+    return PeakingVerification(sensor=sensor, threshold=t_peak, edge_pixels=int(edge_mask.sum()), frames=frames,
+                               flat_rates=flat_rates, passed=bool(passed), overlay_png=png_bytes(overlay, 1024))

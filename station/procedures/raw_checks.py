@@ -1,0 +1,266 @@
+"""Histogram and 10-bit RAW integrity checks on the station (DESIGN 7; the maths is ``calibration.histogram``
+and ``calibration.raw_integrity``).
+
+``check_histogram``: one frame, the phone's own histogram of it (``histogram``, the same ``seq``) against
+the reference histogram of the very frame the phone sent (preview luma, or RAW10 DN), bin by bin: L1
+distance, best shift, and the overlaid plot. Both count every pixel of one frame by DESIGN 7's
+definition, so any difference is the app's.
+
+``check_raw_integrity``:
+
+- CFA order and RAW10 = DNG: the ColorChecker in one exposure as RAW10, DNG and preview; the chart
+  detector (``targets.colorchecker``) finds its red and blue patches in the preview (one preview pixel per
+  CFA sample), ``cfa_order_from_target`` reads the order off the RAW there and compares it with the order
+  the phone declares; the RAW10 and the DNG of that capture must agree sample for sample and in the
+  levels and CFA they declare;
+- missing codes: a smooth ramp, the grey step chart thrown out of focus, at three exposures from clipping
+  its white down to the dark steps, with the dark frames: every code between the declared black level and
+  the clip level (the top code the clipped pixels pile on) must occur;
+- black level: dark frames (light off) per CFA channel against the declared one.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from calibration.histogram import compare_histograms, luma_histogram, plot_histograms, raw_histogram
+from calibration.raw_integrity import (
+    BLACK_TOLERANCE_DN,
+    RawIntegrityError,
+    black_level_from_darks,
+    cfa_order_from_target,
+    check_black_level,
+    code_counts,
+    code_report,
+    raw10_equals_dng,
+)
+from station.errors import DeviceError, InputError
+from station.procedures import ProcedureError
+from station.procedures.captures import (
+    auto_exposure,
+    capture_shot,
+    focus_axis,
+    focus_search,
+    light_off,
+    lit,
+    place_chart,
+)
+
+#: Ramp exposures, as multiples of the exposure putting the colour chart's 99th percentile at 60 %: the
+#: ramp chart's white clips, then its middle steps, then its darkest ones near black.
+RAMP_EXPOSURES = (3.0, 0.4, 0.05)
+#: The clip level: the highest code holding at least this fraction of the brightest ramp frame's samples.
+CLIP_PILE_FRACTION = 1e-4
+
+
+# --- histogram ------------------------------------------------------------------------------------
+
+@dataclass
+class HistogramCheck:
+    """The phone's histogram against the reference histogram of the same frame."""
+
+    sensor: str
+    source: str  # preview or raw
+    seq: int
+    bins: int
+    l1: int
+    l1_normalised: float
+    shift_bins: int
+    max_bin_diff: int
+    passed: bool
+    plot_png: bytes = field(default=b"", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
+
+    def attachments(self) -> dict[str, bytes]:
+        return {f"histogram {self.source} {self.sensor}: phone vs reference": self.plot_png}
+
+
+def check_histogram(station: Any, sensor: str, source: str = "preview", *, chart: str | None = None,
+                    level_pct: float = 50.0, exposure_us: int | None = None,
+                    max_l1_normalised: float = 0.0) -> HistogramCheck:
+    """The phone's ``source`` histogram (``preview`` luma or ``raw`` DN) of one frame against the reference.
+
+    ``chart`` is put on the holder (twin); the light at ``level_pct``; the exposure ``exposure_us`` or auto
+    (the scene's 99th percentile at 70 %). Passes when the best shift is 0 bins and the fraction of counts
+    misplaced (``l1_normalised``) is at most ``max_l1_normalised`` (0: identical, the definition is exact).
+    """
+    if source not in ("preview", "raw"):
+        raise InputError(f"histogram source {source!r}; allowed: preview, raw")
+    place_chart(station, chart)
+    with lit(station, level_pct):
+        if exposure_us is None:
+            auto_exposure(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
+        else:
+            station.dut.configure(sensor, exposure_us=int(exposure_us))
+        shot = capture_shot(station, sensor, ("preview",) if source == "preview" else ("raw10",))
+        reply = station.dut.histogram_reply(sensor, source)
+    if int(reply.get("seq", -1)) != shot.seq:
+        raise DeviceError("dut", f"histogram is of frame {reply.get('seq')}, not of the frame just captured "
+                                 f"({shot.seq})")
+    reference = luma_histogram(shot.preview) if source == "preview" else raw_histogram(shot.raw)
+    phone = np.asarray(reply["counts"], dtype=np.int64)
+    stats = compare_histograms(phone, reference)
+    passed = stats["shift_bins"] == 0 and stats["l1_normalised"] <= max_l1_normalised
+    plot = plot_histograms(phone, reference, title=f"histogram {source} ({sensor}, frame {shot.seq}): phone vs "
+                                                   "reference", log=source == "raw")
+    return HistogramCheck(sensor=sensor, source=source, seq=shot.seq, bins=stats["bins"], l1=stats["l1"],
+                          l1_normalised=stats["l1_normalised"], shift_bins=stats["shift_bins"],
+                          max_bin_diff=stats["max_bin_diff"], passed=bool(passed), plot_png=plot)
+
+
+# --- RAW integrity ----------------------------------------------------------------------------------
+
+@dataclass
+class RawIntegrityResult:
+    """The four RAW checks of one sensor and the code-occupancy plot."""
+
+    sensor: str
+    declared: dict[str, Any]  # cfa, black_level, white_level the phone declares
+    codes: dict[str, Any]
+    black: dict[str, Any]
+    cfa: dict[str, Any]
+    raw10_dng: dict[str, Any]
+    passed: bool
+    plot_png: bytes = field(default=b"", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
+
+    def attachments(self) -> dict[str, bytes]:
+        return {f"RAW codes between black and clip {self.sensor}": self.plot_png}
+
+
+def _patches(preview: np.ndarray, chart: str) -> dict[str, tuple[int, int, int, int]]:
+    """Red, green and blue patch boxes (y0, y1, x0, x1) of the ColorChecker found in the preview."""
+    from targets.base import ChartNotFound
+    from targets.registry import get_chart
+
+    try:
+        detection = get_chart(chart).detect(preview)
+    except ChartNotFound as exc:
+        raise ProcedureError(f"{chart} not found in the preview: {exc}") from None
+    boxes = {}
+    for roi in detection.rois:
+        if roi.name in ("red", "green", "blue"):
+            x, y, w, h = roi.box
+            boxes[roi.name] = (y, y + h, x, x + w)
+    if not ({"red", "blue"} & set(boxes)):
+        raise ProcedureError(f"{chart}: neither the red nor the blue patch is inside the frame")
+    return boxes
+
+
+def _focus_on_chart(station: Any, sensor: str, focus: float | None) -> None:
+    """Focus on the chart: the main camera's own autofocus, the M lens's ring at ``focus`` or by a search."""
+    if sensor == "main":
+        station.dut.configure(sensor, focus_m=None)
+        return
+    axis = focus_axis(station, sensor)
+    axis.move(station, focus if focus is not None else focus_search(station, axis).best)
+
+
+def _defocus(station: Any, sensor: str) -> None:
+    """Throw the chart well out of focus (a smooth ramp): the main camera at its closest focus, the M
+    lens's ring at its infinity end."""
+    if sensor == "main":
+        station.dut.configure(sensor, focus_m=0.05)
+    else:
+        axis = focus_axis(station, sensor)
+        axis.move(station, axis.lo)
+
+
+def check_raw_integrity(station: Any, sensor: str, *, gain: float = 1.0, colour_chart: str | None = "colorchecker",
+                        ramp_chart: str | None = "steps", level_pct: float = 50.0, focus: float | None = None,
+                        black_tolerance_dn: float = BLACK_TOLERANCE_DN) -> RawIntegrityResult:
+    """CFA order, RAW10 = DNG, missing codes and black level of ``sensor`` at analog ``gain`` (see the module).
+
+    The lens must be on (the M sensor bare sees no chart). ``focus``: the M lens's ring on the colour chart
+    (default: a sharpness search); the main camera autofocuses. Charts go on the holder on the twin (a
+    bench's operator places them). The light is left off.
+    """
+    if sensor == "m" and station.twin is None:
+        info = station.dut.info().get("m_lens")
+        if not info:
+            raise ProcedureError("RAW integrity on the M sensor needs a lens to see the charts: mount one")
+    station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False}, peaking={"enabled": False})
+    try:
+        with lit(station, level_pct):
+            place_chart(station, colour_chart)
+            _focus_on_chart(station, sensor, focus)
+            exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+            colour = capture_shot(station, sensor, ("raw10", "dng", "preview"))
+            place_chart(station, ramp_chart)
+            _defocus(station, sensor)
+            ramp = []
+            for factor in RAMP_EXPOSURES:
+                station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * factor))))
+                ramp.append(capture_shot(station, sensor, ("raw10",)).raw)
+            station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * RAMP_EXPOSURES[0]))))
+            light_off(station)
+            darks = [capture_shot(station, sensor, ("raw10",)).raw for _ in range(2)]
+    finally:
+        if sensor == "main":
+            station.dut.configure(sensor, focus_m=None)
+    frame = colour.frame
+    declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
+    black = float(frame.black_level)
+
+    same = raw10_equals_dng(frame.data, colour.dng.data)
+    meta_diff = {k: [v, getattr(colour.dng, k)] for k, v in declared.items() if getattr(colour.dng, k) != v}
+    same.update(declared_metadata_equal=not meta_diff, metadata_differences=meta_diff)
+    same["pass"] = bool(same["equal"] and not meta_diff)
+
+    try:
+        cfa = cfa_order_from_target(frame.data, frame.cfa, _patches(colour.preview, colour_chart or "colorchecker"),
+                                    black)
+    except RawIntegrityError as exc:
+        raise ProcedureError(f"{sensor}: CFA order from the {colour_chart}: {exc}") from None
+    cfa["pass"] = bool(cfa["match"])
+
+    counts = code_counts(ramp[0])
+    pile = np.flatnonzero(counts >= CLIP_PILE_FRACTION * ramp[0].size)
+    clip = float(pile.max()) if len(pile) else float(frame.white_level)
+    codes = code_report(ramp + darks, black, clip)
+    codes["clip_level_dn"] = clip
+    codes["missing"] = codes["missing"][:64]  # the first ones: enough to read the pattern
+
+    measured = black_level_from_darks(darks, frame.cfa)
+    black_check = check_black_level(measured, black, black_tolerance_dn)
+
+    passed = bool(codes["pass"] and black_check["pass"] and cfa["pass"] and same["pass"])
+    return RawIntegrityResult(sensor=sensor, declared=declared, codes=codes, black=black_check, cfa=cfa,
+                              raw10_dng=same, passed=passed,
+                              plot_png=codes_plot(code_counts(ramp + darks), black, clip, sensor))
+
+
+def codes_plot(counts: np.ndarray, black: float, clip: float, sensor: str) -> bytes:
+    """Occurrences of every 10-bit code over the ramp and darks (log), the checked range and missing codes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = int(np.ceil(black)), int(np.floor(clip))
+    missing = np.flatnonzero(counts[lo:hi + 1] == 0) + lo
+    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=100)
+    try:
+        ax.semilogy(np.arange(len(counts)), np.maximum(counts, 0.8), color="0.3", lw=0.6, drawstyle="steps-mid")
+        ax.axvspan(lo, hi, color="tab:green", alpha=0.08, label=f"checked {lo}..{hi} DN")
+        if len(missing):
+            ax.plot(missing, np.full(len(missing), 0.8), "|", color="tab:red", ms=8,
+                    label=f"{len(missing)} missing codes")
+        ax.set_xlabel("RAW code (DN)")
+        ax.set_ylabel("samples")
+        ax.set_title(f"RAW codes on a smooth ramp and darks ({sensor})", fontsize=9)
+        ax.legend(fontsize=7)
+        buffer = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()

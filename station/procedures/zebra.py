@@ -1,0 +1,377 @@
+"""Zebra calibration and verification on the station (DESIGN 7; the maths is ``calibration.zebra``).
+
+``calibrate_zebra``: the flat field under the VISA light at a fixed exposure, a light sweep that finds
+the knee (where the brightest channel stops rising) and then steps finely (2 % apart) around it and a few
+steps past it. Every step is a RAW frame; the fine steps also bring the phone's own preview of the same
+frame. From them: the raw clip level per channel (``clip_levels_from_sweep``), ``T_raw`` = lowest clip
+- margin (clip - black) (``raw_threshold``), ``T_luma`` read through the phone's preview
+(``luma_threshold``). Both go into the phone's calibration blob at
+``sensors.<sensor>[.lenses.<lens>].zebra.<gain>`` (read, merge, write, read back, compare).
+
+``verify_zebra``: a scene with clipped and unclipped areas (the grey step chart out of focus, exposed so
+that about a third of it clips), the phone's zebra on at the calibrated threshold, RAW10 and the zebra
+mask of that one frame; ``calibration.zebra.verify_zebra`` counts the raw-clipped pixels the mask misses
+and the pixels well below clip (< 95 %) it flags.
+
+A sweep that never reaches clipping raises ``SweepError`` saying so; it never gives a threshold.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from calibration.zebra import (
+    DEFAULT_MARGIN,
+    ROI_FRACTION,
+    ZebraCalibrationError,
+    channel_means,
+    clip_levels_from_sweep,
+    lowest_clip,
+    luma_threshold,
+    preview_luma,
+    quad_max,
+    raw_threshold,
+)
+from calibration.zebra import verify_zebra as verify_zebra_mask
+from station.errors import InputError
+from station.procedures import SweepError, calibration_path, write_back
+from station.procedures.captures import (
+    auto_exposure,
+    capture_shot,
+    focus_axis,
+    lit,
+    mount_lens,
+    place_chart,
+    png_bytes,
+    set_light,
+)
+
+#: Auto-exposure: the light at this fraction of the sweep's top level, the brightest channel at 40 % of full
+#: scale: the knee then sits at about 60 % of the light's range.
+AE_LEVEL_FRACTION = 0.25
+AE_TARGET_FRACTION = 0.40
+#: Fine steps around the knee, as multiples of the estimated knee (2 % apart), and the steps past it.
+FINE_STEP = 0.02
+PAST_KNEE = (1.2, 1.4)
+#: The top frame counts as clipped when its brightest channel sits this far below the linear prediction.
+CLIPPED_BELOW_LINEAR = 0.97
+#: Zebra verification exposure: at least these fractions of the scene's quads clip (>= 1.1 clip) and sit well
+#: below it (< 0.9 clip); the exposure at most this many times the calibration's.
+VERIFY_MIN_CLIPPED = 0.2
+VERIFY_MIN_BELOW = 0.1
+VERIFY_MAX_SCALE = 64.0
+
+
+def _centre_crop(shape: tuple[int, ...], fraction: float = ROI_FRACTION) -> tuple[slice, slice]:
+    """The central region ``calibration.zebra`` averages over (whole quads), as slices."""
+    out = []
+    for n in shape[:2]:
+        keep = max(2, int(round(n * fraction)) // 2 * 2)
+        start = (n - keep) // 4 * 2
+        out.append(slice(start, start + keep))
+    return out[0], out[1]
+
+
+@dataclass
+class ZebraResult:
+    """A zebra calibration: thresholds, the sweep behind them, the write-back and the sweep plot."""
+
+    sensor: str
+    lens: str | None
+    aperture: float | None
+    gain: float
+    margin: float
+    exposure_us: int
+    cfa: str
+    black_level_dn: float
+    white_level_dn: float
+    clip_levels_dn: dict[str, float | None]
+    clip_level_dn: float  # the lowest channel clip level
+    raw_threshold_dn: int
+    luma_threshold: int
+    knee_level_pct: float  # light level where the flat field's brightest channel reaches clip
+    sweep: list[dict[str, Any]]
+    write_back: dict[str, Any] | None = None
+    plot_png: bytes = field(default=b"", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the plot, JSON-able."""
+        return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
+
+    def attachments(self) -> dict[str, bytes]:
+        return {f"zebra sweep {self.sensor} {self.lens or ''} gain {self.gain:g}".replace("  ", " "): self.plot_png}
+
+
+def _brightest_above_black(means: dict[str, float], black: float) -> float:
+    return max(means.values()) - black
+
+
+def calibrate_zebra(station: Any, sensor: str, *, gain: float, lens: str | None = None,
+                    aperture: float | None = None, margin: float = DEFAULT_MARGIN, exposure_us: int | None = None,
+                    max_level_pct: float = 100.0, fine_steps: int = 6, chart: str | None = "flat",
+                    write: bool = True) -> ZebraResult:
+    """Calibrate the phone's zebra for ``sensor`` (with M ``lens`` at f/``aperture``) at analog ``gain``.
+
+    ``exposure_us``: the sweep's fixed exposure (default: auto-exposure on the flat field so the knee sits
+    near 60 % of ``max_level_pct``). ``fine_steps``: frames 2 % apart around the knee, from 2 (fine_steps
+    - 4) % below to 6 % above it, the previews taken on these: the knee is first estimated from the top
+    frame (its plateau over the linear slope), a lower bound since a mean never exceeds the clip level.
+    ``chart``: put on the holder on the twin (``None``: as it is; on a bench the operator places the
+    diffuser). ``write``: store the thresholds in the phone.
+    """
+    if not 0.0 < max_level_pct <= 100.0:
+        raise InputError(f"zebra sweep: max_level_pct {max_level_pct!r}: expected 0 < level <= 100 %")
+    if fine_steps < 5:
+        raise InputError(f"zebra sweep: fine_steps {fine_steps}: expected 5 or more")
+    mount_lens(station, sensor, lens, aperture)
+    place_chart(station, chart)
+    station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False})
+    frames: dict[float, dict[str, Any]] = {}
+
+    def take(level: float, preview: bool) -> dict[str, Any]:
+        level = round(min(max(level, 0.001), max_level_pct), 3)
+        if level in frames and (frames[level]["luma"] is not None or not preview):
+            return frames[level]
+        set_light(station, level)
+        shot = capture_shot(station, sensor, ("raw10", "preview") if preview else ("raw10",))
+        return _record(frames, level, shot)
+
+    with lit(station, AE_LEVEL_FRACTION * max_level_pct):
+        ae_level = round(AE_LEVEL_FRACTION * max_level_pct, 3)
+        if exposure_us is None:
+            exposure, shot = auto_exposure(station, sensor, target_fraction=AE_TARGET_FRACTION)
+        else:
+            exposure = int(exposure_us)
+            station.dut.configure(sensor, exposure_us=exposure)
+            shot = capture_shot(station, sensor, ("raw10",))
+        first = _record(frames, ae_level, shot)
+        black = float(shot.frame.black_level)
+        white = float(shot.frame.white_level)
+        cfa = shot.frame.cfa
+        slope = _brightest_above_black(first["means"], black) / ae_level  # DN per % below clipping
+        top = take(max_level_pct, False)
+        top_dn = _brightest_above_black(top["means"], black)
+        clipped = slope > 0 and top_dn < CLIPPED_BELOW_LINEAR * slope * max_level_pct
+        if clipped:
+            knee = top_dn / slope
+            plan = [0.6 * knee] + [knee * (1.0 + FINE_STEP * k) for k in range(-(fine_steps - 4), 4)]
+            plan += [knee * f for f in PAST_KNEE]
+            fine = {round(knee * (1.0 + FINE_STEP * k), 3) for k in range(-(fine_steps - 4), 4)}
+        else:  # no knee below the top level: a linear sweep shows it, and the maths says so
+            knee = max_level_pct
+            plan = list(np.linspace(ae_level, max_level_pct, 6)[1:-1])
+            fine = set()
+        for level in sorted(plan):
+            if 0.0 < level <= max_level_pct:
+                take(level, round(level, 3) in fine)
+
+    levels = sorted(frames)
+    try:
+        clips = clip_levels_from_sweep([(lv, frames[lv]["raw"]) for lv in levels], cfa, black, roi_fraction=1.0)
+        clip = lowest_clip(clips)
+        t_raw = raw_threshold(clip, black, margin)
+        with_luma = [lv for lv in levels if frames[lv]["luma"] is not None]
+        t_luma = luma_threshold([frames[lv]["luma"] for lv in with_luma], [frames[lv]["raw"] for lv in with_luma],
+                                t_raw, cfa, black, roi_fraction=1.0)
+    except ZebraCalibrationError as exc:
+        raise SweepError(f"{sensor}: zebra light sweep at {exposure} us, gain {gain:g}, light up to "
+                         f"{max_level_pct:g} %: {exc}") from None
+
+    sweep = [{"level_pct": lv, "seq": frames[lv]["seq"], "channel_means_dn": frames[lv]["means"],
+              "preview_luma": frames[lv]["luma_mean"], "truth_clip_level_dn": frames[lv]["truth_clip"],
+              "truth_black_level_dn": frames[lv]["truth_black"]}
+             for lv in levels]
+    knee_level = _knee_level(levels, frames, clip, black, slope, knee)
+    result = ZebraResult(sensor=sensor, lens=lens, aperture=aperture, gain=float(gain), margin=float(margin),
+                         exposure_us=exposure, cfa=cfa, black_level_dn=black, white_level_dn=white,
+                         clip_levels_dn=clips, clip_level_dn=clip, raw_threshold_dn=t_raw, luma_threshold=t_luma,
+                         knee_level_pct=knee_level, sweep=sweep)
+    result.plot_png = sweep_plot(result)
+    if write:
+        entry = {"raw_threshold_dn": t_raw, "luma_threshold": t_luma, "clip_level_dn": clip,
+                 "clip_levels_dn": clips, "black_level_dn": black, "margin": float(margin),
+                 "exposure_us": exposure, "aperture": aperture}
+        result.write_back = write_back(station, calibration_path(sensor, lens, "zebra", f"{float(gain):g}"), entry)
+    return result
+
+
+def _record(frames: dict[float, dict[str, Any]], level: float, shot: Any) -> dict[str, Any]:
+    """Keep the central region of a sweep frame (RAW and preview luma) and its channel means."""
+    rows, cols = _centre_crop(shot.raw.shape)
+    raw = np.ascontiguousarray(shot.raw[rows, cols])
+    luma = None
+    if shot.preview is not None:
+        prow, pcol = _centre_crop(shot.preview.shape)
+        luma = np.ascontiguousarray(preview_luma(np.ascontiguousarray(shot.preview[prow, pcol])))
+    truth = shot.truth or {}
+    record = {"raw": raw, "luma": luma, "seq": shot.seq, "means": channel_means(raw, shot.frame.cfa, 1.0),
+              "luma_mean": None if luma is None else float(luma.mean(dtype=np.float64)),
+              "truth_clip": truth.get("clip_level_dn"), "truth_black": truth.get("black_level")}
+    frames[round(level, 3)] = record
+    return record
+
+
+def _knee_level(levels: list[float], frames: dict[float, dict[str, Any]], clip: float, black: float,
+                slope: float, estimate: float) -> float:
+    """The light level where the brightest channel's centre mean reaches ``clip``: interpolated on the sweep
+    between the last frame below 98 % of it and the next, else the linear estimate."""
+    target = black + 0.98 * (clip - black)
+    tops = [max(frames[lv]["means"].values()) for lv in levels]
+    for i in range(1, len(levels)):
+        if tops[i - 1] < target <= tops[i]:
+            x0, x1, y0, y1 = levels[i - 1], levels[i], tops[i - 1], tops[i]
+            return float(x0 + (x1 - x0) * (target - y0) / (y1 - y0)) / 0.98
+    return float((clip - black) / slope) if slope > 0 else float(estimate)
+
+
+def sweep_plot(result: ZebraResult) -> bytes:
+    """The light sweep: each channel's centre mean against the light, clip levels and T_raw; the preview
+    luma on the right axis with T_luma (matplotlib, PNG bytes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = [s["level_pct"] for s in result.sweep]
+    colours = {"R": "tab:red", "Gr": "tab:green", "Gb": "olivedrab", "B": "tab:blue"}
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+    try:
+        for name, colour in colours.items():
+            ax.plot(levels, [s["channel_means_dn"].get(name, np.nan) for s in result.sweep], "o-", ms=3,
+                    color=colour, lw=1, label=name)
+        ax.axhline(result.clip_level_dn, color="k", ls="--", lw=0.8, label=f"clip {result.clip_level_dn:.1f} DN")
+        ax.axhline(result.raw_threshold_dn, color="m", lw=1, label=f"T_raw {result.raw_threshold_dn} DN")
+        ax.set_xlabel("light level (% of full scale)")
+        ax.set_ylabel("centre mean (DN)")
+        luma = [(s["level_pct"], s["preview_luma"]) for s in result.sweep if s["preview_luma"] is not None]
+        if luma:
+            right = ax.twinx()
+            right.plot(*zip(*luma, strict=True), "s", color="0.3", ms=3, label="preview luma")
+            right.axhline(result.luma_threshold, color="0.3", ls=":", lw=1)
+            right.set_ylabel(f"preview luma Y' (T_luma {result.luma_threshold})")
+        ax.set_title(f"zebra sweep: {result.sensor} {result.lens or ''} gain {result.gain:g}, "
+                     f"{result.exposure_us} us", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+# --- verification -------------------------------------------------------------------------------
+
+@dataclass
+class ZebraVerification:
+    """The phone's zebra mask against raw truth on one frame of a scene with clipped and unclipped areas."""
+
+    sensor: str
+    mode: str
+    threshold: int
+    clip_level_dn: float
+    black_level_dn: float
+    exposure_us: int
+    level_pct: float
+    chart: str | None
+    seq: int
+    missed_fraction: float | None
+    false_flag_fraction: float | None
+    counts: dict[str, Any]
+    passed: bool
+    overlay_png: bytes = field(default=b"", repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "overlay_png"}
+
+    def attachments(self) -> dict[str, bytes]:
+        return {f"zebra {self.mode} mask vs raw truth {self.sensor}": self.overlay_png}
+
+
+def verify_zebra(station: Any, sensor: str, result: ZebraResult, mode: str = "raw", *, chart: str | None = "steps",
+                 defocus: bool = True, exposure_us: int | None = None,
+                 clip_level_dn: float | None = None) -> ZebraVerification:
+    """The phone's zebra (``mode`` raw or luma, at the thresholds of ``result``) against raw truth.
+
+    The scene: ``chart`` (the step chart by default) under the calibration's knee light level, defocused
+    (``defocus``: the M lens's ring to its infinity end, the main camera at its closest focus) so that its
+    levels blend smoothly, as highlights do in a picture (a luma zebra sees the demosaiced preview, which
+    at a razor-sharp edge mixes a quad with its neighbours). The exposure: ``exposure_us``, else chosen
+    from a first RAW frame (``verification_exposure``) so that few pixels sit near the clip level, with
+    enough clipped and enough well below it. RAW10 (new) and the zebra mask (last) of one frame go to
+    ``calibration.zebra.verify_zebra``; raw truth is judged at ``clip_level_dn`` (default: the calibrated
+    lowest clip level).
+    """
+    if mode not in ("raw", "luma"):
+        raise InputError(f"zebra mode {mode!r}; allowed: raw, luma")
+    mount_lens(station, sensor, result.lens, result.aperture)
+    place_chart(station, chart)
+    clip = float(result.clip_level_dn if clip_level_dn is None else clip_level_dn)
+    threshold = result.raw_threshold_dn if mode == "raw" else result.luma_threshold
+    station.dut.configure(sensor, analog_gain=result.gain, exposure_us=int(exposure_us or result.exposure_us),
+                          zebra={"enabled": False})
+    try:
+        with lit(station, min(result.knee_level_pct, 100.0)):
+            if defocus and sensor == "main":
+                station.dut.configure(sensor, focus_m=0.05)
+            elif defocus and result.lens is not None:
+                focus_axis(station, sensor).move(station, focus_axis(station, sensor).lo)
+            if exposure_us is None:
+                probe = capture_shot(station, sensor, ("raw10",))
+                exposure_us = verification_exposure(probe.raw, result.exposure_us, clip, probe.frame.black_level)
+            station.dut.configure(sensor, exposure_us=int(exposure_us),
+                                  zebra={"enabled": True, "mode": mode, "threshold": int(threshold)})
+            shot = capture_shot(station, sensor, ("raw10", "zebra_mask"))
+    finally:
+        station.dut.configure(sensor, zebra={"enabled": False}, **({"focus_m": None} if sensor == "main" else {}))
+    black = float(shot.frame.black_level)
+    mask = shot.masks["zebra_mask"]
+    report = verify_zebra_mask(mask, shot.raw, clip, black)
+    counts = {k: report[k] for k in ("clipped_pixels", "missed_pixels", "below_pixels", "false_flag_pixels",
+                                     "below_level_dn", "max_missed_fraction", "max_false_flag_fraction")}
+    return ZebraVerification(sensor=sensor, mode=mode, threshold=int(threshold), clip_level_dn=clip,
+                             black_level_dn=black, exposure_us=int(exposure_us), level_pct=result.knee_level_pct,
+                             chart=chart, seq=shot.seq, missed_fraction=report["missed_fraction"],
+                             false_flag_fraction=report["false_flag_fraction"], counts=counts,
+                             passed=bool(report["pass"]), overlay_png=zebra_overlay(mask, shot.raw, clip, black))
+
+
+def verification_exposure(cfa: np.ndarray, exposure_us: int, clip_dn: float, black_dn: float) -> int:
+    """The exposure (us) for the zebra check, from a RAW frame of the scene taken at ``exposure_us``.
+
+    The scene scales with exposure (``k`` times brighter at ``k`` times the exposure, below clipping), so
+    each quad's brightest sample ``q`` (relative to clip, above black) becomes ``k q``. Of the ``k`` that
+    leave at least ``VERIFY_MIN_CLIPPED`` of the quads clipped (``k q >= 1.1``) and ``VERIFY_MIN_BELOW``
+    well below (``k q < 0.9``), the one with the fewest quads in the band ``0.9 <= k q < 1.1``: pixels near
+    clip are where noise decides, and the zebra check is about the clear cases.
+    """
+    q = (quad_max(cfa)[::2, ::2].astype(np.float32) - black_dn) / max(clip_dn - black_dn, 1.0)
+    q = np.sort(q[q > 0.0].ravel())
+    if q.size == 0:
+        return int(exposure_us)
+    k = np.geomspace(1.0, VERIFY_MAX_SCALE, 256)
+    below = np.searchsorted(q, 0.9 / k) / q.size
+    clipped = 1.0 - np.searchsorted(q, 1.1 / k) / q.size
+    band = 1.0 - below - clipped
+    ok = (clipped >= VERIFY_MIN_CLIPPED) & (below >= VERIFY_MIN_BELOW)
+    pick = int(np.argmin(np.where(ok, band, np.inf))) if ok.any() else int(np.argmin(np.abs(clipped - 0.5)))
+    return int(round(exposure_us * float(k[pick])))
+
+
+def zebra_overlay(mask: np.ndarray, cfa: np.ndarray, clip_dn: float, black_dn: float,
+                  false_flag_level: float = 0.95) -> bytes:
+    """Quad-resolution picture of the check: grey raw level (quad max), flagged pixels magenta, missed
+    clipped pixels red, falsely flagged ones (below 95 % of clip) blue. PNG bytes."""
+    top = quad_max(cfa).astype(np.float32)
+    grey = np.clip((top - black_dn) / max(clip_dn - black_dn, 1.0), 0.0, 1.0)
+    flagged = mask[::2, ::2] if mask.shape == cfa.shape else np.zeros(top.shape, bool)
+    clipped = top >= clip_dn
+    below = top < black_dn + false_flag_level * (clip_dn - black_dn)
+    rgb = np.repeat((grey * 200.0)[..., None], 3, axis=2)
+    rgb[flagged] = 0.5 * rgb[flagged] + np.array([127.0, 0.0, 127.0])
+    rgb[clipped & ~flagged] = (255.0, 0.0, 0.0)
+    rgb[below & flagged] = (0.0, 64.0, 255.0)
+    return png_bytes(rgb.astype(np.uint8), 1024)

@@ -1,29 +1,118 @@
-"""Fixtures shared by the station's plans (tests/plans/): the lenses of the run, a dark bench.
+"""Fixtures shared by the station's plans (tests/plans/): the capture matrix, the operator, the results.
 
-The device fixtures (``station``, ``light``, ``meter``, ``mount``, ``dut``, ``twin``) and the
-measurement ones (``measure``, ``limits``, ``baseline``, ``run_record``, ``profile_dir``)
-come from the station's pytest plugin (``fixtures/``).
+The capture matrix is {main; m bare; m + each M lens}. The lenses are ``--lens`` (repeatable) or, on the twin,
+its whole catalog; a bench without ``--lens`` tests no M lens. A test that takes the ``m_lens`` fixture runs
+once per lens, and pytest runs all of one lens's tests before the next lens is mounted (the fixture is
+module-scoped: one lens change per lens).
+
+The device fixtures (``station``, ``light``, ``meter``, ``mount``, ``dut``, ``twin``) and the measurement ones
+(``measure``, ``limits``, ``baseline``, ``run_record``, ``run_dir``, ``profile_dir``) come from the station's
+pytest plugin (``fixtures/``). On the twin the plans run with ``--twin-time-scale 0`` (no real waiting for
+the simulated hardware; its time is still accounted) unless the option is given.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import allure
 import pytest
 
+from station.errors import DeviceError
+from station.procedures.profile import CaseResults
+from tests.plans.helpers import Operator
 
-@pytest.fixture(scope="session")
-def lens_ids(request: pytest.FixtureRequest, station: Any, run_record: Any) -> list[str]:
-    """The M lenses of this run: ``--lens`` or, on the twin, its whole catalog (recorded)."""
-    chosen = list(request.config.option.lens or [])
-    if not chosen and station.twin is not None:
+#: The twin's time scale for the plans unless ``--twin-time-scale`` is given: 0, no real waits.
+PLAN_TIME_SCALE = 0.0
+#: The light level the plans work at (% of full scale): exposures stay short.
+WORKING_LEVEL_PCT = 80.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not any(str(a).startswith("--twin-time-scale") for a in config.invocation_params.args):
+        config.option.twin_time_scale = PLAN_TIME_SCALE
+
+
+def on_twin(config: pytest.Config) -> bool:
+    """The run is on a twin: one the plugin starts (no ``--station``), or one a station file points at."""
+    if not config.option.station:
+        return True
+    from station.config import load_config
+
+    try:
+        station_config = load_config(config.option.station)
+    except Exception:  # noqa: BLE001 - a bad file is reported by the station fixture, not at collection
+        return False
+    return station_config.twin is not None and bool(station_config.twin.control)
+
+
+def configured_lenses(config: pytest.Config) -> list[str]:
+    """The M lenses of the run: ``--lens`` (in the order given), else on the twin its catalog, on a bench none."""
+    chosen = list(dict.fromkeys(config.option.lens or []))
+    if not chosen and on_twin(config):
         from station.twin.lenses import M_LENSES
 
         chosen = sorted(M_LENSES)
+    return chosen
+
+
+def capture_cases(config: pytest.Config) -> list[str]:
+    """The capture matrix's cases: ``main``, ``m`` (bare), ``m/<lens>`` for each lens."""
+    return ["main", "m", *(f"m/{lens}" for lens in configured_lenses(config))]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "m_lens" in metafunc.fixturenames:
+        lenses = configured_lenses(metafunc.config)
+        metafunc.parametrize("m_lens", lenses, ids=lenses, indirect=True, scope="module")
+    if "case" in metafunc.fixturenames:
+        cases = capture_cases(metafunc.config)
+        metafunc.parametrize("case", cases, ids=cases)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lens_ids(request: pytest.FixtureRequest, run_record: Any) -> list[str]:
+    """The M lenses of this run (recorded in the run's record)."""
+    chosen = configured_lenses(request.config)
     run_record.update(lenses=chosen)
     return chosen
+
+
+@pytest.fixture(scope="session")
+def operator(station: Any, request: pytest.FixtureRequest) -> Operator:
+    """The operator's steps: the twin's stand-in, or prompts on the bench's terminal."""
+    return Operator(station, request.config)
+
+
+@pytest.fixture(scope="session")
+def results() -> dict[str, CaseResults]:
+    """What each case of the capture matrix measured, by case (``main``, ``m``, ``m/<lens>``): the profile
+    sections and the phone's calibration entries, filled in by the tests and written at the end."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def m_lens(request: pytest.FixtureRequest, operator: Operator, lens_ids: list[str]) -> Iterator[str]:
+    """The M lens of this group of tests, mounted wide open by the operator."""
+    lens = request.param
+    operator.mount_lens(lens, None)
+    yield lens
+
+
+@pytest.fixture
+def lit_bench(station: Any) -> Iterator[None]:
+    """The light on at the plans' working level for the test, off after it."""
+    from station.procedures.captures import set_light
+
+    with allure.step(f"light on at {WORKING_LEVEL_PCT:g} % (settled)"):
+        set_light(station, WORKING_LEVEL_PCT)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(DeviceError):  # a dead light is already the test's failure
+            station.light.set_output(False)
 
 
 @pytest.fixture

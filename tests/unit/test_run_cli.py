@@ -15,7 +15,6 @@ from station.config import TwinConfig, to_toml
 from station.limits import load_limits
 from station.twin.runner import Twin
 
-FAST = ("--", "--twin-time-scale", "0.005")  # the twin's own hardware time, 200x faster than real
 SELFCHECK = ("test_mount_homing", "test_mount_repeatability", "test_light_linearity", "test_light_closed_loop")
 
 
@@ -34,40 +33,93 @@ def _labels(result: dict) -> dict[str, str]:
     return {label["name"]: label["value"] for label in result["labels"]}
 
 
-def test_golden_factory_run_passes_with_a_record_and_allure_results(tmp_path: Path, capsys) -> None:
+#: The default suite's factory run: one M lens, the zebra and peaking calibrations, the sensor sweeps and the
+#: geometry left out (``tests/unit/test_procedures_*`` check those procedures against the twin's truth; the
+#: slow test runs the whole plan on the whole catalog).
+LENS = "summicron-m-50-f2"
+QUICK = ("-k", "not zebra and not peaking and not sensor_characterization and not geometry")
+
+
+def _check_factory_run(record: dict, lenses: list[str], out: str, *, whole: bool = True) -> None:
+    """A passing factory run: every test passed, each measurement with the limits file's unit and limits,
+    a valid profile (with its digest) for main, m bare and each lens, listed in the record, Allure results."""
+    from calibration.profile import loads_profile, verify_digest
+
+    assert record["outcome"] == "pass" and record["exit_code"] == 0, record["reason"]
+    assert all(t["outcome"] == "passed" for t in record["tests"]), [t for t in record["tests"] if
+                                                                     t["outcome"] != "passed"]
+    names = [t["name"] for t in record["tests"]]
+    assert names[:4] == list(SELFCHECK)  # the self-check first, before anything touches the phone
+    assert names[-1] == "test_calibration_writeback"
+    assert record["lenses"] == lenses
+    limits = load_limits()
+    for m in record["measurements"]:
+        expected = limits.limits_for(m["name"], m["case"])
+        assert (m["unit"], m["low"], m["high"]) == (expected.unit, expected.low, expected.high), m["key"]
+        assert m["verdict"] in ("pass", "marginal")
+    cases = ["main", "m", *(f"m/{lens}" for lens in lenses)]
+    by_case = {p["case"]: p for p in record["profiles"]}
+    assert sorted(by_case) == sorted(cases)
+    for case in cases:
+        path = Path(by_case[case]["path"])
+        assert path.parent == Path(record["paths"]["run_dir"]) / "profiles"
+        doc = loads_profile(path.read_text())
+        assert verify_digest(doc) and doc["digest"] == by_case[case]["digest"]
+        sensor, _, lens = case.partition("/")
+        assert (doc["sensor"], doc["lens"]) == (sensor, lens or None)
+        assert "shading" in doc
+        if case != "m":
+            assert {"sfr", "chromatic"} <= set(doc) and ("geometry" in doc or not whole)
+        if whole:
+            assert "sensor_response" in doc or lens
+        if lens:
+            assert doc["focus"]["edges_used"] >= 40 and len(doc["sfr"]["apertures"]) == 2
+    keys = {m["key"] for m in record["measurements"]}
+    for lens in lenses:
+        assert {f"adapter_back_focus_mm[m/{lens}]", f"mtf50_centre_cpp[m/{lens}/f8]"} <= keys
+    assert record["calibration"]["mismatched"] == [] and record["calibration"]["bytes"] > 0
+    # Allure: one result per test, measurements as steps with their limits, pictures attached
+    listed = _results(record)
+    assert len(listed) == len(record["tests"])
+    results = {r["name"]: r for r in listed}
+    steps = [s for s in results["test_light_linearity"]["steps"] if s["name"].startswith("measure ")]
+    params = {p["name"]: p["value"] for p in steps[0]["parameters"]}
+    assert params["unit"] == "1" and params["limits"] == ">= 0.999 1" and params["verdict"] == "pass"
+    sfr = results["test_sfr"]
+    pictures = [a["name"] for a in sfr["attachments"] if a["type"] == "image/png"]
+    assert any("MTF curves" in n for n in pictures) and any("slanted-edge capture" in n for n in pictures)
+    env = (Path(record["paths"]["allure_results"]) / "environment.properties").read_text()
+    assert "firmware=golden" in env and "version.opencv=" in env
+    assert f"record:   {record['paths']['record']}" in out and "PASS (exit 0)" in out
+    assert f"profiles: {len(cases)} in" in out
+
+
+def test_golden_factory_run_passes_with_a_record_profiles_and_allure_results(tmp_path: Path, capsys) -> None:
     reports = tmp_path / "reports"
-    code = main(["run", "--reports", str(reports), "--no-report", "--dut-serial", "SN-0042", *FAST])
+    code = main(["run", "--reports", str(reports), "--no-report", "--dut-serial", "SN-0042", "--lens", LENS,
+                 "--", *QUICK])
     out = capsys.readouterr().out
     assert code == 0, out
     record = _record(reports)
-    assert record["outcome"] == "pass" and record["exit_code"] == 0
-    assert [t["name"] for t in record["tests"]] == list(SELFCHECK)
-    assert all(t["outcome"] == "passed" for t in record["tests"])
+    _check_factory_run(record, [LENS], out, whole=False)
     # the record is named after the operator's serial and the run, which names the folders too
     assert Path(record["paths"]["record"]).name == f"SN-0042-{record['run_id']}.json"
     assert record["dut"]["serial"] == "SN-0042" and record["dut"]["reported_serial"].startswith("TWIN-")
     assert record["station"]["identities"]["light"].startswith("M-Station,TwinLight")
     assert record["start"].endswith("Z") and record["end"] > record["start"]
-    # each measurement carries the limits file's unit and limits
-    limits = load_limits()
-    by_key = {m["key"]: m for m in record["measurements"]}
-    assert set(by_key) == {"mount_home_error_mm", "mount_repeatability_mm", "light_linearity_r2",
-                           "light_linearity_max_dev_pct", "light_closed_loop_error_pct"}
-    for key, m in by_key.items():
-        assert (m["unit"], m["low"], m["high"]) == (limits.measurements[key].unit, limits.measurements[key].low,
-                                                   limits.measurements[key].high)
-        assert m["verdict"] in ("pass", "marginal")
-    assert by_key["light_linearity_r2"]["value"] > 0.999
-    # Allure: one result per test, the measurement as a step with its parameters, the plot attached
-    results = {r["name"]: r for r in _results(record)}
-    assert set(results) == set(SELFCHECK)
-    steps = [s for s in results["test_light_linearity"]["steps"] if s["name"].startswith("measure ")]
-    params = {p["name"]: p["value"] for p in steps[0]["parameters"]}
-    assert params["unit"] == "1" and params["limits"] == ">= 0.999 1" and params["verdict"] == "pass"
-    assert any(a["type"] == "image/png" for a in results["test_light_linearity"]["attachments"])
     env = (Path(record["paths"]["allure_results"]) / "environment.properties").read_text()
-    assert "firmware=golden" in env and "dut.serial=SN-0042" in env and "version.opencv=" in env
-    assert f"record:   {record['paths']['record']}" in out and "PASS (exit 0)" in out
+    assert "dut.serial=SN-0042" in env
+
+
+@pytest.mark.slow
+def test_the_whole_factory_plan_on_the_catalog_passes_with_a_profile_for_every_lens(tmp_path: Path, capsys) -> None:
+    from station.twin.lenses import M_LENSES
+
+    reports = tmp_path / "reports"
+    code = main(["run", "--reports", str(reports), "--no-report"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    _check_factory_run(_record(reports), sorted(M_LENSES), out)
 
 
 def test_a_light_that_stops_answering_is_a_station_fault_and_the_bench_is_left_safe(tmp_path: Path, capsys) -> None:
@@ -148,44 +200,99 @@ def test_a_light_that_dies_while_on_is_darkened_by_the_interlock_or_reported(tmp
             assert "SAFE STATE NOT CONFIRMED" in out
 
 
-def test_a_regression_against_the_baseline_fails_the_product_with_its_delta(tmp_path: Path, capsys) -> None:
-    reports = tmp_path / "reports"
-    assert main(["run", "--plan", "regression", "--reports", str(reports), "--no-report", *FAST]) == 0
-    golden = _record(reports)
-    baseline_file = tmp_path / "golden.json"
-    assert main(["baseline", "save", golden["run_id"], "--reports", str(reports), "-o", str(baseline_file)]) == 0
-    saved = json.loads(baseline_file.read_text())
-    measured = {m["key"]: m["value"] for m in golden["measurements"]}
-    assert {k: v["value"] for k, v in saved["values"].items()} == pytest.approx(measured)
-    # an approved build whose main-sensor black level sat 8 DN lower: today's build regressed by +8 DN
-    shift_dn = 8.0
-    saved["values"]["raw_black_level_dn[main]"]["value"] -= shift_dn
-    baseline_file.write_text(json.dumps(saved))
-    capsys.readouterr()
+#: The test named for each feature a firmware regression alters (``station.twin.firmware``'s ``feature``).
+FEATURE_TEST = {"raw": "test_raw_integrity", "zebra": "test_zebra", "peaking": "test_peaking",
+                "histogram": "test_histogram", "preview": "test_preview_shading"}
+#: Image-quality tests measured on the RAW itself: a RAW regression may also show there (a black-level offset
+#: tints the ColorChecker's dark patches: bl-offset raises CIEDE2000 max by about 4), an app feature's never.
+RAW_IQ_TESTS = {"test_sfr", "test_raw_shading", "test_color", "test_noise"}
+#: The default suite runs two representative builds (one RAW, one app feature) with -x; the slow test all of them.
+QUICK_BUILDS = ("bl-offset", "zebra-shift")
 
-    reports2 = tmp_path / "reports2"
-    code = main(["run", "--plan", "regression", "--baseline", str(baseline_file), "--reports", str(reports2),
-                 "--no-report", *FAST])
-    out = capsys.readouterr().out
-    assert code == 1, out
-    record = _record(reports2)
-    assert record["outcome"] == "fail" and record["baseline"]["path"] == str(baseline_file)
-    m = next(m for m in record["measurements"] if m["key"] == "raw_black_level_dn[main]")
-    assert m["baseline"] == saved["values"]["raw_black_level_dn[main]"]["value"]
-    assert m["delta"] == pytest.approx(m["value"] - m["baseline"]) == pytest.approx(shift_dn, abs=0.05)
-    assert m["regression_verdict"] == "fail" and m["verdict"] == "fail" and m["limits_verdict"] == "pass"
-    # the unshifted values stay within tolerance of their baseline
-    other = next(m for m in record["measurements"] if m["key"] == "raw_black_level_dn[m]")
-    assert other["regression_verdict"] == "pass" and abs(other["delta"]) < 0.05
-    tests = {t["name"]: t for t in record["tests"]}
-    assert tests["test_raw_dark_frame[m]"]["outcome"] == "passed"
-    failed = tests["test_raw_dark_frame[main]"]
-    assert failed["outcome"] == "failed" and failed["category"] == "product-defect"
-    assert "raw_black_level_dn[main]" in failed["message"] and "baseline" in failed["message"]
+
+@pytest.fixture(scope="module")
+def golden_baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The golden build's regression run (it must pass) and the baseline saved from it, once per module."""
+    folder = tmp_path_factory.mktemp("baseline")
+    reports = folder / "reports"
+    assert main(["run", "--plan", "regression", "--reports", str(reports), "--no-report", "--lens", LENS]) == 0
+    golden = _record(reports)
+    baseline_file = folder / "golden.json"
+    assert main(["baseline", "save", golden["run_id"], "--reports", str(reports), "-o", str(baseline_file)]) == 0
+    return baseline_file, golden
+
+
+def _regression_run(tmp_path: Path, build: str, baseline_file: Path, *extra: str) -> tuple[int, dict, str]:
+    import contextlib
+    import io
+
+    reports = tmp_path / build
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run", "--plan", "regression", "--firmware", build, "--baseline", str(baseline_file),
+                     "--reports", str(reports), "--no-report", "--lens", LENS, *extra])
+    return code, _record(reports), out.getvalue()
+
+
+def _check_regression_caught(build: str, code: int, record: dict, out: str, *, only: bool) -> None:
+    from station.twin.firmware import firmware_catalog
+
+    named = FEATURE_TEST[firmware_catalog()[build]["feature"]]
+    assert code == 1 and record["outcome"] == "fail", out
+    failed = [t for t in record["tests"] if t["outcome"] != "passed" and t["outcome"] != "skipped"]
+    assert failed and all(t["category"] == "product-defect" for t in failed), failed
+    assert any(t["name"].split("[")[0] == named for t in failed), (build, named, [t["name"] for t in failed])
+    if only:  # the whole plan ran: nothing but the test named for the regression failed (and, for a RAW
+        # regression, image quality measured on that RAW)
+        others = {t["name"].split("[")[0] for t in failed} - {named}
+        allowed = RAW_IQ_TESTS if named == "test_raw_integrity" else set()
+        assert others <= allowed, (build, [t["name"] for t in failed])
+    # the report shows the failing measurement with its baseline and delta
+    failing = [m for m in record["measurements"] if m["verdict"] == "fail"]
+    assert failing and any(named.removeprefix("test_").split("_")[0] in m["name"] for m in failing)
     results = {r["name"]: r for r in _results(record)}
-    assert _labels(results["test_raw_dark_frame[main]"])["failure"] == "product-defect"
-    assert results["test_raw_dark_frame[main]"]["status"] == "failed"
+    bad = next(r for name, r in results.items() if name.split("[")[0] == named and r["status"] == "failed")
+    assert _labels(bad)["failure"] == "product-defect"
+    with_baseline = [s for s in bad["steps"] if s["name"].startswith("measure ") and
+                     any(p["name"] == "delta" for p in s["parameters"])]
+    assert with_baseline, "the failing test's measurements carry the baseline and delta"
     assert "FAIL (exit 1)" in out
+
+
+def test_the_golden_builds_regression_run_passes_and_makes_a_baseline(golden_baseline) -> None:
+    baseline_file, golden = golden_baseline
+    saved = json.loads(baseline_file.read_text())
+    measured = {m["key"]: m["value"] for m in golden["measurements"] if m["value"] is not None}
+    assert {k: v["value"] for k, v in saved["values"].items()} == pytest.approx(measured)
+    assert {"raw_black_level_dn[main]", "mtf50_centre_cpp[main]", "preview_shading_corner_ratio[main]",
+            "zebra_mask_mismatch_pct[main/luma]", "noise_snr[main]"} <= set(saved["values"])
+    assert saved["firmware"] == "golden"
+
+
+@pytest.mark.parametrize("build", QUICK_BUILDS)
+def test_a_regression_build_fails_the_test_named_for_it(tmp_path: Path, golden_baseline, build: str) -> None:
+    code, record, out = _regression_run(tmp_path, build, golden_baseline[0], "--", "-x")
+    _check_regression_caught(build, code, record, out, only=False)
+    if build == "bl-offset":  # the delta is the build's own offset, against the approved build's value
+        from station.twin.firmware import BLACK_OFFSET_DN
+
+        m = next(m for m in record["measurements"] if m["key"] == "raw_black_level_dn[main]")
+        assert m["delta"] == pytest.approx(BLACK_OFFSET_DN, abs=0.1) and m["regression_verdict"] == "fail"
+
+
+@pytest.mark.slow
+def test_every_regression_build_fails_only_the_test_named_for_it_and_golden_passes(tmp_path: Path,
+                                                                                   golden_baseline) -> None:
+    from station.twin.firmware import FIRMWARE_BUILDS
+
+    code, record, out = _regression_run(tmp_path, "golden", golden_baseline[0])
+    assert code == 0 and record["outcome"] == "pass", out
+    assert all(m.get("regression_verdict") in (None, "pass") for m in record["measurements"])
+    for build in FIRMWARE_BUILDS:
+        if build == "golden":
+            continue
+        code, record, out = _regression_run(tmp_path, build, golden_baseline[0])
+        _check_regression_caught(build, code, record, out, only=True)
 
 
 def test_a_phone_on_another_firmware_than_asked_is_a_usage_error(tmp_path: Path, capsys) -> None:

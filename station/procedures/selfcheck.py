@@ -1,0 +1,170 @@
+"""Station self-check: the light is linear against the lux meter, the closed loop reaches a target illuminance,
+the mount homes and repeats. First in the factory plan: a failure here is the station's, not the phone's.
+
+- light linearity: the meter's illuminance at ``LEVELS_PCT`` of the light's full scale, a straight-line fit
+  (least squares), its R^2 and the largest deviation from it in % of the highest reading;
+- closed loop: ``station.devices.light.set_illuminance`` to ``CLOSED_LOOP_TARGET_LUX``, then the meter read
+  again: the error in % of the target;
+- homing: ``$H`` twice (the second time from far away): the rail positions reached differ by the homing error;
+- repeatability: ``REPEATS`` approaches of ``REPEAT_TARGET_MM``, alternately from below and from above (the
+  backlash shows): the spread (max - min) of the positions reached.
+
+Where the rail is: the controller's ``MPos`` on a bench; on the twin its truth (the same value, but from the
+world rather than from the controller under test).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from station.devices.light import set_illuminance
+from station.procedures.captures import lit
+
+LEVELS_PCT = (20.0, 40.0, 60.0, 80.0)
+CLOSED_LOOP_TARGET_LUX = 1000.0
+HOME_FROM_MM = 1000.0
+REPEAT_TARGET_MM = 800.0
+REPEAT_FROM_MM = (600.0, 1000.0)  # approach the target alternately from below and from above
+REPEATS = 5
+
+
+def rail_mm(station: Any) -> float:
+    """Where the rail really is: the twin's truth on the twin, the controller's MPos on a bench."""
+    if station.twin is not None:
+        return float(station.twin.truth()["pose"]["distance"])
+    return float(station.mount.position()["distance"])
+
+
+@dataclass
+class LightLinearity:
+    """Meter readings against light level and their straight-line fit."""
+
+    levels_pct: np.ndarray
+    lux: np.ndarray
+    slope_lux_per_pct: float
+    offset_lux: float
+
+    @property
+    def residual_lux(self) -> np.ndarray:
+        return self.lux - (self.slope_lux_per_pct * self.levels_pct + self.offset_lux)
+
+    @property
+    def r2(self) -> float:
+        total = float(np.sum((self.lux - self.lux.mean()) ** 2))
+        return 1.0 - float(np.sum(self.residual_lux ** 2)) / total if total > 0 else 0.0
+
+    @property
+    def max_dev_pct(self) -> float:
+        """Largest deviation from the fit in % of the highest reading."""
+        top = float(np.max(np.abs(self.lux)))
+        return float(np.max(np.abs(self.residual_lux)) / top * 100.0) if top > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"levels_pct": self.levels_pct.tolist(), "lux": self.lux.tolist(),
+                "slope_lux_per_pct": self.slope_lux_per_pct, "offset_lux": self.offset_lux, "r2": self.r2,
+                "max_dev_pct": self.max_dev_pct}
+
+    def png(self) -> bytes:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=100)
+        try:
+            ax.plot(self.levels_pct, self.lux, "o", label="lux meter")
+            x = np.array([0.0, 100.0])
+            ax.plot(x, self.slope_lux_per_pct * x + self.offset_lux, "-", lw=1,
+                    label=f"fit {self.slope_lux_per_pct:.4g} lux/% {self.offset_lux:+.3g} lux")
+            ax.set_xlabel("light level (% of full scale)")
+            ax.set_ylabel("illuminance at the chart (lux)")
+            ax.set_title(f"Light linearity against the lux meter: R^2 {self.r2:.5f}")
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+        finally:
+            plt.close(fig)
+        return buf.getvalue()
+
+
+def light_linearity(station: Any, levels_pct: tuple[float, ...] = LEVELS_PCT) -> LightLinearity:
+    """The meter's reading at each level (the light settled each time, off afterwards), and the fit."""
+    readings = []
+    for level in levels_pct:
+        with lit(station, level):
+            readings.append(float(station.meter.illuminance_lux()))
+    levels, lux = np.asarray(levels_pct, dtype=np.float64), np.asarray(readings)
+    slope, offset = np.polyfit(levels, lux, 1)
+    return LightLinearity(levels, lux, float(slope), float(offset))
+
+
+@dataclass
+class ClosedLoop:
+    target_lux: float
+    reading_lux: float
+    level_pct: float
+
+    @property
+    def error_pct(self) -> float:
+        return abs(self.reading_lux - self.target_lux) / self.target_lux * 100.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target_lux": self.target_lux, "reading_lux": self.reading_lux, "level_pct": self.level_pct,
+                "error_pct": self.error_pct}
+
+
+def closed_loop(station: Any, target_lux: float = CLOSED_LOOP_TARGET_LUX) -> ClosedLoop:
+    """Set ``target_lux`` through the closed loop, read the meter again; the light is off afterwards."""
+    try:
+        set_illuminance(station.light, station.meter, target_lux)
+        reading = float(station.meter.illuminance_lux())
+        level = float(station.light.level_pct())
+    finally:
+        station.light.set_output(False)
+    return ClosedLoop(float(target_lux), reading, level)
+
+
+@dataclass
+class Homing:
+    positions_mm: list[float] = field(default_factory=list)
+
+    @property
+    def error_mm(self) -> float:
+        return float(max(self.positions_mm) - min(self.positions_mm))
+
+
+def mount_homing(station: Any, away_mm: float = HOME_FROM_MM) -> Homing:
+    """Home twice, the second time after a move ``away_mm`` out: the homed positions must agree."""
+    result = Homing()
+    for attempt in (1, 2):
+        if attempt == 2:
+            station.mount.move_to(distance=away_mm)
+        station.mount.home()
+        result.positions_mm.append(rail_mm(station))
+    return result
+
+
+@dataclass
+class Repeatability:
+    target_mm: float
+    reached_mm: list[float] = field(default_factory=list)
+
+    @property
+    def spread_mm(self) -> float:
+        return float(max(self.reached_mm) - min(self.reached_mm))
+
+
+def mount_repeatability(station: Any, target_mm: float = REPEAT_TARGET_MM,
+                        from_mm: tuple[float, float] = REPEAT_FROM_MM, repeats: int = REPEATS) -> Repeatability:
+    """``repeats`` approaches of ``target_mm``, alternately from each of ``from_mm``: where the rail got to."""
+    result = Repeatability(float(target_mm))
+    for k in range(repeats):
+        station.mount.move_to(distance=from_mm[k % 2])
+        station.mount.move_to(distance=target_mm)
+        result.reached_mm.append(rail_mm(station))
+    return result

@@ -1,0 +1,185 @@
+"""Lens shading from flat fields (``calibration.shading``), and the shading the phone's preview leaves.
+
+Calibration: the diffuser (the ``flat`` chart) filling the view, ``FLAT_FRAMES`` RAW frames with the
+brightest channel's centre at ``FLAT_LEVEL`` of full scale (unclipped everywhere: shading only darkens the
+field), averaged into the per-channel gain map in Android's ``LENS_SHADING_MAP`` layout (gains >= 1) and a
+radial fit. The map is what the phone's ISP applies (``isp_entry``) and what the profile keeps.
+
+Preview shading (a firmware check): with a map stored, the phone's preview of a flat field must itself be
+flat. The preview's luma is decoded to linear light (IEC 61966-2-1) and each corner patch's mean compared
+with the centre's: ``corner_ratio`` 1 is flat, a firmware that skips the map leaves the lens's falloff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from station.procedures import ProcedureError
+from station.procedures.captures import auto_exposure, capture_shot, png_bytes
+from station.procedures.geometry import case_name, frame_scene, framing_distance_mm, preview_of_raw
+
+#: Flat fields averaged into one map.
+FLAT_FRAMES = 2
+#: The brightest channel's centre at this fraction of full scale.
+FLAT_LEVEL = 0.7
+#: The flat chart overfills the view by this much (lens cases); the bare sensor sees the whole light box.
+FLAT_FILL = 1.3
+#: The bare M sensor's distance to the light box (mm): close, so the box subtends a wide angle.
+BARE_DISTANCE_MM = 500.0
+#: Preview shading: corner and centre patches, as a fraction of the frame's shorter side.
+PATCH_FRACTION = 0.06
+#: The preview's centre at this fraction of full scale (RAW), so no corner clips after the map's gain.
+PREVIEW_LEVEL = 0.35
+
+
+@dataclass
+class ShadingMeasurement:
+    """The shading of one (sensor, lens, aperture): the map, its falloff, and the frames' level."""
+
+    sensor: str
+    lens: str | None
+    f_number: float | None
+    distance_mm: float
+    exposure_us: int
+    result: Any  # calibration.shading.ShadingResult
+    attachments: dict[str, bytes] = field(default_factory=dict)
+
+    def corner_falloff_pct(self) -> float:
+        """The mean corner illumination loss over the channels, % of the brightest point."""
+        return float(np.mean([self.result.corner_falloff(ch)["mean_pct"] for ch in set(self.result.channels)]))
+
+    def max_gain(self) -> float:
+        return float(self.result.gain_map.max())
+
+    def centre_offset_px(self) -> float:
+        """Distance of the radial fit's centre (mean over channels) from the frame centre, px."""
+        w, h = self.result.image_size
+        centres = np.array([fit.center_px for fit in self.result.radial.values()])
+        cx, cy = centres.mean(axis=0)
+        return float(np.hypot(cx - (w - 1) / 2.0, cy - (h - 1) / 2.0))
+
+    def isp_entry(self) -> dict[str, Any]:
+        """What the phone's ISP reads: the gain map, Android layout."""
+        return {"lens_shading_map": np.round(self.result.gain_map.astype(np.float64), 5).tolist()}
+
+    def profile_section(self) -> dict[str, Any]:
+        r = self.result
+        fit = r.radial.get("Gr") or next(iter(r.radial.values()))
+        section: dict[str, Any] = {
+            "grid": list(r.grid), "map": np.round(r.gain_map.astype(np.float64), 6).tolist(), "cfa": r.cfa,
+            "radial": {"k": [float(v) for v in fit.k], "center_px": [float(v) for v in fit.center_px],
+                       "radius_norm_px": float(fit.radius_norm_px)},
+            "distance_m": self.distance_mm / 1000.0, "corner_falloff_pct": self.corner_falloff_pct(),
+            "flat_residual_pct": float(r.flat_residual_pct), "frames": int(r.frames)}
+        if self.f_number:
+            section["f_number"] = float(self.f_number)
+        return section
+
+    def png(self) -> bytes:
+        from calibration.plots import shading_png
+
+        label = case_name(self.sensor, self.lens) + (f" f/{self.f_number:g}" if self.f_number else "")
+        return shading_png(self.result, title=f"Lens shading gain map (Android LENS_SHADING_MAP): {label}")
+
+
+def flat_distance_mm(station: Any, sensor: str, lens: str | None) -> float:
+    """Where the flat chart fills the view (with a lens), or the bare sensor's distance to the light box."""
+    if sensor == "m" and lens is None:
+        return BARE_DISTANCE_MM
+    from targets.registry import get_chart
+
+    return framing_distance_mm(station, sensor, lens, get_chart("flat").width_mm, FLAT_FILL)
+
+
+def measure_shading(station: Any, sensor: str, lens: str | None = None, *, f_number: float | None = None,
+                    frames: int = FLAT_FRAMES) -> ShadingMeasurement:
+    """The lens shading map of ``sensor`` (with M lens ``lens`` at ``f_number``, as mounted) from flat fields.
+
+    Expects the flat chart (diffuser) on the holder and the light on. ``ProcedureError`` when the frames are
+    not flat enough for a map (``calibration.shading``: not flat, too dark, clipped).
+    """
+    from calibration.shading import ShadingError, lens_shading
+
+    distance = flat_distance_mm(station, sensor, lens)
+    frame_scene(station, sensor, lens, distance)
+    exposure, shot = auto_exposure(station, sensor, target_fraction=FLAT_LEVEL, statistic="centre")
+    flats = [shot.frame]
+    while len(flats) < frames:
+        flats.append(capture_shot(station, sensor, ("raw10",)).frame)
+    first = flats[0]
+    label = case_name(sensor, lens) + (f" f/{f_number:g}" if f_number else "")
+    attachments = {f"{label}: flat field": preview_of_raw(first, 512)}
+    try:
+        result = lens_shading([f.data for f in flats], cfa=first.cfa, black_level=float(first.black_level),
+                              white_level=float(first.white_level))
+    except ShadingError as exc:
+        error = ProcedureError(f"{label}: no shading map from the flat fields: {exc}")
+        error.attachments = attachments  # the plan attaches them (tests/plans/helpers.procedure)
+        raise error from None
+    return ShadingMeasurement(sensor=sensor, lens=lens, f_number=f_number, distance_mm=float(distance),
+                              exposure_us=int(exposure), result=result, attachments=attachments)
+
+
+# --- the preview's shading ----------------------------------------------------------------------------
+
+def srgb_to_linear(code8: np.ndarray) -> np.ndarray:
+    """8-bit sRGB codes to linear light 0..1 (IEC 61966-2-1)."""
+    v = np.asarray(code8, dtype=np.float64) / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+@dataclass
+class PreviewShading:
+    """How flat the phone's preview of a flat field is: each corner's linear luma over the centre's."""
+
+    sensor: str
+    corner_ratios: dict[str, float]
+    centre_code: float  # the centre's mean luma, 8-bit code
+    exposure_us: int
+    preview: np.ndarray = field(repr=False)
+
+    @property
+    def corner_ratio(self) -> float:
+        """The darkest corner's ratio (1: flat)."""
+        return float(min(self.corner_ratios.values()))
+
+    def png(self) -> bytes:
+        return png_bytes(self.preview, 768)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"corner_ratios": self.corner_ratios, "corner_ratio": self.corner_ratio,
+                "centre_luma_code": self.centre_code, "exposure_us": self.exposure_us}
+
+
+def corner_ratios(luma8: np.ndarray, patch_fraction: float = PATCH_FRACTION) -> tuple[dict[str, float], float]:
+    """Linear-light mean of each corner patch of an 8-bit luma image over the centre patch's, and the centre's
+    mean code."""
+    h, w = luma8.shape
+    p = max(4, int(round(patch_fraction * min(h, w))))
+    linear = srgb_to_linear(luma8)
+    cy, cx = h // 2, w // 2
+    centre = float(linear[cy - p // 2:cy + p // 2, cx - p // 2:cx + p // 2].mean())
+    if centre <= 0:
+        raise ProcedureError("preview shading: the preview's centre is black (light off, or exposure far too short)")
+    patches = {"top-left": linear[:p, :p], "top-right": linear[:p, -p:], "bottom-left": linear[-p:, :p],
+               "bottom-right": linear[-p:, -p:]}
+    code = float(luma8[cy - p // 2:cy + p // 2, cx - p // 2:cx + p // 2].mean())
+    return {k: float(v.mean()) / centre for k, v in patches.items()}, code
+
+
+def preview_shading(station: Any, sensor: str, lens: str | None = None) -> PreviewShading:
+    """The phone's preview of the flat field (as the phone's stored calibration corrects it): corner / centre.
+
+    Expects the flat chart on the holder and the light on.
+    """
+    from calibration.zebra import preview_luma
+
+    frame_scene(station, sensor, lens, flat_distance_mm(station, sensor, lens))
+    exposure, _ = auto_exposure(station, sensor, target_fraction=PREVIEW_LEVEL, statistic="centre")
+    shot = capture_shot(station, sensor, ("preview",))
+    ratios, code = corner_ratios(preview_luma(shot.preview))
+    return PreviewShading(sensor=sensor, corner_ratios=ratios, centre_code=code, exposure_us=int(exposure),
+                          preview=shot.preview)

@@ -1,0 +1,49 @@
+"""The end of the factory plan: a lens profile for every case of the capture matrix (main, m bare, m + each
+lens) written beside the run and listed in the record; then the whole calibration written into the phone
+with ``calibration.write`` and read back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import allure
+import pytest
+
+from station.procedures import profile as profile_proc
+from tests.plans.helpers import case_results
+
+pytestmark = pytest.mark.bench
+
+
+def test_lens_profile(station: Any, case: str, results: dict, profile_dir: Any, run_record: Any, measure: Any,
+                      request: pytest.FixtureRequest) -> None:
+    sensor, _, lens = case.partition("/")
+    if case not in results:
+        pytest.fail(f"{case}: nothing was measured for its profile (every step of the case failed)")
+    entry = case_results(results, station, sensor, lens or None)
+    with allure.step(f"assemble the {case} profile: {', '.join(sorted(entry.sections)) or 'no sections'}"):
+        doc = profile_proc.assemble_profile(entry, profile_proc.provenance(
+            station, dut_serial=request.config.option.dut_serial))
+    with allure.step("write it atomically beside the run"):
+        path = profile_proc.write_profile(doc, profile_dir)
+    entry.phone["profile_digest"] = doc["digest"]
+    if "geometry" in doc:
+        geometry = doc["geometry"]
+        entry.phone["camera_model"] = {"camera_matrix": geometry["camera_matrix"],
+                                       "dist_coeffs": geometry["dist_coeffs"]}
+    run_record.add_profile(path, request.node.nodeid, case=case, sensor=sensor, lens=lens or None,
+                           digest=doc["digest"], sections=sorted(entry.sections))
+    allure.attach.file(str(path), name=path.name, attachment_type=allure.attachment_type.JSON)
+    measure("profile_sections", len(entry.sections), case=case)
+
+
+def test_calibration_writeback(station: Any, results: dict, measure: Any, run_record: Any) -> None:
+    entries = [item for entry in results.values() for item in profile_proc.phone_entries(entry)]
+    with allure.step(f"write {len(entries)} calibration entries of {len(results)} cases into the phone, "
+                     "read it back, compare"):
+        written = profile_proc.write_calibration(station, entries)
+    run_record.update(calibration=written.to_dict())
+    allure.attach(str(written.to_dict()), name="calibration write-back", attachment_type=allure.attachment_type.TEXT)
+    measure("calibration_blob_bytes", float(written.receipt.get("bytes") or 0))
+    measure("calibration_readback_mismatches", len(written.mismatched))

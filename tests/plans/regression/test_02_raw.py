@@ -1,0 +1,29 @@
+"""Firmware regression, RAW: 10-bit RAW integrity of each sensor (every code present, the declared black level
+and CFA order, RAW10 = DNG), compared with the approved build's baseline when one is given.
+
+The M sensor sees the charts through the run's first M lens (the bare sensor images none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.plans import steps
+from tests.plans.conftest import configured_lenses
+
+pytestmark = pytest.mark.bench
+
+
+@pytest.mark.parametrize("sensor", ["main", "m"])
+def test_raw_integrity(sensor: str, station: Any, operator: Any, measure: Any,
+                       request: pytest.FixtureRequest) -> None:
+    lens = None
+    if sensor == "m":
+        lenses = configured_lenses(request.config)
+        if not lenses:
+            pytest.skip("RAW integrity of the M sensor needs an M lens to see the charts: give --lens")
+        lens = lenses[0]
+        operator.mount_lens(lens, None)
+    steps.raw_integrity(station, operator, measure, sensor, lens)

@@ -1,0 +1,436 @@
+"""The plans' steps, shared by every case of the capture matrix: each puts its chart up (the operator), runs a
+procedure of ``station.procedures`` inside an Allure step, attaches what a person would rather look at,
+keeps its profile section and phone entries in ``results`` and takes its measurements against the limits
+file (every one recorded before the test fails on any: ``measure(..., check=False)`` then ``measure.check()``).
+
+Measurement cases: ``main``, ``m`` (bare), ``m/<lens>``; an aperture-dependent one adds ``/f<N>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fixtures.allure_glue import attach_png
+from station.procedures import sensor as sensor_proc
+from station.procedures.color import measure_color
+from station.procedures.focus import adapter_focus
+from station.procedures.geometry import (
+    BOARD,
+    calibrate_geometry,
+    case_name,
+    lens_datasheet,
+    thin_lens_image_distance_mm,
+)
+from station.procedures.sfr import lateral_ca, measure_sfr
+from station.procedures.shading import measure_shading, preview_shading
+from tests.plans.helpers import Operator, attach_all, case_results, procedure
+
+
+def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:
+    """The measurement case: ``main``, ``m``, ``m/<lens>`` or, with an aperture, ``m/<lens>/f<N>``."""
+    name = case_name(sensor, lens)
+    return f"{name}/f{f_number:g}" if f_number else name
+
+
+def sensor_characterization(station: Any, operator: Operator, measure: Any, results: dict, sensor: str,
+                            lens: str | None = None) -> Any:
+    operator.place_chart("flat")
+    with procedure(f"EMVA 1288 photon transfer of {case_name(sensor, lens)}: flat pairs over an exposure sweep, "
+                   "then dark pairs"):
+        result = sensor_proc.characterize_sensor(station, sensor, lens)
+    attach_png(f"{case_name(sensor, lens)}: photon transfer curve (EMVA 1288)", result.ptc_png())
+    case_results(results, station, sensor, lens).sections["sensor_response"] = result.profile_section()
+    case = case_name(sensor, lens)
+    summary = result.summary()
+    for name, key in (("sensor_conversion_gain_dn_per_e", "conversion_gain_dn_per_e"),
+                      ("sensor_read_noise_e", "read_noise_e"), ("sensor_clip_level_dn", "clip_level_dn"),
+                      ("sensor_saturation_capacity_e", "saturation_capacity_e"),
+                      ("sensor_linearity_error_pct", "linearity_error_pct"), ("sensor_dsnu_e", "dsnu_e"),
+                      ("sensor_prnu_pct", "prnu_pct")):
+        measure(name, summary[key], case=case, check=False)
+    measure.check()
+    return result
+
+
+def geometry(station: Any, operator: Operator, measure: Any, results: dict, sensor: str, lens: str | None = None,
+             f_number: float | None = None) -> Any:
+    operator.place_chart(BOARD)
+    with procedure(f"ChArUco {BOARD} at {5} pan/tilt poses through {f_case(sensor, lens, f_number)}"):
+        result = calibrate_geometry(station, sensor, lens, f_number=f_number)
+    attach_all(result.attachments)
+    attach_png(f"{case_name(sensor, lens)}: distortion field", result.distortion_png())
+    case_results(results, station, sensor, lens).sections["geometry"] = result.profile_section()
+    case = case_name(sensor, lens)
+    sheet = lens_datasheet(sensor, lens)
+    expected = thin_lens_image_distance_mm(sheet.focal_length_mm, result.distance_mm)
+    measure("geometry_rms_px", result.rms_px, case=case, check=False)
+    measure("geometry_views_used", result.views_used, case=case, check=False)
+    measure("geometry_image_distance_error_pct", (result.image_distance_mm / expected - 1.0) * 100.0, case=case,
+            check=False)
+    measure("geometry_corner_distortion_px", result.corner_distortion_px(), case=case, check=False)
+    measure.check()
+    return result
+
+
+def shading(station: Any, operator: Operator, measure: Any, results: dict, sensor: str, lens: str | None = None,
+            f_number: float | None = None) -> Any:
+    operator.place_chart("flat")
+    with procedure(f"flat fields through {f_case(sensor, lens, f_number)}: the lens shading map"):
+        result = measure_shading(station, sensor, lens, f_number=f_number)
+    attach_all(result.attachments)
+    attach_png(f"{f_case(sensor, lens, f_number)}: lens shading map", result.png())
+    entry = case_results(results, station, sensor, lens)
+    entry.sections["shading"] = result.profile_section()
+    entry.phone.update(result.isp_entry())
+    case = case_name(sensor, lens)
+    measure("shading_corner_falloff_pct", result.corner_falloff_pct(), case=case, check=False)
+    measure("shading_max_gain", result.max_gain(), case=case, check=False)
+    measure("shading_centre_offset_px", result.centre_offset_px(), case=case, check=False)
+    measure("shading_flat_residual_pct", float(result.result.flat_residual_pct), case=case, check=False)
+    measure.check()
+    return result
+
+
+def sfr(station: Any, operator: Operator, measure: Any, results: dict, sensor: str, lens: str | None = None,
+        f_number: float | None = None, *, profile: bool = True) -> Any:
+    operator.place_chart("sfr")
+    with procedure(f"slanted-edge chart through {f_case(sensor, lens, f_number)}: e-SFR of every edge"):
+        result = measure_sfr(station, sensor, lens, f_number=f_number)
+    attach_all(result.attachments)
+    label = f_case(sensor, lens, f_number)
+    attach_png(f"{label}: MTF curves", result.curves_png())
+    attach_png(f"{label}: MTF50 across the field", result.field_png())
+    entry = case_results(results, station, sensor, lens)
+    sfr_section = entry.sections.setdefault("sfr", {"apertures": {}})
+    sfr_section["apertures"][f"f{f_number:g}" if f_number else "fixed"] = result.profile_section()
+    case = f_case(sensor, lens, f_number)
+    measure("mtf50_centre_cpp", result.zone_mtf50("centre"), case=case, check=False)
+    measure("mtf50_mid_cpp", result.zone_mtf50("mid"), case=case, check=False)
+    measure("mtf50_corner_cpp", result.zone_mtf50("corner"), case=case, check=False)
+    measure("mtf50_min_cpp", result.min_mtf50(), case=case, check=False)
+    measure("sfr_edges", len(result.edges), case=case, check=False)
+    measure.check()
+    return result
+
+
+def chromatic(station: Any, measure: Any, results: dict, sfr_result: Any) -> Any:
+    sensor, lens = sfr_result.sensor, sfr_result.lens
+    with procedure(f"lateral CA from the slanted edges of {sfr_result.case}"):
+        result = lateral_ca(sfr_result.frame, sfr_result.edges)
+    attach_png(f"{case_name(sensor, lens)}: lateral chromatic aberration", result.png(
+        f"Lateral CA relative to G: {sfr_result.case}"))
+    case_results(results, station, sensor, lens).sections["chromatic"] = result.profile_section()
+    case = case_name(sensor, lens)
+    measure("ca_r_scale_ppm", (result.r_scale - 1.0) * 1e6, case=case, check=False)
+    measure("ca_b_scale_ppm", (result.b_scale - 1.0) * 1e6, case=case, check=False)
+    measure("ca_corner_shift_px", result.corner_shift_px(), case=case, check=False)
+    measure.check()
+    return result
+
+
+def color(station: Any, operator: Operator, measure: Any, results: dict, sensor: str,
+          lens: str | None = None) -> Any:
+    operator.place_chart("colorchecker")
+    entry = case_results(results, station, sensor, lens)
+    gain_map = entry.phone.get("lens_shading_map")
+    with procedure(f"ColorChecker through {case_name(sensor, lens)}: white balance, colour matrix, CIEDE2000"
+                   + (" (lens shading corrected)" if gain_map is not None else "")):
+        result = measure_color(station, sensor, lens, gain_map=gain_map)
+    attach_all(result.attachments)
+    attach_png(f"{case_name(sensor, lens)}: ColorChecker reference / before / after", result.png())
+    entry.sections["color"] = result.profile_section()
+    entry.phone.update(result.isp_entry())
+    case = case_name(sensor, lens)
+    measure("color_delta_e_mean", result.delta_e("after")["mean"], case=case, check=False)
+    measure("color_delta_e_max", result.delta_e("after")["max"], case=case, check=False)
+    measure("color_wb_gain_r", result.wb_gains[0], case=case, check=False)
+    measure("color_wb_gain_b", result.wb_gains[2], case=case, check=False)
+    measure.check()
+    return result
+
+
+def focus(station: Any, operator: Operator, measure: Any, results: dict, lens: str, f_number: float) -> Any:
+    operator.place_chart("sfr")
+    with procedure(f"through-focus sweep of the slanted-edge chart through {lens} f/{f_number:g}: the adapter's "
+                   "flange back-focus and tilt"):
+        result = adapter_focus(station, lens, f_number)
+    attach_all(result.attachments)
+    attach_png(f"m/{lens}: through-focus sweep", result.sweep_png())
+    case_results(results, station, "m", lens).sections["focus"] = result.profile_section()
+    case = f"m/{lens}"
+    measure("adapter_back_focus_mm", result.back_focus_mm, case=case, check=False)
+    measure("adapter_tilt_x_deg", result.tilt_x_deg, case=case, check=False)
+    measure("adapter_tilt_y_deg", result.tilt_y_deg, case=case, check=False)
+    measure("focus_fit_residual_um", result.residual_um, case=case, check=False)
+    measure.check()
+    return result
+
+
+def preview_flatness(station: Any, operator: Operator, measure: Any, sensor: str, lens: str | None = None) -> Any:
+    operator.place_chart("flat")
+    with procedure(f"the phone's preview of the flat field through {case_name(sensor, lens)} (its stored shading "
+                   "map applied)"):
+        result = preview_shading(station, sensor, lens)
+    attach_png(f"{case_name(sensor, lens)}: preview of the flat field", result.png())
+    measure("preview_shading_corner_ratio", result.corner_ratio, case=case_name(sensor, lens))
+    return result
+
+
+# --- zebra and peaking (``station.procedures.zebra`` / ``peaking``) ------------------------------------------
+
+def zebra_calibration(station: Any, operator: Operator, measure: Any, sensor: str, lens: str | None = None,
+                      f_number: float | None = None, *, verify: tuple[str, ...] = ()) -> Any:
+    from station.procedures.zebra import calibrate_zebra, verify_zebra
+
+    operator.place_chart("flat")
+    label = f_case(sensor, lens, f_number)
+    try:
+        with procedure(f"zebra: light sweep on the flat field through {label}, T_raw and T_luma (written into the "
+                       "phone)"):
+            result = calibrate_zebra(station, sensor, gain=1.0, lens=lens, aperture=f_number, chart="flat")
+        attach_all(result.attachments())
+        case = case_name(sensor, lens)
+        measure("zebra_clip_level_dn", result.clip_level_dn, case=case, check=False)
+        measure("zebra_raw_threshold_dn", result.raw_threshold_dn, case=case, check=False)
+        measure("zebra_luma_threshold", result.luma_threshold, case=case, check=False)
+        for mode in verify:
+            if not operator.on_twin:
+                operator.place_chart("steps")
+            with procedure(f"zebra ({mode} mode) at the calibrated threshold against raw truth, step chart"):
+                check = verify_zebra(station, sensor, result, mode, chart="steps")
+            attach_all(check.attachments())
+            measure("zebra_missed_pct", 100.0 * (check.missed_fraction or 0.0), case=f"{case}/{mode}", check=False)
+            measure("zebra_false_flag_pct", 100.0 * (check.false_flag_fraction or 0.0), case=f"{case}/{mode}",
+                    check=False)
+    finally:
+        operator.forget_chart()  # the procedure put its own charts up on the twin
+    measure.check()
+    return result
+
+
+#: Peaking's focus search: within this much image-side defocus (mm of lens extension) of the datasheet's focus
+#: for the chart's distance (an adapter error beyond it fails the adapter's own check first); the main camera
+#: within this many diopters of the chart's distance.
+PEAKING_SEARCH_MM = 0.15
+PEAKING_SEARCH_DPT = 1.5
+
+
+def peaking_scene(station: Any, sensor: str, lens: str | None) -> tuple[float, tuple[float, float]]:
+    """The Siemens star filling the frame: its rail distance, and the focus range to search around it
+    (ring degrees for an M lens, diopters for the main camera)."""
+    from station.procedures.geometry import framing_distance_mm, ring_for_distance_deg
+    from targets.registry import get_chart
+
+    distance = framing_distance_mm(station, sensor, lens, get_chart("siemens").width_mm, 1.0)
+    if sensor == "main":
+        centre = 1000.0 / distance
+        return distance, (max(centre - PEAKING_SEARCH_DPT, 0.05), centre + PEAKING_SEARCH_DPT)
+    sheet = lens_datasheet(sensor, lens)
+    ring = ring_for_distance_deg(lens, distance)
+    span = PEAKING_SEARCH_MM / (sheet.close_extension_mm / sheet.focus_throw_deg)
+    return distance, (max(ring - span, 0.0), min(ring + span, float(sheet.focus_throw_deg)))
+
+
+def peaking_calibration(station: Any, operator: Operator, measure: Any, sensor: str, lens: str | None = None,
+                        f_number: float | None = None, *, verify: bool = False) -> Any:
+    from station.procedures.peaking import calibrate_peaking, verify_peaking
+
+    operator.place_chart("siemens")
+    label = f_case(sensor, lens, f_number)
+    distance, focus_range = peaking_scene(station, sensor, lens)
+    try:
+        with procedure(f"focus peaking: focus sweep of the Siemens star through {label}, T_peak (written into the "
+                       "phone)"):
+            result = calibrate_peaking(station, sensor, lens=lens, aperture=f_number, gain=1.0, chart="siemens",
+                                       distance_mm=distance, focus_range=focus_range, flats=1)
+        attach_all(result.attachments())
+        case = f_case(sensor, lens, f_number)
+        measure("peaking_threshold", result.threshold, case=case, check=False)
+        measure("peaking_flat_rate_pct", 100.0 * result.flat_rate, case=case, check=False)
+        if verify:
+            with procedure("focus peaking at T_peak: in focus, beyond twice the depth of field, flat fields"):
+                check = verify_peaking(station, sensor, result)
+            attach_all(check.attachments())
+            in_focus = [f["coverage"] for f in check.frames if f["expected"] == "in_focus"]
+            beyond = [f["coverage"] for f in check.frames if f["expected"] == "beyond_2dof"]
+            measure("peaking_in_focus_coverage_pct", 100.0 * min(in_focus), case=case, check=False)
+            measure("peaking_far_coverage_pct", 100.0 * max(beyond), case=case, check=False)
+            measure("peaking_flat_rate_pct", 100.0 * max(check.flat_rates), case=f"{case}/verify", check=False)
+    finally:
+        operator.forget_chart()
+    measure.check()
+    return result
+
+
+def isp_write(station: Any, measure: Any, results: dict, sensor: str, lens: str | None = None) -> Any:
+    """What the phone's ISP reads (shading map, white balance, colour matrix) of one case, into the phone."""
+    from station.procedures import calibration_path
+    from station.procedures.profile import write_calibration
+
+    entry = results.get(case_name(sensor, lens))
+    isp = {k: v for k, v in (entry.phone if entry else {}).items() if k in ("lens_shading_map", "wb_gains", "ccm")}
+    if not isp:
+        import pytest
+
+        pytest.skip(f"{case_name(sensor, lens)}: no ISP calibration measured (shading / colour failed)")
+    with procedure(f"write {', '.join(sorted(isp))} of {case_name(sensor, lens)} into the phone, read back"):
+        written = write_calibration(station, [(calibration_path(sensor, lens, k), v) for k, v in isp.items()])
+    measure("calibration_readback_mismatches", len(written.mismatched), case=case_name(sensor, lens))
+    return written
+
+
+# --- RAW integrity (``station.procedures.raw_checks``) -----------------------------------------------------
+
+def raw_integrity(station: Any, operator: Operator, measure: Any, sensor: str, lens: str | None = None) -> Any:
+    """RAW integrity of ``sensor`` (``station.procedures.raw_checks``): CFA order and RAW10 = DNG on the
+    ColorChecker, missing codes on a defocused step chart, black level from darks. The M sensor needs a lens to
+    see the charts: ``lens`` (mounted by the caller) focused by its datasheet ring at the chart's distance."""
+    from station.procedures.color import CHART_FILL
+    from station.procedures.geometry import frame_scene, framing_distance_mm, ring_for_distance_deg
+    from station.procedures.raw_checks import check_raw_integrity
+    from targets.colorchecker import ColorCheckerChart
+
+    distance = framing_distance_mm(station, sensor, lens, ColorCheckerChart().width_mm, CHART_FILL)
+    frame_scene(station, sensor, lens, distance)
+    focus_deg = ring_for_distance_deg(lens, distance) if sensor == "m" else None
+    operator.place_chart("colorchecker")
+    label = case_name(sensor, lens)
+    try:
+        with procedure(f"RAW integrity of {label}: CFA order, RAW10 = DNG, missing codes, black level"):
+            result = check_raw_integrity(station, sensor, focus=focus_deg, colour_chart="colorchecker",
+                                         ramp_chart="steps")
+    finally:
+        operator.forget_chart()
+    attach_all(result.attachments())
+    case = sensor
+    measure("raw_missing_codes", result.codes["missing_count"], case=case, check=False)
+    measure("raw_black_offset_dn", result.black["max_offset_dn"], case=case, check=False)
+    measure("raw_black_level_dn", float(sum(result.black["measured_dn"].values()) / len(result.black["measured_dn"])),
+            case=case, check=False)
+    measure("raw_cfa_order_match", 1.0 if result.cfa["match"] else 0.0, case=case, check=False)
+    differing = result.raw10_dng.get("differing_pixels")
+    measure("raw10_dng_differing_pixels", float(differing if differing is not None else 1e9), case=case,
+            check=False)
+    measure.check()
+    return result
+
+
+# --- regression: the app's masks and histogram against their definition on the very same frame --------------
+
+def _mask_stats(phone: Any, reference: Any) -> tuple[float, float]:
+    """% of pixels where the phone's mask and the reference differ, and % the reference flags."""
+    import numpy as np
+
+    return (100.0 * float(np.count_nonzero(phone != reference)) / reference.size,
+            100.0 * float(np.count_nonzero(reference)) / reference.size)
+
+
+def _mask_overlay(preview: Any, phone: Any, reference: Any) -> bytes:
+    """The preview with the phone's flags (magenta), flags it missed (red) and extra flags (blue)."""
+    from station.procedures.captures import png_bytes
+
+    out = preview.copy()
+    out[phone & reference] = (255, 0, 255)
+    out[reference & ~phone] = (255, 0, 0)
+    out[phone & ~reference] = (0, 64, 255)
+    return png_bytes(out, 1024)
+
+
+def zebra_conformance(station: Any, operator: Operator, measure: Any, sensor: str = "main",
+                      threshold: int = 235) -> None:
+    """The phone's luma zebra at ``threshold`` against DESIGN 7's definition (``calibration.zebra``) on the
+    same frame: the step chart out of focus (smooth ramps through the threshold), its top steps clipping."""
+    from calibration.zebra import luma_zebra
+    from station.procedures.captures import auto_exposure, capture_shot
+
+    operator.place_chart("steps")
+    with procedure(f"zebra (luma, T {threshold}) on the defocused step chart: the phone's mask against "
+                   "Y' >= T of its own preview"):
+        from station.procedures.geometry import frame_scene, framing_distance_mm
+        from targets.registry import get_chart
+
+        frame_scene(station, sensor, None, framing_distance_mm(station, sensor, None, get_chart("steps").width_mm,
+                                                               1.1))
+        station.dut.configure(sensor, focus_m=0.05, zebra={"enabled": False})
+        try:
+            exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+            station.dut.configure(sensor, exposure_us=int(exposure * 1.6),
+                                  zebra={"enabled": True, "mode": "luma", "threshold": int(threshold)})
+            shot = capture_shot(station, sensor, ("preview", "zebra_mask"))
+        finally:
+            station.dut.configure(sensor, focus_m=None, zebra={"enabled": False})
+    reference = luma_zebra(shot.preview, threshold)
+    phone = shot.masks["zebra_mask"]
+    attach_png(f"{sensor}: zebra mask (magenta) vs definition: missed red, extra blue",
+               _mask_overlay(shot.preview, phone, reference))
+    mismatch, flagged = _mask_stats(phone, reference)
+    measure("zebra_mask_mismatch_pct", mismatch, case=f"{sensor}/luma", check=False)
+    measure("zebra_flagged_pct", flagged, case=f"{sensor}/luma", check=False)
+    measure.check()
+
+
+def peaking_conformance(station: Any, operator: Operator, measure: Any, sensor: str = "main",
+                        threshold: int = 40) -> None:
+    """The phone's peaking at ``threshold`` against DESIGN 7's definition (``calibration.peaking``) on the same
+    frame: the Siemens star in focus."""
+    from calibration.peaking import peaking_mask
+    from calibration.zebra import preview_luma
+    from station.procedures.captures import auto_exposure, capture_shot
+    from station.procedures.geometry import frame_scene, framing_distance_mm
+    from targets.registry import get_chart
+
+    operator.place_chart("siemens")
+    with procedure(f"peaking (T {threshold}) on the Siemens star in focus: the phone's mask against "
+                   "|Laplacian of its preview's luma| >= T"):
+        frame_scene(station, sensor, None, framing_distance_mm(station, sensor, None, get_chart("siemens").width_mm,
+                                                               1.1))
+        station.dut.configure(sensor, peaking={"enabled": False})
+        try:
+            auto_exposure(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
+            station.dut.configure(sensor, peaking={"enabled": True, "threshold": int(threshold)})
+            shot = capture_shot(station, sensor, ("preview", "peaking_mask"))
+        finally:
+            station.dut.configure(sensor, peaking={"enabled": False})
+    reference = peaking_mask(preview_luma(shot.preview), threshold)
+    phone = shot.masks["peaking_mask"]
+    attach_png(f"{sensor}: peaking mask (magenta) vs definition: missed red, extra blue",
+               _mask_overlay(shot.preview, phone, reference))
+    mismatch, flagged = _mask_stats(phone, reference)
+    measure("peaking_mask_mismatch_pct", mismatch, case=sensor, check=False)
+    measure("peaking_flagged_pct", flagged, case=sensor, check=False)
+    measure.check()
+
+
+def histogram_conformance(station: Any, operator: Operator, measure: Any, sensor: str = "main",
+                          source: str = "preview") -> None:
+    """The app's histogram of one frame against the reference of the same frame (``raw_checks``)."""
+    from station.procedures.raw_checks import check_histogram
+
+    operator.place_chart("colorchecker")
+    with procedure(f"the app's {source} histogram of one frame against the reference histogram of that frame"):
+        result = check_histogram(station, sensor, source, level_pct=50.0)
+    attach_all(result.attachments())
+    case = f"{sensor}/{source}"
+    measure("histogram_l1_normalised", result.l1_normalised, case=case, check=False)
+    measure("histogram_shift_bins", result.shift_bins, case=case, check=False)
+    measure.check()
+
+
+def noise(station: Any, operator: Operator, measure: Any, sensor: str = "main") -> Any:
+    operator.place_chart("flat")
+    with procedure(f"temporal noise of {sensor}: a flat pair at half scale, a dark pair (EMVA 1288 4.0, 6.2)"):
+        result = sensor_proc.temporal_noise(station, sensor)
+    allure_text("temporal noise", result.to_dict())
+    measure("noise_dark_dn", result.dark_noise, case=sensor, check=False)
+    measure("noise_lit_dn", float(max(result.lit_noise_dn.values())), case=sensor, check=False)
+    measure("noise_snr", result.snr, case=sensor, check=False)
+    measure.check()
+    return result
+
+
+def allure_text(name: str, data: Any) -> None:
+    import json
+
+    import allure
+
+    allure.attach(json.dumps(data, indent=2, default=str), name=name, attachment_type=allure.attachment_type.JSON)

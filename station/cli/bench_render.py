@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -27,28 +26,14 @@ CHART = "sfr"
 DISTANCE_MM = 1000.0
 
 
-@dataclass
-class _Light:
-    cct_k: float = 5000.0
+def _bench_world(resolution: str, focus_deg: float) -> Any:
+    """The bench's fixed scene: a twin world with the chart, lens, pose and light set."""
+    from station.twin.world import World
 
-
-@dataclass
-class _BenchWorld:
-    """The bench's fixed scene in the shape ``render_raw`` reads a world."""
-
-    resolution: str
-    focus_deg: float
-    seed: int = 1
-    chart: str = CHART
-    m_lens: str | None = LENS
-    light: _Light = field(default_factory=_Light)
-    lux: float = 1000.0
-
-    def pose(self) -> dict[str, float]:
-        return {"focus": self.focus_deg, "distance": DISTANCE_MM, "pan": 0.0, "tilt": 0.0}
-
-    def illuminance_lux(self) -> float:
-        return self.lux
+    world = World(seed=1, resolution=resolution, time_scale=0.0, chart=CHART, m_lens=LENS)
+    world.axes.update({world.axis_map["focus"]: focus_deg, world.axis_map["distance"]: DISTANCE_MM})
+    world.set_light(output=True, level_pct=50.0)
+    return world
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +59,7 @@ def measure(modes: tuple[str, ...] = ("ci", "full"), repeats: int = 2) -> dict[s
     settings = {"exposure_us": 4000, "analog_gain": 1.0, "aperture": 4.0}
     result: dict[str, Any] = {"lens": LENS, "chart": CHART, "distance_mm": DISTANCE_MM, "repeats": repeats}
     for mode in modes:
-        world = _BenchWorld(resolution=mode, focus_deg=ring)
+        world = _bench_world(mode, ring)
         t0 = time.perf_counter()
         raw, _ = render_raw(world, "m", settings, 0)
         result[f"{mode}_first_s"] = time.perf_counter() - t0

@@ -403,3 +403,11 @@ def test_truth_is_json_and_names_what_the_station_measures():
     assert set(catalog["m"]) == set(M_LENSES) and catalog["main"]["focal_length_mm"] == MAIN_LENS.focal_length_mm
     json.dumps(catalog)
     json.dumps(sensor_truth())
+
+
+def test_bench_render_reports_each_mode_against_its_limit(capsys) -> None:
+    from station.cli import main
+
+    assert main(["bench", "render", "--json", "--modes", "ci", "--repeats", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)["render"]
+    assert out["ci_size"] == [2048, 1536] and out["ci_limit_s"] == 0.5 and out["ci_s"] > 0

@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from station.config import TwinConfig
 from station.procedures import SweepError
 from station.procedures.peaking import PeakingResult, calibrate_peaking, verify_peaking
 from station.station import Station
-from station.twin.runner import Twin
+from tests.unit.twin_station import twin_station
 
 COC_PX = 2.0
 CASES = [
@@ -35,14 +34,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def station() -> Iterator[Station]:
-    with Twin(TwinConfig(time_scale=0.0, seed=7)) as twin:
-        st = Station.open(twin.config)
-        try:
-            st.mount.home()
-            yield st
-        finally:
-            st.safe_state()
-            st.close()
+    with twin_station(seed=7) as st:
+        yield st
 
 
 @pytest.fixture(scope="module")

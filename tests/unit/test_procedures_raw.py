@@ -13,28 +13,20 @@ from typing import Any
 
 import pytest
 
-from station.config import TwinConfig
 from station.procedures.captures import auto_exposure, lit, place_chart
 from station.procedures.raw_checks import check_histogram, check_raw_integrity
 from station.station import Station
 from station.twin import firmware as fw
-from station.twin.runner import Twin
 from station.twin.sensor import BLACK_LEVEL_DN, CFA, sensor_params, sensor_spec
+from tests.unit.twin_station import twin_station
 
 TRUE_CLIP_DN = sensor_params(sensor_spec("ci"), 1.0)["clip_level_dn"]
 
 
 @pytest.fixture(scope="module")
 def station() -> Iterator[Station]:
-    with Twin(TwinConfig(time_scale=0.0, seed=9)) as twin:
-        st = Station.open(twin.config)
-        try:
-            st.mount.home()
-            st.mount.move_to(distance=1000.0)
-            yield st
-        finally:
-            st.safe_state()
-            st.close()
+    with twin_station(seed=9, distance_mm=1000.0) as st:
+        yield st
 
 
 @pytest.fixture(scope="module")

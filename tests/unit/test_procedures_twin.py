@@ -12,26 +12,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from station.config import TwinConfig
 from station.procedures import calibration_path, focus, geometry, selfcheck, sensor, sfr, shading
 from station.procedures.captures import set_light
 from station.procedures.profile import write_calibration
 from station.station import Station
-from station.twin.runner import Twin
 from station.twin.world import FULL_SCALE_LUX
+from tests.unit.twin_station import twin_station
 
 
 @pytest.fixture(scope="module")
-def bench() -> Iterator[Any]:
-    with Twin(TwinConfig(time_scale=0.0)) as twin:
-        station = Station.open(twin.config)
-        try:
-            station.mount.home()
-            set_light(station, 80.0)
-            yield station
-        finally:
-            station.safe_state()
-            station.close()
+def bench() -> Iterator[Station]:
+    with twin_station() as station:
+        set_light(station, 80.0)
+        yield station
 
 
 def _truth(station: Any, sensor_name: str) -> dict[str, Any]:

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-from station.config import TwinConfig
 from station.procedures import SweepError, calibration_path, write_back
 from station.procedures.zebra import ZebraResult, calibrate_zebra, verify_zebra
 from station.station import Station
 from station.twin.lenses import M_LENSES
-from station.twin.runner import Twin
+from tests.unit.twin_station import twin_station
 
 MARGIN = 0.02
 LIMIT = 0.005
@@ -38,15 +37,8 @@ def _param(combo: tuple[str, float, float]) -> Any:
 
 @pytest.fixture(scope="module")
 def station() -> Iterator[Station]:
-    with Twin(TwinConfig(time_scale=0.0, seed=5)) as twin:
-        st = Station.open(twin.config)
-        try:
-            st.mount.home()
-            st.mount.move_to(distance=1000.0)
-            yield st
-        finally:
-            st.safe_state()
-            st.close()
+    with twin_station(seed=5, distance_mm=1000.0) as st:
+        yield st
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,26 @@
+"""A twin started for a test module, with every device open and the mount homed: the common setup of the
+procedure tests."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from station.config import TwinConfig
+from station.station import Station
+from station.twin.runner import Twin
+
+
+@contextlib.contextmanager
+def twin_station(seed: int = 1, distance_mm: float | None = None) -> Iterator[Station]:
+    """A homed station on a fresh twin (no real waiting); left safe and closed afterwards."""
+    with Twin(TwinConfig(time_scale=0.0, seed=seed)) as twin:
+        station = Station.open(twin.config)
+        try:
+            station.mount.home()
+            if distance_mm is not None:
+                station.mount.move_to(distance=distance_mm)
+            yield station
+        finally:
+            station.safe_state()
+            station.close()

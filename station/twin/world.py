@@ -122,7 +122,8 @@ class World:
             self.light.from_fraction = current
             self.light.changed_at_sim_s = now
             # the bench waits for the output to settle after each change: hardware time, not wall time
-            self.hw_time_s["settle"] = self.hw_time_s.get("settle", 0.0) + self.light.settle_s
+            if self.light.settle_s > 0:
+                self.hw_time_s["settle"] = self.hw_time_s.get("settle", 0.0) + self.light.settle_s
 
     def _since_light_change_s(self) -> float:
         """Simulated seconds since the light last changed (inf when the twin does not wait)."""

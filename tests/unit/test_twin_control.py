@@ -226,3 +226,10 @@ def test_a_busy_port_is_a_one_line_error(world: World) -> None:
         busy = first.port
         with pytest.raises(DeviceError, match=f"cannot listen on 127.0.0.1:{busy}"):
             PhoneServer(world, port=busy).start()
+
+
+def test_each_light_change_accounts_its_settling_as_hardware_time(control: TwinControl, world: World) -> None:
+    world.light.settle_s = 0.3
+    world.set_light(output=True, level_pct=40.0)
+    world.set_light(level_pct=60.0)
+    assert control.truth()["hw_time_s"]["settle"] == pytest.approx(0.6)

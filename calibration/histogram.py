@@ -15,7 +15,6 @@ Comparison (phone against reference, counts per bin):
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,6 +87,8 @@ def plot_histograms(phone: Sequence[int] | np.ndarray, reference: Sequence[int] 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from calibration.plots import figure_png
+
     p = np.asarray(phone, dtype=np.float64)
     r = np.asarray(reference, dtype=np.float64)
     bins = np.arange(len(r))
@@ -104,8 +105,6 @@ def plot_histograms(phone: Sequence[int] | np.ndarray, reference: Sequence[int] 
             ax.set_yscale("log")
         ax.set_xlim(-0.5, len(r) - 0.5)
         ax.legend(fontsize=8)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
+        return figure_png(fig, tight=True)
     finally:
         plt.close(fig)
-    return buffer.getvalue()

@@ -18,16 +18,17 @@ from calibration.chromatic import LateralCaResult  # noqa: E402
 from calibration.color import ColorResult  # noqa: E402
 from calibration.shading import ShadingResult, map_sample_positions, radial_model  # noqa: E402
 
-__all__ = ["shading_png", "lateral_ca_png", "color_png", "srgb_encode"]
+__all__ = ["figure_png", "shading_png", "lateral_ca_png", "color_png", "srgb_encode"]
 
 _CHANNEL_COLOURS = {"R": "tab:red", "Gr": "tab:green", "Gb": "olivedrab", "G": "tab:green", "B": "tab:blue",
                     "Y": "black"}
 
 
-def _png(fig: Figure) -> bytes:
+def figure_png(fig: Figure, *, tight: bool = False) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed (the station writes the bytes where it wants)."""
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png")
+        fig.savefig(buf, format="png", bbox_inches="tight" if tight else None)
     finally:
         plt.close(fig)
     return buf.getvalue()
@@ -82,7 +83,7 @@ def shading_png(result: ShadingResult, *,
                     va="top", family="monospace", fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def lateral_ca_png(result: LateralCaResult, *, exaggerate: float | None = None,
@@ -110,7 +111,7 @@ def lateral_ca_png(result: LateralCaResult, *, exaggerate: float | None = None,
     ax.set_title(f"{title}; arrows x{scale:.0f}")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def color_png(result: ColorResult, *, title: str = "ColorChecker: reference / before / after") -> bytes:
@@ -135,4 +136,4 @@ def color_png(result: ColorResult, *, title: str = "ColorChecker: reference / be
     ax.set_title(f"{title}\nmean dE00 {result.delta_e_before.mean():.2f} -> {result.delta_e_after.mean():.2f}"
                  f" (max {result.delta_e_before.max():.2f} -> {result.delta_e_after.max():.2f})")
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)

@@ -140,6 +140,15 @@ def project(homography: np.ndarray, xy_mm: np.ndarray) -> np.ndarray:
     return (q[:, :2] / q[:, 2:3]).reshape(p.shape)
 
 
+def centre_quads(rects_mm: np.ndarray, fraction: float) -> np.ndarray:
+    """Quads (N, 4, 2) mm of the centre ``fraction`` of each rectangle (x, y, w, h) mm: patch ROIs."""
+    rects = np.asarray(rects_mm, dtype=float)
+    cx, cy = rects[:, 0] + rects[:, 2] / 2, rects[:, 1] + rects[:, 3] / 2
+    hw, hh = fraction * rects[:, 2] / 2, fraction * rects[:, 3] / 2
+    return np.stack([np.stack([cx - hw, cy - hh], 1), np.stack([cx + hw, cy - hh], 1),
+                     np.stack([cx + hw, cy + hh], 1), np.stack([cx - hw, cy + hh], 1)], axis=1)
+
+
 def roi_from_quad(name: str, quad_mm: np.ndarray, homography: np.ndarray, image_shape: tuple[int, ...],
                   **kwargs: Any) -> Roi | None:
     """The ROI of a chart quad (4,2) mm in the image: whole pixels inside the projected quad's box.

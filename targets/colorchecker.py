@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from targets.base import BLACK, Detection, Painter, roi_from_quad
+from targets.base import BLACK, Detection, Painter, centre_quads, roi_from_quad
 from targets.fiducials import FiducialChart
 
 SPECTRAL_SET = "ColorChecker N Ohta"
@@ -73,11 +73,7 @@ class ColorCheckerChart(FiducialChart):
         self.paint_fiducials(painter)
 
     def roi_quads_mm(self) -> np.ndarray:
-        quads = []
-        for x, y, w, h in self.patch_rects_mm():
-            cx, cy, hw, hh = x + w / 2, y + h / 2, ROI_FRACTION * w / 2, ROI_FRACTION * h / 2
-            quads.append([[cx - hw, cy - hh], [cx + hw, cy - hh], [cx + hw, cy + hh], [cx - hw, cy + hh]])
-        return np.array(quads)
+        return centre_quads(self.patch_rects_mm(), ROI_FRACTION)
 
     def features_mm(self) -> dict[str, Any]:
         d = super().features_mm()

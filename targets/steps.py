@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from targets.base import HOLDER_REFLECTANCE, Detection, Painter, roi_from_quad
+from targets.base import HOLDER_REFLECTANCE, Detection, Painter, centre_quads, roi_from_quad
 from targets.fiducials import FiducialChart
 
 STEPS = 20
@@ -66,11 +66,7 @@ class StepChart(FiducialChart):
 
     def roi_quads_mm(self) -> np.ndarray:
         """ROI quads (20, 4, 2) mm: the centre ROI_FRACTION of each patch."""
-        quads = []
-        for x, y, w, h in self.patch_rects_mm():
-            cx, cy, hw, hh = x + w / 2, y + h / 2, ROI_FRACTION * w / 2, ROI_FRACTION * h / 2
-            quads.append([[cx - hw, cy - hh], [cx + hw, cy - hh], [cx + hw, cy + hh], [cx - hw, cy + hh]])
-        return np.array(quads)
+        return centre_quads(self.patch_rects_mm(), ROI_FRACTION)
 
     def features_mm(self) -> dict[str, Any]:
         d = super().features_mm()

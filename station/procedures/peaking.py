@@ -25,7 +25,6 @@ The station never reads the twin's truth to decide; frames carry it (``truth_blu
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +42,7 @@ from calibration.peaking import (
     lsf_variance,
 )
 from calibration.peaking import calibrate_peaking as calibrate_peaking_frames
+from calibration.plots import figure_png
 from calibration.zebra import preview_luma
 from station.errors import InputError
 from station.procedures import ProcedureError, SweepError, calibration_path, write_back
@@ -305,11 +305,9 @@ def sweep_plot(result: PeakingResult) -> bytes:
                      f"gain {result.gain:g}: T_peak {result.threshold} (feasible {result.feasible[0]}.."
                      f"{result.feasible[1]}), flats {100 * result.flat_rate:.3f} %", fontsize=8)
         ax.legend(fontsize=7, loc="upper left")
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
+        return figure_png(fig, tight=True)
     finally:
         plt.close(fig)
-    return buffer.getvalue()
 
 
 # --- verification -------------------------------------------------------------------------------

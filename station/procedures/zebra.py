@@ -18,12 +18,12 @@ A sweep that never reaches clipping raises ``SweepError`` saying so; it never gi
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from calibration.plots import figure_png
 from calibration.zebra import (
     DEFAULT_MARGIN,
     ROI_FRACTION,
@@ -256,11 +256,9 @@ def sweep_plot(result: ZebraResult) -> bytes:
         ax.set_title(f"zebra sweep: {result.sensor} {result.lens or ''} gain {result.gain:g}, "
                      f"{result.exposure_us} us", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
+        return figure_png(fig, tight=True)
     finally:
         plt.close(fig)
-    return buffer.getvalue()
 
 
 # --- verification -------------------------------------------------------------------------------

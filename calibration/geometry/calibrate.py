@@ -41,13 +41,6 @@ def _fit(views: list[ViewPoints], image_size: tuple[int, int], fix_aspect: bool,
         np.asarray(per_view, dtype=np.float64).reshape(-1)
 
 
-def reprojection_errors_px(view: ViewPoints, camera_matrix: np.ndarray, dist_coeffs: np.ndarray,
-                           rvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
-    """Per-point reprojection error (N,) px of a view under a model and pose."""
-    proj, _ = cv2.projectPoints(view.object_points, rvec, tvec, camera_matrix, dist_coeffs)
-    return np.linalg.norm(proj.reshape(-1, 2) - view.image_points, axis=1)
-
-
 def calibrate(views: list[ViewPoints], image_size: tuple[int, int], *, fix_aspect: bool = False,
               reject: bool = True, outlier_factor: float = OUTLIER_FACTOR,
               outlier_floor_px: float = OUTLIER_FLOOR_PX, min_points: int = MIN_POINTS_PER_VIEW,

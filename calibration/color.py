@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from calibration.cfa import CfaError, check_cfa
+
 __all__ = [
     "NEUTRAL_PATCHES", "ColorError", "ColorResult", "reference_patches", "white_balance_gains",
     "exposure_scale", "fit_ccm", "delta_e2000", "calibrate_color", "grid_rois", "patch_means",
@@ -259,9 +261,10 @@ def cfa_to_rgb(cfa_data: np.ndarray, cfa: str) -> np.ndarray:
 
     No interpolation: every output value is the quad's own samples (what patch statistics want).
     """
-    p = cfa.upper()
-    if len(p) != 4 or sorted(p) != ["B", "G", "G", "R"]:
-        raise ColorError(f"CFA pattern must be RGGB, BGGR, GRBG or GBRG, got {cfa!r}")
+    try:
+        p = check_cfa(cfa)
+    except CfaError as exc:
+        raise ColorError(str(exc)) from None
     a = np.asarray(cfa_data, dtype=np.float32)
     h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
     quads = [a[r:h:2, c:w:2] for r, c in ((0, 0), (0, 1), (1, 0), (1, 1))]

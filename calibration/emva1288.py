@@ -42,6 +42,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from calibration.cfa import CHANNELS, CfaError
+from calibration.cfa import channel_slices as cfa_channel_slices
+
 #: Quantisation noise variance of an ideal ADC, DN^2 (EMVA 1288: sigma_q^2 = 1/12).
 QUANTISATION_VAR_DN2 = 1.0 / 12.0
 #: Lower limit for the dark variance (EMVA 1288 / emva1288 package: 0.24 DN^2).
@@ -53,14 +56,7 @@ LINEARITY_FIT_RANGE = (0.05, 0.95)
 #: A step is on the plateau when the mean rises by less than this fraction of the linear response's rise.
 PLATEAU_RISE_FRACTION = 0.02
 
-#: CFA patterns: channel name at (row % 2, col % 2).
-_CFA_LAYOUT = {
-    "RGGB": {"R": (0, 0), "Gr": (0, 1), "Gb": (1, 0), "B": (1, 1)},
-    "BGGR": {"B": (0, 0), "Gb": (0, 1), "Gr": (1, 0), "R": (1, 1)},
-    "GRBG": {"Gr": (0, 0), "R": (0, 1), "B": (1, 0), "Gb": (1, 1)},
-    "GBRG": {"Gb": (0, 0), "B": (0, 1), "R": (1, 0), "Gr": (1, 1)},
-}
-CHANNEL_ORDER = ("R", "Gr", "Gb", "B")
+CHANNEL_ORDER = CHANNELS
 MONO_CHANNEL = "Y"
 
 
@@ -147,10 +143,10 @@ def channel_slices(cfa: str | None) -> dict[str, tuple[slice, slice]]:
     """Per channel, the (row, col) slices selecting its pixels: R, Gr, Gb, B for a 2x2 CFA, else Y."""
     if cfa is None or cfa.upper() in ("", "MONO", "GRAY", "Y"):
         return {MONO_CHANNEL: (slice(None), slice(None))}
-    layout = _CFA_LAYOUT.get(cfa.upper())
-    if layout is None:
-        raise SensorAnalysisError(f"unknown CFA pattern {cfa!r}: expected one of {', '.join(_CFA_LAYOUT)} or None")
-    return {name: (slice(layout[name][0], None, 2), slice(layout[name][1], None, 2)) for name in CHANNEL_ORDER}
+    try:
+        return cfa_channel_slices(cfa)
+    except CfaError as exc:
+        raise SensorAnalysisError(f"{exc} (or None for a monochrome sensor)") from None
 
 
 def _pair_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from calibration.cfa import ANDROID_CHANNELS, android_offsets
 from calibration.distortion_models import BrownConrady, Conversion, DngWarpRectilinear, opencv_to_dng
 from calibration.profile import ProfileError, validate_profile
 
@@ -49,14 +50,6 @@ DNG_VERSION_1_3 = (1, 3, 0, 0)
 FLAG_OPTIONAL = 1
 FLAG_PREVIEW_SKIP = 2
 TAG_OPCODE_LIST1, TAG_OPCODE_LIST2, TAG_OPCODE_LIST3 = 51008, 51009, 51022
-#: Where each Android channel sits in the 2x2 tile (row, col) for each CFA order (DngCreator's table).
-_TILE = {
-    "RGGB": {"R": (0, 0), "G_even": (0, 1), "G_odd": (1, 0), "B": (1, 1)},
-    "GRBG": {"R": (0, 1), "G_even": (0, 0), "G_odd": (1, 1), "B": (1, 0)},
-    "GBRG": {"R": (1, 0), "G_even": (0, 0), "G_odd": (1, 1), "B": (0, 1)},
-    "BGGR": {"R": (1, 1), "G_even": (0, 1), "G_odd": (1, 0), "B": (0, 0)},
-}
-_ANDROID_ORDER = ("R", "G_even", "G_odd", "B")
 
 
 class DngOpcodeError(ValueError):
@@ -222,8 +215,9 @@ def gain_maps_from_profile(doc: Mapping[str, Any]) -> list[GainMap]:
     spacing = ((h - 1) / ((rows - 1) * h), (w - 1) / ((cols - 1) * w))
     origin = (0.5 / h, 0.5 / w)
     out = []
-    for index, channel in enumerate(_ANDROID_ORDER):
-        top, left = _TILE[cfa][channel]
+    tile = android_offsets(cfa)
+    for index, channel in enumerate(ANDROID_CHANNELS):
+        top, left = tile[channel]
         out.append(GainMap(top, left, h, w, 0, 1, 2, 2, spacing, origin, gains[:, :, index: index + 1].copy()))
     return out
 

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from calibration.cfa import CFA_PATTERNS
+
 __all__ = [
     "SCHEMA", "VERSION", "SENSORS", "SECTIONS", "CFA_PATTERNS", "ProfileError", "make_profile", "make_provenance",
     "validate_profile", "profile_digest", "verify_digest", "canonical_json", "dumps_profile", "loads_profile",
@@ -48,7 +50,6 @@ VERSION = 1
 SENSORS = ("main", "m")
 SECTIONS = ("geometry", "shading", "chromatic", "sensor_response", "color", "sfr", "focus")
 PROVENANCE_KEYS = ("station", "dut_serial", "firmware", "time", "code_version", "tool")
-CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 _REQUIRED = ("schema", "version", "sensor", "lens", "adapter", "image_size", "pixel_pitch_um", "provenance")
 _SLUG = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 _SLUG_MAX = 64

@@ -41,13 +41,14 @@ import numpy as np
 from numpy.polynomial import legendre
 from scipy.optimize import least_squares
 
+from calibration.cfa import ANDROID_CHANNELS, CfaError, android_offsets, android_to_station
+
 __all__ = [
     "ANDROID_CHANNELS", "DEFAULT_GRID", "ShadingError", "RadialFit", "ShadingResult", "lens_shading",
     "android_channels", "apply_shading", "gain_at", "fit_radial_vignetting", "radial_model",
 ]
 
 #: Android's channel order in the map.
-ANDROID_CHANNELS = ("R", "G_even", "G_odd", "B")
 #: Map size (rows, cols): a common camera HAL size (17 x 13 points, landscape).
 DEFAULT_GRID = (13, 17)
 #: Default total degree of the log-surface polynomial.
@@ -170,18 +171,11 @@ def android_channels(cfa: str | None, *, rgb: bool = False) -> list[tuple[str, i
         if rgb:
             return [("R", -1, 0), ("G", -1, 1), ("G", -1, 1), ("B", -1, 2)]
         return [("Y", -1, -1)] * 4
-    p = cfa.upper()
-    if len(p) != 4 or sorted(p) != ["B", "G", "G", "R"]:
-        raise ShadingError(f"CFA pattern must be RGGB, BGGR, GRBG or GBRG, got {cfa!r}")
-    tile = {(0, 0): p[0], (0, 1): p[1], (1, 0): p[2], (1, 1): p[3]}
-    red_row = next(r for (r, _), c in tile.items() if c == "R")
-    pos = {}
-    for (r, c), colour in tile.items():
-        if colour == "G":
-            pos["G_even" if r == 0 else "G_odd"] = (r, c, "Gr" if r == red_row else "Gb")
-        else:
-            pos[colour] = (r, c, colour)
-    return [(pos[a][2], pos[a][0], pos[a][1]) for a in ANDROID_CHANNELS]
+    try:
+        tile, names = android_offsets(cfa), android_to_station(cfa)
+    except CfaError as exc:
+        raise ShadingError(str(exc)) from None
+    return [(names[a], *tile[a]) for a in ANDROID_CHANNELS]
 
 
 def _planes(image: np.ndarray, cfa: str | None) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:

@@ -15,12 +15,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from calibration.cfa import CFA_PATTERNS
 from station.atomic import atomic_write_bytes
 from station.errors import InputError
 from station.raw10 import pack_raw10, unpack_raw10
 
 #: 2x2 CFA orders (row-major over the top-left quad), as DNG and Android name them.
-CFA_PATTERNS = ("RGGB", "GRBG", "GBRG", "BGGR")
 CHANNELS = ("R", "Gr", "Gb", "B")
 
 

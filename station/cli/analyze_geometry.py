@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from calibration.cfa import BAYER_TO_BGR
 from calibration.geometry import ChessboardSpec, calibrate, detect_board, refine_views_from_model
 from calibration.geometry import ViewPoints as _ViewPoints
 from station.cli.common import emit
@@ -24,10 +25,6 @@ from station.imageio import LoadedImage, load_image
 from targets.charuco import CharucoSpec, parse_board_spec
 
 _CHESS_RE = re.compile(r"^chessboard:(?P<cols>\d+)x(?P<rows>\d+):(?P<sq>[0-9.eE+-]+)$")
-#: OpenCV's Bayer demosaic code for each CFA order: its two-letter names read the pattern from the
-#: second row's second pixel (an RGGB mosaic is OpenCV's "BG"; OpenCV 5's ``COLOR_BayerRGGB2BGR`` aliases it).
-_BAYER_TO_BGR = {"RGGB": cv2.COLOR_BayerBG2BGR, "BGGR": cv2.COLOR_BayerRG2BGR,
-                 "GRBG": cv2.COLOR_BayerGB2BGR, "GBRG": cv2.COLOR_BayerGR2BGR}
 
 
 def register(kinds: argparse._SubParsersAction) -> None:
@@ -88,9 +85,9 @@ def to_gray(image: LoadedImage) -> np.ndarray:
 def green_of_mosaic(mosaic: np.ndarray, cfa: str, black_level: float, white_level: float) -> np.ndarray:
     """The G channel (float32, 0..65535) of OpenCV's bilinear demosaic of a Bayer ``mosaic`` in DN whose
     top-left 2x2 pattern is ``cfa`` (RGGB, BGGR, GRBG or GBRG)."""
-    code = _BAYER_TO_BGR.get(cfa.upper())
+    code = BAYER_TO_BGR.get(cfa.upper())
     if code is None:
-        raise InputError(f"CFA pattern {cfa!r}: expected one of {', '.join(_BAYER_TO_BGR)}")
+        raise InputError(f"CFA pattern {cfa!r}: expected one of {', '.join(BAYER_TO_BGR)}")
     scale = 65535.0 / max(float(white_level) - float(black_level), 1.0)
     data = np.asarray(mosaic, dtype=np.float32)
     dn = np.clip((data - np.float32(black_level)) * np.float32(scale), 0, 65535).astype(np.uint16)

@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import colour
 import cv2
 import numpy as np
 from scipy.stats import trim_mean
@@ -155,7 +156,7 @@ def _decode_lut(tone: str) -> np.ndarray:
     if tone == "linear":
         return codes.astype(np.float32)
     if tone == "srgb":  # IEC 61966-2-1 decoding
-        return np.where(codes <= 0.04045, codes / 12.92, ((codes + 0.055) / 1.055) ** 2.4).astype(np.float32)
+        return np.asarray(colour.models.eotf_sRGB(codes), dtype=np.float32)
     raise ValueError(f"tone {tone!r}; allowed: srgb, linear")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 
+import colour
 import matplotlib
 
 matplotlib.use("Agg")
@@ -36,8 +37,7 @@ def figure_png(fig: Figure, *, tight: bool = False) -> bytes:
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 sRGB encoding of linear values, clipped to 0..1."""
-    v = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
-    return np.where(v <= 0.0031308, 12.92 * v, 1.055 * np.power(v, 1 / 2.4) - 0.055)
+    return colour.models.eotf_inverse_sRGB(np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0))
 
 
 def shading_png(result: ShadingResult, *,

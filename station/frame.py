@@ -12,31 +12,21 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import colour
 import cv2
 import numpy as np
 
-from calibration.cfa import CFA_PATTERNS
+from calibration.cfa import CFA_PATTERNS, CHANNELS, channel_offsets
 from station.atomic import atomic_write_bytes
 from station.errors import InputError
 from station.raw10 import pack_raw10, unpack_raw10
 
-#: 2x2 CFA orders (row-major over the top-left quad), as DNG and Android name them.
-CHANNELS = ("R", "Gr", "Gb", "B")
-
 
 def cfa_offsets(cfa: str) -> dict[str, tuple[int, int]]:
-    """(row, column) of R, Gr, Gb, B in the 2x2 quad; Gr is the green on the red rows."""
+    """(row, column) of R, Gr, Gb, B in the 2x2 quad (``calibration.cfa``); ``InputError`` for another order."""
     if cfa not in CFA_PATTERNS:
         raise InputError(f"CFA pattern {cfa!r} not supported; allowed: {', '.join(CFA_PATTERNS)}")
-    offsets: dict[str, tuple[int, int]] = {}
-    for i, colour in enumerate(cfa):
-        row, col = divmod(i, 2)
-        if colour == "G":
-            red_row = cfa[2 * row : 2 * row + 2].count("R") == 1
-            offsets["Gr" if red_row else "Gb"] = (row, col)
-        else:
-            offsets[colour] = (row, col)
-    return offsets
+    return channel_offsets(cfa)
 
 
 @dataclass
@@ -140,8 +130,7 @@ class Frame:
         rgb[..., 2] = planes["B"]
         rgb -= self.black_level
         rgb *= np.asarray(gains, dtype=np.float32) * np.float32(scale * exposure_gain)
-        np.clip(rgb, 0.0, 1.0, out=rgb)
-        return np.round(srgb_encode(rgb) * 255.0).astype(np.uint8)
+        return srgb8(rgb)
 
     def save_preview_png(self, path: str | Path, max_side: int | None = 1024) -> Path:
         """Write ``preview8`` as a PNG, atomically."""
@@ -151,11 +140,15 @@ class Frame:
         return atomic_write_bytes(path, encoded.tobytes())
 
 
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """sRGB transfer function (IEC 61966-2-1) of linear values in 0..1, float32."""
-    linear = np.asarray(linear, dtype=np.float32)
-    return np.where(linear <= 0.0031308, 12.92 * linear,
-                    1.055 * np.power(np.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055).astype(np.float32)
+#: Linear 0..1 in 65536 steps -> 8-bit sRGB code (IEC 61966-2-1, colour-science's encoding): a whole frame's
+#: preview is one table look-up (half a step of the input moves a code by at most 0.03).
+_SRGB8_LUT = np.round(colour.models.eotf_inverse_sRGB(np.linspace(0.0, 1.0, 65536)) * 255.0).astype(np.uint8)
+
+
+def srgb8(linear: np.ndarray) -> np.ndarray:
+    """8-bit sRGB codes of linear values in 0..1 (clipped)."""
+    index = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0) * np.float32(65535.0)
+    return _SRGB8_LUT[(index + np.float32(0.5)).astype(np.uint16)]
 
 
 def _block_mean(plane: np.ndarray, factor: int, out_h: int, out_w: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import colour
 import numpy as np
 
 from targets.base import BLACK, WHITE, Chart
@@ -25,8 +26,7 @@ MAX_PNG_PIXELS = 600_000_000
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 sRGB transfer function, linear [0,1] -> encoded [0,1]."""
-    x = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return colour.models.eotf_inverse_sRGB(np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0))
 
 
 def ink_linear(reflectance: np.ndarray) -> np.ndarray:

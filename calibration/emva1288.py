@@ -34,7 +34,7 @@ The EMVA 1288 descriptor file format as the emva1288 package reads it (``v``, ``
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -461,14 +461,13 @@ class EmvaDescriptor:
     dark: dict[str, dict[float, list[Path]]]
 
 
-def load_descriptor(path: str | os.PathLike[str]) -> EmvaDescriptor:
-    """Parse an EMVA 1288 descriptor file; image paths are resolved against its folder ('\\' or '/').
-
-    Raises SensorAnalysisError naming the line on a malformed file, OSError if it cannot be read.
+def parse_descriptor(text: str, path: str | os.PathLike[str]) -> EmvaDescriptor:
+    """Parse the ``text`` of the EMVA 1288 descriptor file ``path``; image paths are resolved against its folder
+    ('\\' or '/'). No file is read here. Raises SensorAnalysisError naming the line on a malformed file.
     """
     path = Path(path)
     base = path.parent
-    lines = [(n, s.strip()) for n, s in enumerate(path.read_text(errors="replace").splitlines(), 1)]
+    lines = [(n, s.strip()) for n, s in enumerate(text.splitlines(), 1)]
     lines = [(n, s) for n, s in lines if s and not s.startswith("#")]
     version = None
     fmt: tuple[int, int, int] | None = None
@@ -535,33 +534,25 @@ def load_descriptor(path: str | os.PathLike[str]) -> EmvaDescriptor:
     return EmvaDescriptor(path, version, bits, width, height, bright, dark)
 
 
-def read_image_unchanged(path: Path) -> np.ndarray:
-    """A PNG/TIFF as stored (16-bit kept), first channel if several; SensorAnalysisError if unreadable."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise SensorAnalysisError(f"{path}: cannot read image")
-    return img[..., 0] if img.ndim == 3 else img
-
-
 #: Seconds per descriptor exposure unit (the emva1288 package and its data sets use ns).
 DESCRIPTOR_EXPOSURE_UNIT_S = 1e-9
 
 
-def analyze_descriptor(path: str | os.PathLike[str], *,
+def analyze_descriptor(desc: EmvaDescriptor, read_image: Callable[[Path], np.ndarray], *,
                        exposure_unit_s: float = DESCRIPTOR_EXPOSURE_UNIT_S) -> dict[str, SensorChannelResult]:
     """EMVA 1288 on a descriptor's images (mono: one channel ``Y``): temporal pairs for the photon
-    transfer, spatial stacks (when present) for DSNU / PRNU."""
-    desc = load_descriptor(path)
+    transfer, spatial stacks (when present) for DSNU / PRNU. ``read_image(path)`` gives each image's array
+    (the caller reads the files)."""
     flats: list[Pair] = []
     photons: list[float] = []
     for exposure, steps in desc.bright["temporal"].items():
         for photon_count, names in steps.items():
-            a, b = (read_image_unchanged(p) for p in names)
+            a, b = (read_image(p) for p in names)
             flats.append((exposure * exposure_unit_s, a, b))
             photons.append(photon_count)
     darks: list[Pair] = []
     for exposure, names in desc.dark["temporal"].items():
-        a, b = (read_image_unchanged(p) for p in names)
+        a, b = (read_image(p) for p in names)
         darks.append((exposure * exposure_unit_s, a, b))
     if not flats:
         raise SensorAnalysisError(f"{desc.path}: no bright ('b') image pairs")
@@ -571,9 +562,9 @@ def analyze_descriptor(path: str | os.PathLike[str], *,
     if desc.bright["spatial"]:
         exposure = next(iter(desc.bright["spatial"]))
         names = next(iter(desc.bright["spatial"][exposure].values()))
-        spatial_flats = [read_image_unchanged(p) for p in names]
+        spatial_flats = [read_image(p) for p in names]
         dark_names = desc.dark["spatial"].get(exposure)
         if dark_names:
-            spatial_darks = [read_image_unchanged(p) for p in dark_names]
+            spatial_darks = [read_image(p) for p in dark_names]
     return analyze_pairs(flats, darks, cfa=None, photons=photons, spatial_flats=spatial_flats,
                          spatial_darks=spatial_darks)

@@ -17,9 +17,9 @@ from calibration.emva1288 import (
     analyze_descriptor,
     analyze_pairs,
     channel_slices,
-    load_descriptor,
 )
 from calibration.ptc_plot import plot_ptc
+from station.cli.analyze_sensor import load_descriptor, read_image_unchanged
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 EMVA_DIR = REFERENCE / "emva1288_ccd12bit_basler_subset"
@@ -180,7 +180,7 @@ def test_load_descriptor_groups_series_like_the_emva1288_parser(tmp_path) -> Non
 def test_reference_subset_matches_the_emva1288_package() -> None:
     if not EMVA_DIR.is_dir():
         pytest.skip(f"reference data not present: {EMVA_DIR}")
-    res = analyze_descriptor(EMVA_DIR / "EMVA1288_Data_subset.txt")
+    res = analyze_descriptor(load_descriptor(EMVA_DIR / "EMVA1288_Data_subset.txt"), read_image_unchanged)
     assert list(res) == ["Y"]
     y = res["Y"]
     print(f"\nEMVA subset: K {y.system_gain_dn_per_e:.6f} DN/e- (ref 0.28124), sigma_y.dark {y.read_noise_dn:.4f} DN"

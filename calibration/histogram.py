@@ -82,29 +82,21 @@ def plot_histograms(phone: Sequence[int] | np.ndarray, reference: Sequence[int] 
                     log: bool = False) -> bytes:
     """The two histograms overlaid (reference filled, phone as a line), as PNG bytes.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from calibration.plots import figure_png
+    from calibration.figures import figure_png, new_figure
 
     p = np.asarray(phone, dtype=np.float64)
     r = np.asarray(reference, dtype=np.float64)
     bins = np.arange(len(r))
-    fig, ax = plt.subplots(figsize=(7.0, 3.6), dpi=110)
-    try:
-        ax.fill_between(bins, r, step="mid", color="0.75", label="reference (same frame)")
-        ax.step(bins, p, where="mid", color="tab:red", lw=1.0, label="phone")
-        stats = compare_histograms(p.astype(np.int64), r.astype(np.int64))
-        ax.set_title(f"{title}\nL1 {stats['l1']} counts, {100 * stats['l1_normalised']:.3f} % misplaced, "
-                     f"best shift {stats['shift_bins']:+d} bins", fontsize=9)
-        ax.set_xlabel("Y' (8-bit)" if len(r) == 256 else "raw DN" if len(r) == 1024 else "bin")
-        ax.set_ylabel("pixels")
-        if log:
-            ax.set_yscale("log")
-        ax.set_xlim(-0.5, len(r) - 0.5)
-        ax.legend(fontsize=8)
-        return figure_png(fig, tight=True)
-    finally:
-        plt.close(fig)
+    fig, ax = new_figure(figsize=(7.0, 3.6), dpi=110)
+    ax.fill_between(bins, r, step="mid", color="0.75", label="reference (same frame)")
+    ax.step(bins, p, where="mid", color="tab:red", lw=1.0, label="phone")
+    stats = compare_histograms(p.astype(np.int64), r.astype(np.int64))
+    ax.set_title(f"{title}\nL1 {stats['l1']} counts, {100 * stats['l1_normalised']:.3f} % misplaced, "
+                 f"best shift {stats['shift_bins']:+d} bins", fontsize=9)
+    ax.set_xlabel("Y' (8-bit)" if len(r) == 256 else "raw DN" if len(r) == 1024 else "bin")
+    ax.set_ylabel("pixels")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlim(-0.5, len(r) - 0.5)
+    ax.legend(fontsize=8)
+    return figure_png(fig, tight=True)

@@ -1,38 +1,23 @@
-"""Plots of shading maps, lateral CA fields and colour patches (matplotlib, Agg): PNG bytes out.
+"""Plots of shading maps, lateral CA fields and colour patches (``calibration.figures``): PNG bytes out.
 
 Each function returns the encoded image; the caller writes it (atomically) where it wants.
 """
 
 from __future__ import annotations
 
-import io
-
 import colour
-import matplotlib
+import numpy as np
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from calibration.chromatic import LateralCaResult  # noqa: E402
-from calibration.color import ColorResult  # noqa: E402
-from calibration.shading import ShadingResult, map_sample_positions, radial_model  # noqa: E402
+from calibration.chromatic import LateralCaResult
+from calibration.color import ColorResult
+from calibration.figures import figure_png, new_figure
+from calibration.shading import ShadingResult, map_sample_positions, radial_model
 
 __all__ = ["figure_png", "shading_png", "lateral_ca_png", "color_png", "srgb_encode"]
 
 _CHANNEL_COLOURS = {"R": "tab:red", "Gr": "tab:green", "Gb": "olivedrab", "G": "tab:green", "B": "tab:blue",
                     "Y": "black"}
-
-
-def figure_png(fig: Figure, *, tight: bool = False) -> bytes:
-    """A matplotlib figure as PNG bytes; the figure is closed (the station writes the bytes where it wants)."""
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", bbox_inches="tight" if tight else None)
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
@@ -45,7 +30,7 @@ def shading_png(result: ShadingResult, *,
     """Heat maps of the four channels' gains over the frame and the radial falloff with its fit."""
     w, h = result.image_size
     xs, ys = map_sample_positions((w, h), result.grid)
-    fig, axes = plt.subplots(2, 3, figsize=(13.0, 6.5), dpi=100)
+    fig, axes = new_figure(2, 3, figsize=(13.0, 6.5), dpi=100)
     vmax = float(result.gain_map.max())
     for k, name in enumerate(result.channels):
         ax = axes[k // 2, k % 2]
@@ -94,7 +79,7 @@ def lateral_ca_png(result: LateralCaResult, *, exaggerate: float | None = None,
     else:
         w, h = result.image_size
     gx, gy = np.meshgrid(np.linspace(0, w - 1, 13), np.linspace(0, h - 1, 9))
-    fig, ax = plt.subplots(figsize=(8.0, 6.0), dpi=100)
+    fig, ax = new_figure(figsize=(8.0, 6.0), dpi=100)
     cx, cy = result.center_px
     longest = max((abs(p.scale - 1.0) * np.hypot(w, h) / 2 for p in result.planes.values()), default=0.0)
     scale = exaggerate if exaggerate else (0.06 * max(w, h) / longest if longest > 0 else 1.0)
@@ -116,14 +101,14 @@ def lateral_ca_png(result: LateralCaResult, *, exaggerate: float | None = None,
 
 def color_png(result: ColorResult, *, title: str = "ColorChecker: reference / before / after") -> bytes:
     """Each patch: reference on top, before (balanced only) bottom-left, after the CCM bottom-right; dE00."""
-    fig, ax = plt.subplots(figsize=(10.0, 7.0), dpi=100)
+    fig, ax = new_figure(figsize=(10.0, 7.0), dpi=100)
     ref, before, after = (srgb_encode(v) for v in (result.reference, result.balanced, result.corrected))
     for i in range(len(ref)):
         r, c = divmod(i, 6)
         x0, y0 = c * 1.1, r * 1.1
-        ax.add_patch(plt.Rectangle((x0, y0), 1.0, 0.5, color=ref[i]))
-        ax.add_patch(plt.Rectangle((x0, y0 + 0.5), 0.5, 0.5, color=before[i]))
-        ax.add_patch(plt.Rectangle((x0 + 0.5, y0 + 0.5), 0.5, 0.5, color=after[i]))
+        ax.add_patch(Rectangle((x0, y0), 1.0, 0.5, color=ref[i]))
+        ax.add_patch(Rectangle((x0, y0 + 0.5), 0.5, 0.5, color=before[i]))
+        ax.add_patch(Rectangle((x0 + 0.5, y0 + 0.5), 0.5, 0.5, color=after[i]))
         text_colour = "white" if float(np.mean(ref[i])) < 0.5 else "black"
         ax.text(x0 + 0.5, y0 + 0.25, f"{result.delta_e_before[i]:.1f} -> {result.delta_e_after[i]:.1f}",
                 ha="center", va="center", fontsize=8, color=text_colour)

@@ -264,33 +264,3 @@ class Chart(ABC):
     def detect(self, image: np.ndarray) -> Detection:
         """Find the chart in a capture; raise ``ChartNotFound`` if it is not there."""
 
-    def to_svg(self) -> str:
-        """Vector SVG at physical size (mm)."""
-        from targets.printing import chart_svg
-
-        return chart_svg(self)
-
-
-def render_homography(chart: Chart, homography: np.ndarray, width_px: int, height_px: int,
-                      supersample: int = 4) -> np.ndarray:
-    """A view of the chart through a homography (chart mm -> image px): (H,W,3) float32 reflectance.
-
-    Each pixel is the mean of supersample x supersample point samples of ``reflectance_at`` on a
-    regular grid over its area (pixel centres at integers), a simple pinhole view for tests.
-    """
-    s = int(supersample)
-    inv = np.linalg.inv(np.asarray(homography, dtype=np.float64))
-    offs = (np.arange(s) + 0.5) / s - 0.5
-    out = np.zeros((height_px, width_px, 3), dtype=np.float32)
-    rows_per = max(1, (1 << 20) // max(width_px * s * s, 1))
-    u = (np.arange(width_px)[:, None] + offs[None, :]).reshape(-1)  # (W*s)
-    for r0 in range(0, height_px, rows_per):
-        r1 = min(height_px, r0 + rows_per)
-        v = (np.arange(r0, r1)[:, None] + offs[None, :]).reshape(-1)  # (R*s)
-        U, V = np.meshgrid(u, v)
-        den = inv[2, 0] * U + inv[2, 1] * V + inv[2, 2]
-        x = (inv[0, 0] * U + inv[0, 1] * V + inv[0, 2]) / den
-        y = (inv[1, 0] * U + inv[1, 1] * V + inv[1, 2]) / den
-        refl = chart.reflectance_at(x, y).reshape(r1 - r0, s, width_px, s, 3)
-        out[r0:r1] = refl.mean(axis=(1, 3))
-    return out

@@ -20,15 +20,9 @@ COMMANDS = ("run", "twin", "capture", "chart", "analyze", "profile", "report", "
 
 
 def register_modules(sub: argparse._SubParsersAction, prefix: str, names: tuple[str, ...]) -> None:
-    """Let each module ``<prefix><name>`` that exists add its parser (``register(sub)``)."""
+    """Let each module ``<prefix><name>`` add its parser (``register(sub)``); a missing one is an error."""
     for name in names:
-        try:
-            module = importlib.import_module(f"{prefix}{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{prefix}{name}":
-                continue  # not built on this version
-            raise
-        module.register(sub)
+        importlib.import_module(f"{prefix}{name}").register(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -300,6 +300,10 @@ class GrblEmulator:
             if gen == self._gen and not self._closing.is_set():
                 self._reset(reboot=False)
 
+    def reset_pin(self) -> None:
+        """The board's reset/abort input (a pendant's button): the same as a Ctrl-X on the wire."""
+        self._reset()
+
     def _set_aux(self, on: bool) -> None:
         """Flood output (M8 on, M9 off); on the twin's bench it switches the light's power."""
         with self._lock:

@@ -436,6 +436,7 @@ class GrblMount:
                 if moved or at_target or idle_polls >= 3:  # Idle before Run: the move may not have begun
                     return self._logical(mpos)
             elif state == "Alarm":
+                self.lost_position = self.lost_position or f"controller in Alarm during {line!r}"
                 raise DeviceError(self.name, f"controller in Alarm during {line!r} ({self.last_status})")
             else:
                 moved = True

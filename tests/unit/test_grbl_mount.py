@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from station.config import TWIN_AXES, AxisConfig, MountConfig
+from station.config import TWIN_AXES, AxisConfig, MountConfig, load_config, to_toml, twin_config
 from station.devices.grbl_mount import GrblMount
 from station.devices.protocols import Mount
 from station.errors import ConfigError, DeviceError, InputError
@@ -425,3 +425,10 @@ def test_a_symlinked_port_is_accepted(twin: GrblEmulator, tmp_path: Path) -> Non
     with open_mount(str(link)) as mount:
         mount.home()
         assert mount.move_to(focus=20.0)["focus"] == 20.0 == twin.world.axes["X"]
+
+
+def test_a_serial_by_id_port_passes_the_station_config(tmp_path: Path) -> None:
+    by_id = "/dev/serial/by-id/usb-1a86_USB2.0-Serial-if00-port0"  # always a symlink to a ttyUSB
+    station_file = tmp_path / "bench.toml"
+    station_file.write_text(to_toml(twin_config(5025, 5026, by_id, 7000, 7001)))
+    assert load_config(station_file).mount.port == by_id

@@ -329,7 +329,7 @@ def test_replay_g54_offset_moves_in_machine_coordinates() -> None:
     with replayed("g54_offset") as mount:
         mount.home()
         assert mount.move_to(focus=-50.0, distance=-500.0) == {"focus": -50.0, "distance": -500.0, "pan": -1.0}
-        assert mount.position() == {"focus": -50.0, "distance": -500.0, "pan": -1.0}  # WPos + WCO
+        assert mount.position() == {"focus": -50.0, "distance": -500.0, "pan": -1.0}
 
 
 def test_g54_offset_on_the_twin_moves_where_asked(twin: GrblEmulator) -> None:
@@ -432,3 +432,16 @@ def test_a_serial_by_id_port_passes_the_station_config(tmp_path: Path) -> None:
     station_file = tmp_path / "bench.toml"
     station_file.write_text(to_toml(twin_config(5025, 5026, by_id, 7000, 7001)))
     assert load_config(station_file).mount.port == by_id
+
+
+def test_work_positions_are_turned_into_machine_positions_with_wco() -> None:
+    """A controller set to $10=0 reports WPos; WCO (sent on the first report after a reset) maps it back."""
+    opening = transcript("g54_offset")[:2]
+    replay = PtyReplay([*opening, (b"?", b"<Alarm|WPos:10.000,100.000,0.000|FS:0,0|WCO:-10.000,-100.000,0.000>\r\n"),
+                        (b"?", b"<Alarm|WPos:9.000,99.000,-1.000|FS:0,0>\r\n")])
+    try:
+        with open_mount(replay.port, axes=GRBL_AXES) as mount:
+            assert mount.position() == GRBL_HOME  # WPos + WCO: -1, -1, -1 in machine coordinates
+        replay.check()
+    finally:
+        replay.close()

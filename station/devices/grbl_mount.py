@@ -217,7 +217,7 @@ class GrblMount:
             return "motion stop not confirmed: the mount is busy with another command"
         try:
             first = self._status("the safe state's check")
-            time.sleep(max(self._poll_s, 0.02))
+            time.sleep(min(max(self._poll_s, 0.02), 0.1))
             state, mpos = self._status("the safe state's check")
             if state not in ("Idle", "Alarm") or self._feed != 0 or mpos != first[1]:
                 return f"motion not stopped: the mount reports {self.last_status}"
@@ -452,13 +452,16 @@ class GrblMount:
             time.sleep(self._poll_s)
 
     def _wait_hold(self) -> str:
-        """After ``!``: poll until Hold:0, Idle or Alarm (hold_s at most); return the first state seen."""
+        """After ``!``: poll until Hold:0, Idle or Alarm (hold_s at most); return the first state seen.
+
+        Homing ignores a feed hold (GRBL 1.1 holds only a cycle or a jog): only the reset stops it.
+        """
         deadline = time.monotonic() + self._hold_s
         first = ""
         while True:
             state, _ = self._status("!")
             first = first or state
-            if state in ("Hold:0", "Idle", "Alarm") or time.monotonic() > deadline:
+            if state in ("Hold:0", "Idle", "Alarm", "Home") or time.monotonic() > deadline:
                 return first
             time.sleep(self._poll_s)
 

@@ -345,7 +345,7 @@ def test_g54_offset_on_the_twin_moves_where_asked(twin: GrblEmulator) -> None:
 
 
 def test_replay_hold_then_reset_is_idle_and_the_next_move_needs_no_unlock() -> None:
-    with replayed("hold_then_reset", poll_s=1.0, hold_s=3.0) as mount:
+    with replayed("hold_then_reset", poll_s=0.8, hold_s=3.0) as mount:
         mount.home()
         errors: list[BaseException] = []
 
@@ -357,7 +357,7 @@ def test_replay_hold_then_reset_is_idle_and_the_next_move_needs_no_unlock() -> N
 
         mover = threading.Thread(target=move)
         mover.start()
-        time.sleep(0.3)  # the move's first status report (Run) came back; the next poll is 1 s away
+        time.sleep(0.2)  # the move's first status report (Run) came back; the next poll is 0.8 s away
         mount.stop()
         mover.join(3.0)
         assert len(errors) == 1 and "interrupted by stop()" in str(errors[0])

@@ -89,7 +89,7 @@ class GrblMount:
     """
 
     def __init__(self, config: MountConfig, name: str = "mount", *, poll_s: float = 0.05,
-                 stall_s: float = 2.0, hold_s: float = 2.0, boot_quiet_s: float = 0.3) -> None:
+                 stall_s: float = 2.0, hold_s: float = 2.0, boot_quiet_s: float = 0.1) -> None:
         self.config = config
         self.name = name
         self.identity = ""

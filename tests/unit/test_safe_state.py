@@ -82,6 +82,16 @@ def test_stall_while_homing_at_open_is_stopped_and_confirmed_before_the_error() 
         assert twin.world.light_power is False  # the reset opened the light's relay
 
 
+def test_hard_limit_alarm_safe_state_resets_and_confirms() -> None:
+    with Twin(TwinConfig(time_scale=0.005)) as twin, Station.open(twin.config) as station:
+        twin.world.faults["mount_alarm"] = True
+        with pytest.raises(DeviceError, match="ALARM:1 Hard limit"):
+            station.mount.move_to(distance=1000.0)
+        assert station.safe_state() == []
+        assert_stopped_in_truth(twin)
+        assert emulator_of(twin).state == "Alarm" and twin.world.light_power is False
+
+
 def test_garbage_mid_move_safe_state_stops_but_says_not_confirmed() -> None:
     with Twin(TwinConfig(time_scale=0.02)) as twin, Station.open(twin.config) as station:
         twin.world.faults["mount_garbage"] = True

@@ -162,6 +162,9 @@ def _abandon(opened: list[Any], exc: BaseException) -> None:
                for kind in (ScpiLight, ScpiLuxMeter, GrblMount)}
     light, meter, mount = by_kind[ScpiLight], by_kind[ScpiLuxMeter], by_kind[GrblMount]
     problems: list[str] = []
+    if light is not None:
+        with contextlib.suppress(Exception):
+            light.safe_off()
     if mount is None:
         problems.append("motion stop not confirmed: the mount did not open")
     else:
@@ -170,9 +173,6 @@ def _abandon(opened: list[Any], exc: BaseException) -> None:
         still = _confirm_stopped(mount)
         if still:
             problems.append(still)
-    if light is not None:
-        with contextlib.suppress(Exception):
-            light.safe_off()
     if meter is None:
         problems.append("light off not confirmed: the lux meter did not open")
     else:

@@ -1,15 +1,26 @@
 """Motorized mount driver: GRBL 1.1 / grblHAL over a serial port (DESIGN 3.2).
 
 Wire: github.com/gnea/grbl/wiki "Grbl v1.1 Interface" (commands, status reports, error and
-alarm codes). The port is a pyserial URL: ``/dev/ttyUSB0``, ``socket://host:port``,
-``rfc2217://host:port``. Opening soft-resets (Ctrl-X), reads the welcome banner and ``$I``.
-Soft limits from the config are checked before anything is sent; a move is
-``G90 G0 X.. Y..``, then ``?`` is polled until Idle and the position is read from ``MPos``.
+alarm codes). The port is a pyserial URL: ``/dev/ttyUSB0``, ``/dev/serial/by-id/...`` (a symlink),
+``socket://host:port``, ``rfc2217://host:port``.
 
-Recovery after ``stop()`` (feed hold ``!``, wait for Hold:0, Ctrl-X): GRBL then sits in Alarm
-(ALARM:3). As the hold brought the axes to rest before the reset, no steps were lost, so the
-next ``move_to`` unlocks with ``$X`` by itself. Any other Alarm (power-up, hard limit, a
-reset not made by ``stop()``) needs ``home()``: moves are refused by GRBL with error:9.
+Open: soft reset (Ctrl-X), then the welcome banner (``Grbl 1.1h ['$' for help]``, grblHAL's
+``GrblHAL 1.1f ['$' or '$HELP' for help]``), taken once the line has been quiet for
+``boot_quiet_s`` after the last one: a board that resets when its port opens, or boots twice,
+prints it again, and a banner in the middle of the hand-shake starts it over. Then ``$I`` and
+one ``?``: the number of ``MPos`` fields is the controller's axis count, and a config that
+binds an axis it lacks is a ``ConfigError`` before anything moves.
+
+Moves are ``G53 G0 X.. Y..``: machine coordinates, whatever work offset (``G10 L2``, G54..)
+the controller carries, and positions are read from ``MPos`` (or ``WPos`` + ``WCO``): one
+coordinate system. Soft limits from the config are checked before anything is sent.
+
+Alarms: the driver never unlocks with ``$X``. After an ``ALARM:N`` (hard or soft limit, reset
+in motion, homing failure) or a stall, the next move or output change first homes again
+(``$H``; Ctrl-X first after a critical ALARM:1/2); a controller without homing (error:5)
+makes that a station fault in GRBL's words. ``stop()`` is a feed hold, a wait for Hold:0 and
+Ctrl-X: after a completed hold GRBL comes back Idle with its position (grbl/motion_control.c,
+``mc_reset``); if the hold did not complete it reports ALARM:3 and the mount is homed again.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import serial
 
 from station.config import GRBL_AXES, MountConfig
 from station.devices.protocols import MOUNT_AXES
-from station.errors import DeviceError, InputError
+from station.errors import ConfigError, DeviceError, InputError
 
 #: GRBL 1.1 error codes (the common ones; grblHAL shares 1..38).
 ERRORS: dict[int, str] = {
@@ -55,6 +66,12 @@ _STATUS_RE = re.compile(r"^<([A-Za-z]+(?::\d+)?)((?:\|[^|<>]*)*)>$")
 _BANNER_RE = re.compile(r"^(Grbl(?:HAL)?\s+\S+)")
 _OTHER_RE = re.compile(r"^(\[.*\]|\$\d+=.*|>.*:ok)$")  # push messages, settings, startup-line echo
 _MAX_LINE = 256
+_CRITICAL_ALARMS = (1, 2)  # hard and soft limit: GRBL ignores everything but Ctrl-X
+_HANDSHAKES = 3  # banners in the middle of the open hand-shake tolerated before giving up
+
+
+class _RebootedError(DeviceError):
+    """The controller printed its banner in the middle of an exchange: it reset or rebooted."""
 
 
 def _one_line(exc: BaseException) -> str:
@@ -66,21 +83,27 @@ class GrblMount:
 
     ``poll_s``: interval of ``?`` polls while a move runs; ``stall_s``: a Run with an unchanged
     MPos for this long is a stall; ``hold_s``: how long ``stop()`` waits for Hold:0 before the
-    reset. ``identity`` is the banner and ``$I`` version; ``last_status`` the last status report.
+    reset; ``boot_quiet_s``: the quiet after a banner that ends the boot. ``identity`` is the
+    banner and ``$I`` version; ``last_status`` the last status report; ``n_axes`` the
+    controller's axis count; ``lost_position`` why the next move homes first ('' if it need not).
     """
 
     def __init__(self, config: MountConfig, name: str = "mount", *, poll_s: float = 0.05,
-                 stall_s: float = 2.0, hold_s: float = 2.0) -> None:
+                 stall_s: float = 2.0, hold_s: float = 2.0, boot_quiet_s: float = 0.1) -> None:
         self.config = config
         self.name = name
         self.identity = ""
         self.last_status = ""
+        self.n_axes = 0
+        self.lost_position = ""
         self._poll_s, self._stall_s, self._hold_s = poll_s, stall_s, hold_s
+        self._boot_quiet_s = boot_quiet_s
         self._buffer = b""
         self._wco: dict[str, float] = {}
+        self._feed = 0.0  # the feed rate of the last status report (FS:f,s)
+        self._critical = False  # an ALARM:1/2 waits for Ctrl-X
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._unlock_after_stop = False
         try:
             self._serial = serial.serial_for_url(config.port, baudrate=config.baudrate, timeout=poll_s)
         except (serial.SerialException, OSError, ValueError) as exc:
@@ -88,21 +111,44 @@ class GrblMount:
         try:
             with self._lock:
                 self._write(b"\x18")
-                banner = self._read_banner(min(config.timeout_s, 10.0))
-                self.identity = _BANNER_RE.match(banner).group(1)  # type: ignore[union-attr]
-                for line in self._command("$I", min(config.timeout_s, 10.0)):
-                    if line.startswith("[VER:"):
-                        self.identity += "; " + line[1:-1]
+                self._handshake(min(config.timeout_s, 10.0))
         except BaseException:
             self._serial.close()
             raise
+
+    def _handshake(self, timeout_s: float) -> None:
+        """Banner, ``$I`` and the axis count; a banner mid-way (a second boot) starts it over."""
+        for attempt in range(_HANDSHAKES):
+            try:
+                banner = self._read_banner(timeout_s)
+                identity = _BANNER_RE.match(banner).group(1)  # type: ignore[union-attr]
+                for line in self._command("$I", timeout_s):
+                    if line.startswith("[VER:"):
+                        identity += "; " + line[1:-1]
+                _, mpos = self._status("open")
+            except _RebootedError:
+                if attempt == _HANDSHAKES - 1:
+                    raise
+                continue
+            self.identity, self.n_axes = identity, len(mpos)
+            self._check_axis_count(mpos)
+            return
+
+    def _check_axis_count(self, mpos: dict[str, float]) -> None:
+        for name, spec in self.config.axes.items():
+            if spec.axis not in mpos:
+                raise ConfigError(f"mount.axes.{name}: axis {spec.axis!r}, but the controller on "
+                                  f"{self.config.port} has {len(mpos)} axes ({', '.join(mpos)}; status "
+                                  f"{self.last_status}); bind {name} to one of them or remove it")
 
     # --- Mount protocol --------------------------------------------------------------
     def home(self) -> None:
         """Run the homing cycle ``$H`` and wait for ``ok`` (up to the config's timeout_s)."""
         with self._lock:
+            if self._critical:
+                self._reset_controller()
             self._command("$H", self.config.timeout_s)
-            self._unlock_after_stop = False
+            self.lost_position = ""
             state, mpos = self._status("$H")
             self._logical(mpos)  # the controller must serve every configured axis
             if state != "Idle":
@@ -112,10 +158,8 @@ class GrblMount:
         """Move logical axes within soft limits, wait for Idle, return the position from MPos."""
         targets = self._check(axes)
         with self._lock:
-            if self._unlock_after_stop:
-                self._command("$X", min(self.config.timeout_s, 10.0))
-                self._unlock_after_stop = False
-            line = "G90 G0 " + " ".join(f"{letter}{value:.3f}" for letter, value in
+            self._home_again()
+            line = "G53 G0 " + " ".join(f"{letter}{value:.3f}" for letter, value in
                                         sorted(targets.items(), key=lambda kv: GRBL_AXES.index(kv[0])))
             self._command(line, self.config.timeout_s)
             return self._wait_idle(line, targets)
@@ -130,9 +174,7 @@ class GrblMount:
         if not isinstance(on, bool):
             raise InputError(f"{self.name}: aux output must be true or false, got {on!r}")
         with self._lock:
-            if self._unlock_after_stop:
-                self._command("$X", min(self.config.timeout_s, 10.0))
-                self._unlock_after_stop = False
+            self._home_again()
             self._command("M8" if on else "M9", min(self.config.timeout_s, 10.0))
 
     def position(self) -> dict[str, float]:
@@ -150,15 +192,14 @@ class GrblMount:
             self._write(b"!")
             locked = self._lock.acquire(timeout=self._hold_s)
             try:
-                before = self._quietly(self._wait_hold) if locked else "Run"
-                self._write(b"\x18")
                 if locked:
-                    self._quietly(self._read_banner, self._hold_s)
-                    after = self._quietly(self._status, "Ctrl-X")
-                    if after and after[0] == "Alarm" and before != "Alarm":
-                        self._unlock_after_stop = True
+                    self._quietly(self._wait_hold)
+                self._write(b"\x18")
+                self._critical = False
+                if locked:
+                    self._quietly(self._read_banner, self._hold_s)  # notes an ALARM:3 in lost_position
                 else:
-                    self._unlock_after_stop = True
+                    self.lost_position = self.lost_position or "stop() could not wait for the hold"
             finally:
                 if locked:
                     self._lock.release()
@@ -166,6 +207,25 @@ class GrblMount:
             pass
         finally:
             self._stopping.clear()
+
+    def confirm_stopped(self) -> str:
+        """'' if two status reports ``poll_s`` apart show Idle or Alarm, feed 0 and one MPos; else why not.
+
+        The safe state's witness of motion (the controller's own report, read after ``stop()``).
+        """
+        if not self._lock.acquire(timeout=self._hold_s):
+            return "motion stop not confirmed: the mount is busy with another command"
+        try:
+            first = self._status("the safe state's check")
+            time.sleep(min(max(self._poll_s, 0.02), 0.1))
+            state, mpos = self._status("the safe state's check")
+            if state not in ("Idle", "Alarm") or self._feed != 0 or mpos != first[1]:
+                return f"motion not stopped: the mount reports {self.last_status}"
+            return ""
+        except DeviceError as exc:
+            return f"motion stop not confirmed: {exc}"
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         """Close the port (motion is not stopped: call ``stop()`` first for the safe state)."""
@@ -194,6 +254,48 @@ class GrblMount:
                                  f"[{spec.min:g}, {spec.max:g}] {unit}")
             targets[spec.axis] = float(value)
         return targets
+
+    # --- recovery -------------------------------------------------------------------
+    def _home_again(self) -> None:
+        """After an alarm or a stall the position is not trusted: home (never ``$X``), or fail."""
+        if not self.lost_position:
+            return
+        why = self.lost_position
+        self._drain()
+        try:
+            try:
+                self.home()
+            except _RebootedError:  # the banner of the alarm's reset came late: once more
+                self.home()
+        except DeviceError as exc:
+            if "error:5" not in str(exc):
+                raise
+            raise DeviceError(self.name, f"position lost ({why}) and the controller has no homing "
+                                         "(error:5 Homing not enabled): home it by hand; the station "
+                                         "never unlocks with $X") from None
+
+    def _drain(self) -> None:
+        """Read what already waits on the line (the rest of an alarm's reset: banner, messages)."""
+        deadline = time.monotonic() + self._poll_s
+        while (raw := self._read_line(deadline)) is not None:
+            line = raw.decode("ascii", errors="replace").strip()
+            if line.startswith("ALARM:"):
+                self._note_alarm(line)
+            elif _BANNER_RE.match(line):
+                self._critical = False
+
+    def _reset_controller(self) -> None:
+        """Ctrl-X out of a critical alarm (GRBL answers nothing else) and read the banner."""
+        self._write(b"\x18")
+        self._critical = False
+        self._read_banner(min(self.config.timeout_s, 10.0))
+
+    def _note_alarm(self, line: str) -> str:
+        code = int(line[6:]) if line[6:].isdigit() else 0
+        text = f"{line} {ALARMS.get(code, 'unknown alarm')}"
+        self.lost_position = text
+        self._critical = code in _CRITICAL_ALARMS
+        return text
 
     # --- wire -----------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
@@ -229,10 +331,10 @@ class GrblMount:
                 continue
             context = during or sent
             if line.startswith("ALARM:"):
-                meaning = ALARMS.get(int(line[6:]) if line[6:].isdigit() else 0, "unknown alarm")
-                raise DeviceError(self.name, f"{line} {meaning}, during {context!r}")
+                raise DeviceError(self.name, f"{self._note_alarm(line)}, during {context!r}")
             if _BANNER_RE.match(line):
-                raise DeviceError(self.name, f"controller reset unexpectedly ({line!r}) during {context!r}")
+                self._buffer = raw + b"\n" + self._buffer  # left for _read_banner
+                raise _RebootedError(self.name, f"controller reset unexpectedly ({line!r}) during {context!r}")
             if line == "ok" or re.fullmatch(r"error:\d+", line) or _OTHER_RE.match(line):
                 return line
             if _STATUS_RE.match(line):
@@ -242,13 +344,21 @@ class GrblMount:
         return None
 
     def _read_banner(self, timeout_s: float) -> str:
+        """The last banner once the line is quiet for boot_quiet_s after it; alarms on the way are noted."""
         deadline = time.monotonic() + timeout_s
-        while (raw := self._read_line(deadline)) is not None:
+        banner = ""
+        quiet_until = deadline
+        while (raw := self._read_line(min(deadline, quiet_until))) is not None:
             line = raw.decode("ascii", errors="replace").strip()
             if _BANNER_RE.match(line):
-                return line
-            if line and not (line.startswith(("ALARM:", "[", "<")) or line == "ok"):
+                banner, quiet_until = line, time.monotonic() + self._boot_quiet_s
+            elif line.startswith("ALARM:"):
+                self._note_alarm(line)
+            elif line and not (line.startswith(("[", "<")) or line == "ok"):
                 raise DeviceError(self.name, f"unexpected answer {raw[:40]!r} to Ctrl-X: not a GRBL banner")
+        if banner:
+            self._critical = False
+            return banner
         raise DeviceError(self.name, f"no GRBL welcome banner within {timeout_s:g} s after Ctrl-X on "
                                      f"{self.config.port}")
 
@@ -286,6 +396,8 @@ class GrblMount:
         state, rest = _STATUS_RE.match(report).groups()  # type: ignore[union-attr]
         fields = dict(f.split(":", 1) for f in rest.split("|")[1:] if ":" in f)
         try:
+            if "FS" in fields or "F" in fields:
+                self._feed = float(fields.get("FS", fields.get("F", "0")).split(",")[0])
             if "WCO" in fields:
                 self._wco = dict(zip(GRBL_AXES, map(float, fields["WCO"].split(",")), strict=False))
             if "MPos" in fields:
@@ -324,12 +436,14 @@ class GrblMount:
                 if moved or at_target or idle_polls >= 3:  # Idle before Run: the move may not have begun
                     return self._logical(mpos)
             elif state == "Alarm":
+                self.lost_position = self.lost_position or f"controller in Alarm during {line!r}"
                 raise DeviceError(self.name, f"controller in Alarm during {line!r} ({self.last_status})")
             else:
                 moved = True
                 if state != "Run" or mpos != last_pos:
                     last_pos, still_since = mpos, now
                 elif now - still_since > self._stall_s:
+                    self.lost_position = f"move {line!r} stalled"
                     raise DeviceError(self.name, f"move {line!r} stalled: Run with no motion for "
                                                  f"{self._stall_s:g} s ({self.last_status})")
             if now > deadline:
@@ -338,13 +452,16 @@ class GrblMount:
             time.sleep(self._poll_s)
 
     def _wait_hold(self) -> str:
-        """After ``!``: poll until Hold:0, Idle or Alarm (hold_s at most); return the first state seen."""
+        """After ``!``: poll until Hold:0, Idle or Alarm (hold_s at most); return the first state seen.
+
+        Homing ignores a feed hold (GRBL 1.1 holds only a cycle or a jog): only the reset stops it.
+        """
         deadline = time.monotonic() + self._hold_s
         first = ""
         while True:
             state, _ = self._status("!")
             first = first or state
-            if state in ("Hold:0", "Idle", "Alarm") or time.monotonic() > deadline:
+            if state in ("Hold:0", "Idle", "Alarm", "Home") or time.monotonic() > deadline:
                 return first
             time.sleep(self._poll_s)
 

@@ -3,9 +3,13 @@
 Any serial client (the ``GrblMount`` driver, pyserial, a terminal) opens ``port``, the pty's
 slave, and speaks the GRBL 1.1 wire (github.com/gnea/grbl/wiki, "Grbl v1.1 Interface"):
 real-time bytes ``?`` ``!`` ``~`` Ctrl-X act at once, mid-line and mid-move; lines are
-``$H`` ``$X`` ``$I`` ``$$`` ``$G`` and G-code ``G0 G1 G90 G91 G21 F`` on axes X Y Z A.
+``$H`` ``$X`` ``$I`` ``$$`` ``$G`` ``$#`` and G-code ``G0 G1 G90 G91 G21 F``, ``G53`` (machine
+coordinates), ``G54``..``G59`` and ``G10 L2``/``L20`` (work offsets), ``M8 M9`` on axes X Y Z A.
 Replies end in CR LF: ``ok``, ``error:N``, ``ALARM:N``, ``[MSG:...]`` and status reports
-``<Idle|MPos:x,y,z,a|FS:f,s>`` (3 decimals; ``WCO`` every 10th report, ``Pn`` on a tripped switch).
+``<Idle|MPos:x,y,z,a|FS:f,s>`` (3 decimals; ``WCO``, the active work offset, every 10th report,
+``Pn`` on a tripped switch). ``flavour="grbl"`` with ``n_axes=3`` is a GRBL 1.1h board instead
+(its banner, 3-field MPos, no status report while a critical alarm waits for Ctrl-X, as
+grbl/protocol.c's empty wait loop). Behaviour follows tests/unit/data/grbl/ (GRBL 1.1h source).
 
 What the twin does, where GRBL leaves a choice:
 
@@ -17,9 +21,10 @@ What the twin does, where GRBL leaves a choice:
   ``world.spend("move", ...)`` in slices, so ``?`` mid-move reports Run and the interpolated
   MPos, and ``world.axes`` (the renderer's pose) follows. The ``ok`` of a move comes when it
   is accepted (before motion, as GRBL's planner does); the next line waits for the move.
-- A target beyond machine travel (``AXES``, wider than the station's soft limits) is
-  refused with ``error:15`` before moving (GRBL's jog rule; GRBL 1.1 would raise ALARM:2
-  for a G0): the position is never lost. A hard-limit switch trips only mid-move, under
+- A target beyond machine travel (``AXES``, wider than the station's soft limits; ``$20=1``)
+  raises ``ALARM:2`` and ``[MSG:Reset to continue]`` before moving, as GRBL 1.1's
+  ``limits_soft_check`` does: lines are ignored until Ctrl-X, which answers the pending
+  ``ok``, the banner and Alarm. A hard-limit switch trips only mid-move, under
   the ``mount_alarm`` fault: ``ALARM:1``, ``[MSG:Reset to continue]``, every line ignored
   until Ctrl-X, then Alarm until ``$H``/``$X``.
 - ``!`` holds: ``Hold:1`` until the motion slice under way ends (the deceleration), then
@@ -46,6 +51,7 @@ import tty
 from dataclasses import dataclass
 from typing import Any
 
+from station.twin.grbl_gcode import ERROR, ReplyError, parse_block, set_offset, target_of
 from station.twin.world import World
 
 
@@ -81,39 +87,45 @@ MOUNT_FAULTS: dict[str, str] = {
 
 BANNER = "GrblHAL 1.1f ['$' or '$HELP' for help]"
 VERSION = "[VER:1.1f.20240101:M-Station twin]"
+#: flavour -> (banner, $I lines before ok): grblHAL (the twin's bench) or a GRBL 1.1h board.
+FLAVOURS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "grblHAL": (BANNER, (VERSION, "[OPT:VH,15,128]", "[FIRMWARE:grblHAL]")),
+    "grbl": ("Grbl 1.1h ['$' for help]", ("[VER:1.1h.20190825:M-Station twin]", "[OPT:V,15,128]")),
+}
 HOMING_LOCATE_S = 1.0  # simulated seconds to locate the switches and pull off
 SLICE_REAL_S = 0.01  # real seconds per motion slice: the resolution of MPos during a move
 STALL_AT = 1 / 3  # fraction of a move done when a stall stops it
 TRIP_AT = 0.5  # fraction of a move done when the faulty limit switch trips
-ERROR = {"letter": 1, "number": 2, "system": 3, "negative": 4, "not_idle": 8, "locked": 9,
-         "travel": 15, "unsupported": 20, "modal": 21, "feed": 22, "repeated": 25}
-_WORD_RE = re.compile(r"([A-Z])([^A-Z]*)")
-_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
-_SETTINGS = ("$0=10", "$10=1", "$20=0", "$21=1", "$22=1", "$27=1.000",
+_SETTINGS = ("$0=10", "$10=1", "$20=1", "$21=1", "$22=1", "$27=1.000",
              *(f"${110 + i}={a.max_rate_per_min:.3f}" for i, a in enumerate(AXES)),
              *(f"${130 + i}={a.travel_max - a.travel_min:.3f}" for i, a in enumerate(AXES)))
 
 
-class _ReplyError(Exception):
-    """A line's answer is ``error:code``."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 class GrblEmulator:
-    """A 4-axis grblHAL controller on a pty; ``start()`` returns self, ``port`` is the slave path."""
+    """A grblHAL (or GRBL 1.1h) controller on a pty; ``start()`` returns self, ``port`` is the slave path.
 
-    def __init__(self, world: World, name: str = "twin-mount") -> None:
+    ``n_axes``: the controller's axes (the first of X Y Z A); ``flavour``: ``grblHAL`` or ``grbl``.
+    """
+
+    def __init__(self, world: World, name: str = "twin-mount", *, n_axes: int = 4,
+                 flavour: str = "grblHAL", double_boot_s: float = 0.0) -> None:
+        if not 1 <= n_axes <= len(AXES) or flavour not in FLAVOURS:
+            raise ValueError(f"{name}: n_axes 1..{len(AXES)} and flavour in {sorted(FLAVOURS)}")
         self.world = world
         self.name = name
+        self.axes = AXES[:n_axes]
+        self.letters = tuple(a.letter for a in self.axes)
+        self.flavour = flavour
+        self.double_boot_s = double_boot_s
+        self._offsets = [[0.0] * n_axes for _ in range(6)]  # G54..G59 work offsets (kept over resets)
+        self._coord = 0  # active work coordinate system: 0 = G54
+        self._pending_ok: int | None = None  # the line a soft-limit alarm cut short: ok after Ctrl-X
         self.port = ""
         self.lines: list[str] = []  # every command line received, in order
         self.bytes_in = 0  # every byte received, real-time ones included
         self._lock = threading.RLock()  # controller state and every write to the wire
         self._state = "Alarm"
-        self._pos = [0.0] * len(AXES)
+        self._pos = [0.0] * n_axes
         self._absolute = True
         self._motion_mode = 0
         self._feed: float | None = None
@@ -146,8 +158,8 @@ class GrblEmulator:
         self.port = os.ttyname(self._slave)
         self._wake_r, self._wake_w = os.pipe()
         with self.world.lock:
-            start = [self.world.axes.get(a.letter, a.home) for a in AXES]
-        self._set_pos([min(max(p, a.travel_min), a.travel_max) for p, a in zip(start, AXES, strict=True)])
+            start = [self.world.axes.get(a.letter, a.home) for a in self.axes]
+        self._set_pos([min(max(p, a.travel_min), a.travel_max) for p, a in zip(start, self.axes, strict=True)])
         self._set_aux(False)  # power-up: outputs off, so the light's power relay is open
         self._boot()
         for target in (self._read_loop, self._exec_loop):
@@ -212,7 +224,8 @@ class GrblEmulator:
             self.bytes_in += len(data)
             for byte in data:
                 if byte == 0x3F:  # ?
-                    self._send(self._status())
+                    if not (self._critical and self.flavour == "grbl"):  # GRBL's critical loop is mute
+                        self._send(self._status())
                 elif byte == 0x21:  # !
                     self._hold()
                 elif byte == 0x7E:  # ~
@@ -239,7 +252,7 @@ class GrblEmulator:
             if self._aux:
                 fields.append("A:F")
             if self._reports % 10 == 1:
-                fields.append("WCO:" + ",".join("0.000" for _ in AXES))
+                fields.append("WCO:" + ",".join(f"{o:.3f}" for o in self._offsets[self._coord]))
             return "<" + "|".join(fields) + ">"
 
     def _hold(self) -> None:
@@ -254,14 +267,19 @@ class GrblEmulator:
             if self._state == "Hold:0":  # GRBL resumes only a completed hold
                 self._state = "Run" if self._moving else "Idle"
 
-    def _reset(self) -> None:
+    def _reset(self, reboot: bool = True) -> None:
         with self._lock:
             self._gen += 1
             while not self._queue.empty():
                 with contextlib.suppress(queue.Empty):
                     self._queue.get_nowait()
-            alarm = 6 if self._state == "Home" else 3 if self._moving else 0
+            held = self._state == "Hold:0"  # the hold completed: the axes are at rest, nothing lost
+            alarm = 6 if self._state == "Home" else 3 if self._moving and not held else 0
+            if self._pending_ok is not None:
+                self._send("ok")  # the line that raised ALARM:2 is answered after the reset
+                self._pending_ok = None
             self._moving = self._critical = False
+            self._coord = 0
             self._pins = ""
             self._set_aux(False)  # a reset switches the coolant outputs off (GRBL)
             self._absolute, self._motion_mode, self._feed, self._rate = True, 0, None, 0.0
@@ -271,6 +289,20 @@ class GrblEmulator:
             elif self._state != "Alarm":
                 self._state = "Idle"
             self._boot()
+            if reboot and self.double_boot_s > 0:
+                timer = threading.Timer(self.double_boot_s, self._reboot, args=(self._gen,))
+                timer.daemon = True
+                timer.start()
+
+    def _reboot(self, gen: int) -> None:
+        """The second boot of a board that resets again (banner twice)."""
+        with self._lock:
+            if gen == self._gen and not self._closing.is_set():
+                self._reset(reboot=False)
+
+    def reset_pin(self) -> None:
+        """The board's reset/abort input (a pendant's button): the same as a Ctrl-X on the wire."""
+        self._reset()
 
     def _set_aux(self, on: bool) -> None:
         """Flood output (M8 on, M9 off); on the twin's bench it switches the light's power."""
@@ -283,7 +315,7 @@ class GrblEmulator:
     def _boot(self) -> None:
         with self._lock:
             self._send("")
-            self._send(BANNER)
+            self._send(FLAVOURS[self.flavour][0])
             if self._state == "Alarm":
                 self._send("[MSG:'$H'|'$X' to unlock]")
 
@@ -305,12 +337,18 @@ class GrblEmulator:
                     self._system(gen, line, faults)
                 else:
                     self._gcode(gen, line, faults)
-            except _ReplyError as reply:
+            except ReplyError as reply:
                 self._send(f"error:{reply.code}", gen)
 
     def _system(self, gen: int, line: str, faults: dict[str, Any]) -> None:
         if line == "$I":
-            for text in (VERSION, "[OPT:VH,15,128]", "[FIRMWARE:grblHAL]", "ok"):
+            for text in (*FLAVOURS[self.flavour][1], "ok"):
+                self._send(text, gen)
+            return
+        if line == "$#":
+            for i, offset in enumerate(self._offsets):
+                self._send(f"[G{54 + i}:" + ",".join(f"{o:.3f}" for o in offset) + "]", gen)
+            for text in ("[G92:" + ",".join("0.000" for _ in self.axes) + "]", "[TLO:0.000]", "ok"):
                 self._send(text, gen)
             return
         if line == "$$":
@@ -318,7 +356,7 @@ class GrblEmulator:
                 self._send(text, gen)
             return
         if line == "$G":
-            mode = f"G{self._motion_mode} G54 G17 G21 G{90 if self._absolute else 91} G94"
+            mode = f"G{self._motion_mode} G{54 + self._coord} G17 G21 G{90 if self._absolute else 91} G94"
             self._send(f"[GC:{mode} M5 M9 T0 F{self._feed or 0:g} S0]", gen)
             self._send("ok", gen)
             return
@@ -327,18 +365,18 @@ class GrblEmulator:
             self._send("ok", gen)
             return
         if line not in ("$H", "$X"):
-            raise _ReplyError(ERROR["system"])
+            raise ReplyError(ERROR["system"])
         if self._state not in ("Idle", "Alarm"):
-            raise _ReplyError(ERROR["not_idle"])
+            raise ReplyError(ERROR["not_idle"])
         if line == "$X":
             if self._state == "Alarm":
                 self._state = "Idle"
                 self._send("[MSG:Caution: Unlocked]", gen)
             self._send("ok", gen)
             return
-        home = [a.home for a in AXES]
+        home = [a.home for a in self.axes]
         duration_s = HOMING_LOCATE_S + max(abs(h - p) / a.max_rate_per_min * 60.0
-                                           for h, p, a in zip(home, self._pos, AXES, strict=True))
+                                           for h, p, a in zip(home, self._pos, self.axes, strict=True))
         with self._lock:
             if gen != self._gen:
                 return
@@ -348,54 +386,31 @@ class GrblEmulator:
 
     def _gcode(self, gen: int, line: str, faults: dict[str, Any]) -> None:
         if self._state == "Alarm":
-            raise _ReplyError(ERROR["locked"])
-        if not line[0].isalpha():
-            raise _ReplyError(ERROR["letter"])
-        absolute, mode, feed = self._absolute, self._motion_mode, self._feed
-        words: dict[str, float] = {}
-        motion_words = 0
-        aux: bool | None = None
-        for letter, number in _WORD_RE.findall(line):
-            if not _NUMBER_RE.match(number):
-                raise _ReplyError(ERROR["number"])
-            value = float(number)
-            if letter == "G" and value in (0, 1):
-                mode, motion_words = int(value), motion_words + 1
-            elif letter == "G" and value in (90, 91):
-                absolute = value == 90
-            elif letter == "G" and value == 21:
-                pass
-            elif letter == "M" and value in (8, 9):
-                aux = value == 8  # flood coolant output: the bench's light power relay
-            elif letter == "F":
-                if value <= 0:
-                    raise _ReplyError(ERROR["negative"])
-                feed = value
-            elif letter in LETTERS:
-                if letter in words:
-                    raise _ReplyError(ERROR["repeated"])
-                words[letter] = value
-            else:
-                raise _ReplyError(ERROR["unsupported"])
-        if motion_words > 1:
-            raise _ReplyError(ERROR["modal"])
-        if words and mode == 1 and feed is None:
-            raise _ReplyError(ERROR["feed"])
-        target = [words.get(a.letter, p if absolute else 0.0) + (0.0 if absolute else p)
-                  for a, p in zip(AXES, self._pos, strict=True)]
-        if any(not a.travel_min <= t <= a.travel_max for a, t in zip(AXES, target, strict=True)):
-            raise _ReplyError(ERROR["travel"])
-        self._absolute, self._motion_mode, self._feed = absolute, mode, feed
-        if aux is not None:
-            self._set_aux(aux)
+            raise ReplyError(ERROR["locked"])
+        block = parse_block(line, self.letters, self._absolute, self._motion_mode, self._feed, self._coord)
+        if block["non_modal"] == 10:
+            set_offset(block, self._offsets, self._pos, self.letters)
+            self._send("ok", gen)
+            return
+        words = block["words"]
+        if words and block["mode"] == 1 and block["feed"] is None:
+            raise ReplyError(ERROR["feed"])
+        target = target_of(block, self._offsets, self._pos, self.letters)
+        self._absolute, self._motion_mode, self._feed = block["absolute"], block["mode"], block["feed"]
+        self._coord = block["coord"]
+        if block["aux"] is not None:
+            self._set_aux(block["aux"])
         if not words:
             self._send("ok", gen)
             return
+        if any(not a.travel_min <= t <= a.travel_max for a, t in zip(self.axes, target, strict=True)):
+            self._soft_limit(gen)
+            return
         deltas = [abs(t - p) for t, p in zip(target, self._pos, strict=True)]
-        duration_s = max(d / a.max_rate_per_min * 60.0 for d, a in zip(deltas, AXES, strict=True))
+        duration_s = max(d / a.max_rate_per_min * 60.0 for d, a in zip(deltas, self.axes, strict=True))
         path = math.hypot(*deltas)
-        if mode == 1 and feed is not None:
-            duration_s = max(duration_s, path / feed * 60.0)
+        if block["mode"] == 1 and block["feed"] is not None:
+            duration_s = max(duration_s, path / block["feed"] * 60.0)
         with self._lock:
             if gen != self._gen:
                 return
@@ -405,6 +420,15 @@ class GrblEmulator:
                 self._state = "Run"
         self._send("ok", gen)  # accepted into the planner: ok now, motion follows
         self._motion(gen, target, duration_s, faults, trip=bool(faults.get("mount_alarm")))
+
+    def _soft_limit(self, gen: int) -> None:
+        """GRBL 1.1 limits_soft_check from Idle: ALARM:2, critical until Ctrl-X; nothing moved."""
+        with self._lock:
+            if gen != self._gen:
+                return
+            self._state, self._critical, self._pending_ok = "Alarm", True, gen
+            self._send("ALARM:2")
+            self._send("[MSG:Reset to continue]")
 
     # --- motion ---------------------------------------------------------------------
     def _motion(self, gen: int, target: list[float], duration_s: float, faults: dict[str, Any],
@@ -448,7 +472,7 @@ class GrblEmulator:
                 return False
             self._moving, self._rate = False, 0.0
             if trip:
-                moving = [a.letter for a, s, t in zip(AXES, start, target, strict=True) if s != t]
+                moving = [a.letter for a, s, t in zip(self.axes, start, target, strict=True) if s != t]
                 self._state, self._critical, self._pins = "Alarm", True, "".join(moving[:1])
                 self._send("ALARM:1")
                 self._send("[MSG:Reset to continue]")
@@ -461,4 +485,4 @@ class GrblEmulator:
         with self._lock:
             self._pos = list(pos)
             with self.world.lock:
-                self.world.axes.update(zip(LETTERS, self._pos, strict=True))
+                self.world.axes.update(zip(self.letters, self._pos, strict=True))

@@ -159,7 +159,7 @@ def test_status_mid_move_hold_resume_and_reset() -> None:
 
 
 @pytest.mark.parametrize(("gcode", "code"), [
-    ("G0 Y3300", 15), ("G0 Y50", 15), ("G0 X-1", 15), ("G91 G0 Z40", 15),  # beyond machine travel
+    ("G10 L2 X5", 28), ("G10 L3 P1 X5", 20), ("G10 L2 P7 X5", 29), ("G53 G0 G10 L2 P1 X1", 21),
     ("G0 X1.2.3", 2), ("G0 Xabc", 2), ("G5 X1", 20), ("M3", 20), ("$Q", 3), ("G1 X5", 22),
     ("G0 G1 X1", 21), ("G0 X1 X2", 25), ("123", 1),
 ])
@@ -226,3 +226,87 @@ def test_stop_joins_threads_and_closes_the_pty() -> None:
     emulator.stop()
     assert threads and not any(t.is_alive() for t in threads)
     emulator.stop()  # idempotent
+
+
+@pytest.mark.parametrize("gcode", ["G0 Y3300", "G0 Y50", "G0 X-1", "G91 G0 Z40", "G53 G0 A30"])
+def test_target_beyond_travel_is_a_soft_limit_alarm_until_reset(twin: GrblEmulator, gcode: str) -> None:
+    """GRBL 1.1 limits_soft_check ($20=1): ALARM:2, critical; the line's ok comes after Ctrl-X."""
+    with terminal(twin) as ser:
+        command(ser, "$H")
+        ser.write(gcode.encode() + b"\n")
+        assert [line(ser), line(ser)] == ["ALARM:2", "[MSG:Reset to continue]"]
+        ser.write(b"G0 X10\n")  # ignored until the reset
+        ser.write(b"\x18")
+        assert [line(ser) for _ in range(4)] == ["ok", "", "GrblHAL 1.1f ['$' or '$HELP' for help]",
+                                                  "[MSG:'$H'|'$X' to unlock]"]
+        assert status(ser) == ("Alarm", HOME)  # nothing moved, and G-code stays locked until $H
+    assert twin.world.axes == HOME
+
+
+def test_reset_after_a_completed_feed_hold_is_idle_without_alarm() -> None:
+    """mc_reset raises ALARM:3 only in a cycle or a hold still decelerating (data/grbl/hold_reset.json)."""
+    emulator = start(time_scale=0.02)
+    try:
+        with terminal(emulator) as ser:
+            command(ser, "$H")
+            assert command(ser, "G0 Y3000") == ["ok"]
+            time.sleep(0.03)
+            ser.write(b"!")
+            held = wait_state(ser, "Hold:0")
+            ser.write(b"\x18")
+            assert [line(ser) for _ in range(2)] == ["", "GrblHAL 1.1f ['$' or '$HELP' for help]"]
+            assert status(ser) == ("Idle", held)  # no ALARM:3, the position kept
+            time.sleep(0.05)
+            assert status(ser) == ("Idle", held) and emulator.world.axes["Y"] == held["Y"]
+            assert command(ser, "G0 Y500") == ["ok"]  # not locked: the queued rest of the move is gone
+            assert wait_state(ser, "Idle")["Y"] == 500.0
+    finally:
+        emulator.stop()
+
+
+def test_work_offset_g10_g54_and_machine_moves_g53(twin: GrblEmulator) -> None:
+    with terminal(twin) as ser:
+        command(ser, "$H")
+        assert command(ser, "G10 L2 P1 X10 Y-100") == ["ok"]
+        assert command(ser, "G0 X5 Y400") == ["ok"]  # G54 work coordinates: machine X15 Y300
+        assert wait_state(ser, "Idle") == {"X": 15.0, "Y": 300.0, "Z": 0.0, "A": 0.0}
+        assert command(ser, "G53 G0 X5 Y400") == ["ok"]  # machine coordinates, the offset ignored
+        assert wait_state(ser, "Idle") == {"X": 5.0, "Y": 400.0, "Z": 0.0, "A": 0.0}
+        assert command(ser, "$#")[0] == "[G54:10.000,-100.000,0.000,0.000]"
+        assert "G54" in command(ser, "$G")[0]
+        reports = []
+        for _ in range(10):
+            ser.write(b"?")
+            reports.append(line(ser))
+        assert any("|WCO:10.000,-100.000,0.000,0.000" in r for r in reports)
+        assert command(ser, "G10 L20 P2 X0") == ["ok"]  # G55: here is X0
+        assert command(ser, "G55 G0 X1") == ["ok"]
+        assert wait_state(ser, "Idle")["X"] == 6.0
+    assert twin.world.axes["X"] == 6.0
+
+
+def test_grbl_flavour_three_axes_and_mute_critical_alarm() -> None:
+    world = World(time_scale=0.002)
+    with GrblEmulator(world, n_axes=3, flavour="grbl") as emulator, terminal(emulator) as ser:
+        ser.write(b"\x18")
+        assert [line(ser) for _ in range(3)] == ["", "Grbl 1.1h ['$' for help]", "[MSG:'$H'|'$X' to unlock]"]
+        assert command(ser, "$I")[0].startswith("[VER:1.1h.")
+        command(ser, "$H")
+        ser.write(b"?")
+        assert line(ser).startswith("<Idle|MPos:0.000,150.000,0.000|")  # three fields
+        assert command(ser, "G0 A1") == ["error:20"]  # no A axis
+        ser.write(b"G0 Y5000\n")
+        assert [line(ser), line(ser)] == ["ALARM:2", "[MSG:Reset to continue]"]
+        ser.timeout = 0.2
+        ser.write(b"?")
+        assert ser.readline() == b""  # GRBL's critical loop answers nothing but the reset
+        ser.timeout = 1.0
+        ser.write(b"\x18")
+        assert line(ser) == "ok"
+
+
+def test_double_boot_prints_the_banner_twice() -> None:
+    with GrblEmulator(World(time_scale=0.002), double_boot_s=0.05) as emulator, terminal(emulator) as ser:
+        ser.write(b"\x18")
+        banners = [line(ser) for _ in range(6)]
+        assert banners.count("GrblHAL 1.1f ['$' or '$HELP' for help]") == 2

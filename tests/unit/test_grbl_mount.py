@@ -6,20 +6,25 @@ plain kinematics; the twin's world (what the renderer sees) is the ground truth 
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import serial
 
-from station.config import TWIN_AXES, AxisConfig, MountConfig
+from station.config import TWIN_AXES, AxisConfig, MountConfig, load_config, to_toml, twin_config
 from station.devices.grbl_mount import GrblMount
 from station.devices.protocols import Mount
-from station.errors import DeviceError, InputError
+from station.errors import ConfigError, DeviceError, InputError
 from station.twin.grbl_emulator import GrblEmulator
 from station.twin.world import World
-from tests.unit.replay import PtyReplay
+from tests.unit.replay import PtyReplay, Transcript
 
 HOME = {"focus": 0.0, "distance": 150.0, "pan": 0.0, "tilt": 0.0}
 
@@ -31,7 +36,7 @@ def start_twin(time_scale: float = 0.002) -> GrblEmulator:
 def open_mount(port: str, timeout_s: float = 5.0, axes: dict[str, AxisConfig] | None = None,
                **kwargs: float) -> GrblMount:
     config = MountConfig(port=port, timeout_s=timeout_s, axes=dict(axes or TWIN_AXES))
-    options = {"poll_s": 0.005, "stall_s": 0.3, "hold_s": 0.5} | kwargs
+    options = {"poll_s": 0.005, "stall_s": 0.3, "hold_s": 0.5, "boot_quiet_s": 0.05} | kwargs
     return GrblMount(config, **options)
 
 
@@ -80,7 +85,7 @@ def test_home_then_move_reports_mpos_matching_the_world(mount: GrblMount, twin: 
     # G0: every axis at its max rate (focus 3600 deg/min, rail 6000 mm/min, pan/tilt 1800 deg/min)
     expected_s = max(45.5 / 60, (812.25 - 150) / 100, 12.5 / 30, 7.125 / 30)
     assert twin.world.hw_time_s["move"] - spent == pytest.approx(expected_s)
-    assert twin.lines[-1] == "G90 G0 X45.500 Y812.250 Z-12.500 A7.125"
+    assert twin.lines[-1] == "G53 G0 X45.500 Y812.250 Z-12.500 A7.125"
 
 
 @pytest.mark.parametrize(("axes", "words"), [
@@ -114,11 +119,13 @@ def test_target_beyond_machine_travel_is_refused_by_the_controller(twin: GrblEmu
         mount.home()
         with pytest.raises(DeviceError) as exc:
             mount.move_to(distance=3300.0)  # the rail's travel ends at 3200 mm
-        one_line_device_error(exc, "error:15", "Travel exceeds machine travel", "G90 G0 Y3300.000")
-        assert mount.position() == HOME == twin.world.pose()
+        one_line_device_error(exc, "ALARM:2 Soft limit", "G53 G0 Y3300.000")
+        assert twin.world.pose() == HOME
+        assert mount.move_to(distance=500.0)["distance"] == 500.0  # Ctrl-X, $H, then the move
+        assert twin.lines[-2:] == ["$H", "G53 G0 Y500.000"] and "$X" not in twin.lines
 
 
-def test_stop_mid_move_halts_then_next_move_unlocks() -> None:
+def test_stop_mid_move_holds_resets_to_idle_and_the_next_move_needs_no_unlock() -> None:
     twin = start_twin(time_scale=0.02)  # 150 -> 3000 mm: 28.5 s simulated, 0.57 s real
     try:
         with open_mount(twin.port) as mount:
@@ -143,10 +150,10 @@ def test_stop_mid_move_halts_then_next_move_unlocks() -> None:
             halted = twin.world.axes["Y"]
             time.sleep(0.1)
             assert twin.world.axes["Y"] == halted and 300.0 <= halted < 3000.0  # motion stopped
-            assert twin.state == "Alarm"  # reset in motion: ALARM:3
+            assert twin.state == "Idle"  # the hold completed before the reset: no ALARM:3
             assert mount.position()["distance"] == pytest.approx(halted, abs=5e-4)
-            assert mount.move_to(distance=500.0)["distance"] == 500.0  # unlocked with $X after stop()
-            assert twin.lines[-2:] == ["$X", "G90 G0 Y500.000"]
+            assert mount.move_to(distance=500.0)["distance"] == 500.0
+            assert twin.lines[-1] == "G53 G0 Y500.000" and "$X" not in twin.lines
             assert twin.world.axes["Y"] == 500.0
     finally:
         twin.stop()
@@ -177,8 +184,8 @@ def test_stop_never_raises(mount: GrblMount, twin: GrblEmulator) -> None:
 
 @pytest.mark.parametrize(("fault", "words"), [
     ("mount_stall", ["stalled", "Run with no motion for 0.3 s", "<Run|MPos:0.000,450.000"]),
-    ("mount_alarm", ["ALARM:1 Hard limit triggered", "G90 G0 Y1050.000"]),
-    ("mount_garbage", ["unexpected answer b'\\x", "to 'G90 G0 Y1050.000'"]),
+    ("mount_alarm", ["ALARM:1 Hard limit triggered", "G53 G0 Y1050.000"]),
+    ("mount_garbage", ["unexpected answer b'\\x", "to 'G53 G0 Y1050.000'"]),
 ])
 def test_each_fault_gives_a_one_line_device_error(mount: GrblMount, twin: GrblEmulator, fault: str,
                                                   words: list[str]) -> None:
@@ -236,45 +243,205 @@ def test_silent_port_times_out_waiting_for_the_banner() -> None:
         replay.close()
 
 
-#: A recorded session with a 3-axis GRBL 1.1h (grblHAL-style extras in the status reports).
-GRBL_11H_SESSION = [
-    (b"\x18", b"\r\nGrbl 1.1h ['$' for help]\r\n[MSG:'$H'|'$X' to unlock]\r\n"),
-    (b"$I\n", b"[VER:1.1h.20190825:bench-7]\r\n[OPT:V,15,128]\r\nok\r\n"),
-    (b"$H\n", b"ok\r\n"),
-    (b"?", b"<Idle|MPos:0.000,150.000,0.000|Bf:15,128|FS:0,0|WCO:0.000,0.000,0.000>\r\n"),
-    (b"G90 G0 X12.500 Y800.000\n", b"<Idle|MPos:0.000,150.000,0.000|FS:0,0>\r\n[GC:G0 G54 G17 G21 G90 G94 M5 "
-                                   b"M9 T0 F0 S0]\r\nok\r\n"),
-    (b"?", b"<Run|MPos:6.250,475.000,0.000|Bf:14,127|FS:3000,0|Pn:P>\r\n"),
-    (b"?", b"[MSG:Pgm End]\r\n<Idle|MPos:12.500,800.000,0.000|FS:0,0|Ov:100,100,100>\r\n"),
-    (b"G90 G0 Z45.000\n", b"error:15\r\n"),
-    (b"?", b"<Idle|WPos:2.500,790.000,0.000|FS:0,0|WCO:10.000,10.000,0.000>\r\n"),
-]
 
 
-def test_recorded_grbl_11h_session() -> None:
-    replay = PtyReplay(GRBL_11H_SESSION)
-    axes = {"focus": AxisConfig("X", 0.0, 300.0), "distance": AxisConfig("Y", 150.0, 3000.0),
-            "pan": AxisConfig("Z", -50.0, 50.0)}
+# --- GRBL 1.1h exchanges (tests/unit/data/grbl, derived from GRBL's source: see its README) ---------
+GRBL_DATA = Path(__file__).parent / "data" / "grbl"
+#: The 3-axis GRBL 1.1h bench of the transcripts: homing ends at -1, the machine space is negative.
+GRBL_AXES = {"focus": AxisConfig("X", -300.0, -1.0), "distance": AxisConfig("Y", -1000.0, -1.0),
+             "pan": AxisConfig("Z", -80.0, -1.0)}
+GRBL_HOME = {"focus": -1.0, "distance": -1.0, "pan": -1.0}
+
+
+def transcript(name: str) -> Transcript:
+    steps = json.loads((GRBL_DATA / f"{name}.json").read_text())["steps"]
+    return [(sent.encode("latin-1"), reply.encode("latin-1")) for sent, reply in steps]
+
+
+@contextlib.contextmanager
+def replayed(name: str, axes: dict[str, AxisConfig] | None = None, **options: float) -> Iterator[GrblMount]:
+    """A driver on a pty that plays GRBL 1.1h's side of the transcript; every step must be exchanged."""
+    replay = PtyReplay(transcript(name))
     try:
-        with open_mount(replay.port, axes=axes) as mount:
-            assert mount.identity == "Grbl 1.1h; VER:1.1h.20190825:bench-7"
-            mount.home()
-            assert mount.move_to(focus=12.5, distance=800.0) == {"focus": 12.5, "distance": 800.0, "pan": 0.0}
-            with pytest.raises(DeviceError) as exc:
-                mount.move_to(pan=45.0)
-            one_line_device_error(exc, "error:15 Travel exceeds machine travel in reply to 'G90 G0 Z45.000'")
-            assert mount.position() == {"focus": 12.5, "distance": 800.0, "pan": 0.0}  # WPos + WCO
+        with open_mount(replay.port, axes=axes or GRBL_AXES, **options) as mount:
+            yield mount
         replay.check()
     finally:
         replay.close()
 
 
-def test_three_axis_controller_cannot_serve_a_four_axis_config() -> None:
-    replay = PtyReplay(GRBL_11H_SESSION[:3] + [
-        (b"?", b"<Idle|MPos:0.000,150.000,0.000|FS:0,0>\r\n")])
+def test_replay_alarm3_homes_again_and_never_unlocks() -> None:
+    with replayed("alarm3_reset_in_motion") as mount:
+        assert mount.identity == "Grbl 1.1h; VER:1.1h.20190825:" and mount.n_axes == 3
+        mount.home()
+        with pytest.raises(DeviceError) as exc:
+            mount.move_to(distance=-800.0)
+        one_line_device_error(exc, "ALARM:3 Reset while in motion", "G53 G0 Y-800.000")
+        assert mount.lost_position.startswith("ALARM:3")
+        assert mount.move_to(distance=-300.0) == GRBL_HOME | {"distance": -300.0}  # $H, never $X
+
+
+def test_alarm3_on_the_twin_homes_again_and_never_unlocks() -> None:
+    twin = start_twin(time_scale=0.02)  # 150 -> 3000 mm: 0.57 s real
     try:
-        with open_mount(replay.port) as mount, pytest.raises(DeviceError) as exc:
+        with open_mount(twin.port) as mount:
             mount.home()
-        one_line_device_error(exc, "lacks axes ['A']", "3-axis controller")
+            errors: list[BaseException] = []
+
+            def move() -> None:
+                try:
+                    mount.move_to(distance=3000.0)
+                except BaseException as exc:  # noqa: BLE001 - handed to the test
+                    errors.append(exc)
+
+            mover = threading.Thread(target=move)
+            mover.start()
+            deadline = time.monotonic() + 2.0
+            while twin.world.axes["Y"] < 300.0 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            twin.reset_pin()  # the board's reset input while the rail runs
+            mover.join(2.0)
+            assert len(errors) == 1 and "ALARM:3 Reset while in motion" in str(errors[0])
+            assert twin.state == "Alarm"
+            homes = twin.lines.count("$H")
+            assert mount.move_to(distance=500.0)["distance"] == 500.0 == twin.world.axes["Y"]
+            assert twin.lines.count("$H") == homes + 1 and "$X" not in twin.lines
+    finally:
+        twin.stop()
+
+
+def test_no_homing_after_an_alarm_is_a_station_fault_in_grbls_words() -> None:
+    replay = PtyReplay(transcript("alarm3_reset_in_motion")[:8] + [(b"$H\n", b"error:5\r\n")])
+    try:
+        with open_mount(replay.port, axes=GRBL_AXES) as mount:
+            mount.home()
+            with pytest.raises(DeviceError):
+                mount.move_to(distance=-800.0)
+            with pytest.raises(DeviceError) as exc:
+                mount.move_to(distance=-300.0)
+            one_line_device_error(exc, "position lost (ALARM:3", "error:5 Homing not enabled", "never unlocks")
+        replay.check()
+    finally:
+        replay.close()
+
+
+def test_replay_g54_offset_moves_in_machine_coordinates() -> None:
+    with replayed("g54_offset") as mount:
+        mount.home()
+        assert mount.move_to(focus=-50.0, distance=-500.0) == {"focus": -50.0, "distance": -500.0, "pan": -1.0}
+        assert mount.position() == {"focus": -50.0, "distance": -500.0, "pan": -1.0}
+
+
+def test_g54_offset_on_the_twin_moves_where_asked(twin: GrblEmulator) -> None:
+    with serial.serial_for_url(twin.port, baudrate=115200, timeout=1.0) as terminal:
+        for line in (b"$H\n", b"G10 L2 P1 X10 Y-100\n"):  # another program leaves a work offset
+            terminal.write(line)
+            assert terminal.readline().strip() == b"ok"
+    with open_mount(twin.port) as mount:
+        mount.home()
+        assert mount.move_to(focus=50.0, distance=800.0) == HOME | {"focus": 50.0, "distance": 800.0}
+        assert twin.world.axes["X"] == 50.0 and twin.world.axes["Y"] == 800.0  # machine coordinates
+        assert mount.position() == twin.world.pose()
+
+
+def test_replay_hold_then_reset_is_idle_and_the_next_move_needs_no_unlock() -> None:
+    with replayed("hold_then_reset", poll_s=0.8, hold_s=3.0) as mount:
+        mount.home()
+        errors: list[BaseException] = []
+
+        def move() -> None:
+            try:
+                mount.move_to(distance=-800.0)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                errors.append(exc)
+
+        mover = threading.Thread(target=move)
+        mover.start()
+        time.sleep(0.2)  # the move's first status report (Run) came back; the next poll is 0.8 s away
+        mount.stop()
+        mover.join(3.0)
+        assert len(errors) == 1 and "interrupted by stop()" in str(errors[0])
+        assert mount.lost_position == ""
+        assert mount.confirm_stopped() == ""
+        assert mount.move_to(distance=-300.0)["distance"] == -300.0  # straight on: no $X, no $H
+
+
+def test_replay_soft_limit_alarm_resets_and_homes_before_the_next_move() -> None:
+    wide = GRBL_AXES | {"distance": AxisConfig("Y", -1500.0, -1.0)}  # a config wider than the machine
+    with replayed("soft_limit", axes=wide) as mount:
+        mount.home()
+        with pytest.raises(DeviceError) as exc:
+            mount.move_to(distance=-1200.0)
+        one_line_device_error(exc, "ALARM:2 Soft limit", "G53 G0 Y-1200.000")
+        assert mount.move_to(distance=-500.0)["distance"] == -500.0  # Ctrl-X, $H, the move
+
+
+def test_replay_coolant_output_and_status_reports() -> None:
+    with replayed("coolant_and_status") as mount:
+        mount.home()
+        mount.set_aux_output(True)
+        assert mount.state() == "Idle" and mount.last_status.endswith("|A:F>")
+        mount.set_aux_output(False)
+        assert mount.state() == "Idle" and "A:F" not in mount.last_status
+        assert mount.position() == GRBL_HOME
+
+
+def test_replay_double_boot_at_open() -> None:
+    with replayed("double_boot", boot_quiet_s=0.1) as mount:
+        assert mount.identity == "Grbl 1.1h; VER:1.1h.20190825:"
+
+
+def test_double_boot_on_the_twin() -> None:
+    with GrblEmulator(World(time_scale=0.002), double_boot_s=0.05) as twin:
+        with open_mount(twin.port, boot_quiet_s=0.3) as mount:
+            time.sleep(0.1)  # had the second banner not been waited for, it would now sit in the line
+            mount.home()
+            assert mount.move_to(pan=5.0)["pan"] == 5.0
+        assert twin.lines[:1] == ["$I"]
+
+
+def test_four_axis_config_on_a_three_axis_controller_is_a_config_error_before_any_move() -> None:
+    replay = PtyReplay(transcript("g54_offset")[:3])
+    try:
+        with pytest.raises(ConfigError) as exc:
+            open_mount(replay.port, axes=GRBL_AXES | {"tilt": AxisConfig("A", -20.0, 20.0)})
+        assert exc.value.exit_code == 2 and "\n" not in str(exc.value)
+        assert str(exc.value).startswith("mount.axes.tilt: axis 'A', but the controller on ")
+        assert "has 3 axes (X, Y, Z" in str(exc.value)
+        replay.check()
+    finally:
+        replay.close()
+    with GrblEmulator(World(time_scale=0.002), n_axes=3, flavour="grbl") as twin:
+        with pytest.raises(ConfigError) as exc:
+            open_mount(twin.port)
+        assert "mount.axes.tilt" in str(exc.value)
+        time.sleep(0.05)
+        assert twin.lines == ["$I"] and twin.world.axes["A"] == 0.0  # nothing but $I and ? was sent
+
+
+def test_a_symlinked_port_is_accepted(twin: GrblEmulator, tmp_path: Path) -> None:
+    link = tmp_path / "usb-Grbl_CNC_Shield-if00-port0"  # as /dev/serial/by-id names a board
+    os.symlink(twin.port, link)
+    with open_mount(str(link)) as mount:
+        mount.home()
+        assert mount.move_to(focus=20.0)["focus"] == 20.0 == twin.world.axes["X"]
+
+
+def test_a_serial_by_id_port_passes_the_station_config(tmp_path: Path) -> None:
+    by_id = "/dev/serial/by-id/usb-1a86_USB2.0-Serial-if00-port0"  # always a symlink to a ttyUSB
+    station_file = tmp_path / "bench.toml"
+    station_file.write_text(to_toml(twin_config(5025, 5026, by_id, 7000, 7001)))
+    assert load_config(station_file).mount.port == by_id
+
+
+def test_work_positions_are_turned_into_machine_positions_with_wco() -> None:
+    """A controller set to $10=0 reports WPos; WCO (sent on the first report after a reset) maps it back."""
+    opening = transcript("g54_offset")[:2]
+    replay = PtyReplay([*opening, (b"?", b"<Alarm|WPos:10.000,100.000,0.000|FS:0,0|WCO:-10.000,-100.000,0.000>\r\n"),
+                        (b"?", b"<Alarm|WPos:9.000,99.000,-1.000|FS:0,0>\r\n")])
+    try:
+        with open_mount(replay.port, axes=GRBL_AXES) as mount:
+            assert mount.position() == GRBL_HOME  # WPos + WCO: -1, -1, -1 in machine coordinates
+        replay.check()
     finally:
         replay.close()

@@ -65,6 +65,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from calibration.sfr_fit import FitError, fit_edge
+from calibration.sfr_quality import edge_quality
+
 __all__ = [
     "SfrError", "SfrResult", "sfr", "sfr_cfa", "cfa_plane", "cfa_at", "demosaic_luminance",
     "mtf_at", "mtf_crossing",
@@ -124,6 +127,12 @@ class SfrResult:
     contrast: float = 0.0
     empty_bins: int = 0
     extra: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Names of the ISO 12233 edge checks this edge fails (``calibration.sfr_quality``)."""
+        return tuple(self.quality.get("flags", ()))
 
     def mtf_at(self, freq_cy_px: float) -> float:
         """MTF at ``freq_cy_px`` (linear interpolation; nan beyond the reported range)."""
@@ -146,49 +155,11 @@ def _window(u: np.ndarray, kind: str, alpha: float) -> np.ndarray:
     return np.where(au <= 1.0, w, 0.0)
 
 
-def _polyfit(y: np.ndarray, x: np.ndarray, order: int) -> np.ndarray:
-    """Least-squares ``x = p(y)`` (``np.polyval`` order); closed form for a line."""
-    if order == 1:
-        ym, xm = y.mean(), x.mean()
-        dy = y - ym
-        slope = float(dy @ (x - xm)) / float(dy @ dy)
-        return np.array([slope, xm - slope * ym])
-    return np.polyfit(y, x, order)
-
-
 def _median(x: np.ndarray) -> float:
     """Median (upper, for even sizes) through one ``np.partition``: less overhead than ``np.median``."""
     flat = np.ravel(x)
     k = flat.size // 2
     return float(np.partition(flat, k)[k])
-
-
-def _polyval(coef: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``np.polyval`` by Horner's rule without its per-call overhead."""
-    out = np.full(y.shape, float(coef[0]))
-    for c in coef[1:]:
-        out = out * y + float(c)
-    return out
-
-
-def _robust_polyfit(y: np.ndarray, x: np.ndarray, order: int,
-                    rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """``x = p(y)`` by least squares, rows more than 4 sigmas off the fit dropped (sigma from the mean
-    absolute residual of the rows kept, re-fitted until the kept set settles); returns (coef, kept)."""
-    finite = np.isfinite(x)
-    keep = finite
-    coef = np.zeros(order + 1)
-    for _ in range(rounds):
-        if np.count_nonzero(keep) < order + 2:
-            raise SfrError("no edge: too few rows with an edge location")
-        coef = _polyfit(y[keep], x[keep], order)
-        res = np.abs(x - _polyval(coef, y))
-        limit = max(4.0 * 1.2533 * float(res[keep].mean()), 0.05)
-        new_keep = finite & (res <= limit)
-        if np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
-    return coef, keep
 
 
 def _orient(a: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -379,18 +350,20 @@ def mtf_at(freq: np.ndarray, mtf: np.ndarray, freq_cy_px: float) -> float:
 
 
 def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_alpha: float = 0.5,
-        fit_order: int = 1, correct_binning: bool = True, integer_cycles: bool = True,
+        fit_order: int | str = "auto", correct_binning: bool = True, integer_cycles: bool = True,
         lsf_span: str = "auto", plateau_slope: bool = False, bin_phase: bool = False,
-        roi_xywh: tuple[int, int, int, int] | None = None) -> SfrResult:
+        roi_xywh: tuple[int, int, int, int] | None = None, clip_level: float | None = None) -> SfrResult:
     """e-SFR of one slanted edge in ``roi`` ((H, W) linear-light values), ISO 12233:2017/2023.
 
     ``window`` ("tukey" with ``tukey_alpha``, "hamming" or "none") applies both to the per-row centroid
     and the LSF; ``lsf_span`` "auto" (default) or "full" (the whole ROI, as ISO and sfrmat). ``fit_order``
-    is the edge polynomial's order (1 as ISO 12233:2017, up to 5 as sfrmat5). ``correct_binning`` also
-    divides by the 1/``oversample`` px bin's own response; ``integer_cycles`` keeps ISO's whole number
-    of phase cycles of rows. ``plateau_slope`` divides out a shading plane fitted to both plateaus;
+    is the edge polynomial's order: "auto" (default, ISO 12233:2023) chooses up to 5 per edge
+    (``calibration.sfr_fit``), an integer fixes it (1: the linear fit of ISO 12233:2017, 5: sfrmat5's).
+    ``correct_binning`` also divides by the 1/``oversample`` px bin's own response; ``integer_cycles`` keeps
+    ISO's whole number of phase cycles of rows. ``plateau_slope`` divides out a shading plane fitted to both plateaus;
     ``bin_phase`` moves each ESF bin to its centre from where its samples lie (module notes, step 5).
-    ``roi_xywh`` is only carried into the result. Raises ``SfrError`` (a
+    ``roi_xywh`` is only carried into the result; ``clip_level`` (the data's white, when known) lets the
+    quality checks (``SfrResult.quality``, ISO 12233) count clipped pixels. Raises ``SfrError`` (a
     ``ValueError``) with a one-line reason when the ROI cannot be measured.
     """
     a = np.asarray(roi, dtype=np.float64)
@@ -400,17 +373,21 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         raise SfrError(f"ROI {a.shape[1]}x{a.shape[0]} px is too small (at least {MIN_ROI_PX}x{MIN_ROI_PX})")
     if not np.isfinite(a).all():
         raise SfrError("ROI holds non-finite values")
-    if not 1 <= fit_order <= 5:
-        raise SfrError(f"fit_order must be 1..5, got {fit_order}")
+    select = fit_order == "auto"
+    max_order = 5 if select else fit_order
+    if not (isinstance(max_order, int) and 1 <= max_order <= 5):
+        raise SfrError(f"fit_order must be 'auto' or 1..5, got {fit_order!r}")
     if oversample < 1:
         raise SfrError(f"oversample must be >= 1, got {oversample}")
 
+    clipped = None if clip_level is None else float(np.count_nonzero(a >= clip_level)) / a.size
     a, transposed = _orient(a)
     a = np.ascontiguousarray(a)  # one copy for a transposed edge, none otherwise; ravel() below is free
     nlin, npix = a.shape
     k = max(1, npix // 8)
     left = _median(a[:, :k].mean(axis=1))
     right = _median(a[:, -k:].mean(axis=1))
+    levels = (min(left, right), max(left, right))
     if left > right:
         a = -a
         left, right = -left, -right
@@ -424,30 +401,34 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     rows = np.arange(nlin, dtype=np.float64)
     # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
     loc = (npix - 0.5) - (a.sum(axis=1) - npix * left) / contrast
-    coef, _ = _robust_polyfit(rows, loc, 1)
-    rise_px = _rise_10_90_px(a, _polyval(coef, rows))
-    if plateau_slope:
-        shading = _plateau_shading(a, _polyval(coef, rows), max(3.0 * rise_px, 4.0))
-        if shading is not None:
-            a = a / shading
-            left = _median(a[:, :k].mean(axis=1))
-            right = _median(a[:, -k:].mean(axis=1))
-            contrast = right - left
-    half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
-    for _ in range(CENTROID_PASSES):
-        loc = _row_centroids(a, _polyval(coef, rows), half_width, window, tukey_alpha)
-        coef, keep = _robust_polyfit(rows, loc, fit_order)
-    coef1 = coef if fit_order == 1 else _robust_polyfit(rows, loc, 1)[0]
-    resid = loc[keep] - _polyval(coef, rows[keep])
+    try:
+        line = fit_edge(rows, loc, 1)
+        rise_px = _rise_10_90_px(a, line(rows))
+        if plateau_slope:
+            shading = _plateau_shading(a, line(rows), max(3.0 * rise_px, 4.0))
+            if shading is not None:
+                a = a / shading
+                left = _median(a[:, :k].mean(axis=1))
+                right = _median(a[:, -k:].mean(axis=1))
+                contrast = right - left
+        half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
+        fit = line
+        for _ in range(CENTROID_PASSES):
+            loc = _row_centroids(a, fit(rows), half_width, window, tukey_alpha)
+            fit = fit_edge(rows, loc, max_order, select=select)
+    except FitError as exc:
+        raise SfrError(str(exc)) from None
+    keep = fit.keep
+    resid = loc[keep] - fit(rows[keep])
     fit_rms = float(np.sqrt(np.mean(resid ** 2)))
     if fit_rms > MAX_FIT_RMS_PX or keep.sum() < 0.5 * nlin:
         raise SfrError(f"no straight edge: row edge locations scatter {fit_rms:.2f} px RMS around the fit "
                        f"({int(keep.sum())} of {nlin} rows usable)")
-    x_ends = _polyval(coef, np.array([0.0, nlin - 1.0]))
+    x_ends = fit(np.array([0.0, nlin - 1.0]))
     if x_ends.min() < 0.0 or x_ends.max() > npix - 1.0:
         raise SfrError(f"the edge leaves the ROI (x = {x_ends[0]:.1f} .. {x_ends[1]:.1f} of 0 .. {npix - 1})")
 
-    slope = float(coef1[0])
+    slope = fit.slope_px
     angle = math.degrees(math.atan(slope))
     if abs(angle) >= 45.0:
         raise SfrError(f"edge angle {abs(angle):.1f} deg is 45 deg or more off the pixel axis")
@@ -461,7 +442,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     nkeep = min(nlin, max(MIN_ROI_PX, int(round(cycles / abs(slope))))) if integer_cycles else nlin
     r0 = (nlin - nkeep) // 2
     nbin = oversample * npix
-    counts, sums, phase_sums = _project(a[r0:r0 + nkeep], _polyval(coef, rows[r0:r0 + nkeep]), oversample, nbin,
+    counts, sums, phase_sums = _project(a[r0:r0 + nkeep], fit(rows[r0:r0 + nkeep]), oversample, nbin,
                                         bin_phase)
     filled = counts > 0
     where = np.nonzero(filled)[0]
@@ -504,12 +485,13 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     signed = angle if transposed else -angle  # clockwise positive as displayed
     return SfrResult(
         mtf50_cy_px=mtf50, mtf_nyq2=nyq2, angle_deg=signed,
-        freq_cy_px=freq[report], mtf=mtf[report], esf=esf, lsf=lsf, edge_fit=coef,
+        freq_cy_px=freq[report], mtf=mtf[report], esf=esf, lsf=lsf, edge_fit=fit.polyval_coef(),
         roi=tuple(int(v) for v in roi_xywh) if roi_xywh is not None else None,
         orientation="horizontal" if transposed else "vertical",
         esf_pitch_px=pitch, fit_rms_px=fit_rms, contrast=contrast, empty_bins=inner_empty,
         extra={"rise_10_90_px": rise_px * cos_angle, "lsf_half_width_px": half / oversample * cos_angle,
-               "noise": noise, "rows_used": nkeep},
+               "noise": noise, "rows_used": nkeep, "fit_order": fit.order},
+        quality=edge_quality(*levels, noise, angle, nkeep, clipped, fit_rms),
     )
 
 
@@ -597,6 +579,7 @@ def _average(results: list[SfrResult]) -> SfrResult:
         fit_rms_px=max(r.fit_rms_px for r in results), contrast=first.contrast,
         empty_bins=max(r.empty_bins for r in results),
         extra={"planes": len(results)},
+        quality={**first.quality, "flags": tuple(dict.fromkeys(f for r in results for f in r.flags))},
     )
 
 

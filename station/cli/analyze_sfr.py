@@ -33,6 +33,7 @@ import numpy as np
 
 from calibration.edges import find_edges
 from calibration.sfr import LUMA_WEIGHTS, SfrError, SfrResult, cfa_at, sfr, sfr_cfa
+from calibration.sfr_quality import GATE_FLAGS, field_direction
 from station.atomic import atomic_write_bytes
 from station.cli.common import print_json
 from station.errors import InputError
@@ -54,8 +55,12 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--plane", choices=PLANES, default="Y",
                         help="Y luminance (default), or a colour channel / CFA plane")
     parser.add_argument("--linear", action="store_true", help="8-bit input is already linear (no sRGB decoding)")
-    parser.add_argument("--fit-order", type=int, default=1, choices=range(1, 6), metavar="N",
-                        help="order of the edge polynomial (1 as ISO 12233:2017, up to 5 as sfrmat5)")
+    parser.add_argument("--fit-order", type=_fit_order, default="auto", metavar="N|auto",
+                        help="edge polynomial: auto (default, ISO 12233:2023: order up to 5 chosen per edge), "
+                             "or a fixed order 1..5 (1: the linear fit of ISO 12233:2017)")
+    parser.add_argument("--keep-flagged", action="store_true",
+                        help="report found edges that fail ISO 12233's checks too (flagged in --json) "
+                             "instead of refusing them")
     parser.add_argument("--flat", metavar="FILE",
                         help="flat field (same size and kind, same settings) to divide each image by before "
                              "measuring: removes vignetting and uneven light")
@@ -64,6 +69,14 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot", metavar="FILE.png", help="write the MTF curves to this PNG")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
+
+
+def _fit_order(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if text in ("1", "2", "3", "4", "5"):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto or 1..5, got {text!r}")
 
 
 def parse_roi(text: str) -> tuple[int, int, int, int]:
@@ -97,7 +110,7 @@ def flat_gain(image: LoadedImage, flat: LoadedImage) -> np.ndarray:
 class _Measurer:
     """The image of one file prepared for edge finding and measurement on the chosen plane."""
 
-    def __init__(self, image: LoadedImage, plane: str, fit_order: int, flat: LoadedImage | None = None,
+    def __init__(self, image: LoadedImage, plane: str, fit_order: int | str, flat: LoadedImage | None = None,
                  plateau_slope: bool = False) -> None:
         self.image = image
         self.plane = plane
@@ -148,15 +161,19 @@ class _Measurer:
 
     def measure(self, roi: tuple[int, int, int, int]) -> SfrResult:
         x, y, w, h = roi
-        options = {"fit_order": self.fit_order, "plateau_slope": self.plateau_slope, "roi_xywh": roi}
+        options = {"fit_order": self.fit_order, "plateau_slope": self.plateau_slope, "roi_xywh": roi,
+                   "clip_level": 0.999 * self.clip}
         if self.image.kind in ("gray", "rgb"):
             return sfr(self.channel[y:y + h, x:x + w], **options)
         cfa = cfa_at(self.image.cfa or "RGGB", x, y)
         return sfr_cfa(self.mosaic[y:y + h, x:x + w], cfa, self.plane, **options)
 
 
-def _edge_json(res: SfrResult, roi: tuple[int, int, int, int], plane: str, freq_scale: float) -> dict[str, Any]:
+def _edge_json(res: SfrResult, roi: tuple[int, int, int, int], plane: str, freq_scale: float,
+               image_wh: tuple[int, int]) -> dict[str, Any]:
     freq = res.freq_cy_px * freq_scale
+    q = res.quality
+    field = field_direction(roi, res.orientation, image_wh)
     nyq2 = res.mtf_nyq2 if freq_scale == 1.0 else res.mtf_at(0.25 / freq_scale)
     curve = [[round(float(f), 5), round(float(m), 5)] for f, m in zip(freq, res.mtf, strict=True)]
     return {
@@ -166,6 +183,14 @@ def _edge_json(res: SfrResult, roi: tuple[int, int, int, int], plane: str, freq_
         "orientation": res.orientation,
         "plane": plane,
         "roi": [int(v) for v in roi],
+        "direction": field["direction"],
+        "radius_fraction": round(field["radius_fraction"], 4),
+        "fit_order": int(res.extra.get("fit_order", len(res.edge_fit) - 1)),
+        "flags": list(res.flags),
+        "quality": {"modulation": _num(q.get("modulation", math.nan)),
+                    "contrast_to_noise": _num(min(q.get("contrast_to_noise", math.nan), 1e9)),
+                    "rows": q.get("rows"), "clipped_fraction": _num(q.get("clipped_fraction") or 0.0),
+                    "fit_rms_px": _num(res.fit_rms_px)},
         "mtf": curve,
     }
 
@@ -175,10 +200,12 @@ def _num(value: float) -> float | None:
 
 
 def analyze_file(path: str, rois: list[tuple[int, int, int, int]], plane: str, linear: bool,
-                 fit_order: int = 1, flat: LoadedImage | None = None,
-                 plateau_slope: bool = False) -> dict[str, Any]:
-    """Measure one file: the given ROIs, or every usable edge (``flat``: divide by it first, see the
-    module's notes; ``plateau_slope``: ``calibration.sfr``'s shading correction). InputError names the file."""
+                 fit_order: int | str = "auto", flat: LoadedImage | None = None,
+                 plateau_slope: bool = False, keep_flagged: bool = False) -> dict[str, Any]:
+    """Measure one file: the given ROIs (measured whatever their quality, flags in the result), or every
+    usable edge -- found edges failing ISO 12233's checks (``calibration.sfr_quality.GATE_FLAGS``) are
+    refused unless ``keep_flagged`` (``flat``: divide by it first, see the module's notes;
+    ``plateau_slope``: ``calibration.sfr``'s shading correction). InputError names the file."""
     image = load_image(path, linear=linear)
     meas = _Measurer(image, plane, fit_order, flat, plateau_slope)
     height, width = meas.shape
@@ -192,16 +219,25 @@ def analyze_file(path: str, rois: list[tuple[int, int, int, int]], plane: str, l
                 res = meas.measure(roi)
             except SfrError as exc:
                 raise InputError(f"{path}: --roi {x},{y},{w},{h}: {exc}") from None
-            edges.append(_edge_json(res, roi, plane, meas.freq_scale))
-    else:
-        for roi in meas.find():
-            try:
-                res = meas.measure(roi)
-            except SfrError:
-                continue  # found on the detection image but not measurable on this plane
-            edges.append(_edge_json(res, roi, plane, meas.freq_scale))
-        if not edges:
-            raise InputError(f"{path}: no usable slanted edge found")
+            edges.append(_edge_json(res, roi, plane, meas.freq_scale, (width, height)))
+        return {"file": path, "edges": edges}
+    refused: dict[str, int] = {}
+    found = meas.find()
+    for roi in found:
+        try:
+            res = meas.measure(roi)
+        except SfrError:
+            continue  # found on the detection image but not measurable on this plane
+        failed = [f for f in res.flags if f in GATE_FLAGS]
+        for flag in failed:
+            refused[flag] = refused.get(flag, 0) + 1
+        if failed and not keep_flagged:
+            continue
+        edges.append(_edge_json(res, roi, plane, meas.freq_scale, (width, height)))
+    if not edges:
+        why = ", ".join(f"{n} {flag}" for flag, n in sorted(refused.items(), key=lambda kv: -kv[1]))
+        detail = f": {len(found)} candidate(s), none passing ISO 12233's edge checks ({why})" if refused else ""
+        raise InputError(f"{path}: no usable slanted edge found{detail}")
     return {"file": path, "edges": edges}
 
 
@@ -247,7 +283,8 @@ def _print_table(result: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     rois = [parse_roi(text) for text in args.roi]
     flat = load_image(args.flat, linear=args.linear) if args.flat else None
-    result = {"files": [analyze_file(path, rois, args.plane, args.linear, args.fit_order, flat, args.plateau_slope)
+    result = {"files": [analyze_file(path, rois, args.plane, args.linear, args.fit_order, flat, args.plateau_slope,
+                                     args.keep_flagged)
                         for path in args.files]}
     if args.plot:
         _plot(result, args.plot)

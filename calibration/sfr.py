@@ -491,7 +491,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         esf_pitch_px=pitch, fit_rms_px=fit_rms, contrast=contrast, empty_bins=inner_empty,
         extra={"rise_10_90_px": rise_px * cos_angle, "lsf_half_width_px": half / oversample * cos_angle,
                "noise": noise, "rows_used": nkeep, "fit_order": fit.order},
-        quality=edge_quality(*levels, noise, angle, nkeep, clipped, fit_rms),
+        quality=edge_quality(*levels, noise, angle, nkeep, clipped, fit_rms, fit.bend_px),
     )
 
 

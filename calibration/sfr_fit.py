@@ -35,13 +35,15 @@ class FitError(ValueError):
 @dataclass(frozen=True)
 class EdgeFit:
     """``x = p(t)`` with ``t = (y - centre) / scale``; ``coef_t`` lowest power first; ``slope_px`` is the linear
-    fit's dx/dy (the edge angle); ``keep`` the rows used."""
+    fit's dx/dy (the edge angle); ``keep`` the rows used; ``bend_px`` the largest distance (px, over the rows
+    used) between the polynomial and the linear fit: 0 for a line."""
 
     coef_t: np.ndarray
     centre: float
     scale: float
     slope_px: float
     keep: np.ndarray
+    bend_px: float = 0.0
 
     @property
     def order(self) -> int:
@@ -85,14 +87,15 @@ def _choose_order(rss: np.ndarray, n: int, max_order: int) -> int:
     return max_order
 
 
-def _fit_kept(t: np.ndarray, x: np.ndarray, max_order: int, select: bool) -> tuple[np.ndarray, float]:
-    """Coefficients (lowest power first) of the chosen order on ``t``, and the linear fit's slope in t."""
+def _fit_kept(t: np.ndarray, x: np.ndarray, max_order: int, select: bool) -> tuple[np.ndarray, float, float]:
+    """Coefficients (lowest power first) of the chosen order on ``t``, the linear fit's slope in t, and the
+    bend (px): the largest distance over ``t`` between the chosen polynomial and the line."""
     order = min(max_order, t.size - 2)
     if order <= 1:  # the line in closed form (no LAPACK call)
         tm, xm = float(t.mean()), float(x.mean())
         dt = t - tm
         slope_t = float(dt @ (x - xm)) / float(dt @ dt)
-        return np.array([xm - slope_t * tm, slope_t]), slope_t
+        return np.array([xm - slope_t * tm, slope_t]), slope_t, 0.0
     q, r = np.linalg.qr(np.vander(t, order + 1, increasing=True))
     z = q.T @ x
     slope_t = float(z[1] / r[1, 1])  # the nested linear fit: r11 c1 = z1
@@ -100,9 +103,10 @@ def _fit_kept(t: np.ndarray, x: np.ndarray, max_order: int, select: bool) -> tup
     if select:
         rss = float(x @ x) - np.cumsum(z * z)
         k = _choose_order(np.maximum(rss, 0.0), t.size, order)
-        if k > 1 and np.abs(q[:, 2:k + 1] @ z[2:k + 1]).max() < MIN_SAGITTA_PX:
-            k = 1  # the bend is below anything measurable: the line it is
-    return np.linalg.solve(r[:k + 1, :k + 1], z[:k + 1]), slope_t
+    bend = float(np.abs(q[:, 2:k + 1] @ z[2:k + 1]).max()) if k > 1 else 0.0  # nested: poly - line
+    if select and k > 1 and bend < MIN_SAGITTA_PX:
+        k, bend = 1, 0.0  # the bend is below anything measurable: the line it is
+    return np.linalg.solve(r[:k + 1, :k + 1], z[:k + 1]), slope_t, bend
 
 
 def fit_edge(y: np.ndarray, x: np.ndarray, max_order: int = 1, *, select: bool = True,
@@ -115,11 +119,11 @@ def fit_edge(y: np.ndarray, x: np.ndarray, max_order: int = 1, *, select: bool =
     scale = max(0.5 * abs(float(y[-1]) - float(y[0])), 1.0)
     t_all = (y - centre) / scale
     coef = np.zeros(2)
-    slope_t = 0.0
+    slope_t = bend = 0.0
     for _ in range(rounds):
         if np.count_nonzero(keep) < max_order + 2:
             raise FitError("no edge: too few rows with an edge location")
-        coef, slope_t = _fit_kept(t_all[keep], x[keep], max_order, select)
+        coef, slope_t, bend = _fit_kept(t_all[keep], x[keep], max_order, select)
         fit = EdgeFit(coef, centre, scale, slope_t / scale, keep)
         res = np.abs(x - fit(y))
         limit = max(OUTLIER_SIGMAS * 1.2533 * float(res[keep].mean()), MIN_OUTLIER_LIMIT_PX)
@@ -127,4 +131,4 @@ def fit_edge(y: np.ndarray, x: np.ndarray, max_order: int = 1, *, select: bool =
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
-    return EdgeFit(coef, centre, scale, slope_t / scale, keep)
+    return EdgeFit(coef, centre, scale, slope_t / scale, keep, bend)

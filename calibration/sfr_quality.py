@@ -16,9 +16,10 @@ import math
 
 #: ISO 12233: the darker side no less than this modulation, (hi - lo) / (hi + lo) (1.5:1).
 MIN_MODULATION = 0.2
-#: Edge angle off the pixel axis, degrees: below this too few phase cycles; from the upper one on, near 45.
+#: Edge angle off the pixel axis, degrees: below this too few phase cycles; from the upper one on, towards 45
+#: (the pixel aperture along the normal is no longer the axis's, the rows' phases repeat).
 MIN_ANGLE_DEG = 2.0
-MAX_ANGLE_DEG = 40.0
+MAX_ANGLE_DEG = 30.0
 #: Rows (along the edge) actually projected into the ESF.
 MIN_ROWS = 20
 #: Edge contrast over the pixel noise (sigma).
@@ -26,6 +27,10 @@ MIN_CONTRAST_TO_NOISE = 20.0
 #: Per-row edge locations scattering more than this (px RMS) around the fitted polynomial: not one clean edge
 #: (the rows of a sharp, straight chart edge scatter 0.1-0.3 px; a ragged natural outline, 0.6 and more).
 MAX_FIT_RMS_PX = 0.45
+#: The fitted polynomial may leave its line by at most this fraction of the edge's length (rows): a lens's
+#: distortion bends a chart edge over a radius of thousands of px (0.5 % of a 128-row ROI at 3,000 px); this
+#: allows radii down to 6x the ROI length, and refuses the outline of a blob or a leaf.
+MAX_BEND_FRACTION = 0.02
 #: Fraction of the ROI's pixels at or beyond the clip level.
 MAX_CLIPPED_FRACTION = 0.005
 #: Flags that make ``station analyze sfr`` refuse an edge it found by itself.
@@ -35,7 +40,7 @@ CENTRE_RADIUS_FRACTION = 0.05
 
 
 def edge_quality(lo: float, hi: float, noise: float, angle_deg: float, rows: int,
-                 clipped_fraction: float | None, fit_rms_px: float = 0.0) -> dict:
+                 clipped_fraction: float | None, fit_rms_px: float = 0.0, bend_px: float = 0.0) -> dict:
     """The measured quantities and the names of the checks that fail (``"flags"``).
 
     ``lo``/``hi`` are the dark and light plateau levels (linear, above black), ``noise`` the pixel
@@ -54,10 +59,10 @@ def edge_quality(lo: float, hi: float, noise: float, angle_deg: float, rows: int
         flags.append("noise")
     if clipped_fraction is not None and clipped_fraction > MAX_CLIPPED_FRACTION:
         flags.append("clipping")
-    if fit_rms_px > MAX_FIT_RMS_PX:
+    if fit_rms_px > MAX_FIT_RMS_PX or bend_px > MAX_BEND_FRACTION * rows:
         flags.append("straightness")
     return {"modulation": modulation, "contrast_to_noise": cnr, "angle_deg": abs(angle_deg), "rows": rows,
-            "clipped_fraction": clipped_fraction, "flags": tuple(flags)}
+            "clipped_fraction": clipped_fraction, "bend_px": bend_px, "flags": tuple(flags)}
 
 
 def field_direction(roi_xywh: tuple[int, int, int, int], orientation: str, image_wh: tuple[int, int]) -> dict:

@@ -5,7 +5,8 @@ that an edge bent by distortion projects onto one sharp ESF. A fixed 5th order a
 noise; here the order is chosen per edge: every order 1..``max_order`` comes from one QR factorisation of
 the (centred, scaled) Vandermonde matrix -- the fits are nested, so each order's residual sum is the total
 less the squares of the first ``order + 1`` projections -- and the lowest order that no higher order beats
-by an F-test at ``ALPHA`` (Draper & Smith, "Applied Regression Analysis", extra sum of squares) is kept,
+by an F-test at ``ALPHA`` (Draper & Smith, "Applied Regression Analysis", extra sum of squares) is kept
+(the highest order is tried against the line first: a straight edge stops there),
 unless it bends the line by less than ``MIN_SAGITTA_PX`` anywhere (then it changes nothing measurable and
 the line stays: straight edges measure exactly as ISO 12233:2017's linear fit).
 Rows more than 4 sigma off the fit are dropped (sigma from the mean absolute residual) and the fit redone.
@@ -58,12 +59,16 @@ class EdgeFit:
         return out
 
     def polyval_coef(self) -> np.ndarray:
-        """The same polynomial in ``y`` (``np.polyval`` order, highest first)."""
-        p = np.polynomial.Polynomial(self.coef_t, domain=[self.centre - self.scale, self.centre + self.scale],
-                                     window=[-1.0, 1.0]).convert()
-        coef = np.zeros(self.order + 1)
-        coef[: p.coef.size] = p.coef
-        return coef[::-1].copy()
+        """The same polynomial in ``y`` (``np.polyval`` order, highest first): ``t = a y + b`` expanded."""
+        a, b = 1.0 / self.scale, -self.centre / self.scale
+        out = [0.0] * (self.order + 1)  # lowest power of y first
+        power = [1.0]  # coefficients of (a y + b)^k, lowest first
+        for c in self.coef_t:
+            for i, pc in enumerate(power):
+                out[i] += float(c) * pc
+            power = [b * (power[i] if i < len(power) else 0.0) + a * (power[i - 1] if i else 0.0)
+                     for i in range(len(power) + 1)]
+        return np.array(out[::-1])
 
 
 @lru_cache(maxsize=256)
@@ -87,18 +92,37 @@ def _choose_order(rss: np.ndarray, n: int, max_order: int) -> int:
     return max_order
 
 
+def _line(t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The least-squares line in closed form (no LAPACK call), lowest power first."""
+    inv_n = 1.0 / t.size
+    tm, xm = float(t.sum()) * inv_n, float(x.sum()) * inv_n
+    dt = t - tm
+    slope_t = float(dt @ (x - xm)) / float(dt @ dt)
+    return np.array([xm - slope_t * tm, slope_t])
+
+
 def _fit_kept(t: np.ndarray, x: np.ndarray, max_order: int, select: bool) -> tuple[np.ndarray, float, float]:
     """Coefficients (lowest power first) of the chosen order on ``t``, the linear fit's slope in t, and the
-    bend (px): the largest distance over ``t`` between the chosen polynomial and the line."""
+    bend (px): the largest distance over ``t`` between the chosen polynomial and the line.
+
+    With ``select`` the highest order is tried against the line first (normal equations, one 6x6 solve):
+    when it is no significant improvement -- a straight edge, the common case -- the line is the answer;
+    otherwise every order comes from one QR factorisation and the order test picks one."""
     order = min(max_order, t.size - 2)
-    if order <= 1:  # the line in closed form (no LAPACK call)
-        tm, xm = float(t.mean()), float(x.mean())
-        dt = t - tm
-        slope_t = float(dt @ (x - xm)) / float(dt @ dt)
-        return np.array([xm - slope_t * tm, slope_t]), slope_t, 0.0
-    q, r = np.linalg.qr(np.vander(t, order + 1, increasing=True))
+    line = _line(t, x)
+    if order <= 1:
+        return line, float(line[1]), 0.0
+    vander = np.vander(t, order + 1, increasing=True)
+    if select:
+        full = np.linalg.solve(vander.T @ vander, vander.T @ x)
+        res_line = x - (line[0] + line[1] * t)
+        res_full = x - vander @ full
+        rss_line, rss_full = float(res_line @ res_line), float(res_full @ res_full)
+        dof = t.size - order - 1
+        if rss_full <= 0.0 or (rss_line - rss_full) / (order - 1) <= _f_crit(order - 1, dof) * rss_full / dof:
+            return line, float(line[1]), 0.0
+    q, r = np.linalg.qr(vander)
     z = q.T @ x
-    slope_t = float(z[1] / r[1, 1])  # the nested linear fit: r11 c1 = z1
     k = order
     if select:
         rss = float(x @ x) - np.cumsum(z * z)
@@ -106,7 +130,7 @@ def _fit_kept(t: np.ndarray, x: np.ndarray, max_order: int, select: bool) -> tup
     bend = float(np.abs(q[:, 2:k + 1] @ z[2:k + 1]).max()) if k > 1 else 0.0  # nested: poly - line
     if select and k > 1 and bend < MIN_SAGITTA_PX:
         k, bend = 1, 0.0  # the bend is below anything measurable: the line it is
-    return np.linalg.solve(r[:k + 1, :k + 1], z[:k + 1]), slope_t, bend
+    return np.linalg.solve(r[:k + 1, :k + 1], z[:k + 1]), float(z[1] / r[1, 1]), bend
 
 
 def fit_edge(y: np.ndarray, x: np.ndarray, max_order: int = 1, *, select: bool = True,
@@ -126,7 +150,8 @@ def fit_edge(y: np.ndarray, x: np.ndarray, max_order: int = 1, *, select: bool =
         coef, slope_t, bend = _fit_kept(t_all[keep], x[keep], max_order, select)
         fit = EdgeFit(coef, centre, scale, slope_t / scale, keep)
         res = np.abs(x - fit(y))
-        limit = max(OUTLIER_SIGMAS * 1.2533 * float(res[keep].mean()), MIN_OUTLIER_LIMIT_PX)
+        kept_res = res[keep]
+        limit = max(OUTLIER_SIGMAS * 1.2533 * float(kept_res.sum()) / kept_res.size, MIN_OUTLIER_LIMIT_PX)
         new_keep = finite & (res <= limit)
         if np.array_equal(new_keep, keep):
             break

@@ -204,3 +204,15 @@ def test_kernel_pack_still_refuses_codes_above_ten_bits() -> None:
     frame[0, 5] = 0xFFFF
     with pytest.raises(InputError, match=r"0\.\.1023, got 0\.\.65535"):
         pack_raw10(frame)
+
+
+def test_bench_all_one_json_object_with_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "all", "--json", "--quick", "--skip", "plan"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"raw10", "sfr", "render", "plan", "all_s"} <= set(result) and result["quick"] is True
+    assert result["raw10"]["ratio"] == pytest.approx(result["raw10"]["unpack_s"] / result["raw10"]["copy_s"])
+    assert result["sfr"]["edges_per_s"] > 0 and result["sfr"]["reference_fft_s"] > 0
+    assert result["render"]["ci_s"] > 0 and result["render"]["ci_blur_s"] > 0
+    assert result["plan"] == {"skipped": "--skip"}
+    assert main(["bench", "all", "--skip", "nope"]) == 2
+    assert "--skip nope" in capsys.readouterr().err

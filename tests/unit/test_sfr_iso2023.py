@@ -208,3 +208,20 @@ def test_real_slanted_edges_still_measure_unflagged(name: str, capsys: pytest.Ca
     edges = json.loads(capsys.readouterr().out)["files"][0]["edges"]
     assert edges and all(e["flags"] == [] and 0.1 < e["mtf50_cy_px"] < 0.5 for e in edges)
     assert {e["direction"] for e in edges} <= {"centre", "sagittal", "tangential"}
+
+
+def test_field_plot_draws_sagittal_and_tangential_edges_apart() -> None:
+    from types import SimpleNamespace
+
+    from station.procedures.sfr import EdgeMtf, mtf_field_png
+
+    size = (1000, 800)
+    edges = []
+    for roi, orientation in (((880, 380, 40, 40), "vertical"), ((880, 380, 40, 40), "horizontal"),
+                             ((480, 380, 40, 40), "vertical")):
+        direction = field_direction(roi, orientation, size)["direction"]
+        edges.append(EdgeMtf(roi, orientation, 5.0, 0.5, 0.3, 0.6, np.zeros(2), np.zeros(2), direction))
+    assert [e.direction for e in edges] == ["tangential", "sagittal", "centre"]
+    assert edges[1].to_dict()["direction"] == "sagittal"
+    png = mtf_field_png(SimpleNamespace(image_size=size, edges=edges), title="t")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -52,8 +52,10 @@ class EdgeFit:
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         t = (np.asarray(y, dtype=np.float64) - self.centre) * (1.0 / self.scale)
-        out = np.full(t.shape, float(self.coef_t[-1]))
-        for c in self.coef_t[-2::-1]:
+        coef = self.coef_t
+        out = t * float(coef[-1])
+        out += float(coef[-2])
+        for c in coef[-3::-1]:  # Horner's rule, beyond the line
             out *= t
             out += float(c)
         return out

@@ -6,6 +6,13 @@ measured (``calibration.sfr``); a file holding one edge gives one. Inputs: 8-bit
 unless ``--linear``, 16-bit PNG/TIFF are linear, a DNG is a CFA mosaic (black level removed; ``--plane Y``
 measures the luminance of a bilinear demosaic, ``R``/``G``/``B``/``Gr``/``Gb`` one colour plane).
 
+The e-SFR is ISO 12233:2023's by default: the edge is fitted by a polynomial whose order (up to 5, as sfrmat5)
+is chosen per edge (``--fit-order 1`` for ISO 12233:2017's line), Tukey-windowed. Every edge carries ISO
+12233's quality checks (``flags`` and ``quality`` in ``--json``: contrast, angle, length, noise, clipping,
+straightness) and its direction in the field (sagittal or tangential). Edges found in the image that fail a
+check are refused (a photo without a chart gives none: one line naming the file, exit 2) unless
+``--keep-flagged``; ROIs given with ``--roi`` are always measured, their flags reported.
+
 Frequencies are always in cycles per image (sensor) pixel: a CFA plane, sampled every 2 px, is measured
 in its own pixels and reported here halved (so its curve reaches 0.5 c/px, its own Nyquist being 0.25).
 
@@ -32,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from calibration.edges import find_edges
-from calibration.sfr import LUMA_WEIGHTS, SfrError, SfrResult, cfa_at, sfr, sfr_cfa
+from calibration.sfr import LUMA_WEIGHTS, SfrError, SfrResult, sfr
+from calibration.sfr_cfa import cfa_at, sfr_cfa
 from calibration.sfr_quality import GATE_FLAGS, field_direction
 from station.atomic import atomic_write_bytes
 from station.cli.common import print_json
@@ -270,14 +278,17 @@ def _plot(result: dict[str, Any], out: str) -> None:
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    print(f"{'file':<32} {'roi x,y,w,h':<20} {'edge':<10} {'angle':>7} {'MTF50 c/px':>11} {'MTF@Nyq/2':>10}")
+    print(f"{'file':<32} {'roi x,y,w,h':<20} {'edge':<10} {'angle':>7} {'MTF50 c/px':>11} {'MTF@Nyq/2':>10} "
+          f"{'field':<10} flags")
     for entry in result["files"]:
         name = entry["file"] if len(entry["file"]) <= 32 else "..." + entry["file"][-29:]
         for edge in entry["edges"]:
             roi = ",".join(str(v) for v in edge["roi"])
             mtf50 = "n/a" if edge["mtf50_cy_px"] is None else f"{edge['mtf50_cy_px']:.4f}"
             nyq2 = "n/a" if edge["mtf_nyq2"] is None else f"{edge['mtf_nyq2']:.3f}"
-            print(f"{name:<32} {roi:<20} {edge['orientation']:<10} {edge['angle_deg']:>7.2f} {mtf50:>11} {nyq2:>10}")
+            flags = ",".join(edge["flags"]) or "-"
+            print(f"{name:<32} {roi:<20} {edge['orientation']:<10} {edge['angle_deg']:>7.2f} {mtf50:>11} {nyq2:>10} "
+                  f"{edge['direction']:<10} {flags}")
 
 
 def run(args: argparse.Namespace) -> int:

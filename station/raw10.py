@@ -12,9 +12,9 @@ lanes with shift-or-mask steps, and the low bits are spread with one multiply
 stay in the CPU cache, so the whole frame is read once and written once.
 
 When the C kernel ``station._raw10`` is built (``pip install -e .`` compiles ``station/_raw10.c``; it is
-optional) unpack and pack run there instead, one plain loop over 5-byte groups on ``THREADS`` threads:
-at memory bandwidth. The numpy path stays as the fallback and as the reference in the tests
-(``use_kernel=False``).
+optional) unpack and pack run there instead, on ``THREADS`` threads: unpack two groups per SSSE3 shuffle
+where the CPU has it (else the same 64-bit word steps as here), at memory bandwidth. The numpy path stays
+as the fallback and as the reference in the tests (``use_kernel=False``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ def raw10_stride(width: int) -> int:
 def has_kernel() -> bool:
     """True when the compiled kernel is built and in use."""
     return _kernel is not None
+
+
+def kernel_simd() -> str:
+    """The kernel's vector path: "ssse3" (x86-64 CPUs that have it), "none" (64-bit words), or "numpy"."""
+    return str(getattr(_kernel, "SIMD", "none")) if _kernel is not None else "numpy"
 
 
 def _threads(nbytes: int) -> int:

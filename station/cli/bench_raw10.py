@@ -4,7 +4,7 @@ The figure is ``unpack_s`` (unpack a ``--width`` x ``--height`` RAW10 buffer int
 uint16 array); its reference is ``copy_s`` (``np.copy`` of the unpacked array), both the
 best of ``--repeats`` runs; ``ratio = unpack_s / copy_s`` (issue 13: goal <= 1.0, bar <= 1.5).
 ``pack_s`` is the reverse (uint16 frame to RAW10 bytes); ``kernel`` says whether the compiled kernel
-(``station/_raw10.c``) ran, ``threads`` how many threads it used.
+(``station/_raw10.c``) ran, ``simd`` its vector path, ``threads`` how many threads it used.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def measure(width: int, height: int, repeats: int = 5, seed: int = 0) -> dict[st
     copy_s = _best_s(lambda: np.copy(unpacked), repeats)
     pack_s = _best_s(lambda: pack_raw10(unpacked), repeats)
     return {"unpack_s": unpack_s, "copy_s": copy_s, "ratio": unpack_s / copy_s, "pack_s": pack_s,
-            "kernel": raw10.has_kernel(), "threads": raw10.THREADS if raw10.has_kernel() else 1,
+            "kernel": raw10.has_kernel(), "simd": raw10.kernel_simd(),
+            "threads": raw10.THREADS if raw10.has_kernel() else 1,
             "ratio_limit": RATIO_LIMIT}
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import numpy as np
 import pytest
 
 from station.cli import main
 from station.errors import InputError
-from station.raw10 import has_kernel, pack_raw10, raw10_stride, unpack_raw10
+from station.raw10 import has_kernel, kernel_simd, pack_raw10, raw10_stride, unpack_raw10
 
 # Two groups written out by hand from the spec (bytes 0-3: P[9:2]; byte 4: P3[1:0]<<6|P2<<4|P1<<2|P0):
 #   pixels 0x3FF 0x000 0x2AA 0x155 -> FF 00 AA 55, low bits 3,0,2,1 -> 01 10 00 11 = 0x63
@@ -152,7 +153,7 @@ def test_bench_raw10_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     result = json.loads(capsys.readouterr().out)
     assert list(result) == ["raw10"]
     figures = result["raw10"]
-    assert set(figures) == {"unpack_s", "copy_s", "ratio", "pack_s", "kernel", "threads", "ratio_limit"}
+    assert set(figures) == {"unpack_s", "copy_s", "ratio", "pack_s", "kernel", "simd", "threads", "ratio_limit"}
     assert figures["kernel"] is True and figures["ratio_limit"] == 1.5
     assert figures["unpack_s"] > 0 and figures["copy_s"] > 0
     assert figures["ratio"] == pytest.approx(figures["unpack_s"] / figures["copy_s"])
@@ -170,6 +171,8 @@ def test_bench_raw10_human_line_and_bad_width(capsys: pytest.CaptureFixture[str]
 def test_compiled_kernel_is_built() -> None:
     # `pip install -e .` compiles station/_raw10.c (gcc is part of the CI image); numpy is only the fallback.
     assert has_kernel()
+    if platform.machine() in ("x86_64", "AMD64"):  # every x86-64 CI machine has SSSE3: its path is the one tested
+        assert kernel_simd() == "ssse3"
 
 
 @pytest.mark.parametrize("width,height,pad", [(8192, 4, 0), (64, 33, 3), (4, 1, 0), (200, 20, 11), (1024, 97, 0)])

@@ -175,7 +175,8 @@ def test_compiled_kernel_is_built() -> None:
         assert kernel_simd() == "ssse3"
 
 
-@pytest.mark.parametrize("width,height,pad", [(8192, 4, 0), (64, 33, 3), (4, 1, 0), (200, 20, 11), (1024, 97, 0)])
+@pytest.mark.parametrize("width,height,pad", [(8192, 4, 0), (64, 33, 3), (4, 1, 0), (200, 20, 11), (1024, 97, 0),
+                                              (1028, 7, 0), (1036, 5, 3)])  # rows 8 bytes off 16: unaligned stores
 def test_kernel_is_bit_exact_with_numpy_and_android_its(width: int, height: int, pad: int) -> None:
     stride = raw10_stride(width) + pad
     rng = np.random.default_rng(width + height + pad)

@@ -40,16 +40,7 @@ The steps:
 Measured on analytic edges (Gaussian PSF sigma 0.6..2 px integrated over square pixels, 2..12 deg,
 128 x 128): MTF50 within 0.01% without noise; with noise at SNR 100 a mean |error| of 0.3%.
 
-For CFA data (``sfr_cfa``) a single colour plane is measured at half resolution, its frequencies
-in cycles per *plane* pixel (the plane's Nyquist is 0.5 c/plane-px = 0.25 c/sensor-px); ``"G"``
-averages the Gr and Gb MTFs; ``"Y"`` is the luminance of a bilinear demosaic at full resolution
-(channels balanced grey-world within the ROI), in cycles per sensor pixel. A plane is sharp in its own
-pixels (sigma 0.35 plane px, a 0.5 px aperture) and sampled by few rows, so ``sfr_cfa`` bins it with
-``bin_phase`` on and 4x: on exact edges (sigma 0.7 sensor px, 2..12 deg, 64 x 32 plane px, R/Gr/Gb/B)
-mean |MTF50 error| 0.87 % and largest 3.6 % without it, 0.20 % and 0.93 % with it; 8x binning alone
-is no cure (the jitter stays; on one noisy twin frame its largest error grew from 3.0 % to 4.0 %).
-Full-resolution ROIs keep ``bin_phase`` off by default: it changes nothing measurable there and
-costs ~15 % of the time.
+For CFA data see ``calibration.sfr_cfa`` (a colour plane at half resolution, or the luminance).
 
 Shading across the ROI (vignetting, an uneven light) tilts the ESF plateaus and biases the MTF (up to
 1.25 % at the field edge of the twin's f/0.95 lens): divide by a flat field first (ISO 12233 practice), or pass
@@ -62,12 +53,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from calibration.sfr_fit import FitError, fit_edge
+from calibration.sfr_quality import edge_quality
+
 __all__ = [
-    "SfrError", "SfrResult", "sfr", "sfr_cfa", "cfa_plane", "cfa_at", "demosaic_luminance",
-    "mtf_at", "mtf_crossing",
+    "SfrError", "SfrResult", "sfr", "mtf_at", "mtf_crossing",
 ]
 
 #: Frequencies reported, cycles/pixel (normal to the edge).
@@ -124,6 +116,12 @@ class SfrResult:
     contrast: float = 0.0
     empty_bins: int = 0
     extra: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Names of the ISO 12233 edge checks this edge fails (``calibration.sfr_quality``)."""
+        return tuple(self.quality.get("flags", ()))
 
     def mtf_at(self, freq_cy_px: float) -> float:
         """MTF at ``freq_cy_px`` (linear interpolation; nan beyond the reported range)."""
@@ -133,27 +131,23 @@ class SfrResult:
 def _window(u: np.ndarray, kind: str, alpha: float) -> np.ndarray:
     """Window of normalised offset ``u`` (0 at the centre, +-1 at the ends, 0 beyond)."""
     au = np.abs(u)
-    if kind == "hamming":
-        w = 0.54 + 0.46 * np.cos(np.pi * np.minimum(au, 1.0))
-    elif kind == "tukey":
+    if kind == "tukey":
         flat = 1.0 - alpha
-        t = np.clip((au - flat) / max(alpha, 1e-12), 0.0, 1.0)
-        w = 0.5 * (1.0 + np.cos(np.pi * t))
+        t = au - flat
+        t *= 1.0 / max(alpha, 1e-12)
+        np.clip(t, 0.0, 1.0, out=t)
+        t *= np.pi
+        w = np.cos(t, out=t)
+        w += 1.0
+        w *= 0.5
+    elif kind == "hamming":
+        w = 0.54 + 0.46 * np.cos(np.pi * np.minimum(au, 1.0))
     elif kind == "none":
         w = np.ones_like(au)
     else:
         raise ValueError(f"window must be 'hamming', 'tukey' or 'none', got {kind!r}")
-    return np.where(au <= 1.0, w, 0.0)
-
-
-def _polyfit(y: np.ndarray, x: np.ndarray, order: int) -> np.ndarray:
-    """Least-squares ``x = p(y)`` (``np.polyval`` order); closed form for a line."""
-    if order == 1:
-        ym, xm = y.mean(), x.mean()
-        dy = y - ym
-        slope = float(dy @ (x - xm)) / float(dy @ dy)
-        return np.array([slope, xm - slope * ym])
-    return np.polyfit(y, x, order)
+    w[au > 1.0] = 0.0
+    return w
 
 
 def _median(x: np.ndarray) -> float:
@@ -161,34 +155,6 @@ def _median(x: np.ndarray) -> float:
     flat = np.ravel(x)
     k = flat.size // 2
     return float(np.partition(flat, k)[k])
-
-
-def _polyval(coef: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``np.polyval`` by Horner's rule without its per-call overhead."""
-    out = np.full(y.shape, float(coef[0]))
-    for c in coef[1:]:
-        out = out * y + float(c)
-    return out
-
-
-def _robust_polyfit(y: np.ndarray, x: np.ndarray, order: int,
-                    rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """``x = p(y)`` by least squares, rows more than 4 sigmas off the fit dropped (sigma from the mean
-    absolute residual of the rows kept, re-fitted until the kept set settles); returns (coef, kept)."""
-    finite = np.isfinite(x)
-    keep = finite
-    coef = np.zeros(order + 1)
-    for _ in range(rounds):
-        if np.count_nonzero(keep) < order + 2:
-            raise SfrError("no edge: too few rows with an edge location")
-        coef = _polyfit(y[keep], x[keep], order)
-        res = np.abs(x - _polyval(coef, y))
-        limit = max(4.0 * 1.2533 * float(res[keep].mean()), 0.05)
-        new_keep = finite & (res <= limit)
-        if np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
-    return coef, keep
 
 
 def _orient(a: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -226,7 +192,11 @@ def _project(a: np.ndarray, edge_x: np.ndarray, oversample: int, nbin: int,
     idx = (np.arange(npix, dtype=np.int64) * oversample)[None, :] + (off - base)[:, None]
     total = int((npix - 1) * oversample + off.max() - base + 1)
     flat_idx = idx.ravel()
-    counts_all = np.bincount(flat_idx, minlength=total)
+    # every row puts one sample in each of its bins (shift, shift + oversample, ...): the counts are the rows'
+    # shift histogram spread along a comb, not a second pass over the pixels
+    comb = np.zeros((npix - 1) * oversample + 1, dtype=np.int64)
+    comb[::oversample] = 1
+    counts_all = np.convolve(np.bincount(off - base), comb)
     sums_all = np.bincount(flat_idx, weights=a.ravel(), minlength=total)
     first = -(nbin // 2) - base  # array index of bin 0
     counts = np.zeros(nbin, dtype=np.int64)
@@ -300,9 +270,14 @@ def _row_centroids(a: np.ndarray, centre_x: np.ndarray, half_width_px: float, ki
     band = a.ravel()[flat]
     d = band[:, 1:] - band[:, :-1]
     x = (start[:, None] + 0.5) + np.arange(width - 1)[None, :]
-    w = _window((x - centre_x[:, None]) * (1.0 / half_width_px), kind, alpha)
+    u = x - centre_x[:, None]
+    u *= 1.0 / half_width_px
+    w = _window(u, kind, alpha)
     if kind == "tukey":
-        w = np.where(w > 0, 0.95 * w + 0.05, 0.0)  # sfrmat5: keeps the location stable
+        outside = w <= 0
+        w *= 0.95
+        w += 0.05  # sfrmat5: keeps the location stable
+        w[outside] = 0.0
     dw = d * w
     total = dw.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -379,18 +354,20 @@ def mtf_at(freq: np.ndarray, mtf: np.ndarray, freq_cy_px: float) -> float:
 
 
 def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_alpha: float = 0.5,
-        fit_order: int = 1, correct_binning: bool = True, integer_cycles: bool = True,
+        fit_order: int | str = "auto", correct_binning: bool = True, integer_cycles: bool = True,
         lsf_span: str = "auto", plateau_slope: bool = False, bin_phase: bool = False,
-        roi_xywh: tuple[int, int, int, int] | None = None) -> SfrResult:
+        roi_xywh: tuple[int, int, int, int] | None = None, clip_level: float | None = None) -> SfrResult:
     """e-SFR of one slanted edge in ``roi`` ((H, W) linear-light values), ISO 12233:2017/2023.
 
     ``window`` ("tukey" with ``tukey_alpha``, "hamming" or "none") applies both to the per-row centroid
     and the LSF; ``lsf_span`` "auto" (default) or "full" (the whole ROI, as ISO and sfrmat). ``fit_order``
-    is the edge polynomial's order (1 as ISO 12233:2017, up to 5 as sfrmat5). ``correct_binning`` also
-    divides by the 1/``oversample`` px bin's own response; ``integer_cycles`` keeps ISO's whole number
-    of phase cycles of rows. ``plateau_slope`` divides out a shading plane fitted to both plateaus;
+    is the edge polynomial's order: "auto" (default, ISO 12233:2023) chooses up to 5 per edge
+    (``calibration.sfr_fit``), an integer fixes it (1: the linear fit of ISO 12233:2017, 5: sfrmat5's).
+    ``correct_binning`` also divides by the 1/``oversample`` px bin's own response; ``integer_cycles`` keeps
+    ISO's whole number of phase cycles of rows. ``plateau_slope`` divides out a shading plane fitted to both plateaus;
     ``bin_phase`` moves each ESF bin to its centre from where its samples lie (module notes, step 5).
-    ``roi_xywh`` is only carried into the result. Raises ``SfrError`` (a
+    ``roi_xywh`` is only carried into the result; ``clip_level`` (the data's white, when known) lets the
+    quality checks (``SfrResult.quality``, ISO 12233) count clipped pixels. Raises ``SfrError`` (a
     ``ValueError``) with a one-line reason when the ROI cannot be measured.
     """
     a = np.asarray(roi, dtype=np.float64)
@@ -400,17 +377,21 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         raise SfrError(f"ROI {a.shape[1]}x{a.shape[0]} px is too small (at least {MIN_ROI_PX}x{MIN_ROI_PX})")
     if not np.isfinite(a).all():
         raise SfrError("ROI holds non-finite values")
-    if not 1 <= fit_order <= 5:
-        raise SfrError(f"fit_order must be 1..5, got {fit_order}")
+    select = fit_order == "auto"
+    max_order = 5 if select else fit_order
+    if not (isinstance(max_order, int) and 1 <= max_order <= 5):
+        raise SfrError(f"fit_order must be 'auto' or 1..5, got {fit_order!r}")
     if oversample < 1:
         raise SfrError(f"oversample must be >= 1, got {oversample}")
 
+    clipped = None if clip_level is None else float(np.count_nonzero(a >= clip_level)) / a.size
     a, transposed = _orient(a)
     a = np.ascontiguousarray(a)  # one copy for a transposed edge, none otherwise; ravel() below is free
     nlin, npix = a.shape
     k = max(1, npix // 8)
     left = _median(a[:, :k].mean(axis=1))
     right = _median(a[:, -k:].mean(axis=1))
+    levels = (min(left, right), max(left, right))
     if left > right:
         a = -a
         left, right = -left, -right
@@ -424,30 +405,34 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     rows = np.arange(nlin, dtype=np.float64)
     # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
     loc = (npix - 0.5) - (a.sum(axis=1) - npix * left) / contrast
-    coef, _ = _robust_polyfit(rows, loc, 1)
-    rise_px = _rise_10_90_px(a, _polyval(coef, rows))
-    if plateau_slope:
-        shading = _plateau_shading(a, _polyval(coef, rows), max(3.0 * rise_px, 4.0))
-        if shading is not None:
-            a = a / shading
-            left = _median(a[:, :k].mean(axis=1))
-            right = _median(a[:, -k:].mean(axis=1))
-            contrast = right - left
-    half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
-    for _ in range(CENTROID_PASSES):
-        loc = _row_centroids(a, _polyval(coef, rows), half_width, window, tukey_alpha)
-        coef, keep = _robust_polyfit(rows, loc, fit_order)
-    coef1 = coef if fit_order == 1 else _robust_polyfit(rows, loc, 1)[0]
-    resid = loc[keep] - _polyval(coef, rows[keep])
+    try:
+        line = fit_edge(rows, loc, 1)
+        rise_px = _rise_10_90_px(a, line(rows))
+        if plateau_slope:
+            shading = _plateau_shading(a, line(rows), max(3.0 * rise_px, 4.0))
+            if shading is not None:
+                a = a / shading
+                left = _median(a[:, :k].mean(axis=1))
+                right = _median(a[:, -k:].mean(axis=1))
+                contrast = right - left
+        half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
+        fit = line
+        for _ in range(CENTROID_PASSES):
+            loc = _row_centroids(a, fit(rows), half_width, window, tukey_alpha)
+            fit = fit_edge(rows, loc, max_order, select=select)
+    except FitError as exc:
+        raise SfrError(str(exc)) from None
+    keep = fit.keep
+    resid = loc[keep] - fit(rows[keep])
     fit_rms = float(np.sqrt(np.mean(resid ** 2)))
     if fit_rms > MAX_FIT_RMS_PX or keep.sum() < 0.5 * nlin:
         raise SfrError(f"no straight edge: row edge locations scatter {fit_rms:.2f} px RMS around the fit "
                        f"({int(keep.sum())} of {nlin} rows usable)")
-    x_ends = _polyval(coef, np.array([0.0, nlin - 1.0]))
+    x_ends = fit(np.array([0.0, nlin - 1.0]))
     if x_ends.min() < 0.0 or x_ends.max() > npix - 1.0:
         raise SfrError(f"the edge leaves the ROI (x = {x_ends[0]:.1f} .. {x_ends[1]:.1f} of 0 .. {npix - 1})")
 
-    slope = float(coef1[0])
+    slope = fit.slope_px
     angle = math.degrees(math.atan(slope))
     if abs(angle) >= 45.0:
         raise SfrError(f"edge angle {abs(angle):.1f} deg is 45 deg or more off the pixel axis")
@@ -461,7 +446,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     nkeep = min(nlin, max(MIN_ROI_PX, int(round(cycles / abs(slope))))) if integer_cycles else nlin
     r0 = (nlin - nkeep) // 2
     nbin = oversample * npix
-    counts, sums, phase_sums = _project(a[r0:r0 + nkeep], _polyval(coef, rows[r0:r0 + nkeep]), oversample, nbin,
+    counts, sums, phase_sums = _project(a[r0:r0 + nkeep], fit(rows[r0:r0 + nkeep]), oversample, nbin,
                                         bin_phase)
     filled = counts > 0
     where = np.nonzero(filled)[0]
@@ -504,117 +489,23 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     signed = angle if transposed else -angle  # clockwise positive as displayed
     return SfrResult(
         mtf50_cy_px=mtf50, mtf_nyq2=nyq2, angle_deg=signed,
-        freq_cy_px=freq[report], mtf=mtf[report], esf=esf, lsf=lsf, edge_fit=coef,
+        freq_cy_px=freq[report], mtf=mtf[report], esf=esf, lsf=lsf, edge_fit=fit.polyval_coef(),
         roi=tuple(int(v) for v in roi_xywh) if roi_xywh is not None else None,
         orientation="horizontal" if transposed else "vertical",
         esf_pitch_px=pitch, fit_rms_px=fit_rms, contrast=contrast, empty_bins=inner_empty,
         extra={"rise_10_90_px": rise_px * cos_angle, "lsf_half_width_px": half / oversample * cos_angle,
-               "noise": noise, "rows_used": nkeep},
+               "noise": noise, "rows_used": nkeep, "fit_order": fit.order},
+        quality=edge_quality(*levels, noise, angle, nkeep, clipped, fit_rms, fit.bend_px),
     )
 
 
-# ---------------------------------------------------------------- CFA planes and luminance
-
-_CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
-
-
-def _check_cfa(cfa: str) -> str:
-    pattern = cfa.upper()
-    if pattern not in _CFA_PATTERNS:
-        raise SfrError(f"CFA pattern must be one of {', '.join(_CFA_PATTERNS)}, got {cfa!r}")
-    return pattern
+#: The CFA helpers moved to ``calibration.sfr_cfa``; still importable from here.
+_CFA_NAMES = ("sfr_cfa", "cfa_plane", "cfa_at", "demosaic_luminance")
 
 
-def cfa_at(cfa: str, x: int, y: int) -> str:
-    """The 2x2 pattern seen from pixel (x, y) of a mosaic whose (0, 0) pattern is ``cfa``."""
-    p = _check_cfa(cfa)
-    grid = [[p[0], p[1]], [p[2], p[3]]]
-    return "".join(grid[(y + i) % 2][(x + j) % 2] for i in range(2) for j in range(2))
+def __getattr__(name: str):  # PEP 562: resolved on first use, so neither module imports the other at load
+    if name in _CFA_NAMES:
+        from calibration import sfr_cfa
 
-
-def _plane_offsets(cfa: str) -> dict[str, tuple[int, int]]:
-    """(row, col) of R, Gr (green on the red row), Gb, B in the 2x2 tile."""
-    p = _check_cfa(cfa)
-    pos = {(0, 0): p[0], (0, 1): p[1], (1, 0): p[2], (1, 1): p[3]}
-    out: dict[str, tuple[int, int]] = {}
-    red_row = next(r for (r, _), c in pos.items() if c == "R")
-    for (r, c), colour in pos.items():
-        if colour == "G":
-            out["Gr" if r == red_row else "Gb"] = (r, c)
-        else:
-            out[colour] = (r, c)
-    return out
-
-
-def cfa_plane(cfa_data: np.ndarray, cfa: str, plane: str) -> np.ndarray:
-    """One colour plane ("R", "Gr", "Gb", "B") of a mosaic, half resolution (a view, no copy)."""
-    offsets = _plane_offsets(cfa)
-    if plane not in offsets:
-        raise SfrError(f"CFA plane must be one of R, Gr, Gb, B, got {plane!r}")
-    r, c = offsets[plane]
-    return cfa_data[r::2, c::2]
-
-
-def demosaic_luminance(cfa_data: np.ndarray, cfa: str, *, balance: bool = True) -> np.ndarray:
-    """Luminance (Rec. 709 weights) of a bilinear demosaic; ``balance`` equalises the channel means
-    (grey world over the array: right for a neutral chart, removes the zipper of unequal gains)."""
-    data = np.asarray(cfa_data, dtype=np.float32)
-    h, w = data.shape
-    offsets = _plane_offsets(cfa)
-    masks = {}
-    for name in ("R", "G", "B"):
-        m = np.zeros((h, w), np.float32)
-        for key, (r, c) in offsets.items():
-            if key[0] == name:
-                m[r::2, c::2] = 1.0
-        masks[name] = m
-    gains = {}
-    if balance:
-        means = {n: float((data * m).sum() / max(m.sum(), 1.0)) for n, m in masks.items()}
-        ref = means["G"]
-        gains = {n: (ref / v if v > 0 else 1.0) for n, v in means.items()}
-    k_rb = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 4.0
-    k_g = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32) / 4.0
-    y = np.zeros((h, w), np.float32)
-    for name, weight in zip(("R", "G", "B"), LUMA_WEIGHTS, strict=True):
-        kernel = k_g if name == "G" else k_rb
-        chan = cv2.filter2D(data * masks[name], -1, kernel, borderType=cv2.BORDER_REFLECT_101)
-        y += np.float32(weight * gains.get(name, 1.0)) * chan
-    return y
-
-
-def _average(results: list[SfrResult]) -> SfrResult:
-    """Mean MTF of several measurements of one edge, on the first one's frequency grid."""
-    first = results[0]
-    curves = [np.interp(first.freq_cy_px, r.freq_cy_px, r.mtf) for r in results]
-    mtf = np.mean(curves, axis=0)
-    return SfrResult(
-        mtf50_cy_px=mtf_crossing(first.freq_cy_px, mtf, 0.5),
-        mtf_nyq2=mtf_at(first.freq_cy_px, mtf, NYQUIST_CY_PX / 2.0),
-        angle_deg=float(np.mean([r.angle_deg for r in results])),
-        freq_cy_px=first.freq_cy_px, mtf=mtf, esf=first.esf, lsf=first.lsf, edge_fit=first.edge_fit,
-        roi=first.roi, orientation=first.orientation, esf_pitch_px=first.esf_pitch_px,
-        fit_rms_px=max(r.fit_rms_px for r in results), contrast=first.contrast,
-        empty_bins=max(r.empty_bins for r in results),
-        extra={"planes": len(results)},
-    )
-
-
-def sfr_cfa(cfa_roi: np.ndarray, cfa: str, plane: str = "G", **kwargs) -> SfrResult:
-    """e-SFR of a raw mosaic ROI on one CFA plane or on luminance.
-
-    ``cfa`` is the 2x2 pattern at the ROI's top-left pixel (``cfa_at`` shifts a frame's pattern to an
-    ROI origin). ``plane``: "R", "Gr", "Gb", "B" measure that plane at half resolution, frequencies in
-    cycles per plane pixel; "G" averages the Gr and Gb MTFs (same unit); "Y" measures the luminance of
-    a bilinear demosaic at full resolution, in cycles per sensor pixel. ``kwargs`` go to ``sfr``; on a
-    plane ``bin_phase`` defaults to True (module notes).
-    """
-    data = np.asarray(cfa_roi)
-    if data.ndim != 2:
-        raise SfrError(f"CFA ROI must be 2-D, got shape {data.shape}")
-    if plane == "Y":
-        return sfr(demosaic_luminance(data, cfa), **kwargs)
-    kwargs.setdefault("bin_phase", True)  # a plane's sharp, sparsely sampled edge needs it (see above)
-    if plane == "G":
-        return _average([sfr(cfa_plane(data, cfa, p), **kwargs) for p in ("Gr", "Gb")])
-    return sfr(cfa_plane(data, cfa, plane), **kwargs)
+        return getattr(sfr_cfa, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,11 @@ word into the output's own memory, its four high bytes are spread into the four 
 lanes with shift-or-mask steps, and the low bits are spread with one multiply
 (``b4 * (1 + 2^14 + 2^28 + 2^42)`` puts bits ``2k..2k+1`` of ``b4`` at lane ``k``). Row blocks
 stay in the CPU cache, so the whole frame is read once and written once.
+
+When the C kernel ``station._raw10`` is built (``pip install -e .`` compiles ``station/_raw10.c``; it is
+optional) unpack and pack run there instead, on ``THREADS`` threads: unpack two groups per SSSE3 shuffle
+where the CPU has it (else the same 64-bit word steps as here), at memory bandwidth. The numpy path stays
+as the fallback and as the reference in the tests (``use_kernel=False``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,16 @@ from __future__ import annotations
 import numpy as np
 
 from station.errors import InputError
+
+try:  # the optional compiled kernel (setup.py); numpy below does the same bits without it
+    from station import _raw10 as _kernel
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _kernel = None
+
+#: Threads the C kernel splits a frame's rows over (the machine's memory bandwidth is reached with 2).
+THREADS = 2
+#: Frames smaller than this (bytes) are unpacked on one thread: starting a thread costs more.
+_THREAD_MIN_BYTES = 1 << 20
 
 MAX_CODE = 1023
 #: Rows per block in ``unpack_raw10``: three (rows, width/4) uint64 blocks stay in L2.
@@ -35,10 +50,25 @@ def raw10_stride(width: int) -> int:
     return width * 5 // 4
 
 
-def pack_raw10(cfa: np.ndarray, stride_bytes: int | None = None) -> bytes:
+def has_kernel() -> bool:
+    """True when the compiled kernel is built and in use."""
+    return _kernel is not None
+
+
+def kernel_simd() -> str:
+    """The kernel's vector path: "ssse3" (x86-64 CPUs that have it), "none" (64-bit words), or "numpy"."""
+    return str(getattr(_kernel, "SIMD", "none")) if _kernel is not None else "numpy"
+
+
+def _threads(nbytes: int) -> int:
+    return THREADS if nbytes >= _THREAD_MIN_BYTES else 1
+
+
+def pack_raw10(cfa: np.ndarray, stride_bytes: int | None = None, *, use_kernel: bool = True) -> bytes:
     """Pack a (H, W) array of 10-bit codes into RAW10 bytes, rows padded with zeros to ``stride_bytes``.
 
-    The result is ``H * stride_bytes`` long (the last row padded too).
+    The result is ``H * stride_bytes`` long (the last row padded too). ``use_kernel=False`` forces
+    the numpy path (the reference).
     """
     cfa = np.asarray(cfa)
     if cfa.ndim != 2:
@@ -47,6 +77,10 @@ def pack_raw10(cfa: np.ndarray, stride_bytes: int | None = None) -> bytes:
         raise InputError(f"RAW10 pack: expected integer codes, got dtype {cfa.dtype}")
     height, width = cfa.shape
     stride = _stride(width, stride_bytes)
+    if use_kernel and _kernel is not None and cfa.dtype == np.uint16 and height:
+        packed = _kernel.pack(np.ascontiguousarray(cfa), width, height, stride, _threads(height * stride))
+        if packed is not None:  # None: a code above 1023, refused below with the numbers
+            return packed
     if cfa.size:
         low, high = int(cfa.min()), int(cfa.max())
         if low < 0 or high > MAX_CODE:
@@ -68,11 +102,14 @@ def unpack_raw10(
     height: int,
     stride_bytes: int | None = None,
     out: np.ndarray | None = None,
+    *,
+    use_kernel: bool = True,
 ) -> np.ndarray:
     """Unpack RAW10 bytes into a (height, width) uint16 array (into ``out`` when given).
 
     ``buf`` may end right after the last row's pixels (no padding on the last row) or
     carry the full ``height * stride_bytes``; anything else is an ``InputError``.
+    ``use_kernel=False`` forces the numpy path (the reference).
     """
     stride = _stride(width, stride_bytes)
     if height < 1:
@@ -91,6 +128,9 @@ def unpack_raw10(
         out = np.empty((height, width), dtype=np.uint16)
     elif out.shape != (height, width) or out.dtype != np.uint16 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous ({height}, {width}) uint16 array")
+    if use_kernel and _kernel is not None:
+        _kernel.unpack(data, out, width, height, stride, _threads(out.nbytes))
+        return out
     groups = width // 4
     # Rows whose last group can be read as a whole 8-byte word without running off the buffer.
     fast_rows = max(0, min(height, (data.size - (groups - 1) * 5 - 8) // stride + 1))

@@ -6,6 +6,13 @@ measured (``calibration.sfr``); a file holding one edge gives one. Inputs: 8-bit
 unless ``--linear``, 16-bit PNG/TIFF are linear, a DNG is a CFA mosaic (black level removed; ``--plane Y``
 measures the luminance of a bilinear demosaic, ``R``/``G``/``B``/``Gr``/``Gb`` one colour plane).
 
+The e-SFR is ISO 12233:2023's by default: the edge is fitted by a polynomial whose order (up to 5, as sfrmat5)
+is chosen per edge (``--fit-order 1`` for ISO 12233:2017's line), Tukey-windowed. Every edge carries ISO
+12233's quality checks (``flags`` and ``quality`` in ``--json``: contrast, angle, length, noise, clipping,
+straightness) and its direction in the field (sagittal or tangential). Edges found in the image that fail a
+check are refused (a photo without a chart gives none: one line naming the file, exit 2) unless
+``--keep-flagged``; ROIs given with ``--roi`` are always measured, their flags reported.
+
 Frequencies are always in cycles per image (sensor) pixel: a CFA plane, sampled every 2 px, is measured
 in its own pixels and reported here halved (so its curve reaches 0.5 c/px, its own Nyquist being 0.25).
 
@@ -32,7 +39,9 @@ from typing import Any
 import numpy as np
 
 from calibration.edges import find_edges
-from calibration.sfr import LUMA_WEIGHTS, SfrError, SfrResult, cfa_at, sfr, sfr_cfa
+from calibration.sfr import LUMA_WEIGHTS, SfrError, SfrResult, sfr
+from calibration.sfr_cfa import cfa_at, sfr_cfa
+from calibration.sfr_quality import GATE_FLAGS, field_direction
 from station.atomic import atomic_write_bytes
 from station.cli.common import print_json
 from station.errors import InputError
@@ -54,8 +63,12 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--plane", choices=PLANES, default="Y",
                         help="Y luminance (default), or a colour channel / CFA plane")
     parser.add_argument("--linear", action="store_true", help="8-bit input is already linear (no sRGB decoding)")
-    parser.add_argument("--fit-order", type=int, default=1, choices=range(1, 6), metavar="N",
-                        help="order of the edge polynomial (1 as ISO 12233:2017, up to 5 as sfrmat5)")
+    parser.add_argument("--fit-order", type=_fit_order, default="auto", metavar="N|auto",
+                        help="edge polynomial: auto (default, ISO 12233:2023: order up to 5 chosen per edge), "
+                             "or a fixed order 1..5 (1: the linear fit of ISO 12233:2017)")
+    parser.add_argument("--keep-flagged", action="store_true",
+                        help="report found edges that fail ISO 12233's checks too (flagged in --json) "
+                             "instead of refusing them")
     parser.add_argument("--flat", metavar="FILE",
                         help="flat field (same size and kind, same settings) to divide each image by before "
                              "measuring: removes vignetting and uneven light")
@@ -64,6 +77,14 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot", metavar="FILE.png", help="write the MTF curves to this PNG")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
+
+
+def _fit_order(text: str) -> int | str:
+    if text == "auto":
+        return text
+    if text in ("1", "2", "3", "4", "5"):
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto or 1..5, got {text!r}")
 
 
 def parse_roi(text: str) -> tuple[int, int, int, int]:
@@ -97,7 +118,7 @@ def flat_gain(image: LoadedImage, flat: LoadedImage) -> np.ndarray:
 class _Measurer:
     """The image of one file prepared for edge finding and measurement on the chosen plane."""
 
-    def __init__(self, image: LoadedImage, plane: str, fit_order: int, flat: LoadedImage | None = None,
+    def __init__(self, image: LoadedImage, plane: str, fit_order: int | str, flat: LoadedImage | None = None,
                  plateau_slope: bool = False) -> None:
         self.image = image
         self.plane = plane
@@ -148,15 +169,19 @@ class _Measurer:
 
     def measure(self, roi: tuple[int, int, int, int]) -> SfrResult:
         x, y, w, h = roi
-        options = {"fit_order": self.fit_order, "plateau_slope": self.plateau_slope, "roi_xywh": roi}
+        options = {"fit_order": self.fit_order, "plateau_slope": self.plateau_slope, "roi_xywh": roi,
+                   "clip_level": 0.999 * self.clip}
         if self.image.kind in ("gray", "rgb"):
             return sfr(self.channel[y:y + h, x:x + w], **options)
         cfa = cfa_at(self.image.cfa or "RGGB", x, y)
         return sfr_cfa(self.mosaic[y:y + h, x:x + w], cfa, self.plane, **options)
 
 
-def _edge_json(res: SfrResult, roi: tuple[int, int, int, int], plane: str, freq_scale: float) -> dict[str, Any]:
+def _edge_json(res: SfrResult, roi: tuple[int, int, int, int], plane: str, freq_scale: float,
+               image_wh: tuple[int, int]) -> dict[str, Any]:
     freq = res.freq_cy_px * freq_scale
+    q = res.quality
+    field = field_direction(roi, res.orientation, image_wh)
     nyq2 = res.mtf_nyq2 if freq_scale == 1.0 else res.mtf_at(0.25 / freq_scale)
     curve = [[round(float(f), 5), round(float(m), 5)] for f, m in zip(freq, res.mtf, strict=True)]
     return {
@@ -166,6 +191,14 @@ def _edge_json(res: SfrResult, roi: tuple[int, int, int, int], plane: str, freq_
         "orientation": res.orientation,
         "plane": plane,
         "roi": [int(v) for v in roi],
+        "direction": field["direction"],
+        "radius_fraction": round(field["radius_fraction"], 4),
+        "fit_order": int(res.extra.get("fit_order", len(res.edge_fit) - 1)),
+        "flags": list(res.flags),
+        "quality": {"modulation": _num(q.get("modulation", math.nan)),
+                    "contrast_to_noise": _num(min(q.get("contrast_to_noise", math.nan), 1e9)),
+                    "rows": q.get("rows"), "clipped_fraction": _num(q.get("clipped_fraction") or 0.0),
+                    "fit_rms_px": _num(res.fit_rms_px)},
         "mtf": curve,
     }
 
@@ -175,10 +208,12 @@ def _num(value: float) -> float | None:
 
 
 def analyze_file(path: str, rois: list[tuple[int, int, int, int]], plane: str, linear: bool,
-                 fit_order: int = 1, flat: LoadedImage | None = None,
-                 plateau_slope: bool = False) -> dict[str, Any]:
-    """Measure one file: the given ROIs, or every usable edge (``flat``: divide by it first, see the
-    module's notes; ``plateau_slope``: ``calibration.sfr``'s shading correction). InputError names the file."""
+                 fit_order: int | str = "auto", flat: LoadedImage | None = None,
+                 plateau_slope: bool = False, keep_flagged: bool = False) -> dict[str, Any]:
+    """Measure one file: the given ROIs (measured whatever their quality, flags in the result), or every
+    usable edge -- found edges failing ISO 12233's checks (``calibration.sfr_quality.GATE_FLAGS``) are
+    refused unless ``keep_flagged`` (``flat``: divide by it first, see the module's notes;
+    ``plateau_slope``: ``calibration.sfr``'s shading correction). InputError names the file."""
     image = load_image(path, linear=linear)
     meas = _Measurer(image, plane, fit_order, flat, plateau_slope)
     height, width = meas.shape
@@ -192,16 +227,25 @@ def analyze_file(path: str, rois: list[tuple[int, int, int, int]], plane: str, l
                 res = meas.measure(roi)
             except SfrError as exc:
                 raise InputError(f"{path}: --roi {x},{y},{w},{h}: {exc}") from None
-            edges.append(_edge_json(res, roi, plane, meas.freq_scale))
-    else:
-        for roi in meas.find():
-            try:
-                res = meas.measure(roi)
-            except SfrError:
-                continue  # found on the detection image but not measurable on this plane
-            edges.append(_edge_json(res, roi, plane, meas.freq_scale))
-        if not edges:
-            raise InputError(f"{path}: no usable slanted edge found")
+            edges.append(_edge_json(res, roi, plane, meas.freq_scale, (width, height)))
+        return {"file": path, "edges": edges}
+    refused: dict[str, int] = {}
+    found = meas.find()
+    for roi in found:
+        try:
+            res = meas.measure(roi)
+        except SfrError:
+            continue  # found on the detection image but not measurable on this plane
+        failed = [f for f in res.flags if f in GATE_FLAGS]
+        for flag in failed:
+            refused[flag] = refused.get(flag, 0) + 1
+        if failed and not keep_flagged:
+            continue
+        edges.append(_edge_json(res, roi, plane, meas.freq_scale, (width, height)))
+    if not edges:
+        why = ", ".join(f"{n} {flag}" for flag, n in sorted(refused.items(), key=lambda kv: -kv[1]))
+        detail = f": {len(found)} candidate(s), none passing ISO 12233's edge checks ({why})" if refused else ""
+        raise InputError(f"{path}: no usable slanted edge found{detail}")
     return {"file": path, "edges": edges}
 
 
@@ -234,20 +278,24 @@ def _plot(result: dict[str, Any], out: str) -> None:
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    print(f"{'file':<32} {'roi x,y,w,h':<20} {'edge':<10} {'angle':>7} {'MTF50 c/px':>11} {'MTF@Nyq/2':>10}")
+    print(f"{'file':<32} {'roi x,y,w,h':<20} {'edge':<10} {'angle':>7} {'MTF50 c/px':>11} {'MTF@Nyq/2':>10} "
+          f"{'field':<10} flags")
     for entry in result["files"]:
         name = entry["file"] if len(entry["file"]) <= 32 else "..." + entry["file"][-29:]
         for edge in entry["edges"]:
             roi = ",".join(str(v) for v in edge["roi"])
             mtf50 = "n/a" if edge["mtf50_cy_px"] is None else f"{edge['mtf50_cy_px']:.4f}"
             nyq2 = "n/a" if edge["mtf_nyq2"] is None else f"{edge['mtf_nyq2']:.3f}"
-            print(f"{name:<32} {roi:<20} {edge['orientation']:<10} {edge['angle_deg']:>7.2f} {mtf50:>11} {nyq2:>10}")
+            flags = ",".join(edge["flags"]) or "-"
+            print(f"{name:<32} {roi:<20} {edge['orientation']:<10} {edge['angle_deg']:>7.2f} {mtf50:>11} {nyq2:>10} "
+                  f"{edge['direction']:<10} {flags}")
 
 
 def run(args: argparse.Namespace) -> int:
     rois = [parse_roi(text) for text in args.roi]
     flat = load_image(args.flat, linear=args.linear) if args.flat else None
-    result = {"files": [analyze_file(path, rois, args.plane, args.linear, args.fit_order, flat, args.plateau_slope)
+    result = {"files": [analyze_file(path, rois, args.plane, args.linear, args.fit_order, flat, args.plateau_slope,
+                                     args.keep_flagged)
                         for path in args.files]}
     if args.plot:
         _plot(result, args.plot)

@@ -9,7 +9,7 @@ import argparse
 
 from station.cli import register_modules
 
-BENCHES = ("raw10", "render", "sfr", "plan")
+BENCHES = ("raw10", "render", "sfr", "plan", "all")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

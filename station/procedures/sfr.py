@@ -55,6 +55,7 @@ class EdgeMtf:
     mtf_nyq2: float
     freq_cy_px: np.ndarray = field(repr=False)
     mtf: np.ndarray = field(repr=False)
+    direction: str = ""  # ISO 12233:2023: "sagittal", "tangential" or "centre" (calibration.sfr_quality)
 
     @property
     def centre_px(self) -> tuple[float, float]:
@@ -63,7 +64,7 @@ class EdgeMtf:
 
     def to_dict(self) -> dict[str, Any]:
         return {"roi": list(self.roi), "orientation": self.orientation, "angle_deg": round(self.angle_deg, 3),
-                "field": round(self.field, 4), "mtf50_cy_px": _finite(self.mtf50_cy_px),
+                "field": round(self.field, 4), "direction": self.direction, "mtf50_cy_px": _finite(self.mtf50_cy_px),
                 "mtf_nyq2": _finite(self.mtf_nyq2)}
 
 
@@ -96,6 +97,7 @@ def edge_mtfs(frame: Any, rois: list[tuple[tuple[int, int, int, int], str, float
     """e-SFR (luminance, ISO 12233) of every edge of ``rois`` (default: every usable edge) in a RAW ``frame``.
     An edge the e-SFR cannot measure (clipped, noisy, too short) is left out."""
     from calibration.sfr import SfrError, cfa_at, sfr_cfa
+    from calibration.sfr_quality import field_direction
 
     data = frame.data
     if rois is None:
@@ -110,7 +112,8 @@ def edge_mtfs(frame: Any, rois: list[tuple[tuple[int, int, int, int], str, float
             continue
         out.append(EdgeMtf((x, y, w, h), orientation, float(res.angle_deg if math.isfinite(res.angle_deg) else angle),
                            field_radius(x + w / 2.0, y + h / 2.0, width, height), float(res.mtf50_cy_px),
-                           float(res.mtf_nyq2), np.asarray(res.freq_cy_px), np.asarray(res.mtf)))
+                           float(res.mtf_nyq2), np.asarray(res.freq_cy_px), np.asarray(res.mtf),
+                           field_direction((x, y, w, h), res.orientation, (width, height))["direction"]))
     return out
 
 
@@ -303,11 +306,23 @@ def mtf_field_png(measurement: SfrMeasurement, *, title: str) -> bytes:
     xs = [e.centre_px[0] for e in measurement.edges]
     ys = [e.centre_px[1] for e in measurement.edges]
     values = [e.mtf50_cy_px if math.isfinite(e.mtf50_cy_px) else np.nan for e in measurement.edges]
-    sc = ax.scatter(xs, ys, c=values, cmap="viridis", s=60, marker="s", edgecolors="k", linewidths=0.4)
+    finite = [v for v in values if math.isfinite(v)]
+    norm = matplotlib.colors.Normalize(min(finite, default=0.0), max(finite, default=1.0))
+    sc = None
+    # ISO 12233:2023: sagittal and tangential edges apart (marker), MTF50 the colour
+    for direction, marker in (("sagittal", "^"), ("tangential", "s"), ("centre", "o"), ("", "s")):
+        idx = [i for i, e in enumerate(measurement.edges) if e.direction == direction]
+        if idx:
+            sc = ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], c=[values[i] for i in idx], cmap="viridis",
+                            norm=norm, s=60, marker=marker, edgecolors="k", linewidths=0.4,
+                            label=direction or None)
+    if any(e.direction for e in measurement.edges):
+        ax.legend(fontsize=7, loc="lower right")
     for x, y, v in zip(xs, ys, values, strict=True):
         if math.isfinite(v):
             ax.annotate(f"{v:.3f}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=6)
-    fig.colorbar(sc, ax=ax, shrink=0.85, label="MTF50 (c/px)")
+    if sc is not None:
+        fig.colorbar(sc, ax=ax, shrink=0.85, label="MTF50 (c/px)")
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_aspect("equal")

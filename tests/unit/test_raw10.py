@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import numpy as np
 import pytest
 
 from station.cli import main
 from station.errors import InputError
-from station.raw10 import pack_raw10, raw10_stride, unpack_raw10
+from station.raw10 import has_kernel, kernel_simd, pack_raw10, raw10_stride, unpack_raw10
 
 # Two groups written out by hand from the spec (bytes 0-3: P[9:2]; byte 4: P3[1:0]<<6|P2<<4|P1<<2|P0):
 #   pixels 0x3FF 0x000 0x2AA 0x155 -> FF 00 AA 55, low bits 3,0,2,1 -> 01 10 00 11 = 0x63
@@ -27,6 +28,19 @@ def spec_unpack(buf: bytes, width: int, height: int, stride: int) -> np.ndarray:
             k = x % 4
             out[y, x] = (buf[group + k] << 2) | ((buf[group + 4] >> (2 * k)) & 0b11)
     return out
+
+
+def its_unpack_raw10_image(img: np.ndarray) -> np.ndarray:
+    """Android Camera ITS's decoder, transcribed from AOSP ``cts/apps/CameraITS/utils/
+    image_processing_utils.py`` ``unpack_raw10_image`` (a (H, W*5/4) uint8 array, no row padding)."""
+    w = img.shape[1] * 4 // 5
+    h = img.shape[0]
+    msbs = np.delete(img, np.s_[4::5], 1).astype(np.uint16)
+    msbs = np.left_shift(msbs, 2).reshape(h, w)
+    lsbs = img[::, 4::5].reshape(h, w // 4)
+    lsbs = np.right_shift(np.packbits(np.unpackbits(lsbs).reshape((h, w // 4, 4, 2)), 3), 6)
+    lsbs = lsbs.reshape(h, w // 4, 4)[:, :, ::-1].reshape(h, w)
+    return np.bitwise_or(msbs, lsbs).reshape(h, w)
 
 
 def test_hand_written_bytes_pack_and_unpack() -> None:
@@ -139,7 +153,8 @@ def test_bench_raw10_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     result = json.loads(capsys.readouterr().out)
     assert list(result) == ["raw10"]
     figures = result["raw10"]
-    assert set(figures) == {"unpack_s", "copy_s", "ratio"}
+    assert set(figures) == {"unpack_s", "copy_s", "ratio", "pack_s", "kernel", "simd", "threads", "ratio_limit"}
+    assert figures["kernel"] is True and figures["ratio_limit"] == 1.5
     assert figures["unpack_s"] > 0 and figures["copy_s"] > 0
     assert figures["ratio"] == pytest.approx(figures["unpack_s"] / figures["copy_s"])
 
@@ -151,3 +166,57 @@ def test_bench_raw10_human_line_and_bad_width(capsys: pytest.CaptureFixture[str]
     assert main(["bench", "raw10", "--width", "66", "--height", "8"]) == 2
     err = capsys.readouterr().err
     assert "multiple of 4" in err and err.count("\n") == 1
+
+
+def test_compiled_kernel_is_built() -> None:
+    # `pip install -e .` compiles station/_raw10.c (gcc is part of the CI image); numpy is only the fallback.
+    assert has_kernel()
+    if platform.machine() in ("x86_64", "AMD64"):  # every x86-64 CI machine has SSSE3: its path is the one tested
+        assert kernel_simd() == "ssse3"
+
+
+@pytest.mark.parametrize("width,height,pad", [(8192, 4, 0), (64, 33, 3), (4, 1, 0), (200, 20, 11), (1024, 97, 0),
+                                              (1028, 7, 0), (1036, 5, 3)])  # rows 8 bytes off 16: unaligned stores
+def test_kernel_is_bit_exact_with_numpy_and_android_its(width: int, height: int, pad: int) -> None:
+    stride = raw10_stride(width) + pad
+    rng = np.random.default_rng(width + height + pad)
+    buf = rng.integers(0, 256, size=height * stride, dtype=np.uint8).tobytes()  # padding bytes random too
+    short = buf[: (height - 1) * stride + raw10_stride(width)]
+    fast = unpack_raw10(short, width, height, stride)
+    reference = unpack_raw10(buf, width, height, stride, use_kernel=False)
+    np.testing.assert_array_equal(fast, reference)
+    rows = np.frombuffer(buf, np.uint8).reshape(height, stride)[:, : raw10_stride(width)]
+    np.testing.assert_array_equal(fast, its_unpack_raw10_image(rows))
+    # and pack: the kernel's bytes are numpy's bytes, padding zeroed
+    assert pack_raw10(fast, stride) == pack_raw10(fast, stride, use_kernel=False)
+    np.testing.assert_array_equal(unpack_raw10(pack_raw10(fast, stride), width, height, stride, use_kernel=False),
+                                  fast)
+
+
+def test_kernel_threads_split_rows_exactly() -> None:
+    # above the one-thread size the rows go to two threads: every row still lands in its place
+    width, height = 4096, 300
+    frame = np.random.default_rng(11).integers(0, 1024, size=(height, width), dtype=np.uint16)
+    packed = pack_raw10(frame)
+    assert len(packed) > 1 << 20
+    np.testing.assert_array_equal(unpack_raw10(packed, width, height), frame)
+    assert packed == pack_raw10(frame, use_kernel=False)
+
+
+def test_kernel_pack_still_refuses_codes_above_ten_bits() -> None:
+    frame = np.zeros((2, 8), dtype=np.uint16)
+    frame[0, 5] = 0xFFFF
+    with pytest.raises(InputError, match=r"0\.\.1023, got 0\.\.65535"):
+        pack_raw10(frame)
+
+
+def test_bench_all_one_json_object_with_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "all", "--json", "--quick", "--skip", "plan"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"raw10", "sfr", "render", "plan", "all_s"} <= set(result) and result["quick"] is True
+    assert result["raw10"]["ratio"] == pytest.approx(result["raw10"]["unpack_s"] / result["raw10"]["copy_s"])
+    assert result["sfr"]["edges_per_s"] > 0 and result["sfr"]["reference_fft_s"] > 0
+    assert result["render"]["ci_s"] > 0 and result["render"]["ci_blur_s"] > 0
+    assert result["plan"] == {"skipped": "--skip"}
+    assert main(["bench", "all", "--skip", "nope"]) == 2
+    assert "--skip nope" in capsys.readouterr().err

@@ -20,6 +20,10 @@ class ScpiLight(VisaInstrument):
 
     def __init__(self, config: InstrumentConfig, name: str = "light", *, visa_library: str = "@py") -> None:
         super().__init__(config, name, visa_library=visa_library)
+        configured = getattr(config, "settle_s", None)  # a bench's own figure overrides the dialect's
+        self.settle_s = checked_number(name, "settle_s", self.dialect.settle_s if configured is None
+                                       else configured, 0.0, 60.0, "s")
+        self._changed_at = time.monotonic()  # a box of unknown state settles from power-on
 
     # --- output -------------------------------------------------------------------------
     def set_output(self, on: bool) -> None:
@@ -27,6 +31,7 @@ class ScpiLight(VisaInstrument):
             raise InputError(f"{self.name}: output must be true or false, got {on!r}")
         command = self.dialect.output_on if on else self.dialect.output_off
         self.setting(command)
+        self._changed_at = time.monotonic()
         if self.output() != on:
             raise DeviceError(self.name, f"{command} -> {self.dialect.output_query} still reads "
                                          f"{'off' if on else 'on'}")
@@ -57,17 +62,28 @@ class ScpiLight(VisaInstrument):
         text = format_number(value)
         command = template.format(value=text)
         self.setting(command)
+        self._changed_at = time.monotonic()
         readback = self.query_float(query)
         if abs(readback - float(text)) > tolerance:
             raise DeviceError(self.name, f"{command} -> {query} reads back {readback:g} {unit}")
 
     # --- settling ---------------------------------------------------------------------------
     def settled(self) -> bool:
+        """The box says it has settled (``SOUR:SETT?``), or, without a settle query, the settle
+        time has passed since the last change."""
+        if self.dialect.settled_query is None:
+            return time.monotonic() >= self._changed_at + self.settle_s
         return self.query_bool(self.dialect.settled_query)
 
     def wait_settled(self, timeout_s: float = 10.0, poll_s: float = 0.01) -> None:
-        """Poll ``SOUR:SETT?`` until it answers 1; ``DeviceError`` after ``timeout_s``."""
+        """Poll ``SOUR:SETT?`` until it answers 1; ``DeviceError`` after ``timeout_s``.
+
+        A box without a settle query: sleep out ``settle_s`` from the last change.
+        """
         timeout_s = checked_number(self.name, "settle timeout_s", timeout_s, 0.0, 3600.0, "s")
+        if self.dialect.settled_query is None:
+            time.sleep(max(self._changed_at + self.settle_s - time.monotonic(), 0.0))
+            return
         deadline = time.monotonic() + timeout_s
         while not self.settled():
             if time.monotonic() >= deadline:

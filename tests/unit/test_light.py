@@ -280,3 +280,52 @@ def test_closing_one_driver_leaves_the_others_open(light, meter, world):
     light.close()  # pyvisa shares one ResourceManager per backend: it must not be closed with the light
     world.set_light(output=True, level_pct=10.0)
     assert meter.illuminance_lux() >= 0.0
+
+
+def _sim_model(tmp_path: Path, name: str) -> Path:
+    pytest.importorskip("pyvisa_sim")
+    model = tmp_path / name  # pyvisa-sim keeps state per YAML path: a fresh copy per test
+    shutil.copy(Path(__file__).with_name("data") / name, model)
+    return model
+
+
+def test_serial_crlf_dialect_on_a_pyvisa_sim_light_box(tmp_path):
+    # an RS-232 box: CR LF, 9600 8N1, no error queue, no settle query, settings answer nothing
+    from pyvisa import constants
+
+    from station.devices.visa import SERIAL_CRLF
+
+    model = _sim_model(tmp_path, "light_serial_crlf.yaml")
+    config = InstrumentConfig("ASRL7::INSTR", timeout_s=0.2, dialect="serial-crlf")
+    with ScpiLight(config, visa_library=f"{model}@sim") as light:
+        assert light.identity == "SimLED,LB-200,0042,2.1"
+        res = light._res
+        assert (res.read_termination, res.write_termination) == ("\r\n", "\r\n")
+        assert (res.baud_rate, res.data_bits, res.parity, res.stop_bits, res.flow_control) == (
+            9600, 8, constants.Parity.none, constants.StopBits.one, constants.ControlFlow.none)
+        light.set_output(True)
+        light.set_level_pct(37.5)
+        light.set_cct_k(3200)
+        assert (light.output(), light.level_pct(), light.cct_k()) == (True, 37.5, 3200.0)
+        assert light.errors("no queue") == []  # nothing to drain, and nothing sent for it
+        # settle by time: the box cannot be asked, the driver waits the dialect's settle time
+        assert not light.settled()
+        started = time.monotonic()
+        light.wait_settled(5.0)
+        waited_s = time.monotonic() - started
+        assert SERIAL_CRLF.settle_s - 0.05 <= waited_s <= SERIAL_CRLF.settle_s + 0.3
+        assert light.settled()
+        started = time.monotonic()
+        light.wait_settled(5.0)  # nothing changed since: no wait
+        assert time.monotonic() - started < 0.05
+        light.set_output(False)
+        assert light.output() is False and not light.settled()
+
+
+def test_a_wrong_terminator_is_no_answer_not_a_hang(tmp_path):
+    # the same box driven with the generic dialect (LF only) never sees a line end: a one-line timeout
+    model = _sim_model(tmp_path, "light_serial_crlf.yaml")
+    config = InstrumentConfig("ASRL7::INSTR", timeout_s=0.1, dialect="generic")
+    with pytest.raises(DeviceError) as caught:
+        ScpiLight(config, visa_library=f"{model}@sim")
+    assert "*IDN? -> no answer" in one_line(caught.value)

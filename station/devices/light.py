@@ -101,14 +101,28 @@ class ScpiLight(VisaInstrument):
             pass
 
 
+#: How long the closed loop checks that a settled light holds its output, s (DESIGN 3.1).
+HOLD_S = 0.1
+
+
+def _held(meter: LuxMeter, hold_s: float) -> float:
+    """The meter's reading ``hold_s`` after the last one."""
+    time.sleep(hold_s)
+    return meter.illuminance_lux()
+
+
 def set_illuminance(light: LightSource, meter: LuxMeter, target_lux: float, tol_pct: float = 1.0,
-                    max_iter: int = 8, settle_timeout_s: float = 10.0) -> float:
+                    max_iter: int = 8, settle_timeout_s: float = 10.0, hold_s: float = HOLD_S) -> float:
     """Drive the light until the meter reads ``target_lux`` within ``tol_pct``; return the reading.
 
     The station sets a target illuminance, not a blind percentage (DESIGN 3.1). Each step
     waits for the light to settle, then moves the level along the secant through the last
     two (level, lux) points (through the origin at first: a light's output is proportional
     to its level to first order). ``DeviceError`` with the numbers if it does not converge.
+
+    Once on target, the reading must hold for ``hold_s`` (0: not checked): a settled light keeps
+    its output. A reading that walks out of tolerance is re-adjusted once; a second time the
+    light is drifting, a ``DeviceError`` with both readings.
     """
     device = getattr(light, "name", "light")
     if isinstance(target_lux, bool) or not isinstance(target_lux, (int, float)) \
@@ -118,6 +132,7 @@ def set_illuminance(light: LightSource, meter: LuxMeter, target_lux: float, tol_
         raise InputError(f"{device}: tol_pct must be in (0, 100) %, got {tol_pct!r}")
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise InputError(f"{device}: max_iter must be an integer >= 1, got {max_iter!r}")
+    hold_s = checked_number(device, "hold_s", hold_s, 0.0, 60.0, "s")
     tolerance_lux = target_lux * tol_pct / 100.0
     if not light.output():
         light.set_output(True)
@@ -127,12 +142,26 @@ def set_illuminance(light: LightSource, meter: LuxMeter, target_lux: float, tol_
         light.set_level_pct(level)
     previous: tuple[float, float] | None = None
     history: list[str] = []
+    drifted: list[str] = []
     for _ in range(max_iter):
         light.wait_settled(settle_timeout_s)
         lux = meter.illuminance_lux()
         history.append(f"{level:.3g} % -> {lux:.4g} lux")
         if abs(lux - target_lux) <= tolerance_lux:
-            return lux
+            if not hold_s:
+                return lux
+            held_lux = _held(meter, hold_s)
+            if abs(held_lux - target_lux) <= tolerance_lux:
+                return held_lux
+            drifted.append(f"{lux:.4g} lux then {held_lux:.4g} lux {hold_s:g} s later")
+            if len(drifted) >= 2:
+                raise DeviceError(device, f"output does not hold at level {level:g} % (target {target_lux:g} "
+                                          f"lux ± {tol_pct:g} %): {'; '.join(drifted)}: the light drifts")
+            previous = (level, held_lux)
+            level = min(max(level * target_lux / held_lux, 0.001), 100.0) if held_lux > 0 else level
+            light.set_level_pct(round(level, 3))
+            level = round(level, 3)
+            continue
         if lux <= 0:
             raise DeviceError(device, f"meter reads {lux:g} lux at level {level:g} %: no light at the "
                                       f"chart plane, cannot reach {target_lux:g} lux")

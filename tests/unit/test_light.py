@@ -156,7 +156,7 @@ def test_fault_drift_moves_the_illuminance_and_the_loop_brings_it_back(light, me
     drift_pct_per_s = 2.0
     world.faults["light_drift"] = drift_pct_per_s
     target_lux = 600.0
-    assert abs(set_illuminance(light, meter, target_lux) / target_lux - 1) <= 0.01
+    assert abs(set_illuminance(light, meter, target_lux, hold_s=0) / target_lux - 1) <= 0.01
     time.sleep(0.1)  # 10 simulated s: +20 % by the drift model (DESIGN 5), whatever the driver does
     before = world.illuminance_lux()
     drifted = meter.illuminance_lux()
@@ -168,7 +168,19 @@ def test_fault_drift_moves_the_illuminance_and_the_loop_brings_it_back(light, me
         now_lux = world.illuminance_lux()
     assert now_lux / settled_lux == pytest.approx(1 + drift_pct_per_s / 100 * since_s, rel=1e-3)
     assert drifted > 1.15 * target_lux
-    assert abs(set_illuminance(light, meter, target_lux) / target_lux - 1) <= 0.01
+    assert abs(set_illuminance(light, meter, target_lux, hold_s=0) / target_lux - 1) <= 0.01
+
+
+def test_closed_loop_refuses_a_light_that_does_not_hold_its_output(light, meter, world):
+    # 2 %/s simulated drift: 0.1 s real is 10 simulated s at this time scale, +20 % while the loop holds
+    world.faults["light_drift"] = 2.0
+    with pytest.raises(DeviceError) as info:
+        set_illuminance(light, meter, 600.0)
+    text = one_line(info.value)
+    assert text.startswith("light: output does not hold") and text.endswith("the light drifts")
+    assert text.count("s later") == 2
+    world.faults.pop("light_drift")  # a steady light holds: the same loop passes
+    assert abs(set_illuminance(light, meter, 600.0) / 600.0 - 1) <= 0.01
 
 
 def test_fault_no_answer_at_open(servers, world):

@@ -217,6 +217,7 @@ class PhoneServer(JsonLineServer):
         self._seq = 0
         self._captures = 0
         self._replies = 0  # replies produced (the flaky link counts them)
+        self.dropped_replies = 0  # truth: replies the flaky link has lost
         self._calibration: dict[str, Any] = {}  # replaced whole on write: frames keep theirs
         self.commands = {
             "info": self._info, "configure": self._configure, "capture": self._capture,
@@ -245,6 +246,7 @@ class PhoneServer(JsonLineServer):
             self._replies += 1
             if period is not None and self._replies % period == 0:
                 reply.action = "drop"
+                self.dropped_replies += 1
         return reply
 
     # --- commands ---------------------------------------------------------------------

@@ -125,6 +125,7 @@ class ScpiServer:
         self._sre = 0
         self._pending_answers = 0  # answers of the line being executed, not yet sent (MAV)
         self._replies = 0  # replies this instrument has produced (the flaky link counts them)
+        self.dropped_replies = 0  # truth: replies the flaky link has lost
         self._rng = random.Random(world.seed * 7919 + (1 if role == "meter" else 0))
         self._commands = self._light_commands() if role == "light" else self._meter_commands()
 
@@ -266,7 +267,9 @@ class ScpiServer:
             period = None
         with self._lock:
             self._replies += 1
-            return period is not None and self._replies % period == 0
+            dropped = period is not None and self._replies % period == 0
+            self.dropped_replies += dropped
+            return dropped
 
     # --- the line protocol ----------------------------------------------------------------
     def handle_line(self, line: str) -> str | None:

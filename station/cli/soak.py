@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-rss-kib-per-run", type=float, default=MAX_RSS_KIB_PER_RUN)
     parser.add_argument("--max-fds-per-run", type=float, default=MAX_FDS_PER_RUN)
     parser.add_argument("--max-threads-per-run", type=float, default=MAX_THREADS_PER_RUN)
+    parser.add_argument("--twin-fault", metavar="NAME[=VALUE]", action="append", default=[],
+                        help="inject a twin fault for the whole soak (repeatable), e.g. a flaky link")
     parser.add_argument("--reports", metavar="DIR",
                         help="where the runs write their records (default: a temporary folder, removed)")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the summary")
@@ -60,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check(args: argparse.Namespace) -> None:
     if not 1 <= args.phones <= MAX_PHONES:
         raise ConfigError(f"--phones {args.phones}: expected 1..{MAX_PHONES}")
-    if not 0 <= args.warmup or args.phones - args.warmup < 3:
+    if args.warmup < 0 or args.phones - args.warmup < 3:
         raise ConfigError(f"--warmup {args.warmup}: expected >= 0 and at least 3 runs after it "
                           f"(--phones {args.phones})")
     for option in ("time_scale", "max_rss_kib_per_run", "max_fds_per_run", "max_threads_per_run"):
@@ -69,6 +71,9 @@ def _check(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{option.replace('_', '-')} {value!r}: expected a finite number >= 0")
     if not args.select.strip() or any(c in args.select for c in "\r\n\0"):
         raise ConfigError(f"--select {args.select!r}: expected a one-line pytest -k expression")
+    from station.twin.faults import parse_fault_args
+
+    args.faults = parse_fault_args(args.twin_fault)
     if not Path("/proc/self/status").is_file():
         raise ConfigError("station soak samples /proc/self (Linux); it is not available here")
 
@@ -108,7 +113,7 @@ def _soak(args: argparse.Namespace, reports: Path) -> dict[str, Any]:
     extra = list(args.pytest_args or [])
     extra = extra[1:] if extra[:1] == ["--"] else extra
     runs: list[dict[str, Any]] = []
-    with Twin(TwinConfig(time_scale=args.time_scale)) as twin:
+    with Twin(TwinConfig(time_scale=args.time_scale, faults=args.faults)) as twin:
         assert twin.config is not None
         station_file = reports / "soak-station.toml"
         station_file.write_text(to_toml(twin.config))

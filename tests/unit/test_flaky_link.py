@@ -96,3 +96,13 @@ def test_a_short_plan_on_a_link_that_loses_every_reply_is_a_station_fault_in_the
     assert record is not None and record["outcome"] == "station-fault"
     assert "DeviceError: light: *IDN? -> no answer within 0.3 s" in record["reason"]
     assert "(3 tries)" in record["reason"] and "Traceback" not in run.out
+
+
+@pytest.mark.parametrize("item", ["light_flaky=0", "meter_flaky=2.5", "light_flaky=often"])
+def test_a_flaky_link_needs_a_whole_k(item: str) -> None:
+    from station.errors import ConfigError
+    from station.twin.faults import parse_fault_args
+
+    with pytest.raises(ConfigError, match="K >= 1"):
+        parse_fault_args([item])
+    assert parse_fault_args(["light_flaky=4", "meter_flaky"]) == {"light_flaky": 4, "meter_flaky": True}

@@ -79,7 +79,8 @@ def test_phone_retries_a_lost_reply_on_a_new_connection(world: World) -> None:
 def test_a_short_plan_passes_on_a_flaky_link_with_k_large(tmp_path: Path) -> None:
     with twin_with({"light_flaky": 6, "meter_flaky": 3}) as twin:
         servers = [s for s in twin._servers if isinstance(s, ScpiServer)]
-        run = station_run(station_file(twin, tmp_path), tmp_path / "reports", "factory", LIGHT_TESTS, 90.0)
+        station = station_file(twin, tmp_path, {"light": 0.15, "meter": 0.15})  # a lost reply costs one timeout
+        run = station_run(station, tmp_path / "reports", "factory", LIGHT_TESTS, 90.0)
         dropped = {s.role: s.dropped_replies for s in servers}
     assert run.code == 0, run.out[-1500:]
     assert run.record is not None and run.record["outcome"] == "pass"

@@ -107,3 +107,15 @@ def test_a_flaky_link_needs_a_whole_k(item: str) -> None:
     with pytest.raises(ConfigError, match="K >= 1"):
         parse_fault_args([item])
     assert parse_fault_args(["light_flaky=4", "meter_flaky"]) == {"light_flaky": 4, "meter_flaky": True}
+
+
+@pytest.mark.slow  # a capture's lost reply costs the phone's whole timeout
+def test_a_plan_that_captures_passes_with_every_link_flaky(tmp_path: Path) -> None:
+    with twin_with({"light_flaky": 6, "meter_flaky": 2, "dut_flaky": 4}) as twin:
+        station = station_file(twin, tmp_path, {"light": 0.15, "meter": 0.15, "dut": 4.0})
+        run = station_run(station, tmp_path / "reports", "regression", "test_histogram", 180.0)
+        dropped = {getattr(s, "role", "dut"): s.dropped_replies for s in twin._servers
+                   if isinstance(s, (ScpiServer, PhoneServer))}
+    assert run.code == 0, run.out[-1500:]
+    assert run.record is not None and run.record["outcome"] == "pass"
+    assert min(dropped.values()) >= 1 and set(dropped) == {"light", "meter", "dut"}, dropped

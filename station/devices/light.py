@@ -11,18 +11,21 @@ import time
 
 from station.config import InstrumentConfig
 from station.devices.protocols import LightSource, LuxMeter
-from station.devices.visa import VisaInstrument, checked_number, format_number
-from station.errors import DeviceError, InputError
+from station.devices.visa import VisaInstrument, checked_number, dialect_for, format_number
+from station.errors import ConfigError, DeviceError, InputError
 
 
 class ScpiLight(VisaInstrument):
     """A light box speaking SCPI (``SOUR:LEV``, ``SOUR:CCT``, ``OUTP``, ``SOUR:SETT?``); a ``LightSource``."""
 
     def __init__(self, config: InstrumentConfig, name: str = "light", *, visa_library: str = "@py") -> None:
-        super().__init__(config, name, visa_library=visa_library)
         configured = getattr(config, "settle_s", None)  # a bench's own figure overrides the dialect's
-        self.settle_s = checked_number(name, "settle_s", self.dialect.settle_s if configured is None
-                                       else configured, 0.0, 60.0, "s")
+        settle_s = dialect_for(config.dialect, name).settle_s if configured is None else configured
+        if isinstance(settle_s, bool) or not isinstance(settle_s, (int, float)) \
+                or not (math.isfinite(settle_s) and 0.0 <= settle_s <= 60.0):
+            raise ConfigError(f"{name}.settle_s: expected seconds in 0..60, got {settle_s!r}")
+        self.settle_s = float(settle_s)
+        super().__init__(config, name, visa_library=visa_library)
         self._changed_at = time.monotonic()  # a box of unknown state settles from power-on
 
     # --- output -------------------------------------------------------------------------

@@ -342,3 +342,24 @@ def test_a_wrong_terminator_is_no_answer_not_a_hang(tmp_path):
     with pytest.raises(DeviceError) as caught:
         ScpiLight(config, visa_library=f"{model}@sim")
     assert "*IDN? -> no answer" in one_line(caught.value)
+
+
+def test_a_configured_settle_time_overrides_the_dialects(tmp_path):
+    # the config's settle_s (a key the station TOML's [light] table is to carry) wins over the dialect's 0.5 s
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class WithSettle(InstrumentConfig):
+        settle_s: float | None = None
+
+    model = _sim_model(tmp_path, "light_serial_crlf.yaml")
+    config = WithSettle("ASRL7::INSTR", timeout_s=0.2, dialect="serial-crlf", settle_s=0.1)
+    with ScpiLight(config, visa_library=f"{model}@sim") as light:
+        assert light.settle_s == 0.1
+        light.set_level_pct(20.0)
+        started = time.monotonic()
+        light.wait_settled(5.0)
+        assert 0.05 <= time.monotonic() - started <= 0.3
+    with pytest.raises(ConfigError, match=r"light\.settle_s: expected seconds"):  # before anything opens
+        ScpiLight(WithSettle("ASRL7::INSTR", timeout_s=0.2, dialect="serial-crlf", settle_s=-1.0),
+                  visa_library=f"{model}@sim")

@@ -11,15 +11,22 @@ import time
 
 from station.config import InstrumentConfig
 from station.devices.protocols import LightSource, LuxMeter
-from station.devices.visa import VisaInstrument, checked_number, format_number
-from station.errors import DeviceError, InputError
+from station.devices.visa import VisaInstrument, checked_number, dialect_for, format_number
+from station.errors import ConfigError, DeviceError, InputError
 
 
 class ScpiLight(VisaInstrument):
     """A light box speaking SCPI (``SOUR:LEV``, ``SOUR:CCT``, ``OUTP``, ``SOUR:SETT?``); a ``LightSource``."""
 
     def __init__(self, config: InstrumentConfig, name: str = "light", *, visa_library: str = "@py") -> None:
+        configured = getattr(config, "settle_s", None)  # a bench's own figure overrides the dialect's
+        settle_s = dialect_for(config.dialect, name).settle_s if configured is None else configured
+        if isinstance(settle_s, bool) or not isinstance(settle_s, (int, float)) \
+                or not (math.isfinite(settle_s) and 0.0 <= settle_s <= 60.0):
+            raise ConfigError(f"{name}.settle_s: expected seconds in 0..60, got {settle_s!r}")
+        self.settle_s = float(settle_s)
         super().__init__(config, name, visa_library=visa_library)
+        self._changed_at = time.monotonic()  # a box of unknown state settles from power-on
 
     # --- output -------------------------------------------------------------------------
     def set_output(self, on: bool) -> None:
@@ -27,6 +34,7 @@ class ScpiLight(VisaInstrument):
             raise InputError(f"{self.name}: output must be true or false, got {on!r}")
         command = self.dialect.output_on if on else self.dialect.output_off
         self.setting(command)
+        self._changed_at = time.monotonic()
         if self.output() != on:
             raise DeviceError(self.name, f"{command} -> {self.dialect.output_query} still reads "
                                          f"{'off' if on else 'on'}")
@@ -57,17 +65,28 @@ class ScpiLight(VisaInstrument):
         text = format_number(value)
         command = template.format(value=text)
         self.setting(command)
+        self._changed_at = time.monotonic()
         readback = self.query_float(query)
         if abs(readback - float(text)) > tolerance:
             raise DeviceError(self.name, f"{command} -> {query} reads back {readback:g} {unit}")
 
     # --- settling ---------------------------------------------------------------------------
     def settled(self) -> bool:
+        """The box says it has settled (``SOUR:SETT?``), or, without a settle query, the settle
+        time has passed since the last change."""
+        if self.dialect.settled_query is None:
+            return time.monotonic() >= self._changed_at + self.settle_s
         return self.query_bool(self.dialect.settled_query)
 
     def wait_settled(self, timeout_s: float = 10.0, poll_s: float = 0.01) -> None:
-        """Poll ``SOUR:SETT?`` until it answers 1; ``DeviceError`` after ``timeout_s``."""
+        """Poll ``SOUR:SETT?`` until it answers 1; ``DeviceError`` after ``timeout_s``.
+
+        A box without a settle query: sleep out ``settle_s`` from the last change.
+        """
         timeout_s = checked_number(self.name, "settle timeout_s", timeout_s, 0.0, 3600.0, "s")
+        if self.dialect.settled_query is None:
+            time.sleep(max(self._changed_at + self.settle_s - time.monotonic(), 0.0))
+            return
         deadline = time.monotonic() + timeout_s
         while not self.settled():
             if time.monotonic() >= deadline:
@@ -85,14 +104,28 @@ class ScpiLight(VisaInstrument):
             pass
 
 
+#: How long the closed loop checks that a settled light holds its output, s (DESIGN 3.1).
+HOLD_S = 0.1
+
+
+def _held(meter: LuxMeter, hold_s: float) -> float:
+    """The meter's reading ``hold_s`` after the last one."""
+    time.sleep(hold_s)
+    return meter.illuminance_lux()
+
+
 def set_illuminance(light: LightSource, meter: LuxMeter, target_lux: float, tol_pct: float = 1.0,
-                    max_iter: int = 8, settle_timeout_s: float = 10.0) -> float:
+                    max_iter: int = 8, settle_timeout_s: float = 10.0, hold_s: float = HOLD_S) -> float:
     """Drive the light until the meter reads ``target_lux`` within ``tol_pct``; return the reading.
 
     The station sets a target illuminance, not a blind percentage (DESIGN 3.1). Each step
     waits for the light to settle, then moves the level along the secant through the last
     two (level, lux) points (through the origin at first: a light's output is proportional
     to its level to first order). ``DeviceError`` with the numbers if it does not converge.
+
+    Once on target, the reading must hold for ``hold_s`` (0: not checked): a settled light keeps
+    its output. A reading that walks out of tolerance is re-adjusted once; a second time the
+    light is drifting, a ``DeviceError`` with both readings.
     """
     device = getattr(light, "name", "light")
     if isinstance(target_lux, bool) or not isinstance(target_lux, (int, float)) \
@@ -102,6 +135,7 @@ def set_illuminance(light: LightSource, meter: LuxMeter, target_lux: float, tol_
         raise InputError(f"{device}: tol_pct must be in (0, 100) %, got {tol_pct!r}")
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise InputError(f"{device}: max_iter must be an integer >= 1, got {max_iter!r}")
+    hold_s = checked_number(device, "hold_s", hold_s, 0.0, 60.0, "s")
     tolerance_lux = target_lux * tol_pct / 100.0
     if not light.output():
         light.set_output(True)
@@ -111,12 +145,26 @@ def set_illuminance(light: LightSource, meter: LuxMeter, target_lux: float, tol_
         light.set_level_pct(level)
     previous: tuple[float, float] | None = None
     history: list[str] = []
+    drifted: list[str] = []
     for _ in range(max_iter):
         light.wait_settled(settle_timeout_s)
         lux = meter.illuminance_lux()
         history.append(f"{level:.3g} % -> {lux:.4g} lux")
         if abs(lux - target_lux) <= tolerance_lux:
-            return lux
+            if not hold_s:
+                return lux
+            held_lux = _held(meter, hold_s)
+            if abs(held_lux - target_lux) <= tolerance_lux:
+                return held_lux
+            drifted.append(f"{lux:.4g} lux then {held_lux:.4g} lux {hold_s:g} s later")
+            if len(drifted) >= 2:
+                raise DeviceError(device, f"output does not hold at level {level:g} % (target {target_lux:g} "
+                                          f"lux ± {tol_pct:g} %): {'; '.join(drifted)}: the light drifts")
+            previous = (level, held_lux)
+            level = min(max(level * target_lux / held_lux, 0.001), 100.0) if held_lux > 0 else level
+            light.set_level_pct(round(level, 3))
+            level = round(level, 3)
+            continue
         if lux <= 0:
             raise DeviceError(device, f"meter reads {lux:g} lux at level {level:g} %: no light at the "
                                       f"chart plane, cannot reach {target_lux:g} lux")

@@ -3,6 +3,9 @@
 The wire follows IEEE 488.2 / SCPI-99: ``*IDN?`` identity recorded at open, every setting
 followed by draining ``SYST:ERR?`` until ``0,"No error"``. Instruments differ in spelling,
 so a driver is mostly a table of commands: a ``Dialect``, chosen by the config's ``dialect``.
+A dialect also sets the line terminators, the serial line of an ``ASRL`` resource (baud,
+data bits, parity, stop bits, flow control), and whether the box has an error queue and a
+settle query at all (a box without one is checked by read-back, and waits a settle time).
 Resources are opened by name; ``list_resources()`` is never called (pyvisa-py would probe
 the network). Nothing reaches a SCPI line unchecked: lines are printable ASCII, numbers
 finite and in the dialect's range.
@@ -34,15 +37,36 @@ _LINE_RE = re.compile(r"^[\x20-\x7e]+$")
 
 
 @dataclass(frozen=True)
+class SerialLine:
+    """An RS-232 line as a light box's manual gives it (applied to ``ASRL...::INSTR`` resources only)."""
+
+    baud_rate: int = 9600
+    data_bits: int = 8
+    parity: str = "none"  # none, odd, even, mark, space
+    stop_bits: float = 1  # 1, 1.5, 2
+    flow_control: str = "none"  # none, xon_xoff, rts_cts, dtr_dsr
+
+    def visa_kwargs(self) -> dict[str, object]:
+        """The pyvisa resource attributes for this line (``open_resource`` keyword arguments)."""
+        stop = {1: constants.StopBits.one, 1.5: constants.StopBits.one_and_a_half, 2: constants.StopBits.two}
+        return {"baud_rate": self.baud_rate, "data_bits": self.data_bits,
+                "parity": getattr(constants.Parity, self.parity), "stop_bits": stop[self.stop_bits],
+                "flow_control": getattr(constants.ControlFlow, self.flow_control)}
+
+
+@dataclass(frozen=True)
 class Dialect:
     """How one family of instruments spells the commands of DESIGN 3.1, and its ranges.
 
-    ``{value}`` in a setting is replaced by a validated, formatted number.
+    ``{value}`` in a setting is replaced by a validated, formatted number. ``None`` for
+    ``clear_status``, ``settled_query`` or ``error_query``: the box has no such command (no
+    error queue: a setting is checked by its read-back only; no settle query: the driver
+    waits ``settle_s`` after a change, or the config's ``settle_s``).
     """
 
     name: str
     idn: str = "*IDN?"
-    clear_status: str = "*CLS"
+    clear_status: str | None = "*CLS"
     level_set: str = "SOUR:LEV {value}"
     level_query: str = "SOUR:LEV?"
     cct_set: str = "SOUR:CCT {value}"
@@ -50,8 +74,8 @@ class Dialect:
     output_on: str = "OUTP ON"
     output_off: str = "OUTP OFF"
     output_query: str = "OUTP?"
-    settled_query: str = "SOUR:SETT?"
-    error_query: str = "SYST:ERR?"
+    settled_query: str | None = "SOUR:SETT?"
+    error_query: str | None = "SYST:ERR?"
     meas_ill: str = "MEAS:ILL?"
     meas_cct: str = "MEAS:CCT?"
     level_range_pct: tuple[float, float] = (0.0, 100.0)
@@ -59,6 +83,12 @@ class Dialect:
     #: Read-back agreement accepted after a setting (the instrument's resolution).
     level_tolerance_pct: float = 0.01
     cct_tolerance_k: float = 1.0
+    read_termination: str = "\n"
+    write_termination: str = "\n"
+    #: The RS-232 line, for a box on a serial port (ignored on a LAN resource).
+    serial: SerialLine | None = None
+    #: Seconds to wait after a change when the box has no settle query.
+    settle_s: float = 0.0
 
 
 #: The DESIGN 3.1 table, short forms.
@@ -72,7 +102,20 @@ LONG_FORM = Dialect(
     settled_query="SOURce:SETTled?", error_query="SYSTem:ERRor?",
     meas_ill="MEASure:ILLuminance?", meas_cct="MEASure:CCT?",
 )
-DIALECTS: dict[str, Dialect] = {d.name: d for d in (GENERIC, LONG_FORM)}
+#: An RS-232 LED light box of the common kind: CR LF on both ways, 9600 8N1 without flow control,
+#: terse commands, no error queue (a refused setting is seen by its read-back), no settle query
+#: (its manual gives 0.5 s to settle within 0.1 %), whole-step CCT and 0.1 % level resolution.
+SERIAL_CRLF = Dialect(
+    name="serial-crlf", idn="*IDN?", clear_status=None,
+    level_set="LEV {value}", level_query="LEV?", cct_set="CCT {value}", cct_query="CCT?",
+    output_on="OUT 1", output_off="OUT 0", output_query="OUT?",
+    settled_query=None, error_query=None, meas_ill="ILL?", meas_cct="CCT?",
+    level_tolerance_pct=0.05, cct_tolerance_k=1.0,
+    read_termination="\r\n", write_termination="\r\n",
+    serial=SerialLine(baud_rate=9600, data_bits=8, parity="none", stop_bits=1, flow_control="none"),
+    settle_s=0.5,
+)
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (GENERIC, LONG_FORM, SERIAL_CRLF)}
 
 
 def dialect_for(name: str, device: str) -> Dialect:
@@ -124,22 +167,30 @@ class VisaInstrument:
         self._rm: pyvisa.ResourceManager | None = None
         self._res = None
         self.identity = ""
+        line = self.dialect.serial.visa_kwargs() if self.dialect.serial and self.is_serial else {}
         try:
             self._rm = pyvisa.ResourceManager(visa_library)
             self._res = self._rm.open_resource(
                 config.resource, open_timeout=int(self.timeout_s * 1000),
-                read_termination="\n", write_termination="\n",
-                timeout=int(self.timeout_s * 1000), encoding="latin-1")
+                read_termination=self.dialect.read_termination,
+                write_termination=self.dialect.write_termination,
+                timeout=int(self.timeout_s * 1000), encoding="latin-1", **line)
         except Exception as exc:  # pyvisa-py raises bare Exception("could not connect: ...")
             self.close()
             raise DeviceError(name, f"cannot open {config.resource}: {_reason(exc)}") from None
         self._set_no_delay()
         try:
             self.identity = self._identify()
-            self.write(self.dialect.clear_status)
+            if self.dialect.clear_status:
+                self.write(self.dialect.clear_status)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def is_serial(self) -> bool:
+        """The resource is a serial port (``ASRL...``): the dialect's serial line applies."""
+        return self.resource_name.upper().startswith("ASRL")
 
     # --- context manager -------------------------------------------------------------
     def __enter__(self):
@@ -208,7 +259,7 @@ class VisaInstrument:
                 raise self._wire_error(command, exc) from None
         tries = f" ({retries + 1} tries)" if retries else ""
         message = f"{command} -> no answer within {self.timeout_s:g} s from {self.resource_name}{tries}"
-        if command != self.dialect.error_query:
+        if self.dialect.error_query and command != self.dialect.error_query:
             said = self._last_words()
             if said:
                 message += f"; instrument says {said}"
@@ -222,6 +273,8 @@ class VisaInstrument:
 
     def _last_words(self) -> str:
         """Best effort after a timeout: the instrument's own error, if it still answers."""
+        if not self.dialect.error_query:
+            return ""
         try:
             answer = self.query(self.dialect.error_query, retries=0)
         except DeviceError:
@@ -261,9 +314,14 @@ class VisaInstrument:
         raise self.garbage(command, answer, "1, 0, ON or OFF")
 
     def errors(self, context: str) -> list[str]:
-        """Drain the error queue: every entry before ``0,"No error"``, in the instrument's words."""
+        """Drain the error queue: every entry before ``0,"No error"``, in the instrument's words.
+
+        A box without an error queue reports nothing here; its settings are checked by read-back.
+        """
         found: list[str] = []
         query = self.dialect.error_query
+        if not query:
+            return found
         for _ in range(MAX_ERROR_READS):
             answer = self.query(query)
             match = _ERROR_RE.match(answer)

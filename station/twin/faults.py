@@ -57,6 +57,11 @@ def check_fault_value(name: str, value: Any, where: str = "twin fault") -> None:
             from station.twin.phone_server import fault_period
 
             fault_period(value)
+        elif name.endswith("_flaky"):
+            from station.twin.scpi_server import flaky_period
+
+            if flaky_period(value) is None:
+                raise ValueError("expected true or a whole number K >= 1 (one reply in K dropped)")
         elif not isinstance(value, (bool, int, float)) or isinstance(value, float) and value != value:
             raise ValueError(f"expected true/false or a number, got {value!r}")
     except ValueError as exc:

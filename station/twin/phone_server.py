@@ -58,6 +58,8 @@ PHONE_FAULTS: dict[str, str] = {
     "dut_drop_frame": "a capture gets no reply at all (the frame is lost; the client times out)",
     "dut_corrupt_payload": "bytes of a capture's payload are flipped after payload_sha256 is computed",
     "dut_disconnect": "the phone closes the connection after sending half of a capture's payload",
+    "dut_flaky": "a flaky link: the phone drops the reply to one command in K (value K >= 1; true: every "
+                 "reply), any command; the command still acts",
 }
 MODEL = "M-Phone twin"
 FORMATS = ("raw10", "dng", "preview", "zebra_mask", "peaking_mask")
@@ -214,6 +216,8 @@ class PhoneServer(JsonLineServer):
         self._last: dict[str, _Frame] = {}
         self._seq = 0
         self._captures = 0
+        self._replies = 0  # replies produced (the flaky link counts them)
+        self.dropped_replies = 0  # truth: replies the flaky link has lost
         self._calibration: dict[str, Any] = {}  # replaced whole on write: frames keep theirs
         self.commands = {
             "info": self._info, "configure": self._configure, "capture": self._capture,
@@ -228,6 +232,22 @@ class PhoneServer(JsonLineServer):
     def start(self) -> PhoneServer:
         super().start()
         return self
+
+    def handle_request(self, request: dict[str, Any]) -> Reply:
+        """Dispatch, then ``dut_flaky`` = K: the reply to every Kth command is lost on the way."""
+        reply = super().handle_request(request)
+        with self.world.lock:
+            value = self.world.faults.get("dut_flaky")
+        try:
+            period = fault_period(value)
+        except ValueError:  # refused before the twin starts (faults.check_fault_value)
+            period = None
+        with self._lock:
+            self._replies += 1
+            if period is not None and self._replies % period == 0:
+                reply.action = "drop"
+                self.dropped_replies += 1
+        return reply
 
     # --- commands ---------------------------------------------------------------------
     def _info(self, args: dict[str, Any]) -> Reply:

@@ -7,6 +7,13 @@ is the instrument's own. Headers follow SCPI-99 (IEEE 488.2 common commands, sho
 forms, case-insensitive, ``;`` compound lines with the path rule); errors use SCPI-99's
 standard codes in a bounded queue (on overflow the newest entry becomes -350).
 
+Status follows IEEE 488.2 section 11: the standard event status register (``*ESR?``, read and
+cleared; bits set by the error codes' classes, OPC by ``*OPC``, PON at power-on) and its enable
+mask (``*ESE``), the status byte (``*STB?``: EAV bit 2 while the error queue holds an entry,
+MAV bit 4 while an answer waits in the output queue, ESB bit 5, MSS bit 6 against ``*SRE``),
+``*CLS`` clearing the queue and the event register. Commands are sequential, so ``*WAI`` has
+nothing to wait for; ``*TST?`` answers 0, or 1 while the lamp is faulty (``light_scpi_error``).
+
 Device faults are read from ``world.faults`` at every command, so a control interface may
 switch them at run time; ``LIGHT_FAULTS`` documents them.
 """
@@ -34,7 +41,14 @@ LIGHT_FAULTS: dict[str, str] = {
                         "-300,\"Device-specific error; <value or 'lamp fault'>\"; queries still answer",
     "light_drift": "the light's level drifts after settling by VALUE % of its value per simulated "
                    "second (default 0.5)",
+    "light_flaky": "a flaky link: the light drops one reply in K (value K >= 1; true: 1, every reply); "
+                   "the command still acts",
+    "meter_flaky": "a flaky link: the lux meter drops one reply in K (value K >= 1; true: 1, every reply)",
 }
+#: Standard event status register bits (IEEE 488.2 11.5.1).
+ESR_OPC, ESR_QYE, ESR_DDE, ESR_EXE, ESR_CME, ESR_PON = 0x01, 0x04, 0x08, 0x10, 0x20, 0x80
+#: Status byte bits (IEEE 488.2 11.2; SCPI-99 puts the error/event queue summary at bit 2).
+STB_EAV, STB_MAV, STB_ESB, STB_MSS = 0x04, 0x10, 0x20, 0x40
 
 LEVEL_RANGE_PCT = (0.0, 100.0)
 CCT_RANGE_K = (2700.0, 6500.0)
@@ -43,6 +57,19 @@ ERROR_QUEUE_LEN = 16
 METER_NOISE_REL = 0.002  # 1-sigma relative noise of MEAS:ILL?
 MAX_LINE_BYTES = 4096
 _NO_ERROR = (0, "No error")
+
+
+def flaky_period(value: Any) -> int | None:
+    """A flaky link's K (one reply in K is dropped): None when off; ValueError if unreadable."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return 1
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and value >= 1:
+        return value
+    raise ValueError(f"expected true or a whole number K >= 1 (one reply in K dropped), got {value!r}")
 
 
 class _ScpiError(Exception):
@@ -93,6 +120,12 @@ class ScpiServer:
         self._lock = threading.RLock()
         self._errors: collections.deque[tuple[int, str]] = collections.deque()
         self._silent_countdown: tuple[Any, int] | None = None  # (fault value, commands left)
+        self._esr = ESR_PON  # power-on
+        self._ese = 0
+        self._sre = 0
+        self._pending_answers = 0  # answers of the line being executed, not yet sent (MAV)
+        self._replies = 0  # replies this instrument has produced (the flaky link counts them)
+        self.dropped_replies = 0  # truth: replies the flaky link has lost
         self._rng = random.Random(world.seed * 7919 + (1 if role == "meter" else 0))
         self._commands = self._light_commands() if role == "light" else self._meter_commands()
 
@@ -174,7 +207,7 @@ class ScpiServer:
                             self._push(-100, "Command error; line too long")
                         continue
                     answer = self.handle_line(raw.decode("latin-1").rstrip("\r"))
-                    if answer is not None:
+                    if answer is not None and not self._reply_dropped():
                         conn.sendall(answer.encode("latin-1") + b"\n")
                 if len(buffer) > MAX_LINE_BYTES:  # keep only enough to know the line is too long
                     buffer = buffer[-(MAX_LINE_BYTES + 1):]
@@ -225,6 +258,19 @@ class ScpiServer:
             return False
         return True
 
+    def _reply_dropped(self) -> bool:
+        """``light_flaky`` / ``meter_flaky`` = K: every Kth reply is lost on the way."""
+        active, value = self._fault(f"{self.role}_flaky")
+        try:
+            period = flaky_period(value) if active else None
+        except ValueError:  # refused before the twin starts (faults.check_fault_value); never here
+            period = None
+        with self._lock:
+            self._replies += 1
+            dropped = period is not None and self._replies % period == 0
+            self.dropped_replies += dropped
+            return dropped
+
     # --- the line protocol ----------------------------------------------------------------
     def handle_line(self, line: str) -> str | None:
         """Execute one command line; return the answer line (queries joined by ``;``) or None."""
@@ -234,6 +280,7 @@ class ScpiServer:
                 return None
             answers: list[str] = []
             prefix: list[str] = []
+            self._pending_answers = 0
             for part in line.split(";"):
                 text = part.strip()
                 if not text:
@@ -246,6 +293,8 @@ class ScpiServer:
                     continue
                 if answer is not None:
                     answers.append(answer)
+                    self._pending_answers = len(answers)
+            self._pending_answers = 0
             return ";".join(answers) if answers else None
 
     def _execute(self, text: str, prefix: list[str]) -> tuple[str | None, list[str]]:
@@ -280,6 +329,16 @@ class ScpiServer:
         return None, next_prefix
 
     def _push(self, code: int, message: str) -> None:
+        """Queue an error and set its class's event bit (SCPI-99 21.8: -1xx command, -2xx execution,
+        -3xx and device codes device-dependent, -4xx query error)."""
+        if -199 <= code <= -100:
+            self._esr |= ESR_CME
+        elif -299 <= code <= -200:
+            self._esr |= ESR_EXE
+        elif -499 <= code <= -400:
+            self._esr |= ESR_QYE
+        else:
+            self._esr |= ESR_DDE
         if len(self._errors) < ERROR_QUEUE_LEN:
             self._errors.append((code, message))
         elif self._errors[-1][0] != -350:
@@ -311,18 +370,50 @@ class ScpiServer:
 
         def cls(_: str) -> None:
             self._errors.clear()
+            self._esr = 0
 
         def error_query(_: str) -> str:
             code, message = self._errors.popleft() if self._errors else _NO_ERROR
             return f'{code},"{message}"'
 
+        def esr_query(_: str) -> str:
+            value, self._esr = self._esr, 0
+            return str(value)
+
+        def opc(_: str) -> None:
+            self._esr |= ESR_OPC  # every operation is complete when the next command is read
+
+        def set_ese(argument: str) -> None:
+            self._ese = round(self._number(argument, 0, 255, "*ESE"))
+
+        def set_sre(argument: str) -> None:
+            self._sre = round(self._number(argument, 0, 255, "*SRE")) & ~STB_MSS  # bit 6 is not enabled
+
+        def self_test(_: str) -> str:
+            return "1" if self.role == "light" and self._fault("light_scpi_error")[0] else "0"
+
         return [
             _Command(("*IDN",), query=lambda _: f"M-Station,{model},{serial},{__version__}"),
             _Command(("*RST",), set=self._reset),
             _Command(("*CLS",), set=cls),
-            _Command(("*OPC",), set=lambda _: None, query=lambda _: "1"),
+            _Command(("*OPC",), set=opc, query=lambda _: "1"),
+            _Command(("*WAI",), set=lambda _: None),
+            _Command(("*ESR",), query=esr_query),
+            _Command(("*ESE",), set=set_ese, query=lambda _: str(self._ese)),
+            _Command(("*SRE",), set=set_sre, query=lambda _: str(self._sre)),
+            _Command(("*STB",), query=lambda _: str(self.status_byte())),
+            _Command(("*TST",), query=self_test),
             _Command(("SYSTem:ERRor", "SYSTem:ERRor:NEXT"), query=error_query),
         ]
+
+    def status_byte(self) -> int:
+        """IEEE 488.2 status byte: EAV, MAV, ESB, and MSS summarising the bits ``*SRE`` enables."""
+        stb = (STB_EAV if self._errors else 0) | (STB_MAV if self._pending_answers else 0)
+        if self._esr & self._ese:
+            stb |= STB_ESB
+        if stb & self._sre:
+            stb |= STB_MSS
+        return stb
 
     def _reset(self, _: str) -> None:
         if self.role == "light":

@@ -156,7 +156,7 @@ def test_fault_drift_moves_the_illuminance_and_the_loop_brings_it_back(light, me
     drift_pct_per_s = 2.0
     world.faults["light_drift"] = drift_pct_per_s
     target_lux = 600.0
-    assert abs(set_illuminance(light, meter, target_lux) / target_lux - 1) <= 0.01
+    assert abs(set_illuminance(light, meter, target_lux, hold_s=0) / target_lux - 1) <= 0.01
     time.sleep(0.1)  # 10 simulated s: +20 % by the drift model (DESIGN 5), whatever the driver does
     before = world.illuminance_lux()
     drifted = meter.illuminance_lux()
@@ -168,7 +168,20 @@ def test_fault_drift_moves_the_illuminance_and_the_loop_brings_it_back(light, me
         now_lux = world.illuminance_lux()
     assert now_lux / settled_lux == pytest.approx(1 + drift_pct_per_s / 100 * since_s, rel=1e-3)
     assert drifted > 1.15 * target_lux
-    assert abs(set_illuminance(light, meter, target_lux) / target_lux - 1) <= 0.01
+    assert abs(set_illuminance(light, meter, target_lux, hold_s=0) / target_lux - 1) <= 0.01
+
+
+def test_closed_loop_refuses_a_light_that_does_not_hold_its_output(light, meter, world):
+    # 0.2 %/s simulated drift is 20 %/s real at this time scale: slow enough for the loop to reach the target
+    # on a loaded machine, fast enough to walk 5 % out of it while the loop holds for 0.25 s
+    world.faults["light_drift"] = 0.2
+    with pytest.raises(DeviceError) as info:
+        set_illuminance(light, meter, 600.0, hold_s=0.25)
+    text = one_line(info.value)
+    assert text.startswith("light: output does not hold") and text.endswith("the light drifts")
+    assert text.count("0.25 s later") == 2
+    world.faults.pop("light_drift")  # a steady light holds: the same loop passes
+    assert abs(set_illuminance(light, meter, 600.0) / 600.0 - 1) <= 0.01
 
 
 def test_fault_no_answer_at_open(servers, world):
@@ -280,3 +293,73 @@ def test_closing_one_driver_leaves_the_others_open(light, meter, world):
     light.close()  # pyvisa shares one ResourceManager per backend: it must not be closed with the light
     world.set_light(output=True, level_pct=10.0)
     assert meter.illuminance_lux() >= 0.0
+
+
+def _sim_model(tmp_path: Path, name: str) -> Path:
+    pytest.importorskip("pyvisa_sim")
+    model = tmp_path / name  # pyvisa-sim keeps state per YAML path: a fresh copy per test
+    shutil.copy(Path(__file__).with_name("data") / name, model)
+    return model
+
+
+def test_serial_crlf_dialect_on_a_pyvisa_sim_light_box(tmp_path):
+    # an RS-232 box: CR LF, 9600 8N1, no error queue, no settle query, settings answer nothing
+    from pyvisa import constants
+
+    from station.devices.visa import SERIAL_CRLF
+
+    model = _sim_model(tmp_path, "light_serial_crlf.yaml")
+    config = InstrumentConfig("ASRL7::INSTR", timeout_s=0.2, dialect="serial-crlf")
+    with ScpiLight(config, visa_library=f"{model}@sim") as light:
+        assert light.identity == "SimLED,LB-200,0042,2.1"
+        res = light._res
+        assert (res.read_termination, res.write_termination) == ("\r\n", "\r\n")
+        assert (res.baud_rate, res.data_bits, res.parity, res.stop_bits, res.flow_control) == (
+            9600, 8, constants.Parity.none, constants.StopBits.one, constants.ControlFlow.none)
+        light.set_output(True)
+        light.set_level_pct(37.5)
+        light.set_cct_k(3200)
+        assert (light.output(), light.level_pct(), light.cct_k()) == (True, 37.5, 3200.0)
+        assert light.errors("no queue") == []  # nothing to drain, and nothing sent for it
+        # settle by time: the box cannot be asked, the driver waits the dialect's settle time
+        assert not light.settled()
+        started = time.monotonic()
+        light.wait_settled(5.0)
+        waited_s = time.monotonic() - started
+        assert SERIAL_CRLF.settle_s - 0.05 <= waited_s <= SERIAL_CRLF.settle_s + 0.3
+        assert light.settled()
+        started = time.monotonic()
+        light.wait_settled(5.0)  # nothing changed since: no wait
+        assert time.monotonic() - started < 0.05
+        light.set_output(False)
+        assert light.output() is False and not light.settled()
+
+
+def test_a_wrong_terminator_is_no_answer_not_a_hang(tmp_path):
+    # the same box driven with the generic dialect (LF only) never sees a line end: a one-line timeout
+    model = _sim_model(tmp_path, "light_serial_crlf.yaml")
+    config = InstrumentConfig("ASRL7::INSTR", timeout_s=0.1, dialect="generic")
+    with pytest.raises(DeviceError) as caught:
+        ScpiLight(config, visa_library=f"{model}@sim")
+    assert "*IDN? -> no answer" in one_line(caught.value)
+
+
+def test_a_configured_settle_time_overrides_the_dialects(tmp_path):
+    # the config's settle_s (a key the station TOML's [light] table is to carry) wins over the dialect's 0.5 s
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class WithSettle(InstrumentConfig):
+        settle_s: float | None = None
+
+    model = _sim_model(tmp_path, "light_serial_crlf.yaml")
+    config = WithSettle("ASRL7::INSTR", timeout_s=0.2, dialect="serial-crlf", settle_s=0.1)
+    with ScpiLight(config, visa_library=f"{model}@sim") as light:
+        assert light.settle_s == 0.1
+        light.set_level_pct(20.0)
+        started = time.monotonic()
+        light.wait_settled(5.0)
+        assert 0.05 <= time.monotonic() - started <= 0.3
+    with pytest.raises(ConfigError, match=r"light\.settle_s: expected seconds"):  # before anything opens
+        ScpiLight(WithSettle("ASRL7::INSTR", timeout_s=0.2, dialect="serial-crlf", settle_s=-1.0),
+                  visa_library=f"{model}@sim")

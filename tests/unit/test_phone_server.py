@@ -528,7 +528,7 @@ def quick(scene: dict[str, Any]):
 
 
 def test_phone_faults_are_documented() -> None:
-    assert set(PHONE_FAULTS) == {"dut_drop_frame", "dut_corrupt_payload", "dut_disconnect"}
+    assert set(PHONE_FAULTS) == {"dut_drop_frame", "dut_corrupt_payload", "dut_disconnect", "dut_flaky"}
     assert all(isinstance(text, str) and text for text in PHONE_FAULTS.values())
 
 

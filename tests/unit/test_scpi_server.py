@@ -210,7 +210,7 @@ def test_meter_reads_world_truth_with_small_seeded_noise(world, meter_server):
 
 
 def test_fault_list_is_documented():
-    assert set(LIGHT_FAULTS) == {"light_no_answer", "light_scpi_error", "light_drift"}
+    assert set(LIGHT_FAULTS) == {"light_no_answer", "light_scpi_error", "light_drift", "light_flaky", "meter_flaky"}
     assert all(len(text) > 20 for text in LIGHT_FAULTS.values())
 
 
@@ -315,3 +315,79 @@ def test_plain_pyvisa_client_reaches_the_twin_light(light_server):
     finally:
         inst.close()
         rm.close()
+
+
+@pytest.fixture
+def visa_light(light_server):
+    """The twin's light through plain pyvisa (pyvisa-py), as any third-party client reaches it."""
+    import pyvisa
+
+    rm = pyvisa.ResourceManager("@py")
+    inst = rm.open_resource(f"TCPIP0::127.0.0.1::{light_server.port}::SOCKET",
+                            read_termination="\n", write_termination="\n", timeout=2000)
+    yield inst
+    inst.close()
+
+
+def test_ieee488_event_register_power_on_and_error_classes(visa_light):
+    # IEEE 488.2 11.5.1: PON set at power-on; *ESR? reads and clears; each SCPI error class sets its bit
+    assert int(visa_light.query("*ESR?")) == 0x80
+    assert int(visa_light.query("*ESR?")) == 0
+    visa_light.write("SOUR:BOGUS 1")  # -113 undefined header: command error, CME (bit 5)
+    visa_light.write("SOUR:LEV 150")  # -222 data out of range: execution error, EXE (bit 4)
+    assert int(visa_light.query("*ESR?")) == 0x20 | 0x10
+    assert int(visa_light.query("*ESR?")) == 0
+    visa_light.write("*OPC")  # OPC (bit 0) once the operations so far are complete
+    assert int(visa_light.query("*ESR?")) == 0x01
+
+
+def test_ieee488_status_byte_eav_mav_esb_mss_and_cls(visa_light):
+    visa_light.write("*CLS")
+    assert int(visa_light.query("*STB?")) == 0
+    visa_light.write("SOUR:LEV 150")  # an error queued: EAV (bit 2); not enabled into ESB yet
+    assert int(visa_light.query("*STB?")) == 0x04
+    visa_light.write("*ESE 16")  # enable EXE into the summary: ESB (bit 5)
+    assert int(visa_light.query("*ESE?")) == 16
+    assert int(visa_light.query("*STB?")) == 0x04 | 0x20
+    visa_light.write("*SRE 32")  # ESB requests service: MSS (bit 6); *SRE's own bit 6 is ignored
+    assert int(visa_light.query("*SRE?")) == 32
+    assert int(visa_light.query("*STB?")) == 0x04 | 0x20 | 0x40
+    visa_light.write("*SRE 96")
+    assert int(visa_light.query("*SRE?")) == 32
+    # MAV (bit 4): an answer waits in the output queue while *STB? is read in the same line
+    assert visa_light.query("SOUR:LEV?;*STB?").split(";")[1] == str(0x04 | 0x20 | 0x40 | 0x10)
+    assert int(visa_light.query("*STB?")) & 0x10 == 0  # *STB? alone: nothing else waiting
+    visa_light.write("*CLS")  # clears queue and event register, not the enable masks
+    assert int(visa_light.query("*STB?")) == 0
+    assert (int(visa_light.query("*ESE?")), int(visa_light.query("*SRE?"))) == (16, 32)
+    assert visa_light.query("SYST:ERR?") == '0,"No error"'
+    visa_light.write("*ESE 300")  # out of 0..255: refused with -222, mask unchanged
+    assert int(visa_light.query("*ESE?")) == 16
+    assert visa_light.query("SYST:ERR?").startswith("-222,")
+
+
+def test_ieee488_wai_and_self_test(visa_light, world):
+    visa_light.write("SOUR:LEV 30;*WAI;:OUTP ON")  # a common command keeps the path: :OUTP from the root
+    assert float(visa_light.query("SOUR:LEV?")) == 30.0 and visa_light.query("OUTP?") == "1"
+    assert visa_light.query("*TST?") == "0"
+    world.faults["light_scpi_error"] = True  # a lamp fault: the self-test fails
+    assert visa_light.query("*TST?") == "1"
+    assert visa_light.query("SYST:ERR?") == '0,"No error"'  # *TST? is a query, not a refused setting
+
+
+def test_flaky_link_drops_one_reply_in_k_and_the_command_still_acts(light_server, world):
+    world.faults["light_flaky"] = 3
+    client = Raw(light_server.port, timeout_s=0.3)
+    try:
+        answers = []
+        for level in (10, 20, 30, 40, 50, 60):
+            client.send(f"SOUR:LEV {level};LEV?")
+            try:
+                answers.append(client.line())
+            except TimeoutError:
+                answers.append(None)
+        assert answers == ["10", "20", None, "40", "50", None]
+        world.faults.pop("light_flaky")
+        assert client.ask("SOUR:LEV?") == "60"  # the unanswered setting acted
+    finally:
+        client.close()

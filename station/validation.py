@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, Field, StrictFloat, StrictInt, S
 
 #: Largest config/limits/baseline/record text file read (bytes).
 MAX_TEXT_BYTES = 4_000_000
+_BARE_KEY_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -99,6 +100,8 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
+        elif not _BARE_KEY_RE.fullmatch(str(item)):
+            parts.append(("." if parts else "") + '"' + str(item).encode("unicode_escape").decode() + '"')
         elif parts:
             parts.append(f".{item}")
         else:

@@ -23,11 +23,12 @@ _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_\-]+")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def read_text_limited(path: str | Path, what: str, error: type[Exception],
-                      max_bytes: int = MAX_TEXT_BYTES) -> str:
-    """The UTF-8 text of a regular file of at most ``max_bytes``; ``error`` (one line) otherwise.
+def read_bytes_limited(path: str | Path, what: str, error: type[Exception],
+                       max_bytes: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; ``error`` (one line) otherwise.
 
-    Opened non-blocking so that a FIFO without a writer cannot hang the open.
+    Opened non-blocking so that a FIFO without a writer cannot hang the open; a device
+    (``/dev/zero``), a folder or a FIFO is refused before anything is read.
     """
     path = Path(path)
     try:
@@ -50,6 +51,13 @@ def read_text_limited(path: str | Path, what: str, error: type[Exception],
         os.close(fd)
     if len(data) > max_bytes:
         raise error(f"{path}: a {what} is at most {max_bytes} bytes")
+    return data
+
+
+def read_text_limited(path: str | Path, what: str, error: type[Exception],
+                      max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most ``max_bytes``; ``error`` (one line) otherwise."""
+    data = read_bytes_limited(path, what, error, max_bytes)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

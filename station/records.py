@@ -211,7 +211,7 @@ class MeasurementEntry(BaseModel):
     """One measurement of a record (``Measurement.to_dict`` plus its test); more keys are kept."""
 
     model_config = ConfigDict(extra="allow")
-    name: StrictStr
+    name: StrictStr = ""
     key: StrictStr
     value: FiniteFloat | None = None
     unit: StrictStr = ""
@@ -235,7 +235,7 @@ class RecordDocument(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     format: Literal["m-station-record"]
-    version: Annotated[StrictInt, Field(ge=1, le=FORMAT_VERSION)]
+    version: Annotated[StrictInt, Field(ge=1, le=FORMAT_VERSION)] = FORMAT_VERSION
     run_id: Annotated[StrictStr, AfterValidator(_run_id)]
     plan: StrictStr = ""
     station: dict[str, Any] = Field(default_factory=dict)
@@ -244,7 +244,7 @@ class RecordDocument(BaseModel):
     lenses: list[Any] = Field(default_factory=list)
     limits: dict[str, Any] | None = None
     baseline: dict[str, Any] | None = None
-    start: StrictStr
+    start: StrictStr | None = None
     end: StrictStr | None = None
     outcome: Literal["pass", "fail", "aborted", "station-fault"] | None = None
     exit_code: StrictInt | None = None

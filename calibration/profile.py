@@ -41,7 +41,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -49,7 +48,7 @@ from pydantic import (
     field_validator,
 )
 
-from calibration.model_errors import one_line
+from calibration.models import FiniteFloat, one_line
 
 __all__ = [
     "SCHEMA", "VERSION", "SENSORS", "SECTIONS", "CFA_PATTERNS", "ProfileError", "make_profile", "make_provenance",
@@ -133,13 +132,7 @@ def _plain(value: Any, key: str) -> Any:
 
 # ---------------------------------------------------------------------------------------------- the model
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("not a finite number")
-    return value
-
-
-Finite = Annotated[StrictFloat, AfterValidator(_finite)]
+Finite = FiniteFloat
 Positive = Annotated[Finite, Field(gt=0.0)]
 Slug = Annotated[StrictStr, AfterValidator(lambda v: check_slug_value(v))]
 _SECTION = ConfigDict(extra="allow")  # a section may carry more than schema 1 requires (views, residuals...)

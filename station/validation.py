@@ -7,7 +7,6 @@ lists every problem with its key path, the value and what is allowed.
 
 from __future__ import annotations
 
-import math
 import os
 import posixpath
 import re
@@ -15,9 +14,9 @@ import stat
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, StrictInt, StrictStr, ValidationError
 
-from calibration.model_errors import describe_error, one_line
+from calibration.models import FiniteFloat, describe_error, one_line
 
 #: Largest config/limits/baseline/record text file read (bytes).
 MAX_TEXT_BYTES = 4_000_000
@@ -71,16 +70,8 @@ def _no_control(value: str) -> str:
     return value
 
 
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("not a finite number")
-    return value
-
-
 #: A string from outside: no control characters, bounded length.
 SafeStr = Annotated[StrictStr, Field(max_length=512), AfterValidator(_no_control)]
-#: A finite number (TOML/JSON int accepted as float; bool refused).
-FiniteFloat = Annotated[StrictFloat, AfterValidator(_finite)]
 StrictInteger = StrictInt
 
 

@@ -145,6 +145,12 @@ def _station_case(name: str, old: str, new: str, says: str) -> Case:
                 lambda d: ["run", "--station", str(d / "s.toml"), "--no-report", "--reports", str(d / "r")], 2, says)
 
 
+def _subifd_to_ifd0(buf: bytes) -> bytes:
+    """A SubIFDs entry in IFD0 that points at IFD0 itself."""
+    with_tag = patch_tag(buf, 330, 4, (0,))
+    return patch_tag(with_tag, 330, 4, (ifd0_offset(with_tag),))
+
+
 def _base() -> bytes:
     return dng_bytes(flat_frame())
 
@@ -161,6 +167,11 @@ def corpus() -> list[Case]:
         _dng_case('bit_depth "ten" in metadata (sfr)', "sfr", lambda: description_dng(bit_depth="ten"),
                   "bit_depth"),
         _dng_case("self-pointing IFD chain (sfr)", "sfr", lambda: self_pointing_ifd(_base()), "IFD"),
+        _dng_case("SubIFDs pointing back at IFD0 (sfr)", "sfr",
+                  lambda: _subifd_to_ifd0(_base()), "IFD chain loops back"),
+        Case("self-pointing IFD in a plain TIFF (shading)", lambda: {"x.tif": self_pointing_ifd(_tiff(np.ones((8, 8),
+                                                                                                        np.uint16)))},
+             lambda d: ["analyze", "shading", str(d / "x.tif")], 2, "IFD chain loops back"),
         _dng_case("BlackLevel 0/0 (shading)", "shading", lambda: patch_tag(_base(), t, 5, (0, 0)), "BlackLevel"),
         _dng_case("ActiveArea outside (shading)", "shading",
                   lambda: patch_tag(_base(), 50829, 4, (0, 0, 480, 640)), "ActiveArea"),

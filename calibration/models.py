@@ -1,4 +1,5 @@
-"""Pydantic validation errors as ONE line: every problem with its key path, the value and what is allowed.
+"""Shared pydantic pieces: finite numbers, and validation errors as ONE line (every problem with its key path,
+the value and what is allowed).
 
 ``one_line("station.toml", exc, Model)`` gives ``station.toml: 3 problems: [meter] missing;
 light.resourse: unknown key (allowed: dialect, interlock, resource, timeout_s); mount.timeout_s: 'x' is
@@ -8,10 +9,11 @@ of ``station``).
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, StrictFloat, ValidationError
 
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_\-]+")
 
@@ -102,3 +104,13 @@ def one_line(source: str, exc: ValidationError, root: Any) -> str:
     return f"{source}: {count}: " + "; ".join(problems)
 
 
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+#: A finite number (a JSON/TOML integer is accepted as a float; bool, NaN and infinities refused).
+FiniteFloat = Annotated[StrictFloat, AfterValidator(_finite)]

@@ -23,7 +23,7 @@ from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 from targets.charuco import CharucoSpec, parse_board_spec
 
-_CHESS_RE = re.compile(r"^chessboard:(?P<cols>\d+)x(?P<rows>\d+):(?P<sq>[0-9.eE+-]+)$")
+_CHESS_RE = re.compile(r"^chessboard:(?P<cols>\d+)x(?P<rows>\d+):(?P<sq>[0-9.eE+-]+)\Z")
 #: OpenCV's Bayer demosaic code for each CFA order: its two-letter names read the pattern from the
 #: second row's second pixel (an RGGB mosaic is OpenCV's "BG"; OpenCV 5's ``COLOR_BayerRGGB2BGR`` aliases it).
 _BAYER_TO_BGR = {"RGGB": cv2.COLOR_BayerBG2BGR, "BGGR": cv2.COLOR_BayerRG2BGR,

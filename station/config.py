@@ -10,6 +10,7 @@ describes the twin; ``to_toml`` writes a config back with tomli-w.
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from pathlib import Path
@@ -54,6 +55,28 @@ OPERATOR_RE = rf"prompt|tcp://{HOSTPORT_RE}"
 _FORBID = ConfigDict(extra="forbid")
 
 
+def _checked(label: str) -> Any:
+    """A frozen pydantic dataclass whose direct construction (from CLI options or code) raises a one-line
+    ``ConfigError`` naming ``label`` and the key, as a file's problems do (not pydantic's multi-line text).
+    Validation of a whole file goes through the models, which collect every problem first."""
+
+    def wrap(cls: type) -> type:
+        cls = dataclass(frozen=True, config=_FORBID)(cls)
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                init(self, *args, **kwargs)
+            except ValidationError as exc:
+                raise ConfigError(one_line(label, exc, cls)) from None
+
+        cls.__init__ = checked_init  # type: ignore[method-assign]
+        return cls
+
+    return wrap
+
+
 def _device_paths_normal(value: str) -> str:
     for part in value.split("::"):
         for start in ("ASRL", ""):
@@ -74,7 +97,7 @@ TimeoutS = Annotated[FiniteFloat, Field(gt=0.0, le=3600.0, description="0 < s <=
 Serial = Annotated[SafeStr, pattern(SERIAL_RE, "a serial number: letters, digits, '.', '_', '-'")]
 
 
-@dataclass(frozen=True, config=_FORBID)
+@_checked("instrument config")
 class InstrumentConfig:
     """A VISA instrument: resource string, I/O timeout, command dialect."""
 
@@ -86,7 +109,7 @@ class InstrumentConfig:
     interlock: Literal["none", "mount-aux"] = "none"
 
 
-@dataclass(frozen=True, config=_FORBID)
+@_checked("mount axis config")
 class AxisConfig:
     """A logical mount axis bound to a controller axis, with soft limits in mm or deg."""
 
@@ -105,7 +128,7 @@ AxisName = Literal["focus", "distance", "pan", "tilt"]
 assert set(AxisName.__args__) == set(MOUNT_AXES), "AxisName must list station.devices.protocols.MOUNT_AXES"
 
 
-@dataclass(frozen=True, config=_FORBID)
+@_checked("mount config")
 class MountConfig:
     """The GRBL/grblHAL mount: serial port, baud rate, motion timeout, axis bindings."""
 
@@ -129,7 +152,7 @@ def _baudrate(value: int) -> int:
     return value
 
 
-@dataclass(frozen=True, config=_FORBID)
+@_checked("dut config")
 class DutConfig:
     """The phone's test service (on a bench: after ``adb forward tcp:P tcp:P``)."""
 
@@ -151,7 +174,7 @@ def _fault_value(value: Any) -> Any:
 FaultValue = Annotated[Any, AfterValidator(_fault_value)]
 
 
-@dataclass(frozen=True, config=_FORBID)
+@_checked("twin settings")
 class TwinConfig:
     """Settings of the twin behind this station (absent on a real bench)."""
 
@@ -164,7 +187,7 @@ class TwinConfig:
                  FaultValue] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True, config=_FORBID)
+@_checked("records config")
 class RecordsConfig:
     """Where records also go (a database URL), and the serials of the golden units."""
 

@@ -185,3 +185,17 @@ def test_special_files_are_refused_without_reading_or_hanging(tmp_path: Path) ->
         binary = tmp_path / "binary.toml"
         binary.write_bytes(b"\xff\xfe")
         load_config(binary)
+
+
+def test_settings_built_from_options_fail_in_one_line_too() -> None:
+    """CLI options build ``TwinConfig`` directly: a bad one is a one-line ConfigError (exit 2), not pydantic's text."""
+    from station.config import AxisConfig, TwinConfig
+
+    with pytest.raises(ConfigError) as err:
+        TwinConfig(seed=-1, firmware="gold en")
+    text = str(err.value)
+    assert text.startswith("twin settings: 2 problems: seed: -1: ") and "firmware: 'gold en'" in text, text
+    assert "\n" not in text
+    with pytest.raises(ConfigError, match="mount axis config: 1 problem: .*min 5.0 must be below max 1.0"):
+        AxisConfig("X", 5.0, 1.0)
+    assert TwinConfig(seed=7).seed == 7

@@ -9,6 +9,7 @@ of ``station``).
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from typing import Annotated, Any
@@ -84,7 +85,8 @@ def describe_error(error: dict[str, Any], root: Any) -> str:
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         fields = _fields_of(_model_at(root, loc[:-1]))
         allowed = f" (allowed: {', '.join(sorted(fields))})" if fields else ""
-        return f"{key}: unknown key{allowed}"
+        guess = f", did you mean {error['did_you_mean']}?" if error.get("did_you_mean") else ""
+        return f"{key}: unknown key{guess}{allowed}"
     if kind == "literal_error":
         expected = str((error.get("ctx") or {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
         return f"{key}: {_short(value)} not allowed (allowed: {expected})"
@@ -96,9 +98,26 @@ def describe_error(error: dict[str, Any], root: Any) -> str:
     return f"{key}: {_short(value)}: {message}"
 
 
+def _misspellings(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A misspelt required key is one mistake, not two: an unknown key close to a missing key of the same
+    table becomes ``unknown key, did you mean ...?`` and the missing key is not reported again."""
+    missing = {tuple(e["loc"]): e for e in errors if e.get("type") == "missing" and e.get("loc")}
+    dropped: set[tuple[Any, ...]] = set()
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") not in ("extra_forbidden", "unexpected_keyword_argument") or not loc:
+            continue
+        names = [str(m[-1]) for m in missing if m[:-1] == loc[:-1] and m not in dropped]
+        close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.75)
+        if close:
+            error["did_you_mean"] = close[0]
+            dropped.add((*loc[:-1], close[0]))
+    return [e for e in errors if not (e.get("type") == "missing" and tuple(e["loc"]) in dropped)]
+
+
 def one_line(source: str, exc: ValidationError, root: Any) -> str:
     """Every problem of a validation error in one line that starts with ``source``."""
-    problems = [describe_error(dict(e), root) for e in exc.errors()]
+    problems = [describe_error(e, root) for e in _misspellings([dict(e) for e in exc.errors()])]
     problems = list(dict.fromkeys(problems))
     count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
     return f"{source}: {count}: " + "; ".join(problems)

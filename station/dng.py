@@ -29,7 +29,7 @@ from station.atomic import atomic_write_bytes
 from station.dng_checks import DescriptionMetadata, check_raw_page
 from station.errors import InputError
 from station.frame import CFA_PATTERNS, Frame
-from station.tiffcheck import check_tiff_structure
+from station.tiffcheck import check_tiff_structure, quiet_tifffile
 from station.validation import read_bytes_limited, validate
 
 DNG_VERSION = (1, 4, 0, 0)
@@ -159,6 +159,11 @@ def read_dng(source: str | Path | bytes | bytearray | memoryview) -> Frame:
         name = str(source)
         raw_bytes = read_bytes_limited(source, "DNG file", InputError, max_bytes=MAX_DNG_BYTES)
     check_tiff_structure(raw_bytes, name, what="a DNG")
+    with quiet_tifffile():
+        return _read_checked(raw_bytes, name)
+
+
+def _read_checked(raw_bytes: bytes, name: str) -> Frame:
     try:
         tif = tifffile.TiffFile(io.BytesIO(raw_bytes))
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error...

@@ -19,6 +19,8 @@ from station.validation import FiniteFloat, SafeStr
 SUPPORTED_COMPRESSION = {1: "none", 7: "lossless JPEG", 8: "Deflate"}
 _BITS, _BLACK_LEVEL, _WHITE_LEVEL, _ACTIVE_AREA = 258, 50714, 50717, 50829
 _MAX_SIDE = 65535
+#: Most pixels of a raw image (a 200 MP sensor has 2e8): bounds what a crafted compressed strip can make us allocate.
+MAX_PIXELS = 250_000_000
 
 
 class DescriptionMetadata(BaseModel):
@@ -40,6 +42,8 @@ def check_raw_page(page: Any, tags: Any, buf: bytes, name: str) -> None:
     width, height = int(page.imagewidth), int(page.imagelength)
     if not (1 <= width <= _MAX_SIDE and 1 <= height <= _MAX_SIDE):
         raise InputError(f"{name}: image size {width}x{height}: expected 1 .. {_MAX_SIDE} on each side")
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{name}: image size {width}x{height}: more than {MAX_PIXELS} pixels")
     if int(page.samplesperpixel) != 1:
         raise InputError(f"{name}: SamplesPerPixel {int(page.samplesperpixel)}: a CFA image has 1")
     bits = _bits(page, name)

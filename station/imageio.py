@@ -12,6 +12,7 @@ decoding, as stored for float); ``black_level`` and ``white_level`` give that sc
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ import numpy as np
 import tifffile
 
 from station.dng import MAX_DNG_BYTES
+from station.dng_checks import MAX_PIXELS
 from station.errors import InputError
-from station.tiffcheck import check_tiff_structure
+from station.tiffcheck import check_tiff_structure, quiet_tifffile
 from station.validation import read_bytes_limited
 
 _TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -73,9 +75,10 @@ def load_image(path: str | Path, linear: bool = False) -> LoadedImage:
     if suffix in _TIFF_SUFFIXES:
         raw = read_bytes_limited(path, "TIFF image", InputError, max_bytes=MAX_DNG_BYTES)
         check_tiff_structure(raw, name)
-        if _is_dng(raw):
-            return _load_dng(path)
-        pixels = _read_tiff(raw)
+        with quiet_tifffile():
+            if _is_dng(raw):
+                return _load_dng(path)
+            pixels = _read_tiff(raw, name)
     if pixels is None:
         pixels = _read_cv2(path)
     return _from_pixels(pixels, name, linear)
@@ -106,15 +109,19 @@ def _load_dng(path: Path) -> LoadedImage:
     )
 
 
-def _read_tiff(raw: bytes) -> np.ndarray | None:
+def _read_tiff(raw: bytes, name: str) -> np.ndarray | None:
     """RGB(A)/gray pixels of a TIFF's first image with tifffile (None: let OpenCV try)."""
     try:
         with tifffile.TiffFile(io.BytesIO(raw)) as tif:
             page = tif.pages.first
+            if math.prod(page.shape) > MAX_PIXELS * 4:  # a crafted header must not make us allocate gigabytes
+                raise InputError(f"{name}: TIFF image of shape {page.shape}: more than {MAX_PIXELS} pixels")
             pixels = page.asarray()
             if pixels.ndim == 3 and int(page.planarconfig) == 2 and pixels.shape[0] <= 4:
                 pixels = np.moveaxis(pixels, 0, -1)
             return pixels
+    except InputError:
+        raise
     except Exception:
         return None
 

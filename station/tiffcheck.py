@@ -7,7 +7,10 @@ number, each offset inside the file, and never visited twice.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import struct
+from collections.abc import Iterator
 
 from station.errors import InputError
 
@@ -73,3 +76,16 @@ def _read_ifd(buf: bytes, offset: int, layout: tuple, name: str) -> tuple[int, l
         subifds.extend(struct.unpack_from(fmt, buf, where))
     (next_offset,) = struct.unpack_from(end + off_fmt, buf, table_end)
     return next_offset, subifds
+
+
+@contextlib.contextmanager
+def quiet_tifffile() -> Iterator[None]:
+    """tifffile logs what it repairs or skips in a broken file as warnings on stderr; while the station reads a
+    file its own one-line error replaces them (as OpenCV's log is silenced in ``station.imageio``)."""
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)

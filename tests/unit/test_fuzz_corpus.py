@@ -3,6 +3,7 @@ no traceback, no hang (each case under an alarm)."""
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 
@@ -29,9 +30,13 @@ def alarm():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_crafted_input_gets_one_line_and_its_exit_code(case: Case, tmp_path: Path, alarm: None,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     argv = materialise(case, tmp_path)
+    caplog.set_level(logging.WARNING)
     code = main(argv)
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not logged, f"more lines would reach stderr through logging: {logged}"
     out, err = capsys.readouterr()
     assert code == case.exit_code, (code, out[-400:], err)
     lines = err.strip().splitlines()

@@ -35,7 +35,7 @@ from calibration.cfa import CfaError, check_cfa
 __all__ = [
     "NEUTRAL_PATCHES", "ColorError", "ColorResult", "reference_patches", "white_balance_gains",
     "exposure_scale", "fit_ccm", "delta_e2000", "calibrate_color", "grid_rois", "patch_means",
-    "cfa_to_rgb",
+    "cfa_to_rgb", "plausibility_problems",
 ]
 
 #: 0-based indices of the greys used for white balance and exposure: neutral 8, 6.5, 5, 3.5.
@@ -274,3 +274,44 @@ def cfa_to_rgb(cfa_data: np.ndarray, cfa: str) -> np.ndarray:
     out[..., 1] = (greens[0] + greens[1]) * np.float32(0.5)
     out[..., 2] = quads[p.index("B")]
     return out
+
+
+# --------------------------------------------------------------------------------------------- plausibility
+
+#: 0-based indices of the bottom row, white to black (X-Rite ColorChecker 24 layout).
+GREY_ROW = (18, 19, 20, 21, 22, 23)
+#: Row 3, the saturated patches, and the camera channel each must have highest (+) or lowest (-) after
+#: white balance: blue, green, red have their own channel highest; yellow, magenta, cyan the opposite lowest.
+PRIMARY_ORDER = ((12, 2, +1), (13, 1, +1), (14, 0, +1), (15, 2, -1), (16, 1, -1), (17, 0, -1))
+#: Largest |entry| of a plausible 3x3 colour correction matrix (camera matrices stay within about +-3).
+MAX_CCM_ENTRY = 5.0
+#: Each grey from neutral 8 down must be at most this fraction of the one above it (reference: ~0.5-0.6).
+GREY_STEP_RATIO = 0.85
+#: Largest chroma of a balanced grey, max/min channel - 1.
+MAX_GREY_CHROMA = 0.25
+
+
+def plausibility_problems(result: ColorResult) -> list[str]:
+    """Why the measured patches are not a ColorChecker 24 (empty when plausible): the grey row's luminance
+    order, its neutrality after white balance, the hue order of the primaries row, and the CCM's entries."""
+    problems: list[str] = []
+    balanced = result.camera * result.wb_gains
+    luma = balanced.sum(axis=1)
+    greys = [luma[i] for i in GREY_ROW]
+    steps = [greys[k + 1] / greys[k] if greys[k] > 0 else np.inf for k in range(1, len(greys) - 1)]
+    if not (greys[0] >= 0.95 * greys[1] and all(s <= GREY_STEP_RATIO for s in steps)):
+        problems.append("the bottom row is not a grey ramp white to black (luminance "
+                        + ", ".join(f"{v:.3g}" for v in greys) + ")")
+    chroma = [float(balanced[i].max() / balanced[i].min() - 1) if balanced[i].min() > 0 else np.inf
+              for i in NEUTRAL_PATCHES]
+    if max(chroma) > MAX_GREY_CHROMA:
+        problems.append(f"the grey patches are not neutral after white balance (chroma up to {max(chroma):.2f}, "
+                        f"allowed {MAX_GREY_CHROMA})")
+    wrong = [result.names[i] for i, channel, sign in PRIMARY_ORDER
+             if int(np.argmax(sign * balanced[i])) != channel]
+    if len(wrong) > 1:
+        problems.append(f"the primaries' hues are out of order ({', '.join(wrong)})")
+    worst = float(np.max(np.abs(result.ccm)))
+    if not worst <= MAX_CCM_ENTRY:
+        problems.append(f"the colour matrix has an entry of {worst:.3g} (allowed |m| <= {MAX_CCM_ENTRY:g})")
+    return problems

@@ -33,11 +33,23 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from calibration.cfa import CFA_PATTERNS
+from calibration.models import FiniteFloat, one_line
 
 __all__ = [
     "SCHEMA", "VERSION", "SENSORS", "SECTIONS", "CFA_PATTERNS", "ProfileError", "make_profile", "make_provenance",
@@ -50,7 +62,6 @@ VERSION = 1
 SENSORS = ("main", "m")
 SECTIONS = ("geometry", "shading", "chromatic", "sensor_response", "color", "sfr", "focus")
 PROVENANCE_KEYS = ("station", "dut_serial", "firmware", "time", "code_version", "tool")
-_REQUIRED = ("schema", "version", "sensor", "lens", "adapter", "image_size", "pixel_pitch_um", "provenance")
 _SLUG = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 _SLUG_MAX = 64
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -119,148 +130,160 @@ def _plain(value: Any, key: str) -> Any:
     raise ProfileError(f"{key}: {type(value).__name__} is not JSON data")
 
 
-def _need(section: Mapping[str, Any], name: str, key: str) -> Any:
-    if key not in section:
-        raise ProfileError(f"{name}.{key}: missing")
-    return section[key]
+# ---------------------------------------------------------------------------------------------- the model
+
+Finite = FiniteFloat
+Positive = Annotated[Finite, Field(gt=0.0)]
+Slug = Annotated[StrictStr, AfterValidator(lambda v: check_slug_value(v))]
+_SECTION = ConfigDict(extra="allow")  # a section may carry more than schema 1 requires (views, residuals...)
 
 
-def _number(value: Any, key: str, *, low: float = -math.inf, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ProfileError(f"{key}: expected a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise ProfileError(f"{key}: expected a positive number, got {value!r}")
-    if value < low:
-        raise ProfileError(f"{key}: expected a number >= {low:g}, got {value!r}")
-    return float(value)
-
-
-def _array(value: Any, key: str, shape: tuple[int, ...]) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ProfileError(f"{key}: expected numbers of shape {list(shape)}") from None
-    if arr.shape != shape:
-        raise ProfileError(f"{key}: expected shape {list(shape)}, got {list(arr.shape)}")
-    if not np.all(np.isfinite(arr)):
-        raise ProfileError(f"{key}: expected finite numbers")
-    return arr
-
-
-def _int(value: Any, key: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ProfileError(f"{key}: expected an integer >= {low}, got {value!r}")
+def check_slug_value(value: str) -> str:
+    if len(value) > _SLUG_MAX or not _SLUG.fullmatch(value):
+        raise ValueError(f"expected a lower-case slug (a-z, 0-9, inner '-' or '.', at most {_SLUG_MAX} characters)")
     return value
 
 
-# ---------------------------------------------------------------------------------------------- sections
+class Geometry(BaseModel):
+    """``geometry``: pinhole camera matrix and OpenCV's 5 distortion coefficients."""
 
-def _check_geometry(g: Mapping[str, Any]) -> None:
-    k = _array(_need(g, "geometry", "camera_matrix"), "geometry.camera_matrix", (3, 3))
-    if k[0, 0] <= 0 or k[1, 1] <= 0 or k[1, 0] != 0 or tuple(k[2]) != (0.0, 0.0, 1.0):
-        raise ProfileError("geometry.camera_matrix: expected [[fx, s, cx], [0, fy, cy], [0, 0, 1]], fx, fy > 0")
-    _array(_need(g, "geometry", "dist_coeffs"), "geometry.dist_coeffs", (5,))
-    _number(_need(g, "geometry", "rms_px"), "geometry.rms_px", low=0.0)
-    _int(_need(g, "geometry", "views_used"), "geometry.views_used", 0)
+    model_config = _SECTION
+    camera_matrix: tuple[tuple[Finite, Finite, Finite], tuple[Finite, Finite, Finite], tuple[Finite, Finite, Finite]]
+    dist_coeffs: tuple[Finite, Finite, Finite, Finite, Finite]
+    rms_px: Annotated[Finite, Field(ge=0.0)]
+    views_used: Annotated[StrictInt, Field(ge=0)]
 
-
-def _check_shading(s: Mapping[str, Any]) -> None:
-    grid = _need(s, "shading", "grid")
-    if not isinstance(grid, list) or len(grid) != 2:
-        raise ProfileError(f"shading.grid: expected [rows, cols], got {grid!r}")
-    rows, cols = (_int(v, "shading.grid", 2) for v in grid)
-    gains = _array(_need(s, "shading", "map"), "shading.map", (rows, cols, 4))
-    if np.any(gains < 1.0):
-        raise ProfileError(f"shading.map: gains must be >= 1 (Android LENS_SHADING_MAP), lowest {gains.min():.6g}")
-    if "cfa" in s and s["cfa"] not in CFA_PATTERNS:
-        raise ProfileError(f"shading.cfa {s['cfa']!r}: expected one of {', '.join(CFA_PATTERNS)}")
-    for key in ("f_number", "distance_m"):
-        if key in s:
-            _number(s[key], f"shading.{key}", positive=True)
-    if "radial" in s:
-        radial = s["radial"]
-        if not isinstance(radial, Mapping):
-            raise ProfileError("shading.radial: expected an object {k, center_px, radius_norm_px}")
-        _array(_need(radial, "shading.radial", "k"), "shading.radial.k", (3,))
-        _array(_need(radial, "shading.radial", "center_px"), "shading.radial.center_px", (2,))
-        _number(_need(radial, "shading.radial", "radius_norm_px"), "shading.radial.radius_norm_px", positive=True)
+    @field_validator("camera_matrix")
+    @classmethod
+    def _pinhole(cls, k: tuple) -> tuple:
+        if k[0][0] <= 0 or k[1][1] <= 0 or k[1][0] != 0 or tuple(k[2]) != (0.0, 0.0, 1.0):
+            raise ValueError("expected [[fx, s, cx], [0, fy, cy], [0, 0, 1]], fx, fy > 0")
+        return k
 
 
-def _check_chromatic(c: Mapping[str, Any]) -> None:
-    _number(_need(c, "chromatic", "r_scale"), "chromatic.r_scale", positive=True)
-    _number(_need(c, "chromatic", "b_scale"), "chromatic.b_scale", positive=True)
-    if "center_px" in c:
-        _array(c["center_px"], "chromatic.center_px", (2,))
+class Radial(BaseModel):
+    """``shading.radial``: lensfun ``pa`` vignetting about ``center_px``, radius in ``radius_norm_px``."""
+
+    model_config = _SECTION
+    k: tuple[Finite, Finite, Finite]
+    center_px: tuple[Finite, Finite]
+    radius_norm_px: Positive
 
 
-def _check_color(c: Mapping[str, Any]) -> None:
-    gains = _array(_need(c, "color", "wb_gains"), "color.wb_gains", (3,))
-    if np.any(gains <= 0):
-        raise ProfileError("color.wb_gains: expected three positive gains [r, g, b]")
-    _array(_need(c, "color", "ccm"), "color.ccm", (3, 3))
+class Shading(BaseModel):
+    """``shading``: Android LENS_SHADING_MAP gains (>= 1), rows x cols x [R, G_even, G_odd, B]."""
+
+    model_config = _SECTION
+    grid: tuple[Annotated[StrictInt, Field(ge=2, le=1024)], Annotated[StrictInt, Field(ge=2, le=1024)]]
+    map: list[list[tuple[Finite, Finite, Finite, Finite]]]
+    cfa: Literal["RGGB", "BGGR", "GRBG", "GBRG"] = "RGGB"
+    f_number: Positive | None = None
+    distance_m: Positive | None = None
+    radial: Radial | None = None
+
+    @field_validator("map")
+    @classmethod
+    def _map_fits_grid(cls, gains: list, info: ValidationInfo) -> list:
+        rows, cols = info.data.get("grid") or (len(gains), len(gains[0]) if gains else 0)
+        if len(gains) != rows or any(len(row) != cols for row in gains):
+            raise ValueError(f"expected shape [{rows}, {cols}, 4] (the grid)")
+        lowest = min((v for row in gains for cell in row for v in cell), default=1.0)
+        if lowest < 1.0:
+            raise ValueError(f"gains must be >= 1 (Android LENS_SHADING_MAP), lowest {lowest:.6g}")
+        return gains
 
 
-_CHECKS = {"geometry": _check_geometry, "shading": _check_shading, "chromatic": _check_chromatic,
-           "color": _check_color}
+class Chromatic(BaseModel):
+    """``chromatic``: lensfun ``linear`` TCA, R and B magnification relative to G."""
+
+    model_config = _SECTION
+    r_scale: Positive
+    b_scale: Positive
+    center_px: tuple[Finite, Finite] | None = None
 
 
-def _check_provenance(p: Any) -> None:
-    if not isinstance(p, Mapping):
-        raise ProfileError("provenance: expected an object")
-    for key in PROVENANCE_KEYS:
-        value = _need(p, "provenance", key)
-        if not isinstance(value, str) or not value:
-            raise ProfileError(f"provenance.{key}: expected a non-empty string, got {value!r}")
-    time = p["time"]
+class Color(BaseModel):
+    """``color``: white balance gains (positive) and a 3x3 colour correction matrix."""
+
+    model_config = _SECTION
+    wb_gains: tuple[Positive, Positive, Positive]
+    ccm: tuple[tuple[Finite, Finite, Finite], tuple[Finite, Finite, Finite], tuple[Finite, Finite, Finite]]
+
+
+def _utc_time(value: str) -> str:
     try:
-        when = datetime.fromisoformat(time)
+        when = datetime.fromisoformat(value)
     except ValueError:
-        raise ProfileError(f"provenance.time {time!r}: expected ISO 8601 UTC, e.g. 2025-01-31T12:00:00Z") from None
+        raise ValueError("expected ISO 8601 UTC, e.g. 2025-01-31T12:00:00Z") from None
     if when.utcoffset() is None or when.utcoffset().total_seconds() != 0:  # type: ignore[union-attr]
-        raise ProfileError(f"provenance.time {time!r}: expected UTC (ending in Z or +00:00)")
+        raise ValueError("expected UTC (ending in Z or +00:00)")
+    return value
 
 
-# ---------------------------------------------------------------------------------------------- document
+NonEmpty = Annotated[StrictStr, Field(min_length=1)]
+
+
+class Provenance(BaseModel):
+    """``provenance``: where and when the profile was made, by what."""
+
+    model_config = ConfigDict(extra="forbid")
+    station: NonEmpty
+    dut_serial: NonEmpty
+    firmware: NonEmpty
+    time: Annotated[NonEmpty, AfterValidator(_utc_time)]
+    code_version: NonEmpty
+    tool: NonEmpty
+
+
+def _version(value: int) -> int:
+    if value != VERSION:
+        raise ValueError(f"this code reads version {VERSION}")
+    return value
+
+
+def _digest(value: str) -> str:
+    if not _DIGEST.fullmatch(value):
+        raise ValueError("expected 'sha256:' and 64 lower-case hex digits")
+    return value
+
+
+class LensProfile(BaseModel):
+    """A lens profile document, schema ``m-station/lens-profile`` version 1 (see the module doc)."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_: Annotated[Literal["m-station/lens-profile"], Field(alias="schema")]
+    version: Annotated[StrictInt, AfterValidator(_version)]
+    sensor: Literal["main", "m"]
+    lens: Slug | None
+    adapter: Slug | None
+    image_size: tuple[Annotated[StrictInt, Field(ge=2)], Annotated[StrictInt, Field(ge=2)]]
+    pixel_pitch_um: Positive
+    provenance: Provenance
+    geometry: Geometry = None  # type: ignore[assignment]  # absent, never null
+    shading: Shading = None  # type: ignore[assignment]
+    chromatic: Chromatic = None  # type: ignore[assignment]
+    color: Color = None  # type: ignore[assignment]
+    sensor_response: dict[str, Any] = None  # type: ignore[assignment]
+    sfr: dict[str, Any] = None  # type: ignore[assignment]
+    focus: dict[str, Any] = None  # type: ignore[assignment]
+    digest: Annotated[StrictStr, AfterValidator(_digest)] = None  # type: ignore[assignment]
+
+
+assert set(SECTIONS) <= set(LensProfile.model_fields), "every profile section needs a field in LensProfile"
+
 
 def validate_profile(doc: Any) -> dict[str, Any]:
-    """Check a document against schema version 1; return it. Wrong schema, unknown version, missing or
-    malformed keys raise ``ProfileError`` naming the key. The digest's format is checked, not its value
+    """Check a document against schema version 1 (the ``LensProfile`` model); return it as a dict.
+    ``ProfileError`` lists every problem with its key. The digest's format is checked, not its value
     (``verify_digest``)."""
     if not isinstance(doc, Mapping):
         raise ProfileError(f"expected a JSON object, got {type(doc).__name__}")
     if doc.get("schema") != SCHEMA:
         raise ProfileError(f"schema {doc.get('schema')!r}: expected {SCHEMA!r}")
-    if "version" not in doc:
-        raise ProfileError("version: missing")
-    if isinstance(doc["version"], bool) or doc["version"] != VERSION:
-        raise ProfileError(f"version {doc['version']!r}: this code reads version {VERSION}")
-    for key in _REQUIRED:
-        if key not in doc:
-            raise ProfileError(f"{key}: missing")
-    known = set(_REQUIRED) | set(SECTIONS) | {"digest"}
-    for key in doc:
-        if key not in known:
-            raise ProfileError(f"{key}: unknown key in a version {VERSION} profile")
-    _check_sensor(doc["sensor"])
-    for key in ("lens", "adapter"):
-        if doc[key] is not None:
-            check_slug(doc[key], key)
-    size = doc["image_size"]
-    if not isinstance(size, list) or len(size) != 2:
-        raise ProfileError(f"image_size: expected [width, height], got {size!r}")
-    for v in size:
-        _int(v, "image_size", 2)
-    _number(doc["pixel_pitch_um"], "pixel_pitch_um", positive=True)
-    _check_provenance(doc["provenance"])
-    for name in SECTIONS:
-        if name in doc:
-            if not isinstance(doc[name], Mapping):
-                raise ProfileError(f"{name}: expected an object")
-            check = _CHECKS.get(name)
-            if check:
-                check(doc[name])
-    if "digest" in doc and (not isinstance(doc["digest"], str) or not _DIGEST.fullmatch(doc["digest"])):
-        raise ProfileError(f"digest {doc['digest']!r}: expected 'sha256:' and 64 lower-case hex digits")
+    try:
+        LensProfile.model_validate(dict(doc))
+    except ValidationError as exc:
+        raise ProfileError(one_line("profile", exc, LensProfile)) from None
     return dict(doc)
 
 

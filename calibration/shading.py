@@ -199,6 +199,8 @@ def _block_levels(plane: np.ndarray, block: int) -> tuple[np.ndarray, slice, sli
     """3-sigma-clipped block means of a plane (blocks centred in it); the row/col slices they cover."""
     ph, pw = plane.shape
     nby, nbx = ph // block, pw // block
+    if nby < 3 or nbx < 3:
+        raise ShadingError(f"a {pw}x{ph} channel plane is too small for a shading map (need 3x3 blocks of {block} px)")
     y0, x0 = (ph - nby * block) // 2, (pw - nbx * block) // 2
     rows, cols = slice(y0, y0 + nby * block), slice(x0, x0 + nbx * block)
     blocks = plane[rows, cols].reshape(nby, block, nbx, block).swapaxes(1, 2).reshape(nby, nbx, -1)

@@ -13,11 +13,14 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from station.atomic import atomic_write_text
 from station.errors import InputError
 from station.records import iso_utc, load_record, utc_now
+from station.validation import FiniteFloat, SafeStr, read_text_limited, validate
 
 FORMAT = "m-station-baseline"
 FORMAT_VERSION = 1
@@ -74,31 +77,49 @@ def save_baseline(record_path: str | Path, out: str | Path) -> Path:
     return out
 
 
+class BaselineValue(BaseModel):
+    """One approved value: ``{"value": finite number, "unit": "..."}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: FiniteFloat
+    unit: Annotated[SafeStr, Field(max_length=32)] = ""
+
+
+class BaselineDocument(BaseModel):
+    """A baseline JSON document as ``baseline_from_record`` writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["m-station-baseline"]
+    version: Annotated[StrictInt, Field(ge=1, le=FORMAT_VERSION)] = FORMAT_VERSION
+    created: SafeStr | None = None
+    run_id: SafeStr | None = None
+    record: SafeStr | None = None
+    plan: SafeStr | None = None
+    firmware: SafeStr | None = None
+    station: SafeStr | None = None
+    dut_serial: SafeStr | None = None
+    limits: dict[str, Any] | SafeStr | None = None
+    start: SafeStr | None = None
+    values: dict[Annotated[SafeStr, Field(min_length=1, max_length=200)], BaselineValue]
+
+
 def parse_baseline(data: Any, source: str = "<baseline>") -> Baseline:
+    """Validate a baseline document; ``InputError`` listing every problem (key path, value, what is allowed)."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{source}: not an m-station baseline (format {FORMAT!r} expected)")
-    raw = data.get("values")
-    if not isinstance(raw, dict):
-        raise InputError(f"{source}: values: expected a table of measurement -> {{value, unit}}")
-    values: dict[str, float] = {}
-    units: dict[str, str] = {}
-    for key, entry in raw.items():
-        value = entry.get("value") if isinstance(entry, dict) else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InputError(f"{source}: values.{key}.value: expected a finite number, got {value!r}")
-        values[key] = float(value)
-        units[key] = str(entry.get("unit", ""))
-    meta = {k: v for k, v in data.items() if k != "values"}
+    doc: BaselineDocument = validate(BaselineDocument, data, source, InputError)
+    values = {key: entry.value for key, entry in doc.values.items()}
+    units = {key: entry.unit for key, entry in doc.values.items()}
+    meta = doc.model_dump(exclude={"values"})
     return Baseline(path=source, values=values, units=units, meta=meta)
 
 
 def load_baseline(path: str | Path) -> Baseline:
-    """Read a baseline JSON; ``InputError`` naming the file and what is wrong."""
+    """Read a baseline JSON (regular file, bounded size); ``InputError`` naming the file and what is wrong."""
     path = Path(path)
+    text = read_text_limited(path, "baseline file", InputError)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such baseline file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(text)
+    except (RecursionError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not a readable JSON baseline ({exc.__class__.__name__})") from None
     return parse_baseline(data, str(path))

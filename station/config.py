@@ -1,81 +1,198 @@
 """Station configuration: one TOML file per bench, validated before any device is touched.
 
-Every error names the file, the key (dotted) and what is allowed, so an operator can fix
-the file without reading code. ``default_twin_config`` describes the twin; ``to_toml``
-writes a config back (``station twin`` prints the one that points at itself).
+The file's shape is a set of pydantic v2 models (``extra="forbid"``): one error lists every
+problem with its key path, the value and what is allowed, so an operator can fix the file in
+one go. Every number is bounded and finite, every string from the file is free of control
+characters, resources follow the VISA resource grammar and serial ports are normalised
+``/dev`` paths: all checked before anything opens (exit 2, never 3). ``default_twin_config``
+describes the twin; ``to_toml`` writes a config back with tomli-w.
 """
 
 from __future__ import annotations
 
-import re
+import functools
+import math
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from station.devices.protocols import MOUNT_AXES
 from station.errors import ConfigError
+from station.validation import (
+    FiniteFloat,
+    SafeStr,
+    StrictInteger,
+    normal_device_path,
+    one_line,
+    pattern,
+    read_text_limited,
+)
 
 GRBL_AXES = ("X", "Y", "Z", "A", "B", "C")
 INTERLOCKS = ("none", "mount-aux")
-_RESOURCE_RE = re.compile(r"^(TCPIP\d*::[\w.\-]+::\d+::SOCKET|TCPIP\d*::[\w.\-]+(::[\w.\-]+)?::INSTR"
-                          r"|ASRL[\w/.\-]+::INSTR|USB\d*::[\w:.\-]+::INSTR|GPIB\d*::\d+(::\d+)?::INSTR)$")
-_PORT_RE = re.compile(r"^(/dev/[\w/.\-:+]+|(socket|rfc2217)://[\w.\-]+:\d+|COM\d+)$")
-_HOSTPORT_RE = re.compile(r"^[\w.\-]+:\d{1,5}$")
-_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
+#: Baud rates a serial port accepts (POSIX termios set plus the usual USB-serial rates).
+STANDARD_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 250000, 460800, 500000,
+                      921600, 1000000, 1500000, 2000000)
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,252})"
+_PORTNUM = r"(?:6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
+_DEVPATH = r"/dev/[A-Za-z0-9_./\-:+]{1,200}"
+#: VISA resource grammar (NI-VISA / pyvisa-py): TCPIP SOCKET/INSTR, ASRL, USB, GPIB.
+RESOURCE_RE = (rf"TCPIP\d{{0,2}}::{_HOST}::{_PORTNUM}::SOCKET|TCPIP\d{{0,2}}::{_HOST}(?:::[A-Za-z0-9_.\-]+)?::INSTR"
+               rf"|ASRL(?:\d{{1,3}}|{_DEVPATH}|COM\d{{1,3}})::INSTR"
+               r"|USB\d{0,2}::(?:0x[0-9A-Fa-f]{1,4}|\d{1,5})::(?:0x[0-9A-Fa-f]{1,4}|\d{1,5})::[A-Za-z0-9_.\-]{1,64}"
+               r"(?:::\d{1,3})?::INSTR|GPIB\d{0,2}::\d{1,2}(?:::\d{1,2})?::INSTR")
+PORT_RE = rf"{_DEVPATH}|(?:socket|rfc2217)://{_HOST}:{_PORTNUM}|COM\d{{1,3}}"
+HOSTPORT_RE = rf"{_HOST}:{_PORTNUM}"
+SLUG_RE = r"[a-z0-9][a-z0-9.\-]{0,63}"
+SERIAL_RE = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}"
+DATABASE_RE = r"sqlite:///[^\s?#]{1,1000}|postgresql(?:\+[a-z0-9]+)?://[!-~]{1,1000}"
+OPERATOR_RE = rf"prompt|tcp://{HOSTPORT_RE}"
+
+_FORBID = ConfigDict(extra="forbid")
 
 
-@dataclass(frozen=True)
+def _checked(label: str) -> Any:
+    """A frozen pydantic dataclass whose direct construction (from CLI options or code) raises a one-line
+    ``ConfigError`` naming ``label`` and the key, as a file's problems do (not pydantic's multi-line text).
+    Validation of a whole file goes through the models, which collect every problem first."""
+
+    def wrap(cls: type) -> type:
+        cls = dataclass(frozen=True, config=_FORBID)(cls)
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                init(self, *args, **kwargs)
+            except ValidationError as exc:
+                raise ConfigError(one_line(label, exc, cls)) from None
+
+        cls.__init__ = checked_init  # type: ignore[method-assign]
+        return cls
+
+    return wrap
+
+
+def _device_paths_normal(value: str) -> str:
+    for part in value.split("::"):
+        for start in ("ASRL", ""):
+            path = part.removeprefix(start)
+            if path.startswith("/dev") and not normal_device_path(path):
+                raise ValueError("a device path must be a normalised /dev/... path (no '..', no '//')")
+    return value
+
+
+Resource = Annotated[SafeStr, pattern(RESOURCE_RE, "a VISA resource: TCPIP0::host::5025::SOCKET, "
+                                                   "ASRL/dev/ttyUSB0::INSTR or USB0::0x1AB1::0x0588::SERIAL::INSTR"),
+                     AfterValidator(_device_paths_normal)]
+SerialPort = Annotated[SafeStr, pattern(PORT_RE, "a serial device (/dev/...), socket://host:port, "
+                                                 "rfc2217://host:port or COMn"),
+                       AfterValidator(_device_paths_normal)]
+Slug = Annotated[SafeStr, pattern(SLUG_RE, "a lower-case name (letters, digits, '-', '.')")]
+TimeoutS = Annotated[FiniteFloat, Field(gt=0.0, le=3600.0, description="0 < s <= 3600")]
+Serial = Annotated[SafeStr, pattern(SERIAL_RE, "a serial number: letters, digits, '.', '_', '-'")]
+
+
+@_checked("instrument config")
 class InstrumentConfig:
     """A VISA instrument: resource string, I/O timeout, command dialect."""
 
-    resource: str
-    timeout_s: float = 2.0
-    dialect: str = "generic"
+    resource: Resource
+    timeout_s: TimeoutS = 2.0
+    dialect: Slug = "generic"
     #: How the safe state can cut the light's power without its own link: "none", or "mount-aux"
     #: (a relay on the mount controller's flood output, M8/M9, which a controller reset opens).
-    interlock: str = "none"
+    interlock: Literal["none", "mount-aux"] = "none"
 
 
-@dataclass(frozen=True)
+@_checked("mount axis config")
 class AxisConfig:
     """A logical mount axis bound to a controller axis, with soft limits in mm or deg."""
 
-    axis: str
-    min: float
-    max: float
+    axis: Literal["X", "Y", "Z", "A", "B", "C"]
+    min: Annotated[FiniteFloat, Field(ge=-1e5, le=1e5)]
+    max: Annotated[FiniteFloat, Field(ge=-1e5, le=1e5)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AxisConfig:
+        if not self.min < self.max:
+            raise ValueError(f"min {self.min} must be below max {self.max}")
+        return self
 
 
-@dataclass(frozen=True)
+AxisName = Literal["focus", "distance", "pan", "tilt"]
+assert set(AxisName.__args__) == set(MOUNT_AXES), "AxisName must list station.devices.protocols.MOUNT_AXES"
+
+
+@_checked("mount config")
 class MountConfig:
     """The GRBL/grblHAL mount: serial port, baud rate, motion timeout, axis bindings."""
 
-    port: str
-    baudrate: int = 115200
-    timeout_s: float = 60.0
-    axes: dict[str, AxisConfig] = field(default_factory=dict)
+    port: SerialPort
+    baudrate: Annotated[StrictInteger, AfterValidator(lambda v: _baudrate(v))] = 115200
+    timeout_s: TimeoutS = 60.0
+    axes: dict[AxisName, AxisConfig] = Field(default_factory=dict)
+
+    @field_validator("axes")
+    @classmethod
+    def _distinct(cls, axes: dict[str, AxisConfig]) -> dict[str, AxisConfig]:
+        letters = [a.axis for a in axes.values()]
+        if len(set(letters)) != len(letters):
+            raise ValueError(f"two logical axes share a controller axis: {letters}")
+        return axes
 
 
-@dataclass(frozen=True)
+def _baudrate(value: int) -> int:
+    if value not in STANDARD_BAUDRATES:
+        raise ValueError(f"allowed: a standard baud rate ({', '.join(map(str, STANDARD_BAUDRATES))})")
+    return value
+
+
+@_checked("dut config")
 class DutConfig:
     """The phone's test service (on a bench: after ``adb forward tcp:P tcp:P``)."""
 
-    host: str
-    port: int
-    timeout_s: float = 10.0
+    host: Annotated[SafeStr, pattern(_HOST, "a host name or IPv4 address (ASCII)")]
+    port: Annotated[StrictInteger, Field(ge=1, le=65535)]
+    timeout_s: TimeoutS = 10.0
 
 
-@dataclass(frozen=True)
+def _fault_value(value: Any) -> Any:
+    if isinstance(value, bool) or (isinstance(value, int) and abs(value) <= 2**53):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, str) and len(value) <= 512 and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        return value
+    raise ValueError("allowed: a boolean, a finite number or a one-line string")
+
+
+FaultValue = Annotated[Any, AfterValidator(_fault_value)]
+
+
+@_checked("twin settings")
 class TwinConfig:
     """Settings of the twin behind this station (absent on a real bench)."""
 
-    control: str = ""  # host:port of the twin's control interface (operator stand-in, truth)
-    seed: int = 1
-    firmware: str = "golden"
-    resolution: str = "ci"
-    time_scale: float = 0.05
-    faults: dict[str, Any] = field(default_factory=dict)
+    control: Annotated[SafeStr, pattern(f"(?:{HOSTPORT_RE})?", "host:port")] = ""  # operator stand-in, truth
+    seed: Annotated[StrictInteger, Field(ge=0, le=2**32 - 1)] = 1
+    firmware: Annotated[SafeStr, pattern(SLUG_RE, "a firmware build name (station twin firmware --json)")] = "golden"
+    resolution: Literal["ci", "full"] = "ci"
+    time_scale: Annotated[FiniteFloat, Field(ge=0.0, le=100.0)] = 0.05  # 0: no real waiting
+    faults: dict[Annotated[SafeStr, pattern(r"[a-z0-9][a-z0-9_.\-]{0,63}", "a lower-case fault name")],
+                 FaultValue] = Field(default_factory=dict)
+
+
+@_checked("records config")
+class RecordsConfig:
+    """Where records also go (a database URL), and the serials of the golden units."""
+
+    database: Annotated[SafeStr, pattern(DATABASE_RE, "sqlite:///path or postgresql://user@host/db")] | None = None
+    golden_units: tuple[Serial, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,159 +206,83 @@ class StationConfig:
     dut: DutConfig
     twin: TwinConfig | None = None
     source: str = "<built-in>"
+    #: How the operator is reached: None (no operator), "prompt" (this terminal) or "tcp://HOST:PORT".
+    operator: str | None = None
+    #: A lens catalogue file (absolute, or relative to the station file's folder when loaded).
+    lens_catalog: Path | None = None
+    records: RecordsConfig = RecordsConfig()
 
 
-# --- validation helpers -------------------------------------------------------------
+# --- the file's shape ------------------------------------------------------------------
 
-def _fail(source: str, key: str, message: str) -> ConfigError:
-    return ConfigError(f"{source}: {key}: {message}")
+class StationTable(BaseModel):
+    """``[station]``."""
 
-
-def _check_keys(source: str, prefix: str, table: Any, allowed: dict[str, bool]) -> dict[str, Any]:
-    """Check that ``table`` is a table whose keys are in ``allowed`` (key -> required)."""
-    where = prefix or "top level"
-    if not isinstance(table, dict):
-        raise _fail(source, where, f"expected a table, got {type(table).__name__}")
-    for key in table:
-        if key not in allowed:
-            raise _fail(source, _join(prefix, key),
-                        f"unknown key; allowed here: {', '.join(sorted(allowed))}")
-    for key, required in allowed.items():
-        if required and key not in table:
-            raise _fail(source, _join(prefix, key), "missing; this key is required")
-    return table
+    model_config = _FORBID
+    name: Slug = "station"
+    operator: Annotated[SafeStr, pattern(OPERATOR_RE, "prompt or tcp://HOST:PORT")] | None = None
+    lens_catalog: Annotated[SafeStr, Field(min_length=1, max_length=4096)] | None = None
 
 
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
+class DutTable(BaseModel):
+    """``[dut]``: the phone's address as host:port."""
+
+    model_config = _FORBID
+    address: Annotated[SafeStr, pattern(HOSTPORT_RE, "host:port (ASCII host, port 1..65535), "
+                                                     "e.g. 127.0.0.1:7000 after adb forward")]
+    timeout_s: TimeoutS = 10.0
 
 
-def _get(source: str, table: dict[str, Any], prefix: str, key: str, kind: type | tuple[type, ...],
-         default: Any = None, check: Callable[[Any], bool] | None = None, allowed: str = "") -> Any:
-    if key not in table:
-        return default
-    value = table[key]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-        names = " or ".join(k.__name__ for k in kinds)
-        raise _fail(source, _join(prefix, key), f"expected {names}, got {type(value).__name__} {value!r}")
-    if check is not None and not check(value):
-        raise _fail(source, _join(prefix, key), f"got {value!r}; allowed: {allowed}")
-    return value
+class StationFile(BaseModel):
+    """A station TOML document."""
 
+    model_config = _FORBID
+    station: StationTable = StationTable()
+    light: InstrumentConfig
+    meter: InstrumentConfig
+    mount: MountConfig
+    dut: DutTable
+    twin: TwinConfig | None = None
+    records: RecordsConfig = RecordsConfig()
 
-def _positive(value: float) -> bool:
-    return value > 0
+    @field_validator("meter")
+    @classmethod
+    def _meter_has_no_interlock(cls, meter: InstrumentConfig) -> InstrumentConfig:
+        if meter.interlock != "none":
+            raise ValueError("only the light has an interlock")
+        return meter
 
-
-def _instrument(source: str, data: dict[str, Any], name: str) -> InstrumentConfig:
-    allowed = {"resource": True, "timeout_s": False, "dialect": False}
-    if name == "light":
-        allowed["interlock"] = False
-    table = _check_keys(source, name, data.get(name), allowed)
-    return InstrumentConfig(
-        resource=_get(source, table, name, "resource", str, check=_RESOURCE_RE.match,
-                      allowed="a VISA resource: TCPIP0::host::5025::SOCKET or ASRL/dev/ttyUSB0::INSTR"),
-        timeout_s=_get(source, table, name, "timeout_s", float, 2.0, _positive, "a number > 0"),
-        dialect=_get(source, table, name, "dialect", str, "generic", _SLUG_RE.match,
-                     "a lower-case dialect name"),
-        interlock=_get(source, table, name, "interlock", str, "none", lambda v: v in INTERLOCKS,
-                       ", ".join(INTERLOCKS)),
-    )
-
-
-def _mount(source: str, data: dict[str, Any]) -> MountConfig:
-    table = _check_keys(source, "mount", data.get("mount"),
-                        {"port": True, "baudrate": False, "timeout_s": False, "axes": True})
-    axes_table = _check_keys(source, "mount.axes", table["axes"], {name: False for name in MOUNT_AXES})
-    axes: dict[str, AxisConfig] = {}
-    for name, spec in axes_table.items():
-        prefix = f"mount.axes.{name}"
-        spec = _check_keys(source, prefix, spec, {"axis": True, "min": True, "max": True})
-        axis = _get(source, spec, prefix, "axis", str, check=lambda a: a in GRBL_AXES,
-                    allowed=", ".join(GRBL_AXES))
-        lo = _get(source, spec, prefix, "min", float)
-        hi = _get(source, spec, prefix, "max", float)
-        if not lo < hi:
-            raise _fail(source, prefix, f"min {lo} must be below max {hi}")
-        axes[name] = AxisConfig(axis=axis, min=lo, max=hi)
-    letters = [a.axis for a in axes.values()]
-    if len(set(letters)) != len(letters):
-        raise _fail(source, "mount.axes", f"two logical axes share a controller axis: {letters}")
-    return MountConfig(
-        port=_get(source, table, "mount", "port", str, check=_PORT_RE.match,
-                  allowed="a serial device (/dev/...), socket://host:port or rfc2217://host:port"),
-        baudrate=_get(source, table, "mount", "baudrate", int, 115200, _positive, "an integer > 0"),
-        timeout_s=_get(source, table, "mount", "timeout_s", float, 60.0, _positive, "a number > 0"),
-        axes=axes,
-    )
-
-
-def _dut(source: str, data: dict[str, Any]) -> DutConfig:
-    table = _check_keys(source, "dut", data.get("dut"), {"address": True, "timeout_s": False})
-    address = _get(source, table, "dut", "address", str, check=_HOSTPORT_RE.match,
-                   allowed="host:port, e.g. 127.0.0.1:7000 after adb forward")
-    host, port = address.rsplit(":", 1)
-    if not 0 < int(port) < 65536:
-        raise _fail(source, "dut.address", f"port {port} out of range 1..65535")
-    return DutConfig(host=host, port=int(port),
-                     timeout_s=_get(source, table, "dut", "timeout_s", float, 10.0, _positive,
-                                    "a number > 0"))
-
-
-def _twin(source: str, data: dict[str, Any]) -> TwinConfig | None:
-    if "twin" not in data:
-        return None
-    allowed = {"control": False, "seed": False, "firmware": False, "resolution": False,
-               "time_scale": False, "faults": False}
-    table = _check_keys(source, "twin", data["twin"], allowed)
-    faults = _get(source, table, "twin", "faults", dict, {})
-    for key, value in faults.items():
-        if not _SLUG_RE.match(key.replace("_", "-")):
-            raise _fail(source, f"twin.faults.{key}", "fault names are lower-case words")
-        if not isinstance(value, (bool, int, float, str)):
-            raise _fail(source, f"twin.faults.{key}", "expected a boolean, number or string")
-    return TwinConfig(
-        control=_get(source, table, "twin", "control", str, "", _HOSTPORT_RE.match, "host:port"),
-        seed=_get(source, table, "twin", "seed", int, 1),
-        firmware=_get(source, table, "twin", "firmware", str, "golden", _SLUG_RE.match,
-                      "a firmware build name (station twin firmware --json)"),
-        resolution=_get(source, table, "twin", "resolution", str, "ci",
-                        lambda v: v in ("ci", "full"), "ci, full"),
-        time_scale=_get(source, table, "twin", "time_scale", float, 0.05,
-                        lambda v: v >= 0, "a number >= 0 (0: no real waiting)"),
-        faults=dict(faults),
-    )
+    @field_validator("mount")
+    @classmethod
+    def _mount_has_axes(cls, mount: MountConfig) -> MountConfig:
+        if not mount.axes:
+            raise ValueError("[mount.axes] needs at least one axis (focus, distance, pan, tilt)")
+        return mount
 
 
 def parse_config(data: dict[str, Any], source: str = "<built-in>") -> StationConfig:
-    """Validate a parsed TOML document into a ``StationConfig``; raise ``ConfigError``."""
-    _check_keys(source, "", data, {"station": False, "light": True, "meter": True, "mount": True,
-                                   "dut": True, "twin": False})
-    station = _check_keys(source, "station", data.get("station", {}), {"name": False})
-    return StationConfig(
-        name=_get(source, station, "station", "name", str, "station", _SLUG_RE.match,
-                  "a lower-case name (letters, digits, '-', '.')"),
-        light=_instrument(source, data, "light"),
-        meter=_instrument(source, data, "meter"),
-        mount=_mount(source, data),
-        dut=_dut(source, data),
-        twin=_twin(source, data),
-        source=source,
-    )
+    """Validate a parsed TOML document into a ``StationConfig``; raise ``ConfigError`` listing every problem."""
+    try:
+        doc = StationFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(one_line(source, exc, StationFile)) from None
+    host, port = doc.dut.address.rsplit(":", 1)
+    catalog = doc.station.lens_catalog
+    lens_catalog = None
+    if catalog is not None:
+        lens_catalog = Path(catalog)
+        if not lens_catalog.is_absolute() and source not in ("<built-in>", ""):
+            lens_catalog = Path(source).parent / lens_catalog
+    return StationConfig(name=doc.station.name, light=doc.light, meter=doc.meter, mount=doc.mount,
+                         dut=DutConfig(host=host, port=int(port), timeout_s=doc.dut.timeout_s), twin=doc.twin,
+                         source=source, operator=doc.station.operator, lens_catalog=lens_catalog,
+                         records=doc.records)
 
 
 def load_config(path: str | Path) -> StationConfig:
-    """Read and validate a station TOML; every failure is a one-line ``ConfigError``."""
+    """Read (regular file, bounded size) and validate a station TOML; every failure is a one-line ``ConfigError``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such station file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read station file ({exc.__class__.__name__})") from None
+    text = read_text_limited(path, "station file", ConfigError, max_bytes=1_000_000)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -274,39 +315,45 @@ def twin_config(light_port: int, meter_port: int, pty: str, dut_port: int, contr
     )
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+def _instrument_table(inst: InstrumentConfig, light: bool) -> dict[str, Any]:
+    table: dict[str, Any] = {"resource": inst.resource, "timeout_s": inst.timeout_s, "dialect": inst.dialect}
+    if light:
+        table["interlock"] = inst.interlock
+    return table
+
+
+def to_document(config: StationConfig) -> dict[str, Any]:
+    """The TOML document (a dict) of a config; ``parse_config`` reads it back to an equal config."""
+    station: dict[str, Any] = {"name": config.name}
+    if config.operator is not None:
+        station["operator"] = config.operator
+    if config.lens_catalog is not None:
+        station["lens_catalog"] = str(config.lens_catalog)
+    m = config.mount
+    doc: dict[str, Any] = {
+        "station": station,
+        "light": _instrument_table(config.light, True),
+        "meter": _instrument_table(config.meter, False),
+        "mount": {"port": m.port, "baudrate": m.baudrate, "timeout_s": m.timeout_s,
+                  "axes": {name: {"axis": a.axis, "min": a.min, "max": a.max} for name, a in m.axes.items()}},
+        "dut": {"address": f"{config.dut.host}:{config.dut.port}", "timeout_s": config.dut.timeout_s},
+    }
+    records: dict[str, Any] = {}
+    if config.records.database is not None:
+        records["database"] = config.records.database
+    if config.records.golden_units:
+        records["golden_units"] = list(config.records.golden_units)
+    if records:
+        doc["records"] = records
+    if config.twin is not None:
+        t = config.twin
+        doc["twin"] = {"control": t.control, "seed": t.seed, "firmware": t.firmware, "resolution": t.resolution,
+                       "time_scale": t.time_scale}
+        if t.faults:
+            doc["twin"]["faults"] = dict(t.faults)
+    return doc
 
 
 def to_toml(config: StationConfig) -> str:
-    """Write a config as TOML that ``load_config`` reads back to an equal config."""
-    lines = ["[station]", f"name = {_toml_value(config.name)}", ""]
-    for name in ("light", "meter"):
-        inst: InstrumentConfig = getattr(config, name)
-        lines += [f"[{name}]", f"resource = {_toml_value(inst.resource)}",
-                  f"timeout_s = {inst.timeout_s!r}", f"dialect = {_toml_value(inst.dialect)}"]
-        if name == "light":
-            lines.append(f"interlock = {_toml_value(inst.interlock)}")
-        lines.append("")
-    m = config.mount
-    lines += ["[mount]", f"port = {_toml_value(m.port)}", f"baudrate = {m.baudrate}",
-              f"timeout_s = {m.timeout_s!r}", ""]
-    for axis_name, axis in m.axes.items():
-        lines += [f"[mount.axes.{axis_name}]", f"axis = {_toml_value(axis.axis)}",
-                  f"min = {axis.min!r}", f"max = {axis.max!r}", ""]
-    lines += ["[dut]", f"address = {_toml_value(f'{config.dut.host}:{config.dut.port}')}",
-              f"timeout_s = {config.dut.timeout_s!r}", ""]
-    if config.twin is not None:
-        t = config.twin
-        lines += ["[twin]", f"control = {_toml_value(t.control)}", f"seed = {t.seed}",
-                  f"firmware = {_toml_value(t.firmware)}", f"resolution = {_toml_value(t.resolution)}",
-                  f"time_scale = {t.time_scale!r}", ""]
-        if t.faults:
-            lines += ["[twin.faults]"] + [f"{k} = {_toml_value(v)}" for k, v in t.faults.items()] + [""]
-    return "\n".join(lines)
+    """Write a config as TOML (tomli-w) that ``load_config`` reads back to an equal config."""
+    return tomli_w.dumps(to_document(config))

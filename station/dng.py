@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -25,8 +26,11 @@ import tifffile
 
 from station import __version__
 from station.atomic import atomic_write_bytes
+from station.dng_checks import DescriptionMetadata, check_raw_page
 from station.errors import InputError
 from station.frame import CFA_PATTERNS, Frame
+from station.tiffcheck import check_tiff_structure, quiet_tifffile
+from station.validation import read_bytes_limited, validate
 
 DNG_VERSION = (1, 4, 0, 0)
 DNG_BACKWARD_VERSION = (1, 1, 0, 0)
@@ -52,6 +56,8 @@ _BLACK_REPEAT, _BLACK_LEVEL, _WHITE_LEVEL = 50713, 50714, 50717
 _COLOR_MATRIX1, _AS_SHOT_NEUTRAL, _ILLUMINANT1 = 50721, 50728, 50778
 _ACTIVE_AREA = 50829
 _PHOTOMETRIC_CFA, _PHOTOMETRIC_LINEAR_RAW = 32803, 34892
+#: Largest DNG read (bytes): a 200 MP 16-bit raw is 400 MB.
+MAX_DNG_BYTES = 512 * 1024 * 1024
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -151,12 +157,13 @@ def read_dng(source: str | Path | bytes | bytearray | memoryview) -> Frame:
         name, raw_bytes = "<DNG bytes>", bytes(source)
     else:
         name = str(source)
-        try:
-            raw_bytes = Path(source).read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{name}: no such file (expected a DNG)") from None
-        except OSError as exc:
-            raise InputError(f"{name}: cannot read ({exc.strerror}); expected a DNG") from None
+        raw_bytes = read_bytes_limited(source, "DNG file", InputError, max_bytes=MAX_DNG_BYTES)
+    check_tiff_structure(raw_bytes, name, what="a DNG")
+    with quiet_tifffile():
+        return _read_checked(raw_bytes, name)
+
+
+def _read_checked(raw_bytes: bytes, name: str) -> Frame:
     try:
         tif = tifffile.TiffFile(io.BytesIO(raw_bytes))
     except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error...
@@ -167,8 +174,8 @@ def read_dng(source: str | Path | bytes | bytearray | memoryview) -> Frame:
             if _DNG_VERSION not in first.tags:
                 raise InputError(f"{name}: not a DNG (a TIFF without the DNGVersion tag)")
             page = _raw_page(tif, name)
-            tags = _TagReader(first, page)
-            _check_extent(page, len(raw_bytes), name)
+            tags = _TagReader(first, page, name)
+            check_raw_page(page, tags, raw_bytes, name)
             try:
                 data, cfa, black, white = _pixels_tifffile(page, tags, name)
             except _NeedRawpyError:
@@ -177,7 +184,7 @@ def read_dng(source: str | Path | bytes | bytearray | memoryview) -> Frame:
             raise
         except Exception as exc:
             raise InputError(f"{name}: unreadable DNG ({_short(exc)})") from None
-    return _frame(data, cfa, black, white, tags)
+    return _frame(data, cfa, black, white, tags, name)
 
 
 class _NeedRawpyError(Exception):
@@ -187,7 +194,8 @@ class _NeedRawpyError(Exception):
 class _TagReader:
     """Tag values of the raw IFD, falling back to IFD0 and its EXIF IFD (as DNG readers do)."""
 
-    def __init__(self, first: Any, page: Any) -> None:
+    def __init__(self, first: Any, page: Any, name: str = "<DNG>") -> None:
+        self.name = name
         self.pages = [page, first] if page is not first else [first]
         exif = first.tags.get(_EXIF_IFD)
         self.exif: dict[str, Any] = exif.value if exif is not None and isinstance(exif.value, dict) else {}
@@ -207,7 +215,9 @@ class _TagReader:
                 value = tag.value
                 values = list(value) if isinstance(value, tuple | list | bytes) else [value]
                 if int(tag.dtype) in (5, 10):  # RATIONAL, SRATIONAL
-                    return _from_rationals(values)
+                    return _from_rationals(values, f"{self.name}: {tag.name}")
+                if not all(isinstance(v, int | float) for v in values):
+                    raise InputError(f"{self.name}: {tag.name} {_clip(values)}: expected numbers")
                 return [float(v) for v in values]
         return None
 
@@ -227,13 +237,6 @@ def _raw_page(tif: tifffile.TiffFile, name: str) -> Any:
     if _PHOTOMETRIC_LINEAR_RAW in photometrics:
         raise InputError(f"{name}: a LinearRaw (demosaiced) DNG; expected a CFA (Bayer) DNG")
     raise InputError(f"{name}: DNG without a CFA raw image (PhotometricInterpretation 32803)")
-
-
-def _check_extent(page: Any, size: int, name: str) -> None:
-    ends = [int(o) + int(n) for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)]
-    if not ends or max(ends) > size:
-        need = max(ends) if ends else "?"
-        raise InputError(f"{name}: truncated DNG (image data needs {need} bytes, file has {size})")
 
 
 def _pixels_tifffile(page: Any, tags: _TagReader, name: str) -> tuple[np.ndarray, str, int, int]:
@@ -285,8 +288,10 @@ def _check_cfa(cfa: str, name: str) -> None:
         raise InputError(f"{name}: CFA pattern {cfa} not supported; expected {', '.join(CFA_PATTERNS)}")
 
 
-def _frame(data: np.ndarray, cfa: str, black: int, white: int, tags: _TagReader) -> Frame:
-    ours = _our_description(tags.get(_DESCRIPTION))
+def _frame(data: np.ndarray, cfa: str, black: int, white: int, tags: _TagReader, name: str) -> Frame:
+    if not 0 <= black < white:
+        raise InputError(f"{name}: BlackLevel {black} must be below WhiteLevel {white}")
+    ours = _our_description(tags.get(_DESCRIPTION), name)
     meta: dict[str, Any] = {}
     if ours is not None:
         keys = ("sensor", "bit_depth", "analog_gain", "lens", "dut_serial", "firmware", "timestamp", "extra")
@@ -322,13 +327,18 @@ def _frame(data: np.ndarray, cfa: str, black: int, white: int, tags: _TagReader)
                 meta["timestamp"] = datetime.strptime(str(stamp).strip(), "%Y:%m:%d %H:%M:%S").isoformat()
     exposure = tags.numbers(_EXPOSURE_TIME)
     if exposure is None and tags.exif.get("ExposureTime") is not None:
-        exposure = _from_rationals(tags.exif["ExposureTime"])
+        exposure = _from_rationals(tags.exif["ExposureTime"], f"{name}: ExposureTime")
     exposure_s = exposure[0] if exposure else None
+    if exposure_s is not None and not (math.isfinite(exposure_s) and 0 <= exposure_s <= 3600):
+        raise InputError(f"{name}: ExposureTime {exposure_s!r} s: expected a finite time of 0 .. 3600 s")
+    if "bit_depth" in meta and white > (1 << int(meta["bit_depth"])) - 1:
+        raise InputError(f"{name}: WhiteLevel {white} does not fit bit_depth {meta['bit_depth']}")
     return Frame(data=data, cfa=cfa, black_level=black, white_level=white,
                  exposure_s=exposure_s if exposure_s else None, **meta)
 
 
-def _our_description(value: Any) -> dict[str, Any] | None:
+def _our_description(value: Any, name: str) -> dict[str, Any] | None:
+    """Our metadata from ImageDescription, validated (``InputError`` naming the key); None if not ours."""
     if not isinstance(value, str) or _DESCRIPTION_KEY not in value:
         return None
     try:
@@ -336,15 +346,27 @@ def _our_description(value: Any) -> dict[str, Any] | None:
     except ValueError:
         return None
     ours = parsed.get(_DESCRIPTION_KEY) if isinstance(parsed, dict) else None
-    return ours if isinstance(ours, dict) else None
+    if not isinstance(ours, dict):
+        return None
+    model = validate(DescriptionMetadata, ours, f"{name}: ImageDescription", InputError)
+    return model.model_dump(exclude_unset=True)
 
 
-def _from_rationals(value: Any) -> list[float]:
-    """(S)RATIONAL values as floats: tifffile gives a flat (num, den, ...) tuple (or pairs)."""
+def _from_rationals(value: Any, what: str = "rational") -> list[float]:
+    """(S)RATIONAL values as floats: tifffile gives a flat (num, den, ...) tuple (or pairs); 0 denominators refused."""
     flat = list(value) if isinstance(value, tuple | list) else [value]
     if flat and isinstance(flat[0], tuple | list):
         flat = [v for pair in flat for v in pair]
-    return [flat[i] / flat[i + 1] if flat[i + 1] else 0.0 for i in range(0, len(flat) - 1, 2)]
+    pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat) - 1, 2)]
+    for num, den in pairs:
+        if not den:
+            raise InputError(f"{what} {num}/{den}: a zero denominator")
+    return [num / den for num, den in pairs]
+
+
+def _clip(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _short(exc: BaseException) -> str:

@@ -11,6 +11,8 @@ decoding, as stored for float); ``black_level`` and ``white_level`` give that sc
 
 from __future__ import annotations
 
+import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,11 @@ import cv2
 import numpy as np
 import tifffile
 
+from station.dng import MAX_DNG_BYTES
+from station.dng_checks import MAX_PIXELS
 from station.errors import InputError
+from station.tiffcheck import check_tiff_structure, quiet_tifffile
+from station.validation import read_bytes_limited
 
 _TIFF_SUFFIXES = {".tif", ".tiff"}
 
@@ -63,17 +69,24 @@ def load_image(path: str | Path, linear: bool = False) -> LoadedImage:
     if not path.is_file():
         raise InputError(f"{name}: no such file (expected a PNG, JPEG, TIFF or DNG image)")
     suffix = path.suffix.lower()
-    if suffix == ".dng" or (suffix in _TIFF_SUFFIXES and _is_dng(path)):
+    if suffix == ".dng":
         return _load_dng(path)
-    pixels = _read_tiff(path) if suffix in _TIFF_SUFFIXES else None
+    pixels = None
+    if suffix in _TIFF_SUFFIXES:
+        raw = read_bytes_limited(path, "TIFF image", InputError, max_bytes=MAX_DNG_BYTES)
+        check_tiff_structure(raw, name)
+        with quiet_tifffile():
+            if _is_dng(raw):
+                return _load_dng(path)
+            pixels = _read_tiff(raw, name)
     if pixels is None:
         pixels = _read_cv2(path)
     return _from_pixels(pixels, name, linear)
 
 
-def _is_dng(path: Path) -> bool:
+def _is_dng(raw: bytes) -> bool:
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(io.BytesIO(raw)) as tif:
             return tif.pages.first.is_dng
     except Exception:
         return False
@@ -96,15 +109,19 @@ def _load_dng(path: Path) -> LoadedImage:
     )
 
 
-def _read_tiff(path: Path) -> np.ndarray | None:
+def _read_tiff(raw: bytes, name: str) -> np.ndarray | None:
     """RGB(A)/gray pixels of a TIFF's first image with tifffile (None: let OpenCV try)."""
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(io.BytesIO(raw)) as tif:
             page = tif.pages.first
+            if math.prod(page.shape) > MAX_PIXELS * 4:  # a crafted header must not make us allocate gigabytes
+                raise InputError(f"{name}: TIFF image of shape {page.shape}: more than {MAX_PIXELS} pixels")
             pixels = page.asarray()
             if pixels.ndim == 3 and int(page.planarconfig) == 2 and pixels.shape[0] <= 4:
                 pixels = np.moveaxis(pixels, 0, -1)
             return pixels
+    except InputError:
+        raise
     except Exception:
         return None
 
@@ -131,6 +148,8 @@ def _from_pixels(pixels: np.ndarray, name: str, linear: bool) -> LoadedImage:
         pixels = pixels[..., 0]
     if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
         raise InputError(f"{name}: image shape {pixels.shape} not supported (expected gray or RGB)")
+    if min(pixels.shape[:2]) < 1:
+        raise InputError(f"{name}: an empty {pixels.shape[1]}x{pixels.shape[0]} image")
     kind = "gray" if pixels.ndim == 2 else "rgb"
     dtype = pixels.dtype
     if dtype == np.uint8:
@@ -144,6 +163,9 @@ def _from_pixels(pixels: np.ndarray, name: str, linear: bool) -> LoadedImage:
         return LoadedImage(data=pixels.astype(np.float32), kind=kind, path=name,
                            white_level=float((1 << bits) - 1), bit_depth=bits)
     if np.issubdtype(dtype, np.floating):
+        bad = pixels.size - int(np.count_nonzero(np.isfinite(pixels)))
+        if bad:
+            raise InputError(f"{name}: {bad} pixel value(s) not finite (NaN or inf); a float image must be finite")
         return LoadedImage(data=pixels.astype(np.float32, copy=False), kind=kind, path=name,
                            white_level=1.0, bit_depth=dtype.itemsize * 8)
     raise InputError(f"{name}: pixel type {dtype} not supported (expected 8/16-bit or float)")

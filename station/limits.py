@@ -18,25 +18,28 @@
     tolerance_abs = 1.0        # or tolerance_pct = 2.0 (of the baseline value)
     direction = "any"          # any | increase | decrease: which change is a regression
 
-Every error is one line naming the file, the key and what is allowed.
+The file's shape is a set of pydantic v2 models (``extra="forbid"``): one error, on one line,
+lists every problem with its key path, the value and what is allowed.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from station.errors import ConfigError
-from station.measurements import DIRECTIONS, Limits, Tolerance
+from station.measurements import Limits, Tolerance
+from station.validation import FiniteFloat, SafeStr, pattern, read_text_limited, validate
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
-_CASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=+\-]*$")
 DEFAULT_PRODUCT = "m-phone"
+_FORBID = ConfigDict(extra="forbid")
+MeasurementName = Annotated[str, pattern(r"[a-z][a-z0-9_]{0,63}", "lower-case letters, digits and '_'")]
+CaseName = Annotated[str, pattern(r"[A-Za-z0-9][A-Za-z0-9._/=+\-]{0,199}", "letters, digits and . _ / = + -")]
+MarginalPct = Annotated[FiniteFloat, Field(ge=0.0, le=49.0, description="% of the span")]
 
 
 def limits_dir() -> Path:
@@ -81,119 +84,119 @@ class LimitsFile:
         return {"path": self.path, "product": self.product, "version": self.version}
 
 
-def _fail(source: str, key: str, message: str) -> ConfigError:
-    return ConfigError(f"{source}: {key}: {message}")
+# --- the file's shape ------------------------------------------------------------------
+
+class _Bounds(BaseModel):
+    model_config = _FORBID
+    low: FiniteFloat | None = None
+    high: FiniteFloat | None = None
+    marginal_pct: MarginalPct | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Bounds:
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(f"low {self.low:g} must be below high {self.high:g}")
+        return self
 
 
-def _table(source: str, key: str, value: Any, allowed: set[str], required: set[str] = frozenset()) -> dict:
-    if not isinstance(value, dict):
-        raise _fail(source, key, f"expected a table, got {type(value).__name__}")
-    for name in value:
-        if name not in allowed:
-            raise _fail(source, f"{key}.{name}", f"unknown key; allowed here: {', '.join(sorted(allowed))}")
-    for name in sorted(required):
-        if name not in value:
-            raise _fail(source, f"{key}.{name}", "missing; this key is required")
-    return value
+class CaseSpec(_Bounds):
+    """``[measurements.<name>.case."<case>"]``: overrides of low / high / marginal_pct."""
 
 
-def _number(source: str, key: str, value: Any, lo: float = -math.inf, hi: float = math.inf,
-            allowed: str = "a finite number") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not lo <= value <= hi:
-        raise _fail(source, key, f"got {value!r}; allowed: {allowed}")
-    return float(value)
+class MeasurementSpec(_Bounds):
+    """``[measurements.<name>]``: unit, limits, optional per-case overrides."""
+
+    unit: Annotated[SafeStr, Field(min_length=1, max_length=32), pattern(r"\S(?:.*\S)?",
+                    'a unit such as "lux", "mm", "DN", "1" for a ratio')]
+    description: SafeStr | None = None
+    case: dict[CaseName, CaseSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cases_ordered(self) -> MeasurementSpec:
+        for name, spec in self.case.items():
+            low = spec.low if spec.low is not None else self.low
+            high = spec.high if spec.high is not None else self.high
+            if low is not None and high is not None and not low < high:
+                raise ValueError(f"case {name!r}: low {low:g} must be below high {high:g}")
+        return self
 
 
-def _limits(source: str, key: str, spec: dict[str, Any], unit: str, base: Limits | None = None) -> Limits:
-    low = _number(source, f"{key}.low", spec["low"]) if "low" in spec else (base.low if base else None)
-    high = _number(source, f"{key}.high", spec["high"]) if "high" in spec else (base.high if base else None)
-    marginal = (_number(source, f"{key}.marginal_pct", spec["marginal_pct"], 0.0, 49.0, "0 .. 49 (% of the span)")
-                if "marginal_pct" in spec else (base.marginal_pct if base else 0.0))
-    if low is not None and high is not None and not low < high:
-        raise _fail(source, key, f"low {low:g} must be below high {high:g}")
-    return Limits(unit=unit, low=low, high=high, marginal_pct=marginal)
+class ToleranceSpec(BaseModel):
+    """``[regression.<name>]``: exactly one of tolerance_abs (in the unit) or tolerance_pct."""
+
+    model_config = _FORBID
+    tolerance_abs: Annotated[FiniteFloat, Field(ge=0.0)] | None = None
+    tolerance_pct: Annotated[FiniteFloat, Field(ge=0.0, le=1000.0)] | None = None
+    direction: Literal["any", "increase", "decrease"] = "any"
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ToleranceSpec:
+        if (self.tolerance_abs is None) == (self.tolerance_pct is None):
+            raise ValueError("give exactly one of tolerance_abs (in the unit) or tolerance_pct (% of baseline)")
+        return self
 
 
-def _measurement(source: str, name: str, spec: Any) -> tuple[Limits, dict[str, Limits]]:
-    key = f"measurements.{name}"
-    spec = _table(source, key, spec, {"unit", "low", "high", "marginal_pct", "case", "description"}, {"unit"})
-    unit = spec["unit"]
-    if not isinstance(unit, str) or not unit.strip() or len(unit) > 32:
-        raise _fail(source, f"{key}.unit", f"got {unit!r}; allowed: a unit such as \"lux\", \"mm\", \"DN\", "
-                                           "\"1\" for a ratio")
-    if "description" in spec and not isinstance(spec["description"], str):
-        raise _fail(source, f"{key}.description", "expected a string")
-    limits = _limits(source, key, spec, unit)
-    overrides: dict[str, Limits] = {}
-    cases = spec.get("case", {})
-    if not isinstance(cases, dict):
-        raise _fail(source, f"{key}.case", "expected a table of cases")
-    for case, case_spec in cases.items():
-        case_key = f"{key}.case.\"{case}\""
-        if not _CASE_RE.match(case):
-            raise _fail(source, case_key, "a case is letters, digits and . _ / = + -")
-        case_spec = _table(source, case_key, case_spec, {"low", "high", "marginal_pct"})
-        overrides[case] = _limits(source, case_key, case_spec, unit, base=limits)
-    return limits, overrides
+def _version(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9:
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= 32 and value.isprintable() and value.strip() == value:
+        return value
+    raise ValueError('allowed: a version string such as "1.0"')
 
 
-def _tolerance(source: str, name: str, spec: Any) -> Tolerance:
-    key = f"regression.{name}"
-    spec = _table(source, key, spec, {"tolerance_abs", "tolerance_pct", "direction"})
-    if ("tolerance_abs" in spec) == ("tolerance_pct" in spec):
-        raise _fail(source, key, "give exactly one of tolerance_abs (in the unit) or tolerance_pct (% of baseline)")
-    direction = spec.get("direction", "any")
-    if direction not in DIRECTIONS:
-        raise _fail(source, f"{key}.direction", f"got {direction!r}; allowed: {', '.join(DIRECTIONS)}")
-    if "tolerance_abs" in spec:
-        return Tolerance(tolerance_abs=_number(source, f"{key}.tolerance_abs", spec["tolerance_abs"], 0.0,
-                                               allowed="a number >= 0"), direction=direction)
-    return Tolerance(tolerance_pct=_number(source, f"{key}.tolerance_pct", spec["tolerance_pct"], 0.0, 1000.0,
-                                           allowed="0 .. 1000 (%)"), direction=direction)
+class MetaSpec(BaseModel):
+    """``[meta]``."""
+
+    model_config = _FORBID
+    product: Annotated[SafeStr, pattern(r"[a-z0-9][a-z0-9.\-]{0,63}", "a lower-case product id (m-phone)")]
+    version: Annotated[object, AfterValidator(_version)]
+    description: SafeStr | None = None
 
 
-def parse_limits(data: dict[str, Any], source: str = "<limits>") -> LimitsFile:
-    """Validate a parsed limits document; ``ConfigError`` naming the file and key otherwise."""
-    _table(source, "top level", data, {"meta", "measurements", "regression"}, {"meta", "measurements"})
-    meta = _table(source, "meta", data["meta"], {"product", "version", "description"}, {"product", "version"})
-    product, version = meta["product"], meta["version"]
-    if not isinstance(product, str) or not _SLUG_RE.match(product):
-        raise _fail(source, "meta.product", f"got {product!r}; allowed: a lower-case product id (m-phone)")
-    if isinstance(version, bool) or not isinstance(version, (str, int)) or not str(version).strip():
-        raise _fail(source, "meta.version", f"got {version!r}; allowed: a version string such as \"1.0\"")
+class LimitsDocument(BaseModel):
+    """A limits TOML document."""
+
+    model_config = _FORBID
+    meta: MetaSpec
+    measurements: Annotated[dict[MeasurementName, MeasurementSpec], Field(min_length=1)]
+    regression: dict[MeasurementName, ToleranceSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _regression_has_measurements(self) -> LimitsDocument:
+        unknown = sorted(set(self.regression) - set(self.measurements))
+        if unknown:
+            raise ValueError(f"regression.{unknown[0]}: no [measurements.{unknown[0]}] for its unit and limits")
+        return self
+
+
+def _limits(spec: _Bounds, unit: str, base: Limits | None = None) -> Limits:
+    def pick(value: float | None, inherited: float | None) -> float | None:
+        return value if value is not None else inherited
+
+    return Limits(unit=unit, low=pick(spec.low, base.low if base else None),
+                  high=pick(spec.high, base.high if base else None),
+                  marginal_pct=pick(spec.marginal_pct, base.marginal_pct if base else 0.0) or 0.0)
+
+
+def parse_limits(data: object, source: str = "<limits>") -> LimitsFile:
+    """Validate a parsed limits document; ``ConfigError`` listing every problem otherwise."""
+    doc: LimitsDocument = validate(LimitsDocument, data, source, ConfigError)
     measurements: dict[str, Limits] = {}
     cases: dict[str, dict[str, Limits]] = {}
-    table = data["measurements"]
-    if not isinstance(table, dict) or not table:
-        raise _fail(source, "measurements", "expected a table with one [measurements.<name>] per measurement")
-    for name, spec in table.items():
-        if not _NAME_RE.match(name):
-            raise _fail(source, f"measurements.{name}", "a measurement name is lower-case letters, digits and '_'")
-        measurements[name], overrides = _measurement(source, name, spec)
-        if overrides:
-            cases[name] = overrides
-    regression: dict[str, Tolerance] = {}
-    reg_table = data.get("regression", {})
-    if not isinstance(reg_table, dict):
-        raise _fail(source, "regression", "expected a table with one [regression.<name>] per metric")
-    for name, spec in reg_table.items():
-        if name not in measurements:
-            raise _fail(source, f"regression.{name}", f"no [measurements.{name}] for its unit and limits")
-        regression[name] = _tolerance(source, name, spec)
-    return LimitsFile(path=source, product=product, version=str(version), measurements=measurements,
-                      regression=regression, cases=cases)
+    for name, spec in doc.measurements.items():
+        measurements[name] = _limits(spec, spec.unit)
+        if spec.case:
+            cases[name] = {case: _limits(c, spec.unit, measurements[name]) for case, c in spec.case.items()}
+    regression = {name: Tolerance(tolerance_abs=t.tolerance_abs, tolerance_pct=t.tolerance_pct,
+                                  direction=t.direction) for name, t in doc.regression.items()}
+    return LimitsFile(path=source, product=doc.meta.product, version=str(doc.meta.version),
+                      measurements=measurements, regression=regression, cases=cases)
 
 
 def load_limits(path: str | Path | None = None) -> LimitsFile:
-    """Read and validate a limits TOML (default: ``limits/m-phone.toml`` of the repository)."""
+    """Read (regular file, bounded size) and validate a limits TOML (default: ``limits/m-phone.toml``)."""
     path = Path(path) if path is not None else default_limits_path()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such limits file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read limits file ({exc.__class__.__name__})") from None
+    text = read_text_limited(path, "limits file", ConfigError)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

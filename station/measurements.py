@@ -18,8 +18,8 @@ PASS, MARGINAL, FAIL = "pass", "marginal", "fail"
 VERDICTS = (PASS, MARGINAL, FAIL)
 #: Which change of a value is a regression: any beyond the tolerance, only a rise, only a fall.
 DIRECTIONS = ("any", "increase", "decrease")
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_CASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=+\-]*$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*\Z")
+_CASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=+\-]*\Z")
 
 
 @dataclass(frozen=True)

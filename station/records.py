@@ -18,11 +18,14 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from station.atomic import atomic_write_text
 from station.errors import ConfigError, DeviceError, InputError, StationError
 from station.measurements import Measurement
+from station.validation import FiniteFloat, read_text_limited, validate
 
 FORMAT = "m-station-record"
 FORMAT_VERSION = 1
@@ -30,11 +33,17 @@ STATION_FAULT, PRODUCT_DEFECT, CONFIG_ERROR = "station-fault", "product-defect",
 PASS, FAIL, ABORTED = "pass", "fail", "aborted"
 EXIT_CODES = {PASS: 0, FAIL: 1, ABORTED: 2, STATION_FAULT: 3}
 EXIT_INTERRUPTED = 130
-_SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
-_RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4,}$")
+_SERIAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}", re.ASCII)  # fullmatch: no trailing newline
+_RUN_ID_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4,}", re.ASCII)
 
 
 # --- time and names ----------------------------------------------------------------------
+
+def _run_id(value: str) -> str:
+    if not _RUN_ID_RE.fullmatch(value):
+        raise ValueError("allowed: a run id such as 20250125T084012Z-3fa9")
+    return value
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -52,12 +61,12 @@ def new_run_id(moment: datetime | None = None) -> str:
 
 
 def is_run_id(text: str) -> bool:
-    return bool(_RUN_ID_RE.match(text))
+    return bool(_RUN_ID_RE.fullmatch(text))
 
 
 def check_serial(serial: str, where: str = "--dut-serial") -> str:
     """A DUT serial from outside, checked before it reaches a file name (DESIGN 10)."""
-    if not isinstance(serial, str) or not _SERIAL_RE.match(serial):
+    if not isinstance(serial, str) or not _SERIAL_RE.fullmatch(serial):
         raise ConfigError(f"{where} {serial!r}: expected 1-64 letters, digits, '.', '_' or '-' "
                           "(starting with a letter or digit)")
     return serial
@@ -198,17 +207,68 @@ class RunRecord:
 
 # --- reading ------------------------------------------------------------------------------------
 
+class MeasurementEntry(BaseModel):
+    """One measurement of a record (``Measurement.to_dict`` plus its test); more keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+    name: StrictStr = ""
+    key: StrictStr
+    value: FiniteFloat | None = None
+    unit: StrictStr = ""
+
+
+class RecordTest(BaseModel):
+    """One test of a record (``RunRecord.add_test``); more keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+    nodeid: StrictStr
+    outcome: StrictStr
+    duration_s: Annotated[FiniteFloat, Field(ge=0.0)] = 0.0
+
+
+class RecordDocument(BaseModel):
+    """A run record as ``RunRecord`` writes it: every key it writes, with its type.
+
+    Unknown top-level keys are kept rather than refused (``extra="allow"``): a record is the station's
+    own output and newer stations add keys that an older reader must still load.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    format: Literal["m-station-record"]
+    version: Annotated[StrictInt, Field(ge=1, le=FORMAT_VERSION)] = FORMAT_VERSION
+    run_id: Annotated[StrictStr, AfterValidator(_run_id)]
+    plan: StrictStr = ""
+    station: dict[str, Any] = Field(default_factory=dict)
+    dut: dict[str, Any] = Field(default_factory=dict)
+    firmware: StrictStr | None = None
+    lenses: list[Any] = Field(default_factory=list)
+    limits: dict[str, Any] | None = None
+    baseline: dict[str, Any] | None = None
+    start: StrictStr | None = None
+    end: StrictStr | None = None
+    outcome: Literal["pass", "fail", "aborted", "station-fault"] | None = None
+    exit_code: StrictInt | None = None
+    reason: StrictStr = ""
+    tests: list[RecordTest] = Field(default_factory=list)
+    measurements: list[MeasurementEntry] = Field(default_factory=list)
+    profiles: list[dict[str, Any]] = Field(default_factory=list)
+    attachments: list[dict[str, Any]] = Field(default_factory=list)
+    paths: dict[str, StrictStr | None] = Field(default_factory=dict)
+    versions: dict[str, Any] = Field(default_factory=dict)
+
+
 def load_record(path: str | Path) -> dict[str, Any]:
-    """A record written by ``RunRecord``; ``InputError`` naming the file otherwise."""
+    """A record written by ``RunRecord`` (regular file, bounded size, validated); ``InputError`` naming the
+    file and every problem otherwise."""
     path = Path(path)
+    text = read_text_limited(path, "record", InputError, max_bytes=64 * 1024 * 1024)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such record") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(text)
+    except (RecursionError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not a readable JSON record ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputError(f"{path}: not an m-station run record (format {FORMAT!r} expected)")
+    validate(RecordDocument, data, str(path), InputError)
     return data
 
 

@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from calibration.color import ColorError, calibrate_color, cfa_to_rgb, grid_rois, patch_means
+from calibration.color import (
+    ColorError,
+    calibrate_color,
+    cfa_to_rgb,
+    grid_rois,
+    patch_means,
+    plausibility_problems,
+)
 from station.cli.common import check_output_folder, emit, write_plot
 from station.errors import InputError
 from station.imageio import load_image
@@ -106,6 +113,9 @@ def analyze(path: str, *, patches: str | None = None, linear: bool = False,
         result = calibrate_color(means, clipped=clipped, preserve_white=preserve_white)
     except ColorError as exc:
         raise InputError(f"{path}: {exc}") from None
+    problems = plausibility_problems(result)
+    if problems:
+        raise InputError(f"{path}: the patches ({source}) are not a ColorChecker 24: {'; '.join(problems)}")
     doc: dict[str, Any] = {"file": str(path), "kind": im.kind, "patches_from": source,
                            "rois_px": [[round(v / scale) for v in r] for r in rois]}
     doc.update(result.to_dict())

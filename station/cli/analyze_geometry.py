@@ -24,7 +24,7 @@ from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 from targets.charuco import CharucoSpec, parse_board_spec
 
-_CHESS_RE = re.compile(r"^chessboard:(?P<cols>\d+)x(?P<rows>\d+):(?P<sq>[0-9.eE+-]+)$")
+_CHESS_RE = re.compile(r"^chessboard:(?P<cols>\d+)x(?P<rows>\d+):(?P<sq>[0-9.eE+-]+)\Z")
 
 
 def register(kinds: argparse._SubParsersAction) -> None:

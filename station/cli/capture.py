@@ -22,9 +22,9 @@ from station.cli.common import add_station_options, station_config
 from station.errors import ConfigError, InputError
 
 FORMATS = ("dng", "raw10", "preview", "zebra_mask", "peaking_mask")
-_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*\Z")
 #: Chart names as ``targets.registry`` takes them (a ChArUco spec ``charuco:5x7:40:20:DICT`` too).
-_CHART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:_\-]{0,99}$")
+_CHART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:_\-]{0,99}\Z")
 DEFAULT_LIGHT_PCT = 50.0
 #: Metering: probe exposure, target mean and highlight ceiling (fractions of white - black).
 PROBE_EXPOSURE_S = 0.001

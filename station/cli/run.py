@@ -18,8 +18,8 @@ from typing import Any
 from station.errors import ConfigError, StationError
 
 PLANS = ("factory", "regression")
-_LENS_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
-_BUILD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}$")
+_LENS_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*\Z")
+_BUILD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}\Z")
 #: pytest's own exit codes when no record says better: ok, failed, interrupted, internal, usage, none ran.
 _PYTEST_EXIT = {0: 0, 1: 1, 2: 130, 3: 3, 4: 2, 5: 2}
 

@@ -28,11 +28,14 @@ import json
 import math
 import socket
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from station.config import DutConfig
 from station.errors import DeviceError, InputError
-from station.frame import Frame
+from station.frame import CFA_PATTERNS, Frame
+from station.validation import FiniteFloat, SafeStr, one_line
 
 SENSORS = ("main", "m")
 FORMATS = ("raw10", "dng", "preview", "zebra_mask", "peaking_mask")
@@ -108,21 +111,16 @@ class PhoneClient:
     def capture_frame(self, sensor: str, frame: str = "new") -> Frame:
         """A RAW10 capture unpacked into a ``station.frame.Frame`` with the capture's metadata."""
         meta, payload = self.capture(sensor, "raw10", frame)
-        try:
-            width, height = int(meta["width"]), int(meta["height"])
-            stride = int(meta.get("stride_bytes") or width * 5 // 4)
-            black, white = int(meta["black_level"]), int(meta["white_level"])
-            cfa = str(meta["cfa"])
-            exposure_s = float(meta["exposure_us"]) * 1e-6
-            gain = float(meta["analog_gain"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DeviceError(self.name, f"capture: raw10 metadata lacks or garbles {exc}") from None
+        m = parse_raw10_metadata(self.name, meta)
         extra = {k: meta[k] for k in ("seq", "truth") if k in meta}
-        return Frame.from_raw10(payload, width, height, stride_bytes=stride, sensor=sensor, cfa=cfa,
-                                black_level=black, white_level=white,
-                                bit_depth=int(meta.get("bit_depth", 10)), exposure_s=exposure_s,
-                                analog_gain=gain, dut_serial=self.serial, firmware=self.firmware,
-                                lens=meta.get("lens"), timestamp=meta.get("timestamp"), extra=extra)
+        try:
+            return Frame.from_raw10(payload, m.width, m.height, stride_bytes=m.stride_bytes or m.width * 5 // 4,
+                                    sensor=sensor, cfa=m.cfa, black_level=m.black_level, white_level=m.white_level,
+                                    bit_depth=m.bit_depth, exposure_s=m.exposure_us * 1e-6,
+                                    analog_gain=m.analog_gain, dut_serial=self.serial, firmware=self.firmware,
+                                    lens=m.lens, timestamp=m.timestamp, extra=extra)
+        except InputError as exc:  # the phone's payload disagrees with its own metadata
+            raise DeviceError(self.name, f"capture: raw10 payload: {exc}") from None
 
     def histogram(self, sensor: str, source: str) -> list[int]:
         """The app's histogram of the sensor's last frame: 256 bins of preview Y' or 1024 of raw DN."""
@@ -304,6 +302,34 @@ class PhoneClient:
                 raise _WireError(self.name, f"{cmd}: connection closed after {got} of {size} payload bytes")
             got += n
         return bytes(payload)
+
+
+class Raw10Metadata(BaseModel):
+    """The metadata of a ``raw10`` capture reply (DESIGN 3.3): integers where integers are meant, finite numbers."""
+
+    model_config = ConfigDict(extra="ignore")
+    width: Annotated[StrictInt, Field(ge=2, le=65535)]
+    height: Annotated[StrictInt, Field(ge=2, le=65535)]
+    stride_bytes: Annotated[StrictInt, Field(ge=1, le=1 << 20)] | None = None
+    black_level: Annotated[StrictInt, Field(ge=0, le=65535)]
+    white_level: Annotated[StrictInt, Field(ge=1, le=65535)]
+    bit_depth: Annotated[StrictInt, Field(ge=1, le=16)] = 10
+    cfa: Literal["RGGB", "GRBG", "GBRG", "BGGR"]
+    exposure_us: Annotated[FiniteFloat, Field(gt=0.0, le=3.6e9)]
+    analog_gain: Annotated[FiniteFloat, Field(gt=0.0, le=1024.0)]
+    lens: Annotated[SafeStr, Field(max_length=128)] | None = None
+    timestamp: Annotated[SafeStr, Field(max_length=64)] | None = None
+
+
+assert set(Raw10Metadata.model_fields["cfa"].annotation.__args__) == set(CFA_PATTERNS), "CFA table drifted"
+
+
+def parse_raw10_metadata(name: str, meta: Any) -> Raw10Metadata:
+    """The capture reply's metadata, validated; a ``DeviceError`` naming the device and every problem otherwise."""
+    try:
+        return Raw10Metadata.model_validate(meta)
+    except ValidationError as exc:
+        raise DeviceError(name, one_line("capture: raw10 metadata", exc, Raw10Metadata)) from None
 
 
 def _excerpt(raw: bytes, limit: int = 60) -> str:

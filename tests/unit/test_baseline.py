@@ -59,8 +59,13 @@ def test_a_run_without_values_makes_no_baseline() -> None:
 @pytest.mark.parametrize("content, words", [
     ("{", "not a readable JSON baseline"),
     (json.dumps({"format": "m-station-record"}), "not an m-station baseline"),
-    (json.dumps({"format": "m-station-baseline", "values": []}), "values: expected a table"),
-    (json.dumps({"format": "m-station-baseline", "values": {"x": {"value": "7"}}}), "values.x.value"),
+    (json.dumps({"format": "m-station-baseline", "values": []}), "values: [] is not a table"),
+    (json.dumps({"format": "m-station-baseline", "values": {"x": {"value": "7"}}}),
+     "values.x.value: '7' is not a number"),
+    ('{"format": "m-station-baseline", "values": {"x": {"value": NaN}}}', "values.x.value: nan: not a finite number"),
+    (json.dumps({"format": "m-station-baseline", "values": {"x": {"value": 1, "unti": "mm"}}, "station": "a\nb"}),
+     "2 problems: station: 'a\\nb': control characters"),
+    ("[" * 100000, "not a readable JSON baseline"),
 ])
 def test_bad_baselines_are_one_line_errors(tmp_path: Path, content: str, words: str) -> None:
     path = tmp_path / "b.json"
@@ -73,3 +78,5 @@ def test_bad_baselines_are_one_line_errors(tmp_path: Path, content: str, words: 
 def test_missing_baseline_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such baseline file"):
         load_baseline(tmp_path / "none.json")
+    with pytest.raises(InputError, match="/dev/zero: not a regular file"):
+        load_baseline("/dev/zero")

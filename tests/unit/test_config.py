@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -59,18 +60,40 @@ def test_good_config_loads_with_units_and_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "key", "allowed"),
     [
-        (("[dut]", "[dut]\ncolour = 3"), "dut.colour", "allowed here: address, timeout_s"),
-        (('name = "line-3"', "name = 3"), "station.name", "expected str"),
-        (("timeout_s = 3", 'timeout_s = "3"'), "meter.timeout_s", "expected float"),
-        (("timeout_s = 3", "timeout_s = -1"), "meter.timeout_s", "a number > 0"),
-        (('resource = "TCPIP0::10.0.0.5::5025::SOCKET"\n', ""), "light.resource", "required"),
-        (('axis = "X"', 'axis = "Q"'), "mount.axes.focus.axis", "X, Y, Z, A, B, C"),
+        (("[dut]", "[dut]\ncolour = 3"), "dut.colour", "unknown key (allowed: address, timeout_s)"),
+        (('name = "line-3"', "name = 3"), "station.name", "3 is not a string"),
+        (("timeout_s = 3", 'timeout_s = "3"'), "meter.timeout_s", "'3' is not a number"),
+        (("timeout_s = 3", "timeout_s = -1"), "meter.timeout_s", "greater than 0"),
+        (('resource = "TCPIP0::10.0.0.5::5025::SOCKET"\n', ""), "light.resource", "missing"),
+        (('axis = "X"', 'axis = "Q"'), "mount.axes.focus.axis", "allowed: X, Y, Z, A, B, C"),
         (("max = 270", "max = -5"), "mount.axes.focus", "must be below max"),
         (('address = "127.0.0.1:7000"', 'address = "phone"'), "dut.address", "host:port"),
         (('axis = "Y"', 'axis = "X"'), "mount.axes", "share a controller axis"),
-        (("[mount.axes.distance]", "[mount.axes.zoom]"), "mount.axes.zoom", "distance, focus, pan, tilt"),
+        (("[mount.axes.distance]", "[mount.axes.zoom]"), "mount.axes.zoom", "focus, distance, pan, tilt"),
         (('resource = "TCPIP0::10.0.0.5::5025::SOCKET"', 'resource = "TCPIP0::x;rm -rf /::1::SOCKET"'),
          "light.resource", "VISA resource"),
+        # issue 10 Found 1, 3, 4: bounds, control characters, non-ASCII hosts, escaping device paths
+        (("[dut]", "[dut]\ntimeout_s = inf"), "dut.timeout_s", "not a finite number"),
+        (("[mount]", "[mount]\ntimeout_s = inf"), "mount.timeout_s", "not a finite number"),
+        (("[mount]", "[mount]\ntimeout_s = 1e9"), "mount.timeout_s", "less than or equal to 3600"),
+        (("[mount]", "[mount]\nbaudrate = 1000000000000000000"), "mount.baudrate", "standard baud rate"),
+        (("[mount]", "[mount]\nbaudrate = 115201"), "mount.baudrate", "standard baud rate"),
+        (('name = "line-3"', 'name = "line-3\\n"'), "station.name", "control characters"),
+        (('address = "127.0.0.1:7000"', 'address = "127.0.0.1:7000\\n"'), "dut.address", "control characters"),
+        (('address = "127.0.0.1:7000"', 'address = "phöne:7000"'), "dut.address", "ASCII host"),
+        (('address = "127.0.0.1:7000"', 'address = "127.0.0.1:70000"'), "dut.address", "port 1..65535"),
+        (('resource = "TCPIP0::10.0.0.5::5025::SOCKET"', 'resource = "TCPIP0::hôst::5025::SOCKET"'),
+         "light.resource", "VISA resource"),
+        (('resource = "TCPIP0::10.0.0.5::5025::SOCKET"', 'resource = "TCPIP0::10.0.0.5::5025::SOCKET\\n"'),
+         "light.resource", "control characters"),
+        (('resource = "ASRL/dev/ttyUSB1::INSTR"', 'resource = "ASRL/dev/../etc/passwd::INSTR"'),
+         "meter.resource", "normalised /dev/"),
+        (('port = "/dev/serial/by-id/usb-grblHAL-if00"', 'port = "/dev/../tmp/x"'), "mount.port", "normalised /dev/"),
+        (('port = "/dev/serial/by-id/usb-grblHAL-if00"', 'port = "/dev//ttyACM0"'), "mount.port", "normalised /dev/"),
+        (("[dut]", "[records]\ndatabase = \"mysql://x\"\n[dut]"), "records.database", "sqlite:///"),
+        (("[dut]", "[records]\ngolden_units = [\"A1\", \"B 2\"]\n[dut]"), "records.golden_units[1]",
+         "serial number"),
+        (('name = "line-3"', 'name = "line-3"\noperator = "tcp://host"'), "station.operator", "prompt or tcp://"),
     ],
 )
 def test_bad_config_names_file_key_and_what_is_allowed(tmp_path: Path, change: tuple[str, str],
@@ -85,7 +108,7 @@ def test_bad_config_names_file_key_and_what_is_allowed(tmp_path: Path, change: t
 
 
 def test_missing_device_table_and_unreadable_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"station.toml: dut: missing"):
+    with pytest.raises(ConfigError, match=r"station.toml: 1 problem: \[dut\] missing"):
         load_config(write(tmp_path, GOOD.split("[dut]")[0]))
     with pytest.raises(ConfigError, match="no such station file"):
         load_config(tmp_path / "absent.toml")
@@ -110,3 +133,70 @@ def test_twin_faults_table_is_validated() -> None:
     data["twin"]["faults"] = {"light_no_answer": [1, 2]}
     with pytest.raises(ConfigError, match="twin.faults.light_no_answer"):
         parse_config(data, "t.toml")
+
+
+def test_three_mistakes_are_reported_in_one_error(tmp_path: Path) -> None:
+    """Issue 11 must-show: a misspelt key, a wrong type and a missing table, all in one line."""
+    text = GOOD.replace("resource = \"TCPIP0", "resourse = \"TCPIP0")
+    text = text.replace("[mount]\n", "[mount]\ntimeout_s = \"x\"\n")
+    text = text.replace(text[text.index("[meter]"):text.index("[mount]")], "")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: 3 problems: "), message
+    assert "[meter] missing" in message
+    assert ("light.resourse: unknown key, did you mean resource? (allowed: dialect, interlock, resource, timeout_s)"
+            in message)
+    assert "light.resource: missing" not in message  # one mistake, reported once
+    assert "mount.timeout_s: 'x' is not a number" in message
+    assert "\n" not in message
+
+
+def test_new_keys_database_golden_units_operator_lens_catalog(tmp_path: Path) -> None:
+    text = GOOD.replace('name = "line-3"', 'name = "line-3"\noperator = "tcp://10.0.0.9:7100"\n'
+                                             'lens_catalog = "lenses.toml"')
+    text += '\n[records]\ndatabase = "sqlite:///var/records.db"\ngolden_units = ["G-001", "G-002"]\n'
+    config = load_config(write(tmp_path, text))
+    assert config.operator == "tcp://10.0.0.9:7100"
+    assert config.lens_catalog == tmp_path / "lenses.toml"
+    assert config.records.database == "sqlite:///var/records.db"
+    assert config.records.golden_units == ("G-001", "G-002")
+    again = parse_config(tomllib.loads(to_toml(config)), str(tmp_path / "again.toml"))
+    assert again == config.__class__(**{**config.__dict__, "source": str(tmp_path / "again.toml")})
+    plain = load_config(write(tmp_path, GOOD))
+    assert plain.operator is None and plain.lens_catalog is None and plain.records.database is None
+    assert plain.records.golden_units == ()
+
+
+def test_special_files_are_refused_without_reading_or_hanging(tmp_path: Path) -> None:
+    """Issue 10 Found 1-2: /dev/zero (read whole: MemoryError) and a FIFO with no writer (hang)."""
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"fifo.toml: not a regular file"):
+        load_config(fifo)
+    with pytest.raises(ConfigError, match=r"/dev/zero: not a regular file"):
+        load_config("/dev/zero")
+    with pytest.raises(ConfigError, match=r"not a regular file"):
+        load_config(tmp_path)
+    big = write(tmp_path, "#" * 2_000_000)
+    with pytest.raises(ConfigError, match=r"station.toml: 2000000 bytes; a station file is at most"):
+        load_config(big)
+    with pytest.raises(ConfigError, match=r"not UTF-8"):
+        binary = tmp_path / "binary.toml"
+        binary.write_bytes(b"\xff\xfe")
+        load_config(binary)
+
+
+def test_settings_built_from_options_fail_in_one_line_too() -> None:
+    """CLI options build ``TwinConfig`` directly: a bad one is a one-line ConfigError (exit 2), not pydantic's text."""
+    from station.config import AxisConfig, TwinConfig
+
+    with pytest.raises(ConfigError) as err:
+        TwinConfig(seed=-1, firmware="gold en")
+    text = str(err.value)
+    assert text.startswith("twin settings: 2 problems: seed: -1: ") and "firmware: 'gold en'" in text, text
+    assert "\n" not in text
+    with pytest.raises(ConfigError, match="mount axis config: 1 problem: .*min 5.0 must be below max 1.0"):
+        AxisConfig("X", 5.0, 1.0)
+    assert TwinConfig(seed=7).seed == 7

@@ -167,7 +167,7 @@ def test_truncated_header_and_missing_file(tmp_path: Path) -> None:
     assert "not a DNG" in _one_line_error(blob[:6])
     missing = tmp_path / "missing.dng"
     message = _one_line_error(missing)
-    assert str(missing) in message and "no such file" in message
+    assert str(missing) in message and "no such DNG file" in message
 
 
 @pytest.mark.parametrize("cfa", ["GRBG", "BGGR"])

@@ -84,16 +84,19 @@ def test_a_measurement_missing_from_the_file_is_a_config_error(tmp_path: Path) -
     (lambda t: t.replace("marginal_pct = 10", "marginal_pct = 60"), "measurements.mtf50_cpp.marginal_pct"),
     (lambda t: t.replace("tolerance_pct = 5", "tolerance_pct = 5\ntolerance_abs = 0.01"), "regression.mtf50_cpp"),
     (lambda t: t.replace('"decrease"', '"down"'), "regression.mtf50_cpp.direction"),
-    (lambda t: t.replace("[regression.mtf50_cpp]", "[regression.nope]"), "regression.nope"),
+    (lambda t: t.replace("[regression.mtf50_cpp]", "[regression.nope]"), "top level: regression.nope"),
     (lambda t: t.replace('case."m"]', 'case."m b"]'), 'measurements.mtf50_cpp.case."m b"'),
-    (lambda t: t + "\n[extra]\n", "top level.extra"),
+    (lambda t: t + "\n[extra]\n", "extra: unknown key (allowed: measurements, meta, regression)"),
+    (lambda t: t.replace("high = 0.5", "high = inf"), "measurements.mtf50_cpp.high: inf: not a finite number"),
+    (lambda t: t.replace("low = 0.10", "low = 0.6"), "measurements.mtf50_cpp: case 'm/noctilux-m-50-f0.95'"),
+    (lambda t: t.replace('unit = "c/px"', 'unit = "c/px\\n"'), "measurements.mtf50_cpp.unit"),
 ])
 def test_every_error_is_one_line_naming_file_and_key(tmp_path: Path, edit, key: str) -> None:
     path = _write(tmp_path, edit(GOOD))
     with pytest.raises(ConfigError) as err:
         load_limits(path)
     text = str(err.value)
-    assert "\n" not in text and text.startswith(f"{path}: {key}"), text
+    assert "\n" not in text and text.startswith(f"{path}: 1 problem: {key}"), text
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
@@ -101,3 +104,16 @@ def test_unreadable_files(tmp_path: Path) -> None:
         load_limits(tmp_path / "none.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_limits(_write(tmp_path, "[meta\n"))
+    with pytest.raises(ConfigError, match="/dev/zero: not a regular file"):
+        load_limits("/dev/zero")
+
+
+def test_every_problem_of_a_limits_file_in_one_error(tmp_path: Path) -> None:
+    text = GOOD.replace('product = "m-phone"\n', "").replace("high = 0.5", 'hihg = 0.5').replace('"decrease"', '"down"')
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_limits(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: 3 problems: "), text
+    assert "meta.product: missing" in text and "measurements.mtf50_cpp.hihg: unknown key" in text
+    assert "regression.mtf50_cpp.direction: 'down' not allowed (allowed: any, increase, decrease)" in text

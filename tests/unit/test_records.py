@@ -151,3 +151,27 @@ def test_load_record_refuses_other_json(tmp_path: Path) -> None:
     path.write_text("{")
     with pytest.raises(InputError, match="not a readable JSON record"):
         load_record(path)
+
+
+def test_load_record_lists_every_problem_of_a_garbled_record(tmp_path: Path) -> None:
+    record = RunRecord(run_id=new_run_id(), records_dir=tmp_path, plan="factory")
+    path = record.write()
+    good = json.loads(path.read_text())
+    assert load_record(path) == good
+    bad = dict(good, run_id="../../etc", outcome="maybe", measurements=[{"name": "x", "key": "x", "value": "7"}])
+    path.write_text(json.dumps(bad))
+    with pytest.raises(InputError) as err:
+        load_record(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: 3 problems: ") and "\n" not in text, text
+    assert "run_id: '../../etc': allowed: a run id" in text and "outcome: 'maybe' not allowed" in text
+    assert "measurements[0].value: '7' is not a number" in text
+    with pytest.raises(InputError, match="/dev/zero: not a regular file"):
+        load_record("/dev/zero")
+
+
+def test_serials_with_a_trailing_newline_are_refused() -> None:
+    """``$`` matches before a final newline: the serial check uses a full match."""
+    assert check_serial("SN-1") == "SN-1"
+    with pytest.raises(ConfigError, match="--dut-serial"):
+        check_serial("SN-1\n")

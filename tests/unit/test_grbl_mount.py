@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator

@@ -46,6 +46,7 @@ from calibration.plots import figure_png
 from calibration.zebra import preview_luma
 from station.errors import InputError
 from station.procedures import ProcedureError, SweepError, calibration_path, write_back
+from station.scene import require_chart, require_lens
 from station.procedures.captures import (
     FocusAxis,
     auto_exposure,
@@ -53,9 +54,7 @@ from station.procedures.captures import (
     focus_axis,
     focus_search,
     lit,
-    mount_lens,
     move_rail,
-    place_chart,
     png_bytes,
 )
 
@@ -156,8 +155,8 @@ def calibrate_peaking(station: Any, sensor: str, *, lens: str | None = None, ape
         raise InputError(f"peaking: coc_px {coc_px!r}: expected a positive number of pixels")
     if flats < 1:
         raise InputError(f"peaking: flats {flats}: expected 1 or more flat frames")
-    mount_lens(station, sensor, lens, aperture)
-    place_chart(station, chart)
+    require_lens(station, sensor, lens, aperture)
+    require_chart(station, chart)
     move_rail(station, distance_mm)
     station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
     axis = focus_axis(station, sensor, focus_range)
@@ -272,11 +271,11 @@ def _blur_slope(sweep: _Sweep, best: float, step: float, coc_px: float, reach: f
 
 def _flats(station: Any, sensor: str, chart: str | None, count: int) -> list[np.ndarray]:
     """Flat-field previews (luma) at the present settings; the chart goes back on the holder after."""
-    place_chart(station, "flat")
+    require_chart(station, "flat")
     try:
         return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
     finally:
-        place_chart(station, chart)
+        require_chart(station, chart)
 
 
 def sweep_plot(result: PeakingResult) -> bytes:
@@ -353,8 +352,8 @@ def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
     if 0.0 not in offsets_dof:
         raise InputError("verify_peaking: the offsets must include 0 (best focus gives the chart's edges)")
     t_peak = int(result.threshold if threshold is None else threshold)
-    mount_lens(station, sensor, result.lens, result.aperture)
-    place_chart(station, result.chart)
+    require_lens(station, sensor, result.lens, result.aperture)
+    require_chart(station, result.chart)
     move_rail(station, result.distance_mm)
     axis = focus_axis(station, sensor)
     station.dut.configure(sensor, analog_gain=result.gain, exposure_us=int(result.exposure_us),
@@ -373,12 +372,12 @@ def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
                 if offset == 0.0:
                     sharp_preview = shot.preview
                     sharp_luma = preview_luma(shot.preview)
-            place_chart(station, "flat")
+            require_chart(station, "flat")
             try:
                 flat_masks = [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"]
                               for _ in range(flats)]
             finally:
-                place_chart(station, result.chart)
+                require_chart(station, result.chart)
     finally:
         station.dut.configure(sensor, peaking={"enabled": False},
                               **({"focus_m": None} if sensor == "main" else {}))

@@ -40,6 +40,7 @@ from calibration.raw_integrity import (
 )
 from station.errors import DeviceError, InputError
 from station.procedures import ProcedureError
+from station.scene import require_chart, require_lens
 from station.procedures.captures import (
     auto_exposure,
     capture_shot,
@@ -47,7 +48,6 @@ from station.procedures.captures import (
     focus_search,
     light_off,
     lit,
-    place_chart,
 )
 
 #: Ramp exposures, as multiples of the exposure putting the colour chart's 99th percentile at 60 %: the
@@ -92,7 +92,7 @@ def check_histogram(station: Any, sensor: str, source: str = "preview", *, chart
     """
     if source not in ("preview", "raw"):
         raise InputError(f"histogram source {source!r}; allowed: preview, raw")
-    place_chart(station, chart)
+    require_chart(station, chart)
     with lit(station, level_pct):
         if exposure_us is None:
             auto_exposure(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
@@ -183,18 +183,18 @@ def check_raw_integrity(station: Any, sensor: str, *, gain: float = 1.0, colour_
     (default: a sharpness search); the main camera autofocuses. Charts go on the holder on the twin (a
     bench's operator places them). The light is left off.
     """
-    if sensor == "m" and station.twin is None:
+    if sensor == "m":
         info = station.dut.info().get("m_lens")
         if not info:
             raise ProcedureError("RAW integrity on the M sensor needs a lens to see the charts: mount one")
     station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False}, peaking={"enabled": False})
     try:
         with lit(station, level_pct):
-            place_chart(station, colour_chart)
+            require_chart(station, colour_chart)
             _focus_on_chart(station, sensor, focus)
             exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
             colour = capture_shot(station, sensor, ("raw10", "dng", "preview"))
-            place_chart(station, ramp_chart)
+            require_chart(station, ramp_chart)
             _defocus(station, sensor)
             ramp = []
             for factor in RAMP_EXPOSURES:

@@ -22,7 +22,7 @@ import pytest
 
 from station.errors import DeviceError
 from station.procedures.profile import CaseResults
-from tests.plans.helpers import Operator
+from station.scene import Scene
 
 #: The twin's time scale for the plans unless ``--twin-time-scale`` is given: 0, no real waits.
 PLAN_TIME_SCALE = 0.0
@@ -49,12 +49,13 @@ def on_twin(config: pytest.Config) -> bool:
 
 
 def configured_lenses(config: pytest.Config) -> list[str]:
-    """The M lenses of the run: ``--lens`` (in the order given), else on the twin its catalog, on a bench none."""
+    """The M lenses of the run: ``--lens`` (in the order given), else on the twin every M lens of the station's
+    lens catalogue, on a bench none."""
     chosen = list(dict.fromkeys(config.option.lens or []))
     if not chosen and on_twin(config):
-        from station.twin.lenses import M_LENSES
+        from station.lens_catalog import m_lenses
 
-        chosen = sorted(M_LENSES)
+        chosen = sorted(m_lenses())
     return chosen
 
 
@@ -81,9 +82,9 @@ def lens_ids(request: pytest.FixtureRequest, run_record: Any) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(station: Any, request: pytest.FixtureRequest) -> Operator:
-    """The operator's steps: the twin's stand-in, or prompts on the bench's terminal."""
-    return Operator(station, request.config)
+def operator(station: Any) -> Scene:
+    """The scene: every chart, lens and aperture change of the plan, through the run's operator."""
+    return station.operator
 
 
 @pytest.fixture(scope="session")
@@ -94,10 +95,10 @@ def results() -> dict[str, CaseResults]:
 
 
 @pytest.fixture(scope="module")
-def m_lens(request: pytest.FixtureRequest, operator: Operator, lens_ids: list[str]) -> Iterator[str]:
+def m_lens(request: pytest.FixtureRequest, operator: Scene, lens_ids: list[str]) -> Iterator[str]:
     """The M lens of this group of tests, mounted wide open by the operator."""
     lens = request.param
-    operator.mount_lens(lens, None)
+    operator.lens(lens, None)
     yield lens
 
 

@@ -20,7 +20,7 @@ SENSOR = "m"
 @pytest.fixture(scope="module", autouse=True)
 def bare_sensor(operator: Any) -> None:
     """The operator takes any M lens off."""
-    operator.mount_lens(None)
+    operator.lens(None)
 
 
 def test_sensor_characterization(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
@@ -39,5 +39,5 @@ def test_raw_integrity(station: Any, operator: Any, measure: Any, request: pytes
     lenses = configured_lenses(request.config)
     if not lenses:
         pytest.skip("RAW integrity of the M sensor needs an M lens to see the charts: give --lens")
-    operator.mount_lens(lenses[0], None)
+    operator.lens(lenses[0], None)
     steps.raw_integrity(station, operator, measure, SENSOR, lenses[0])

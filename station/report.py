@@ -29,6 +29,8 @@ FAILURE_LABEL = "failure"
 CATEGORIES: list[dict[str, Any]] = [
     {"id": "station-faults", "name": "Station faults (bench device failed: not the product's fault)",
      "matchers": {"labels": {FAILURE_LABEL: "^station-fault$"}}, "expand": True},
+    {"id": "setup-faults", "name": "Setup faults (wrong chart, lens or scene: fix the setup and retry)",
+     "matchers": {"labels": {FAILURE_LABEL: "^setup-fault$"}}, "expand": True},
     {"id": "config-errors", "name": "Usage or config errors",
      "matchers": {"labels": {FAILURE_LABEL: "^config-error$"}}},
     {"id": "product-defects", "name": "Product defects",

@@ -20,10 +20,11 @@ __all__ = ["ProcedureError", "SweepError", "calibration_path", "write_back"]
 class ProcedureError(StationError):
     """A procedure cannot measure what it must with the bench as set up (wrong lens, no chart, no edges).
 
-    A station fault (exit code 3) until shown otherwise: the setup, not the phone, is in question.
+    A setup fault (exit code 3, ``fault_kind`` "setup"): the scene, not a device and not the phone, is in question.
     """
 
     exit_code = 3
+    fault_kind = "setup"
 
 
 class SweepError(ProcedureError):

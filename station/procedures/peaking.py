@@ -46,7 +46,6 @@ from calibration.plots import figure_png
 from calibration.zebra import preview_luma
 from station.errors import InputError
 from station.procedures import ProcedureError, SweepError, calibration_path, write_back
-from station.scene import require_chart, require_lens
 from station.procedures.captures import (
     FocusAxis,
     auto_exposure,
@@ -57,6 +56,7 @@ from station.procedures.captures import (
     move_rail,
     png_bytes,
 )
+from station.scene import require_chart, require_lens
 
 #: The fine sweep: offsets from best focus in depths of field (blur = 2 coc |offset|).
 SWEEP_OFFSETS_DOF = (0.0, -0.25, 0.25, -1.5, 1.5)

@@ -40,7 +40,6 @@ from calibration.raw_integrity import (
 )
 from station.errors import DeviceError, InputError
 from station.procedures import ProcedureError
-from station.scene import require_chart, require_lens
 from station.procedures.captures import (
     auto_exposure,
     capture_shot,
@@ -49,6 +48,7 @@ from station.procedures.captures import (
     light_off,
     lit,
 )
+from station.scene import require_chart
 
 #: Ramp exposures, as multiples of the exposure putting the colour chart's 99th percentile at 60 %: the
 #: ramp chart's white clips, then its middle steps, then its darkest ones near black.

@@ -39,7 +39,6 @@ from calibration.zebra import (
 from calibration.zebra import verify_zebra as verify_zebra_mask
 from station.errors import InputError
 from station.procedures import SweepError, calibration_path, write_back
-from station.scene import require_chart, require_lens
 from station.procedures.captures import (
     auto_exposure,
     capture_shot,
@@ -48,6 +47,7 @@ from station.procedures.captures import (
     png_bytes,
     set_light,
 )
+from station.scene import require_chart, require_lens
 
 #: Auto-exposure: the light at this fraction of the sweep's top level, the brightest channel at 40 % of full
 #: scale: the knee then sits at about 60 % of the light's range.

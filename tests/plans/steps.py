@@ -151,7 +151,7 @@ def color(station: Any, operator: Scene, measure: Any, results: dict, sensor: st
 
 
 def focus(station: Any, operator: Scene, measure: Any, results: dict, lens: str, f_number: float) -> Any:
-    operator.chart("sfr", sensor=sensor)
+    operator.chart("sfr", sensor="m")
     with procedure(f"through-focus sweep of the slanted-edge chart through {lens} f/{f_number:g}: the adapter's "
                    "flange back-focus and tilt"):
         result = adapter_focus(station, lens, f_number)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from station.procedures.captures import auto_exposure, lit
-from station.scene import require_chart
 from station.procedures.raw_checks import check_histogram, check_raw_integrity
+from station.scene import require_chart
 from station.station import Station
 from station.twin import firmware as fw
 from station.twin.sensor import BLACK_LEVEL_DN, CFA, sensor_params, sensor_spec

@@ -95,20 +95,30 @@ def _check_factory_run(record: dict, lenses: list[str], out: str, *, whole: bool
 
 
 def test_golden_factory_run_passes_with_a_record_profiles_and_allure_results(tmp_path: Path, capsys) -> None:
+    """The bench rehearsal of the factory plan (one M lens): the twin as pure hardware (no [twin] in the station
+    TOML), every change made by the line's robot over --operator tcp:// (tests/unit/robot.py)."""
+    from tests.unit.bench_twin import bench_twin
+    from tests.unit.robot import Robot
+
     reports = tmp_path / "reports"
-    code = main(["run", "--reports", str(reports), "--no-report", "--dut-serial", "SN-0042", "--lens", LENS,
-                 "--", *QUICK])
+    with bench_twin(tmp_path) as bench, Robot(bench.control) as robot:
+        code = main(["run", "--station", str(bench.toml), "--operator", robot.address, "--reports", str(reports),
+                     "--no-report", "--dut-serial", bench.serial, "--lens", LENS, "--", *QUICK])
     out = capsys.readouterr().out
     assert code == 0, out
     record = _record(reports)
     _check_factory_run(record, [LENS], out, whole=False)
+    assert record["station"]["twin"] is False and record["operator"]["kind"] == "tcp"
+    assert record["operator_requests"] == len(robot.requests) > 0
+    assert f"operator: {len(robot.requests)} request(s) (tcp)" in out
+    assert record["incomplete"] is True and record["tests_never_ran"] > 0  # QUICK is a subset of the plan
     # the record is named after the operator's serial and the run, which names the folders too
-    assert Path(record["paths"]["record"]).name == f"SN-0042-{record['run_id']}.json"
-    assert record["dut"]["serial"] == "SN-0042" and record["dut"]["reported_serial"].startswith("TWIN-")
+    assert Path(record["paths"]["record"]).name == f"{bench.serial}-{record['run_id']}.json"
+    assert record["dut"]["serial"] == bench.serial and record["dut"]["reported_serial"].startswith("TWIN-")
     assert record["station"]["identities"]["light"].startswith("M-Station,TwinLight")
     assert record["start"].endswith("Z") and record["end"] > record["start"]
     env = (Path(record["paths"]["allure_results"]) / "environment.properties").read_text()
-    assert "dut.serial=SN-0042" in env
+    assert f"dut.serial={bench.serial}" in env
 
 
 @pytest.mark.slow

@@ -222,11 +222,19 @@ QUICK_BUILDS = ("bl-offset", "zebra-shift")
 
 @pytest.fixture(scope="module")
 def golden_baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """The golden build's regression run (it must pass) and the baseline saved from it, once per module."""
+    """The golden build's regression run (it must pass) and the baseline saved from it, once per module: the
+    bench rehearsal of the regression plan (the twin as pure hardware, the robot over --operator tcp://)."""
+    from tests.unit.bench_twin import bench_twin
+    from tests.unit.robot import Robot
+
     folder = tmp_path_factory.mktemp("baseline")
     reports = folder / "reports"
-    assert main(["run", "--plan", "regression", "--reports", str(reports), "--no-report", "--lens", LENS]) == 0
+    with bench_twin(folder) as bench, Robot(bench.control) as robot:
+        assert main(["run", "--plan", "regression", "--station", str(bench.toml), "--operator", robot.address,
+                     "--reports", str(reports), "--no-report", "--lens", LENS]) == 0
     golden = _record(reports)
+    assert golden["station"]["twin"] is False and golden["operator_requests"] == len(robot.requests) > 0
+    assert golden["incomplete"] is False
     baseline_file = folder / "golden.json"
     assert main(["baseline", "save", golden["run_id"], "--reports", str(reports), "-o", str(baseline_file)]) == 0
     return baseline_file, golden

@@ -162,4 +162,4 @@ def test_the_allure_config_is_single_file_with_our_categories() -> None:
     config = allure_config("run")
     assert config["plugins"]["awesome"]["options"]["singleFile"] is True
     labels = [rule["matchers"]["labels"]["failure"] for rule in config["categories"]["rules"]]
-    assert labels == ["^station-fault$", "^config-error$", "^product-defect$"]
+    assert labels == ["^station-fault$", "^setup-fault$", "^config-error$", "^product-defect$"]

@@ -40,10 +40,10 @@ DEFAULT_PRODUCT = "m-phone"
 
 
 def limits_dir() -> Path:
-    """``limits/`` of the repository (beside ``station/``)."""
-    import station
+    """The limits shipped in the package (``station/data/limits``), found through ``importlib.resources``."""
+    from importlib import resources
 
-    return Path(station.__file__).resolve().parents[1] / "limits"
+    return Path(str(resources.files("station").joinpath("data", "limits")))
 
 
 def default_limits_path(product: str = DEFAULT_PRODUCT) -> Path:
@@ -186,7 +186,7 @@ def parse_limits(data: dict[str, Any], source: str = "<limits>") -> LimitsFile:
 
 
 def load_limits(path: str | Path | None = None) -> LimitsFile:
-    """Read and validate a limits TOML (default: ``limits/m-phone.toml`` of the repository)."""
+    """Read and validate a limits TOML (default: the shipped ``station/data/limits/m-phone.toml``)."""
     path = Path(path) if path is not None else default_limits_path()
     try:
         text = path.read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""``station run``: a plan (tests/plans/<plan>) under pytest, on the twin or on a bench.
+"""``station run``: a plan (station/plans/<plan>) under pytest, on the twin or on a bench.
 
 Everything the operator gives is checked before anything starts (a bad station file, lens,
 serial, limits or baseline is one line and exit 2). The plan then runs in-process with
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="lens catalogue TOML adding to or overriding the station's shipped one")
     parser.add_argument("--twin-fault", metavar="NAME[=VALUE]", action="append", default=[],
                         help="inject a twin fault (repeatable; `station twin faults` lists them)")
-    parser.add_argument("--limits", metavar="FILE", help="the product's limits TOML (default limits/m-phone.toml)")
+    parser.add_argument("--limits", metavar="FILE", help="the product's limits TOML (default: the shipped station/data/limits/m-phone.toml)")
     parser.add_argument("--reports", metavar="DIR", default="reports",
                         help="where the run writes records, results and the report (default ./reports)")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report at the end")
@@ -55,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def plans_dir() -> Path:
-    """``tests/plans`` of the repository (resolved from the package's location)."""
-    import station
+    """The plans shipped in the package (``station/plans``), found through ``importlib.resources``."""
+    from importlib import resources
 
-    return Path(station.__file__).resolve().parents[1] / "tests" / "plans"
+    return Path(str(resources.files("station.plans")))
 
 
 def check_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Lens profiles from a case's results and the calibration write-back (``station.procedures.profile``), and the
-plans' operator (``tests.plans.helpers.Operator``) on a bench: no twin, fake phones."""
+the scene (``station.scene.Scene``) on a bench: no twin, fake phones."""
 
 from __future__ import annotations
 

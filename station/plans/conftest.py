@@ -1,4 +1,4 @@
-"""Fixtures shared by the station's plans (tests/plans/): the capture matrix, the operator, the results.
+"""Fixtures shared by the station's plans (station/plans/): the capture matrix, the operator, the results.
 
 The capture matrix is {main; m bare; m + each M lens}. The lenses are ``--lens`` (repeatable) or, on the twin,
 its whole catalog; a bench without ``--lens`` tests no M lens. A test that takes the ``m_lens`` fixture runs

@@ -14,7 +14,7 @@ import pytest
 
 from fixtures.allure_glue import attach_png
 from station.procedures import selfcheck
-from tests.plans.helpers import station_check
+from station.plans.helpers import station_check
 
 pytestmark = pytest.mark.bench
 

@@ -11,7 +11,7 @@ import allure
 import pytest
 
 from station.procedures import profile as profile_proc
-from tests.plans.helpers import case_results
+from station.plans.helpers import case_results
 
 pytestmark = pytest.mark.bench
 

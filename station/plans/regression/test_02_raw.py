@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.plans import steps
-from tests.plans.conftest import configured_lenses
+from station.plans import steps
+from station.plans.conftest import configured_lenses
 
 pytestmark = pytest.mark.bench
 

@@ -10,7 +10,7 @@ import allure
 import pytest
 
 from station.procedures.captures import lit
-from tests.plans import steps
+from station.plans import steps
 
 SENSOR = "main"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from station.procedures.geometry import lens_datasheet
-from tests.plans import steps
+from station.plans import steps
 
 pytestmark = pytest.mark.bench
 

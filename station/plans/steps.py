@@ -24,7 +24,7 @@ from station.procedures.geometry import (
 from station.procedures.sfr import lateral_ca, measure_sfr
 from station.procedures.shading import measure_shading, preview_shading
 from station.scene import Scene
-from tests.plans.helpers import attach_all, case_results, procedure
+from station.plans.helpers import attach_all, case_results, procedure
 
 
 def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:

@@ -16,7 +16,7 @@ mkdir "$WORK/line"
 cd "$WORK/line"
 echo "check-install: station run in $WORK/line (factory: self-check and main shading, on the twin)"
 "$WORK/venv/bin/station" run --lens summicron-m-50-f2 --no-report --reports "$WORK/line/reports" \
-    -- -k "test_01_selfcheck or (test_02_main and test_shading)"
+    -- -k "test_01_selfcheck or (test_02_flat and test_shading and not bare and not lens)"
 "$WORK/venv/bin/python" - "$WORK" <<'PY'
 import glob, json, sys
 import station

@@ -55,3 +55,22 @@ def case_results(results: dict[str, CaseResults], station: Any, sensor: str, len
         results[key] = CaseResults(sensor=sensor, lens=lens, image_size=(geometry.width_px, geometry.height_px),
                                    pixel_pitch_um=geometry.pixel_pitch_um)
     return results[key]
+
+
+#: The stopped-down aperture of the M lens cases (depth of field for the tilted board; the sharpest region).
+STOPPED_DOWN = 8.0
+
+
+def stopped_down(lens: str) -> float:
+    """f/8, or the lens's smallest aperture when its ring stops before f/8 (the station's lens catalogue)."""
+    from station.procedures.geometry import lens_datasheet
+
+    apertures = lens_datasheet("m", lens).apertures
+    return STOPPED_DOWN if STOPPED_DOWN in apertures else float(max(apertures))
+
+
+def wide_open(lens: str) -> float:
+    """The lens's widest aperture (the station's lens catalogue)."""
+    from station.procedures.geometry import lens_datasheet
+
+    return float(lens_datasheet("m", lens).apertures[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fixtures.allure_glue import attach_png
+from station.plans.helpers import attach_all, case_results, procedure
 from station.procedures import sensor as sensor_proc
 from station.procedures.color import measure_color
 from station.procedures.focus import adapter_focus
@@ -24,7 +25,6 @@ from station.procedures.geometry import (
 from station.procedures.sfr import lateral_ca, measure_sfr
 from station.procedures.shading import measure_shading, preview_shading
 from station.scene import Scene
-from station.plans.helpers import attach_all, case_results, procedure
 
 
 def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:

@@ -270,12 +270,11 @@ def _blur_slope(sweep: _Sweep, best: float, step: float, coc_px: float, reach: f
 
 
 def _flats(station: Any, sensor: str, chart: str | None, count: int) -> list[np.ndarray]:
-    """Flat-field previews (luma) at the present settings; the chart goes back on the holder after."""
-    require_chart(station, "flat")
-    try:
-        return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
-    finally:
-        require_chart(station, chart)
+    """Flat-field previews (luma) at the present settings. The flat field stays up: the next step asks for
+    the chart it needs (``chart`` is the one the sweep used), so a flat-field step next costs no request."""
+    del chart
+    require_chart(station, "flat", sensor=sensor)
+    return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
 
 
 def sweep_plot(result: PeakingResult) -> bytes:
@@ -372,12 +371,9 @@ def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
                 if offset == 0.0:
                     sharp_preview = shot.preview
                     sharp_luma = preview_luma(shot.preview)
-            require_chart(station, "flat")
-            try:
-                flat_masks = [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"]
-                              for _ in range(flats)]
-            finally:
-                require_chart(station, result.chart)
+            require_chart(station, "flat", sensor=sensor)  # stays up: the next step asks for what it needs
+            flat_masks = [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"]
+                          for _ in range(flats)]
     finally:
         station.dut.configure(sensor, peaking={"enabled": False},
                               **({"focus_m": None} if sensor == "main" else {}))

@@ -13,8 +13,8 @@ import allure
 import pytest
 
 from fixtures.allure_glue import attach_png
-from station.procedures import selfcheck
 from station.plans.helpers import station_check
+from station.procedures import selfcheck
 
 pytestmark = pytest.mark.bench
 

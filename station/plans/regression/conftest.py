@@ -9,8 +9,8 @@ from typing import Any
 import allure
 import pytest
 
-from station.procedures.captures import lit
 from station.plans import steps
+from station.procedures.captures import lit
 
 SENSOR = "main"
 

@@ -33,7 +33,7 @@ class SweepError(ProcedureError):
 
 def calibration_path(sensor: str, lens: str | None, *keys: str) -> list[str]:
     """Where a sensor's (and mounted lens's) entry sits in the phone's blob, as the ISP reads overrides:
-    ``sensors.<sensor>[.lenses.<lens>].<keys...>`` (``station.twin.isp.sensor_calibration``'s layout)."""
+    ``sensors.<sensor>[.lenses.<lens>].<keys...>`` (the layout the phone's ISP reads its overrides in)."""
     path = ["sensors", sensor]
     if lens:
         path += ["lenses", lens]

@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="lens catalogue TOML adding to or overriding the station's shipped one")
     parser.add_argument("--twin-fault", metavar="NAME[=VALUE]", action="append", default=[],
                         help="inject a twin fault (repeatable; `station twin faults` lists them)")
-    parser.add_argument("--limits", metavar="FILE", help="the product's limits TOML (default: the shipped station/data/limits/m-phone.toml)")
+    parser.add_argument("--limits", metavar="FILE",
+                        help="the product's limits TOML (default: the shipped station/data/limits/m-phone.toml)")
     parser.add_argument("--reports", metavar="DIR", default="reports",
                         help="where the run writes records, results and the report (default ./reports)")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report at the end")

@@ -203,7 +203,11 @@ def _failed_measurements(record: dict[str, Any] | None) -> list[str]:
         limits = " and ".join(x for x in (f">= {_number(low)}" if low is not None else "",
                                           f"<= {_number(high)}" if high is not None else "") if x) or "no limits"
         case = f" [{m['case']}]" if m.get("case") else ""
-        lines.append(f"{m.get('name')}{case} = {_number(m.get('value'))}{unit}, limits {limits}")
+        line = f"{m.get('name')}{case} = {_number(m.get('value'))}{unit}, limits {limits}"
+        if m.get("regression_verdict") == "fail":
+            line += (f"; baseline {_number(m.get('baseline'))}{unit}, delta {_number(m.get('delta'))}{unit}"
+                     f" (tolerance {m.get('tolerance')})")
+        lines.append(line)
     return lines
 
 

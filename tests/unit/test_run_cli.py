@@ -275,6 +275,11 @@ def _check_regression_caught(build: str, code: int, record: dict, out: str, *, o
                      any(p["name"] == "delta" for p in s["parameters"])]
     assert with_baseline, "the failing test's measurements carry the baseline and delta"
     assert "FAIL (exit 1)" in out
+    # the terminal: one line per failed measurement (name, value, unit, limits), no traceback, no unit "1"
+    for m in failing:
+        (line,) = [x for x in out.splitlines() if x.startswith(f"  failed:   {m['name']} [{m['case']}] = ")]
+        assert "limits" in line and " 1," not in line and not line.endswith(" 1")
+    assert "Traceback" not in out and "b'" not in out
 
 
 def test_the_golden_builds_regression_run_passes_and_makes_a_baseline(golden_baseline) -> None:

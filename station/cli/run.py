@@ -17,7 +17,7 @@ from typing import Any
 
 from station.errors import ConfigError, StationError
 
-PLANS = ("factory", "regression")
+PLANS = ("factory", "lens", "regression")
 _LENS_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
 _BUILD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}$")
 #: pytest's own exit codes when no record says better: ok, failed, interrupted, internal, usage, none ran.

@@ -287,7 +287,7 @@ def raw_integrity(station: Any, operator: Scene, measure: Any, sensor: str, lens
     distance = framing_distance_mm(station, sensor, lens, ColorCheckerChart().width_mm, CHART_FILL)
     frame_scene(station, sensor, lens, distance)
     focus_deg = ring_for_distance_deg(lens, distance) if sensor == "m" else None
-    operator.chart("colorchecker", sensor=sensor)
+    # the procedure asks for its two charts, the one already up first
     label = case_name(sensor, lens)
     with procedure(f"RAW integrity of {label}: CFA order, RAW10 = DNG, missing codes, black level"):
         result = check_raw_integrity(station, sensor, focus=focus_deg, colour_chart="colorchecker",

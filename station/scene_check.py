@@ -139,7 +139,8 @@ def check_chart(station: Any, chart_spec: str) -> ChartCheck:
     level = float(station.light.level_pct())
     try:
         distance = framing_distance_mm(station, "main", None, chart.width_mm, CHECK_FILL)
-        station.mount.move_to(distance=distance, pan=0.0, tilt=0.0)
+        axes = station.config.mount.axes
+        station.mount.move_to(distance=distance, **{k: 0.0 for k in ("pan", "tilt") if k in axes})
         station.dut.configure("main", focus_m=None, analog_gain=1.0)
         if not light_on:
             station.light.set_level_pct(CHECK_LEVEL_PCT)

@@ -344,7 +344,9 @@ def test_a_bad_station_file_is_one_line_and_exit_2(tmp_path: Path, capsys) -> No
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--lens", "summicron-m-99-f9"], "not in the twin's catalog"),
+    (["--lens", "summicron-m-99-f9"], "not in the station's lens catalogue"),
+    (["--lens-catalog", "/nonexistent/lenses.toml"], "--lens-catalog /nonexistent/lenses.toml: cannot read"),
+    (["--operator", "robot"], "--operator 'robot': expected prompt, twin or tcp://HOST:PORT"),
     (["--dut-serial", "../etc/passwd"], "--dut-serial"),
     (["--firmware", "no-such-build"], "no such build"),
     (["--twin-fault", "no_such_fault"], "unknown fault"),

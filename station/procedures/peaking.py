@@ -338,6 +338,12 @@ def _expected(offset_dof: float) -> str | None:
     return None
 
 
+def _flat_masks(station: Any, sensor: str, count: int) -> list[np.ndarray]:
+    """The phone's peaking masks of ``count`` flat fields at the present settings (the flat field stays up)."""
+    require_chart(station, "flat", sensor=sensor)
+    return [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"] for _ in range(count)]
+
+
 def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
                    offsets_dof: tuple[float, ...] = VERIFY_OFFSETS_DOF, flats: int = 2,
                    threshold: int | None = None) -> PeakingVerification:
@@ -346,13 +352,13 @@ def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
     At best focus + ``offsets_dof`` depths of field: preview (new) and peaking mask (last); the chart's
     edge pixels from the frame at best focus (``calibration.peaking.chart_edges``); per frame the fraction
     of them flagged: >= 50 % in focus (|offset| <= 0.5 DoF), <= 5 % beyond twice the DoF (|offset| > 1);
-    then ``flats`` flat fields: <= 0.1 % of pixels flagged.
+    and ``flats`` flat fields: <= 0.1 % of pixels flagged (first, when the flat field is still up from the
+    calibration: the operator is asked once less).
     """
     if 0.0 not in offsets_dof:
         raise InputError("verify_peaking: the offsets must include 0 (best focus gives the chart's edges)")
     t_peak = int(result.threshold if threshold is None else threshold)
     require_lens(station, sensor, result.lens, result.aperture)
-    require_chart(station, result.chart)
     move_rail(station, result.distance_mm)
     axis = focus_axis(station, sensor)
     station.dut.configure(sensor, analog_gain=result.gain, exposure_us=int(result.exposure_us),
@@ -360,8 +366,14 @@ def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
     shots: list[tuple[float, float, np.ndarray, float | None]] = []
     sharp_luma: np.ndarray | None = None
     sharp_preview: np.ndarray | None = None
+    flat_masks: list[np.ndarray] = []
+    scene = getattr(station, "operator", None)
+    flat_first = getattr(scene, "chart_up", None) == "flat"  # the calibration's flats are still up: use them
     try:
         with lit(station, result.level_pct):
+            if flat_first:
+                flat_masks = _flat_masks(station, sensor, flats)
+            require_chart(station, result.chart, sensor=sensor)
             for offset in offsets_dof:
                 position = axis.clamp(result.best_focus + offset * result.dof)
                 axis.move(station, position)
@@ -371,9 +383,8 @@ def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
                 if offset == 0.0:
                     sharp_preview = shot.preview
                     sharp_luma = preview_luma(shot.preview)
-            require_chart(station, "flat", sensor=sensor)  # stays up: the next step asks for what it needs
-            flat_masks = [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"]
-                          for _ in range(flats)]
+            if not flat_first:
+                flat_masks = _flat_masks(station, sensor, flats)
     finally:
         station.dut.configure(sensor, peaking={"enabled": False},
                               **({"focus_m": None} if sensor == "main" else {}))

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Allure Report 3 (npm `allure`, pinned in package.json / package-lock.json) for `station report`
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean check-install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: install
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check station calibration targets fixtures tests
+
+# the wheel installed into a fresh venv outside the checkout runs a plan subset on the twin
+check-install: $(STAMP)
+	PYTHON=$(abspath $(PY)) sh tools/check_install.sh
 
 clean:
 	rm -rf $(VENV) node_modules reports/runs reports/records reports/allure-results reports/html

@@ -47,6 +47,9 @@ class Baseline:
 def baseline_from_record(record: dict[str, Any], source: str = "<record>") -> dict[str, Any]:
     """The baseline document of a passing run; ``InputError`` if the run did not pass."""
     outcome = record.get("outcome")
+    if record.get("incomplete"):
+        raise InputError(f"{source}: the run is incomplete ({record.get('tests_never_ran')} test(s) of its plan "
+                         "never ran); a baseline comes only from a complete run")
     if outcome != "pass":
         raise InputError(f"{source}: run outcome is {outcome!r}; a baseline comes only from a passing run")
     values: dict[str, dict[str, Any]] = {}

@@ -43,10 +43,10 @@ MarginalPct = Annotated[FiniteFloat, Field(ge=0.0, le=49.0, description="% of th
 
 
 def limits_dir() -> Path:
-    """``limits/`` of the repository (beside ``station/``)."""
-    import station
+    """The limits shipped in the package (``station/data/limits``), found through ``importlib.resources``."""
+    from importlib import resources
 
-    return Path(station.__file__).resolve().parents[1] / "limits"
+    return Path(str(resources.files("station").joinpath("data", "limits")))
 
 
 def default_limits_path(product: str = DEFAULT_PRODUCT) -> Path:
@@ -194,7 +194,8 @@ def parse_limits(data: object, source: str = "<limits>") -> LimitsFile:
 
 
 def load_limits(path: str | Path | None = None) -> LimitsFile:
-    """Read (regular file, bounded size) and validate a limits TOML (default: ``limits/m-phone.toml``)."""
+    """Read (regular file, bounded size) and validate a limits TOML (default: the shipped
+    ``station/data/limits/m-phone.toml``)."""
     path = Path(path) if path is not None else default_limits_path()
     text = read_text_limited(path, "limits file", ConfigError)
     try:

@@ -30,8 +30,11 @@ from station.validation import FiniteFloat, read_text_limited, validate
 FORMAT = "m-station-record"
 FORMAT_VERSION = 1
 STATION_FAULT, PRODUCT_DEFECT, CONFIG_ERROR = "station-fault", "product-defect", "config-error"
+#: The scene or the operator was wrong (wrong chart, lens not recognised, calibration impossible on the scene):
+#: exit 3 like a station fault, but no device failed; the operator can fix it and retry.
+SETUP_FAULT = "setup-fault"
 PASS, FAIL, ABORTED = "pass", "fail", "aborted"
-EXIT_CODES = {PASS: 0, FAIL: 1, ABORTED: 2, STATION_FAULT: 3}
+EXIT_CODES = {PASS: 0, FAIL: 1, ABORTED: 2, STATION_FAULT: 3, SETUP_FAULT: 3}
 EXIT_INTERRUPTED = 130
 _SERIAL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}", re.ASCII)  # fullmatch: no trailing newline
 _RUN_ID_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{4,}", re.ASCII)
@@ -84,11 +87,22 @@ def failure_kind(exc: BaseException | None) -> str:
     """Whose fault a test failure is: the station's, the product's, or a usage/config error.
 
     A ``DeviceError`` (or any ``StationError`` with exit code 3), anywhere in the chain of
-    explicit causes, is a station fault: a bench device failed, the product is not to blame.
+    explicit causes, is a station fault: a bench device failed, the product is not to blame; an
+    error whose ``fault_kind`` is ``"setup"`` (``station.procedures.ProcedureError``: the scene or the
+    operator was wrong) is a setup fault.
     A ``ConfigError`` or a pytest usage error is a config error. Everything else (a failed
     measurement, an assertion, a product error, an unexpected exception) is a product defect.
     """
     seen: set[int] = set()
+    probe = exc
+    while probe is not None and id(probe) not in seen:
+        seen.add(id(probe))
+        if isinstance(probe, DeviceError):
+            return STATION_FAULT
+        if getattr(probe, "fault_kind", None) == "setup":
+            return SETUP_FAULT
+        probe = probe.__cause__
+    seen.clear()
     probe = exc
     while probe is not None and id(probe) not in seen:
         seen.add(id(probe))
@@ -105,10 +119,14 @@ def decide_outcome(tests: list[dict[str, Any]], *, collection_errors: int = 0, i
     """``(outcome, exit_code, reason)`` of a run from its tests (station fault first, then config)."""
     failed = [t for t in tests if t["outcome"] in ("failed", "error")]
     by_kind = {kind: [t for t in failed if t.get("category") == kind]
-               for kind in (STATION_FAULT, CONFIG_ERROR, PRODUCT_DEFECT)}
+               for kind in (STATION_FAULT, SETUP_FAULT, CONFIG_ERROR, PRODUCT_DEFECT)}
     if by_kind[STATION_FAULT]:
         first = by_kind[STATION_FAULT][0]
         return STATION_FAULT, 3, f"station fault in {first['name']}: {first.get('message') or ''}".strip()
+    if by_kind[SETUP_FAULT]:
+        first = by_kind[SETUP_FAULT][0]
+        return SETUP_FAULT, 3, (f"setup fault in {first['name']}: {first.get('message') or ''} -- the scene or "
+                                "the operator's step was wrong, no device failed: fix the setup and run again")
     if by_kind[CONFIG_ERROR]:
         first = by_kind[CONFIG_ERROR][0]
         return ABORTED, 2, f"config error in {first['name']}: {first.get('message') or ''}".strip()
@@ -144,6 +162,7 @@ class RunRecord:
             "baseline": None, "start": self.start, "end": None, "outcome": None, "exit_code": None,
             "reason": "", "tests": [], "measurements": [], "profiles": [], "attachments": [],
             "safe_state": None, "paths": {}, "versions": {},
+            "incomplete": False, "tests_planned": 0, "tests_never_ran": 0, "operator_requests": 0,
         }
         base.update(self.data)
         self.data = base

@@ -29,6 +29,8 @@ FAILURE_LABEL = "failure"
 CATEGORIES: list[dict[str, Any]] = [
     {"id": "station-faults", "name": "Station faults (bench device failed: not the product's fault)",
      "matchers": {"labels": {FAILURE_LABEL: "^station-fault$"}}, "expand": True},
+    {"id": "setup-faults", "name": "Setup faults (wrong chart, lens or scene: fix the setup and retry)",
+     "matchers": {"labels": {FAILURE_LABEL: "^setup-fault$"}}, "expand": True},
     {"id": "config-errors", "name": "Usage or config errors",
      "matchers": {"labels": {FAILURE_LABEL: "^config-error$"}}},
     {"id": "product-defects", "name": "Product defects",
@@ -68,11 +70,21 @@ def find_allure() -> Path:
         raise ConfigError("report: needs Node.js (node not found on PATH); install Node.js 20+ and npm, "
                           "then run `make install`")
     override = os.environ.get("M_STATION_ALLURE")
-    cli = Path(override) if override else repo_root() / "node_modules" / ".bin" / "allure"
-    if not cli.is_file():
-        raise ConfigError(f"report: Allure Report 3 not installed ({cli} missing); run `make install` "
-                          "(npm install of package.json)")
-    return cli
+    if override:
+        if not Path(override).is_file():
+            raise ConfigError(f"report: M_STATION_ALLURE={override}: no such file (an Allure Report 3 CLI)")
+        return Path(override)
+    candidates = [repo_root() / "node_modules" / ".bin" / "allure",  # a checkout after `make install`
+                  Path.cwd() / "node_modules" / ".bin" / "allure"]  # an installed wheel: npm install here
+    on_path = shutil.which("allure")
+    if on_path:
+        candidates.append(Path(on_path))
+    for cli in candidates:
+        if cli.is_file():
+            return cli
+    raise ConfigError("report: Allure Report 3 not found (node_modules/.bin/allure of the checkout or of this "
+                      "folder, or allure on PATH): run `npm install allure@3` here, or `make install` in the "
+                      "checkout")
 
 
 def strip_analytics(html: str) -> str:

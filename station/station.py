@@ -39,6 +39,8 @@ class Station:
     mount: Mount
     dut: Dut
     twin: Any = None  # TwinControl when the station is the twin, else None
+    #: The scene (``station.scene.Scene``): the one way a chart, lens or aperture changes; None: no operator.
+    operator: Any = None
     identities: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -1,4 +1,4 @@
-"""``station run``: a plan (tests/plans/<plan>) under pytest, on the twin or on a bench.
+"""``station run``: a plan (station/plans/<plan>) under pytest, on the twin or on a bench.
 
 Everything the operator gives is checked before anything starts (a bad station file, lens,
 serial, limits or baseline is one line and exit 2). The plan then runs in-process with
@@ -17,7 +17,7 @@ from typing import Any
 
 from station.errors import ConfigError, StationError
 
-PLANS = ("factory", "regression")
+PLANS = ("factory", "lens", "regression")
 _LENS_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*\Z")
 _BUILD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}\Z")
 #: pytest's own exit codes when no record says better: ok, failed, interrupted, internal, usage, none ran.
@@ -38,9 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", metavar="FILE", help="regression baseline JSON (station baseline save)")
     parser.add_argument("--lens", metavar="ID", action="append", default=[],
                         help="M lens to test (repeatable; default: the configured lenses)")
+    parser.add_argument("--operator", metavar="prompt|twin|tcp://HOST:PORT",
+                        help="who makes the chart, lens and aperture changes: twin (default on the twin), prompt "
+                             "(default on a bench), or a line's automation at tcp://HOST:PORT")
+    parser.add_argument("--lens-catalog", metavar="FILE",
+                        help="lens catalogue TOML adding to or overriding the station's shipped one")
     parser.add_argument("--twin-fault", metavar="NAME[=VALUE]", action="append", default=[],
                         help="inject a twin fault (repeatable; `station twin faults` lists them)")
-    parser.add_argument("--limits", metavar="FILE", help="the product's limits TOML (default limits/m-phone.toml)")
+    parser.add_argument("--limits", metavar="FILE",
+                        help="the product's limits TOML (default: the shipped station/data/limits/m-phone.toml)")
     parser.add_argument("--reports", metavar="DIR", default="reports",
                         help="where the run writes records, results and the report (default ./reports)")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report at the end")
@@ -50,10 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def plans_dir() -> Path:
-    """``tests/plans`` of the repository (resolved from the package's location)."""
-    import station
+    """The plans shipped in the package (``station/plans``), found through ``importlib.resources``."""
+    from importlib import resources
 
-    return Path(station.__file__).resolve().parents[1] / "tests" / "plans"
+    return Path(str(resources.files("station.plans")))
 
 
 def check_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -89,14 +95,17 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
     for lens in lenses:
         if not _LENS_RE.match(lens):
             raise ConfigError(f"--lens {lens!r}: expected a lower-case lens id such as summicron-m-50-f2")
-    twin = checked["station"] is None or checked["station"].twin is not None
-    if lenses and twin:
-        from station.twin.lenses import M_LENSES
+    from station.lens_catalog import m_lenses, use_catalog
+    from station.operator import parse_operator
 
-        unknown = [lens for lens in lenses if lens not in M_LENSES]
-        if unknown:
-            raise ConfigError(f"--lens {unknown[0]!r}: not in the twin's catalog; allowed: "
-                              f"{', '.join(sorted(M_LENSES))}")
+    use_catalog(args.lens_catalog)
+    known = m_lenses()
+    unknown = [lens for lens in lenses if lens not in known]
+    if unknown:
+        raise ConfigError(f"--lens {unknown[0]!r}: not in the station's lens catalogue; known: "
+                          f"{', '.join(sorted(known))} (add it with --lens-catalog FILE)")
+    twin = checked["station"] is None or checked["station"].twin is not None
+    parse_operator(args.operator, on_twin=twin)
     checked["lenses"] = lenses
     checked["limits"] = load_limits(args.limits)
     checked["baseline"] = load_baseline(args.baseline) if args.baseline else None
@@ -110,7 +119,7 @@ def pytest_argv(args: argparse.Namespace, checked: dict[str, Any], run_id: str, 
             "--alluredir", str(results),
             "--reports", str(Path(args.reports)), "--run-id", run_id, "--plan-name", args.plan,
             "--limits", checked["limits"].path]
-    for option in ("station", "dut_serial", "firmware", "baseline"):
+    for option in ("station", "dut_serial", "firmware", "baseline", "operator", "lens_catalog"):
         value = getattr(args, option)
         if value is not None:
             argv += [f"--{option.replace('_', '-')}", str(value)]
@@ -178,6 +187,30 @@ def run(args: argparse.Namespace) -> int:
     return exit_code
 
 
+def _number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, int | float) else str(value)
+
+
+def _failed_measurements(record: dict[str, Any] | None) -> list[str]:
+    """One line per failed measurement: name [case], value and unit, limits (a dimensionless unit prints none)."""
+    lines = []
+    for m in (record or {}).get("measurements", []):
+        if m.get("verdict") != "fail":
+            continue
+        unit = m.get("unit") or ""
+        unit = "" if unit in ("1", "") else f" {unit}"
+        low, high = m.get("low"), m.get("high")
+        limits = " and ".join(x for x in (f">= {_number(low)}" if low is not None else "",
+                                          f"<= {_number(high)}" if high is not None else "") if x) or "no limits"
+        case = f" [{m['case']}]" if m.get("case") else ""
+        line = f"{m.get('name')}{case} = {_number(m.get('value'))}{unit}, limits {limits}"
+        if m.get("regression_verdict") == "fail":
+            line += (f"; baseline {_number(m.get('baseline'))}{unit}, delta {_number(m.get('delta'))}{unit}"
+                     f" (tolerance {m.get('tolerance')})")
+        lines.append(line)
+    return lines
+
+
 def _footer(outcome: str, exit_code: int, elapsed_s: float, record: dict[str, Any] | None,
             record_path: Path | None, report_line: str) -> None:
     counts: dict[str, int] = {}
@@ -188,9 +221,17 @@ def _footer(outcome: str, exit_code: int, elapsed_s: float, record: dict[str, An
         marginal = sum(1 for m in record.get("measurements", []) if m.get("verdict") == "marginal")
     tally = ", ".join(f"{n} {k}" for k, n in counts.items()) or "no test ran"
     extra = f", {marginal} marginal measurement(s)" if marginal else ""
-    print(f"station run: {outcome.upper()} (exit {exit_code}): {tally}{extra} in {elapsed_s:.1f} s")
+    incomplete = ""
+    if record is not None and record.get("incomplete"):
+        incomplete = f", INCOMPLETE: {record.get('tests_never_ran', 0)} test(s) of the plan never ran"
+    print(f"station run: {outcome.upper()} (exit {exit_code}): {tally}{extra}{incomplete} in {elapsed_s:.1f} s")
     if record is not None and record.get("reason"):
         print(f"  reason:   {record['reason']}")
+    for line in _failed_measurements(record):
+        print(f"  failed:   {line}")
+    if record is not None:
+        operator = record.get("operator") or {}
+        print(f"  operator: {record.get('operator_requests', 0)} request(s) ({operator.get('kind') or 'none'})")
     if record is not None:
         safe = record.get("safe_state") or {}
         if safe.get("problems"):

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="also write the station TOML to FILE")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="real seconds per simulated second of hardware time (default 1: real time)")
+    parser.add_argument("--bench-toml", action="store_true",
+                        help="print the station TOML without its [twin] table: the twin as pure hardware, a "
+                             "bench whose changes an operator makes (--operator prompt or tcp://...)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     add_station_options(parser)
     parser.set_defaults(func=run)
@@ -75,18 +78,28 @@ def run(args: argparse.Namespace) -> int:
     from station.devices.grbl_mount import GrblMount
     from station.twin.runner import Twin
 
+    say = lambda text: print(f"# {text}", file=sys.stderr, flush=True)  # noqa: E731 - progress on stderr
+    say("starting the twin: light, lux meter, mount controller, phone ...")
     twin = Twin(twin_settings(args, args.time_scale), host=args.host)
     config = twin.start()
+    say(f"homing the mount on {config.mount.port} (simulated homing takes a few seconds) ...")
     with GrblMount(config.mount) as mount:  # the operator homes the bench at power-on
         mount.home()
         mount.set_aux_output(True)  # and closes the light's power relay
+    from station.devices.phone import PhoneClient
+
+    with PhoneClient(config.dut, name="dut") as phone:
+        serial = phone.info().get("serial")
+    say(f"ready: phone serial {serial} (give it as --dut-serial)")
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        text = to_toml(config)
+        text = bench_toml(to_toml(config)) if args.bench_toml else to_toml(config)
         if args.output:
             atomic_write_text(Path(args.output), text)
-        sys.stdout.write(f"# M-Station twin; Ctrl-C stops it. Save this as station.toml:\n{text}")
+        kind = "pure hardware (no [twin]: an operator makes every change)" if args.bench_toml else "twin"
+        sys.stdout.write(f"# M-Station twin as {kind}; phone serial {serial}; Ctrl-C stops it. "
+                         f"Save this as station.toml:\n{text}")
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass
@@ -97,3 +110,15 @@ def run(args: argparse.Namespace) -> int:
         twin.stop()
         print("# twin stopped", file=sys.stderr)
     return 0
+
+
+def bench_toml(text: str) -> str:
+    """A station TOML without its ``[twin]`` tables: the twin's wires as a bench's, no control interface."""
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        if line.startswith("["):
+            skipping = line.strip() == "[twin]" or line.startswith("[twin.")
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept).rstrip("\n") + "\n"

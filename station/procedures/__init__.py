@@ -20,10 +20,11 @@ __all__ = ["ProcedureError", "SweepError", "calibration_path", "write_back"]
 class ProcedureError(StationError):
     """A procedure cannot measure what it must with the bench as set up (wrong lens, no chart, no edges).
 
-    A station fault (exit code 3) until shown otherwise: the setup, not the phone, is in question.
+    A setup fault (exit code 3, ``fault_kind`` "setup"): the scene, not a device and not the phone, is in question.
     """
 
     exit_code = 3
+    fault_kind = "setup"
 
 
 class SweepError(ProcedureError):
@@ -32,7 +33,7 @@ class SweepError(ProcedureError):
 
 def calibration_path(sensor: str, lens: str | None, *keys: str) -> list[str]:
     """Where a sensor's (and mounted lens's) entry sits in the phone's blob, as the ISP reads overrides:
-    ``sensors.<sensor>[.lenses.<lens>].<keys...>`` (``station.twin.isp.sensor_calibration``'s layout)."""
+    ``sensors.<sensor>[.lenses.<lens>].<keys...>`` (the layout the phone's ISP reads its overrides in)."""
     path = ["sensors", sensor]
     if lens:
         path += ["lenses", lens]

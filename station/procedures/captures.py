@@ -6,8 +6,8 @@ re-sends the same frame in another format); the frames' ``seq`` must agree, else
 The twin's capture metadata carry its ``truth``; a ``Shot`` keeps it for reports and tests, and nothing
 here decides anything from it.
 
-On a bench the chart and the lens are operator steps (the plan prompts for them): ``place_chart`` does
-nothing there, ``mount_lens`` checks the lens the phone reads on its adapter.
+Charts and lenses are the scene's (``station.scene``): a procedure asks for them with ``require_chart`` and
+``require_lens``, and the operator makes the change.
 """
 
 from __future__ import annotations
@@ -167,30 +167,6 @@ def lit(station: Any, level_pct: float) -> Iterator[None]:
     finally:
         with contextlib.suppress(DeviceError):  # a dead light is already the caller's failure
             station.light.set_output(False)
-
-
-def place_chart(station: Any, chart: str | None, size_mm: tuple[float, float] | None = None) -> None:
-    """Put ``chart`` on the holder: the twin's operator stand-in does it; on a bench the plan's operator
-    prompt did (nothing to do here). ``None`` leaves the holder as it is."""
-    if chart is not None and station.twin is not None:
-        station.twin.chart_set(chart, size_mm)
-
-
-def mount_lens(station: Any, sensor: str, lens: str | None, aperture: float | None = None) -> None:
-    """The M lens ``lens`` (None: bare) at f/``aperture`` for sensor ``m``; the twin's stand-in mounts it,
-    on a bench the phone must read it on the adapter (``info``), else ``ProcedureError``."""
-    if sensor != "m":
-        if lens not in (None, "main"):
-            raise InputError(f"sensor {sensor!r} has its own lens; an M lens ({lens}) goes on sensor 'm'")
-        return
-    if station.twin is not None:
-        station.twin.lens_mount(lens, aperture)
-        return
-    info = station.dut.info().get("m_lens") or {}
-    got = info.get("id") if isinstance(info, dict) else None
-    if got != lens:
-        raise ProcedureError(f"dut: the M adapter reads lens {got!r}, this step needs {lens!r}"
-                             + (f" at f/{aperture:g}" if aperture else "") + ": mount it (operator step)")
 
 
 def move_rail(station: Any, distance_mm: float | None) -> None:

@@ -2,8 +2,8 @@
 
 Framing: the lens's datasheet (focal length, focus ring) and the sensor's size (``info``) give, by the thin
 lens (``1/f = 1/s + 1/v``, magnification ``f / (s - f)``), the rail distance at which a chart spans a wanted
-fraction of the frame, and the ring angle that focuses there. The datasheet is the lens catalog
-(``station.twin.lenses``: focal length, apertures, focus throw, close focus as a lens maker publishes them);
+fraction of the frame, and the ring angle that focuses there. The datasheet is the station's lens
+catalogue (``station.lens_catalog``: focal length, apertures, focus throw, close focus as a lens maker publishes them);
 nothing here reads a capture's ground truth.
 
 Geometry (Zhang's method, ``calibration.geometry``): ``BOARD`` at ``POSES_DEG`` (the gimbal's pan and tilt),
@@ -55,7 +55,7 @@ class ChartNotFoundError(ProcedureError):
 def lens_datasheet(sensor: str, lens: str | None) -> Any:
     """The datasheet of the lens in front of ``sensor``: the phone's own lens for ``main``, the M lens
     ``lens`` for ``m`` (None: the bare sensor has no lens)."""
-    from station.twin.lenses import get_lens  # the lens catalog: published lens data, not a capture's truth
+    from station.lens_catalog import get_lens  # the station's catalogue: published lens data, not the twin's
 
     if sensor == "main":
         return get_lens("main")
@@ -64,7 +64,7 @@ def lens_datasheet(sensor: str, lens: str | None) -> Any:
     try:
         return get_lens(lens)
     except ConfigError as exc:
-        raise InputError(f"lens {lens!r}: {exc}") from None
+        raise InputError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,10 @@ from station.procedures.captures import (
     focus_axis,
     focus_search,
     lit,
-    mount_lens,
     move_rail,
-    place_chart,
     png_bytes,
 )
+from station.scene import require_chart, require_lens
 
 #: The fine sweep: offsets from best focus in depths of field (blur = 2 coc |offset|).
 SWEEP_OFFSETS_DOF = (0.0, -0.25, 0.25, -1.5, 1.5)
@@ -156,8 +155,8 @@ def calibrate_peaking(station: Any, sensor: str, *, lens: str | None = None, ape
         raise InputError(f"peaking: coc_px {coc_px!r}: expected a positive number of pixels")
     if flats < 1:
         raise InputError(f"peaking: flats {flats}: expected 1 or more flat frames")
-    mount_lens(station, sensor, lens, aperture)
-    place_chart(station, chart)
+    require_lens(station, sensor, lens, aperture)
+    require_chart(station, chart)
     move_rail(station, distance_mm)
     station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
     axis = focus_axis(station, sensor, focus_range)
@@ -271,12 +270,11 @@ def _blur_slope(sweep: _Sweep, best: float, step: float, coc_px: float, reach: f
 
 
 def _flats(station: Any, sensor: str, chart: str | None, count: int) -> list[np.ndarray]:
-    """Flat-field previews (luma) at the present settings; the chart goes back on the holder after."""
-    place_chart(station, "flat")
-    try:
-        return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
-    finally:
-        place_chart(station, chart)
+    """Flat-field previews (luma) at the present settings. The flat field stays up: the next step asks for
+    the chart it needs (``chart`` is the one the sweep used), so a flat-field step next costs no request."""
+    del chart
+    require_chart(station, "flat", sensor=sensor)
+    return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
 
 
 def sweep_plot(result: PeakingResult) -> bytes:
@@ -340,6 +338,12 @@ def _expected(offset_dof: float) -> str | None:
     return None
 
 
+def _flat_masks(station: Any, sensor: str, count: int) -> list[np.ndarray]:
+    """The phone's peaking masks of ``count`` flat fields at the present settings (the flat field stays up)."""
+    require_chart(station, "flat", sensor=sensor)
+    return [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"] for _ in range(count)]
+
+
 def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
                    offsets_dof: tuple[float, ...] = VERIFY_OFFSETS_DOF, flats: int = 2,
                    threshold: int | None = None) -> PeakingVerification:
@@ -348,13 +352,13 @@ def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
     At best focus + ``offsets_dof`` depths of field: preview (new) and peaking mask (last); the chart's
     edge pixels from the frame at best focus (``calibration.peaking.chart_edges``); per frame the fraction
     of them flagged: >= 50 % in focus (|offset| <= 0.5 DoF), <= 5 % beyond twice the DoF (|offset| > 1);
-    then ``flats`` flat fields: <= 0.1 % of pixels flagged.
+    and ``flats`` flat fields: <= 0.1 % of pixels flagged (first, when the flat field is still up from the
+    calibration: the operator is asked once less).
     """
     if 0.0 not in offsets_dof:
         raise InputError("verify_peaking: the offsets must include 0 (best focus gives the chart's edges)")
     t_peak = int(result.threshold if threshold is None else threshold)
-    mount_lens(station, sensor, result.lens, result.aperture)
-    place_chart(station, result.chart)
+    require_lens(station, sensor, result.lens, result.aperture)
     move_rail(station, result.distance_mm)
     axis = focus_axis(station, sensor)
     station.dut.configure(sensor, analog_gain=result.gain, exposure_us=int(result.exposure_us),
@@ -362,8 +366,14 @@ def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
     shots: list[tuple[float, float, np.ndarray, float | None]] = []
     sharp_luma: np.ndarray | None = None
     sharp_preview: np.ndarray | None = None
+    flat_masks: list[np.ndarray] = []
+    scene = getattr(station, "operator", None)
+    flat_first = getattr(scene, "chart_up", None) == "flat"  # the calibration's flats are still up: use them
     try:
         with lit(station, result.level_pct):
+            if flat_first:
+                flat_masks = _flat_masks(station, sensor, flats)
+            require_chart(station, result.chart, sensor=sensor)
             for offset in offsets_dof:
                 position = axis.clamp(result.best_focus + offset * result.dof)
                 axis.move(station, position)
@@ -373,12 +383,8 @@ def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
                 if offset == 0.0:
                     sharp_preview = shot.preview
                     sharp_luma = preview_luma(shot.preview)
-            place_chart(station, "flat")
-            try:
-                flat_masks = [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"]
-                              for _ in range(flats)]
-            finally:
-                place_chart(station, result.chart)
+            if not flat_first:
+                flat_masks = _flat_masks(station, sensor, flats)
     finally:
         station.dut.configure(sensor, peaking={"enabled": False},
                               **({"focus_m": None} if sensor == "main" else {}))

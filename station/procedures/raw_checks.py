@@ -47,8 +47,8 @@ from station.procedures.captures import (
     focus_search,
     light_off,
     lit,
-    place_chart,
 )
+from station.scene import require_chart
 
 #: Ramp exposures, as multiples of the exposure putting the colour chart's 99th percentile at 60 %: the
 #: ramp chart's white clips, then its middle steps, then its darkest ones near black.
@@ -92,7 +92,7 @@ def check_histogram(station: Any, sensor: str, source: str = "preview", *, chart
     """
     if source not in ("preview", "raw"):
         raise InputError(f"histogram source {source!r}; allowed: preview, raw")
-    place_chart(station, chart)
+    require_chart(station, chart)
     with lit(station, level_pct):
         if exposure_us is None:
             auto_exposure(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
@@ -174,6 +174,24 @@ def _defocus(station: Any, sensor: str) -> None:
         axis.move(station, axis.lo)
 
 
+def _ramp(station: Any, sensor: str, ramp_chart: str | None, colour_chart: str | None, focus: float | None,
+          exposure: int | None = None) -> tuple[list[np.ndarray], int]:
+    """RAW frames of the defocused ramp chart at ``RAMP_EXPOSURES`` times the reference exposure: ``exposure``,
+    or (the ramp chart first) the colour chart's, estimated on the ramp chart's own white (its 99th percentile
+    at 60 %, as on the colour chart)."""
+    del colour_chart
+    require_chart(station, ramp_chart, sensor=sensor)
+    if exposure is None:
+        _focus_on_chart(station, sensor, focus)
+        exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+    _defocus(station, sensor)
+    ramp = []
+    for factor in RAMP_EXPOSURES:
+        station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * factor))))
+        ramp.append(capture_shot(station, sensor, ("raw10",)).raw)
+    return ramp, exposure
+
+
 def check_raw_integrity(station: Any, sensor: str, *, gain: float = 1.0, colour_chart: str | None = "colorchecker",
                         ramp_chart: str | None = "steps", level_pct: float = 50.0, focus: float | None = None,
                         black_tolerance_dn: float = BLACK_TOLERANCE_DN) -> RawIntegrityResult:
@@ -183,23 +201,23 @@ def check_raw_integrity(station: Any, sensor: str, *, gain: float = 1.0, colour_
     (default: a sharpness search); the main camera autofocuses. Charts go on the holder on the twin (a
     bench's operator places them). The light is left off.
     """
-    if sensor == "m" and station.twin is None:
+    if sensor == "m":
         info = station.dut.info().get("m_lens")
         if not info:
             raise ProcedureError("RAW integrity on the M sensor needs a lens to see the charts: mount one")
     station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False}, peaking={"enabled": False})
+    scene = getattr(station, "operator", None)
+    ramp_first = ramp_chart is not None and getattr(scene, "chart_up", None) == ramp_chart
     try:
         with lit(station, level_pct):
-            place_chart(station, colour_chart)
+            if ramp_first:  # the ramp chart is up already: its frames first, then one change to the colour chart
+                ramp, exposure = _ramp(station, sensor, ramp_chart, colour_chart, focus)
+            require_chart(station, colour_chart, sensor=sensor)
             _focus_on_chart(station, sensor, focus)
             exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
             colour = capture_shot(station, sensor, ("raw10", "dng", "preview"))
-            place_chart(station, ramp_chart)
-            _defocus(station, sensor)
-            ramp = []
-            for factor in RAMP_EXPOSURES:
-                station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * factor))))
-                ramp.append(capture_shot(station, sensor, ("raw10",)).raw)
+            if not ramp_first:
+                ramp, _ = _ramp(station, sensor, ramp_chart, colour_chart, focus, exposure)
             station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * RAMP_EXPOSURES[0]))))
             light_off(station)
             darks = [capture_shot(station, sensor, ("raw10",)).raw for _ in range(2)]

@@ -33,9 +33,7 @@ REPEATS = 5
 
 
 def rail_mm(station: Any) -> float:
-    """Where the rail really is: the twin's truth on the twin, the controller's MPos on a bench."""
-    if station.twin is not None:
-        return float(station.twin.truth()["pose"]["distance"])
+    """Where the rail is, as the controller reports it (MPos): the station's own reading, bench or twin."""
     return float(station.mount.position()["distance"])
 
 

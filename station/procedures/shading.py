@@ -117,7 +117,7 @@ def measure_shading(station: Any, sensor: str, lens: str | None = None, *, f_num
                               white_level=float(first.white_level))
     except ShadingError as exc:
         error = ProcedureError(f"{label}: no shading map from the flat fields: {exc}")
-        error.attachments = attachments  # the plan attaches them (tests/plans/helpers.procedure)
+        error.attachments = attachments  # the plan attaches them (station/plans/helpers.procedure)
         raise error from None
     return ShadingMeasurement(sensor=sensor, lens=lens, f_number=f_number, distance_mm=float(distance),
                               exposure_us=int(exposure), result=result, attachments=attachments)

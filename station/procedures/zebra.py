@@ -44,11 +44,10 @@ from station.procedures.captures import (
     capture_shot,
     focus_axis,
     lit,
-    mount_lens,
-    place_chart,
     png_bytes,
     set_light,
 )
+from station.scene import require_chart, require_lens
 
 #: Auto-exposure: the light at this fraction of the sweep's top level, the brightest channel at 40 % of full
 #: scale: the knee then sits at about 60 % of the light's range.
@@ -127,8 +126,8 @@ def calibrate_zebra(station: Any, sensor: str, *, gain: float, lens: str | None 
         raise InputError(f"zebra sweep: max_level_pct {max_level_pct!r}: expected 0 < level <= 100 %")
     if fine_steps < 5:
         raise InputError(f"zebra sweep: fine_steps {fine_steps}: expected 5 or more")
-    mount_lens(station, sensor, lens, aperture)
-    place_chart(station, chart)
+    require_lens(station, sensor, lens, aperture)
+    require_chart(station, chart)
     station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False})
     frames: dict[float, dict[str, Any]] = {}
 
@@ -305,8 +304,8 @@ def verify_zebra(station: Any, sensor: str, result: ZebraResult, mode: str = "ra
     """
     if mode not in ("raw", "luma"):
         raise InputError(f"zebra mode {mode!r}; allowed: raw, luma")
-    mount_lens(station, sensor, result.lens, result.aperture)
-    place_chart(station, chart)
+    require_lens(station, sensor, result.lens, result.aperture)
+    require_chart(station, chart)
     clip = float(result.clip_level_dn if clip_level_dn is None else clip_level_dn)
     threshold = result.raw_threshold_dn if mode == "raw" else result.luma_threshold
     station.dut.configure(sensor, analog_gain=result.gain, exposure_us=int(exposure_us or result.exposure_us),

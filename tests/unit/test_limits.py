@@ -45,7 +45,7 @@ def test_the_product_file_has_every_measurement_the_plans_take() -> None:
     limits = load_limits()
     assert Path(limits.path) == default_limits_path() and limits.product == "m-phone" and limits.version
     names = set()
-    for plan in (REPO / "tests" / "plans").rglob("*.py"):
+    for plan in (REPO / "station" / "plans").rglob("*.py"):
         names |= set(re.findall(r'measure\(\s*"([a-z0-9_]+)"', plan.read_text()))
     assert names, "the plans take no measurements?"
     missing = names - set(limits.measurements)

@@ -1,5 +1,5 @@
 """Lens profiles from a case's results and the calibration write-back (``station.procedures.profile``), and the
-plans' operator (``tests.plans.helpers.Operator``) on a bench: no twin, fake phones."""
+the scene (``station.scene.Scene``) on a bench: no twin, fake phones."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import pytest
 
 from calibration.profile import loads_profile, verify_digest
 from station.errors import ProductError
-from station.procedures import ProcedureError
+from station.operator.prompt import PromptOperator
+from station.operator.twin import TwinOperator
 from station.procedures.profile import CaseResults, assemble_profile, phone_entries, write_calibration, write_profile
-from tests.plans.helpers import Operator
+from station.scene import Scene, SetupError
 
 
 class FakePhone:
@@ -94,25 +95,45 @@ class BenchPhone(FakePhone):
         return {"m_lens": None if self.lens is None else {"code": 3, "id": self.lens}}
 
 
-def test_on_a_bench_the_operator_is_asked_and_the_lens_checked_on_the_adapter() -> None:
-    phone = BenchPhone()
+class _Light:
+    def __init__(self) -> None:
+        self.on = True
+        self.seen: list[bool] = []
+
+    def output(self) -> bool:
+        return self.on
+
+    def set_output(self, on: bool) -> None:
+        self.on = on
+
+    def wait_settled(self) -> None:
+        pass
+
+
+def test_on_a_bench_the_prompt_is_asked_only_for_changes_in_the_dark_and_the_lens_checked() -> None:
+    phone, light = BenchPhone(), _Light()
     asked: list[str] = []
 
-    def operator_mounts(text: str) -> str:
+    def person(text: str) -> str:
         asked.append(text)
-        if "summicron" in text:
+        light.seen.append(light.on)
+        if "Summicron" in text:
             phone.lens = "summicron-m-50-f2"
         return ""
 
-    operator = Operator(SimpleNamespace(twin=None, dut=phone), ask=operator_mounts)
-    operator.place_chart("sfr")
-    operator.place_chart("sfr")  # already there: not asked again
-    operator.mount_lens("summicron-m-50-f2")
-    operator.set_aperture("summicron-m-50-f2", 8.0)
-    assert asked == ["put the sfr chart on the chart holder", "mount the M lens summicron-m-50-f2, wide open",
-                     "turn the aperture ring of summicron-m-50-f2 to f/8"]
-    with pytest.raises(ProcedureError, match="reads lens 'summicron-m-50-f2'.*expected 'elmarit-m-28-f2.8'"):
-        operator.mount_lens("elmarit-m-28-f2.8")  # the operator did not change it
+    scene = Scene(SimpleNamespace(twin=None, dut=phone, light=light), PromptOperator(ask=person), verify=False)
+    scene.chart("sfr", sensor="main")
+    scene.chart("sfr")  # already there: not asked again
+    scene.verify = True
+    scene.lens("summicron-m-50-f2")
+    scene.set_aperture("summicron-m-50-f2", 8.0)
+    assert asked[0].startswith("step 1, sensor main: put the sfr chart (")
+    assert asked[1:] == ["step 2, sensor m: mount the M lens Summicron-M 50 mm f/2, aperture ring at f/2",
+                         "step 3, sensor m: turn the aperture ring of Summicron-M 50 mm f/2 to f/8"]
+    assert light.seen == [False, False, False] and light.on  # dark while hands are at the bench, then back on
+    with pytest.raises(SetupError, match="Elmarit-M 28 mm f/2.8 ASPH is not on the adapter after 3 requests"):
+        scene.lens("elmarit-m-28-f2.8")  # the operator never changes it: the adapter reads code 3
+    assert scene.requests == 6
 
 
 def test_on_the_twin_the_stand_in_does_the_operators_steps() -> None:
@@ -120,12 +141,8 @@ def test_on_the_twin_the_stand_in_does_the_operators_steps() -> None:
     twin = SimpleNamespace(chart_set=lambda c: calls.append(("chart", c)),
                            lens_mount=lambda lens, ap: calls.append(("lens", (lens, ap))),
                            lens_aperture=lambda ap: calls.append(("aperture", ap)))
-
-    def never(text: str) -> str:
-        raise AssertionError(f"asked on the twin: {text}")
-
-    operator = Operator(SimpleNamespace(twin=twin, dut=FakePhone()), ask=never)
-    operator.place_chart("flat")
-    operator.mount_lens("noctilux-m-50-f0.95", 0.95)
-    operator.set_aperture("noctilux-m-50-f0.95", 8.0)
+    scene = Scene(SimpleNamespace(twin=twin, dut=FakePhone(), light=_Light()), TwinOperator(twin), verify=False)
+    scene.chart("flat")
+    scene.lens("noctilux-m-50-f0.95", 0.95)
+    scene.set_aperture("noctilux-m-50-f0.95", 8.0)
     assert calls == [("chart", "flat"), ("lens", ("noctilux-m-50-f0.95", 0.95)), ("aperture", 8.0)]

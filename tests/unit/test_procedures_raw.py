@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from station.procedures.captures import auto_exposure, lit, place_chart
+from station.procedures.captures import auto_exposure, lit
 from station.procedures.raw_checks import check_histogram, check_raw_integrity
+from station.scene import require_chart
 from station.station import Station
 from station.twin import firmware as fw
 from station.twin.sensor import BLACK_LEVEL_DN, CFA, sensor_params, sensor_spec
@@ -32,7 +33,7 @@ def station() -> Iterator[Station]:
 @pytest.fixture(scope="module")
 def exposure_us(station: Station) -> int:
     """The main camera's exposure for the step chart at 50 % light (its white at 70 %)."""
-    place_chart(station, "steps")
+    require_chart(station, "steps")
     with lit(station, 50.0):
         exposure, _ = auto_exposure(station, "main", target_fraction=0.7, statistic="p99", tolerance=0.15)
     return exposure

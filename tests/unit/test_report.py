@@ -125,7 +125,16 @@ def test_without_the_npm_package_report_says_so(allure_results: Path, tmp_path: 
     if shutil.which("node") is None:
         pytest.skip("needs node on PATH to get past the Node.js check")
     monkeypatch.setenv("M_STATION_ALLURE", str(tmp_path / "no" / "allure"))
-    with pytest.raises(ConfigError, match="Allure Report 3 not installed .*make install"):
+    with pytest.raises(ConfigError, match="M_STATION_ALLURE=.*no such file"):
+        build_report(allure_results, tmp_path / "r.html")
+    # an installed wheel (no checkout's node_modules), nothing here, none on PATH: one line saying how to install
+    import station.report
+
+    monkeypatch.delenv("M_STATION_ALLURE")
+    monkeypatch.setattr(station.report, "repo_root", lambda: tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(Path(shutil.which("node")).parent))
+    with pytest.raises(ConfigError, match=r"Allure Report 3 not found .*npm install allure@3"):
         build_report(allure_results, tmp_path / "r.html")
 
 
@@ -162,4 +171,4 @@ def test_the_allure_config_is_single_file_with_our_categories() -> None:
     config = allure_config("run")
     assert config["plugins"]["awesome"]["options"]["singleFile"] is True
     labels = [rule["matchers"]["labels"]["failure"] for rule in config["categories"]["rules"]]
-    assert labels == ["^station-fault$", "^config-error$", "^product-defect$"]
+    assert labels == ["^station-fault$", "^setup-fault$", "^config-error$", "^product-defect$"]

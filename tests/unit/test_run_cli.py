@@ -95,20 +95,30 @@ def _check_factory_run(record: dict, lenses: list[str], out: str, *, whole: bool
 
 
 def test_golden_factory_run_passes_with_a_record_profiles_and_allure_results(tmp_path: Path, capsys) -> None:
+    """The bench rehearsal of the factory plan (one M lens): the twin as pure hardware (no [twin] in the station
+    TOML), every change made by the line's robot over --operator tcp:// (tests/unit/robot.py)."""
+    from tests.unit.bench_twin import bench_twin
+    from tests.unit.robot import Robot
+
     reports = tmp_path / "reports"
-    code = main(["run", "--reports", str(reports), "--no-report", "--dut-serial", "SN-0042", "--lens", LENS,
-                 "--", *QUICK])
+    with bench_twin(tmp_path) as bench, Robot(bench.control) as robot:
+        code = main(["run", "--station", str(bench.toml), "--operator", robot.address, "--reports", str(reports),
+                     "--no-report", "--dut-serial", bench.serial, "--lens", LENS, "--", *QUICK])
     out = capsys.readouterr().out
     assert code == 0, out
     record = _record(reports)
     _check_factory_run(record, [LENS], out, whole=False)
+    assert record["station"]["twin"] is False and record["operator"]["kind"] == "tcp"
+    assert record["operator_requests"] == len(robot.requests) > 0
+    assert f"operator: {len(robot.requests)} request(s) (tcp)" in out
+    assert record["incomplete"] is True and record["tests_never_ran"] > 0  # QUICK is a subset of the plan
     # the record is named after the operator's serial and the run, which names the folders too
-    assert Path(record["paths"]["record"]).name == f"SN-0042-{record['run_id']}.json"
-    assert record["dut"]["serial"] == "SN-0042" and record["dut"]["reported_serial"].startswith("TWIN-")
+    assert Path(record["paths"]["record"]).name == f"{bench.serial}-{record['run_id']}.json"
+    assert record["dut"]["serial"] == bench.serial and record["dut"]["reported_serial"].startswith("TWIN-")
     assert record["station"]["identities"]["light"].startswith("M-Station,TwinLight")
     assert record["start"].endswith("Z") and record["end"] > record["start"]
     env = (Path(record["paths"]["allure_results"]) / "environment.properties").read_text()
-    assert "dut.serial=SN-0042" in env
+    assert f"dut.serial={bench.serial}" in env
 
 
 @pytest.mark.slow
@@ -116,7 +126,8 @@ def test_the_whole_factory_plan_on_the_catalog_passes_with_a_profile_for_every_l
     from station.twin.lenses import M_LENSES
 
     reports = tmp_path / "reports"
-    code = main(["run", "--reports", str(reports), "--no-report"])
+    code = main(["run", "--reports", str(reports), "--no-report",
+                 *(arg for lens in sorted(M_LENSES) for arg in ("--lens", lens))])
     out = capsys.readouterr().out
     assert code == 0, out
     _check_factory_run(_record(reports), sorted(M_LENSES), out)
@@ -212,11 +223,19 @@ QUICK_BUILDS = ("bl-offset", "zebra-shift")
 
 @pytest.fixture(scope="module")
 def golden_baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """The golden build's regression run (it must pass) and the baseline saved from it, once per module."""
+    """The golden build's regression run (it must pass) and the baseline saved from it, once per module: the
+    bench rehearsal of the regression plan (the twin as pure hardware, the robot over --operator tcp://)."""
+    from tests.unit.bench_twin import bench_twin
+    from tests.unit.robot import Robot
+
     folder = tmp_path_factory.mktemp("baseline")
     reports = folder / "reports"
-    assert main(["run", "--plan", "regression", "--reports", str(reports), "--no-report", "--lens", LENS]) == 0
+    with bench_twin(folder) as bench, Robot(bench.control) as robot:
+        assert main(["run", "--plan", "regression", "--station", str(bench.toml), "--operator", robot.address,
+                     "--reports", str(reports), "--no-report", "--lens", LENS]) == 0
     golden = _record(reports)
+    assert golden["station"]["twin"] is False and golden["operator_requests"] == len(robot.requests) > 0
+    assert golden["incomplete"] is False
     baseline_file = folder / "golden.json"
     assert main(["baseline", "save", golden["run_id"], "--reports", str(reports), "-o", str(baseline_file)]) == 0
     return baseline_file, golden
@@ -257,6 +276,11 @@ def _check_regression_caught(build: str, code: int, record: dict, out: str, *, o
                      any(p["name"] == "delta" for p in s["parameters"])]
     assert with_baseline, "the failing test's measurements carry the baseline and delta"
     assert "FAIL (exit 1)" in out
+    # the terminal: one line per failed measurement (name, value, unit, limits), no traceback, no unit "1"
+    for m in failing:
+        (line,) = [x for x in out.splitlines() if x.startswith(f"  failed:   {m['name']} [{m['case']}] = ")]
+        assert "limits" in line and " 1," not in line and not line.endswith(" 1")
+    assert "Traceback" not in out and "b'" not in out
 
 
 def test_the_golden_builds_regression_run_passes_and_makes_a_baseline(golden_baseline) -> None:
@@ -320,7 +344,9 @@ def test_a_bad_station_file_is_one_line_and_exit_2(tmp_path: Path, capsys) -> No
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--lens", "summicron-m-99-f9"], "not in the twin's catalog"),
+    (["--lens", "summicron-m-99-f9"], "not in the station's lens catalogue"),
+    (["--lens-catalog", "/nonexistent/lenses.toml"], "--lens-catalog /nonexistent/lenses.toml: cannot read"),
+    (["--operator", "robot"], "--operator 'robot': expected prompt, twin or tcp://HOST:PORT"),
     (["--dut-serial", "../etc/passwd"], "--dut-serial"),
     (["--firmware", "no-such-build"], "no such build"),
     (["--twin-fault", "no_such_fault"], "unknown fault"),

@@ -97,3 +97,31 @@ def test_firmware_and_faults_catalogs(capsys: pytest.CaptureFixture[str]) -> Non
     assert catalog(capsys, "firmware")["firmware"] == firmware_catalog()
     faults = catalog(capsys, "faults")["faults"]
     assert {*LIGHT_FAULTS, *MOUNT_FAULTS, *PHONE_FAULTS, *FIRMWARE_FAULTS} == set(faults)
+
+
+def test_station_twin_as_pure_hardware_prints_a_bench_toml_says_what_it_does_and_the_phones_serial() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "station", "twin", "--time-scale", "0", "--bench-toml"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        head = proc.stdout.readline()
+        lines: list[str] = []
+        in_dut = False
+        while True:  # the [dut] table is the last one of a bench TOML
+            line = proc.stdout.readline()
+            lines.append(line)
+            in_dut = in_dut or line.strip() == "[dut]"
+            if not line or (in_dut and line.startswith("timeout_s")):
+                break
+        config = tomllib.loads("".join(lines))
+        assert "twin" not in config and {"light", "meter", "mount", "dut"} <= set(config)
+        serial_no = re.search(r"phone serial (\S+);", head)
+        assert serial_no and serial_no.group(1).startswith("TWIN-") and "pure hardware" in head
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        progress = proc.stderr.read()
+        assert "homing the mount" in progress and f"phone serial {serial_no.group(1)}" in progress
+        assert "Traceback" not in progress
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import Iterator
 
 from station.config import TwinConfig
+from station.operator.twin import TwinOperator
+from station.scene import Scene
 from station.station import Station
 from station.twin.runner import Twin
 
@@ -16,6 +18,7 @@ def twin_station(seed: int = 1, distance_mm: float | None = None) -> Iterator[St
     """A homed station on a fresh twin (no real waiting); left safe and closed afterwards."""
     with Twin(TwinConfig(time_scale=0.0, seed=seed)) as twin:
         station = Station.open(twin.config)
+        station.operator = Scene(station, TwinOperator(station.twin))
         try:
             station.mount.home()
             if distance_mm is not None:

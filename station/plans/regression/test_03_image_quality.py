@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.plans import steps
+from station.plans import steps
 
 pytestmark = pytest.mark.bench
 

@@ -9,8 +9,8 @@ from typing import Any
 import allure
 import pytest
 
+from station.plans import steps
 from station.procedures.captures import lit
-from tests.plans import steps
 
 SENSOR = "main"
 
@@ -20,7 +20,7 @@ def stored_shading(station: Any, operator: Any, results: dict) -> Iterator[Any]:
     """The main sensor's shading measured from flat fields and its map written into the phone."""
     from station.procedures.shading import measure_shading
 
-    operator.place_chart("flat")
+    operator.chart("flat", sensor=SENSOR)
     with lit(station, 80.0), allure.step("the main sensor's lens shading map from flat fields"):
         result = measure_shading(station, SENSOR)
     entry = steps.case_results(results, station, SENSOR)

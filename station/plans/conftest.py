@@ -1,7 +1,8 @@
-"""Fixtures shared by the station's plans (tests/plans/): the capture matrix, the operator, the results.
+"""Fixtures shared by the station's plans (station/plans/): the capture matrix, the operator, the results.
 
 The capture matrix is {main; m bare; m + each M lens}. The lenses are ``--lens`` (repeatable) or, on the twin,
-its whole catalog; a bench without ``--lens`` tests no M lens. A test that takes the ``m_lens`` fixture runs
+the line's reference lens (``factory``) or the whole lens catalogue (``lens``); a bench without ``--lens`` tests
+no M lens. A test that takes the ``m_lens`` fixture runs
 once per lens, and pytest runs all of one lens's tests before the next lens is mounted (the fixture is
 module-scoped: one lens change per lens).
 
@@ -22,7 +23,7 @@ import pytest
 
 from station.errors import DeviceError
 from station.procedures.profile import CaseResults
-from tests.plans.helpers import Operator
+from station.scene import Scene
 
 #: The twin's time scale for the plans unless ``--twin-time-scale`` is given: 0, no real waits.
 PLAN_TIME_SCALE = 0.0
@@ -48,19 +49,38 @@ def on_twin(config: pytest.Config) -> bool:
     return station_config.twin is not None and bool(station_config.twin.control)
 
 
+#: The line's reference M lens: the factory plan's lens through the adapter on the twin without ``--lens``.
+REFERENCE_LENS = "summicron-m-50-f2"
+
+
+def plan_of(config: pytest.Config) -> str:
+    """The plan this session runs: ``--plan-name`` (``station run``), else the plan folder named on the
+    command line (``factory`` when none)."""
+    if getattr(config.option, "plan_name", None):
+        return str(config.option.plan_name)
+    for arg in config.args:
+        parts = str(arg).replace("\\", "/").split("/")
+        if "plans" in parts and parts.index("plans") + 1 < len(parts):
+            return parts[parts.index("plans") + 1].split("::")[0]
+    return "factory"
+
+
 def configured_lenses(config: pytest.Config) -> list[str]:
-    """The M lenses of the run: ``--lens`` (in the order given), else on the twin its catalog, on a bench none."""
+    """The M lenses of the run: ``--lens`` (in the order given); else on the twin the line's reference lens
+    (factory, regression) or every M lens of the station's lens catalogue (the ``lens`` plan); on a bench none."""
     chosen = list(dict.fromkeys(config.option.lens or []))
     if not chosen and on_twin(config):
-        from station.twin.lenses import M_LENSES
+        from station.lens_catalog import m_lenses
 
-        chosen = sorted(M_LENSES)
+        chosen = sorted(m_lenses()) if plan_of(config) == "lens" else [REFERENCE_LENS]
     return chosen
 
 
 def capture_cases(config: pytest.Config) -> list[str]:
-    """The capture matrix's cases: ``main``, ``m`` (bare), ``m/<lens>`` for each lens."""
-    return ["main", "m", *(f"m/{lens}" for lens in configured_lenses(config))]
+    """The capture matrix's cases: ``main``, ``m`` (bare), ``m/<lens>`` for each lens (the ``lens`` plan: only
+    the lenses, profiled on a reference phone)."""
+    lenses = [f"m/{lens}" for lens in configured_lenses(config)]
+    return lenses if plan_of(config) == "lens" else ["main", "m", *lenses]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -81,9 +101,9 @@ def lens_ids(request: pytest.FixtureRequest, run_record: Any) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(station: Any, request: pytest.FixtureRequest) -> Operator:
-    """The operator's steps: the twin's stand-in, or prompts on the bench's terminal."""
-    return Operator(station, request.config)
+def operator(station: Any) -> Scene:
+    """The scene: every chart, lens and aperture change of the plan, through the run's operator."""
+    return station.operator
 
 
 @pytest.fixture(scope="session")
@@ -94,10 +114,10 @@ def results() -> dict[str, CaseResults]:
 
 
 @pytest.fixture(scope="module")
-def m_lens(request: pytest.FixtureRequest, operator: Operator, lens_ids: list[str]) -> Iterator[str]:
+def m_lens(request: pytest.FixtureRequest, operator: Scene, lens_ids: list[str]) -> Iterator[str]:
     """The M lens of this group of tests, mounted wide open by the operator."""
     lens = request.param
-    operator.mount_lens(lens, None)
+    operator.lens(lens, None)
     yield lens
 
 

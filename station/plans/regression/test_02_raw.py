@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.plans import steps
-from tests.plans.conftest import configured_lenses
+from station.plans import steps
+from station.plans.conftest import configured_lenses
 
 pytestmark = pytest.mark.bench
 
@@ -25,5 +25,5 @@ def test_raw_integrity(sensor: str, station: Any, operator: Any, measure: Any,
         if not lenses:
             pytest.skip("RAW integrity of the M sensor needs an M lens to see the charts: give --lens")
         lens = lenses[0]
-        operator.mount_lens(lens, None)
+        operator.lens(lens, None)
     steps.raw_integrity(station, operator, measure, sensor, lens)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fixtures.allure_glue import attach_png
+from station.plans.helpers import attach_all, case_results, procedure
 from station.procedures import sensor as sensor_proc
 from station.procedures.color import measure_color
 from station.procedures.focus import adapter_focus
@@ -23,7 +24,7 @@ from station.procedures.geometry import (
 )
 from station.procedures.sfr import lateral_ca, measure_sfr
 from station.procedures.shading import measure_shading, preview_shading
-from tests.plans.helpers import Operator, attach_all, case_results, procedure
+from station.scene import Scene
 
 
 def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:
@@ -32,9 +33,9 @@ def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:
     return f"{name}/f{f_number:g}" if f_number else name
 
 
-def sensor_characterization(station: Any, operator: Operator, measure: Any, results: dict, sensor: str,
+def sensor_characterization(station: Any, operator: Scene, measure: Any, results: dict, sensor: str,
                             lens: str | None = None) -> Any:
-    operator.place_chart("flat")
+    operator.chart("flat", sensor=sensor)
     with procedure(f"EMVA 1288 photon transfer of {case_name(sensor, lens)}: flat pairs over an exposure sweep, "
                    "then dark pairs"):
         result = sensor_proc.characterize_sensor(station, sensor, lens)
@@ -52,9 +53,9 @@ def sensor_characterization(station: Any, operator: Operator, measure: Any, resu
     return result
 
 
-def geometry(station: Any, operator: Operator, measure: Any, results: dict, sensor: str, lens: str | None = None,
+def geometry(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
              f_number: float | None = None) -> Any:
-    operator.place_chart(BOARD)
+    operator.chart(BOARD, sensor=sensor)
     with procedure(f"ChArUco {BOARD} at {5} pan/tilt poses through {f_case(sensor, lens, f_number)}"):
         result = calibrate_geometry(station, sensor, lens, f_number=f_number)
     attach_all(result.attachments)
@@ -72,9 +73,9 @@ def geometry(station: Any, operator: Operator, measure: Any, results: dict, sens
     return result
 
 
-def shading(station: Any, operator: Operator, measure: Any, results: dict, sensor: str, lens: str | None = None,
+def shading(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
             f_number: float | None = None) -> Any:
-    operator.place_chart("flat")
+    operator.chart("flat", sensor=sensor)
     with procedure(f"flat fields through {f_case(sensor, lens, f_number)}: the lens shading map"):
         result = measure_shading(station, sensor, lens, f_number=f_number)
     attach_all(result.attachments)
@@ -91,9 +92,9 @@ def shading(station: Any, operator: Operator, measure: Any, results: dict, senso
     return result
 
 
-def sfr(station: Any, operator: Operator, measure: Any, results: dict, sensor: str, lens: str | None = None,
+def sfr(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
         f_number: float | None = None, *, profile: bool = True) -> Any:
-    operator.place_chart("sfr")
+    operator.chart("sfr", sensor=sensor)
     with procedure(f"slanted-edge chart through {f_case(sensor, lens, f_number)}: e-SFR of every edge"):
         result = measure_sfr(station, sensor, lens, f_number=f_number)
     attach_all(result.attachments)
@@ -128,9 +129,9 @@ def chromatic(station: Any, measure: Any, results: dict, sfr_result: Any) -> Any
     return result
 
 
-def color(station: Any, operator: Operator, measure: Any, results: dict, sensor: str,
+def color(station: Any, operator: Scene, measure: Any, results: dict, sensor: str,
           lens: str | None = None) -> Any:
-    operator.place_chart("colorchecker")
+    operator.chart("colorchecker", sensor=sensor)
     entry = case_results(results, station, sensor, lens)
     gain_map = entry.phone.get("lens_shading_map")
     with procedure(f"ColorChecker through {case_name(sensor, lens)}: white balance, colour matrix, CIEDE2000"
@@ -149,8 +150,8 @@ def color(station: Any, operator: Operator, measure: Any, results: dict, sensor:
     return result
 
 
-def focus(station: Any, operator: Operator, measure: Any, results: dict, lens: str, f_number: float) -> Any:
-    operator.place_chart("sfr")
+def focus(station: Any, operator: Scene, measure: Any, results: dict, lens: str, f_number: float) -> Any:
+    operator.chart("sfr", sensor="m")
     with procedure(f"through-focus sweep of the slanted-edge chart through {lens} f/{f_number:g}: the adapter's "
                    "flange back-focus and tilt"):
         result = adapter_focus(station, lens, f_number)
@@ -166,8 +167,8 @@ def focus(station: Any, operator: Operator, measure: Any, results: dict, lens: s
     return result
 
 
-def preview_flatness(station: Any, operator: Operator, measure: Any, sensor: str, lens: str | None = None) -> Any:
-    operator.place_chart("flat")
+def preview_flatness(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
+    operator.chart("flat", sensor=sensor)
     with procedure(f"the phone's preview of the flat field through {case_name(sensor, lens)} (its stored shading "
                    "map applied)"):
         result = preview_shading(station, sensor, lens)
@@ -178,32 +179,28 @@ def preview_flatness(station: Any, operator: Operator, measure: Any, sensor: str
 
 # --- zebra and peaking (``station.procedures.zebra`` / ``peaking``) ------------------------------------------
 
-def zebra_calibration(station: Any, operator: Operator, measure: Any, sensor: str, lens: str | None = None,
+def zebra_calibration(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
                       f_number: float | None = None, *, verify: tuple[str, ...] = ()) -> Any:
     from station.procedures.zebra import calibrate_zebra, verify_zebra
 
-    operator.place_chart("flat")
+    operator.chart("flat", sensor=sensor)
     label = f_case(sensor, lens, f_number)
-    try:
-        with procedure(f"zebra: light sweep on the flat field through {label}, T_raw and T_luma (written into the "
-                       "phone)"):
-            result = calibrate_zebra(station, sensor, gain=1.0, lens=lens, aperture=f_number, chart="flat")
-        attach_all(result.attachments())
-        case = case_name(sensor, lens)
-        measure("zebra_clip_level_dn", result.clip_level_dn, case=case, check=False)
-        measure("zebra_raw_threshold_dn", result.raw_threshold_dn, case=case, check=False)
-        measure("zebra_luma_threshold", result.luma_threshold, case=case, check=False)
-        for mode in verify:
-            if not operator.on_twin:
-                operator.place_chart("steps")
-            with procedure(f"zebra ({mode} mode) at the calibrated threshold against raw truth, step chart"):
-                check = verify_zebra(station, sensor, result, mode, chart="steps")
-            attach_all(check.attachments())
-            measure("zebra_missed_pct", 100.0 * (check.missed_fraction or 0.0), case=f"{case}/{mode}", check=False)
-            measure("zebra_false_flag_pct", 100.0 * (check.false_flag_fraction or 0.0), case=f"{case}/{mode}",
-                    check=False)
-    finally:
-        operator.forget_chart()  # the procedure put its own charts up on the twin
+    with procedure(f"zebra: light sweep on the flat field through {label}, T_raw and T_luma (written into the "
+                   "phone)"):
+        result = calibrate_zebra(station, sensor, gain=1.0, lens=lens, aperture=f_number, chart="flat")
+    attach_all(result.attachments())
+    case = case_name(sensor, lens)
+    measure("zebra_clip_level_dn", result.clip_level_dn, case=case, check=False)
+    measure("zebra_raw_threshold_dn", result.raw_threshold_dn, case=case, check=False)
+    measure("zebra_luma_threshold", result.luma_threshold, case=case, check=False)
+    for mode in verify:
+        operator.chart("steps", sensor=sensor)
+        with procedure(f"zebra ({mode} mode) at the calibrated threshold against raw truth, step chart"):
+            check = verify_zebra(station, sensor, result, mode, chart="steps")
+        attach_all(check.attachments())
+        measure("zebra_missed_pct", 100.0 * (check.missed_fraction or 0.0), case=f"{case}/{mode}", check=False)
+        measure("zebra_false_flag_pct", 100.0 * (check.false_flag_fraction or 0.0), case=f"{case}/{mode}",
+                check=False)
     measure.check()
     return result
 
@@ -231,33 +228,30 @@ def peaking_scene(station: Any, sensor: str, lens: str | None) -> tuple[float, t
     return distance, (max(ring - span, 0.0), min(ring + span, float(sheet.focus_throw_deg)))
 
 
-def peaking_calibration(station: Any, operator: Operator, measure: Any, sensor: str, lens: str | None = None,
+def peaking_calibration(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
                         f_number: float | None = None, *, verify: bool = False) -> Any:
     from station.procedures.peaking import calibrate_peaking, verify_peaking
 
-    operator.place_chart("siemens")
+    operator.chart("siemens", sensor=sensor)
     label = f_case(sensor, lens, f_number)
     distance, focus_range = peaking_scene(station, sensor, lens)
-    try:
-        with procedure(f"focus peaking: focus sweep of the Siemens star through {label}, T_peak (written into the "
-                       "phone)"):
-            result = calibrate_peaking(station, sensor, lens=lens, aperture=f_number, gain=1.0, chart="siemens",
-                                       distance_mm=distance, focus_range=focus_range, flats=1)
-        attach_all(result.attachments())
-        case = f_case(sensor, lens, f_number)
-        measure("peaking_threshold", result.threshold, case=case, check=False)
-        measure("peaking_flat_rate_pct", 100.0 * result.flat_rate, case=case, check=False)
-        if verify:
-            with procedure("focus peaking at T_peak: in focus, beyond twice the depth of field, flat fields"):
-                check = verify_peaking(station, sensor, result)
-            attach_all(check.attachments())
-            in_focus = [f["coverage"] for f in check.frames if f["expected"] == "in_focus"]
-            beyond = [f["coverage"] for f in check.frames if f["expected"] == "beyond_2dof"]
-            measure("peaking_in_focus_coverage_pct", 100.0 * min(in_focus), case=case, check=False)
-            measure("peaking_far_coverage_pct", 100.0 * max(beyond), case=case, check=False)
-            measure("peaking_flat_rate_pct", 100.0 * max(check.flat_rates), case=f"{case}/verify", check=False)
-    finally:
-        operator.forget_chart()
+    with procedure(f"focus peaking: focus sweep of the Siemens star through {label}, T_peak (written into the "
+                   "phone)"):
+        result = calibrate_peaking(station, sensor, lens=lens, aperture=f_number, gain=1.0, chart="siemens",
+                                   distance_mm=distance, focus_range=focus_range, flats=1)
+    attach_all(result.attachments())
+    case = f_case(sensor, lens, f_number)
+    measure("peaking_threshold", result.threshold, case=case, check=False)
+    measure("peaking_flat_rate_pct", 100.0 * result.flat_rate, case=case, check=False)
+    if verify:
+        with procedure("focus peaking at T_peak: in focus, beyond twice the depth of field, flat fields"):
+            check = verify_peaking(station, sensor, result)
+        attach_all(check.attachments())
+        in_focus = [f["coverage"] for f in check.frames if f["expected"] == "in_focus"]
+        beyond = [f["coverage"] for f in check.frames if f["expected"] == "beyond_2dof"]
+        measure("peaking_in_focus_coverage_pct", 100.0 * min(in_focus), case=case, check=False)
+        measure("peaking_far_coverage_pct", 100.0 * max(beyond), case=case, check=False)
+        measure("peaking_flat_rate_pct", 100.0 * max(check.flat_rates), case=f"{case}/verify", check=False)
     measure.check()
     return result
 
@@ -281,7 +275,7 @@ def isp_write(station: Any, measure: Any, results: dict, sensor: str, lens: str 
 
 # --- RAW integrity (``station.procedures.raw_checks``) -----------------------------------------------------
 
-def raw_integrity(station: Any, operator: Operator, measure: Any, sensor: str, lens: str | None = None) -> Any:
+def raw_integrity(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
     """RAW integrity of ``sensor`` (``station.procedures.raw_checks``): CFA order and RAW10 = DNG on the
     ColorChecker, missing codes on a defocused step chart, black level from darks. The M sensor needs a lens to
     see the charts: ``lens`` (mounted by the caller) focused by its datasheet ring at the chart's distance."""
@@ -293,14 +287,11 @@ def raw_integrity(station: Any, operator: Operator, measure: Any, sensor: str, l
     distance = framing_distance_mm(station, sensor, lens, ColorCheckerChart().width_mm, CHART_FILL)
     frame_scene(station, sensor, lens, distance)
     focus_deg = ring_for_distance_deg(lens, distance) if sensor == "m" else None
-    operator.place_chart("colorchecker")
+    # the procedure asks for its two charts, the one already up first
     label = case_name(sensor, lens)
-    try:
-        with procedure(f"RAW integrity of {label}: CFA order, RAW10 = DNG, missing codes, black level"):
-            result = check_raw_integrity(station, sensor, focus=focus_deg, colour_chart="colorchecker",
-                                         ramp_chart="steps")
-    finally:
-        operator.forget_chart()
+    with procedure(f"RAW integrity of {label}: CFA order, RAW10 = DNG, missing codes, black level"):
+        result = check_raw_integrity(station, sensor, focus=focus_deg, colour_chart="colorchecker",
+                                     ramp_chart="steps")
     attach_all(result.attachments())
     case = sensor
     measure("raw_missing_codes", result.codes["missing_count"], case=case, check=False)
@@ -336,14 +327,14 @@ def _mask_overlay(preview: Any, phone: Any, reference: Any) -> bytes:
     return png_bytes(out, 1024)
 
 
-def zebra_conformance(station: Any, operator: Operator, measure: Any, sensor: str = "main",
+def zebra_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
                       threshold: int = 235) -> None:
     """The phone's luma zebra at ``threshold`` against DESIGN 7's definition (``calibration.zebra``) on the
     same frame: the step chart out of focus (smooth ramps through the threshold), its top steps clipping."""
     from calibration.zebra import luma_zebra
     from station.procedures.captures import auto_exposure, capture_shot
 
-    operator.place_chart("steps")
+    operator.chart("steps", sensor=sensor)
     with procedure(f"zebra (luma, T {threshold}) on the defocused step chart: the phone's mask against "
                    "Y' >= T of its own preview"):
         from station.procedures.geometry import frame_scene, framing_distance_mm
@@ -369,7 +360,7 @@ def zebra_conformance(station: Any, operator: Operator, measure: Any, sensor: st
     measure.check()
 
 
-def peaking_conformance(station: Any, operator: Operator, measure: Any, sensor: str = "main",
+def peaking_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
                         threshold: int = 40) -> None:
     """The phone's peaking at ``threshold`` against DESIGN 7's definition (``calibration.peaking``) on the same
     frame: the Siemens star in focus."""
@@ -379,7 +370,7 @@ def peaking_conformance(station: Any, operator: Operator, measure: Any, sensor: 
     from station.procedures.geometry import frame_scene, framing_distance_mm
     from targets.registry import get_chart
 
-    operator.place_chart("siemens")
+    operator.chart("siemens", sensor=sensor)
     with procedure(f"peaking (T {threshold}) on the Siemens star in focus: the phone's mask against "
                    "|Laplacian of its preview's luma| >= T"):
         frame_scene(station, sensor, None, framing_distance_mm(station, sensor, None, get_chart("siemens").width_mm,
@@ -401,12 +392,12 @@ def peaking_conformance(station: Any, operator: Operator, measure: Any, sensor: 
     measure.check()
 
 
-def histogram_conformance(station: Any, operator: Operator, measure: Any, sensor: str = "main",
+def histogram_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
                           source: str = "preview") -> None:
     """The app's histogram of one frame against the reference of the same frame (``raw_checks``)."""
     from station.procedures.raw_checks import check_histogram
 
-    operator.place_chart("colorchecker")
+    operator.chart("colorchecker", sensor=sensor)
     with procedure(f"the app's {source} histogram of one frame against the reference histogram of that frame"):
         result = check_histogram(station, sensor, source, level_pct=50.0)
     attach_all(result.attachments())
@@ -416,8 +407,8 @@ def histogram_conformance(station: Any, operator: Operator, measure: Any, sensor
     measure.check()
 
 
-def noise(station: Any, operator: Operator, measure: Any, sensor: str = "main") -> Any:
-    operator.place_chart("flat")
+def noise(station: Any, operator: Scene, measure: Any, sensor: str = "main") -> Any:
+    operator.chart("flat", sensor=sensor)
     with procedure(f"temporal noise of {sensor}: a flat pair at half scale, a dark pair (EMVA 1288 4.0, 6.2)"):
         result = sensor_proc.temporal_noise(station, sensor)
     allure_text("temporal noise", result.to_dict())

@@ -13,8 +13,8 @@ import allure
 import pytest
 
 from fixtures.allure_glue import attach_png
+from station.plans.helpers import station_check
 from station.procedures import selfcheck
-from tests.plans.helpers import station_check
 
 pytestmark = pytest.mark.bench
 

@@ -10,8 +10,8 @@ from typing import Any
 import allure
 import pytest
 
+from station.plans.helpers import case_results
 from station.procedures import profile as profile_proc
-from tests.plans.helpers import case_results
 
 pytestmark = pytest.mark.bench
 

@@ -1,0 +1,23 @@
+"""The Siemens star: focus peaking calibrated through the phone's preview (and the flat field's noise) for the
+main sensor, verified there, and for the M sensor through each M lens wide open.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from station.plans import steps
+from station.plans.helpers import wide_open
+
+pytestmark = pytest.mark.bench
+
+
+def test_peaking_calibration(station: Any, operator: Any, measure: Any) -> None:
+    steps.peaking_calibration(station, operator, measure, "main", verify=True)
+
+
+def test_lens_peaking_calibration(station: Any, operator: Any, m_lens: str, measure: Any) -> None:
+    operator.set_aperture(m_lens, wide_open(m_lens))
+    steps.peaking_calibration(station, operator, measure, "m", m_lens, wide_open(m_lens))

@@ -25,7 +25,7 @@ from typing import Any
 from station.errors import ConfigError
 
 #: The short factory run of each phone: the light's closed loop and one measured scene (main shading).
-DEFAULT_SELECT = "test_light_closed_loop or test_02_main and test_shading"
+DEFAULT_SELECT = "test_light_closed_loop or test_02_flat and test_shading"
 #: Default bounds on the slope per run: memory, descriptors, threads.
 MAX_RSS_KIB_PER_RUN = 256.0
 MAX_FDS_PER_RUN = 0.05

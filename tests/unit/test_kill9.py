@@ -23,7 +23,7 @@ from calibration.profile import loads_profile, verify_digest
 from station.records import load_record
 
 #: A short factory subset that measures and writes a profile (main), on a fast twin clock.
-SUBSET = ("-k", "test_02_main and test_shading or test_lens_profile and main", "--twin-time-scale", "0.002")
+SUBSET = ("-k", "test_02_flat and test_shading or test_lens_profile and main", "--twin-time-scale", "0.002")
 #: Kill points are drawn in this window after the start, s (the subset takes about 5-10 s: the twin starts,
 #: homes, measures, writes the profile and the record late in it; the slow campaign reaches further).
 WINDOW_S = (0.3, 5.0)

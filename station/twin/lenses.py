@@ -25,6 +25,7 @@ Conventions (the ground truth the station's calibration is judged against):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,6 +189,32 @@ M_LENSES: dict[str, Lens] = {lens.id: lens for lens in (
          vignetting=_stops((0.95, 1.4) + M_STOPS, -9.0, 20.0),
          aberration_sigma_um=5.0, close_focus_mm=1000.0, focus_throw_deg=150.0, code=0b010001),
 )}
+
+
+#: The main lens's voice-coil actuator: DAC codes 0..1023; a nominal module sits at infinity focus at
+#: ``ACTUATOR_INFINITY_CODE`` and moves ``ACTUATOR_UM_PER_CODE`` um of extension per code. Each unit
+#: differs (assembly, spring): its infinity code by up to +-``ACTUATOR_OFFSET_CODES``, its stroke per
+#: code by up to +-``ACTUATOR_SLOPE_PCT`` %, seeded by the phone's serial.
+ACTUATOR_CODES = (0, 1023)
+ACTUATOR_INFINITY_CODE = 100.0
+ACTUATOR_UM_PER_CODE = 1.0
+ACTUATOR_OFFSET_CODES = 40.0
+ACTUATOR_SLOPE_PCT = 4.0
+
+
+def actuator_truth(phone_serial: str) -> dict[str, float]:
+    """The unit's main-lens actuator: its true infinity code and um of extension per code."""
+    digest = hashlib.sha256(f"{phone_serial}|main-actuator".encode()).digest()
+    u1, u2 = (int.from_bytes(digest[i:i + 4], "little") / 2**32 for i in (0, 4))
+    return {"infinity_code": ACTUATOR_INFINITY_CODE + ACTUATOR_OFFSET_CODES * (2.0 * u1 - 1.0),
+            "um_per_code": ACTUATOR_UM_PER_CODE * (1.0 + ACTUATOR_SLOPE_PCT / 100.0 * (2.0 * u2 - 1.0))}
+
+
+def actuator_extension_mm(code: float, phone_serial: str) -> float:
+    """Lens extension beyond infinity focus (mm, negative: past infinity) at actuator ``code`` of this unit."""
+    truth = actuator_truth(phone_serial)
+    code = min(max(float(code), ACTUATOR_CODES[0]), ACTUATOR_CODES[1])
+    return (code - truth["infinity_code"]) * truth["um_per_code"] * 1e-3
 
 
 def get_lens(lens_id: str) -> Lens:

@@ -22,6 +22,8 @@ the settings changed since); ``info`` gives each sensor's ``serial``; ``configur
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import hashlib
 import json
@@ -33,6 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from station import calblob
 from station.dng import dng_bytes
 from station.frame import Frame
 from station.raw10 import pack_raw10
@@ -58,11 +61,18 @@ PHONE_FAULTS: dict[str, str] = {
     "dut_drop_frame": "a capture gets no reply at all (the frame is lost; the client times out)",
     "dut_corrupt_payload": "bytes of a capture's payload are flipped after payload_sha256 is computed",
     "dut_disconnect": "the phone closes the connection after sending half of a capture's payload",
+    "calblob_corrupt_block": "the Nth block (true: the first) of the stored calibration blob reads back with a "
+                             "flipped payload byte, as a worn EEPROM cell would",
+    "sensor_defects": "the sensors carry their serial-seeded defect pixels (hot, warm, dead, weak, stuck, "
+                      "pairs, a column segment: station.twin.sensor.defect_map)",
 }
 MODEL = "M-Phone twin"
 FORMATS = ("raw10", "dng", "preview", "zebra_mask", "peaking_mask")
 HISTOGRAM_SOURCES = ("preview", "raw")
 MAX_CALIBRATION_BYTES = 1024 * 1024  # a calibration blob, as compact JSON
+#: The checksummed calibration blob's storage (``calblob.*``): what ``info`` declares as its capacity.
+CALBLOB_CAPACITY_BYTES = 16 * 1024
+FOCUS_CODE_RANGE = (0, 1023)
 ROW_ALIGN_BYTES = 16  # RAW10 rows are padded to this alignment (stride_bytes)
 FRAME_INTERVAL_S = 1.0 / 30.0  # the phone's sensor clock: timestamps are epoch + seq frames
 CLOCK_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -144,6 +154,7 @@ def _default_settings(sensor: str) -> dict[str, Any]:
     }
     if sensor == "main":
         settings["focus_m"] = None  # autofocus on the chart
+        settings["focus_code"] = None  # None: focus_m decides; else the actuator's DAC code
     return settings
 
 
@@ -218,8 +229,10 @@ class PhoneServer(JsonLineServer):
         self.commands = {
             "info": self._info, "configure": self._configure, "capture": self._capture,
             "histogram": self._histogram, "calibration.read": self._calibration_read,
-            "calibration.write": self._calibration_write,
+            "calibration.write": self._calibration_write, "calblob.write": self._calblob_write,
+            "calblob.read": self._calblob_read,
         }
+        self._calblob = b""
 
     @property
     def serial(self) -> str:
@@ -238,11 +251,12 @@ class PhoneServer(JsonLineServer):
                                                 | {"serial": scene.sensor_serial_for(name)}, build)
                    for name in SENSORS}
         return Reply(ok_header({"serial": scene.phone_serial(), "model": MODEL, "firmware": scene.firmware,
-                                "sensors": sensors, "m_lens": lens_info(scene.m_lens)}))
+                                "sensors": sensors, "m_lens": lens_info(scene.m_lens),
+                                "calibration_capacity_bytes": CALBLOB_CAPACITY_BYTES}))
 
     def _configure(self, args: dict[str, Any]) -> Reply:
         check_args(args, "configure", ("sensor",),
-                   ("exposure_us", "analog_gain", "focus_m", "zebra", "peaking"))
+                   ("exposure_us", "analog_gain", "focus_m", "focus_code", "zebra", "peaking"))
         sensor = choice(args["sensor"], "sensor", SENSORS)
         with self._lock:
             new = copy.deepcopy(self._settings[sensor])
@@ -256,6 +270,12 @@ class PhoneServer(JsonLineServer):
                                       "(an M lens focuses by its ring)")
             focus = args["focus_m"]
             new["focus_m"] = None if focus is None else float(number(focus, "focus_m", *FOCUS_M_RANGE))
+            new["focus_code"] = None
+        if "focus_code" in args:
+            if sensor != "main":
+                raise BadRequestError("focus_code applies to the main sensor only (its voice-coil actuator)")
+            code = args["focus_code"]
+            new["focus_code"] = None if code is None else int(number(code, "focus_code", *FOCUS_CODE_RANGE, True))
         if "zebra" in args:
             new["zebra"] = self._zebra(args["zebra"], new["zebra"])
         if "peaking" in args:
@@ -311,6 +331,7 @@ class PhoneServer(JsonLineServer):
                            "sensor_serial": serial}
         if sensor == "main":
             render_settings["focus_m"] = settings["focus_m"]
+            render_settings["focus_code"] = settings.get("focus_code")
         self.world.spend("exposure", settings["exposure_us"] * 1e-6)
         raw, truth = self.render(scene, sensor, render_settings, seq)
         truth = dict(truth, firmware={"build": build.name, "regression": build.regression,
@@ -343,6 +364,7 @@ class PhoneServer(JsonLineServer):
         }
         if sensor == "main":
             meta["focus_m"] = frame.settings["focus_m"]
+            meta["focus_code"] = frame.settings.get("focus_code")
         meta["truth"] = frame.truth
         payload = self._encode(frame, fmt, meta)
         header = ok_header(meta)
@@ -444,3 +466,53 @@ class PhoneServer(JsonLineServer):
             self._calibration = json.loads(text)
         return Reply(ok_header({"bytes": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()}))
 
+
+    def _calblob_write(self, args: dict[str, Any]) -> Reply:
+        check_args(args, "calblob.write", ("data_b64",))
+        text = args["data_b64"]
+        if not isinstance(text, str):
+            raise BadRequestError("calblob.write: data_b64 must be base64 text")
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequestError("calblob.write: data_b64 is not valid base64") from None
+        if len(data) > CALBLOB_CAPACITY_BYTES:
+            raise BadRequestError(f"calblob.write: {len(data)} bytes over the phone's "
+                                  f"{CALBLOB_CAPACITY_BYTES} bytes of calibration storage")
+        with self._lock:
+            self._calblob = data
+        return Reply(ok_header({"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}))
+
+    def _calblob_read(self, args: dict[str, Any]) -> Reply:
+        """The stored blob as payload; the header lists each block and whether its checksum holds."""
+        check_args(args, "calblob.read", ())
+        with self._lock:
+            data = self._calblob
+        with self.world.lock:
+            fault = self.world.faults.get("calblob_corrupt_block")
+        try:
+            nth = fault_period(fault)
+        except ValueError:
+            nth = None
+        if nth is not None and data:
+            data = corrupt_block(data, nth)
+        header = ok_header({"bytes": len(data), "blocks": check_blocks(data)})
+        header["payload_bytes"] = len(data)
+        header["payload_sha256"] = hashlib.sha256(data).hexdigest()
+        return Reply(header, data)
+
+
+def corrupt_block(data: bytes, nth: int) -> bytes:
+    """``data`` with one payload byte of its ``nth`` block (1-based) flipped (unchanged if it has fewer)."""
+    spans = calblob.block_spans(data)
+    if not 1 <= nth <= len(spans):
+        return data
+    start, end = spans[nth - 1][1:]
+    corrupt = bytearray(data)
+    corrupt[(start + end) // 2] ^= 0x5A
+    return bytes(corrupt)
+
+
+def check_blocks(data: bytes) -> list[dict[str, Any]]:
+    """The phone's own check of its blob: each block's name and whether its checksum holds."""
+    return [{"name": name, "ok": ok} for name, ok in calblob.check_each(data)]

@@ -38,11 +38,12 @@ import numpy as np
 from station.errors import ConfigError
 from station.twin import optics
 from station.twin.coverage import coverage_raster
-from station.twin.lenses import MAIN_LENS, Lens, catalog_truth, get_lens
+from station.twin.lenses import MAIN_LENS, Lens, actuator_extension_mm, catalog_truth, get_lens
 from station.twin.sensor import (
     CFA_SITES,
     SENSORS,
     SensorSpec,
+    channel_gains,
     electrons_per_lux_s_m2,
     expose,
     noise_seed,
@@ -148,6 +149,9 @@ def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: Senso
         focus_mm = distance if focus_m is None else float(focus_m) * 1000.0  # None: autofocus on the chart
         focus_mm = max(focus_mm, lens.close_focus_mm)
         v = float(optics.image_distance_mm(f, focus_mm))
+        if settings.get("focus_code") is not None:  # the voice coil's DAC code: this unit's own actuator
+            v = f + actuator_extension_mm(float(settings["focus_code"]), world.phone_serial())
+            focus_mm = optics.object_distance_mm(f, v) if v > f else math.inf
         return OpticalState(lens=lens, f_number=lens.widest_f_number, image_distance_mm=v,
                             focus_distance_mm=focus_mm, focus_ring_deg=None, extension_mm=v - f,
                             back_focus_error_mm=0.0, tilt_x_deg=0.0, tilt_y_deg=0.0,
@@ -499,11 +503,12 @@ def _relative_illumination(state: OpticalState, width: int, height: int, step: i
 
 
 def _electron_rates(world: Any, state: OpticalState, spec: SensorSpec, chart_name: str,
-                    chart_size: tuple[float, float] | None) -> tuple[dict[str, float], dict[str, Any]]:
+                    chart_size: tuple[float, float] | None, serial: str) -> tuple[dict[str, float], dict[str, Any]]:
     """Electrons per second per pixel, per channel, for reflectance 1 on the axis (and the sums behind)."""
     lux = float(world.illuminance_lux())
     cct = float(getattr(world.light, "cct_k", 5000.0))
-    eta = electrons_per_lux_s_m2(round(cct, 1))
+    unit = channel_gains(serial)  # the unit's channel sensitivities against the golden module
+    eta = {c: v * unit[c] for c, v in electrons_per_lux_s_m2(round(cct, 1)).items()}
     if state.lens is None:
         chart = _chart(chart_name, chart_size)
         half_angle_sin2 = (chart.width_mm * chart.height_mm / math.pi) / (
@@ -520,7 +525,7 @@ def _electron_rates(world: Any, state: OpticalState, spec: SensorSpec, chart_nam
         info = {"model": "rho * E * T / (4 N_w^2)", "working_f_number": working,
                 "transmission": state.lens.transmission}
     rates = {c: sensor_lux[c] * eta[c] * spec.pixel_area_m2 for c in CHANNELS}
-    info.update({"illuminance_lux": lux, "cct_k": cct, "sensor_illuminance_lux": sensor_lux,
+    info.update({"illuminance_lux": lux, "cct_k": cct, "sensor_illuminance_lux": sensor_lux, "channel_gains": unit,
                  "electrons_per_lux_s_m2": eta, "electrons_per_s": rates})
     return rates, info
 
@@ -547,7 +552,8 @@ def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> 
     state = optical_state(world, sensor, settings, spec)
     chart_name, chart_size = _chart_spec(world, settings)
     exposure_s = float(settings["exposure_us"]) * 1e-6
-    rates, radiometry = _electron_rates(world, state, spec, chart_name, chart_size)
+    rates, radiometry = _electron_rates(world, state, spec, chart_name, chart_size,
+                                        _sensor_serial(world, settings, sensor))
     width, height = spec.width, spec.height
     relative, a2, a4 = _relative_illumination(state, width, height)
     mean_e = np.empty((height, width), dtype=np.float32)
@@ -608,7 +614,8 @@ def render_raw(world: Any, sensor: str, settings: dict[str, Any], seq: int) -> t
     mean_e, truth = render_mean_electrons(world, sensor, settings)
     serial = _sensor_serial(world, settings, sensor)
     g_centre = _centre_value(mean_e, truth)
-    raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial, noise_seed(world.seed, sensor, seq))
+    raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial, noise_seed(world.seed, sensor, seq),
+                 defects=bool(getattr(world, "faults", {}).get("sensor_defects")))
     params = sensor_params(spec, analog_gain)
     gain = params["conversion_gain_dn_per_e"]
     expected = {c: min(spec.black_level + gain * min(e, spec.full_well_e), float(spec.white_level))

@@ -46,7 +46,7 @@ __all__ = [
 SCHEMA = "m-station/lens-profile"
 VERSION = 1
 SENSORS = ("main", "m")
-SECTIONS = ("geometry", "shading", "chromatic", "sensor_response", "color", "sfr", "focus")
+SECTIONS = ("geometry", "shading", "chromatic", "sensor_response", "color", "sfr", "focus", "defects", "camera")
 PROVENANCE_KEYS = ("station", "dut_serial", "firmware", "time", "code_version", "tool")
 CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 _REQUIRED = ("schema", "version", "sensor", "lens", "adapter", "image_size", "pixel_pitch_um", "provenance")
@@ -199,8 +199,17 @@ def _check_color(c: Mapping[str, Any]) -> None:
     _array(_need(c, "color", "ccm"), "color.ccm", (3, 3))
 
 
+def _check_camera(c: Mapping[str, Any]) -> None:
+    """The camera's names as its DNGs say them (Make, Model, LensMake, LensModel): printable text."""
+    for key, value in c.items():
+        if key not in ("make", "model", "lens_make", "lens_model"):
+            raise ProfileError(f"camera.{key}: unknown key; allowed: make, model, lens_make, lens_model")
+        if not isinstance(value, str) or not value.isprintable() or not 0 < len(value) <= 100:
+            raise ProfileError(f"camera.{key} {value!r}: expected printable text of 1 to 100 characters")
+
+
 _CHECKS = {"geometry": _check_geometry, "shading": _check_shading, "chromatic": _check_chromatic,
-           "color": _check_color}
+           "color": _check_color, "camera": _check_camera}
 
 
 def _check_provenance(p: Any) -> None:
@@ -299,13 +308,15 @@ def make_profile(*, sensor: str, image_size: Any, pixel_pitch_um: float, provena
                  lens: str | None = None, adapter: str | None = None, geometry: Mapping[str, Any] | None = None,
                  shading: Mapping[str, Any] | None = None, chromatic: Mapping[str, Any] | None = None,
                  sensor_response: Mapping[str, Any] | None = None, color: Mapping[str, Any] | None = None,
-                 sfr: Mapping[str, Any] | None = None, focus: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 sfr: Mapping[str, Any] | None = None, focus: Mapping[str, Any] | None = None,
+                 defects: Mapping[str, Any] | None = None, camera: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A validated profile with its digest. Sections are plain dicts (numpy arrays allowed); absent ones are
     left out."""
     doc: dict[str, Any] = {"schema": SCHEMA, "version": VERSION, "sensor": sensor, "lens": lens, "adapter": adapter,
                            "image_size": image_size, "pixel_pitch_um": pixel_pitch_um, "provenance": provenance}
     sections = {"geometry": geometry, "shading": shading, "chromatic": chromatic,
-                "sensor_response": sensor_response, "color": color, "sfr": sfr, "focus": focus}
+                "sensor_response": sensor_response, "color": color, "sfr": sfr, "focus": focus,
+                "defects": defects, "camera": camera}
     doc.update({k: v for k, v in sections.items() if v is not None})
     doc = _plain(doc, "profile")
     validate_profile(doc)

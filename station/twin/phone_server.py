@@ -51,7 +51,7 @@ from station.twin.jsonlines import (
     number,
     ok_header,
 )
-from station.twin.lenses import M_LENSES
+from station.twin.lenses import M_LENSES, MAIN_LENS
 from station.twin.sensor import SENSORS, sensor_spec
 from station.twin.world import World
 
@@ -122,6 +122,19 @@ def sensor_meta(resolution: str, sensor: str) -> dict[str, Any]:
     return {"width": spec.width, "height": spec.height, "cfa": spec.cfa, "bit_depth": spec.bit_depth,
             "black_level": spec.black_level, "white_level": spec.white_level,
             "pixel_pitch_um": spec.pixel_pitch_um}
+
+
+def dng_lens_tags(sensor: str, lens_id: str | None, truth: Mapping[str, Any]) -> dict[str, Any]:
+    """What the phone writes of its lens into a DNG's Exif IFD: make, model, focal length, f-number (the
+    main camera's own lens; an M lens by the name its 6-bit code stands for; nothing on the bare sensor)."""
+    if sensor == "main":
+        return {"lens_make": "M-Phone", "lens_model": MAIN_LENS.name, "focal_length_mm": MAIN_LENS.nominal_focal_mm,
+                "f_number": MAIN_LENS.widest_f_number}
+    lens = M_LENSES.get(lens_id) if lens_id else None
+    if lens is None:
+        return {}
+    return {"lens_make": "Leica Camera AG", "lens_model": lens.name, "focal_length_mm": lens.nominal_focal_mm,
+            "f_number": truth.get("f_number") or lens.widest_f_number}
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -399,7 +412,7 @@ class PhoneServer(JsonLineServer):
                      timestamp=frame.timestamp,
                      extra={"make": "M-Phone", "model": f"{MODEL} {frame.sensor} sensor", "seq": frame.seq,
                             "sensor_serial": frame.serial, "as_shot_neutral": [1.0 / g for g in gains],
-                            "truth": frame.truth})
+                            "truth": frame.truth, **dng_lens_tags(frame.sensor, frame.lens, frame.truth)})
 
     def _inject_faults(self, reply: Reply) -> Reply:
         with self._lock:

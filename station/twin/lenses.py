@@ -217,6 +217,28 @@ def actuator_extension_mm(code: float, phone_serial: str) -> float:
     return (code - truth["infinity_code"]) * truth["um_per_code"] * 1e-3
 
 
+#: Where the M camera sits relative to the main camera (the phone's two modules side by side): its optical
+#: centre this far along the main camera's x axis (mm); each unit differs by up to these bounds (mm on each
+#: axis of the centre, degrees about each axis of the rotation), seeded by the phone's serial.
+M_BASELINE_MM = 28.0
+POSE_CENTRE_BOUND_MM = 0.5
+POSE_ROTATION_BOUND_DEG = 0.4
+
+
+def sensor_pose_truth(phone_serial: str) -> dict[str, Any]:
+    """The unit's pose of the M camera relative to the main one: ``X_m = R X_main + T`` (mm, camera frames
+    x right, y down, z forward), and the M camera's optical centre ``C = -R^T T`` in the main camera's frame."""
+    import numpy as np
+    from scipy.spatial.transform import Rotation
+
+    digest = hashlib.sha256(f"{phone_serial}|sensor-pose".encode()).digest()
+    u = np.array([int.from_bytes(digest[i:i + 4], "little") / 2**32 for i in range(0, 24, 4)]) * 2.0 - 1.0
+    centre = np.array([M_BASELINE_MM, 0.0, 0.0]) + POSE_CENTRE_BOUND_MM * u[:3]
+    rotation = Rotation.from_euler("xyz", POSE_ROTATION_BOUND_DEG * u[3:], degrees=True).as_matrix()
+    return {"rotation": rotation.tolist(), "translation_mm": (-rotation @ centre).tolist(),
+            "centre_mm": centre.tolist(), "convention": "X_m = R X_main + T; C = -R^T T (mm)"}
+
+
 def get_lens(lens_id: str) -> Lens:
     """The catalog lens ``lens_id`` (``"main"`` or an M lens id); ConfigError listing the ids if unknown."""
     if lens_id == MAIN_LENS.id:

@@ -38,7 +38,14 @@ import numpy as np
 from station.errors import ConfigError
 from station.twin import optics
 from station.twin.coverage import coverage_raster
-from station.twin.lenses import MAIN_LENS, Lens, actuator_extension_mm, catalog_truth, get_lens
+from station.twin.lenses import (
+    MAIN_LENS,
+    Lens,
+    actuator_extension_mm,
+    catalog_truth,
+    get_lens,
+    sensor_pose_truth,
+)
 from station.twin.sensor import (
     CFA_SITES,
     SENSORS,
@@ -98,6 +105,7 @@ class OpticalState:
     cx: float
     cy: float
     pitch_mm: float
+    unit_serial: str = ""  # the phone's serial: its main camera's pose beside the M camera
 
     @property
     def distortion(self) -> tuple[float, float, float, float, float]:
@@ -140,8 +148,9 @@ def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: Senso
     off_x, off_y = CENTRE_OFFSET_MM[sensor]
     cx = (spec.width - 1) / 2.0 + off_x / pitch
     cy = (spec.height - 1) / 2.0 + off_y / pitch
+    serial = world.phone_serial() if hasattr(world, "phone_serial") else ""
     common = {"sensor": sensor, "chart_distance_mm": distance, "pan_deg": float(pose["pan"]),
-              "tilt_deg": float(pose["tilt"]), "cx": cx, "cy": cy, "pitch_mm": pitch}
+              "tilt_deg": float(pose["tilt"]), "cx": cx, "cy": cy, "pitch_mm": pitch, "unit_serial": serial}
     if sensor == "main":
         lens = MAIN_LENS
         f = lens.focal_length_mm
@@ -224,6 +233,18 @@ def _clip_region(state: OpticalState, spec: SensorSpec, margin: int) -> tuple[fl
     return float(x.min() - pad), float(y.min() - pad), float(x.max() + pad), float(y.max() + pad)
 
 
+def chart_pose(state: OpticalState, chart_width_mm: float, chart_height_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Chart mm -> camera mm. The mount's pose puts the M camera on the rail's axis; the main camera sits
+    beside it at the unit's own pose (``lenses.sensor_pose_truth``): ``X_main = R^T (X_m - T)``."""
+    rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm,
+                                                    chart_width_mm, chart_height_mm)
+    if state.sensor == "main" and state.unit_serial:
+        pose = sensor_pose_truth(state.unit_serial)
+        r_t = np.asarray(pose["rotation"]).T
+        rotation, translation = r_t @ rotation, r_t @ (translation - np.asarray(pose["translation_mm"]))
+    return rotation, translation
+
+
 def _clip_polygon(points: np.ndarray, inside: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Sutherland-Hodgman against one half-space: ``values`` >= 0 inside (signed distance per vertex)."""
     out = []
@@ -284,8 +305,7 @@ def _project_chart(chart: ChartPolygons, state: OpticalState, region: tuple[floa
     Returns vertices (M,2), each vertex's successor index (M,) and shape index (M,). Edges are
     subdivided so that none is longer than ``SEGMENT_PX`` (they curve once distorted).
     """
-    rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm,
-                                                    *chart.size_mm)
+    rotation, translation = chart_pose(state, *chart.size_mm)
     x0, y0, x1, y1 = region
     z_min = 1e-3 * state.chart_distance_mm
     cam = chart.vertices @ rotation[:, :2].T + translation
@@ -641,8 +661,7 @@ def _centre_value(mean_e: np.ndarray, truth: dict[str, Any]) -> dict[str, float]
 def _optics_truth(state: OpticalState, spec: SensorSpec, a2: float, a4: float, sigma_px: dict[str, float],
                   blur_info: dict[str, Any], chart_name: str, chart: Any, radiometry: dict[str, Any]
                   ) -> dict[str, Any]:
-    rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm,
-                                                    chart.width_mm, chart.height_mm)
+    rotation, translation = chart_pose(state, chart.width_mm, chart.height_mm)
     rvec = cv2.Rodrigues(rotation)[0].reshape(3)
     lens = state.lens
     truth: dict[str, Any] = {

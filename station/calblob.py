@@ -160,6 +160,21 @@ def check_each(data: bytes) -> list[tuple[str, bool]]:
     return result
 
 
+#: The items a phone line stores, as blocks: name -> (block version, checksum). The names are Qualcomm
+#: mm-camera's EEPROM items (``is_dpc`` defect pixels, ``is_afc`` AF, ``is_wbc`` white balance) and the pose.
+ITEMS: dict[str, tuple[int, str]] = {"dpc": (1, "sha256"), "afc": (1, "crc32"), "wbc": (1, "crc32"),
+                                     "pose": (1, "crc32")}
+
+
+def build_blob(items: Mapping[str, Mapping[str, Any]]) -> bytes:
+    """The blob of the items measured (``dpc``, ``afc``, ``wbc``, ``pose``: each ``{sensor or key: entry}``),
+    in that order; InputError for an item this format does not know."""
+    unknown = sorted(set(items) - set(ITEMS))
+    if unknown:
+        raise InputError(f"calibration blob: item {unknown[0]!r}; allowed: {', '.join(ITEMS)}")
+    return pack([Block(name, ITEMS[name][0], items[name], ITEMS[name][1]) for name in ITEMS if name in items])
+
+
 class _Phone(Protocol):
     def info(self) -> dict[str, Any]: ...
 

@@ -56,3 +56,49 @@ def test_the_blob_went_to_the_phone_and_read_back(measured):
     assert back["dpc"].checksum == "sha256" and back["wbc"].checksum == "crc32"
     assert back["wbc"].content["main"]["SENSOR_CALIBRATION_TRANSFORM1"] == awb.phone_entry()[
         "SENSOR_CALIBRATION_TRANSFORM1"]
+
+
+@pytest.mark.slow
+def test_af_procedure_over_the_wire_within_the_depth_of_focus():
+    from calibration.af import extension_um
+    from station.procedures.af import calibrate_main_af
+    from station.twin.lenses import MAIN_LENS, actuator_truth
+
+    with twin_station(seed=8) as station:
+        station.twin.chart_set("sfr")
+        station.light.set_level_pct(60.0)
+        station.light.set_output(True)
+        result = calibrate_main_af(station)
+        truth = actuator_truth(station.twin.truth()["serial"])
+    entry = result.phone_entry()
+    true_macro = truth["infinity_code"] + extension_um(MAIN_LENS.focal_length_mm,
+                                                       entry["macro_distance_mm"]) / truth["um_per_code"]
+    inf_um = abs(entry["infinity_code"] - truth["infinity_code"]) * truth["um_per_code"]
+    macro_um = abs(entry["macro_code"] - true_macro) * truth["um_per_code"]
+    print(f"\nAF over the wire: infinity {entry['infinity_code']} (truth {truth['infinity_code']:.2f}, "
+          f"{inf_um:.1f} um), macro {entry['macro_code']} at {entry['macro_distance_mm']:g} mm "
+          f"(truth {true_macro:.2f}, {macro_um:.1f} um), depth of focus +-{entry['depth_of_focus_um']} um, "
+          f"hyperfocal ratio {entry['hyperfocal_check']['ratio']:.2f}")
+    assert inf_um <= entry["depth_of_focus_um"] and macro_um <= entry["depth_of_focus_um"]
+    assert entry["hyperfocal_check"]["pass"]
+
+
+@pytest.mark.slow
+def test_pose_procedure_over_the_wire_within_a_tenth_degree_and_a_fifth_mm():
+    import numpy as np
+
+    from calibration.stereo import rotation_angle_deg
+    from station.procedures.pose import BOARD, measure_pose
+    from station.twin.lenses import sensor_pose_truth
+
+    with twin_station(seed=8) as station:
+        station.twin.chart_set(BOARD)
+        station.twin.lens_mount("summilux-m-35-f1.4", 8.0)
+        station.light.set_level_pct(80.0)
+        station.light.set_output(True)
+        result = measure_pose(station, "summilux-m-35-f1.4")
+        truth = sensor_pose_truth(station.twin.truth()["serial"])
+    angle = rotation_angle_deg(result.pose.rotation @ np.array(truth["rotation"]).T)
+    offset = float(np.linalg.norm(result.pose.centre_mm - np.array(truth["centre_mm"])))
+    print(f"\npose over the wire: {angle:.4f} deg, {offset:.3f} mm; {result.phone_entry()['LENS_POSE_TRANSLATION']}")
+    assert angle < 0.1 and offset < 0.2

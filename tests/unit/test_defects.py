@@ -76,3 +76,28 @@ def test_other_serials_other_defects_and_none_without_the_fault():
     world.chart = "flat"
     raw, _ = render_raw(world, "m", {"exposure_us": DARK_LONG_US, "analog_gain": 1.0}, 1)
     assert raw.max() < 200  # dark frame of a sensor rendered without its defects: no hot pixel
+
+
+def test_analyze_defects_cli_on_dngs(tmp_path, capsys):
+    import json
+
+    from station.cli import main
+    from station.dng import write_dng
+    from station.frame import Frame
+
+    data, serial = frames("m")
+    files = []
+    for kind, exposure_us in (("dark_long", DARK_LONG_US), ("dark_short", FLAT_US["m"]), ("flat", FLAT_US["m"])):
+        for i, raw in enumerate(data[kind]):
+            name = f"{'dark' if kind.startswith('dark') else 'flat'}_{kind}_{i}.dng"
+            frame = Frame(data=np.array(raw), cfa="RGGB", black_level=64, white_level=1023,
+                          exposure_s=exposure_us * 1e-6)
+            files.append(str(write_dng(tmp_path / name, frame)))
+    assert main(["analyze", "defects", *files, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    truth = defect_map(serial, "ci").truth()
+    assert doc["count"] == len(truth) and doc["dark_frames"] == 4 and doc["flat_frames"] == 2
+    assert [(p["x"], p["y"], p["kind"]) for p in doc["pixels"]] == [(d["x"], d["y"], d["kind"]) for d in truth]
+    assert main(["analyze", "defects", files[0]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "need dark frames" in err

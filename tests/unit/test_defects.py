@@ -101,3 +101,20 @@ def test_analyze_defects_cli_on_dngs(tmp_path, capsys):
     assert main(["analyze", "defects", files[0]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "need dark frames" in err
+
+
+def test_the_map_goes_into_the_profile():
+    import json
+
+    from calibration.profile import loads_profile, make_profile, make_provenance, verify_digest
+
+    data, serial = frames("m")
+    found = find_defects(data["dark_long"], DARK_LONG_US * 1e-6, data["flat"], data["dark_short"], "RGGB")
+    provenance = make_provenance(station="twin", dut_serial="SN", firmware="golden", tool="test",
+                                 time="2024-01-01T00:00:00Z", code_version="0")
+    doc = make_profile(sensor="m", image_size=[2048, 1536], pixel_pitch_um=6.4, provenance=provenance,
+                       defects=found.to_dict())
+    assert verify_digest(doc)
+    back = loads_profile(json.dumps(doc))
+    assert [(p["x"], p["y"]) for p in back["defects"]["pixels"]] == [
+        (d["x"], d["y"]) for d in defect_map(serial, "ci").truth()]

@@ -51,6 +51,7 @@ from station.twin.sensor import (
     SENSORS,
     SensorSpec,
     channel_gains,
+    defect_map,
     electrons_per_lux_s_m2,
     expose,
     noise_seed,
@@ -634,8 +635,10 @@ def render_raw(world: Any, sensor: str, settings: dict[str, Any], seq: int) -> t
     mean_e, truth = render_mean_electrons(world, sensor, settings)
     serial = _sensor_serial(world, settings, sensor)
     g_centre = _centre_value(mean_e, truth)
+    defects = bool(getattr(world, "faults", {}).get("sensor_defects"))
     raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial, noise_seed(world.seed, sensor, seq),
-                 defects=bool(getattr(world, "faults", {}).get("sensor_defects")))
+                 defects=defects)
+    truth["defect_pixels"] = defect_map(serial, spec.resolution).truth() if defects else []
     params = sensor_params(spec, analog_gain)
     gain = params["conversion_gain_dn_per_e"]
     expected = {c: min(spec.black_level + gain * min(e, spec.full_well_e), float(spec.white_level))

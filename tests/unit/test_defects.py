@@ -74,8 +74,12 @@ def test_other_serials_other_defects_and_none_without_the_fault():
     assert a != b and len(a) == len(b)
     world = World(seed=5, resolution="ci", time_scale=0.0)
     world.chart = "flat"
-    raw, _ = render_raw(world, "m", {"exposure_us": DARK_LONG_US, "analog_gain": 1.0}, 1)
-    assert raw.max() < 200  # dark frame of a sensor rendered without its defects: no hot pixel
+    raw, truth = render_raw(world, "m", {"exposure_us": DARK_LONG_US, "analog_gain": 1.0}, 1)
+    assert raw.max() < 200 and truth["defect_pixels"] == []  # without the fault: no defect pixel
+    world.faults["sensor_defects"] = True
+    raw, truth = render_raw(world, "m", {"exposure_us": DARK_LONG_US, "analog_gain": 1.0}, 2)
+    assert truth["defect_pixels"] == defect_map(world.sensor_serial_for("m"), "ci").truth()  # the capture's truth
+    assert raw.max() > 500
 
 
 def test_analyze_defects_cli_on_dngs(tmp_path, capsys):

@@ -15,6 +15,9 @@ from station.twin.sensor import channel_gains, defect_map
 from tests.unit.twin_station import twin_station
 
 
+pytestmark = pytest.mark.slow  # a twin station and ~30 captures over its wires: tens of seconds
+
+
 @pytest.fixture(scope="module")
 def measured():
     with twin_station(seed=7) as station:

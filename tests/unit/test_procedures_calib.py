@@ -14,7 +14,6 @@ from station.procedures.defects import measure_defects
 from station.twin.sensor import channel_gains, defect_map
 from tests.unit.twin_station import twin_station
 
-
 pytestmark = pytest.mark.slow  # a twin station and ~30 captures over its wires: tens of seconds
 
 

@@ -351,8 +351,8 @@ def apply_stuck(raw: np.ndarray, defects: DefectMap) -> None:
 
 @lru_cache(maxsize=16)
 def channel_gains(serial: str) -> dict[str, float]:
-    """The unit's channel sensitivities relative to the golden module (QE scale per channel, G == 1 on
-    average), seeded by the sensor serial: what an AWB-against-golden calibration finds."""
+    """The unit's channel sensitivities relative to the golden module (QE scale of R and B; G is the
+    reference, 1), seeded by the sensor serial: what an AWB-against-golden calibration finds."""
     rng = np.random.default_rng(_serial_seed(serial, "channel-gains"))
-    draw = np.clip(rng.normal(0.0, CHANNEL_GAIN_STD, 3), -CHANNEL_GAIN_BOUND, CHANNEL_GAIN_BOUND)
-    return {c: float(1.0 + v) for c, v in zip(("r", "g", "b"), draw, strict=True)}
+    r, b = np.clip(rng.normal(0.0, CHANNEL_GAIN_STD, 2), -CHANNEL_GAIN_BOUND, CHANNEL_GAIN_BOUND)
+    return {"r": float(1.0 + r), "g": 1.0, "b": float(1.0 + b)}

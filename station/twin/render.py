@@ -20,6 +20,11 @@ Per capture, per colour channel:
    with the working f-number ``N_w = N v / f``;
 4. sensor: the RGGB mosaic of mean electrons goes through ``station.twin.sensor.expose``.
 
+Per unit (seeded by the phone's or sensor's serial): the channels' sensitivities against the golden module
+(``sensor.channel_gains``), the main lens's voice-coil actuator (``configure`` ``focus_code``:
+``lenses.actuator_truth``), the main camera's pose beside the M camera (``chart_pose``:
+``lenses.sensor_pose_truth``), and, with the ``sensor_defects`` fault on, the sensor's defect pixels.
+
 The M sensor without a lens is lit by the whole light box through its sapphire cover glass: a
 uniform irradiance ``T rho E_chart sin^2(alpha)`` (alpha: half-angle the chart subtends) with a small
 cos^4 falloff of the microlenses' acceptance. The twin never imports ``calibration``.

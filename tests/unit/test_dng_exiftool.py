@@ -134,3 +134,15 @@ def test_lensfun_finds_camera_and_lens_from_the_dngs_own_tags(phone_dngs):
     assert [(c.maker, c.model) for c in cameras] == [(tags["IFD0:Make"], tags["IFD0:Model"])]
     lenses = db.find_lenses(cameras[0], tags["ExifIFD:LensMake"], tags["ExifIFD:LensModel"])
     assert [lens.model for lens in lenses] == [tags["ExifIFD:LensModel"]]
+
+
+@needs_exiftool
+def test_a_dng_with_the_profiles_opcodes_has_no_exiftool_warning(tmp_path):
+    from calibration.export_dng import dng_export
+
+    export = dng_export(sample_profile())
+    path = tmp_path / "profiled.dng"
+    path.write_bytes(embed_opcode_lists(dng_bytes(station_frame()), opcode_list2=export.opcode_list2,
+                                       opcode_list3=export.opcode_list3))
+    assert validate(path)["ExifTool:Validate"] == "OK"
+    assert "ExifIFD:ExposureTime" in exiftool(path)  # the Exif IFD survives the rewritten IFD 0

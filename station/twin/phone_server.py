@@ -22,8 +22,6 @@ the settings changed since); ``info`` gives each sensor's ``serial``; ``configur
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import hashlib
 import json
@@ -35,11 +33,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from station import calblob
 from station.dng import dng_bytes
 from station.frame import Frame
 from station.raw10 import pack_raw10
 from station.twin import firmware, isp
+from station.twin.calblob_store import CALBLOB_CAPACITY_BYTES, CalblobStore
 from station.twin.jsonlines import (
     MAX_LINE_BYTES,  # noqa: F401 - re-exported: the phone's request bound
     BadRequestError,
@@ -70,8 +68,6 @@ MODEL = "M-Phone twin"
 FORMATS = ("raw10", "dng", "preview", "zebra_mask", "peaking_mask")
 HISTOGRAM_SOURCES = ("preview", "raw")
 MAX_CALIBRATION_BYTES = 1024 * 1024  # a calibration blob, as compact JSON
-#: The checksummed calibration blob's storage (``calblob.*``): what ``info`` declares as its capacity.
-CALBLOB_CAPACITY_BYTES = 16 * 1024
 FOCUS_CODE_RANGE = (0, 1023)
 ROW_ALIGN_BYTES = 16  # RAW10 rows are padded to this alignment (stride_bytes)
 FRAME_INTERVAL_S = 1.0 / 30.0  # the phone's sensor clock: timestamps are epoch + seq frames
@@ -242,10 +238,10 @@ class PhoneServer(JsonLineServer):
         self.commands = {
             "info": self._info, "configure": self._configure, "capture": self._capture,
             "histogram": self._histogram, "calibration.read": self._calibration_read,
-            "calibration.write": self._calibration_write, "calblob.write": self._calblob_write,
-            "calblob.read": self._calblob_read,
+            "calibration.write": self._calibration_write,
         }
-        self._calblob = b""
+        self.calblob = CalblobStore(world)  # the checksummed blob's storage: calblob.write / calblob.read
+        self.commands.update({"calblob.write": self.calblob.write, "calblob.read": self.calblob.read})
 
     @property
     def serial(self) -> str:
@@ -478,54 +474,3 @@ class PhoneServer(JsonLineServer):
         with self._lock:
             self._calibration = json.loads(text)
         return Reply(ok_header({"bytes": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()}))
-
-
-    def _calblob_write(self, args: dict[str, Any]) -> Reply:
-        check_args(args, "calblob.write", ("data_b64",))
-        text = args["data_b64"]
-        if not isinstance(text, str):
-            raise BadRequestError("calblob.write: data_b64 must be base64 text")
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequestError("calblob.write: data_b64 is not valid base64") from None
-        if len(data) > CALBLOB_CAPACITY_BYTES:
-            raise BadRequestError(f"calblob.write: {len(data)} bytes over the phone's "
-                                  f"{CALBLOB_CAPACITY_BYTES} bytes of calibration storage")
-        with self._lock:
-            self._calblob = data
-        return Reply(ok_header({"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}))
-
-    def _calblob_read(self, args: dict[str, Any]) -> Reply:
-        """The stored blob as payload; the header lists each block and whether its checksum holds."""
-        check_args(args, "calblob.read", ())
-        with self._lock:
-            data = self._calblob
-        with self.world.lock:
-            fault = self.world.faults.get("calblob_corrupt_block")
-        try:
-            nth = fault_period(fault)
-        except ValueError:
-            nth = None
-        if nth is not None and data:
-            data = corrupt_block(data, nth)
-        header = ok_header({"bytes": len(data), "blocks": check_blocks(data)})
-        header["payload_bytes"] = len(data)
-        header["payload_sha256"] = hashlib.sha256(data).hexdigest()
-        return Reply(header, data)
-
-
-def corrupt_block(data: bytes, nth: int) -> bytes:
-    """``data`` with one payload byte of its ``nth`` block (1-based) flipped (unchanged if it has fewer)."""
-    spans = calblob.block_spans(data)
-    if not 1 <= nth <= len(spans):
-        return data
-    start, end = spans[nth - 1][1:]
-    corrupt = bytearray(data)
-    corrupt[(start + end) // 2] ^= 0x5A
-    return bytes(corrupt)
-
-
-def check_blocks(data: bytes) -> list[dict[str, Any]]:
-    """The phone's own check of its blob: each block's name and whether its checksum holds."""
-    return [{"name": name, "ok": ok} for name, ok in calblob.check_each(data)]

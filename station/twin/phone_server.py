@@ -63,6 +63,8 @@ PHONE_FAULTS: dict[str, str] = {
                              "flipped payload byte, as a worn EEPROM cell would",
     "sensor_defects": "the sensors carry their serial-seeded defect pixels (hot, warm, dead, weak, stuck, "
                       "pairs, a column segment: station.twin.sensor.defect_map)",
+    "unit_channel_gains": "the sensors' R and B sensitivities differ from the golden module's by the unit's own "
+                          "factors, as a real unit's do (station.twin.sensor.channel_gains)",
 }
 MODEL = "M-Phone twin"
 FORMATS = ("raw10", "dng", "preview", "zebra_mask", "peaking_mask")

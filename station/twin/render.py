@@ -20,10 +20,11 @@ Per capture, per colour channel:
    with the working f-number ``N_w = N v / f``;
 4. sensor: the RGGB mosaic of mean electrons goes through ``station.twin.sensor.expose``.
 
-Per unit (seeded by the phone's or sensor's serial): the channels' sensitivities against the golden module
-(``sensor.channel_gains``), the main lens's voice-coil actuator (``configure`` ``focus_code``:
-``lenses.actuator_truth``), the main camera's pose beside the M camera (``chart_pose``:
-``lenses.sensor_pose_truth``), and, with the ``sensor_defects`` fault on, the sensor's defect pixels.
+Per unit (seeded by the phone's or sensor's serial): the main lens's voice-coil actuator (``configure``
+``focus_code``: ``lenses.actuator_truth``), the main camera's pose beside the M camera (``chart_pose``:
+``lenses.sensor_pose_truth``); switched on as twin faults (so that other tests keep their frames): the
+channels' sensitivities against the golden module (``unit_channel_gains``: ``sensor.channel_gains``) and the
+sensor's defect pixels (``sensor_defects``: ``sensor.defect_map``).
 
 The M sensor without a lens is lit by the whole light box through its sapphire cover glass: a
 uniform irradiance ``T rho E_chart sin^2(alpha)`` (alpha: half-angle the chart subtends) with a small
@@ -533,7 +534,8 @@ def _electron_rates(world: Any, state: OpticalState, spec: SensorSpec, chart_nam
     """Electrons per second per pixel, per channel, for reflectance 1 on the axis (and the sums behind)."""
     lux = float(world.illuminance_lux())
     cct = float(getattr(world.light, "cct_k", 5000.0))
-    unit = channel_gains(serial)  # the unit's channel sensitivities against the golden module
+    unit = (channel_gains(serial) if getattr(world, "faults", {}).get("unit_channel_gains")  # this unit's, or
+            else {"r": 1.0, "g": 1.0, "b": 1.0})  # the golden module's channel sensitivities
     eta = {c: v * unit[c] for c, v in electrons_per_lux_s_m2(round(cct, 1)).items()}
     if state.lens is None:
         chart = _chart(chart_name, chart_size)

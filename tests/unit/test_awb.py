@@ -17,8 +17,8 @@ from station.twin.world import World
 EXPOSURE_US = {"main": 1500, "m": 2200}
 
 
-def capture(sensor: str, cct_k: float, seed: int) -> tuple:
-    world = World(seed=seed, resolution="ci", time_scale=0.0)
+def capture(sensor: str, cct_k: float, seed: int, unit: bool = True) -> tuple:
+    world = World(seed=seed, resolution="ci", time_scale=0.0, faults={"unit_channel_gains": unit})
     world.chart = "flat"
     world.set_light(output=True, level_pct=40.0, cct_k=cct_k)
     raw, truth = render_raw(world, sensor, {"exposure_us": EXPOSURE_US[sensor], "analog_gain": 1.0}, 1)
@@ -65,3 +65,10 @@ def test_a_bad_golden_file_is_one_line_naming_the_key(tmp_path):
         load_golden_awb(path)
     with pytest.raises(ConfigError, match="no such golden-values file"):
         load_golden_awb(tmp_path / "missing.toml")
+
+
+def test_without_the_units_gains_the_twin_is_the_golden_module():
+    golden = load_golden_awb()["main"]["illuminant2"]
+    raw, _, _ = capture("main", golden["cct_k"], 3, unit=False)
+    result = awb_against_golden(raw, 64, "RGGB", golden["cct_k"], golden)
+    assert result.r_ratio == pytest.approx(1.0, abs=0.001) and result.b_ratio == pytest.approx(1.0, abs=0.001)

@@ -22,6 +22,7 @@ def measured():
     with twin_station(seed=7) as station:
         station.twin.chart_set("flat")
         station.twin.fault_set("sensor_defects")
+        station.twin.fault_set("unit_channel_gains")
         truth = station.twin.truth()
         defects = measure_defects(station, "m")
         awb = measure_awb(station, "main")

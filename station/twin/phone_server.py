@@ -63,8 +63,9 @@ PHONE_FAULTS: dict[str, str] = {
                              "flipped payload byte, as a worn EEPROM cell would",
     "sensor_defects": "the sensors carry their serial-seeded defect pixels (hot, warm, dead, weak, stuck, "
                       "pairs, a column segment: station.twin.sensor.defect_map)",
-    "unit_channel_gains": "the sensors' R and B sensitivities differ from the golden module's by the unit's own "
-                          "factors, as a real unit's do (station.twin.sensor.channel_gains)",
+    "unit_variation": "the unit's own build variation, as a real unit has: its sensors' R and B sensitivities "
+                      "against the golden module (station.twin.sensor.channel_gains) and its main camera's pose "
+                      "beside the M camera (station.twin.lenses.sensor_pose_truth)",
 }
 MODEL = "M-Phone twin"
 FORMATS = ("raw10", "dng", "preview", "zebra_mask", "peaking_mask")

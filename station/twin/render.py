@@ -21,10 +21,10 @@ Per capture, per colour channel:
 4. sensor: the RGGB mosaic of mean electrons goes through ``station.twin.sensor.expose``.
 
 Per unit (seeded by the phone's or sensor's serial): the main lens's voice-coil actuator (``configure``
-``focus_code``: ``lenses.actuator_truth``), the main camera's pose beside the M camera (``chart_pose``:
-``lenses.sensor_pose_truth``); switched on as twin faults (so that other tests keep their frames): the
-channels' sensitivities against the golden module (``unit_channel_gains``: ``sensor.channel_gains``) and the
-sensor's defect pixels (``sensor_defects``: ``sensor.defect_map``).
+``focus_code``: ``lenses.actuator_truth``); switched on as twin faults (so that other tests keep their
+frames): ``unit_variation``, the channels' sensitivities against the golden module (``sensor.channel_gains``)
+and the main camera's pose beside the M camera (``chart_pose``: ``lenses.sensor_pose_truth``; without it both
+cameras sit on the rail's axis), and ``sensor_defects``, the sensor's defect pixels (``sensor.defect_map``).
 
 The M sensor without a lens is lit by the whole light box through its sapphire cover glass: a
 uniform irradiance ``T rho E_chart sin^2(alpha)`` (alpha: half-angle the chart subtends) with a small
@@ -112,7 +112,7 @@ class OpticalState:
     cx: float
     cy: float
     pitch_mm: float
-    unit_serial: str = ""  # the phone's serial: its main camera's pose beside the M camera
+    unit_serial: str = ""  # the phone's serial when its unit variation is on: the main camera's pose
 
     @property
     def distortion(self) -> tuple[float, float, float, float, float]:
@@ -155,7 +155,8 @@ def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: Senso
     off_x, off_y = CENTRE_OFFSET_MM[sensor]
     cx = (spec.width - 1) / 2.0 + off_x / pitch
     cy = (spec.height - 1) / 2.0 + off_y / pitch
-    serial = world.phone_serial() if hasattr(world, "phone_serial") else ""
+    varies = bool(getattr(world, "faults", {}).get("unit_variation"))  # else the main camera sits on the axis
+    serial = world.phone_serial() if varies and hasattr(world, "phone_serial") else ""
     common = {"sensor": sensor, "chart_distance_mm": distance, "pan_deg": float(pose["pan"]),
               "tilt_deg": float(pose["tilt"]), "cx": cx, "cy": cy, "pitch_mm": pitch, "unit_serial": serial}
     if sensor == "main":
@@ -534,7 +535,7 @@ def _electron_rates(world: Any, state: OpticalState, spec: SensorSpec, chart_nam
     """Electrons per second per pixel, per channel, for reflectance 1 on the axis (and the sums behind)."""
     lux = float(world.illuminance_lux())
     cct = float(getattr(world.light, "cct_k", 5000.0))
-    unit = (channel_gains(serial) if getattr(world, "faults", {}).get("unit_channel_gains")  # this unit's, or
+    unit = (channel_gains(serial) if getattr(world, "faults", {}).get("unit_variation")  # this unit's, or
             else {"r": 1.0, "g": 1.0, "b": 1.0})  # the golden module's channel sensitivities
     eta = {c: v * unit[c] for c, v in electrons_per_lux_s_m2(round(cct, 1)).items()}
     if state.lens is None:

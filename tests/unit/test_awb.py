@@ -18,7 +18,7 @@ EXPOSURE_US = {"main": 1500, "m": 2200}
 
 
 def capture(sensor: str, cct_k: float, seed: int, unit: bool = True) -> tuple:
-    world = World(seed=seed, resolution="ci", time_scale=0.0, faults={"unit_channel_gains": unit})
+    world = World(seed=seed, resolution="ci", time_scale=0.0, faults={"unit_variation": unit})
     world.chart = "flat"
     world.set_light(output=True, level_pct=40.0, cct_k=cct_k)
     raw, truth = render_raw(world, sensor, {"exposure_us": EXPOSURE_US[sensor], "analog_gain": 1.0}, 1)

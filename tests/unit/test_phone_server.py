@@ -529,7 +529,7 @@ def quick(scene: dict[str, Any]):
 
 def test_phone_faults_are_documented() -> None:
     assert set(PHONE_FAULTS) == {"dut_drop_frame", "dut_corrupt_payload", "dut_disconnect", "calblob_corrupt_block",
-                                 "sensor_defects", "unit_channel_gains"}
+                                 "sensor_defects", "unit_variation"}
     assert all(isinstance(text, str) and text for text in PHONE_FAULTS.values())
 
 

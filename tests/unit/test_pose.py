@@ -76,6 +76,7 @@ def test_the_twin_units_pose_within_a_tenth_degree_and_a_fifth_mm(lens):
     world = None
     for i, (pan, tilt) in enumerate(CALIBRATION_POSES):
         world = scene(CALIBRATION_BOARD, lens, 1000.0, pan, tilt)
+        world.faults["unit_variation"] = True  # the unit's own pose of its main camera
         for sensor in ("main", "m"):
             raw, _ = render_raw(world, sensor, settings[sensor], i + 1)
             images[sensor].append((f"{sensor}{i}", gray(raw, f"{sensor}{i}")))
@@ -92,3 +93,25 @@ def test_the_twin_units_pose_within_a_tenth_degree_and_a_fifth_mm(lens):
           f"(centre {np.round(pose.centre_mm, 3)} vs truth {np.round(truth['centre_mm'], 3)}), "
           f"RMS {pose.rms_px:.3f} px, {pose.views} views, {pose.corners} corners")
     assert angle < 0.1 and offset < 0.2
+
+
+def test_the_twin_places_the_main_camera_at_the_units_pose_only_with_unit_variation():
+    from station.twin import optics
+    from station.twin.render import chart_pose, optical_state
+    from station.twin.sensor import sensor_spec
+
+    world = scene(CALIBRATION_BOARD, None, 1000.0, 10.0, -5.0)
+    spec = sensor_spec("ci")
+    axis = optics.chart_extrinsics(10.0, -5.0, 1000.0, 1152.0, 864.0)
+    for sensor in ("main", "m"):
+        r, t = chart_pose(optical_state(world, sensor, {}, spec), 1152.0, 864.0)
+        np.testing.assert_allclose(r, axis[0])
+        np.testing.assert_allclose(t, axis[1])
+    world.faults["unit_variation"] = True
+    truth = sensor_pose_truth(world.phone_serial())
+    r_m, t_m = chart_pose(optical_state(world, "m", {}, spec), 1152.0, 864.0)
+    r_main, t_main = chart_pose(optical_state(world, "main", {}, spec), 1152.0, 864.0)
+    np.testing.assert_allclose(r_m, axis[0])  # the M camera stays on the rail's axis
+    # X_m = R X_main + T for every chart point (independent composition of the two chart poses)
+    np.testing.assert_allclose(np.array(truth["rotation"]) @ r_main, r_m, atol=1e-12)
+    np.testing.assert_allclose(np.array(truth["rotation"]) @ t_main + truth["translation_mm"], t_m, atol=1e-9)

@@ -22,7 +22,7 @@ def measured():
     with twin_station(seed=7) as station:
         station.twin.chart_set("flat")
         station.twin.fault_set("sensor_defects")
-        station.twin.fault_set("unit_channel_gains")
+        station.twin.fault_set("unit_variation")
         truth = station.twin.truth()
         defects = measure_defects(station, "m")
         awb = measure_awb(station, "main")
@@ -96,6 +96,7 @@ def test_pose_procedure_over_the_wire_within_a_tenth_degree_and_a_fifth_mm():
 
     with twin_station(seed=8) as station:
         station.twin.chart_set(BOARD)
+        station.twin.fault_set("unit_variation")
         station.twin.lens_mount("summilux-m-35-f1.4", 8.0)
         station.light.set_level_pct(80.0)
         station.light.set_output(True)

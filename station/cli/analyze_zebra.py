@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration.emva1288 import SensorAnalysisError, load_descriptor, read_image_unchanged
+from calibration.emva1288 import SensorAnalysisError
 from calibration.zebra import (
     DEFAULT_MARGIN,
     ZebraCalibrationError,
@@ -34,6 +34,7 @@ from calibration.zebra import (
 from station.cli.analyze_sensor import is_dark
 from station.cli.common import print_json
 from station.dng import read_dng
+from station.emva_files import load_descriptor, read_image_unchanged
 from station.errors import InputError
 from station.frame import Frame
 from station.imageio import load_image

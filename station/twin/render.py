@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from station.errors import ConfigError
-from station.twin import optics
+from station.twin import line, optics
 from station.twin.coverage import coverage_raster
 from station.twin.lenses import MAIN_LENS, Lens, catalog_truth, get_lens
 from station.twin.sensor import (
@@ -132,7 +132,7 @@ def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: Senso
     if sensor not in SENSORS:
         raise ConfigError(f"twin render: unknown sensor {sensor!r}; allowed: {', '.join(SENSORS)}")
     pose = world.pose()
-    distance = float(pose["distance"])
+    distance = line.true_distance_mm(world, float(pose["distance"]))
     if not distance > 0:
         raise ConfigError(f"twin render: the chart must be in front of the lens, rail distance {distance} mm")
     pitch = spec.pixel_pitch_mm
@@ -140,9 +140,9 @@ def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: Senso
     cx = (spec.width - 1) / 2.0 + off_x / pitch
     cy = (spec.height - 1) / 2.0 + off_y / pitch
     common = {"sensor": sensor, "chart_distance_mm": distance, "pan_deg": float(pose["pan"]),
-              "tilt_deg": float(pose["tilt"]), "cx": cx, "cy": cy, "pitch_mm": pitch}
+              "tilt_deg": line.true_tilt_deg(world, float(pose["tilt"])), "cx": cx, "cy": cy, "pitch_mm": pitch}
     if sensor == "main":
-        lens = MAIN_LENS
+        lens = line.unit_lens(world, MAIN_LENS)
         f = lens.focal_length_mm
         focus_m = settings.get("focus_m")
         focus_mm = distance if focus_m is None else float(focus_m) * 1000.0  # None: autofocus on the chart
@@ -550,6 +550,9 @@ def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> 
     rates, radiometry = _electron_rates(world, state, spec, chart_name, chart_size)
     width, height = spec.width, spec.height
     relative, a2, a4 = _relative_illumination(state, width, height)
+    light = line.light_field(world, width, height)
+    if light is not None:  # a line station's light box is not flat
+        relative *= light
     mean_e = np.empty((height, width), dtype=np.float32)
     sigma_px = {c: (state.lens.psf_sigma_um(state.f_number, c) / spec.pixel_pitch_um if state.lens else 0.0)
                 for c in CHANNELS}

@@ -1,6 +1,6 @@
 """The twin makes a line: stations with their own systematic errors, phones that vary unit to unit.
 
-Two injectable "faults" switch it on (``--twin-fault line_station=N``, ``--twin-fault line_unit``):
+Three injectable "faults" switch it on (``--twin-fault line_station=N``, ``--twin-fault line_unit``):
 
 - ``line_station=N``: this twin is station N (1, 2, ...) of a simulated line. Its systematic errors
   are drawn from a generator seeded by N alone, so station N is the same station in every run:
@@ -11,6 +11,8 @@ Two injectable "faults" switch it on (``--twin-fault line_station=N``, ``--twin-
   falloff coefficient, drawn from a generator seeded by the phone seed. About one unit in twelve
   has a decentred element (blur three times larger), so a line has units that fail.
   ``unit_variation(seed)`` is their truth.
+- ``line_repeat=K``: the K-th repeat of a unit on a station: the same unit and station, fresh
+  temporal noise (``noise_seed``), so repeat runs measure repeatability.
 
 The render (``station.twin.render.optical_state`` and ``render_mean_electrons``) reads these
 through ``true_distance_mm``, ``true_tilt_deg``, ``unit_lens`` and ``light_field``; everything
@@ -29,6 +31,7 @@ LINE_FAULTS = {
     "line_station": "this twin is station N (1..99) of a simulated line, with its seeded systematic errors "
                     "(light non-uniformity, rail offset, chart distance, chart tilt)",
     "line_unit": "the phone varies unit to unit by its seed (main lens blur and falloff; some units defective)",
+    "line_repeat": "the run's repeat number N on a line: the frames' temporal noise differs from repeat to repeat",
 }
 #: Standard deviations of the station errors across a line (representative bench tolerances).
 STATION_SIGMA = {"light_corner_pct": 2.0, "rail_offset_mm": 2.0, "chart_distance_mm": 3.0, "chart_tilt_deg": 0.3}
@@ -87,6 +90,15 @@ def unit_lens(world: Any, lens: Any) -> Any:
     unit = unit_variation(int(getattr(world, "seed", 1)))
     vignetting = {n: (a2 + unit["falloff_a2_delta"], a4) for n, (a2, a4) in lens.vignetting.items()}
     return dataclasses.replace(lens, aberration_sigma_um=unit["aberration_sigma_um"], vignetting=vignetting)
+
+
+def noise_seed(world: Any) -> int:
+    """The seed of the frames' temporal noise: the world's seed, mixed with ``line_repeat`` when set."""
+    seed = int(getattr(world, "seed", 1))
+    repeat = _faults(world).get("line_repeat")
+    if repeat is None or repeat is False:
+        return seed
+    return seed + 1_000_003 * int(repeat)
 
 
 def light_field(world: Any, width: int, height: int) -> np.ndarray | None:

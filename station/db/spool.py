@@ -92,7 +92,7 @@ def _upload(engine: Any, record: dict[str, Any]) -> str:
     try:
         return upload(engine, record)
     except SQLAlchemyError as exc:
-        raise DeviceError(f"database {safe_url(str(engine.url))}: {_reason(exc)}") from None
+        raise DeviceError("database", f"{safe_url(str(engine.url))}: {_reason(exc)}") from None
 
 
 def database_url(config: Any = None, option: str | None = None, reports_dir: str | Path = "reports") -> str:

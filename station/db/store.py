@@ -86,7 +86,7 @@ def migrate(engine: Engine) -> str:
         with engine.connect() as connection:
             return str(MigrationContext.configure(connection).get_current_revision())
     except SQLAlchemyError as exc:
-        raise DeviceError(f"database {safe_url(str(engine.url))}: {_reason(exc)}") from None
+        raise DeviceError("database", f"{safe_url(str(engine.url))}: {_reason(exc)}") from None
 
 
 def _reason(exc: BaseException) -> str:

@@ -113,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
         migrate(engine)
     finally:
         engine.dispose()
-    jobs = [(s, seed, r) for r in range(1, args.repeats + 1) for s in range(1, args.stations + 1)
-            for seed in seeds(args)]
+    # phone by phone: a line stopped part way still holds whole phones (every station, every repeat)
+    jobs = [(s, seed, r) for seed in seeds(args) for r in range(1, args.repeats + 1)
+            for s in range(1, args.stations + 1)]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(lambda job: run_one(*job, args), jobs))

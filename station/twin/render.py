@@ -611,7 +611,8 @@ def render_raw(world: Any, sensor: str, settings: dict[str, Any], seq: int) -> t
     mean_e, truth = render_mean_electrons(world, sensor, settings)
     serial = _sensor_serial(world, settings, sensor)
     g_centre = _centre_value(mean_e, truth)
-    raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial, noise_seed(line.noise_seed(world), sensor, seq))
+    raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial,
+                 noise_seed(line.noise_seed(world), sensor, seq))
     params = sensor_params(spec, analog_gain)
     gain = params["conversion_gain_dn_per_e"]
     expected = {c: min(spec.black_level + gain * min(e, spec.full_well_e), float(spec.white_level))

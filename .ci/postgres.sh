@@ -2,17 +2,19 @@
 # A throwaway PostgreSQL server for the tests: Debian's postgresql (installed when missing), a cluster in
 # a temp folder, listening on a local port and a socket in that folder. Source it, then stop it:
 #   source .ci/postgres.sh start   # exports M_STATION_TEST_POSTGRES (a postgresql:// URL) and PGTMP
-#   .ci/postgres.sh stop           # stops the server started above and removes its folder
+#   .ci/postgres.sh stop           # (executed, not sourced) stops that server and removes its folder
 set -euo pipefail
 action="${1:-start}"
 port="${M_STATION_PG_PORT:-55432}"
+run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if [ "$action" = "stop" ]; then
     dir="${PGTMP:-$(cat /tmp/m-station-pg.dir 2>/dev/null || true)}"
-    [ -n "$dir" ] && [ -d "$dir" ] || exit 0
-    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-    runuser -u "$(stat -c %U "$dir")" -- "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
-    rm -rf "$dir" /tmp/m-station-pg.dir
-    return 0 2>/dev/null || exit 0
+    if [ -n "$dir" ] && [ -d "$dir/data" ]; then
+        bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+        run "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
+        rm -rf "$dir" /tmp/m-station-pg.dir
+    fi
+    exit 0
 fi
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
@@ -21,7 +23,6 @@ bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 dir=$(mktemp -d /tmp/m-station-pg.XXXXXX)
 owner=$(id -un)
 if [ "$(id -u)" = 0 ]; then owner=postgres; chown postgres "$dir"; fi  # initdb refuses root
-run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 run "$bin/initdb" -D "$dir/data" -U station -A trust --no-sync >/dev/null
 run "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
 run "$bin/createdb" -h 127.0.0.1 -p "$port" -U station station

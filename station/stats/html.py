@@ -84,7 +84,8 @@ def render_html(stats: dict[str, Any], runs: list[dict[str, Any]]) -> str:
              "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}.bad{color:#b00}</style></head><body>",
              f"<h1>M-Station line statistics</h1><p>{stats['runs']} runs, {stats['judged_runs']} judged.</p>",
-             "<h2>Yield by station</h2>", f"<img alt='yield by station' src='{_yield_plot(stats['yields']['station'])}'>"]
+             "<h2>Yield by station</h2>",
+             f"<img alt='yield by station' src='{_yield_plot(stats['yields']['station'])}'>"]
     for key in ("day", "firmware", "plan"):
         rows = "".join(f"<tr><td>{esc(g)}</td><td>{100 * y['first_pass']:.1f} %</td><td>{100 * y['final']:.1f} %"
                        f"</td><td>{y['duts']}</td></tr>" for g, y in stats["yields"][key].items())

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from station.msa import gage_rr, grr_summary, type1_study, tolerance_of
+from station.msa import gage_rr, grr_summary, tolerance_of, type1_study
 from station.stats.report import clean, series
 
 

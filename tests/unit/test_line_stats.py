@@ -138,6 +138,14 @@ def test_small_line_stats_and_msa_agree_with_the_records(small_line: dict[str, A
     assert len(out["records"]) == expected
     assert set(out["stats"]["yields"]["station"]) == {"line-1", "line-2"}
     assert "shading_corner_falloff_pct[main]" in out["msa"]["measurements"]
+    from station.db.store import load_runs, open_engine
+
+    for folder in sorted(small_line["root"].glob("line-*")):  # station run's own upload: the station's SQLite
+        engine = open_engine(f"sqlite:///{folder / 'records.sqlite'}")
+        held = sorted(r["run_id"] for r in load_runs(engine))
+        engine.dispose()
+        assert held == sorted(json.loads(p.read_text())["run_id"] for p in folder.glob("records/*.json"))
+        assert not list(folder.glob("spool/*.json"))
 
 
 def test_golden_units_and_type1(small_line: dict[str, Any], tmp_path: Path,

@@ -209,10 +209,13 @@ def test_stats_html_renders_in_chromium(small_line: dict[str, Any], tmp_path: Pa
 def test_full_line_recovers_the_station_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """3 stations x 30 phones x 2 repeats (M_STATION_TEST_POSTGRES when set, else SQLite).
 
-    The light box's corner error c_s of station s scales the measured corner falloff F (in %) by
-    (1 + c_s) on the remaining light: F_s = 100 - (100 - F)(1 + c_s), an offset of -(100 - F) c_s. The
-    stations' offsets in the Gage R&R table must match these, each within 4 standard errors of a
-    station mean (sqrt(MS_error / (parts * trials))) plus 5 % of the offset for the second-order terms.
+    The light box's corner error c_s of station s scales the light left at the frame corner by (1 + c_s):
+    the corner falloff F (in %) becomes 100 - (100 - F)(1 + c_s), an offset of -(100 - F) c_s. The
+    stations' offsets in the Gage R&R table (station mean - grand mean) must match these predictions,
+    each within 4 standard errors of a station mean (sqrt(MS_error / (parts * trials))) plus 10 % of the
+    predictions' spread (the model's approximation: the falloff is measured on corner patches a little
+    inside the corner, against the brightest point); and the reproducibility sigma Gage R&R reports must
+    be the predictions' standard deviation within 15 %.
     """
     database = os.environ.get("M_STATION_TEST_POSTGRES") or f"sqlite:///{tmp_path / 'line.sqlite'}"
     _simulate(tmp_path, database, 3, 30, 2, "test_01_selfcheck or (test_02_main and (shading or sfr))")
@@ -234,7 +237,7 @@ def recover_station_errors(records: list[dict[str, Any]], msa: dict[str, Any]) -
                       for s in stations])
     measured = data.mean(axis=(0, 2)) - grand
     se = math.sqrt(gage_rr(data).ms["error"] / (len(parts) * data.shape[2]))
-    assert np.all(np.abs(measured - (truth - truth.mean())) <= 4 * se + 0.05 * np.abs(truth - truth.mean()))
     sigma_true = float(np.std(truth, ddof=1))
+    assert np.all(np.abs(measured - (truth - truth.mean())) <= 4 * se + 0.1 * sigma_true)
     sigma_msa = msa["measurements"][key]["reproducibility_sigma"]
     assert sigma_msa == pytest.approx(sigma_true, rel=0.15)

@@ -24,6 +24,9 @@ from station.errors import ConfigError
 #: The plan subset: the station self-check and the main sensor's shading and SFR.
 SUBSET = "test_01_selfcheck or (test_02_main and (shading or sfr))"
 FIRST_SEED = 1001
+#: Under each station's reports: the spool of records waiting for the line's database
+#: (``station db sync --reports DIR/line-N/to-line-database --database URL`` sends them).
+LINE_SPOOL = "to-line-database"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,7 +95,8 @@ def run_one(station: int, seed: int, repeat: int, args: argparse.Namespace) -> d
         twin.stop()
     new = sorted(set((reports / "records").glob("*.json")) - before)
     record = new[-1] if new else None
-    upload = upload_after_run(reports, record, url=args.database)
+    # the line's database has its own spool (the station's own goes to the station's database)
+    upload = upload_after_run(reports / LINE_SPOOL, record, url=args.database)
     return {"station": name, "seed": seed, "repeat": repeat, "exit": proc.returncode, "elapsed_s": elapsed,
             "record": str(record) if record else None, "upload": upload}
 

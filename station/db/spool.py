@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from station.atomic import atomic_write_text
-from station.errors import ConfigError, StationError
+from station.errors import StationError
 from station.records import load_record
 
 SPOOL = "spool"
@@ -141,9 +141,3 @@ def upload_after_run(reports_dir: str | Path, record_path: str | Path | None, co
         return f"database down ({result.failed}); {left} record(s) spooled (station db sync sends them)"
     return f"uploaded {len(result.uploaded)} record(s); {left} spooled"
 
-
-def check_reports(reports_dir: str | Path) -> Path:
-    path = Path(reports_dir)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--reports {path}: not a folder")
-    return path

@@ -44,7 +44,7 @@ def small_line(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def records_of(root: Path) -> list[dict[str, Any]]:
     """Every station's JSON records (each station keeps its own under ROOT/line-N/records)."""
     found = [json.loads(p.read_text()) for p in sorted(root.glob("line-*/records/*.json"))]
-    return sorted(found, key=lambda r: (r["start"], r["run_id"]))
+    return sorted((r for r in found if r["outcome"]), key=lambda r: (r["start"], r["run_id"]))  # finished runs
 
 
 def _cli_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -82,7 +82,14 @@ def my_grr(points: list[tuple[str, str, float]], low: float | None, high: float 
     pd = pytest.importorskip("pandas")
     sm = pytest.importorskip("statsmodels.api")
     smf = pytest.importorskip("statsmodels.formula.api")
-    frame = pd.DataFrame(points, columns=["station", "part", "y"])
+    cells: dict[tuple[str, str], list[float]] = {}
+    for station, part, y in points:  # in run order
+        cells.setdefault((station, part), []).append(y)
+    stations = {s for s, _ in cells}
+    parts = [d for d in {d for _, d in cells} if all(len(cells.get((s, d), [])) >= 2 for s in stations)]
+    trials = min(len(cells[(s, d)]) for s in stations for d in parts)
+    frame = pd.DataFrame([(s, d, y) for s in stations for d in parts for y in cells[(s, d)][:trials]],
+                         columns=["station", "part", "y"])
     table = sm.stats.anova_lm(smf.ols("y ~ C(part) * C(station)", data=frame).fit(), typ=2)
     p, o = frame["part"].nunique(), frame["station"].nunique()
     r = len(frame) // (p * o)

@@ -69,6 +69,8 @@ def sync(reports_dir: str | Path, url: str) -> SyncResult:
             try:
                 record = load_record(path)
             except StationError:
+                if not path.exists():  # another sync sent it meanwhile
+                    continue
                 bad = path.with_suffix(".rejected")
                 path.replace(bad)
                 result.rejected.append(bad.name)

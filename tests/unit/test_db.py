@@ -119,3 +119,12 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], needle: str, tmp_path
     assert main([*argv, "--reports", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_spooled_file_that_is_not_a_record_is_put_aside(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    good = spool.enqueue(reports, write_record(reports / "records", "SN-0006", 0.3))
+    (spool.spool_dir(reports) / "junk.json").write_text("{not json")
+    result = spool.sync(reports, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert result.uploaded == {good.name: "inserted"} and result.rejected == ["junk.rejected"]
+    assert result.left == 0 and not result.failed

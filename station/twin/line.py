@@ -9,7 +9,7 @@ Three injectable "faults" switch it on (``--twin-fault line_station=N``, ``--twi
   chart holder. ``station_errors(N)`` is their truth.
 - ``line_unit``: the phone (its seed) varies unit to unit: the main lens's aberration blur and its
   falloff coefficient, drawn from a generator seeded by the phone seed. About one unit in twelve
-  has a decentred element (blur three times larger), so a line has units that fail.
+  has a decentred element (9 um more blur, in quadrature), so a line has units that fail.
   ``unit_variation(seed)`` is their truth.
 - ``line_repeat=K``: the K-th repeat of a unit on a station: the same unit and station, fresh
   temporal noise (``noise_seed``), so repeat runs measure repeatability.
@@ -37,9 +37,10 @@ LINE_FAULTS = {
 STATION_SIGMA = {"light_corner_pct": 2.0, "rail_offset_mm": 2.0, "chart_distance_mm": 3.0, "chart_tilt_deg": 0.3}
 #: Unit-to-unit spread: main-lens blur (um, mean and sigma), falloff a2 (sigma), defect rate and factor.
 UNIT_BLUR_UM = (2.0, 0.8)
-UNIT_A2_SIGMA = 0.08
+UNIT_A2_SIGMA = 0.12
 UNIT_DEFECT_RATE = 1.0 / 12.0
-UNIT_DEFECT_FACTOR = 3.0
+#: A defective unit (a decentred element) adds this blur, um, in quadrature: its MTF50 fails its limit.
+UNIT_DEFECT_BLUR_UM = 9.0
 
 
 def station_errors(station: int) -> dict[str, float]:
@@ -55,7 +56,7 @@ def unit_variation(seed: int) -> dict[str, Any]:
     a2_delta = rng.normal(0.0, UNIT_A2_SIGMA)
     defective = bool(rng.random() < UNIT_DEFECT_RATE)
     if defective:
-        blur *= UNIT_DEFECT_FACTOR
+        blur = math.hypot(blur, UNIT_DEFECT_BLUR_UM)
     return {"aberration_sigma_um": float(blur), "falloff_a2_delta": float(a2_delta), "defective": defective}
 
 

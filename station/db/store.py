@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +72,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_MIGRATE_LOCK = threading.Lock()  # Alembic's command context is process-global: one migration at a time
+
+
 def migrate(engine: Engine) -> str:
-    """Bring the schema to Alembic's head; the revision it is at."""
+    """Bring the schema to Alembic's head (nothing to do when it is there); the revision it is at."""
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection:
+            if MigrationContext.configure(connection).get_current_revision() == head:
+                return str(head)
+        with _MIGRATE_LOCK, engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
         with engine.connect() as connection:

@@ -128,3 +128,31 @@ def test_a_spooled_file_that_is_not_a_record_is_put_aside(tmp_path: Path) -> Non
     result = spool.sync(reports, f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert result.uploaded == {good.name: "inserted"} and result.rejected == ["junk.rejected"]
     assert result.left == 0 and not result.failed
+
+
+def test_concurrent_uploads_in_one_process_do_not_race_the_migration(database: str, tmp_path: Path) -> None:
+    """Two stations' uploads at once from one process (station line simulate --jobs): no KeyError from Alembic."""
+    import threading
+
+    records = [load_record(write_record(tmp_path / "records", f"SN-1{i:03d}", 0.3)) for i in range(6)]
+    errors: list[str] = []
+
+    def work(record: dict) -> None:
+        try:
+            engine = store.open_engine(database)
+            store.migrate(engine)
+            store.upload(engine, record)
+            engine.dispose()
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(r,), daemon=True) for r in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "uploads deadlocked"
+    assert errors == []
+    engine = store.open_engine(database)
+    assert store.count_runs(engine) == 6
+    engine.dispose()

@@ -60,7 +60,8 @@ def _control_chart(key: str, m: dict[str, Any], points: list[float]) -> str:
 def _offsets_plot(correlation: dict[str, dict[str, Any]]) -> str | None:
     import matplotlib.pyplot as plt
 
-    keys = [k for k, v in correlation.items() if v][:8]
+    spread = {k: max(abs(o["offset_pct"]) for o in v.values()) for k, v in correlation.items() if v}
+    keys = sorted(spread, key=lambda k: -spread[k])[:8]  # the measurements the stations disagree on most
     if not keys:
         return None
     stations = sorted({s for k in keys for s in correlation[k]})

@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from station.errors import ConfigError
-from station.twin import optics
+from station.twin import line, optics
 from station.twin.coverage import coverage_raster
 from station.twin.lenses import (
     MAIN_LENS,
@@ -148,7 +148,7 @@ def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: Senso
     if sensor not in SENSORS:
         raise ConfigError(f"twin render: unknown sensor {sensor!r}; allowed: {', '.join(SENSORS)}")
     pose = world.pose()
-    distance = float(pose["distance"])
+    distance = line.true_distance_mm(world, float(pose["distance"]))
     if not distance > 0:
         raise ConfigError(f"twin render: the chart must be in front of the lens, rail distance {distance} mm")
     pitch = spec.pixel_pitch_mm
@@ -158,9 +158,10 @@ def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: Senso
     varies = bool(getattr(world, "faults", {}).get("unit_variation"))  # else the main camera sits on the axis
     serial = world.phone_serial() if varies and hasattr(world, "phone_serial") else ""
     common = {"sensor": sensor, "chart_distance_mm": distance, "pan_deg": float(pose["pan"]),
-              "tilt_deg": float(pose["tilt"]), "cx": cx, "cy": cy, "pitch_mm": pitch, "unit_serial": serial}
+              "tilt_deg": line.true_tilt_deg(world, float(pose["tilt"])), "cx": cx, "cy": cy, "pitch_mm": pitch,
+              "unit_serial": serial}
     if sensor == "main":
-        lens = MAIN_LENS
+        lens = line.unit_lens(world, MAIN_LENS)
         f = lens.focal_length_mm
         focus_m = settings.get("focus_m")
         focus_mm = distance if focus_m is None else float(focus_m) * 1000.0  # None: autofocus on the chart
@@ -585,6 +586,9 @@ def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> 
                                         _sensor_serial(world, settings, sensor))
     width, height = spec.width, spec.height
     relative, a2, a4 = _relative_illumination(state, width, height)
+    light = line.light_field(world, width, height)
+    if light is not None:  # a line station's light box is not flat
+        relative *= light
     mean_e = np.empty((height, width), dtype=np.float32)
     sigma_px = {c: (state.lens.psf_sigma_um(state.f_number, c) / spec.pixel_pitch_um if state.lens else 0.0)
                 for c in CHANNELS}
@@ -644,8 +648,8 @@ def render_raw(world: Any, sensor: str, settings: dict[str, Any], seq: int) -> t
     serial = _sensor_serial(world, settings, sensor)
     g_centre = _centre_value(mean_e, truth)
     defects = bool(getattr(world, "faults", {}).get("sensor_defects"))
-    raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial, noise_seed(world.seed, sensor, seq),
-                 defects=defects)
+    raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial,
+                 noise_seed(line.noise_seed(world), sensor, seq), defects=defects)
     truth["defect_pixels"] = defect_map(serial, spec.resolution).truth() if defects else []
     params = sensor_params(spec, analog_gain)
     gain = params["conversion_gain_dn_per_e"]

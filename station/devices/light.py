@@ -11,10 +11,12 @@ import time
 
 from station.config import InstrumentConfig
 from station.devices.protocols import LightSource, LuxMeter
+from station.devices.registry import register
 from station.devices.visa import VisaInstrument, checked_number, dialect_for, format_number
 from station.errors import ConfigError, DeviceError, InputError
 
 
+@register("light", "scpi")
 class ScpiLight(VisaInstrument):
     """A light box speaking SCPI (``SOUR:LEV``, ``SOUR:CCT``, ``OUTP``, ``SOUR:SETT?``); a ``LightSource``."""
 
@@ -127,7 +129,7 @@ def set_illuminance(light: LightSource, meter: LuxMeter, target_lux: float, tol_
     its output. A reading that walks out of tolerance is re-adjusted once; a second time the
     light is drifting, a ``DeviceError`` with both readings.
     """
-    device = getattr(light, "name", "light")
+    device = light.name
     if isinstance(target_lux, bool) or not isinstance(target_lux, (int, float)) \
             or not math.isfinite(target_lux) or target_lux <= 0:
         raise InputError(f"{device}: target illuminance must be a number > 0 lux, got {target_lux!r}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from station.config import InstrumentConfig
+from station.devices.registry import register
 from station.devices.visa import VisaInstrument
 
 
+@register("meter", "scpi")
 class ScpiLuxMeter(VisaInstrument):
     """An illuminance meter speaking SCPI; a ``LuxMeter``."""
 

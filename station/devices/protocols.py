@@ -1,7 +1,9 @@
 """The device kinds of a bench, as small Protocols (DESIGN 3).
 
 Plans and the CLI depend on these, never on a concrete driver, so a bench may swap a
-light box or mount controller by writing one driver that satisfies the Protocol.
+light box or mount controller by writing one driver that satisfies the Protocol and registering
+it (``station.devices.registry``). Each Protocol lists everything ``Station`` and the procedures
+call; ``name`` is the device as the config names it (``light``...), ``identity`` what it answered.
 Units follow DESIGN 2: level in % of full scale, colour temperature in K,
 illuminance in lux, mount axes in mm or degrees by their logical names.
 """
@@ -18,6 +20,7 @@ MOUNT_AXES: dict[str, str] = {"focus": "deg", "distance": "mm", "pan": "deg", "t
 class LightSource(Protocol):
     """A controllable light (SCPI over VISA on the bench and on the twin)."""
 
+    name: str
     identity: str  # the *IDN? answer, recorded
 
     def set_output(self, on: bool) -> None: ...
@@ -27,6 +30,10 @@ class LightSource(Protocol):
     def set_cct_k(self, cct_k: float) -> None: ...
     def cct_k(self) -> float: ...
     def wait_settled(self, timeout_s: float = 10.0) -> None: ...
+    def safe_off(self) -> None:
+        """Output off, best effort, never raises (the safe state, also when the link is dead)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -34,6 +41,7 @@ class LightSource(Protocol):
 class LuxMeter(Protocol):
     """An illuminance meter at the chart plane (same SCPI wire as the light)."""
 
+    name: str
     identity: str
 
     def illuminance_lux(self) -> float: ...
@@ -45,6 +53,7 @@ class LuxMeter(Protocol):
 class Mount(Protocol):
     """The motorized mount: focus ring, chart rail, pan and tilt (GRBL over serial)."""
 
+    name: str
     identity: str
 
     def home(self) -> None: ...
@@ -65,6 +74,10 @@ class Mount(Protocol):
         """Feed hold and soft reset: motion stops now (safe state)."""
         ...
 
+    def confirm_stopped(self) -> str:
+        """The controller's own status says the axes rest: '' , or what is not confirmed."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -72,6 +85,7 @@ class Mount(Protocol):
 class Dut(Protocol):
     """The phone's test service (JSON lines + binary payload, DESIGN 3.3)."""
 
+    name: str
     identity: str
 
     def info(self) -> dict[str, Any]: ...

@@ -60,7 +60,7 @@ def test_good_config_loads_with_units_and_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "key", "allowed"),
     [
-        (("[dut]", "[dut]\ncolour = 3"), "dut.colour", "unknown key (allowed: address, timeout_s)"),
+        (("[dut]", "[dut]\ncolour = 3"), "dut.colour", "unknown key (allowed: address, driver, timeout_s)"),
         (('name = "line-3"', "name = 3"), "station.name", "3 is not a string"),
         (("timeout_s = 3", 'timeout_s = "3"'), "meter.timeout_s", "'3' is not a number"),
         (("timeout_s = 3", "timeout_s = -1"), "meter.timeout_s", "greater than 0"),
@@ -146,7 +146,7 @@ def test_three_mistakes_are_reported_in_one_error(tmp_path: Path) -> None:
     message = str(err.value)
     assert message.startswith(f"{path}: 3 problems: "), message
     assert "[meter] missing" in message
-    assert ("light.resourse: unknown key, did you mean resource? (allowed: dialect, interlock, resource, timeout_s)"
+    assert ("light.resourse: unknown key, did you mean resource? (allowed: dialect, driver, interlock, resource, timeout_s)"
             in message)
     assert "light.resource: missing" not in message  # one mistake, reported once
     assert "mount.timeout_s: 'x' is not a number" in message

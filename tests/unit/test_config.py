@@ -146,8 +146,8 @@ def test_three_mistakes_are_reported_in_one_error(tmp_path: Path) -> None:
     message = str(err.value)
     assert message.startswith(f"{path}: 3 problems: "), message
     assert "[meter] missing" in message
-    assert ("light.resourse: unknown key, did you mean resource? (allowed: dialect, driver, interlock, resource, timeout_s)"
-            in message)
+    assert ("light.resourse: unknown key, did you mean resource? "
+            "(allowed: dialect, driver, interlock, resource, timeout_s)" in message)
     assert "light.resource: missing" not in message  # one mistake, reported once
     assert "mount.timeout_s: 'x' is not a number" in message
     assert "\n" not in message

@@ -20,45 +20,36 @@ from station.twin.phone_server import PhoneServer
 from station.twin.render import render_raw
 from station.twin.world import World
 from tests.unit.replay import TcpReplay
+from tests.unit.wires import lit_world
 
 RAW10_BYTES = 2048 * 1536 * 5 // 4  # a CI frame: rows of 2560 bytes, already 16-byte aligned
 
 
-def lit_world(seed: int = 5) -> World:
-    world = World(seed=seed, time_scale=0.001, resolution="ci")
-    world.light.settle_s = 0.0
-    world.set_light(output=True, level_pct=30.0)
-    world.axes[world.axis_map["distance"]] = 700.0
-    return world
+def phone_world() -> World:
+    return lit_world(seed=5, level_pct=30.0)
 
 
 @pytest.fixture(scope="module")
 def bare_frame() -> tuple[np.ndarray, dict]:
     """One physics frame of the bare M sensor, replayed where the test is about the wire, not the scene."""
-    return render_raw(lit_world(), "m", {"exposure_us": 1000, "analog_gain": 1.0}, 1)
+    return render_raw(phone_world(), "m", {"exposure_us": 1000, "analog_gain": 1.0}, 1)
 
 
 @pytest.fixture
 def world() -> World:
-    return lit_world()
+    return phone_world()
 
 
 @pytest.fixture
-def server(world: World):
-    with PhoneServer(world) as phone:
-        yield phone
-
-
-@pytest.fixture
-def client(server: PhoneServer):
-    with PhoneClient(DutConfig(host="127.0.0.1", port=server.port, timeout_s=10.0)) as dut:
+def client(phone_server: PhoneServer):
+    with PhoneClient(DutConfig(host="127.0.0.1", port=phone_server.port, timeout_s=10.0)) as dut:
         yield dut
 
 
 @pytest.fixture
 def quick(bare_frame):
     """A phone replaying one physics frame, and a client with a short timeout."""
-    world = lit_world()
+    world = phone_world()
     with PhoneServer(world, render=lambda *_: bare_frame) as phone, \
             PhoneClient(DutConfig(host="127.0.0.1", port=phone.port, timeout_s=0.3)) as dut:
         yield dut, phone, world

@@ -28,6 +28,7 @@ from station.twin.lenses import M_LENSES
 from station.twin.phone_server import MAX_LINE_BYTES, PHONE_FAULTS, PhoneServer
 from station.twin.render import render_raw
 from station.twin.world import World
+from tests.unit.wires import lit_world
 
 BLACK, WHITE = 64, 1023
 
@@ -65,29 +66,14 @@ class Wire:
         self.sock.close()
 
 
-def lit_world(seed: int = 11, level_pct: float = 50.0, distance_mm: float = 700.0) -> World:
-    """A settled world, the light at ``level_pct``, the chart (flat) ``distance_mm`` away."""
-    world = World(seed=seed, time_scale=0.001, resolution="ci")
-    world.light.settle_s = 0.0
-    world.set_light(output=True, level_pct=level_pct)
-    world.axes[world.axis_map["distance"]] = distance_mm
-    return world
-
-
 @pytest.fixture
 def world() -> World:
     return lit_world()
 
 
 @pytest.fixture
-def server(world: World):
-    with PhoneServer(world) as phone:
-        yield phone
-
-
-@pytest.fixture
-def wire(server: PhoneServer):
-    w = Wire(server.port)
+def wire(phone_server: PhoneServer):
+    w = Wire(phone_server.port)
     yield w
     w.close()
 
@@ -216,8 +202,8 @@ def test_bad_requests_are_refused_on_the_wire(idle_wire: Wire, request_: dict | 
     assert idle_wire.ok({"cmd": "info"})[0]["model"]  # the connection is still served
 
 
-def test_a_line_over_the_bound_is_refused_and_closed(server: PhoneServer) -> None:
-    w = Wire(server.port)
+def test_a_line_over_the_bound_is_refused_and_closed(phone_server: PhoneServer) -> None:
+    w = Wire(phone_server.port)
     try:
         w.send(b'{"cmd": "info", "pad": "' + b"x" * (MAX_LINE_BYTES + 10) + b'"}\n')
         header, _ = w.reply()

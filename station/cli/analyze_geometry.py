@@ -18,7 +18,7 @@ import numpy as np
 
 from calibration.cfa import BAYER_TO_BGR
 from calibration.geometry import ChessboardSpec, calibrate_images
-from station.cli.common import emit
+from station.cli.common import analyze_outputs, emit
 from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 from targets.charuco import CharucoSpec, parse_board_spec
@@ -39,8 +39,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-reject", action="store_true", help="keep views that disagree with the others")
     parser.add_argument("--refine", choices=("saddle", "subpix", "opencv"), default="saddle",
                         help="corner refinement: saddle (default), subpix, or opencv (plain OpenCV detection)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
+    analyze_outputs(parser, run)
 
 
 def parse_board(text: str) -> ChessboardSpec | CharucoSpec:

@@ -24,7 +24,7 @@ from calibration.color import (
     patch_means,
     plausibility_problems,
 )
-from station.cli.common import analyze_command, check_output_folder, emit, write_plot
+from station.cli.common import analyze_outputs, check_output_folder, emit, write_plot
 from station.errors import InputError
 from station.imageio import load_image
 
@@ -33,12 +33,10 @@ CLIP_FRACTION = 0.995
 
 
 def register(kinds: argparse._SubParsersAction) -> None:
-    parser = analyze_command(
-        kinds, "color", run,
-        help="white balance, 3x3 colour matrix and CIEDE2000 from a ColorChecker capture",
+    parser = kinds.add_parser(
+        "color", help="white balance, 3x3 colour matrix and CIEDE2000 from a ColorChecker capture",
         description="White balance gains (G = 1), a 3x3 colour correction matrix (rows sum to 1) and "
                     "CIEDE2000 before/after from a ColorChecker 24 capture (DNG or image).",
-        plot="the patch comparison plot", linear=True,
     )
     parser.add_argument("file", metavar="FILE", help="a ColorChecker capture (DNG, PNG, TIFF, JPEG)")
     parser.add_argument("--patches", metavar="X,Y,W,H",
@@ -46,6 +44,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
                              "for a chart without the station's fiducials")
     parser.add_argument("--free-white", action="store_true",
                         help="plain 9-parameter least squares (rows of the matrix need not sum to 1)")
+    analyze_outputs(parser, run, plot="the patch comparison plot", linear=True)
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:

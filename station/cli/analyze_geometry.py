@@ -18,7 +18,7 @@ import numpy as np
 
 from calibration.cfa import BAYER_TO_BGR
 from calibration.geometry import ChessboardSpec, calibrate_images
-from station.cli.common import analyze_command, emit
+from station.cli.common import analyze_outputs, emit
 from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 from targets.charuco import CharucoSpec, parse_board_spec
@@ -27,9 +27,8 @@ _CHESS_RE = re.compile(r"^chessboard:(?P<cols>\d+)x(?P<rows>\d+):(?P<sq>[0-9.eE+
 
 
 def register(kinds: argparse._SubParsersAction) -> None:
-    parser = analyze_command(
-        kinds, "geometry", run,
-        help="intrinsics and distortion (OpenCV model) from chessboard or ChArUco views",
+    parser = kinds.add_parser(
+        "geometry", help="intrinsics and distortion (OpenCV model) from chessboard or ChArUco views",
         description="Calibrate a camera from images of a planar board: K, [k1, k2, p1, p2, k3], RMS, per view.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="images of the board (PNG, JPEG, TIFF, DNG)")
@@ -40,6 +39,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-reject", action="store_true", help="keep views that disagree with the others")
     parser.add_argument("--refine", choices=("saddle", "subpix", "opencv"), default="saddle",
                         help="corner refinement: saddle (default), subpix, or opencv (plain OpenCV detection)")
+    analyze_outputs(parser, run)
 
 
 def parse_board(text: str) -> ChessboardSpec | CharucoSpec:

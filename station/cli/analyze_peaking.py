@@ -23,7 +23,7 @@ import numpy as np
 
 from calibration.peaking import DEFAULT_COC_PX, PeakingCalibrationError, calibrate_peaking
 from calibration.zebra import preview_luma
-from station.cli.common import analyze_command, print_json
+from station.cli.common import analyze_outputs, print_json
 from station.errors import InputError
 from station.imageio import load_image
 
@@ -33,14 +33,14 @@ _FRAME_KEYS = ("file", "focus")
 
 
 def register(kinds: argparse._SubParsersAction) -> None:
-    parser = analyze_command(
-        kinds, "peaking", run,
-        help="focus-peaking threshold from a focus sweep and flat fields (DIR/sweep.json)",
+    parser = kinds.add_parser(
+        "peaking", help="focus-peaking threshold from a focus sweep and flat fields (DIR/sweep.json)",
         description="Focus-peaking threshold T_peak from a focus sweep of a binary chart and flat fields, "
                     "described by DIR/sweep.json: {\"frames\": [{\"file\", \"focus\"}...], \"flats\": [...], "
                     "\"coc_px\": 2.0}.",
     )
     parser.add_argument("--sweep", required=True, metavar="DIR", help="folder holding sweep.json and its images")
+    analyze_outputs(parser, run)
 
 
 def _is_number(value: Any) -> bool:

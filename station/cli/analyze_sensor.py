@@ -24,21 +24,20 @@ from calibration.emva1288 import (
     analyze_pairs,
     parse_descriptor,
 )
-from station.cli.common import analyze_command, check_output_folder, emit, write_plot
+from station.cli.common import analyze_outputs, check_output_folder, emit, write_plot
 from station.dng import read_dng
 from station.errors import ConfigError, InputError
 
 
 def register(kinds: argparse._SubParsersAction) -> None:
-    parser = analyze_command(
-        kinds, "sensor", run,
-        help="EMVA 1288 per CFA channel: K, read noise, clip level, saturation, LE, DSNU, PRNU",
+    parser = kinds.add_parser(
+        "sensor", help="EMVA 1288 per CFA channel: K, read noise, clip level, saturation, LE, DSNU, PRNU",
         description="EMVA 1288 photon transfer from DNG flat pairs (grouped by ExposureTime) and dark frames "
                     "named dark*, or from an EMVA 1288 descriptor file.",
-        plot="the photon transfer curve plot", plot_metavar="PTC.png",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="DNG flat pairs and dark* frames")
     parser.add_argument("--descriptor", metavar="FILE", help="an EMVA 1288 descriptor file (emva1288 package format)")
+    analyze_outputs(parser, run, plot="the photon transfer curve plot", plot_metavar="PTC.png")
 
 
 #: Largest descriptor file read, bytes (a descriptor is a few kB of text).

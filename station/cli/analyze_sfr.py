@@ -43,7 +43,7 @@ from calibration.sfr import LUMA_WEIGHTS, SfrError, SfrResult, sfr
 from calibration.sfr_cfa import cfa_at, sfr_cfa
 from calibration.sfr_quality import GATE_FLAGS, field_direction
 from station.atomic import atomic_write_bytes
-from station.cli.common import analyze_command, print_json
+from station.cli.common import analyze_outputs, print_json
 from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 
@@ -53,11 +53,9 @@ MIN_ROI_PX = 8
 
 
 def register(kinds: argparse._SubParsersAction) -> None:
-    parser = analyze_command(
-        kinds, "sfr", run,
-        help="slanted-edge MTF (ISO 12233 e-SFR): MTF50, MTF at Nyquist/2, per edge",
+    parser = kinds.add_parser(
+        "sfr", help="slanted-edge MTF (ISO 12233 e-SFR): MTF50, MTF at Nyquist/2, per edge",
         description="Measure the MTF of every slanted edge in each image (or of --roi), ISO 12233 e-SFR.",
-        plot="the MTF curves", linear=True,
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="images (PNG, JPEG, TIFF, DNG)")
     parser.add_argument("--roi", action="append", default=[], metavar="X,Y,W,H",
@@ -75,6 +73,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
                              "measuring: removes vignetting and uneven light")
     parser.add_argument("--plateau-slope", action="store_true",
                         help="fit the shading of each ROI's two plateaus and divide it out (no flat needed)")
+    analyze_outputs(parser, run, plot="the MTF curves", linear=True)
 
 
 def _fit_order(text: str) -> int | str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.shading import DEFAULT_GRID, ShadingError, lens_shading
-from station.cli.common import analyze_command, check_output_folder, emit, write_plot
+from station.cli.common import analyze_outputs, check_output_folder, emit, write_plot
 from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 
@@ -23,16 +23,16 @@ _GRID_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
 def register(kinds: argparse._SubParsersAction) -> None:
-    parser = analyze_command(
-        kinds, "shading", run,
+    parser = kinds.add_parser(
+        "shading",
         help="lens shading gain map (Android LENS_SHADING_MAP) and radial vignetting from flat fields",
         description="Per-channel shading gain map (gains >= 1, Android [rows][cols][R, G_even, G_odd, B]) "
                     "and a radial vignetting fit from flat-field frames (averaged).",
-        plot="the shading map plot", linear=True,
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="flat-field frames (DNG, 16-bit PNG/TIFF)")
     parser.add_argument("--grid", default=f"{DEFAULT_GRID[0]}x{DEFAULT_GRID[1]}", metavar="ROWSxCOLS",
                         help="map size, rows x columns (default %(default)s)")
+    analyze_outputs(parser, run, plot="the shading map plot", linear=True)
 
 
 def parse_grid(text: str) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from calibration.zebra import (
     luma_threshold,
     raw_threshold,
 )
-from station.cli.common import analyze_command, print_json
+from station.cli.common import analyze_outputs, print_json
 from station.dng import read_dng
 from station.errors import InputError
 from station.frame import Frame
@@ -35,9 +35,8 @@ _PREVIEW_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
 def register(kinds: argparse._SubParsersAction) -> None:
-    parser = analyze_command(
-        kinds, "zebra", run,
-        help="raw clip level per channel, raw and luma zebra thresholds from a light sweep",
+    parser = kinds.add_parser(
+        "zebra", help="raw clip level per channel, raw and luma zebra thresholds from a light sweep",
         description="Zebra calibration from a light sweep: DNGs (one per light step) and, optionally, the "
                     "phone's previews of the same steps paired by file stem (f03.dng + f03.png).",
     )
@@ -46,6 +45,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
                         help="T_raw margin below clip, fraction of (clip - black) (default %(default)s)")
     parser.add_argument("--levels", metavar="L1,L2,...",
                         help="light level of each DNG in the order given (e.g. %% of full scale or lux)")
+    analyze_outputs(parser, run)
 
 
 def _levels(text: str | None, n: int) -> list[float] | None:

@@ -50,19 +50,16 @@ def station_config(args: argparse.Namespace, time_scale: float = 0.0) -> Iterato
         yield twin.config
 
 
-def analyze_command(kinds: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int], *,
-                    help: str, description: str, plot: str | None = None, plot_metavar: str = "FILE.png",
-                    linear: bool = False) -> argparse.ArgumentParser:
-    """An ``analyze`` subcommand with the options every one has: ``--linear`` (when it reads 8-bit images),
-    ``--plot`` (when it draws ``plot``), ``--json``; the caller adds its own."""
-    parser = kinds.add_parser(name, help=help, description=description)
+def analyze_outputs(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int], *,
+                    plot: str | None = None, plot_metavar: str = "FILE.png", linear: bool = False) -> None:
+    """The options an analyze command ends with: ``--linear`` (when it reads 8-bit images), ``--plot``
+    (when it draws ``plot``), ``--json``; and the function that runs it."""
     if linear:
         parser.add_argument("--linear", action="store_true", help="8-bit images are linear already (no sRGB decoding)")
     if plot:
         parser.add_argument("--plot", metavar=plot_metavar, help=f"write {plot} here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
-    return parser
 
 
 def print_json(obj: Any) -> None:

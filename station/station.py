@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from station.config import StationConfig
 from station.devices import registry
@@ -135,9 +135,13 @@ def _typed(opened: dict[str, object], kind: str, protocol: type) -> Any:
 
 
 def _members(protocol: type) -> list[str]:
-    """The attributes and methods a Protocol asks for."""
-    names = set(getattr(protocol, "__annotations__", {}))
-    names |= {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
+    """The attributes and methods a Protocol asks for, its own and those of the Protocols it extends."""
+    names: set[str] = set()
+    for cls in protocol.__mro__:
+        if cls is Protocol:
+            break
+        names |= set(vars(cls).get("__annotations__", {}))
+        names |= {n for n, v in vars(cls).items() if callable(v) and not n.startswith("_")}
     return sorted(names)
 
 

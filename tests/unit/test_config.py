@@ -61,6 +61,8 @@ def test_good_config_loads_with_units_and_defaults(tmp_path: Path) -> None:
     ("change", "key", "allowed"),
     [
         (("[dut]", "[dut]\ncolour = 3"), "dut.colour", "unknown key (allowed: address, driver, timeout_s)"),
+        (("[dut]", '[dut]\ndriver = "adb"'), "dut", "driver 'adb' is not a registered dut driver (registered: phone)"),
+        (("[mount]", '[mount]\ndriver = "Grbl"'), "mount.driver", "lower-case name"),
         (('name = "line-3"', "name = 3"), "station.name", "3 is not a string"),
         (("timeout_s = 3", 'timeout_s = "3"'), "meter.timeout_s", "'3' is not a number"),
         (("timeout_s = 3", "timeout_s = -1"), "meter.timeout_s", "greater than 0"),
@@ -124,6 +126,21 @@ def test_twin_config_round_trips_through_toml() -> None:
     assert again.twin == config.twin
     assert again.light.resource == "TCPIP0::127.0.0.1::5025::SOCKET"
     assert again.mount.port == "/dev/pts/7"
+
+
+def test_driver_keys_default_round_trip_and_join_the_other_problems(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    drivers = (config.light.driver, config.meter.driver, config.mount.driver, config.dut.driver)
+    assert drivers == ("scpi", "scpi", "grbl", "phone")
+    assert "driver" not in tomllib.loads(to_toml(config))["light"]  # a default is not written out
+    text = GOOD.replace("[dut]\n", '[dut]\ndriver = "phone"\n').replace("[mount]\n", '[mount]\ndriver = "grbl"\n')
+    assert load_config(write(tmp_path, text)) == config
+    text = GOOD.replace("[dut]\n", '[dut]\ndriver = "adb"\n').replace("timeout_s = 3", 'timeout_s = "3"')
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    message = str(err.value)
+    assert "2 problems" in message and "meter.timeout_s: '3' is not a number" in message
+    assert "dut: driver 'adb' is not a registered dut driver (registered: phone)" in message
 
 
 def test_twin_faults_table_is_validated() -> None:

@@ -155,24 +155,26 @@ def test_one_corrupt_payload_is_detected_and_retried(quick, bare_frame) -> None:
     np.testing.assert_array_equal(frame.data, bare_frame[0])
 
 
-def test_persistent_corruption_is_a_device_error(quick) -> None:
+def capture_error(quick, fault: str) -> str:
+    """Switch a phone fault on for good, capture a RAW10 frame: the one-line ``DeviceError`` it raises."""
     client, _, world = quick
-    world.faults["dut_corrupt_payload"] = True
+    world.faults[fault] = True
     with pytest.raises(DeviceError) as info:
         client.capture("m", "raw10")
     text = str(info.value)
-    assert text.startswith("dut: capture: corrupt payload: sha256") and "3 of 3 attempts" in text
     assert "\n" not in text
+    return text
+
+
+def test_persistent_corruption_is_a_device_error(quick) -> None:
+    text = capture_error(quick, "dut_corrupt_payload")
+    assert text.startswith("dut: capture: corrupt payload: sha256") and "3 of 3 attempts" in text
 
 
 def test_disconnect_mid_payload_names_the_bytes(quick) -> None:
-    client, _, world = quick
-    world.faults["dut_disconnect"] = True
-    with pytest.raises(DeviceError) as info:
-        client.capture("m", "raw10")
-    text = str(info.value)
+    text = capture_error(quick, "dut_disconnect")
     assert f"connection closed after {RAW10_BYTES // 2} of {RAW10_BYTES} payload bytes" in text
-    assert "\n" not in text
+    client, _, world = quick
     del world.faults["dut_disconnect"]
     meta, payload = client.capture("m", "raw10")  # reconnects on the next call
     assert len(payload) == RAW10_BYTES

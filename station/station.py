@@ -52,7 +52,8 @@ class Station:
 
     @classmethod
     def open(cls, config: StationConfig) -> Station:
-        """Connect every device; a device that fails raises ``DeviceError`` naming it."""
+        """Connect every device with the driver its table names (``station.devices.registry``); a device that
+        fails raises ``DeviceError`` naming it, a driver that is not its kind's Protocol ``ConfigError``."""
         tables = {"light": config.light, "meter": config.meter, "mount": config.mount, "dut": config.dut}
         opened: dict[str, object] = {}
         try:

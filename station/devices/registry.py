@@ -82,7 +82,11 @@ def driver_class(kind: str, name: str) -> type:
 
 
 def check_name(kind: str, name: str) -> str:
-    """For the config model: ``name`` if registered for ``kind``, else ``ValueError`` listing the names."""
+    """For the config model: ``name`` if registered for ``kind``, else ``ValueError`` listing the names.
+
+    A kind's default passes without importing the drivers (reading a config stays cheap)."""
+    if name == DEFAULTS.get(kind):
+        return name
     _discover()
     if name not in _DRIVERS[kind]:
         raise ValueError(f"driver {name!r} is not a registered {kind} driver (registered: {', '.join(names(kind))})")

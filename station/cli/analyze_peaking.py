@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from calibration.peaking import DEFAULT_COC_PX, PeakingCalibrationError, calibrate_peaking
-from calibration.zebra import preview_luma
+from calibration.preview import preview_luma
 from station.cli.common import analyze_outputs, print_json
 from station.errors import InputError
 from station.imageio import load_image

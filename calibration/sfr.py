@@ -58,6 +58,11 @@ import numpy as np
 from calibration.sfr_fit import FitError, fit_edge
 from calibration.sfr_quality import edge_quality
 
+try:  # the optional compiled kernels (setup.py); the numpy below computes the same without them
+    from calibration import _sfrk as _kernel
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _kernel = None
+
 __all__ = [
     "SfrError", "SfrResult", "sfr", "mtf_at", "mtf_crossing",
 ]
@@ -83,6 +88,8 @@ LSF_SPAN_RISES = 3.0
 LSF_TAIL_FRACTION = 0.0025
 TAIL_SMOOTH_PX = 4
 LSF_MIN_HALF_WIDTH_PX = 6.0
+#: Window names as the C kernel numbers them.
+_WINDOW_KIND = {"tukey": 0, "hamming": 1, "none": 2}
 
 
 class SfrError(ValueError):
@@ -175,6 +182,49 @@ def _noise_sigma(a: np.ndarray) -> float:
     return 1.4826 * _median(np.abs(d)) / math.sqrt(2.0)
 
 
+def _prep_numpy(a: np.ndarray) -> tuple[np.ndarray, bool, bool, float, float, float, float]:
+    """The ROI turned so the edge runs down the rows and made dark-to-light (C order), whether it was
+    transposed and negated, the plateau levels after that, the pixel noise and the largest |value|."""
+    if not np.isfinite(a).all():
+        raise SfrError("ROI holds non-finite values")
+    a, transposed = _orient(a)
+    a = np.ascontiguousarray(a)  # one copy for a transposed edge, none otherwise; ravel() below is free
+    k = max(1, a.shape[1] // 8)
+    left = _median(a[:, :k].mean(axis=1))
+    right = _median(a[:, -k:].mean(axis=1))
+    negated = left > right
+    if negated:
+        a = -a
+        left, right = -left, -right
+    return a, transposed, negated, left, right, _noise_sigma(a), float(np.abs(a).max())
+
+
+def _prep_kernel(a: np.ndarray) -> tuple[np.ndarray, bool, bool, float, float, float, float]:
+    """``_prep_numpy`` in one C pass (``calibration._sfrk.prep``)."""
+    a = np.ascontiguousarray(a)
+    h, w = a.shape
+    out = np.empty(h * w)
+    got = _kernel.prep(a, h, w, out)
+    if got is None:
+        raise SfrError("ROI holds non-finite values")
+    transposed, negated, left, right, noise, scale = got
+    return out.reshape((w, h) if transposed else (h, w)), bool(transposed), bool(negated), left, right, noise, scale
+
+
+def _project_rows(a: np.ndarray, edge_x: np.ndarray, row0: int, row_step: int, rows: int, oversample: int,
+                  nbin: int, phases: bool, use_kernel: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``_project`` of rows ``row0, row0 + row_step, ...`` (``rows`` of them); ``edge_x`` has every row's."""
+    if not use_kernel:
+        sel = slice(row0, row0 + (rows - 1) * row_step + 1, row_step)
+        return _project(a[sel], edge_x[sel], oversample, nbin, phases)
+    counts = np.empty(nbin, dtype=np.int64)
+    sums = np.empty(nbin)
+    where = np.empty(nbin) if phases else None
+    _kernel.project(a, a.shape[0], a.shape[1], row0, row_step, rows, edge_x, oversample, nbin, counts, sums,
+                    where)
+    return counts, sums, where
+
+
 def _project(a: np.ndarray, edge_x: np.ndarray, oversample: int, nbin: int,
              phases: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Counts and sums of ``a``'s pixels in bins of 1/``oversample`` px of x-distance to the edge, and with
@@ -238,10 +288,10 @@ def _tail_extent_bins(esf: np.ndarray, counts: np.ndarray, oversample: int, nois
     return max(d_left, d_right)
 
 
-def _rise_10_90_px(a: np.ndarray, edge_x: np.ndarray) -> float:
+def _rise_10_90_px(a: np.ndarray, edge_x: np.ndarray, use_kernel: bool = False) -> float:
     """10-90% rise distance (px, along x) of a coarse ESF (1 px bins, every 2nd row) about ``edge_x``."""
-    npix = a.shape[1]
-    counts, sums, _ = _project(a[::2], edge_x[::2], 1, 2 * npix)
+    nlin, npix = a.shape
+    counts, sums, _ = _project_rows(a, edge_x, 0, 2, (nlin + 1) // 2, 1, 2 * npix, False, use_kernel)
     ok = counts > 0
     esf = sums[ok] / counts[ok]
     pos = np.nonzero(ok)[0].astype(np.float64)
@@ -260,10 +310,14 @@ def _rise_10_90_px(a: np.ndarray, edge_x: np.ndarray) -> float:
 
 
 def _row_centroids(a: np.ndarray, centre_x: np.ndarray, half_width_px: float, kind: str,
-                   alpha: float) -> np.ndarray:
+                   alpha: float, use_kernel: bool = False) -> np.ndarray:
     """Per-row centroid (px) of the derivative ``[-0.5, 0.5]`` of ``a`` (difference j sits at x = j + 0.5)
     under a window of half-width ``half_width_px`` centred on ``centre_x``; only that band is read."""
     nlin, npix = a.shape
+    if use_kernel:
+        loc = np.empty(nlin)
+        _kernel.centroids(a, nlin, npix, centre_x, half_width_px, _WINDOW_KIND[kind], alpha, loc)
+        return loc
     width = min(2 * int(math.ceil(half_width_px)) + 3, npix)
     start = np.clip(np.round(centre_x).astype(np.int64) - width // 2, 0, npix - width)
     flat = (start + np.arange(nlin) * npix)[:, None] + np.arange(width)[None, :]
@@ -356,7 +410,8 @@ def mtf_at(freq: np.ndarray, mtf: np.ndarray, freq_cy_px: float) -> float:
 def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_alpha: float = 0.5,
         fit_order: int | str = "auto", correct_binning: bool = True, integer_cycles: bool = True,
         lsf_span: str = "auto", plateau_slope: bool = False, bin_phase: bool = False,
-        roi_xywh: tuple[int, int, int, int] | None = None, clip_level: float | None = None) -> SfrResult:
+        roi_xywh: tuple[int, int, int, int] | None = None, clip_level: float | None = None,
+        kernel: bool = True) -> SfrResult:
     """e-SFR of one slanted edge in ``roi`` ((H, W) linear-light values), ISO 12233:2017/2023.
 
     ``window`` ("tukey" with ``tukey_alpha``, "hamming" or "none") applies both to the per-row centroid
@@ -367,7 +422,8 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     ISO's whole number of phase cycles of rows. ``plateau_slope`` divides out a shading plane fitted to both plateaus;
     ``bin_phase`` moves each ESF bin to its centre from where its samples lie (module notes, step 5).
     ``roi_xywh`` is only carried into the result; ``clip_level`` (the data's white, when known) lets the
-    quality checks (``SfrResult.quality``, ISO 12233) count clipped pixels. Raises ``SfrError`` (a
+    quality checks (``SfrResult.quality``, ISO 12233) count clipped pixels. ``kernel=False`` runs the numpy
+    reference path even where the C kernels (``calibration._sfrk``) are built (tests, ``station bench sfr``). Raises ``SfrError`` (a
     ``ValueError``) with a one-line reason when the ROI cannot be measured.
     """
     a = np.asarray(roi, dtype=np.float64)
@@ -375,8 +431,6 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         raise SfrError(f"ROI must be a 2-D (H, W) array, got shape {a.shape}")
     if min(a.shape) < MIN_ROI_PX:
         raise SfrError(f"ROI {a.shape[1]}x{a.shape[0]} px is too small (at least {MIN_ROI_PX}x{MIN_ROI_PX})")
-    if not np.isfinite(a).all():
-        raise SfrError("ROI holds non-finite values")
     select = fit_order == "auto"
     max_order = 5 if select else fit_order
     if not (isinstance(max_order, int) and 1 <= max_order <= 5):
@@ -384,20 +438,15 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     if oversample < 1:
         raise SfrError(f"oversample must be >= 1, got {oversample}")
 
+    use_kernel = kernel and _kernel is not None
+    if window not in _WINDOW_KIND:
+        raise ValueError(f"window must be 'hamming', 'tukey' or 'none', got {window!r}")
     clipped = None if clip_level is None else float(np.count_nonzero(a >= clip_level)) / a.size
-    a, transposed = _orient(a)
-    a = np.ascontiguousarray(a)  # one copy for a transposed edge, none otherwise; ravel() below is free
+    a, transposed, negated, left, right, noise, scale = (_prep_kernel if use_kernel else _prep_numpy)(a)
     nlin, npix = a.shape
     k = max(1, npix // 8)
-    left = _median(a[:, :k].mean(axis=1))
-    right = _median(a[:, -k:].mean(axis=1))
-    levels = (min(left, right), max(left, right))
-    if left > right:
-        a = -a
-        left, right = -left, -right
+    levels = (-right, -left) if negated else (left, right)
     contrast = right - left
-    noise = _noise_sigma(a)
-    scale = float(np.abs(a).max())
     if contrast <= max(MIN_CONTRAST_TO_NOISE * noise, 1e-9 * scale) or scale == 0.0:
         raise SfrError(f"no edge in the ROI: contrast {contrast:.4g} against noise {noise:.3g} "
                        f"(needs >= {MIN_CONTRAST_TO_NOISE:g}x)")
@@ -407,7 +456,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     loc = (npix - 0.5) - (a.sum(axis=1) - npix * left) / contrast
     try:
         line = fit_edge(rows, loc, 1)
-        rise_px = _rise_10_90_px(a, line(rows))
+        rise_px = _rise_10_90_px(a, line(rows), use_kernel)
         if plateau_slope:
             shading = _plateau_shading(a, line(rows), max(3.0 * rise_px, 4.0))
             if shading is not None:
@@ -418,7 +467,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
         fit = line
         for _ in range(CENTROID_PASSES):
-            loc = _row_centroids(a, fit(rows), half_width, window, tukey_alpha)
+            loc = _row_centroids(a, fit(rows), half_width, window, tukey_alpha, use_kernel)
             fit = fit_edge(rows, loc, max_order, select=select)
     except FitError as exc:
         raise SfrError(str(exc)) from None
@@ -446,8 +495,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     nkeep = min(nlin, max(MIN_ROI_PX, int(round(cycles / abs(slope))))) if integer_cycles else nlin
     r0 = (nlin - nkeep) // 2
     nbin = oversample * npix
-    counts, sums, phase_sums = _project(a[r0:r0 + nkeep], fit(rows[r0:r0 + nkeep]), oversample, nbin,
-                                        bin_phase)
+    counts, sums, phase_sums = _project_rows(a, fit(rows), r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
     filled = counts > 0
     where = np.nonzero(filled)[0]
     inner_empty = int(np.count_nonzero(~filled[where[0]:where[-1] + 1]))

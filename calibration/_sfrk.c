@@ -231,12 +231,282 @@ done:
     return result;
 }
 
+
+/* ---- the edge fit of calibration/sfr_fit.py (ISO 12233:2023 polynomial, order chosen by F-test) ---- */
+
+#define MAX_ORDER 5
+#define OUTLIER_SIGMAS 4.0
+#define MIN_OUTLIER_LIMIT_PX 0.05
+#define MIN_SAGITTA_PX 0.05
+
+typedef struct {
+    const double *ftab; /* F critical values at ALPHA: ftab[dnum * fcols + dden] */
+    Py_ssize_t fcols;
+} fcrit_t;
+
+static inline double f_crit(const fcrit_t *f, Py_ssize_t dnum, Py_ssize_t dden) {
+    if (dden >= f->fcols) dden = f->fcols - 1; /* the table covers every dof the ROI can give */
+    return f->ftab[dnum * f->fcols + dden];
+}
+
+/* Solve the m x m system A z = b in place (Gaussian elimination, partial pivoting as LAPACK gesv). */
+static int solve_small(double *A, double *b, int m) {
+    for (int c = 0; c < m; c++) {
+        int p = c;
+        for (int r = c + 1; r < m; r++)
+            if (fabs(A[r * m + c]) > fabs(A[p * m + c])) p = r;
+        if (A[p * m + c] == 0.0) return -1;
+        if (p != c) {
+            for (int j = 0; j < m; j++) {
+                double t = A[c * m + j];
+                A[c * m + j] = A[p * m + j];
+                A[p * m + j] = t;
+            }
+            double t = b[c];
+            b[c] = b[p];
+            b[p] = t;
+        }
+        for (int r = c + 1; r < m; r++) {
+            double f = A[r * m + c] / A[c * m + c];
+            for (int j = c; j < m; j++) A[r * m + j] -= f * A[c * m + j];
+            b[r] -= f * b[c];
+        }
+    }
+    for (int c = m - 1; c >= 0; c--) {
+        double s = b[c];
+        for (int j = c + 1; j < m; j++) s -= A[c * m + j] * b[j];
+        b[c] = s / A[c * m + c];
+    }
+    return 0;
+}
+
+/* sfr_fit._choose_order: the lowest order k that no higher order j beats by the F-test. */
+static int choose_order(const double *rss, Py_ssize_t n, int max_order, const fcrit_t *f) {
+    for (int k = 1; k <= max_order; k++) {
+        int better = 0;
+        for (int j = k + 1; j <= max_order; j++) {
+            Py_ssize_t dof = n - j - 1;
+            if (dof < 1 || rss[j] <= 0.0) continue;
+            if ((rss[k] - rss[j]) / (j - k) > f_crit(f, j - k, dof) * rss[j] / (double)dof) {
+                better = 1;
+                break;
+            }
+        }
+        if (!better) return k;
+    }
+    return max_order;
+}
+
+/* sfr_fit._fit_kept on the n points (t, x): coef (lowest power first, order+1 of them), the line's slope
+ * in t, the bend; returns the order, -1 on a singular system. work: 7 * n doubles. */
+static int fit_kept(const double *t, const double *x, Py_ssize_t n, int max_order, int select,
+                    const fcrit_t *f, double *coef, double *slope_t, double *bend, double *work) {
+    int order = max_order < n - 2 ? max_order : (int)(n - 2);
+    double inv_n = 1.0 / (double)n, st = 0.0, sx = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        st += t[i];
+        sx += x[i];
+    }
+    double tm = st * inv_n, xm = sx * inv_n, sxy = 0.0, sxx = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double dt = t[i] - tm;
+        sxy += dt * (x[i] - xm);
+        sxx += dt * dt;
+    }
+    double line_slope = sxy / sxx, line0 = xm - line_slope * tm;
+    *bend = 0.0;
+    if (order <= 1) {
+        coef[0] = line0;
+        coef[1] = line_slope;
+        *slope_t = line_slope;
+        return 1;
+    }
+    int m = order + 1;
+    double *q = work; /* (m, n): column c of the Vandermonde, then of Q */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double p = 1.0;
+        for (int c = 0; c < m; c++) {
+            q[c * n + i] = p;
+            p *= t[i];
+        }
+    }
+    if (select) { /* the highest order against the line first: normal equations */
+        double A[36], b[6];
+        for (int r = 0; r < m; r++) {
+            for (int c = r; c < m; c++) {
+                double s = 0.0;
+                for (Py_ssize_t i = 0; i < n; i++) s += q[r * n + i] * q[c * n + i];
+                A[r * m + c] = A[c * m + r] = s;
+            }
+            double s = 0.0;
+            for (Py_ssize_t i = 0; i < n; i++) s += q[r * n + i] * x[i];
+            b[r] = s;
+        }
+        if (solve_small(A, b, m) < 0) return -1;
+        double rss_line = 0.0, rss_full = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double rl = x[i] - (line0 + line_slope * t[i]);
+            double v = 0.0;
+            for (int c = m - 1; c >= 0; c--) v += q[c * n + i] * b[c];
+            double rf = x[i] - v;
+            rss_line += rl * rl;
+            rss_full += rf * rf;
+        }
+        Py_ssize_t dof = n - order - 1;
+        if (rss_full <= 0.0
+            || (rss_line - rss_full) / (order - 1) <= f_crit(f, order - 1, dof) * rss_full / (double)dof) {
+            coef[0] = line0;
+            coef[1] = line_slope;
+            *slope_t = line_slope;
+            return 1;
+        }
+    }
+    /* QR by modified Gram-Schmidt (signs aside, numpy's reduced QR): q orthonormal columns, R upper */
+    double R[36] = {0}, z[6];
+    for (int c = 0; c < m; c++) {
+        double *qc = q + c * n;
+        for (int p = 0; p < c; p++) {
+            const double *qp = q + p * n;
+            double s = 0.0;
+            for (Py_ssize_t i = 0; i < n; i++) s += qp[i] * qc[i];
+            R[p * m + c] = s;
+            for (Py_ssize_t i = 0; i < n; i++) qc[i] -= s * qp[i];
+        }
+        double s = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) s += qc[i] * qc[i];
+        s = sqrt(s);
+        if (s == 0.0) return -1;
+        R[c * m + c] = s;
+        for (Py_ssize_t i = 0; i < n; i++) qc[i] /= s;
+    }
+    double xx = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) xx += x[i] * x[i];
+    for (int c = 0; c < m; c++) {
+        double s = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) s += q[c * n + i] * x[i];
+        z[c] = s;
+    }
+    int k = order;
+    if (select) {
+        double rss[6], cum = 0.0;
+        for (int c = 0; c < m; c++) {
+            cum += z[c] * z[c];
+            rss[c] = xx - cum > 0.0 ? xx - cum : 0.0;
+        }
+        k = choose_order(rss, n, order, f);
+    }
+    double b_px = 0.0;
+    if (k > 1) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double v = 0.0;
+            for (int c = 2; c <= k; c++) v += q[c * n + i] * z[c];
+            if (fabs(v) > b_px) b_px = fabs(v);
+        }
+        if (select && b_px < MIN_SAGITTA_PX) {
+            k = 1;
+            b_px = 0.0;
+        }
+    }
+    *bend = b_px;
+    *slope_t = z[1] / R[1 * m + 1];
+    for (int c = k; c >= 0; c--) { /* back substitution in R[:k+1, :k+1] */
+        double s = z[c];
+        for (int j = c + 1; j <= k; j++) s -= R[c * m + j] * coef[j];
+        coef[c] = s / R[c * m + c];
+    }
+    return k;
+}
+
+/* fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep) -> (order, centre, scale, slope_t, bend),
+ * or None when too few rows are left (sfr_fit.fit_edge's FitError). coef: 6 float64 out, keep: n bytes out. */
+static PyObject *fit(PyObject *self, PyObject *args) {
+    Py_buffer yb, xb, fb, cb, kb;
+    Py_ssize_t n, fcols;
+    int max_order, select, rounds;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*niiiy*nw*w*", &yb, &xb, &n, &max_order, &select, &rounds, &fb, &fcols, &cb,
+                          &kb))
+        return NULL;
+    PyObject *result = NULL;
+    double *work = NULL;
+    if (n < 1 || max_order < 1 || max_order > MAX_ORDER || fcols < 2 || yb.len < n * 8 || xb.len < n * 8
+        || fb.len < (MAX_ORDER) * fcols * 8 || cb.len < 6 * 8 || kb.len < n) {
+        PyErr_SetString(PyExc_ValueError, "sfr fit: buffer sizes do not match");
+        goto done;
+    }
+    work = (double *)malloc((size_t)n * 9 * sizeof(double));
+    if (work == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const double *y = (const double *)yb.buf, *x = (const double *)xb.buf;
+    double *coef = (double *)cb.buf;
+    unsigned char *keep = (unsigned char *)kb.buf;
+    fcrit_t f = {(const double *)fb.buf, fcols};
+    double *tk = work + 7 * n, *xk = work + 8 * n;
+    double centre = 0.5 * (y[0] + y[n - 1]);
+    double scale = 0.5 * fabs(y[n - 1] - y[0]);
+    if (scale < 1.0) scale = 1.0;
+    const double inv_scale = 1.0 / scale;
+    for (Py_ssize_t i = 0; i < n; i++) keep[i] = isfinite(x[i]) != 0;
+    int order = 1;
+    double slope_t = 0.0, bend = 0.0;
+    memset(coef, 0, 6 * sizeof(double));
+    for (int round = 0; round < rounds; round++) {
+        Py_ssize_t nk = 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (keep[i]) {
+                tk[nk] = (y[i] - centre) / scale;
+                xk[nk++] = x[i];
+            }
+        if (nk < max_order + 2) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        memset(coef, 0, 6 * sizeof(double));
+        order = fit_kept(tk, xk, nk, max_order, select, &f, coef, &slope_t, &bend, work);
+        if (order < 0) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        /* residuals of every row against this fit (EdgeFit.__call__'s Horner), the 4-sigma rule */
+        double sum_res = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double t = (y[i] - centre) * inv_scale, v = t * coef[order] + coef[order - 1];
+            for (int c = order - 2; c >= 0; c--) v = v * t + coef[c];
+            work[i] = fabs(x[i] - v);
+            if (keep[i]) sum_res += work[i];
+        }
+        double limit = OUTLIER_SIGMAS * 1.2533 * sum_res / (double)nk;
+        if (limit < MIN_OUTLIER_LIMIT_PX) limit = MIN_OUTLIER_LIMIT_PX;
+        int same = 1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned char nk_i = isfinite(x[i]) && work[i] <= limit;
+            if (nk_i != keep[i]) same = 0;
+            work[n + i] = nk_i; /* staged: keep changes only after the comparison */
+        }
+        if (same) break;
+        for (Py_ssize_t i = 0; i < n; i++) keep[i] = (unsigned char)work[n + i];
+    }
+    result = Py_BuildValue("(idddd)", order, centre, scale, slope_t, bend);
+done:
+    free(work);
+    PyBuffer_Release(&yb);
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&fb);
+    PyBuffer_Release(&cb);
+    PyBuffer_Release(&kb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"prep", prep, METH_VARARGS, "prep(src, h, w, dst) -> (transposed, negated, left, right, noise, scale) or None"},
     {"centroids", centroids, METH_VARARGS,
      "centroids(a, nlin, npix, centre_x, half_width, kind, alpha, loc): windowed row centroids"},
     {"project", project, METH_VARARGS,
      "project(a, nlin, npix, row0, row_step, rows, edge_x, oversample, nbin, counts, sums, where): ESF bins"},
+    {"fit", fit, METH_VARARGS,
+     "fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep) -> (order, centre, scale, slope_t, bend)"},
     {NULL, NULL, 0, NULL},
 };
 

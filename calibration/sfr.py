@@ -455,7 +455,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
     loc = (npix - 0.5) - (a.sum(axis=1) - npix * left) / contrast
     try:
-        line = fit_edge(rows, loc, 1)
+        line = fit_edge(rows, loc, 1, kernel=use_kernel)
         rise_px = _rise_10_90_px(a, line(rows), use_kernel)
         if plateau_slope:
             shading = _plateau_shading(a, line(rows), max(3.0 * rise_px, 4.0))
@@ -468,7 +468,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         fit = line
         for _ in range(CENTROID_PASSES):
             loc = _row_centroids(a, fit(rows), half_width, window, tukey_alpha, use_kernel)
-            fit = fit_edge(rows, loc, max_order, select=select)
+            fit = fit_edge(rows, loc, max_order, select=select, kernel=use_kernel)
     except FitError as exc:
         raise SfrError(str(exc)) from None
     keep = fit.keep

@@ -20,6 +20,11 @@ from functools import lru_cache
 import numpy as np
 from scipy.stats import f as f_dist
 
+try:  # the optional compiled kernel (setup.py): the same fit in one call; the numpy below is the reference
+    from calibration import _sfrk as _kernel
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _kernel = None
+
 #: F-test level for keeping a higher order.
 ALPHA = 1e-3
 #: A polynomial that leaves the line by less than this (px) anywhere over the rows is not needed.
@@ -76,6 +81,14 @@ class EdgeFit:
 @lru_cache(maxsize=256)
 def _f_crit(dof_num: int, dof_den: int) -> float:
     return float(f_dist.isf(ALPHA, dof_num, dof_den))
+
+
+@lru_cache(maxsize=64)
+def _f_table(cols: int) -> np.ndarray:
+    """``_f_crit(dnum, dden)`` for dnum 0..4 (row) and dden 0..cols-1 (column), as the C kernel reads it."""
+    dnum = np.maximum(np.arange(5), 1)[:, None]
+    dden = np.maximum(np.arange(cols), 1)[None, :]
+    return np.ascontiguousarray(f_dist.isf(ALPHA, dnum, dden), dtype=np.float64)
 
 
 def _choose_order(rss: np.ndarray, n: int, max_order: int) -> int:
@@ -136,9 +149,12 @@ def _fit_kept(t: np.ndarray, x: np.ndarray, max_order: int, select: bool) -> tup
 
 
 def fit_edge(y: np.ndarray, x: np.ndarray, max_order: int = 1, *, select: bool = True,
-             rounds: int = 3) -> EdgeFit:
+             rounds: int = 3, kernel: bool = True) -> EdgeFit:
     """Robust ``x = p(y)`` of order up to ``max_order`` (chosen per edge when ``select``, else exactly
-    ``max_order``); non-finite ``x`` rows are skipped. FitError when too few rows are left."""
+    ``max_order``); non-finite ``x`` rows are skipped. FitError when too few rows are left. ``y`` and ``x``
+    are 1-D float64; ``kernel=False`` runs the numpy reference even where ``calibration._sfrk`` is built."""
+    if kernel and _kernel is not None and 1 <= max_order <= 5:
+        return _fit_edge_kernel(y, x, max_order, select, rounds)
     finite = np.isfinite(x)
     keep = finite
     centre = 0.5 * (float(y[0]) + float(y[-1]))
@@ -159,3 +175,18 @@ def fit_edge(y: np.ndarray, x: np.ndarray, max_order: int = 1, *, select: bool =
             break
         keep = new_keep
     return EdgeFit(coef, centre, scale, slope_t / scale, keep, bend)
+
+
+def _fit_edge_kernel(y: np.ndarray, x: np.ndarray, max_order: int, select: bool, rounds: int) -> EdgeFit:
+    """``fit_edge`` in one C call (``calibration._sfrk.fit``: the same steps, a Gram-Schmidt QR)."""
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    n = y.size
+    coef = np.empty(6)
+    keep = np.empty(n, dtype=np.bool_)
+    table = _f_table(max(n, 2))
+    got = _kernel.fit(y, x, n, max_order, bool(select), rounds, table, table.shape[1], coef, keep.view(np.uint8))
+    if got is None:
+        raise FitError("no edge: too few rows with an edge location")
+    order, centre, scale, slope_t, bend = got
+    return EdgeFit(coef[:order + 1], centre, scale, slope_t / scale, keep, bend)

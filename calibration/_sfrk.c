@@ -499,6 +499,220 @@ done:
     return result;
 }
 
+
+/* ---- after the fit: the coarse rise, the ESF, its tails and the windowed LSF (calibration/sfr.py) ---- */
+
+/* rise(a, nlin, npix, edge_x) -> 10-90% rise (px along x) of the 1 px ESF of every 2nd row, or npix/2 when
+ * the ESF does not cross both levels (sfr._rise_10_90_px). */
+static PyObject *rise(PyObject *self, PyObject *args) {
+    Py_buffer src, ex;
+    Py_ssize_t nlin, npix;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nny*", &src, &nlin, &npix, &ex)) return NULL;
+    PyObject *result = NULL;
+    long long *counts = NULL;
+    double *sums = NULL, *pos = NULL, *e = NULL;
+    const Py_ssize_t nbin = 2 * npix, half = npix;
+    if (nlin < 1 || npix < 2 || src.len < nlin * npix * 8 || ex.len < nlin * 8) {
+        PyErr_SetString(PyExc_ValueError, "sfr rise: buffer sizes do not match the ROI");
+        goto done;
+    }
+    counts = (long long *)calloc((size_t)nbin, sizeof(long long));
+    sums = (double *)calloc((size_t)nbin * 3, sizeof(double));
+    if (counts == NULL || sums == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    pos = sums + nbin;
+    e = sums + 2 * nbin;
+    const double *a = (const double *)src.buf, *edge = (const double *)ex.buf;
+    for (Py_ssize_t r = 0; r < nlin; r += 2) {
+        const Py_ssize_t j0 = (Py_ssize_t)floor(-edge[r]) + half;
+        for (Py_ssize_t c = 0; c < npix; c++) {
+            Py_ssize_t j = j0 + c;
+            if (j < 0 || j >= nbin) continue;
+            counts[j] += 1;
+            sums[j] += a[r * npix + c];
+        }
+    }
+    Py_ssize_t m = 0;
+    for (Py_ssize_t j = 0; j < nbin; j++)
+        if (counts[j] > 0) {
+            e[m] = sums[j] / (double)counts[j];
+            pos[m++] = (double)j;
+        }
+    double out = (double)npix / 2.0;
+    if (m > 0) {
+        Py_ssize_t k = m / 8 > 1 ? m / 8 : 1;
+        double lo = 0.0, hi = 0.0;
+        for (Py_ssize_t i = 0; i < k; i++) {
+            lo += e[i];
+            hi += e[m - k + i];
+        }
+        lo /= (double)k;
+        hi /= (double)k;
+        for (Py_ssize_t i = 0; i < m; i++) e[i] = (e[i] - lo) / (hi - lo);
+        Py_ssize_t centre = 0;
+        for (Py_ssize_t i = 1; i < m; i++)
+            if (fabs(e[i] - 0.5) < fabs(e[centre] - 0.5)) centre = i;
+        Py_ssize_t i10 = -1, j90 = -1;
+        for (Py_ssize_t i = centre; i >= 0; i--)
+            if (e[i] < 0.1) {
+                i10 = i;
+                break;
+            }
+        for (Py_ssize_t j = centre; j < m; j++)
+            if (e[j] > 0.9) {
+                j90 = j;
+                break;
+            }
+        if (i10 >= 0 && j90 >= 1 && i10 + 1 < m) {
+            Py_ssize_t i = i10, j = j90;
+            double x10 = pos[i] + (0.1 - e[i]) * (pos[i + 1] - pos[i]) / (e[i + 1] - e[i]);
+            double x90 = pos[j - 1] + (0.9 - e[j - 1]) * (pos[j] - pos[j - 1]) / (e[j] - e[j - 1]);
+            out = x90 - x10 > 0.5 ? x90 - x10 : 0.5;
+        }
+    }
+    result = PyFloat_FromDouble(out);
+done:
+    free(counts);
+    free(sums);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&ex);
+    return result;
+}
+
+/* esf(counts, sums, nbin, esf) -> empty bins between the first and the last filled one; esf gets each filled
+ * bin's mean, empty bins the line between their filled neighbours, the ends the nearest level (np.interp).
+ * -1 when no bin is filled. */
+static PyObject *esf(PyObject *self, PyObject *args) {
+    Py_buffer cb, sb, eb;
+    Py_ssize_t nbin;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*nw*", &cb, &sb, &nbin, &eb)) return NULL;
+    PyObject *result = NULL;
+    if (nbin < 1 || cb.len < nbin * 8 || sb.len < nbin * 8 || eb.len < nbin * 8) {
+        PyErr_SetString(PyExc_ValueError, "sfr esf: buffer sizes do not match");
+    } else {
+        const long long *counts = (const long long *)cb.buf;
+        const double *sums = (const double *)sb.buf;
+        double *out = (double *)eb.buf;
+        Py_ssize_t first = -1, prev = -1, empty = 0;
+        for (Py_ssize_t j = 0; j < nbin; j++) {
+            if (counts[j] <= 0) continue;
+            double v = sums[j] / (double)counts[j];
+            out[j] = v;
+            if (prev < 0) {
+                first = j;
+                for (Py_ssize_t i = 0; i < j; i++) out[i] = v;
+            } else if (j > prev + 1) {
+                double slope = (v - out[prev]) / (double)(j - prev);
+                for (Py_ssize_t i = prev + 1; i < j; i++) out[i] = slope * (double)(i - prev) + out[prev];
+                empty += j - prev - 1;
+            }
+            prev = j;
+        }
+        if (first < 0) {
+            empty = -1;
+        } else {
+            for (Py_ssize_t i = prev + 1; i < nbin; i++) out[i] = out[prev];
+        }
+        result = PyLong_FromSsize_t(empty);
+    }
+    PyBuffer_Release(&cb);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&eb);
+    return result;
+}
+
+/* tail(esf, counts, nbin, oversample, noise, contrast, fraction, smooth_px) -> farthest distance (bins) from
+ * the centre where the smoothed ESF still leaves its plateau by more than the threshold (sfr._tail_extent_bins). */
+static PyObject *tail(PyObject *self, PyObject *args) {
+    Py_buffer eb, cb;
+    Py_ssize_t n, oversample, smooth_px;
+    double noise, contrast, fraction;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*nndddn", &eb, &cb, &n, &oversample, &noise, &contrast, &fraction, &smooth_px))
+        return NULL;
+    PyObject *result = NULL;
+    double *csum = NULL;
+    if (n < 2 || eb.len < n * 8 || cb.len < n * 8) {
+        PyErr_SetString(PyExc_ValueError, "sfr tail: buffer sizes do not match");
+        goto done;
+    }
+    const double *e = (const double *)eb.buf;
+    const long long *counts = (const long long *)cb.buf;
+    Py_ssize_t k = smooth_px * oversample, k8 = n / 8 > 1 ? n / 8 : 1;
+    if (k > k8) k = k8;
+    Py_ssize_t m = k > n / 8 ? k : n / 8;
+    csum = (double *)malloc((size_t)(3 * (n + 1) + m) * sizeof(double));
+    if (csum == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    double *nsum = csum + (n + 1), *psum = csum + 2 * (n + 1), *tmp = csum + 3 * (n + 1);
+    csum[0] = nsum[0] = psum[0] = 0.0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int f = counts[j] > 0;
+        csum[j + 1] = csum[j] + e[j] * (double)f;
+        nsum[j + 1] = nsum[j] + (double)f;
+        psum[j + 1] = psum[j] + (double)counts[j];
+    }
+    memcpy(tmp, e, (size_t)m * sizeof(double));
+    double lo = select_kth(tmp, m, m / 2);
+    memcpy(tmp, e + n - m, (size_t)m * sizeof(double));
+    double hi = select_kth(tmp, m, m / 2);
+    const Py_ssize_t ns = n - k + 1, centre = n / 2 - k / 2;
+    const double floor_thr = fraction * contrast;
+    Py_ssize_t d_left = 0, d_right = 0;
+    for (Py_ssize_t j = 0; j < ns; j++) {
+        double filled = nsum[j + k] - nsum[j];
+        double thr = INFINITY;
+        if (!(filled < (double)(k / 2))) {
+            double sigma = noise / sqrt(psum[j + k] - psum[j]);
+            thr = 5.0 * sigma > floor_thr ? 5.0 * sigma : floor_thr;
+            if (isnan(sigma)) thr = NAN;
+        }
+        double smooth = (csum[j + k] - csum[j]) / filled;
+        if (j < centre) {
+            if (d_left == 0 && fabs(smooth - lo) > thr) d_left = centre - j;
+        } else if (fabs(smooth - hi) > thr) {
+            d_right = j - centre;
+        }
+    }
+    result = PyLong_FromSsize_t(d_left > d_right ? d_left : d_right);
+done:
+    free(csum);
+    PyBuffer_Release(&eb);
+    PyBuffer_Release(&cb);
+    return result;
+}
+
+/* lsf(esf, nbin, centre, half, kind, alpha, lsf): the FIR [-0.5, 0.5] derivative of the ESF (lsf[j] at bin
+ * boundary j + 1, the last 0) under the window of half-width half bins about bin centre. */
+static PyObject *lsf(PyObject *self, PyObject *args) {
+    Py_buffer eb, lb;
+    Py_ssize_t nbin, centre;
+    double half, alpha;
+    int kind;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nndidw*", &eb, &nbin, &centre, &half, &kind, &alpha, &lb)) return NULL;
+    PyObject *result = NULL;
+    if (nbin < 2 || eb.len < nbin * 8 || lb.len < nbin * 8 || !(half > 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "sfr lsf: buffer sizes do not match");
+    } else {
+        const double *e = (const double *)eb.buf;
+        double *out = (double *)lb.buf;
+        for (Py_ssize_t j = 0; j + 1 < nbin; j++)
+            out[j] = 0.5 * (e[j + 1] - e[j]) * window_at((double)(j - centre) / half, kind, alpha);
+        out[nbin - 1] = 0.0;
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&eb);
+    PyBuffer_Release(&lb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"prep", prep, METH_VARARGS, "prep(src, h, w, dst) -> (transposed, negated, left, right, noise, scale) or None"},
     {"centroids", centroids, METH_VARARGS,
@@ -507,6 +721,11 @@ static PyMethodDef methods[] = {
      "project(a, nlin, npix, row0, row_step, rows, edge_x, oversample, nbin, counts, sums, where): ESF bins"},
     {"fit", fit, METH_VARARGS,
      "fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep) -> (order, centre, scale, slope_t, bend)"},
+    {"rise", rise, METH_VARARGS, "rise(a, nlin, npix, edge_x) -> 10-90% rise, px"},
+    {"esf", esf, METH_VARARGS, "esf(counts, sums, nbin, esf) -> inner empty bins (-1: none filled)"},
+    {"tail", tail, METH_VARARGS,
+     "tail(esf, counts, nbin, oversample, noise, contrast, fraction, smooth_px) -> tail reach, bins"},
+    {"lsf", lsf, METH_VARARGS, "lsf(esf, nbin, centre, half, kind, alpha, lsf): windowed derivative"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -225,6 +226,38 @@ def _project_rows(a: np.ndarray, edge_x: np.ndarray, row0: int, row_step: int, r
     return counts, sums, where
 
 
+def _esf_numpy(counts: np.ndarray, sums: np.ndarray,
+               phase_sums: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """The ESF from the bins' counts and sums: empty bins on the line between their filled neighbours (sfrmat
+    ``project2``), the ends at the nearest level; and the number of empty bins inside (-1: none filled)."""
+    nbin = counts.size
+    filled = counts > 0
+    where = np.nonzero(filled)[0]
+    if where.size == 0:
+        return np.zeros(nbin), -1
+    inner_empty = int(np.count_nonzero(~filled[where[0]:where[-1] + 1]))
+    values = sums[where] / counts[where]
+    if phase_sums is not None and where.size > 2:
+        # each bin's mean sits at its samples' mean distance, off the bin centre by delta (bin units):
+        # moved back to the centre along the local slope (first order, no interpolation blur)
+        position = where + phase_sums[where] / counts[where] - 0.5
+        values = values - np.gradient(values, position) * (position - where)
+    return np.interp(np.arange(nbin), where, values), inner_empty
+
+
+@lru_cache(maxsize=16)
+def _spectrum_axis(nbin: int, correct_binning: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Frequencies (cycles per bin) of an ``nbin`` rfft and what the MTF is divided by there: the derivative
+    filter's response ``sinc(k/N)`` (sfrmat ``fir2fix``) and with ``correct_binning`` the bin's own, limited
+    to ``MAX_CORRECTION``."""
+    kk = np.arange(nbin // 2 + 1) / nbin
+    response = np.sinc(kk) ** (2 if correct_binning else 1)
+    divisor = np.maximum(response, 1.0 / MAX_CORRECTION)
+    kk.flags.writeable = False
+    divisor.flags.writeable = False
+    return kk, divisor
+
+
 def _project(a: np.ndarray, edge_x: np.ndarray, oversample: int, nbin: int,
              phases: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Counts and sums of ``a``'s pixels in bins of 1/``oversample`` px of x-distance to the edge, and with
@@ -291,7 +324,9 @@ def _tail_extent_bins(esf: np.ndarray, counts: np.ndarray, oversample: int, nois
 def _rise_10_90_px(a: np.ndarray, edge_x: np.ndarray, use_kernel: bool = False) -> float:
     """10-90% rise distance (px, along x) of a coarse ESF (1 px bins, every 2nd row) about ``edge_x``."""
     nlin, npix = a.shape
-    counts, sums, _ = _project_rows(a, edge_x, 0, 2, (nlin + 1) // 2, 1, 2 * npix, False, use_kernel)
+    if use_kernel:
+        return _kernel.rise(a, nlin, npix, edge_x)
+    counts, sums, _ = _project(a[::2], edge_x[::2], 1, 2 * npix)
     ok = counts > 0
     esf = sums[ok] / counts[ok]
     pos = np.nonzero(ok)[0].astype(np.float64)
@@ -496,37 +531,37 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     r0 = (nlin - nkeep) // 2
     nbin = oversample * npix
     counts, sums, phase_sums = _project_rows(a, fit(rows), r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
-    filled = counts > 0
-    where = np.nonzero(filled)[0]
-    inner_empty = int(np.count_nonzero(~filled[where[0]:where[-1] + 1]))
-    if inner_empty > nbin // 8:
-        raise SfrError(f"{inner_empty} empty ESF bins: edge angle {abs(angle):.1f} deg or the ROI too short")
-    values = sums[where] / counts[where]
-    if phase_sums is not None and where.size > 2:
-        # each bin's mean sits at its samples' mean distance, off the bin centre by delta (bin units):
-        # moved back to the centre along the local slope (first order, no interpolation blur)
-        position = where + phase_sums[where] / counts[where] - 0.5
-        values = values - np.gradient(values, position) * (position - where)
-    esf = np.interp(np.arange(nbin), where, values)
+    if use_kernel and phase_sums is None:
+        esf = np.empty(nbin)
+        inner_empty = _kernel.esf(counts, sums, nbin, esf)
+    else:
+        esf, inner_empty = _esf_numpy(counts, sums, phase_sums)
+    if inner_empty < 0 or inner_empty > nbin // 8:
+        empty = inner_empty if inner_empty >= 0 else nbin
+        raise SfrError(f"{empty} empty ESF bins: edge angle {abs(angle):.1f} deg or the ROI too short")
 
-    lsf = np.zeros(nbin)
-    lsf[:-1] = 0.5 * (esf[1:] - esf[:-1])  # FIR [-0.5, 0.5]; lsf[j] sits at bin boundary j + 1
     centre = nbin // 2 - 1
     half = float(max(centre, nbin - 1 - centre))
     if lsf_span == "auto":
-        tail = _tail_extent_bins(esf, counts, oversample, noise, contrast)
+        tail = (_kernel.tail(esf, counts, nbin, oversample, noise, contrast, LSF_TAIL_FRACTION, TAIL_SMOOTH_PX)
+                if use_kernel else _tail_extent_bins(esf, counts, oversample, noise, contrast))
         half = min(half, max(max(LSF_SPAN_RISES * rise_px, LSF_MIN_HALF_WIDTH_PX) * oversample, 2.0 * tail))
     elif lsf_span != "full":
         raise SfrError(f"lsf_span must be 'auto' or 'full', got {lsf_span!r}")
-    lsf *= _window((np.arange(nbin) - centre) / half, window, tukey_alpha)
+    if use_kernel:
+        lsf = np.empty(nbin)
+        _kernel.lsf(esf, nbin, centre, half, _WINDOW_KIND[window], tukey_alpha, lsf)
+    else:
+        lsf = np.zeros(nbin)
+        lsf[:-1] = 0.5 * (esf[1:] - esf[:-1])  # FIR [-0.5, 0.5]; lsf[j] sits at bin boundary j + 1
+        lsf *= _window((np.arange(nbin) - centre) / half, window, tukey_alpha)
 
     spec = np.abs(np.fft.rfft(lsf))
     if spec[0] <= 0:
         raise SfrError("no edge: the line spread function integrates to zero")
+    kk, divisor = _spectrum_axis(nbin, correct_binning)
     mtf = spec / spec[0]
-    kk = np.arange(spec.size) / nbin  # cycles per bin
-    response = np.sinc(kk) ** (2 if correct_binning else 1)
-    mtf = mtf / np.maximum(response, 1.0 / MAX_CORRECTION)
+    mtf /= divisor
     cos_angle = math.cos(math.atan(slope))
     pitch = cos_angle / oversample
     freq = kk / pitch

@@ -8,6 +8,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,77 +41,115 @@ static double select_kth(double *x, Py_ssize_t n, Py_ssize_t k) {
     return x[k];
 }
 
-static double band_mean(const double *a, Py_ssize_t rs, Py_ssize_t cs, Py_ssize_t r0, Py_ssize_t r1,
-                        Py_ssize_t c0, Py_ssize_t c1) {
-    double s = 0.0;
-    for (Py_ssize_t r = r0; r < r1; r++)
-        for (Py_ssize_t c = c0; c < c1; c++) s += a[r * rs + c * cs];
-    return s / (double)((r1 - r0) * (c1 - c0));
-}
-
-/* prep(src, h, w, dst) -> (transposed, negated, left, right, noise, scale), None when a value is not finite.
- * src: (h, w) C float64. dst: h*w float64, receives the ROI turned so the edge runs down the rows and
- * negated when its left side is the lighter (dark-to-light), C order (nlin, npix). left/right are the
- * plateau levels after that (sfr.py: median over rows of the mean of the outer eighth of columns). */
+/* prep(src, h, w, dst, row_sums) -> (transposed, negated, left, right, noise, scale), None when a value is not
+ * finite. src: (h, w) C float64. dst: h*w float64, receives the ROI turned so the edge runs down the rows and
+ * negated when its left side is the lighter (dark-to-light), C order (nlin, npix); row_sums: the nlin sums of
+ * dst's rows. left/right are the plateau levels after that (sfr.py: median over rows of the mean of the outer
+ * eighth of columns). One pass over src gathers the outer bands of both orientations. */
 static PyObject *prep(PyObject *self, PyObject *args) {
-    Py_buffer src, dst;
+    Py_buffer src, dst, rsb;
     Py_ssize_t h, w;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnw*", &src, &h, &w, &dst)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*nnw*w*", &src, &h, &w, &dst, &rsb)) return NULL;
     PyObject *result = NULL;
     double *tmp = NULL;
-    if (h < 2 || w < 2 || src.len < h * w * 8 || dst.len < h * w * 8) {
+    if (h < 2 || w < 2 || src.len < h * w * 8 || dst.len < h * w * 8 || rsb.len < (h > w ? h : w) * 8) {
         PyErr_SetString(PyExc_ValueError, "sfr prep: buffer sizes do not match the ROI");
         goto done;
     }
     const double *a = (const double *)src.buf;
-    double *out = (double *)dst.buf;
-    double scale = 0.0;
-    for (Py_ssize_t i = 0; i < h * w; i++) {
-        double v = a[i];
-        if (!isfinite(v)) {
-            result = Py_NewRef(Py_None);
-            goto done;
-        }
-        double av = fabs(v);
-        if (av > scale) scale = av;
-    }
-    Py_ssize_t kx = w / 8 > 1 ? w / 8 : 1, ky = h / 8 > 1 ? h / 8 : 1;
-    double step_x = fabs(band_mean(a, w, 1, 0, h, w - kx, w) - band_mean(a, w, 1, 0, h, 0, kx));
-    double step_y = fabs(band_mean(a, w, 1, h - ky, h, 0, w) - band_mean(a, w, 1, 0, ky, 0, w));
-    int transposed = step_y > step_x;
-    /* the oriented view: element (r, c) at a[r * rs + c * cs] */
-    Py_ssize_t nlin = transposed ? w : h, npix = transposed ? h : w;
-    Py_ssize_t rs = transposed ? 1 : w, cs = transposed ? w : 1;
-    Py_ssize_t nmax = nlin > (nlin / 2) * ((npix + 3) / 4) ? nlin : (nlin / 2) * ((npix + 3) / 4);
-    tmp = (double *)malloc((size_t)(nmax > 1 ? nmax : 1) * sizeof(double));
+    double *out = (double *)dst.buf, *row_sums = (double *)rsb.buf;
+    const Py_ssize_t kx = w / 8 > 1 ? w / 8 : 1, ky = h / 8 > 1 ? h / 8 : 1;
+    /* band sums: per row over the first/last kx columns, per column over the first/last ky rows */
+    tmp = (double *)calloc((size_t)(2 * h + 2 * w + h * w / 2 + 8), sizeof(double));
     if (tmp == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t k = npix / 8 > 1 ? npix / 8 : 1;
-    for (Py_ssize_t r = 0; r < nlin; r++) tmp[r] = band_mean(a, rs, cs, r, r + 1, 0, k);
-    double left = select_kth(tmp, nlin, nlin / 2);
-    for (Py_ssize_t r = 0; r < nlin; r++) tmp[r] = band_mean(a, rs, cs, r, r + 1, npix - k, npix);
-    double right = select_kth(tmp, nlin, nlin / 2);
-    double sign = 1.0;
-    if (left > right) {
-        sign = -1.0;
+    double *row_l = tmp, *row_r = tmp + h, *col_t = tmp + 2 * h, *col_b = tmp + 2 * h + w, *work = tmp + 2 * h + 2 * w;
+    double smax[4] = {0.0, 0.0, 0.0, 0.0};
+    int bad = 0;
+    for (Py_ssize_t r = 0; r < h; r++) {
+        const double *row = a + r * w;
+        double sl = 0.0, sr = 0.0;
+        for (Py_ssize_t c = 0; c < kx; c++) sl += row[c];
+        for (Py_ssize_t c = w - kx; c < w; c++) sr += row[c];
+        row_l[r] = sl;
+        row_r[r] = sr;
+        if (r < ky)
+            for (Py_ssize_t c = 0; c < w; c++) col_t[c] += row[c];
+        if (r >= h - ky)
+            for (Py_ssize_t c = 0; c < w; c++) col_b[c] += row[c];
+        Py_ssize_t c = 0;
+        for (; c + 4 <= w; c += 4)
+            for (int l = 0; l < 4; l++) {
+                double av = fabs(row[c + l]);
+                bad |= !(av <= DBL_MAX);
+                smax[l] = av > smax[l] ? av : smax[l];
+            }
+        for (; c < w; c++) {
+            double av = fabs(row[c]);
+            bad |= !(av <= DBL_MAX);
+            smax[0] = av > smax[0] ? av : smax[0];
+        }
+    }
+    if (bad) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    double scale = smax[0];
+    for (int l = 1; l < 4; l++) scale = smax[l] > scale ? smax[l] : scale;
+    double sxl = 0.0, sxr = 0.0, syt = 0.0, syb = 0.0;
+    for (Py_ssize_t r = 0; r < h; r++) {
+        sxl += row_l[r];
+        sxr += row_r[r];
+    }
+    for (Py_ssize_t c = 0; c < w; c++) {
+        syt += col_t[c];
+        syb += col_b[c];
+    }
+    double step_x = fabs(sxr / (double)(h * kx) - sxl / (double)(h * kx));
+    double step_y = fabs(syb / (double)(w * ky) - syt / (double)(w * ky));
+    const int transposed = step_y > step_x;
+    const Py_ssize_t nlin = transposed ? w : h, npix = transposed ? h : w, k = transposed ? ky : kx;
+    const double *lsum = transposed ? col_t : row_l, *rsum = transposed ? col_b : row_r;
+    for (Py_ssize_t r = 0; r < nlin; r++) work[r] = lsum[r] / (double)k;
+    double left = select_kth(work, nlin, nlin / 2);
+    for (Py_ssize_t r = 0; r < nlin; r++) work[r] = rsum[r] / (double)k;
+    double right = select_kth(work, nlin, nlin / 2);
+    const double sign = left > right ? -1.0 : 1.0;
+    if (sign < 0.0) {
         left = -left;
         right = -right;
     }
-    for (Py_ssize_t r = 0; r < nlin; r++)
-        for (Py_ssize_t c = 0; c < npix; c++) out[r * npix + c] = sign * a[r * rs + c * cs];
+    if (!transposed) {
+        for (Py_ssize_t i = 0; i < h * w; i++) out[i] = sign * a[i];
+    } else {
+        const Py_ssize_t B = 16; /* blocked transpose: both sides stay in cache lines */
+        for (Py_ssize_t r0 = 0; r0 < h; r0 += B)
+            for (Py_ssize_t c0 = 0; c0 < w; c0 += B) {
+                Py_ssize_t r1 = r0 + B < h ? r0 + B : h, c1 = c0 + B < w ? c0 + B : w;
+                for (Py_ssize_t c = c0; c < c1; c++)
+                    for (Py_ssize_t r = r0; r < r1; r++) out[c * h + r] = sign * a[r * w + c];
+            }
+    }
+    for (Py_ssize_t r = 0; r < nlin; r++) {
+        const double *row = out + r * npix;
+        double s = 0.0;
+        for (Py_ssize_t c = 0; c < npix; c++) s += row[c];
+        row_sums[r] = s;
+    }
     /* noise: a[1::2, ::4] - a[:-1:2, ::4], MAD -> sigma */
     Py_ssize_t nd = 0;
     for (Py_ssize_t r = 0; r + 1 < nlin; r += 2)
-        for (Py_ssize_t c = 0; c < npix; c += 4) tmp[nd++] = fabs(out[(r + 1) * npix + c] - out[r * npix + c]);
-    double noise = nd ? 1.4826 * select_kth(tmp, nd, nd / 2) / sqrt(2.0) : 0.0;
+        for (Py_ssize_t c = 0; c < npix; c += 4) work[nd++] = fabs(out[(r + 1) * npix + c] - out[r * npix + c]);
+    double noise = nd ? 1.4826 * select_kth(work, nd, nd / 2) / sqrt(2.0) : 0.0;
     result = Py_BuildValue("(iidddd)", transposed, sign < 0.0, left, right, noise, scale);
 done:
     free(tmp);
     PyBuffer_Release(&src);
     PyBuffer_Release(&dst);
+    PyBuffer_Release(&rsb);
     return result;
 }
 
@@ -120,7 +159,8 @@ static inline double window_at(double u, int kind, double alpha) {
     if (au > 1.0) return 0.0;
     if (kind == 0) {
         double t = (au - (1.0 - alpha)) * (1.0 / (alpha > 1e-12 ? alpha : 1e-12));
-        t = t < 0.0 ? 0.0 : (t > 1.0 ? 1.0 : t);
+        if (t <= 0.0) return 1.0; /* (cos(0) + 1) / 2 */
+        if (t >= 1.0) return 0.0; /* (cos(pi) + 1) / 2 */
         return (cos(t * M_PI) + 1.0) * 0.5;
     }
     if (kind == 1) return 0.54 + 0.46 * cos(M_PI * au);
@@ -417,7 +457,7 @@ static int fit_kept(const double *t, const double *x, Py_ssize_t n, int max_orde
     return k;
 }
 
-/* fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep) -> (order, centre, scale, slope_t, bend),
+/* fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep) -> (order, centre, scale, slope_t, bend, rms),
  * or None when too few rows are left (sfr_fit.fit_edge's FitError). coef: 6 float64 out, keep: n bytes out. */
 static PyObject *fit(PyObject *self, PyObject *args) {
     Py_buffer yb, xb, fb, cb, kb;
@@ -488,7 +528,15 @@ static PyObject *fit(PyObject *self, PyObject *args) {
         if (same) break;
         for (Py_ssize_t i = 0; i < n; i++) keep[i] = (unsigned char)work[n + i];
     }
-    result = Py_BuildValue("(idddd)", order, centre, scale, slope_t, bend);
+    /* RMS residual over the rows kept (work still holds |x - p(y)| of the final coefficients) */
+    double ss = 0.0;
+    Py_ssize_t nkept = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (keep[i]) {
+            ss += work[i] * work[i];
+            nkept++;
+        }
+    result = Py_BuildValue("(iddddd)", order, centre, scale, slope_t, bend, nkept ? sqrt(ss / (double)nkept) : NAN);
 done:
     free(work);
     PyBuffer_Release(&yb);
@@ -714,13 +762,13 @@ static PyObject *lsf(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"prep", prep, METH_VARARGS, "prep(src, h, w, dst) -> (transposed, negated, left, right, noise, scale) or None"},
+    {"prep", prep, METH_VARARGS, "prep(src, h, w, dst, row_sums) -> (transposed, negated, left, right, noise, scale) or None"},
     {"centroids", centroids, METH_VARARGS,
      "centroids(a, nlin, npix, centre_x, half_width, kind, alpha, loc): windowed row centroids"},
     {"project", project, METH_VARARGS,
      "project(a, nlin, npix, row0, row_step, rows, edge_x, oversample, nbin, counts, sums, where): ESF bins"},
     {"fit", fit, METH_VARARGS,
-     "fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep) -> (order, centre, scale, slope_t, bend)"},
+     "fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep) -> (order, centre, scale, slope_t, bend, rms)"},
     {"rise", rise, METH_VARARGS, "rise(a, nlin, npix, edge_x) -> 10-90% rise, px"},
     {"esf", esf, METH_VARARGS, "esf(counts, sums, nbin, esf) -> inner empty bins (-1: none filled)"},
     {"tail", tail, METH_VARARGS,

@@ -183,9 +183,10 @@ def _noise_sigma(a: np.ndarray) -> float:
     return 1.4826 * _median(np.abs(d)) / math.sqrt(2.0)
 
 
-def _prep_numpy(a: np.ndarray) -> tuple[np.ndarray, bool, bool, float, float, float, float]:
+def _prep_numpy(a: np.ndarray) -> tuple[np.ndarray, bool, bool, float, float, float, float, np.ndarray]:
     """The ROI turned so the edge runs down the rows and made dark-to-light (C order), whether it was
-    transposed and negated, the plateau levels after that, the pixel noise and the largest |value|."""
+    transposed and negated, the plateau levels after that, the pixel noise, the largest |value| and the
+    sums of the turned ROI's rows."""
     if not np.isfinite(a).all():
         raise SfrError("ROI holds non-finite values")
     a, transposed = _orient(a)
@@ -197,19 +198,21 @@ def _prep_numpy(a: np.ndarray) -> tuple[np.ndarray, bool, bool, float, float, fl
     if negated:
         a = -a
         left, right = -left, -right
-    return a, transposed, negated, left, right, _noise_sigma(a), float(np.abs(a).max())
+    return a, transposed, negated, left, right, _noise_sigma(a), float(np.abs(a).max()), a.sum(axis=1)
 
 
-def _prep_kernel(a: np.ndarray) -> tuple[np.ndarray, bool, bool, float, float, float, float]:
+def _prep_kernel(a: np.ndarray) -> tuple[np.ndarray, bool, bool, float, float, float, float, np.ndarray]:
     """``_prep_numpy`` in one C pass (``calibration._sfrk.prep``)."""
     a = np.ascontiguousarray(a)
     h, w = a.shape
     out = np.empty(h * w)
-    got = _kernel.prep(a, h, w, out)
+    row_sums = np.empty(max(h, w))
+    got = _kernel.prep(a, h, w, out, row_sums)
     if got is None:
         raise SfrError("ROI holds non-finite values")
     transposed, negated, left, right, noise, scale = got
-    return out.reshape((w, h) if transposed else (h, w)), bool(transposed), bool(negated), left, right, noise, scale
+    nlin, npix = (w, h) if transposed else (h, w)
+    return out.reshape(nlin, npix), bool(transposed), bool(negated), left, right, noise, scale, row_sums[:nlin]
 
 
 def _project_rows(a: np.ndarray, edge_x: np.ndarray, row0: int, row_step: int, rows: int, oversample: int,
@@ -477,7 +480,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     if window not in _WINDOW_KIND:
         raise ValueError(f"window must be 'hamming', 'tukey' or 'none', got {window!r}")
     clipped = None if clip_level is None else float(np.count_nonzero(a >= clip_level)) / a.size
-    a, transposed, negated, left, right, noise, scale = (_prep_kernel if use_kernel else _prep_numpy)(a)
+    a, transposed, negated, left, right, noise, scale, row_sums = (_prep_kernel if use_kernel else _prep_numpy)(a)
     nlin, npix = a.shape
     k = max(1, npix // 8)
     levels = (-right, -left) if negated else (left, right)
@@ -488,33 +491,38 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
 
     rows = np.arange(nlin, dtype=np.float64)
     # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
-    loc = (npix - 0.5) - (a.sum(axis=1) - npix * left) / contrast
+    loc = (npix - 0.5) - (row_sums - npix * left) / contrast
     try:
         line = fit_edge(rows, loc, 1, kernel=use_kernel)
-        rise_px = _rise_10_90_px(a, line(rows), use_kernel)
+        edge_x = line(rows)
+        rise_px = _rise_10_90_px(a, edge_x, use_kernel)
         if plateau_slope:
-            shading = _plateau_shading(a, line(rows), max(3.0 * rise_px, 4.0))
+            shading = _plateau_shading(a, edge_x, max(3.0 * rise_px, 4.0))
             if shading is not None:
                 a = a / shading
                 left = _median(a[:, :k].mean(axis=1))
                 right = _median(a[:, -k:].mean(axis=1))
                 contrast = right - left
         half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
-        fit = line
         for _ in range(CENTROID_PASSES):
-            loc = _row_centroids(a, fit(rows), half_width, window, tukey_alpha, use_kernel)
+            loc = _row_centroids(a, edge_x, half_width, window, tukey_alpha, use_kernel)
             fit = fit_edge(rows, loc, max_order, select=select, kernel=use_kernel)
+            edge_x = fit(rows)
     except FitError as exc:
         raise SfrError(str(exc)) from None
     keep = fit.keep
-    resid = loc[keep] - fit(rows[keep])
-    fit_rms = float(np.sqrt(np.mean(resid ** 2)))
-    if fit_rms > MAX_FIT_RMS_PX or keep.sum() < 0.5 * nlin:
+    nkept = int(np.count_nonzero(keep))
+    if fit.rms_px is not None:
+        fit_rms = fit.rms_px
+    else:
+        resid = loc[keep] - edge_x[keep]
+        fit_rms = float(np.sqrt(np.mean(resid ** 2)))
+    if fit_rms > MAX_FIT_RMS_PX or nkept < 0.5 * nlin:
         raise SfrError(f"no straight edge: row edge locations scatter {fit_rms:.2f} px RMS around the fit "
-                       f"({int(keep.sum())} of {nlin} rows usable)")
-    x_ends = fit(np.array([0.0, nlin - 1.0]))
-    if x_ends.min() < 0.0 or x_ends.max() > npix - 1.0:
-        raise SfrError(f"the edge leaves the ROI (x = {x_ends[0]:.1f} .. {x_ends[1]:.1f} of 0 .. {npix - 1})")
+                       f"({nkept} of {nlin} rows usable)")
+    x_first, x_last = float(edge_x[0]), float(edge_x[-1])
+    if min(x_first, x_last) < 0.0 or max(x_first, x_last) > npix - 1.0:
+        raise SfrError(f"the edge leaves the ROI (x = {x_first:.1f} .. {x_last:.1f} of 0 .. {npix - 1})")
 
     slope = fit.slope_px
     angle = math.degrees(math.atan(slope))
@@ -530,7 +538,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     nkeep = min(nlin, max(MIN_ROI_PX, int(round(cycles / abs(slope))))) if integer_cycles else nlin
     r0 = (nlin - nkeep) // 2
     nbin = oversample * npix
-    counts, sums, phase_sums = _project_rows(a, fit(rows), r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
+    counts, sums, phase_sums = _project_rows(a, edge_x, r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
     if use_kernel and phase_sums is None:
         esf = np.empty(nbin)
         inner_empty = _kernel.esf(counts, sums, nbin, esf)

@@ -42,7 +42,8 @@ class FitError(ValueError):
 class EdgeFit:
     """``x = p(t)`` with ``t = (y - centre) / scale``; ``coef_t`` lowest power first; ``slope_px`` is the linear
     fit's dx/dy (the edge angle); ``keep`` the rows used; ``bend_px`` the largest distance (px, over the rows
-    used) between the polynomial and the linear fit: 0 for a line."""
+    used) between the polynomial and the linear fit: 0 for a line; ``rms_px`` the RMS residual of the rows kept when
+    the fit computed it (the C kernel does), else None."""
 
     coef_t: np.ndarray
     centre: float
@@ -50,6 +51,7 @@ class EdgeFit:
     slope_px: float
     keep: np.ndarray
     bend_px: float = 0.0
+    rms_px: float | None = None
 
     @property
     def order(self) -> int:
@@ -188,5 +190,5 @@ def _fit_edge_kernel(y: np.ndarray, x: np.ndarray, max_order: int, select: bool,
     got = _kernel.fit(y, x, n, max_order, bool(select), rounds, table, table.shape[1], coef, keep.view(np.uint8))
     if got is None:
         raise FitError("no edge: too few rows with an edge location")
-    order, centre, scale, slope_t, bend = got
-    return EdgeFit(coef[:order + 1], centre, scale, slope_t / scale, keep, bend)
+    order, centre, scale, slope_t, bend, rms = got
+    return EdgeFit(coef[:order + 1], centre, scale, slope_t / scale, keep, bend, rms)

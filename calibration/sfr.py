@@ -406,9 +406,15 @@ def _plateau_shading(a: np.ndarray, edge_x: np.ndarray, clear_px: float) -> np.n
     return 1.0 + p * x + q * y
 
 
-def mtf_crossing(freq: np.ndarray, mtf: np.ndarray, level: float = 0.5) -> float:
+def mtf_crossing(freq: np.ndarray, mtf: np.ndarray, level: float = 0.5, *, kernel: bool = True) -> float:
     """First frequency where ``mtf`` falls below ``level``, on the cubic through the two samples either
-    side (uniform ``freq``; linear at the ends of the array); nan if it never does."""
+    side (uniform ``freq``; linear at the ends of the array); nan if it never does. ``kernel=False``: the
+    Python reference even where ``calibration._sfrk`` (the same steps in C) is built."""
+    if kernel and _kernel is not None:
+        f = np.ascontiguousarray(freq, dtype=np.float64)
+        m = np.ascontiguousarray(mtf, dtype=np.float64)
+        if f.ndim == 1 and f.shape == m.shape and f.size > 0:
+            return _kernel.crossing(f, m, f.size, float(level))
     below = np.nonzero(mtf < level)[0]
     below = below[below > 0]
     if below.size == 0:
@@ -574,7 +580,7 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     pitch = cos_angle / oversample
     freq = kk / pitch
 
-    mtf50 = mtf_crossing(freq, mtf, 0.5)
+    mtf50 = mtf_crossing(freq, mtf, 0.5, kernel=use_kernel)
     nyq2 = mtf_at(freq, mtf, NYQUIST_CY_PX / 2.0)
     report = freq <= MAX_FREQ_CY_PX + 1e-12
     signed = angle if transposed else -angle  # clockwise positive as displayed

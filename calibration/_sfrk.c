@@ -12,13 +12,16 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
 
-/* Upper median (element n/2 in sorted order, as np.partition(x, n // 2)[n // 2]); reorders x. */
-static double select_kth(double *x, Py_ssize_t n, Py_ssize_t k) {
+/* Element k of x in sorted order (as np.partition(x, k)[k]); reorders x. Hoare quickselect, middle pivot. */
+static double quickselect(double *x, Py_ssize_t n, Py_ssize_t k) {
     Py_ssize_t lo = 0, hi = n - 1;
     while (hi > lo) {
         double pivot = x[lo + (hi - lo) / 2];
@@ -39,6 +42,39 @@ static double select_kth(double *x, Py_ssize_t n, Py_ssize_t k) {
         else break;
     }
     return x[k];
+}
+
+static int cmp_double(const void *p, const void *q) {
+    double a = *(const double *)p, b = *(const double *)q;
+    return (a > b) - (a < b);
+}
+
+/* select_kth: the same element, for large n mostly in one branch-free pass (Floyd-Rivest's idea): two
+ * bounds from a sorted sample bracket rank k, the values between them are gathered and only they are
+ * selected among; when the bracket misses (rare), the full quickselect (which reorders x). */
+static double select_kth(double *x, Py_ssize_t n, Py_ssize_t k) {
+    enum { SAMPLE = 63 };
+    if (n < 512) return quickselect(x, n, k);
+    double sample[SAMPLE];
+    for (int s = 0; s < SAMPLE; s++) sample[s] = x[(Py_ssize_t)((2 * (long long)s + 1) * n / (2 * SAMPLE))];
+    qsort(sample, SAMPLE, sizeof(double), cmp_double);
+    int at = (int)((double)k / (double)n * SAMPLE);
+    int margin = 6;
+    double lo = sample[at - margin < 0 ? 0 : at - margin], hi = sample[at + margin >= SAMPLE ? SAMPLE - 1 : at + margin];
+    Py_ssize_t below = 0, mid = 0;
+    double *buf = (double *)malloc((size_t)n * sizeof(double));
+    if (buf == NULL) return quickselect(x, n, k);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v = x[i];
+        below += v < lo;
+        buf[mid] = v;
+        mid += (v >= lo) & (v <= hi);
+    }
+    double out;
+    if (k >= below && k < below + mid) out = quickselect(buf, mid, k - below);
+    else out = quickselect(x, n, k);
+    free(buf);
+    return out;
 }
 
 /* prep(src, h, w, dst, row_sums) -> (transposed, negated, left, right, noise, scale), None when a value is not
@@ -81,12 +117,23 @@ static PyObject *prep(PyObject *self, PyObject *args) {
         if (r >= h - ky)
             for (Py_ssize_t c = 0; c < w; c++) col_b[c] += row[c];
         Py_ssize_t c = 0;
-        for (; c + 4 <= w; c += 4)
-            for (int l = 0; l < 4; l++) {
-                double av = fabs(row[c + l]);
-                bad |= !(av <= DBL_MAX);
-                smax[l] = av > smax[l] ? av : smax[l];
-            }
+#ifdef __SSE2__
+        /* |v| max two lanes at a time; v - v is 0 for a finite v, nan otherwise: summed, it flags any */
+        __m128d m0 = _mm_setzero_pd(), m1 = _mm_setzero_pd(), nan0 = _mm_setzero_pd();
+        const __m128d abs_mask = _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL));
+        for (; c + 4 <= w; c += 4) {
+            __m128d v0 = _mm_loadu_pd(row + c), v1 = _mm_loadu_pd(row + c + 2);
+            nan0 = _mm_add_pd(nan0, _mm_add_pd(_mm_sub_pd(v0, v0), _mm_sub_pd(v1, v1)));
+            m0 = _mm_max_pd(m0, _mm_and_pd(v0, abs_mask));
+            m1 = _mm_max_pd(m1, _mm_and_pd(v1, abs_mask));
+        }
+        double lanes[6];
+        _mm_storeu_pd(lanes, m0);
+        _mm_storeu_pd(lanes + 2, m1);
+        _mm_storeu_pd(lanes + 4, nan0);
+        for (int l = 0; l < 4; l++) smax[l] = lanes[l] > smax[l] ? lanes[l] : smax[l];
+        bad |= !(lanes[4] == 0.0 && lanes[5] == 0.0);
+#endif
         for (; c < w; c++) {
             double av = fabs(row[c]);
             bad |= !(av <= DBL_MAX);

@@ -202,17 +202,20 @@ def _prep_numpy(a: np.ndarray) -> tuple[np.ndarray, bool, bool, float, float, fl
 
 
 def _prep_kernel(a: np.ndarray) -> tuple[np.ndarray, bool, bool, float, float, float, float, np.ndarray]:
-    """``_prep_numpy`` in one C pass (``calibration._sfrk.prep``)."""
-    a = np.ascontiguousarray(a)
-    h, w = a.shape
+    """``_prep_numpy`` in one C pass (``calibration._sfrk.prep``); a transposed (Fortran-order) view is read
+    as its C-order base, not copied first."""
+    swapped = not a.flags.c_contiguous and a.T.flags.c_contiguous
+    src = a.T if swapped else np.ascontiguousarray(a)
+    h, w = src.shape
     out = np.empty(h * w)
     row_sums = np.empty(max(h, w))
-    got = _kernel.prep(a, h, w, out, row_sums)
+    got = _kernel.prep(src, h, w, out, row_sums)
     if got is None:
         raise SfrError("ROI holds non-finite values")
-    transposed, negated, left, right, noise, scale = got
-    nlin, npix = (w, h) if transposed else (h, w)
-    return out.reshape(nlin, npix), bool(transposed), bool(negated), left, right, noise, scale, row_sums[:nlin]
+    turned, negated, left, right, noise, scale = got
+    nlin, npix = (w, h) if turned else (h, w)
+    return (out.reshape(nlin, npix), bool(turned) != swapped, bool(negated), left, right, noise, scale,
+            row_sums[:nlin])
 
 
 def _project_rows(a: np.ndarray, edge_x: np.ndarray, row0: int, row_step: int, rows: int, oversample: int,

@@ -539,20 +539,21 @@ static int fit_kept(const double *t, const double *x, Py_ssize_t n, int max_orde
     return k;
 }
 
-/* fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep) -> (order, centre, scale, slope_t, bend, rms),
- * or None when too few rows are left (sfr_fit.fit_edge's FitError). coef: 6 float64 out, keep: n bytes out. */
+/* fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep, fitted) -> (order, centre, scale, slope_t,
+ * bend, rms), or None when too few rows are left (sfr_fit.fit_edge's FitError). coef: 6 float64 out, keep: n
+ * bytes out, fitted: the polynomial at every y (n float64 out). */
 static PyObject *fit(PyObject *self, PyObject *args) {
-    Py_buffer yb, xb, fb, cb, kb;
+    Py_buffer yb, xb, fb, cb, kb, vb;
     Py_ssize_t n, fcols;
     int max_order, select, rounds;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*y*niiiy*nw*w*", &yb, &xb, &n, &max_order, &select, &rounds, &fb, &fcols, &cb,
-                          &kb))
+    if (!PyArg_ParseTuple(args, "y*y*niiiy*nw*w*w*", &yb, &xb, &n, &max_order, &select, &rounds, &fb, &fcols, &cb,
+                          &kb, &vb))
         return NULL;
     PyObject *result = NULL;
     double *work = NULL;
     if (n < 1 || max_order < 1 || max_order > MAX_ORDER || fcols < 2 || yb.len < n * 8 || xb.len < n * 8
-        || fb.len < (MAX_ORDER) * fcols * 8 || cb.len < 6 * 8 || kb.len < n) {
+        || fb.len < (MAX_ORDER) * fcols * 8 || cb.len < 6 * 8 || kb.len < n || vb.len < n * 8) {
         PyErr_SetString(PyExc_ValueError, "sfr fit: buffer sizes do not match");
         goto done;
     }
@@ -564,6 +565,7 @@ static PyObject *fit(PyObject *self, PyObject *args) {
     const double *y = (const double *)yb.buf, *x = (const double *)xb.buf;
     double *coef = (double *)cb.buf;
     unsigned char *keep = (unsigned char *)kb.buf;
+    double *fitted = (double *)vb.buf;
     fcrit_t f = {(const double *)fb.buf, fcols};
     double *tk = work + 7 * n, *xk = work + 8 * n;
     double centre = 0.5 * (y[0] + y[n - 1]);
@@ -596,6 +598,7 @@ static PyObject *fit(PyObject *self, PyObject *args) {
         for (Py_ssize_t i = 0; i < n; i++) {
             double t = (y[i] - centre) * inv_scale, v = t * coef[order] + coef[order - 1];
             for (int c = order - 2; c >= 0; c--) v = v * t + coef[c];
+            fitted[i] = v;
             work[i] = fabs(x[i] - v);
             if (keep[i]) sum_res += work[i];
         }
@@ -626,6 +629,7 @@ done:
     PyBuffer_Release(&fb);
     PyBuffer_Release(&cb);
     PyBuffer_Release(&kb);
+    PyBuffer_Release(&vb);
     return result;
 }
 
@@ -896,7 +900,8 @@ static PyMethodDef methods[] = {
     {"project", project, METH_VARARGS,
      "project(a, nlin, npix, row0, row_step, rows, edge_x, oversample, nbin, counts, sums, where): ESF bins"},
     {"fit", fit, METH_VARARGS,
-     "fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep) -> (order, centre, scale, slope_t, bend, rms)"},
+     "fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep, fitted) -> (order, centre, scale, slope_t, "
+     "bend, rms)"},
     {"rise", rise, METH_VARARGS, "rise(a, nlin, npix, edge_x) -> 10-90% rise, px"},
     {"esf", esf, METH_VARARGS, "esf(counts, sums, nbin, esf) -> inner empty bins (-1: none filled)"},
     {"tail", tail, METH_VARARGS,

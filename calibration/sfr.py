@@ -51,7 +51,7 @@ Shading across the ROI (vignetting, an uneven light) tilts the ESF plateaus and 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -470,69 +470,24 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     ``bin_phase`` moves each ESF bin to its centre from where its samples lie (module notes, step 5).
     ``roi_xywh`` is only carried into the result; ``clip_level`` (the data's white, when known) lets the
     quality checks (``SfrResult.quality``, ISO 12233) count clipped pixels. ``kernel=False`` runs the numpy
-    reference path even where the C kernels (``calibration._sfrk``) are built (tests, ``station bench sfr``). Raises ``SfrError`` (a
-    ``ValueError``) with a one-line reason when the ROI cannot be measured.
+    reference path even where the C kernels (``calibration._sfrk``) are built (tests, ``station bench sfr``).
+    Raises ``SfrError`` (a ``ValueError``) with a one-line reason when the ROI cannot be measured.
     """
     a = np.asarray(roi, dtype=np.float64)
-    if a.ndim != 2:
-        raise SfrError(f"ROI must be a 2-D (H, W) array, got shape {a.shape}")
-    if min(a.shape) < MIN_ROI_PX:
-        raise SfrError(f"ROI {a.shape[1]}x{a.shape[0]} px is too small (at least {MIN_ROI_PX}x{MIN_ROI_PX})")
-    select = fit_order == "auto"
-    max_order = 5 if select else fit_order
-    if not (isinstance(max_order, int) and 1 <= max_order <= 5):
-        raise SfrError(f"fit_order must be 'auto' or 1..5, got {fit_order!r}")
-    if oversample < 1:
-        raise SfrError(f"oversample must be >= 1, got {oversample}")
-
+    select, max_order = _check_options(a, fit_order, oversample, window)
     use_kernel = kernel and _kernel is not None
-    if window not in _WINDOW_KIND:
-        raise ValueError(f"window must be 'hamming', 'tukey' or 'none', got {window!r}")
     clipped = None if clip_level is None else float(np.count_nonzero(a >= clip_level)) / a.size
     a, transposed, negated, left, right, noise, scale, row_sums = (_prep_kernel if use_kernel else _prep_numpy)(a)
     nlin, npix = a.shape
-    k = max(1, npix // 8)
     levels = (-right, -left) if negated else (left, right)
     contrast = right - left
     if contrast <= max(MIN_CONTRAST_TO_NOISE * noise, 1e-9 * scale) or scale == 0.0:
         raise SfrError(f"no edge in the ROI: contrast {contrast:.4g} against noise {noise:.3g} "
                        f"(needs >= {MIN_CONTRAST_TO_NOISE:g}x)")
-
-    rows = np.arange(nlin, dtype=np.float64)
     # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
     loc = (npix - 0.5) - (row_sums - npix * left) / contrast
-    try:
-        line = fit_edge(rows, loc, 1, kernel=use_kernel)
-        edge_x = line(rows)
-        rise_px = _rise_10_90_px(a, edge_x, use_kernel)
-        if plateau_slope:
-            shading = _plateau_shading(a, edge_x, max(3.0 * rise_px, 4.0))
-            if shading is not None:
-                a = a / shading
-                left = _median(a[:, :k].mean(axis=1))
-                right = _median(a[:, -k:].mean(axis=1))
-                contrast = right - left
-        half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
-        for _ in range(CENTROID_PASSES):
-            loc = _row_centroids(a, edge_x, half_width, window, tukey_alpha, use_kernel)
-            fit = fit_edge(rows, loc, max_order, select=select, kernel=use_kernel)
-            edge_x = fit(rows)
-    except FitError as exc:
-        raise SfrError(str(exc)) from None
-    keep = fit.keep
-    nkept = int(np.count_nonzero(keep))
-    if fit.rms_px is not None:
-        fit_rms = fit.rms_px
-    else:
-        resid = loc[keep] - edge_x[keep]
-        fit_rms = float(np.sqrt(np.mean(resid ** 2)))
-    if fit_rms > MAX_FIT_RMS_PX or nkept < 0.5 * nlin:
-        raise SfrError(f"no straight edge: row edge locations scatter {fit_rms:.2f} px RMS around the fit "
-                       f"({nkept} of {nlin} rows usable)")
-    x_first, x_last = float(edge_x[0]), float(edge_x[-1])
-    if min(x_first, x_last) < 0.0 or max(x_first, x_last) > npix - 1.0:
-        raise SfrError(f"the edge leaves the ROI (x = {x_first:.1f} .. {x_last:.1f} of 0 .. {npix - 1})")
-
+    a, contrast, fit, edge_x, rise_px = _locate_edge(a, loc, contrast, max_order, select, window, tukey_alpha,
+                                                     plateau_slope, use_kernel)
     slope = fit.slope_px
     angle = math.degrees(math.atan(slope))
     if abs(angle) >= 45.0:
@@ -556,7 +511,85 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     if inner_empty < 0 or inner_empty > nbin // 8:
         empty = inner_empty if inner_empty >= 0 else nbin
         raise SfrError(f"{empty} empty ESF bins: edge angle {abs(angle):.1f} deg or the ROI too short")
+    lsf, half = _windowed_lsf(esf, counts, oversample, noise, contrast, rise_px, lsf_span, window, tukey_alpha,
+                              use_kernel)
+    cos_angle = math.cos(math.atan(slope))
+    pitch = cos_angle / oversample
+    freq, mtf = _mtf(lsf, correct_binning, pitch)
+    signed = angle if transposed else -angle  # clockwise positive as displayed
+    report = freq <= MAX_FREQ_CY_PX + 1e-12
+    return SfrResult(
+        mtf50_cy_px=mtf_crossing(freq, mtf, 0.5, kernel=use_kernel), mtf_nyq2=mtf_at(freq, mtf, NYQUIST_CY_PX / 2.0),
+        angle_deg=signed, freq_cy_px=freq[report], mtf=mtf[report], esf=esf, lsf=lsf, edge_fit=fit.polyval_coef(),
+        roi=tuple(int(v) for v in roi_xywh) if roi_xywh is not None else None,
+        orientation="horizontal" if transposed else "vertical",
+        esf_pitch_px=pitch, fit_rms_px=fit.rms_px, contrast=contrast, empty_bins=inner_empty,
+        extra={"rise_10_90_px": rise_px * cos_angle, "lsf_half_width_px": half / oversample * cos_angle,
+               "noise": noise, "rows_used": nkeep, "fit_order": fit.order},
+        quality=edge_quality(*levels, noise, angle, nkeep, clipped, fit.rms_px, fit.bend_px),
+    )
 
+
+def _check_options(a: np.ndarray, fit_order: int | str, oversample: int, window: str) -> tuple[bool, int]:
+    """SfrError (ValueError for ``window``) on a bad ROI shape or option; ``(select, max_order)`` of the fit."""
+    if a.ndim != 2:
+        raise SfrError(f"ROI must be a 2-D (H, W) array, got shape {a.shape}")
+    if min(a.shape) < MIN_ROI_PX:
+        raise SfrError(f"ROI {a.shape[1]}x{a.shape[0]} px is too small (at least {MIN_ROI_PX}x{MIN_ROI_PX})")
+    select = fit_order == "auto"
+    max_order = 5 if select else fit_order
+    if not (isinstance(max_order, int) and 1 <= max_order <= 5):
+        raise SfrError(f"fit_order must be 'auto' or 1..5, got {fit_order!r}")
+    if oversample < 1:
+        raise SfrError(f"oversample must be >= 1, got {oversample}")
+    if window not in _WINDOW_KIND:
+        raise ValueError(f"window must be 'hamming', 'tukey' or 'none', got {window!r}")
+    return select, max_order
+
+
+def _locate_edge(a: np.ndarray, loc: np.ndarray, contrast: float, max_order: int, select: bool, window: str,
+                 alpha: float, plateau_slope: bool, use_kernel: bool):
+    """Steps 2-3: the edge's fit from the rows' first locations ``loc`` through ``CENTROID_PASSES`` windowed
+    centroid passes; returns ``a`` (divided by its shading plane with ``plateau_slope``), the contrast, the
+    fit (its ``rms_px`` set), the edge's x in every row and the coarse 10-90% rise (px). SfrError when the
+    rows do not make one straight edge inside the ROI."""
+    nlin, npix = a.shape
+    rows = np.arange(nlin, dtype=np.float64)
+    k = max(1, npix // 8)
+    try:
+        edge_x = fit_edge(rows, loc, 1, kernel=use_kernel).fitted(rows)
+        rise_px = _rise_10_90_px(a, edge_x, use_kernel)
+        if plateau_slope:
+            shading = _plateau_shading(a, edge_x, max(3.0 * rise_px, 4.0))
+            if shading is not None:
+                a = a / shading
+                contrast = _median(a[:, -k:].mean(axis=1)) - _median(a[:, :k].mean(axis=1))
+        half_width = min(max(3.0 * rise_px + 4.0, 6.0), npix / 2.0)
+        for _ in range(CENTROID_PASSES):
+            loc = _row_centroids(a, edge_x, half_width, window, alpha, use_kernel)
+            fit = fit_edge(rows, loc, max_order, select=select, kernel=use_kernel)
+            edge_x = fit.fitted(rows)
+    except FitError as exc:
+        raise SfrError(str(exc)) from None
+    keep = fit.keep
+    nkept = int(np.count_nonzero(keep))
+    if fit.rms_px is None:
+        resid = loc[keep] - edge_x[keep]
+        fit = replace(fit, rms_px=float(np.sqrt(np.mean(resid ** 2))))
+    if fit.rms_px > MAX_FIT_RMS_PX or nkept < 0.5 * nlin:
+        raise SfrError(f"no straight edge: row edge locations scatter {fit.rms_px:.2f} px RMS around the fit "
+                       f"({nkept} of {nlin} rows usable)")
+    x_first, x_last = float(edge_x[0]), float(edge_x[-1])
+    if min(x_first, x_last) < 0.0 or max(x_first, x_last) > npix - 1.0:
+        raise SfrError(f"the edge leaves the ROI (x = {x_first:.1f} .. {x_last:.1f} of 0 .. {npix - 1})")
+    return a, contrast, fit, edge_x, rise_px
+
+
+def _windowed_lsf(esf: np.ndarray, counts: np.ndarray, oversample: int, noise: float, contrast: float,
+                  rise_px: float, lsf_span: str, window: str, alpha: float,
+                  use_kernel: bool) -> tuple[np.ndarray, float]:
+    """Step 6: the ESF's derivative ``[-0.5, 0.5]`` under the window, and the window's half-width (bins)."""
+    nbin = esf.size
     centre = nbin // 2 - 1
     half = float(max(centre, nbin - 1 - centre))
     if lsf_span == "auto":
@@ -567,36 +600,23 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         raise SfrError(f"lsf_span must be 'auto' or 'full', got {lsf_span!r}")
     if use_kernel:
         lsf = np.empty(nbin)
-        _kernel.lsf(esf, nbin, centre, half, _WINDOW_KIND[window], tukey_alpha, lsf)
+        _kernel.lsf(esf, nbin, centre, half, _WINDOW_KIND[window], alpha, lsf)
     else:
         lsf = np.zeros(nbin)
         lsf[:-1] = 0.5 * (esf[1:] - esf[:-1])  # FIR [-0.5, 0.5]; lsf[j] sits at bin boundary j + 1
-        lsf *= _window((np.arange(nbin) - centre) / half, window, tukey_alpha)
+        lsf *= _window((np.arange(nbin) - centre) / half, window, alpha)
+    return lsf, half
 
+
+def _mtf(lsf: np.ndarray, correct_binning: bool, pitch_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Step 7-8: frequencies (cycles/px normal to the edge, bin pitch ``pitch_px``) and the MTF of ``lsf``."""
     spec = np.abs(np.fft.rfft(lsf))
     if spec[0] <= 0:
         raise SfrError("no edge: the line spread function integrates to zero")
-    kk, divisor = _spectrum_axis(nbin, correct_binning)
+    kk, divisor = _spectrum_axis(lsf.size, correct_binning)
     mtf = spec / spec[0]
     mtf /= divisor
-    cos_angle = math.cos(math.atan(slope))
-    pitch = cos_angle / oversample
-    freq = kk / pitch
-
-    mtf50 = mtf_crossing(freq, mtf, 0.5, kernel=use_kernel)
-    nyq2 = mtf_at(freq, mtf, NYQUIST_CY_PX / 2.0)
-    report = freq <= MAX_FREQ_CY_PX + 1e-12
-    signed = angle if transposed else -angle  # clockwise positive as displayed
-    return SfrResult(
-        mtf50_cy_px=mtf50, mtf_nyq2=nyq2, angle_deg=signed,
-        freq_cy_px=freq[report], mtf=mtf[report], esf=esf, lsf=lsf, edge_fit=fit.polyval_coef(),
-        roi=tuple(int(v) for v in roi_xywh) if roi_xywh is not None else None,
-        orientation="horizontal" if transposed else "vertical",
-        esf_pitch_px=pitch, fit_rms_px=fit_rms, contrast=contrast, empty_bins=inner_empty,
-        extra={"rise_10_90_px": rise_px * cos_angle, "lsf_half_width_px": half / oversample * cos_angle,
-               "noise": noise, "rows_used": nkeep, "fit_order": fit.order},
-        quality=edge_quality(*levels, noise, angle, nkeep, clipped, fit_rms, fit.bend_px),
-    )
+    return kk / pitch_px, mtf
 
 
 #: The CFA helpers moved to ``calibration.sfr_cfa``; still importable from here.

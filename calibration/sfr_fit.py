@@ -43,7 +43,8 @@ class EdgeFit:
     """``x = p(t)`` with ``t = (y - centre) / scale``; ``coef_t`` lowest power first; ``slope_px`` is the linear
     fit's dx/dy (the edge angle); ``keep`` the rows used; ``bend_px`` the largest distance (px, over the rows
     used) between the polynomial and the linear fit: 0 for a line; ``rms_px`` the RMS residual of the rows kept when
-    the fit computed it (the C kernel does), else None."""
+    the fit computed it (the C kernel does), else None; ``values`` the fit at ``rows`` (the ``y`` it was fitted
+    on) when computed with it."""
 
     coef_t: np.ndarray
     centre: float
@@ -52,6 +53,8 @@ class EdgeFit:
     keep: np.ndarray
     bend_px: float = 0.0
     rms_px: float | None = None
+    rows: np.ndarray | None = None
+    values: np.ndarray | None = None
 
     @property
     def order(self) -> int:
@@ -66,6 +69,12 @@ class EdgeFit:
             out *= t
             out += float(c)
         return out
+
+    def fitted(self, y: np.ndarray) -> np.ndarray:
+        """The fit at ``y``: the values computed with the fit when ``y`` is the array it was fitted on."""
+        if self.values is not None and y is self.rows:
+            return self.values
+        return self(y)
 
     def polyval_coef(self) -> np.ndarray:
         """The same polynomial in ``y`` (``np.polyval`` order, highest first): ``t = a y + b`` expanded."""
@@ -186,9 +195,11 @@ def _fit_edge_kernel(y: np.ndarray, x: np.ndarray, max_order: int, select: bool,
     n = y.size
     coef = np.empty(6)
     keep = np.empty(n, dtype=np.bool_)
+    values = np.empty(n)
     table = _f_table(max(n, 2))
-    got = _kernel.fit(y, x, n, max_order, bool(select), rounds, table, table.shape[1], coef, keep.view(np.uint8))
+    got = _kernel.fit(y, x, n, max_order, bool(select), rounds, table, table.shape[1], coef, keep.view(np.uint8),
+                      values)
     if got is None:
         raise FitError("no edge: too few rows with an edge location")
     order, centre, scale, slope_t, bend, rms = got
-    return EdgeFit(coef[:order + 1], centre, scale, slope_t / scale, keep, bend, rms)
+    return EdgeFit(coef[:order + 1], centre, scale, slope_t / scale, keep, bend, rms, y, values)

@@ -371,37 +371,6 @@ static inline double f_crit(const fcrit_t *f, Py_ssize_t dnum, Py_ssize_t dden) 
     return f->ftab[dnum * f->fcols + dden];
 }
 
-/* Solve the m x m system A z = b in place (Gaussian elimination, partial pivoting as LAPACK gesv). */
-static int solve_small(double *A, double *b, int m) {
-    for (int c = 0; c < m; c++) {
-        int p = c;
-        for (int r = c + 1; r < m; r++)
-            if (fabs(A[r * m + c]) > fabs(A[p * m + c])) p = r;
-        if (A[p * m + c] == 0.0) return -1;
-        if (p != c) {
-            for (int j = 0; j < m; j++) {
-                double t = A[c * m + j];
-                A[c * m + j] = A[p * m + j];
-                A[p * m + j] = t;
-            }
-            double t = b[c];
-            b[c] = b[p];
-            b[p] = t;
-        }
-        for (int r = c + 1; r < m; r++) {
-            double f = A[r * m + c] / A[c * m + c];
-            for (int j = c; j < m; j++) A[r * m + j] -= f * A[c * m + j];
-            b[r] -= f * b[c];
-        }
-    }
-    for (int c = m - 1; c >= 0; c--) {
-        double s = b[c];
-        for (int j = c + 1; j < m; j++) s -= A[c * m + j] * b[j];
-        b[c] = s / A[c * m + c];
-    }
-    return 0;
-}
-
 /* sfr_fit._choose_order: the lowest order k that no higher order j beats by the F-test. */
 static int choose_order(const double *rss, Py_ssize_t n, int max_order, const fcrit_t *f) {
     for (int k = 1; k <= max_order; k++) {
@@ -420,7 +389,7 @@ static int choose_order(const double *rss, Py_ssize_t n, int max_order, const fc
 }
 
 /* sfr_fit._fit_kept on the n points (t, x): coef (lowest power first, order+1 of them), the line's slope
- * in t, the bend; returns the order, -1 on a singular system. work: 7 * n doubles. */
+ * in t, the bend; returns the order, -1 on a singular system. work: 6 * n doubles. */
 static int fit_kept(const double *t, const double *x, Py_ssize_t n, int max_order, int select,
                     const fcrit_t *f, double *coef, double *slope_t, double *bend, double *work) {
     int order = max_order < n - 2 ? max_order : (int)(n - 2);
@@ -452,37 +421,6 @@ static int fit_kept(const double *t, const double *x, Py_ssize_t n, int max_orde
             p *= t[i];
         }
     }
-    if (select) { /* the highest order against the line first: normal equations */
-        double A[36], b[6];
-        for (int r = 0; r < m; r++) {
-            for (int c = r; c < m; c++) {
-                double s = 0.0;
-                for (Py_ssize_t i = 0; i < n; i++) s += q[r * n + i] * q[c * n + i];
-                A[r * m + c] = A[c * m + r] = s;
-            }
-            double s = 0.0;
-            for (Py_ssize_t i = 0; i < n; i++) s += q[r * n + i] * x[i];
-            b[r] = s;
-        }
-        if (solve_small(A, b, m) < 0) return -1;
-        double rss_line = 0.0, rss_full = 0.0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            double rl = x[i] - (line0 + line_slope * t[i]);
-            double v = 0.0;
-            for (int c = m - 1; c >= 0; c--) v += q[c * n + i] * b[c];
-            double rf = x[i] - v;
-            rss_line += rl * rl;
-            rss_full += rf * rf;
-        }
-        Py_ssize_t dof = n - order - 1;
-        if (rss_full <= 0.0
-            || (rss_line - rss_full) / (order - 1) <= f_crit(f, order - 1, dof) * rss_full / (double)dof) {
-            coef[0] = line0;
-            coef[1] = line_slope;
-            *slope_t = line_slope;
-            return 1;
-        }
-    }
     /* QR by modified Gram-Schmidt (signs aside, numpy's reduced QR): q orthonormal columns, R upper */
     double R[36] = {0}, z[6];
     for (int c = 0; c < m; c++) {
@@ -501,19 +439,35 @@ static int fit_kept(const double *t, const double *x, Py_ssize_t n, int max_orde
         R[c * m + c] = s;
         for (Py_ssize_t i = 0; i < n; i++) qc[i] /= s;
     }
-    double xx = 0.0;
-    for (Py_ssize_t i = 0; i < n; i++) xx += x[i] * x[i];
     for (int c = 0; c < m; c++) {
         double s = 0.0;
         for (Py_ssize_t i = 0; i < n; i++) s += q[c * n + i] * x[i];
         z[c] = s;
     }
     int k = order;
-    if (select) {
-        double rss[6], cum = 0.0;
-        for (int c = 0; c < m; c++) {
-            cum += z[c] * z[c];
-            rss[c] = xx - cum > 0.0 ? xx - cum : 0.0;
+    if (select) { /* the highest order against the line first */
+        double rss_line = 0.0, rss_full = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double rl = x[i] - (line0 + line_slope * t[i]);
+            double v = 0.0;
+            for (int c = 0; c < m; c++) v += q[c * n + i] * z[c];
+            double rf = x[i] - v;
+            rss_line += rl * rl;
+            rss_full += rf * rf;
+        }
+        Py_ssize_t dof = n - order - 1;
+        if (rss_full <= 0.0
+            || (rss_line - rss_full) / (order - 1) <= f_crit(f, order - 1, dof) * rss_full / (double)dof) {
+            coef[0] = line0;
+            coef[1] = line_slope;
+            *slope_t = line_slope;
+            return 1;
+        }
+        /* each order's residual sum: the full fit's plus the projections it leaves out */
+        double rss[6], beyond = 0.0;
+        for (int c = m - 1; c >= 0; c--) {
+            rss[c] = rss_full + beyond;
+            beyond += z[c] * z[c];
         }
         k = choose_order(rss, n, order, f);
     }

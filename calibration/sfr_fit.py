@@ -3,8 +3,8 @@
 ISO 12233:2023 (and P. D. Burns' sfrmat5, ``polyfit`` of order ``npol`` = 5) fits the edge with a polynomial so
 that an edge bent by distortion projects onto one sharp ESF. A fixed 5th order also fits some of the rows'
 noise; here the order is chosen per edge: every order 1..``max_order`` comes from one QR factorisation of
-the (centred, scaled) Vandermonde matrix -- the fits are nested, so each order's residual sum is the total
-less the squares of the first ``order + 1`` projections -- and the lowest order that no higher order beats
+the (centred, scaled) Vandermonde matrix -- the fits are nested, so each order's residual sum is the highest
+order's plus the squares of the projections beyond ``order + 1`` -- and the lowest order that no higher order beats
 by an F-test at ``ALPHA`` (Draper & Smith, "Applied Regression Analysis", extra sum of squares) is kept
 (the highest order is tried against the line first: a straight edge stops there),
 unless it bends the line by less than ``MIN_SAGITTA_PX`` anywhere (then it changes nothing measurable and
@@ -131,28 +131,30 @@ def _fit_kept(t: np.ndarray, x: np.ndarray, max_order: int, select: bool) -> tup
     """Coefficients (lowest power first) of the chosen order on ``t``, the linear fit's slope in t, and the
     bend (px): the largest distance over ``t`` between the chosen polynomial and the line.
 
-    With ``select`` the highest order is tried against the line first (normal equations, one 6x6 solve):
-    when it is no significant improvement -- a straight edge, the common case -- the line is the answer;
-    otherwise every order comes from one QR factorisation and the order test picks one."""
+    Every order comes from one QR factorisation. With ``select`` the highest order is tried against the line
+    first: when it is no significant improvement -- a straight edge, the common case -- the line is the answer;
+    otherwise the order test picks one."""
     order = min(max_order, t.size - 2)
     line = _line(t, x)
     if order <= 1:
         return line, float(line[1]), 0.0
     vander = np.vander(t, order + 1, increasing=True)
+    q, r = np.linalg.qr(vander)
+    z = q.T @ x
+    res_full = x - q @ z
+    rss_full = float(res_full @ res_full)
+    k = order
     if select:
-        full = np.linalg.solve(vander.T @ vander, vander.T @ x)
         res_line = x - (line[0] + line[1] * t)
-        res_full = x - vander @ full
-        rss_line, rss_full = float(res_line @ res_line), float(res_full @ res_full)
+        rss_line = float(res_line @ res_line)
         dof = t.size - order - 1
         if rss_full <= 0.0 or (rss_line - rss_full) / (order - 1) <= _f_crit(order - 1, dof) * rss_full / dof:
             return line, float(line[1]), 0.0
-    q, r = np.linalg.qr(vander)
-    z = q.T @ x
-    k = order
-    if select:
-        rss = float(x @ x) - np.cumsum(z * z)
-        k = _choose_order(np.maximum(rss, 0.0), t.size, order)
+        # each order's residual sum: the full fit's plus the projections it leaves out (not x.x less the
+        # projections it keeps, which cancels to rounding noise on a near-perfect fit)
+        beyond = np.cumsum((z * z)[::-1])[::-1]
+        rss = rss_full + np.append(beyond[1:], 0.0)
+        k = _choose_order(rss, t.size, order)
     bend = float(np.abs(q[:, 2:k + 1] @ z[2:k + 1]).max()) if k > 1 else 0.0  # nested: poly - line
     if select and k > 1 and bend < MIN_SAGITTA_PX:
         k, bend = 1, 0.0  # the bend is below anything measurable: the line it is

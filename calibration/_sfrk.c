@@ -59,7 +59,7 @@ static double select_kth(double *x, Py_ssize_t n, Py_ssize_t k) {
     for (int s = 0; s < SAMPLE; s++) sample[s] = x[(Py_ssize_t)((2 * (long long)s + 1) * n / (2 * SAMPLE))];
     qsort(sample, SAMPLE, sizeof(double), cmp_double);
     int at = (int)((double)k / (double)n * SAMPLE);
-    int margin = 6;
+    int margin = 4;
     double lo = sample[at - margin < 0 ? 0 : at - margin], hi = sample[at + margin >= SAMPLE ? SAMPLE - 1 : at + margin];
     Py_ssize_t below = 0, mid = 0;
     double *buf = (double *)malloc((size_t)n * sizeof(double));
@@ -243,7 +243,10 @@ static PyObject *centroids(PyObject *self, PyObject *args) {
         const double inv_alpha = 1.0 / (alpha > 1e-12 ? alpha : 1e-12), flat = 1.0 - alpha;
         const double step = M_PI * inv_hw * inv_alpha, cos_step = cos(step), sin_step = sin(step);
         for (Py_ssize_t r = 0; r < nlin; r++) {
-            Py_ssize_t start = (Py_ssize_t)nearbyint(centre[r]) - width / 2;
+            double cr = nearbyint(centre[r]); /* clamped before the cast: a nan or huge centre reads from 0 */
+            if (!(cr > -1e15)) cr = -1e15;
+            if (cr > 1e15) cr = 1e15;
+            Py_ssize_t start = (Py_ssize_t)cr - width / 2;
             if (start > npix - width) start = npix - width;
             if (start < 0) start = 0;
             const double *row = a + r * npix + start;
@@ -329,6 +332,7 @@ static PyObject *project(PyObject *self, PyObject *args) {
         const Py_ssize_t r = row0 + i * row_step;
         const double scaled = (-edge[r]) * os;
         const double fl = floor(scaled);
+        if (!(fabs(fl) < 1e15)) continue; /* a nan or far-off edge puts no pixel of this row in a bin */
         const double frac = scaled - fl;
         const Py_ssize_t j0 = (Py_ssize_t)fl + half;
         const double *row = a + r * npix;
@@ -615,7 +619,9 @@ static PyObject *rise(PyObject *self, PyObject *args) {
     e = sums + 2 * nbin;
     const double *a = (const double *)src.buf, *edge = (const double *)ex.buf;
     for (Py_ssize_t r = 0; r < nlin; r += 2) {
-        const Py_ssize_t j0 = (Py_ssize_t)floor(-edge[r]) + half;
+        const double fl = floor(-edge[r]);
+        if (!(fabs(fl) < 1e15)) continue; /* a nan or far-off edge puts no pixel of this row in a bin */
+        const Py_ssize_t j0 = (Py_ssize_t)fl + half;
         for (Py_ssize_t c = 0; c < npix; c++) {
             Py_ssize_t j = j0 + c;
             if (j < 0 || j >= nbin) continue;

@@ -451,7 +451,12 @@ def mtf_at(freq: np.ndarray, mtf: np.ndarray, freq_cy_px: float) -> float:
     """MTF at one frequency by linear interpolation; nan outside ``freq``'s range."""
     if freq_cy_px < freq[0] or freq_cy_px > freq[-1]:
         return float("nan")
-    return float(np.interp(freq_cy_px, freq, mtf))
+    # np.interp's own steps for one point (its array machinery costs more than the arithmetic)
+    j = int(np.searchsorted(freq, freq_cy_px, side="right")) - 1
+    if j >= len(freq) - 1:
+        return float(mtf[-1])
+    x0, x1, y0, y1 = float(freq[j]), float(freq[j + 1]), float(mtf[j]), float(mtf[j + 1])
+    return (y1 - y0) / (x1 - x0) * (freq_cy_px - x0) + y0
 
 
 def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_alpha: float = 0.5,

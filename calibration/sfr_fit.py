@@ -79,6 +79,9 @@ class EdgeFit:
     def polyval_coef(self) -> np.ndarray:
         """The same polynomial in ``y`` (``np.polyval`` order, highest first): ``t = a y + b`` expanded."""
         a, b = 1.0 / self.scale, -self.centre / self.scale
+        if self.order == 1:  # the loop below, unrolled for the line
+            c0, c1 = float(self.coef_t[0]), float(self.coef_t[1])
+            return np.array([0.0 + c1 * a, c0 + c1 * b])
         out = [0.0] * (self.order + 1)  # lowest power of y first
         power = [1.0]  # coefficients of (a y + b)^k, lowest first
         for c in self.coef_t:

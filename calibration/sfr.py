@@ -56,7 +56,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from calibration.sfr_fit import FitError, fit_edge
+from calibration.sfr_fit import EdgeFit, FitError, f_table, fit_edge
 from calibration.sfr_quality import edge_quality
 
 try:  # the optional compiled kernels (setup.py); the numpy below computes the same without them
@@ -490,9 +490,14 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         raise SfrError(f"no edge in the ROI: contrast {contrast:.4g} against noise {noise:.3g} "
                        f"(needs >= {MIN_CONTRAST_TO_NOISE:g}x)")
     # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
-    loc = (npix - 0.5) - (row_sums - npix * left) / contrast
-    a, contrast, fit, edge_x, rise_px = _locate_edge(a, loc, contrast, max_order, select, window, tukey_alpha,
-                                                     plateau_slope, use_kernel)
+    loc = None if use_kernel and not plateau_slope else (npix - 0.5) - (row_sums - npix * left) / contrast
+    if use_kernel and not plateau_slope:
+        fit, edge_x, rise_px = _locate_edge_kernel(a, row_sums, left, contrast, max_order, select, window,
+                                                   tukey_alpha)
+    else:
+        a, contrast, fit, edge_x, rise_px = _locate_edge(a, loc, contrast, max_order, select, window, tukey_alpha,
+                                                         plateau_slope, use_kernel)
+    _check_edge(fit, edge_x, npix)
     slope = fit.slope_px
     angle = math.degrees(math.atan(slope))
     if abs(angle) >= 45.0:
@@ -507,17 +512,23 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     nkeep = min(nlin, max(MIN_ROI_PX, int(round(cycles / abs(slope))))) if integer_cycles else nlin
     r0 = (nlin - nkeep) // 2
     nbin = oversample * npix
-    counts, sums, phase_sums = _project_rows(a, edge_x, r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
-    if use_kernel and phase_sums is None:
-        esf = np.empty(nbin)
-        inner_empty = _kernel.esf(counts, sums, nbin, esf)
+    if use_kernel and not bin_phase and lsf_span in ("auto", "full"):
+        esf, lsf = np.empty(nbin), np.empty(nbin)
+        inner_empty, half = _kernel.esf_lsf(
+            a, nlin, npix, edge_x, r0, nkeep, oversample, nbin, noise, contrast, rise_px, lsf_span == "auto",
+            LSF_SPAN_RISES, LSF_MIN_HALF_WIDTH_PX, LSF_TAIL_FRACTION, TAIL_SMOOTH_PX, _WINDOW_KIND[window],
+            tukey_alpha, np.empty(nbin, dtype=np.int64), esf, lsf)
+        _check_empty_bins(inner_empty, nbin, angle)
     else:
-        esf, inner_empty = _esf_numpy(counts, sums, phase_sums)
-    if inner_empty < 0 or inner_empty > nbin // 8:
-        empty = inner_empty if inner_empty >= 0 else nbin
-        raise SfrError(f"{empty} empty ESF bins: edge angle {abs(angle):.1f} deg or the ROI too short")
-    lsf, half = _windowed_lsf(esf, counts, oversample, noise, contrast, rise_px, lsf_span, window, tukey_alpha,
-                              use_kernel)
+        counts, sums, phase_sums = _project_rows(a, edge_x, r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
+        if use_kernel and phase_sums is None:
+            esf = np.empty(nbin)
+            inner_empty = _kernel.esf(counts, sums, nbin, esf)
+        else:
+            esf, inner_empty = _esf_numpy(counts, sums, phase_sums)
+        _check_empty_bins(inner_empty, nbin, angle)
+        lsf, half = _windowed_lsf(esf, counts, oversample, noise, contrast, rise_px, lsf_span, window, tukey_alpha,
+                                  use_kernel)
     cos_angle = math.cos(math.atan(slope))
     pitch = cos_angle / oversample
     freq, mtf = _mtf(lsf, correct_binning, pitch)
@@ -556,8 +567,7 @@ def _locate_edge(a: np.ndarray, loc: np.ndarray, contrast: float, max_order: int
                  alpha: float, plateau_slope: bool, use_kernel: bool):
     """Steps 2-3: the edge's fit from the rows' first locations ``loc`` through ``CENTROID_PASSES`` windowed
     centroid passes; returns ``a`` (divided by its shading plane with ``plateau_slope``), the contrast, the
-    fit (its ``rms_px`` set), the edge's x in every row and the coarse 10-90% rise (px). SfrError when the
-    rows do not make one straight edge inside the ROI."""
+    fit (its ``rms_px`` set), the edge's x in every row and the coarse 10-90% rise (px)."""
     nlin, npix = a.shape
     rows = np.arange(nlin, dtype=np.float64)
     k = max(1, npix // 8)
@@ -576,18 +586,47 @@ def _locate_edge(a: np.ndarray, loc: np.ndarray, contrast: float, max_order: int
             edge_x = fit.fitted(rows)
     except FitError as exc:
         raise SfrError(str(exc)) from None
-    keep = fit.keep
-    nkept = int(np.count_nonzero(keep))
     if fit.rms_px is None:
-        resid = loc[keep] - edge_x[keep]
+        resid = loc[fit.keep] - edge_x[fit.keep]
         fit = replace(fit, rms_px=float(np.sqrt(np.mean(resid ** 2))))
+    return a, contrast, fit, edge_x, rise_px
+
+
+def _locate_edge_kernel(a: np.ndarray, row_sums: np.ndarray, left: float, contrast: float, max_order: int,
+                        select: bool, window: str, alpha: float) -> tuple[EdgeFit, np.ndarray, float]:
+    """``_locate_edge`` (without the plateau shading) in one C call, ``calibration._sfrk.locate``: the fit, the
+    edge's x in every row and the coarse rise."""
+    nlin, npix = a.shape
+    rows = np.arange(nlin, dtype=np.float64)
+    coef = np.empty(6)
+    keep = np.empty(nlin, dtype=np.bool_)
+    edge_x = np.empty(nlin)
+    table = f_table(max(nlin, 2))
+    got = _kernel.locate(a, nlin, npix, row_sums, left, contrast, max_order, select, _WINDOW_KIND[window], alpha,
+                         CENTROID_PASSES, table, table.shape[1], coef, keep.view(np.uint8), edge_x)
+    if got is None:
+        raise SfrError("no edge: too few rows with an edge location")
+    order, centre, scale, slope_t, bend, rms, _, rise_px = got
+    return EdgeFit(coef[:order + 1], centre, scale, slope_t / scale, keep, bend, rms, rows, edge_x), edge_x, rise_px
+
+
+def _check_edge(fit: EdgeFit, edge_x: np.ndarray, npix: int) -> None:
+    """SfrError unless the rows make one straight edge (``MAX_FIT_RMS_PX``, half the rows) inside the ROI."""
+    nlin = edge_x.size
+    nkept = int(np.count_nonzero(fit.keep))
     if fit.rms_px > MAX_FIT_RMS_PX or nkept < 0.5 * nlin:
         raise SfrError(f"no straight edge: row edge locations scatter {fit.rms_px:.2f} px RMS around the fit "
                        f"({nkept} of {nlin} rows usable)")
     x_first, x_last = float(edge_x[0]), float(edge_x[-1])
     if min(x_first, x_last) < 0.0 or max(x_first, x_last) > npix - 1.0:
         raise SfrError(f"the edge leaves the ROI (x = {x_first:.1f} .. {x_last:.1f} of 0 .. {npix - 1})")
-    return a, contrast, fit, edge_x, rise_px
+
+
+def _check_empty_bins(inner_empty: int, nbin: int, angle: float) -> None:
+    """SfrError when more than an eighth of the ESF's bins inside its span are empty (or none is filled)."""
+    if inner_empty < 0 or inner_empty > nbin // 8:
+        empty = inner_empty if inner_empty >= 0 else nbin
+        raise SfrError(f"{empty} empty ESF bins: edge angle {abs(angle):.1f} deg or the ROI too short")
 
 
 def _windowed_lsf(esf: np.ndarray, counts: np.ndarray, oversample: int, noise: float, contrast: float,

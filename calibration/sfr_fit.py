@@ -98,7 +98,7 @@ def _f_crit(dof_num: int, dof_den: int) -> float:
 
 
 @lru_cache(maxsize=64)
-def _f_table(cols: int) -> np.ndarray:
+def f_table(cols: int) -> np.ndarray:
     """``_f_crit(dnum, dden)`` for dnum 0..4 (row) and dden 0..cols-1 (column), as the C kernel reads it."""
     dnum = np.maximum(np.arange(5), 1)[:, None]
     dden = np.maximum(np.arange(cols), 1)[None, :]
@@ -201,7 +201,7 @@ def _fit_edge_kernel(y: np.ndarray, x: np.ndarray, max_order: int, select: bool,
     coef = np.empty(6)
     keep = np.empty(n, dtype=np.bool_)
     values = np.empty(n)
-    table = _f_table(max(n, 2))
+    table = f_table(max(n, 2))
     got = _kernel.fit(y, x, n, max_order, bool(select), rounds, table, table.shape[1], coef, keep.view(np.uint8),
                       values)
     if got is None:

@@ -210,7 +210,7 @@ static PyObject *py_locate(PyObject *self, PyObject *args) {
     free(rows);
     if (rc < 0) return release(PyErr_NoMemory(), all, 6);
     if (rc > 0) return release(Py_NewRef(Py_None), all, 6);
-    return release(Py_BuildValue("(iddddddnd)", o.order, o.centre, o.scale, o.slope_t, o.bend, o.rms,
+    return release(Py_BuildValue("(idddddnd)", o.order, o.centre, o.scale, o.slope_t, o.bend, o.rms,
                                  (Py_ssize_t)o.nkept, rise_px),
                    all, 6);
 }

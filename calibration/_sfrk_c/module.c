@@ -1,7 +1,9 @@
 /* calibration._sfrk: the e-SFR kernels (sfrk_edge.c, sfrk_fit.c, sfrk_esf.c) bound to Python.
  *
  * Every buffer is taken with the buffer protocol (C-contiguous float64, int64 counts, uint8 masks); the sizes are
- * checked against the dimensions given, a mismatch is a ValueError. calibration/sfr.py calls ``prep``, then
+ * checked against the dimensions given, a mismatch is a ValueError. prep, locate and esf_lsf release the GIL while
+ * they compute (they touch only the buffers they hold), so edges measured on threads run in parallel.
+ * calibration/sfr.py calls ``prep``, then
  * ``locate`` (the edge: steps 2-3) and ``esf_lsf`` (steps 5-6) for the common options, the single-step kernels
  * otherwise. Built by setup.py as an optional extension: without a C compiler calibration.sfr runs its numpy path.
  */
@@ -36,7 +38,10 @@ static PyObject *py_prep(PyObject *self, PyObject *args) {
         return release(bad_size("prep"), all, 3);
     int transposed, negated;
     double levels[2], noise, scale;
-    int rc = sfrk_prep(src.buf, h, w, dst.buf, rsb.buf, &transposed, &negated, levels, &noise, &scale);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sfrk_prep(src.buf, h, w, dst.buf, rsb.buf, &transposed, &negated, levels, &noise, &scale);
+    Py_END_ALLOW_THREADS
     if (rc < 0) return release(PyErr_NoMemory(), all, 3);
     if (rc > 0) return release(Py_NewRef(Py_None), all, 3);
     return release(Py_BuildValue("(iidddd)", transposed, negated, levels[0], levels[1], noise, scale), all, 3);
@@ -197,7 +202,9 @@ static PyObject *py_locate(PyObject *self, PyObject *args) {
         /* the row's area: a step at x0 over [-0.5, W - 0.5] integrates to W - 0.5 - x0 */
         loc[r] = ((double)npix - 0.5) - (row_sums[r] - (double)npix * left) / contrast;
     }
-    int rc = sfrk_fit(rows, loc, nlin, 1, 1, 3, &f, cb.buf, kb.buf, edge_x, &o);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS /* plain C on buffers this call holds: other threads (an analysis pool) run meanwhile */
+    rc = sfrk_fit(rows, loc, nlin, 1, 1, 3, &f, cb.buf, kb.buf, edge_x, &o);
     if (rc == 0) rc = sfrk_rise(a, nlin, npix, edge_x, &rise_px);
     /* min(max(3 rise + 4, 6), npix / 2) with Python's min/max (a nan passes as there) */
     double half_width = 3.0 * rise_px + 4.0;
@@ -207,6 +214,7 @@ static PyObject *py_locate(PyObject *self, PyObject *args) {
         sfrk_centroids(a, nlin, npix, edge_x, half_width, kind, alpha, loc);
         rc = sfrk_fit(rows, loc, nlin, max_order, select, 3, &f, cb.buf, kb.buf, edge_x, &o);
     }
+    Py_END_ALLOW_THREADS
     free(rows);
     if (rc < 0) return release(PyErr_NoMemory(), all, 6);
     if (rc > 0) return release(Py_NewRef(Py_None), all, 6);
@@ -237,22 +245,26 @@ static PyObject *py_esf_lsf(PyObject *self, PyObject *args) {
         return release(bad_size("esf_lsf"), all, 5);
     double *sums = (double *)malloc((size_t)nbin * sizeof(double));
     if (sums == NULL) return release(PyErr_NoMemory(), all, 5);
-    sfrk_project(src.buf, npix, row0, 1, rows, ex.buf, oversample, nbin, cb.buf, sums, NULL);
-    Py_ssize_t inner = sfrk_esf(cb.buf, sums, nbin, eb.buf);
-    free(sums);
     const Py_ssize_t centre = nbin / 2 - 1;
     double half = (double)(centre > nbin - 1 - centre ? centre : nbin - 1 - centre);
-    if (inner < 0 || inner > nbin / 8) return release(Py_BuildValue("(nd)", inner, half), all, 5);
-    if (span_auto) {
-        Py_ssize_t reach;
-        if (sfrk_tail(eb.buf, cb.buf, nbin, oversample, noise, contrast, fraction, smooth_px, &reach) < 0)
-            return release(PyErr_NoMemory(), all, 5);
-        /* min(half, max(max(rises * rise, min_half) * oversample, 2 reach)) with Python's min/max */
-        double rise_bins = (min_half_px > rises * rise_px ? min_half_px : rises * rise_px) * (double)oversample;
-        double want = 2.0 * (double)reach > rise_bins ? 2.0 * (double)reach : rise_bins;
-        half = want < half ? want : half;
+    Py_ssize_t inner, reach = 0;
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    sfrk_project(src.buf, npix, row0, 1, rows, ex.buf, oversample, nbin, cb.buf, sums, NULL);
+    inner = sfrk_esf(cb.buf, sums, nbin, eb.buf);
+    if (inner >= 0 && inner <= nbin / 8) {
+        if (span_auto) {
+            rc = sfrk_tail(eb.buf, cb.buf, nbin, oversample, noise, contrast, fraction, smooth_px, &reach);
+            /* min(half, max(max(rises * rise, min_half) * oversample, 2 reach)) with Python's min/max */
+            double rise_bins = (min_half_px > rises * rise_px ? min_half_px : rises * rise_px) * (double)oversample;
+            double want = 2.0 * (double)reach > rise_bins ? 2.0 * (double)reach : rise_bins;
+            half = want < half ? want : half;
+        }
+        if (rc == 0) sfrk_lsf(eb.buf, nbin, centre, half, kind, alpha, lb.buf);
     }
-    sfrk_lsf(eb.buf, nbin, centre, half, kind, alpha, lb.buf);
+    Py_END_ALLOW_THREADS
+    free(sums);
+    if (rc < 0) return release(PyErr_NoMemory(), all, 5);
     return release(Py_BuildValue("(nd)", inner, half), all, 5);
 }
 

@@ -194,3 +194,21 @@ def test_without_the_kernel_module_the_numpy_path_runs(monkeypatch: pytest.Monke
     monkeypatch.setattr(sfr_module, "_kernel", None)
     monkeypatch.setattr(sfr_fit, "_kernel", None)
     _assert_same(fast, sfr(img), img.shape)
+
+
+def test_edges_measured_on_threads_equal_the_serial_ones() -> None:
+    # the kernels release the GIL while they compute: two threads must not disturb each other's results
+    from concurrent.futures import ThreadPoolExecutor
+
+    rois = [img for _, img in _cases()[:12]]
+
+    def mtf50(roi: np.ndarray) -> float:
+        try:
+            return sfr(roi).mtf50_cy_px
+        except SfrError:
+            return -1.0
+
+    serial = [mtf50(roi) for roi in rois]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = list(pool.map(mtf50, rois * 3))
+    assert threaded == serial * 3

@@ -225,12 +225,12 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     if contrast <= max(MIN_CONTRAST_TO_NOISE * noise, 1e-9 * scale) or scale == 0.0:
         raise SfrError(f"no edge in the ROI: contrast {contrast:.4g} against noise {noise:.3g} "
                        f"(needs >= {MIN_CONTRAST_TO_NOISE:g}x)")
-    # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
-    loc = None if use_kernel and not plateau_slope else (npix - 0.5) - (row_sums - npix * left) / contrast
     if use_kernel and not plateau_slope:
         fit, edge_x, rise_px = _locate_edge_kernel(a, row_sums, left, contrast, max_order, select, window,
                                                    tukey_alpha)
     else:
+        # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
+        loc = (npix - 0.5) - (row_sums - npix * left) / contrast
         a, contrast, fit, edge_x, rise_px = _locate_edge(a, loc, contrast, max_order, select, window, tukey_alpha,
                                                          plateau_slope, use_kernel)
     _check_edge(fit, edge_x, npix)
@@ -247,24 +247,8 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     # Keep an integer number of phase cycles (ISO 12233), the rows centred in the ROI.
     nkeep = min(nlin, max(MIN_ROI_PX, int(round(cycles / abs(slope))))) if integer_cycles else nlin
     r0 = (nlin - nkeep) // 2
-    nbin = oversample * npix
-    if use_kernel and not bin_phase and lsf_span in ("auto", "full"):
-        esf, lsf = np.empty(nbin), np.empty(nbin)
-        inner_empty, half = _kernel.esf_lsf(
-            a, nlin, npix, edge_x, r0, nkeep, oversample, nbin, noise, contrast, rise_px, lsf_span == "auto",
-            LSF_SPAN_RISES, LSF_MIN_HALF_WIDTH_PX, LSF_TAIL_FRACTION, TAIL_SMOOTH_PX, _WINDOW_KIND[window],
-            tukey_alpha, np.empty(nbin, dtype=np.int64), esf, lsf)
-        _check_empty_bins(inner_empty, nbin, angle)
-    else:
-        counts, sums, phase_sums = _project_rows(a, edge_x, r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
-        if use_kernel and phase_sums is None:
-            esf = np.empty(nbin)
-            inner_empty = _kernel.esf(counts, sums, nbin, esf)
-        else:
-            esf, inner_empty = _esf_numpy(counts, sums, phase_sums)
-        _check_empty_bins(inner_empty, nbin, angle)
-        lsf, half = _windowed_lsf(esf, counts, oversample, noise, contrast, rise_px, lsf_span, window, tukey_alpha,
-                                  use_kernel)
+    esf, lsf, inner_empty, half = _esf_lsf(a, edge_x, r0, nkeep, oversample, noise, contrast, rise_px, angle,
+                                           lsf_span, window, tukey_alpha, bin_phase, use_kernel)
     cos_angle = math.cos(math.atan(slope))
     pitch = cos_angle / oversample
     freq, mtf = _mtf(lsf, correct_binning, pitch)
@@ -363,6 +347,32 @@ def _check_empty_bins(inner_empty: int, nbin: int, angle: float) -> None:
     if inner_empty < 0 or inner_empty > nbin // 8:
         empty = inner_empty if inner_empty >= 0 else nbin
         raise SfrError(f"{empty} empty ESF bins: edge angle {abs(angle):.1f} deg or the ROI too short")
+
+
+def _esf_lsf(a: np.ndarray, edge_x: np.ndarray, r0: int, nkeep: int, oversample: int, noise: float,
+             contrast: float, rise_px: float, angle: float, lsf_span: str, window: str, alpha: float, bin_phase: bool,
+             use_kernel: bool) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Steps 5-6: the ESF of rows ``r0 .. r0 + nkeep``, its windowed LSF, the empty bins inside the ESF and the
+    window's half-width (bins); one C call (``calibration._sfrk.esf_lsf``) for the common options."""
+    nlin, npix = a.shape
+    nbin = oversample * npix
+    if use_kernel and not bin_phase and lsf_span in ("auto", "full"):
+        esf, lsf = np.empty(nbin), np.empty(nbin)
+        inner_empty, half = _kernel.esf_lsf(
+            a, nlin, npix, edge_x, r0, nkeep, oversample, nbin, noise, contrast, rise_px, lsf_span == "auto",
+            LSF_SPAN_RISES, LSF_MIN_HALF_WIDTH_PX, LSF_TAIL_FRACTION, TAIL_SMOOTH_PX, _WINDOW_KIND[window], alpha,
+            np.empty(nbin, dtype=np.int64), esf, lsf)
+        _check_empty_bins(inner_empty, nbin, angle)
+        return esf, lsf, inner_empty, half
+    counts, sums, phase_sums = _project_rows(a, edge_x, r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
+    if use_kernel and phase_sums is None:
+        esf = np.empty(nbin)
+        inner_empty = _kernel.esf(counts, sums, nbin, esf)
+    else:
+        esf, inner_empty = _esf_numpy(counts, sums, phase_sums)
+    _check_empty_bins(inner_empty, nbin, angle)
+    lsf, half = _windowed_lsf(esf, counts, oversample, noise, contrast, rise_px, lsf_span, window, alpha, use_kernel)
+    return esf, lsf, inner_empty, half
 
 
 def _windowed_lsf(esf: np.ndarray, counts: np.ndarray, oversample: int, noise: float, contrast: float,

@@ -72,9 +72,12 @@ int sfrk_prep(const double *a, idx_t h, idx_t w, double *out, double *row_sums, 
     double *tmp = NULL;
     const idx_t kx = w / 8 > 1 ? w / 8 : 1, ky = h / 8 > 1 ? h / 8 : 1;
     /* band sums: per row over the first/last kx columns, per column over the first/last ky rows */
-    tmp = (double *)calloc((size_t)(2 * h + 2 * w + h * w / 2 + 8), sizeof(double));
+    /* work: the larger of nlin row means and the (nlin / 2) * ceil(npix / 4) noise differences */
+    const idx_t nwork = (h > w ? h : w) + (h / 2 + 1) * (w / 4 + 1) + (w / 2 + 1) * (h / 4 + 1);
+    tmp = (double *)malloc((size_t)(2 * h + 2 * w + nwork) * sizeof(double));
     if (tmp == NULL) return -1;
     double *row_l = tmp, *row_r = tmp + h, *col_t = tmp + 2 * h, *col_b = tmp + 2 * h + w, *work = tmp + 2 * h + 2 * w;
+    memset(col_t, 0, (size_t)(2 * w) * sizeof(double)); /* col_t and col_b accumulate; the rest is written first */
     double smax[4] = {0.0, 0.0, 0.0, 0.0};
     int bad = 0;
     for (idx_t r = 0; r < h; r++) {

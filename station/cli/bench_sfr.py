@@ -128,7 +128,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"sfr": result}))
     else:
-        verdict = "ok" if result["edges_per_s"] >= TARGET_EDGES_PER_S else "below the target"
+        if result["edges_per_s"] >= TARGET_EDGES_PER_S:
+            verdict = "ok"
+        elif result["cpu_edges_per_s"] >= TARGET_EDGES_PER_S:
+            verdict = "ok in CPU time, below it on the wall clock (a loaded machine?)"
+        else:
+            verdict = "below the target"
         print(f"sfr {args.roi_px}x{args.roi_px} ROIs ({result['kernel']} kernels): {result['edges_per_s']:.0f} edges/s "
               f"({result['edge_s'] * 1e3:.3f} ms each, {result['fft_per_edge']:.0f}x one rfft2 of the ROI "
               f"at {result['reference_fft_s'] * 1e6:.1f} us; {result['cpu_edges_per_s']:.0f}/s in CPU time, "

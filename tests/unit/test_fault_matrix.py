@@ -50,11 +50,8 @@ FIRMWARE_CASES = {
 #: The default suite's share of the matrix: one fault of each device and one firmware regression (the
 #: cheapest that still reach their device); ``-m slow`` runs every fault of the registry.
 QUICK = {"light_scpi_error", "meter_flaky", "mount_garbage", "dut_corrupt_payload", "zebra_threshold_shift"}
-#: Faults whose safe-state fix is another change's (engineer "grbl": the stop after a stalled or garbled
-#: controller at open); strict, so the fix turns these into failures that ask to drop the mark.
-KNOWN_UNSAFE = {
-    "mount_stall": "issue 10 item 5: a mount stalled while homing at open is left homing (<Home|..|FS:3600>)",
-}
+#: Faults known to leave the bench unsafe (strict xfail: a fix turns them into failures that ask to drop the mark).
+KNOWN_UNSAFE: dict[str, str] = {}
 
 
 #: Entries of the registry that change the world rather than break a device or the firmware, with the test that

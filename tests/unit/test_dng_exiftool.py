@@ -34,7 +34,7 @@ from station.twin.world import World
 from tests.unit.test_profile import SIZE, sample_profile
 
 EXIFTOOL = shutil.which("exiftool")
-needs_exiftool = pytest.mark.skipif(EXIFTOOL is None, reason="exiftool not installed (.ci/exiftool.sh: "
+needs_exiftool = pytest.mark.skipif(EXIFTOOL is None, reason="exiftool not installed (.ci/system-packages.sh: "
                                                               "apt-get install libimage-exiftool-perl)")
 
 

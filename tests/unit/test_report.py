@@ -50,7 +50,7 @@ MTF50 = {"main": 0.289, "m": 0.205, "m/summicron-m-50-f2": 0.25}
 def lit_bench():
     yield  # its finalizer (``lit_bench::<lambda>``) says nothing: no entry in the report
 
-def test_good_light(measure):
+def test_light_good(measure):
     attach_png("grey ramp", png_of(np.tile(np.arange(256, dtype=np.uint8), (64, 1))))
     measure("lux_error_pct", 0.5)
 
@@ -62,6 +62,9 @@ def test_sharpness(case, lit_bench, measure):
 def test_m_bare_zebra(measure):
     measure("corner_ratio", 0.7, case="m/luma")
 
+def test_writeback(measure):
+    measure("corner_ratio", 0.9)
+
 def test_bad_phone(measure):
     measure("mtf50_centre", 0.1, case="main")
 
@@ -69,14 +72,15 @@ def test_dead_light():
     raise DeviceError("light", "SOUR:LEV? -> no answer within 2 s")
 """
 #: (title, case parameter) of each test of the inner plan.
-TESTS = (("good light", None), ("sharpness", "main"), ("sharpness", "m"), ("sharpness", "m/summicron-m-50-f2"),
-         ("m bare zebra", None), ("bad phone", None), ("dead light", None))
+TESTS = (("light good", None), ("sharpness", "main"), ("sharpness", "m"), ("sharpness", "m/summicron-m-50-f2"),
+         ("m bare zebra", None), ("writeback", None), ("bad phone", None), ("dead light", None))
 #: The tree of the inner plan: (title, case) -> (parentSuite, suite, subSuite).
-TREE = {("good light", None): ("station", "self-check", "04 charts"),
+TREE = {("light good", None): ("station", "self-check", "04 charts"),
         ("sharpness", "main"): ("main", "built-in lens", "04 charts"),
         ("sharpness", "m"): ("m", "bare", "04 charts"),
         ("sharpness", "m/summicron-m-50-f2"): ("m", "summicron-m-50-f2", "04 charts"),
         ("m bare zebra", None): ("m", "bare", "04 charts"),
+        ("writeback", None): ("phone", "every case", "04 charts"),
         ("bad phone", None): ("main", "built-in lens", "04 charts"),
         ("dead light", None): ("main", "built-in lens", "04 charts")}
 
@@ -90,7 +94,7 @@ def allure_results(pytester: pytest.Pytester, tmp_path: Path) -> Path:
     pytester.makepyfile(test_04_charts=PLAN)
     result = pytester.runpytest("--alluredir", str(results), "--limits", str(limits), "-p", "no:cacheprovider",
                                 "--reports", str(tmp_path / "reports"), "--run-id", "20250101T000000Z-abcd")
-    result.assert_outcomes(passed=5, failed=2)
+    result.assert_outcomes(passed=6, failed=2)
     return results
 
 
@@ -121,7 +125,7 @@ def test_results_carry_failure_kinds_measurement_steps_and_the_environment(allur
         "value": "0.1", "unit": "c/px", "limits": ">= 0.2 c/px", "verdict": "fail",
         "marginal band": "0.01 c/px inside each limit", "case": "main"}
     assert "mtf50_centre[main] = 0.1 c/px: outside limits >= 0.2" in bad["statusDetails"]["message"]
-    png = [a for a in tests[("good light", None)]["attachments"] if a["type"] == "image/png"]
+    png = [a for a in tests[("light good", None)]["attachments"] if a["type"] == "image/png"]
     assert len(png) == 1 and (allure_results / png[0]["source"]).read_bytes()[:4] == b"\x89PNG"
     env = (allure_results / "environment.properties").read_text()
     assert "version.numpy=" in env and "run=20250101T000000Z-abcd" in env and "limits=test-phone 0.1" in env
@@ -140,7 +144,7 @@ def test_the_tree_is_sensor_lens_step_and_titles_carry_limits_and_verdict(allure
     assert titles[("sharpness", "main")] == ["mtf50_centre 0.289 c/px  [>= 0.2]  pass",
                                              "corner_ratio 0.8  [>= 0.5]  pass"]
     assert titles[("sharpness", "m")][0] == "mtf50_centre 0.205 c/px  [>= 0.2]  marginal"
-    assert titles[("good light", None)] == ["lux_error_pct 0.5 %  [<= 2]  pass"]
+    assert titles[("light good", None)] == ["lux_error_pct 0.5 %  [<= 2]  pass"]
     # fixtures that say nothing (``measure``, ``lit_bench::<lambda>``) leave no set-up / tear-down entry
     containers = [json.loads(p.read_text()) for p in allure_results.glob("*-container.json")]
     assert containers, "allure-pytest wrote no fixture containers"

@@ -81,8 +81,6 @@ def run_overview(record: dict[str, Any] | None) -> dict[str, str]:
     verdict = f"{outcome} (exit {record.get('exit_code')})"
     if record.get("incomplete"):
         verdict += f", INCOMPLETE: {record.get('tests_never_ran', 0)} test(s) never ran"
-    if record.get("reason"):
-        verdict += f": {str(record['reason'])[:200]}"
     wall_s = _seconds_between(record.get("start"), record.get("end"))
     takt = f"{wall_s:.1f} s wall" if wall_s is not None else "unknown"
     hw = record.get("hw_time_s")
@@ -93,7 +91,7 @@ def run_overview(record: dict[str, Any] | None) -> dict[str, str]:
     overview = {"verdict": verdict, "takt": takt, "operator prompts": str(record.get("operator_requests", 0)),
                 "DUT": str((record.get("dut") or {}).get("serial") or "unknown"),
                 "firmware": str(record.get("firmware") or "unknown"), "plan": str(record.get("plan") or ""),
-                "marginal measurements": str(marginal)}
+                "marginal measurements": str(marginal), "reason": str(record.get("reason") or "")[:300]}
     return {k: v for k, v in overview.items() if v}
 
 

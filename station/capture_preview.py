@@ -36,12 +36,12 @@ def _quad_planes(frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def neutral_gains(frame: Frame) -> tuple[float, float, float]:
     """R, G, B white-balance gains (G = 1): from ``as_shot_neutral``, else the grey world of the lit, unclipped
-    quads (above the green median, every channel under ``CLIP_FRACTION`` of full scale)."""
+    quads (at or above the green median, every channel under ``CLIP_FRACTION`` of full scale)."""
     if frame.extra.get("as_shot_neutral"):
         return frame.white_balance_gains()
     r, g, b = _quad_planes(frame)
     full = np.float32(CLIP_FRACTION * (frame.white_level - frame.black_level))
-    lit = (g > np.median(g)) & (r < full) & (g < full) & (b < full) & (r > 0) & (b > 0)
+    lit = (g >= np.median(g)) & (r < full) & (g < full) & (b < full) & (r > 0) & (b > 0)
     if not lit.any():
         return (1.0, 1.0, 1.0)
     mean_r, mean_g, mean_b = float(r[lit].mean()), float(g[lit].mean()), float(b[lit].mean())

@@ -50,11 +50,21 @@ def neutral_gains(frame: Frame) -> tuple[float, float, float]:
     return (mean_g / mean_r, 1.0, mean_g / mean_b)
 
 
-def preview_rgb(frame: Frame, rois: Sequence[tuple[int, int, int, int]] = (), max_side: int = 768) -> np.ndarray:
-    """The white-balanced 8-bit RGB preview of ``frame`` (longer side <= ``max_side``) with ``rois`` drawn."""
+def gains_of_neutral(rgb_mean: Sequence[float]) -> tuple[float, float, float]:
+    """White-balance gains (G = 1) that make a neutral patch's mean R, G, B (above black) grey."""
+    r, g, b = (float(v) for v in rgb_mean)
+    if min(r, g, b) <= 0:
+        return (1.0, 1.0, 1.0)
+    return (g / r, 1.0, g / b)
+
+
+def preview_rgb(frame: Frame, rois: Sequence[tuple[int, int, int, int]] = (), max_side: int = 768,
+                gains: tuple[float, float, float] | None = None) -> np.ndarray:
+    """The white-balanced 8-bit RGB preview of ``frame`` (longer side <= ``max_side``) with ``rois`` drawn;
+    ``gains`` (R, G, B) when the procedure knows the neutral (a chart's grey patches), else ``neutral_gains``."""
     if max_side < 8:
         raise InputError(f"capture preview: max_side {max_side} px is too small (>= 8)")
-    gains = neutral_gains(frame)
+    gains = gains if gains is not None else neutral_gains(frame)
     r, g, b = _quad_planes(frame)
     balanced_max = np.maximum(np.maximum(r * np.float32(gains[0]), g), b * np.float32(gains[2]))
     top = max(float(np.percentile(balanced_max, 99.5)), 1.0)
@@ -72,9 +82,10 @@ def preview_rgb(frame: Frame, rois: Sequence[tuple[int, int, int, int]] = (), ma
     return rgb
 
 
-def capture_png(frame: Frame, rois: Sequence[tuple[int, int, int, int]] = (), max_side: int = 768) -> bytes:
+def capture_png(frame: Frame, rois: Sequence[tuple[int, int, int, int]] = (), max_side: int = 768,
+                gains: tuple[float, float, float] | None = None) -> bytes:
     """``preview_rgb`` as PNG bytes."""
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(preview_rgb(frame, rois, max_side)[..., ::-1]))
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(preview_rgb(frame, rois, max_side, gains)[..., ::-1]))
     if not ok:
         raise InputError("capture preview: PNG encoding failed")
     return buf.tobytes()

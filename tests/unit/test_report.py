@@ -254,3 +254,22 @@ def test_the_allure_config_is_single_file_with_our_categories() -> None:
     assert config["plugins"]["awesome"]["options"]["singleFile"] is True
     labels = [rule["matchers"]["labels"]["failure"] for rule in config["categories"]["rules"]]
     assert labels == ["^station-fault$", "^setup-fault$", "^config-error$", "^product-defect$"]
+
+
+def test_the_overview_shows_verdict_takt_and_operator_prompts() -> None:
+    from station.report import executor_info, run_overview
+
+    record = {"outcome": "fail", "exit_code": 1, "reason": "product failed: test_sfr", "incomplete": True,
+              "tests_never_ran": 2, "start": "2025-01-01T00:00:00Z", "end": "2025-01-01T00:02:05.5Z",
+              "hw_time_s": {"move": 30.0, "settle": 10.0, "total": 52.25}, "operator_requests": 7,
+              "dut": {"serial": "SN1"}, "firmware": "1.2", "plan": "factory", "run_id": "20250101T000000Z-abcd",
+              "station": {"name": "line-3"}, "measurements": [{"verdict": "marginal"}, {"verdict": "pass"}]}
+    overview = run_overview(record)
+    assert overview["verdict"] == "FAIL (exit 1), INCOMPLETE: 2 test(s) never ran"
+    assert overview["takt"] == "125.5 s wall, 52.2 s hardware"
+    assert overview["operator prompts"] == "7" and overview["marginal measurements"] == "1"
+    assert overview["reason"] == "product failed: test_sfr" and overview["DUT"] == "SN1"
+    assert run_overview(None) == {"verdict": "unknown (no run record)"}
+    executor = executor_info(record, "M-Station run")
+    assert executor["name"] == "M-Station line-3"
+    assert executor["buildName"].startswith("factory 20250101T000000Z-abcd: FAIL")

@@ -317,7 +317,7 @@ def mtf_field_png(measurement: SfrMeasurement, *, title: str) -> bytes:
                             norm=norm, s=60, marker=marker, edgecolors="k", linewidths=0.4,
                             label=direction or None)
     if any(e.direction for e in measurement.edges):
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)  # off the map
     if sc is not None:
         fig.colorbar(sc, ax=ax, shrink=0.85, label="MTF50 (c/px)")
     ax.set_xlim(-0.5, w - 0.5)

@@ -1,6 +1,7 @@
 """The single-file report as a person sees it: opened in headless Chromium (Debian's ``chromium``).
 
 Skips with a reason when Chromium, Node.js or Allure Report 3 is absent, unless ``CI=true`` (CI installs them).
+``M_STATION_SCREENSHOTS=DIR`` also keeps screenshots of the two pages in DIR.
 """
 
 from __future__ import annotations
@@ -80,8 +81,13 @@ def _texts(dom: str, testid: str) -> list[str]:
     return [html.unescape(re.sub(r"<[^>]+>", "", m)).strip() for m in re.findall(pattern, dom, flags=re.S)]
 
 
-def test_the_report_opens_grouped_by_sensor_lens_step_with_the_run_overview(report: Path, tmp_path: Path) -> None:
-    dom = chromium(report.as_uri(), tmp_path, screenshot=None)
+def test_the_report_opens_grouped_by_sensor_lens_step_and_shows_measurement_titles(report: Path,
+                                                                                   tmp_path: Path) -> None:
+    """One report, two pages: the overview (tree and run variables) and a test's page (its measurement step)."""
+    dom = chromium(report.as_uri(), tmp_path)
+    shots = os.environ.get("M_STATION_SCREENSHOTS")  # a folder: keep PNGs of both pages to look at
+    if shots:
+        chromium(report.as_uri(), tmp_path, screenshot=Path(shots) / "report-tree.png")
     # the tree opens on the failure: m > summicron-m-50-f2 > 04 charts > sfr; main (all passed) stays shut
     sections = _texts(dom, "tree-section-title")
     assert sections == ["main", "m", "summicron-m-50-f2", "04 charts"], sections
@@ -90,11 +96,11 @@ def test_the_report_opens_grouped_by_sensor_lens_step_with_the_run_overview(repo
     assert variables.get("verdict", "").startswith("FAIL (exit 1)"), variables
     assert "takt" in variables and variables.get("operator prompts") == "0", variables
     assert "googletagmanager" not in dom
-
-
-def test_a_measurement_title_renders_with_its_limits_and_verdict(report: Path, tmp_path: Path) -> None:
+    # the passing main case's page: its measurement titled with value, unit, limits and verdict
     results = [json.loads(v) for k, v in embedded_files(report.read_text()).items()
                if k.startswith("data/test-results/")]
     main = next(r for r in results if {"name": "parentSuite", "value": "main"} in r["labels"])
-    dom = chromium(f"{report.as_uri()}#{main['id']}", tmp_path)
-    assert _texts(dom, "test-result-step-title") == ["mtf50_centre 0.289 c/px  [>= 0.2]  pass"]
+    page = chromium(f"{report.as_uri()}#{main['id']}", tmp_path)
+    if shots:
+        chromium(f"{report.as_uri()}#{main['id']}", tmp_path, screenshot=Path(shots) / "report-measurement.png")
+    assert _texts(page, "test-result-step-title") == ["mtf50_centre 0.289 c/px  [>= 0.2]  pass"]

@@ -45,14 +45,77 @@ _ANALYTICS_MARKERS = ("googletagmanager", "google-analytics", "gtag(")
 _EMBEDDED_RE = re.compile(r'\bd\("([^"]+)","([A-Za-z0-9+/=]*)"\)')
 
 
-def allure_config(report_name: str) -> dict[str, Any]:
-    """The ``allurerc.json`` of a run's report: awesome plugin, single file, our categories."""
-    return {
+#: The report's tree: sensor, lens, step (the labels ``fixtures.allure_glue`` sets on every test).
+GROUP_BY = ["parentSuite", "suite", "subSuite"]
+
+
+def allure_config(report_name: str, variables: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ``allurerc.json`` of a run's report: awesome plugin, single file, the tree by sensor / lens / step,
+    our categories, and the run's overview (``run_overview``) as the report's variables."""
+    config: dict[str, Any] = {
         "name": report_name,
-        "plugins": {"awesome": {"options": {"singleFile": True, "reportName": report_name,
+        "plugins": {"awesome": {"options": {"singleFile": True, "reportName": report_name, "groupBy": GROUP_BY,
                                             "stepTreeExpansion": "expand_failed_only"}}},
         "categories": {"rules": CATEGORIES},
     }
+    if variables:
+        config["variables"] = dict(variables)
+    return config
+
+
+def _seconds_between(start: Any, end: Any) -> float | None:
+    from datetime import datetime
+
+    try:
+        return (datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))).total_seconds()
+    except ValueError:
+        return None
+
+
+def run_overview(record: dict[str, Any] | None) -> dict[str, str]:
+    """What the report's overview shows of a run record: verdict (outcome, exit code, reason), takt (wall time
+    and, when the record has it, hardware time), operator prompts, DUT, firmware, plan, marginal values."""
+    if not record:
+        return {"verdict": "unknown (no run record)"}
+    outcome = str(record.get("outcome") or "unfinished").upper()
+    verdict = f"{outcome} (exit {record.get('exit_code')})"
+    if record.get("incomplete"):
+        verdict += f", INCOMPLETE: {record.get('tests_never_ran', 0)} test(s) never ran"
+    wall_s = _seconds_between(record.get("start"), record.get("end"))
+    takt = f"{wall_s:.1f} s wall" if wall_s is not None else "unknown"
+    hw = record.get("hw_time_s")
+    hw_total = hw.get("total") if isinstance(hw, dict) else hw
+    if isinstance(hw_total, (int, float)):
+        takt += f", {float(hw_total):.1f} s hardware"
+    marginal = sum(1 for m in record.get("measurements") or [] if m.get("verdict") == "marginal")
+    overview = {"verdict": verdict, "takt": takt, "operator prompts": str(record.get("operator_requests", 0)),
+                "DUT": str((record.get("dut") or {}).get("serial") or "unknown"),
+                "firmware": str(record.get("firmware") or "unknown"), "plan": str(record.get("plan") or ""),
+                "marginal measurements": str(marginal), "reason": str(record.get("reason") or "")[:300]}
+    return {k: v for k, v in overview.items() if v}
+
+
+def executor_info(record: dict[str, Any] | None, report_name: str) -> dict[str, Any]:
+    """Allure's ``executor.json`` of a run: the station that ran it, the run as the build, its verdict."""
+    record = record or {}
+    station = (record.get("station") or {}).get("name") or ("twin" if (record.get("station") or {}).get("twin")
+                                                            else "station")
+    overview = run_overview(record or None)
+    return {"name": f"M-Station {station}", "type": "m-station", "reportName": report_name,
+            "buildName": f"{record.get('plan') or 'run'} {record.get('run_id') or ''}: {overview['verdict']}".strip(),
+            "buildOrder": 1}
+
+
+def record_of(results: Path) -> dict[str, Any] | None:
+    """The run record beside ``RUN_DIR/allure-results`` (``REPORTS/records/*-RUN_ID.json``), None if none reads."""
+    from station.records import find_run, load_record
+
+    run_dir = results.resolve().parent
+    try:
+        _, path, _ = find_run(run_dir.parent.parent, str(run_dir))
+        return load_record(path) if path is not None else None
+    except InputError:
+        return None
 
 
 def repo_root() -> Path:
@@ -110,8 +173,11 @@ def embedded_files(html: str) -> dict[str, bytes]:
 
 
 def build_report(results_dir: str | Path, out_html: str | Path, *, report_name: str = "M-Station run",
-                 timeout_s: float = ALLURE_TIMEOUT_S) -> Path:
-    """Build the single-file HTML of ``results_dir`` (allure-results) into ``out_html``."""
+                 record: dict[str, Any] | None = None, timeout_s: float = ALLURE_TIMEOUT_S) -> Path:
+    """Build the single-file HTML of ``results_dir`` (allure-results) into ``out_html``.
+
+    ``record``: the run's record for the overview (verdict, takt, operator prompts); by default the one
+    beside the results (``record_of``)."""
     results = Path(results_dir)
     if not results.is_dir() or not any(results.glob("*-result.json")):
         raise InputError(f"{results}: no allure results (expected *-result.json files from a run)")
@@ -122,11 +188,16 @@ def build_report(results_dir: str | Path, out_html: str | Path, *, report_name: 
     with tempfile.TemporaryDirectory(prefix="m-station-report-") as tmp:
         work = Path(tmp)
         config = work / "allurerc.json"
-        config.write_text(json.dumps(allure_config(report_name), indent=2), encoding="utf-8")
+        if record is None:
+            record = record_of(results)
+        config.write_text(json.dumps(allure_config(report_name, run_overview(record)), indent=2), encoding="utf-8")
+        run_info = work / "run-info"  # a second results folder: the run's own is left as the run wrote it
+        run_info.mkdir()
+        (run_info / "executor.json").write_text(json.dumps(executor_info(record, report_name)), encoding="utf-8")
         out_dir = work / "html"
         env = {**os.environ, "ALLURE_NO_ANALYTICS": "true", "NO_COLOR": "1"}
         try:
-            done = subprocess.run([str(cli), "generate", str(results.resolve()), "--config", str(config),
+            done = subprocess.run([str(cli), "generate", str(results.resolve()), str(run_info), "--config", str(config),
                                    "--output", str(out_dir), "--cwd", str(work)],
                                   cwd=work, env=env, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:

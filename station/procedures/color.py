@@ -24,6 +24,8 @@ CHART_FILL = 0.75
 CHART_LEVEL = 0.8
 #: A patch whose brightest sample reaches this fraction of the clip level counts as clipped.
 CLIP_FRACTION = 0.995
+#: The grey patch the capture's preview is white-balanced on (0-based: neutral 6.5).
+NEUTRAL_PATCH = 20
 
 
 @dataclass
@@ -79,6 +81,7 @@ def measure_color(station: Any, sensor: str, lens: str | None = None, *,
     """
     from calibration.color import ColorError, calibrate_color, cfa_to_rgb, patch_means
     from calibration.shading import apply_shading
+    from station.capture_preview import capture_png, gains_of_neutral
     from targets.base import ChartNotFound
     from targets.colorchecker import ColorCheckerChart
 
@@ -102,6 +105,8 @@ def measure_color(station: Any, sensor: str, lens: str | None = None, *,
     rois = [boxes[i] for i in range(24)]
     try:
         means, maxima = patch_means(rgb, rois)
+        attachments[f"{label}: ColorChecker capture"] = capture_png(  # balanced on a grey patch, ROIs drawn
+            frame, [(2 * x, 2 * y, 2 * w, 2 * h) for x, y, w, h in rois], 768, gains_of_neutral(means[NEUTRAL_PATCH]))
         if gain_map is not None:
             corrected = apply_shading(frame.data, np.asarray(gain_map), cfa=frame.cfa,
                                       black_level=float(frame.black_level))

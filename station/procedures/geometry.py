@@ -24,7 +24,7 @@ import numpy as np
 
 from station.errors import ConfigError, InputError
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, capture_shot, png_bytes
+from station.procedures.captures import auto_exposure, capture_shot
 
 #: The calibration board: 24 x 18 squares of 30 mm (720 x 540 mm), 22 mm markers.
 BOARD = "charuco:16x12:45:33:DICT_5X5_100"
@@ -146,12 +146,10 @@ def green_image(frame: Any) -> np.ndarray:
 
 
 def preview_of_raw(frame: Any, max_side: int = 1024) -> bytes:
-    """A downscaled PNG of a RAW frame for a person: demosaiced, stretched to its 99.5th percentile, sRGB."""
-    rgb = demosaic_rgb16(frame.data, frame.cfa, frame.black_level, frame.white_level).astype(np.float32)
-    top = max(float(np.percentile(rgb[::4, ::4], 99.5)), 1.0)
-    linear = np.clip(rgb / top, 0.0, 1.0)
-    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
-    return png_bytes((srgb * 255.0 + 0.5).astype(np.uint8), max_side)
+    """A downscaled PNG of a RAW frame for a person: white-balanced, exposed to its white (``capture_preview``)."""
+    from station.capture_preview import capture_png
+
+    return capture_png(frame, max_side=max_side)
 
 
 # --- geometry calibration --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from station.capture_preview import capture_png
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure
 from station.procedures.geometry import (
@@ -28,7 +29,6 @@ from station.procedures.geometry import (
     case_name,
     frame_scene,
     framing_distance_mm,
-    preview_of_raw,
 )
 
 #: The chart overfills the frame by this much (its corner squares land near the frame's corners).
@@ -240,8 +240,8 @@ def measure_sfr(station: Any, sensor: str, lens: str | None = None, *, f_number:
     exposure, shot = auto_exposure(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
     frame = shot.frame
     name = case_name(sensor, lens) + (f" f/{f_number:g}" if f_number else "")
-    attachments = {f"{name}: slanted-edge capture": preview_of_raw(frame, 768)}
     edges = edge_mtfs(frame)
+    attachments = {f"{name}: slanted-edge capture, edge ROIs": capture_png(frame, [e.roi for e in edges], 768)}
     if len(edges) < MIN_EDGES:
         raise ChartNotFoundError(f"{name}: {len(edges)} measurable slanted edges in the capture (needs "
                                  f"{MIN_EDGES}); is the slanted-edge chart on the holder, lit and in focus?",
@@ -317,16 +317,42 @@ def mtf_field_png(measurement: SfrMeasurement, *, title: str) -> bytes:
                             norm=norm, s=60, marker=marker, edgecolors="k", linewidths=0.4,
                             label=direction or None)
     if any(e.direction for e in measurement.edges):
-        ax.legend(fontsize=7, loc="lower right")
-    for x, y, v in zip(xs, ys, values, strict=True):
-        if math.isfinite(v):
-            ax.annotate(f"{v:.3f}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=6)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)  # off the map
     if sc is not None:
         fig.colorbar(sc, ax=ax, shrink=0.85, label="MTF50 (c/px)")
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_aspect("equal")
+    _label_without_overlap(fig, ax, xs, ys, values)
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
     ax.set_title(title, fontsize=10)
     return _png(fig)
+
+
+#: Where a value's label may sit around its marker (points right/up of it), tried in this order.
+_LABEL_OFFSETS_PT = ((6, 4), (6, -10), (-26, 4), (-26, -10), (-10, 9), (-10, -15))
+_LABEL_FONT_PT = 7.0
+
+
+def _label_without_overlap(fig: Any, ax: Any, xs: list[float], ys: list[float], values: list[float]) -> None:
+    """Write each MTF50 beside its marker at the first offset whose box overlaps no marker and no label already
+    placed (greedy placement in display pixels); a value with no free place keeps only its colour."""
+    fig.canvas.draw()  # the axes' final transform (equal aspect)
+    to_px = fig.dpi / 72.0
+    points = ax.transData.transform(np.column_stack([xs, ys])) if xs else np.empty((0, 2))
+    marker_r = 4.5 * to_px
+    taken = [(px - marker_r, py - marker_r, px + marker_r, py + marker_r) for px, py in points]
+    for (px, py), value in zip(points, values, strict=True):
+        if not math.isfinite(value):
+            continue
+        text = f"{value:.3f}"
+        box_w, box_h = len(text) * 0.6 * _LABEL_FONT_PT * to_px, _LABEL_FONT_PT * to_px
+        for dx, dy in _LABEL_OFFSETS_PT:
+            x0, y0 = px + dx * to_px, py + dy * to_px
+            box = (x0, y0, x0 + box_w, y0 + box_h)
+            if not any(box[0] < t[2] and t[0] < box[2] and box[1] < t[3] and t[1] < box[3] for t in taken):
+                taken.append(box)
+                ax.annotate(text, ax.transData.inverted().transform((px, py)), textcoords="offset points",
+                            xytext=(dx, dy), fontsize=_LABEL_FONT_PT, va="bottom", ha="left")
+                break

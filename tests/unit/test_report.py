@@ -28,60 +28,142 @@ version = "0.1"
 [measurements.lux_error_pct]
 unit = "%"
 high = 2.0
+
+[measurements.mtf50_centre]
+unit = "c/px"
+low = 0.2
+marginal_pct = 5
+
+[measurements.corner_ratio]
+unit = "1"
+low = 0.5
 """
 PLAN = """
 import numpy as np
+import pytest
 from fixtures.allure_glue import attach_png, png_of
 from station.errors import DeviceError
 
-def test_good_light(measure):
+MTF50 = {"main": 0.289, "m": 0.205, "m/summicron-m-50-f2": 0.25}
+
+@pytest.fixture
+def lit_bench():
+    yield  # its finalizer (``lit_bench::<lambda>``) says nothing: no entry in the report
+
+def test_light_good(measure):
     attach_png("grey ramp", png_of(np.tile(np.arange(256, dtype=np.uint8), (64, 1))))
     measure("lux_error_pct", 0.5)
 
+@pytest.mark.parametrize("case", list(MTF50))
+def test_sharpness(case, lit_bench, measure):
+    measure("mtf50_centre", MTF50[case], case=case)
+    measure("corner_ratio", 0.8, case=case)
+
+def test_m_bare_zebra(measure):
+    measure("corner_ratio", 0.7, case="m/luma")
+
+def test_writeback(measure):
+    measure("corner_ratio", 0.9)
+
 def test_bad_phone(measure):
-    measure("lux_error_pct", 5.0)
+    measure("mtf50_centre", 0.1, case="main")
 
 def test_dead_light():
     raise DeviceError("light", "SOUR:LEV? -> no answer within 2 s")
 """
-NAMES = ("test_good_light", "test_bad_phone", "test_dead_light")
+#: (title, case parameter) of each test of the inner plan.
+TESTS = (("light good", None), ("sharpness", "main"), ("sharpness", "m"), ("sharpness", "m/summicron-m-50-f2"),
+         ("m bare zebra", None), ("writeback", None), ("bad phone", None), ("dead light", None))
+#: The tree of the inner plan: (title, case) -> (parentSuite, suite, subSuite).
+TREE = {("light good", None): ("station", "self-check", "04 charts"),
+        ("sharpness", "main"): ("main", "built-in lens", "04 charts"),
+        ("sharpness", "m"): ("m", "bare", "04 charts"),
+        ("sharpness", "m/summicron-m-50-f2"): ("m", "summicron-m-50-f2", "04 charts"),
+        ("m bare zebra", None): ("m", "bare", "04 charts"),
+        ("writeback", None): ("phone", "every case", "04 charts"),
+        ("bad phone", None): ("main", "built-in lens", "04 charts"),
+        ("dead light", None): ("main", "built-in lens", "04 charts")}
 
 
 @pytest.fixture
 def allure_results(pytester: pytest.Pytester, tmp_path: Path) -> Path:
-    """allure-results of a small inner session: a pass, a product defect and a station fault."""
+    """allure-results of a small inner session: passes (one marginal), a product defect and a station fault."""
     limits = tmp_path / "limits.toml"
     limits.write_text(LIMITS)
     results = tmp_path / "reports" / "runs" / "20250101T000000Z-abcd" / "allure-results"
-    pytester.makepyfile(test_inner=PLAN)
+    pytester.makepyfile(test_04_charts=PLAN)
     result = pytester.runpytest("--alluredir", str(results), "--limits", str(limits), "-p", "no:cacheprovider",
                                 "--reports", str(tmp_path / "reports"), "--run-id", "20250101T000000Z-abcd")
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=6, failed=2)
     return results
 
 
-def _by_name(results: Path) -> dict[str, dict]:
-    return {d["name"]: d for d in (json.loads(p.read_text()) for p in results.glob("*-result.json"))}
+def _key(result: dict) -> tuple[str, str | None]:
+    case = {p["name"]: p["value"] for p in result.get("parameters", [])}.get("case")
+    return result["name"], None if case is None else case.strip("'")
+
+
+def _by_name(results: Path) -> dict[tuple[str, str | None], dict]:
+    return {_key(d): d for d in (json.loads(p.read_text()) for p in results.glob("*-result.json"))}
+
+
+def _labels(result: dict) -> dict[str, str]:
+    return {lb["name"]: lb["value"] for lb in result["labels"]}
 
 
 def test_results_carry_failure_kinds_measurement_steps_and_the_environment(allure_results: Path) -> None:
     tests = _by_name(allure_results)
-    assert set(tests) == set(NAMES)
-    kinds = {name: {lb["name"]: lb["value"] for lb in t["labels"]}.get("failure") for name, t in tests.items()}
-    assert kinds == {"test_good_light": None, "test_bad_phone": "product-defect", "test_dead_light": "station-fault"}
-    assert tests["test_bad_phone"]["status"] == "failed" and tests["test_dead_light"]["status"] == "broken"
-    step = tests["test_bad_phone"]["steps"][0]
-    assert step["status"] == "failed" and step["name"] == "measure lux_error_pct = 5 % [fail]"
+    assert set(tests) == set(TESTS)
+    kinds = {key: _labels(t).get("failure") for key, t in tests.items()}
+    assert kinds == {**dict.fromkeys(TESTS), ("bad phone", None): "product-defect",
+                     ("dead light", None): "station-fault"}
+    bad, dead = tests[("bad phone", None)], tests[("dead light", None)]
+    assert bad["status"] == "failed" and dead["status"] == "broken"
+    step = bad["steps"][0]
+    assert step["status"] == "failed" and step["name"] == "mtf50_centre 0.1 c/px  [>= 0.2]  fail"
     assert {p["name"]: p["value"] for p in step["parameters"]} == {
-        "value": "5", "unit": "%", "limits": "<= 2 %", "verdict": "fail"}
-    assert "lux_error_pct = 5 %: outside limits <= 2 %" in tests["test_bad_phone"]["statusDetails"]["message"]
-    png = [a for a in tests["test_good_light"]["attachments"] if a["type"] == "image/png"]
+        "value": "0.1", "unit": "c/px", "limits": ">= 0.2 c/px", "verdict": "fail",
+        "marginal band": "0.01 c/px inside each limit", "case": "main"}
+    assert "mtf50_centre[main] = 0.1 c/px: outside limits >= 0.2" in bad["statusDetails"]["message"]
+    png = [a for a in tests[("light good", None)]["attachments"] if a["type"] == "image/png"]
     assert len(png) == 1 and (allure_results / png[0]["source"]).read_bytes()[:4] == b"\x89PNG"
     env = (allure_results / "environment.properties").read_text()
     assert "version.numpy=" in env and "run=20250101T000000Z-abcd" in env and "limits=test-phone 0.1" in env
     # the record lists the kept attachment file and the run stopped at the station fault's test
     record = json.loads(next((allure_results.parents[2] / "records").glob("*.json")).read_text())
     assert record["outcome"] == "station-fault" and Path(record["attachments"][0]["path"]).is_file()
+
+
+def test_the_tree_is_sensor_lens_step_and_titles_carry_limits_and_verdict(allure_results: Path) -> None:
+    tests = _by_name(allure_results)
+    tree = {key: tuple(_labels(t).get(n) for n in ("parentSuite", "suite", "subSuite")) for key, t in tests.items()}
+    assert tree == TREE
+    for t in tests.values():
+        assert not {"host", "thread", "language", "framework"} & set(_labels(t)), t["labels"]
+    titles = {key: [s["name"] for s in t.get("steps", [])] for key, t in tests.items()}
+    assert titles[("sharpness", "main")] == ["mtf50_centre 0.289 c/px  [>= 0.2]  pass",
+                                             "corner_ratio 0.8  [>= 0.5]  pass"]
+    assert titles[("sharpness", "m")][0] == "mtf50_centre 0.205 c/px  [>= 0.2]  marginal"
+    assert titles[("light good", None)] == ["lux_error_pct 0.5 %  [<= 2]  pass"]
+    # fixtures that say nothing (``measure``, ``lit_bench::<lambda>``) leave no set-up / tear-down entry
+    containers = [json.loads(p.read_text()) for p in allure_results.glob("*-container.json")]
+    assert containers, "allure-pytest wrote no fixture containers"
+    entries = [f["name"] for c in containers for f in c.get("befores", []) + c.get("afters", [])]
+    assert not [n for n in entries if "<lambda>" in n or n in ("measure", "lit_bench", "limits")], entries
+
+
+def test_measurement_titles_say_marginal_regression_and_no_dimensionless_unit() -> None:
+    from fixtures.allure_glue import measurement_title
+    from station.measurements import Limits, Tolerance, measure
+
+    limits = Limits(unit="c/px", low=0.2, marginal_pct=10)
+    assert measurement_title(measure("mtf50_centre", 0.21, limits)) == "mtf50_centre 0.21 c/px  [>= 0.2]  marginal"
+    regressed = measure("mtf50_centre", 0.289, limits, baseline=0.301, tolerance=Tolerance(tolerance_abs=0.005))
+    assert measurement_title(regressed) == ("mtf50_centre 0.289 c/px  [>= 0.2]  fail  "
+                                            "(baseline 0.301, delta -0.012 c/px)")
+    assert measurement_title(measure("r2", 0.99998, Limits(unit="1", low=0.999))) == "r2 0.99998  [>= 0.999]  pass"
+    assert measurement_title(measure("dn", 1023.5, Limits(unit="DN", high=1023))) == "dn 1023.5 DN  [<= 1023]  fail"
+    assert measurement_title(measure("e", 12345.6, Limits(unit="e-"))) == "e 12346 e-  [none]  pass"
 
 
 @pytest.mark.skipif(not HAVE_ALLURE, reason="Allure Report 3 not installed (make install runs npm install)")
@@ -93,7 +175,7 @@ def test_the_report_is_one_html_file_without_analytics(allure_results: Path, tmp
     assert "googletagmanager" not in lower and "gtag(" not in lower and "google-analytics" not in lower
     files = embedded_files(html)
     results = [json.loads(v) for k, v in files.items() if k.startswith("data/test-results/")]
-    assert {r["name"] for r in results} == set(NAMES)
+    assert {r["name"] for r in results} == {title for title, _ in TESTS}
     assert any(k.startswith("data/attachments/") and v[:4] == b"\x89PNG" for k, v in files.items())
     # the categories put the station fault and the product defect apart
     categories = json.loads(files["widgets/categories.json"])
@@ -172,3 +254,22 @@ def test_the_allure_config_is_single_file_with_our_categories() -> None:
     assert config["plugins"]["awesome"]["options"]["singleFile"] is True
     labels = [rule["matchers"]["labels"]["failure"] for rule in config["categories"]["rules"]]
     assert labels == ["^station-fault$", "^setup-fault$", "^config-error$", "^product-defect$"]
+
+
+def test_the_overview_shows_verdict_takt_and_operator_prompts() -> None:
+    from station.report import executor_info, run_overview
+
+    record = {"outcome": "fail", "exit_code": 1, "reason": "product failed: test_sfr", "incomplete": True,
+              "tests_never_ran": 2, "start": "2025-01-01T00:00:00Z", "end": "2025-01-01T00:02:05.5Z",
+              "hw_time_s": {"move": 30.0, "settle": 10.0, "total": 52.25}, "operator_requests": 7,
+              "dut": {"serial": "SN1"}, "firmware": "1.2", "plan": "factory", "run_id": "20250101T000000Z-abcd",
+              "station": {"name": "line-3"}, "measurements": [{"verdict": "marginal"}, {"verdict": "pass"}]}
+    overview = run_overview(record)
+    assert overview["verdict"] == "FAIL (exit 1), INCOMPLETE: 2 test(s) never ran"
+    assert overview["takt"] == "125.5 s wall, 52.2 s hardware"
+    assert overview["operator prompts"] == "7" and overview["marginal measurements"] == "1"
+    assert overview["reason"] == "product failed: test_sfr" and overview["DUT"] == "SN1"
+    assert run_overview(None) == {"verdict": "unknown (no run record)"}
+    executor = executor_info(record, "M-Station run")
+    assert executor["name"] == "M-Station line-3"
+    assert executor["buildName"].startswith("factory 20250101T000000Z-abcd: FAIL")

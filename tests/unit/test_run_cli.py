@@ -81,10 +81,11 @@ def _check_factory_run(record: dict, lenses: list[str], out: str, *, whole: bool
     # Allure: one result per test, measurements as steps with their limits, pictures attached
     listed = _results(record)
     assert len(listed) == len(record["tests"])
-    results = {r["name"]: r for r in listed}
-    steps = [s for s in results["test_light_linearity"]["steps"] if s["name"].startswith("measure ")]
+    results = {r["fullName"].split("#")[-1]: r for r in listed}  # by test function (titles are for people)
+    steps = [s for s in results["test_light_linearity"]["steps"] if s["name"].startswith("light_linearity_r2 ")]
     params = {p["name"]: p["value"] for p in steps[0]["parameters"]}
     assert params["unit"] == "1" and params["limits"] == ">= 0.999 1" and params["verdict"] == "pass"
+    assert steps[0]["name"].endswith("  [>= 0.999]  pass")
     sfr = results["test_sfr"]
     pictures = [a["name"] for a in sfr["attachments"] if a["type"] == "image/png"]
     assert any("MTF curves" in n for n in pictures) and any("slanted-edge capture" in n for n in pictures)
@@ -269,10 +270,9 @@ def _check_regression_caught(build: str, code: int, record: dict, out: str, *, o
     # the report shows the failing measurement with its baseline and delta
     failing = [m for m in record["measurements"] if m["verdict"] == "fail"]
     assert failing and any(named.removeprefix("test_").split("_")[0] in m["name"] for m in failing)
-    results = {r["name"]: r for r in _results(record)}
-    bad = next(r for name, r in results.items() if name.split("[")[0] == named and r["status"] == "failed")
+    bad = next(r for r in _results(record) if r["fullName"].split("#")[-1] == named and r["status"] == "failed")
     assert _labels(bad)["failure"] == "product-defect"
-    with_baseline = [s for s in bad["steps"] if s["name"].startswith("measure ") and
+    with_baseline = [s for s in bad.get("steps", []) if "  (baseline " in s["name"] and
                      any(p["name"] == "delta" for p in s["parameters"])]
     assert with_baseline, "the failing test's measurements carry the baseline and delta"
     assert "FAIL (exit 1)" in out

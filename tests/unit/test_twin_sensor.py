@@ -10,7 +10,7 @@ import pytest
 
 from station.errors import ConfigError
 from station.twin.render import render_raw
-from station.twin.sensor import SPECS, sensor_params
+from station.twin.sensor import POISSON_NORMAL_MIN_E, SPECS, photon_counts, sensor_params
 from station.twin.world import World
 
 LENS = "elmarit-m-28-f2.8"
@@ -146,3 +146,19 @@ def test_readout_modes_are_one_1_inch_sensor_binned_or_not():
         assert spec.black_level + spec.conversion_gain_dn_per_e * spec.full_well_e < spec.white_level
     with pytest.raises(ConfigError, match="allowed: full, ci"):
         render_raw(World(resolution="huge"), "m", {"exposure_us": 10.0}, 0)
+
+
+@pytest.mark.parametrize("mean_e", [3.0, 20.0, 60.0, 900.0])
+def test_photon_counts_have_the_poisson_moments(mean_e):
+    """Mean, variance and skewness 1/sqrt(mu) of Poisson, also where the draw is the normal expansion."""
+    n = 1_000_000
+    counts = photon_counts(np.random.default_rng(3), np.full(n, mean_e, dtype=np.float32)).astype(np.float64)
+    centred = counts - counts.mean()
+    variance = float(np.mean(centred**2))
+    skewness = float(np.mean(centred**3)) / variance**1.5
+    assert counts.mean() == pytest.approx(mean_e, abs=4 * np.sqrt(mean_e / n))
+    assert variance == pytest.approx(mean_e, rel=6 * np.sqrt(2 / n))
+    assert skewness == pytest.approx(1 / np.sqrt(mean_e), abs=6 * np.sqrt(6 / n))
+    assert counts.min() >= 0
+    if mean_e < POISSON_NORMAL_MIN_E:  # the exact draw: whole electrons
+        assert np.array_equal(counts, np.round(counts))

@@ -6,7 +6,8 @@ clipped at the full well, offset by the pixel's DSNU, converted with the convers
 ``K = K_1 * analog_gain`` DN/e-, plus read noise (input-referred electrons, times K) and the ADC's
 own noise (DN), then the 10-bit ADC (round, clip to 0..1023) above a black level of 64 DN.
 With ``K_1 * full_well`` below ``1023 - 64`` the raw clip level sits below the white level at
-analog gain 1 and reaches it at higher gains.
+analog gain 1 and reaches it at higher gains. Photon counts from 20 e- up are drawn by the
+Cornish-Fisher expansion of the Poisson law (mean, variance and skewness exact: ``photon_counts``).
 
 Two readout modes of the same 1-inch sensor (13.1 x 9.8 mm): ``full`` 8192 x 6144 native
 1.6 um pixels, and ``ci`` 2048 x 1536 pixels binned 4 x 4 (6.4 um), read as one large pixel

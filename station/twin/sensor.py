@@ -181,30 +181,50 @@ def noise_seed(world_seed: int, sensor: str, seq: int) -> np.random.SeedSequence
     return np.random.SeedSequence([int(world_seed) & 0xFFFFFFFF, sensor_index, int(seq) & 0xFFFFFFFF])
 
 
-def photon_counts(rng: np.random.Generator, mean_e: np.ndarray) -> np.ndarray:
-    """Poisson counts of means ``mean_e`` (float32 in, float32 out; ``mean_e`` is overwritten).
+def photon_counts(rng: np.random.Generator, mean_e: np.ndarray, read_noise_e: float = 0.0) -> np.ndarray:
+    """Poisson counts of means ``mean_e`` plus normal read noise of std ``read_noise_e`` (float32 in and
+    out; ``mean_e`` is overwritten).
 
-    Means at or above ``POISSON_NORMAL_MIN_E`` are drawn as the Cornish-Fisher expansion of the Poisson
-    law about the normal, ``mu + sqrt(mu - 1/18) z + (z^2 - 1) / 6``: mean, variance and skewness exactly
-    Poisson's (excess kurtosis 1.33/mu for 1/mu), several times faster than ``Generator.poisson``; below,
-    the exact Poisson draw.
+    Means at or above ``POISSON_NORMAL_MIN_E`` are drawn as the Cornish-Fisher expansion about the normal
+    of the sum's law, ``mu + a z + b (z^2 - 1)``, ``b = mu / (6 (mu + r^2))``, ``a^2 = mu + r^2 - 2 b^2``:
+    its mean, variance and third cumulant (``mu``: Poisson's skewness) exact, one normal draw per pixel
+    where ``Generator.poisson`` takes several times as long; below, the exact Poisson draw, then the
+    read noise's own normal draw.
     """
     low = mean_e < POISSON_NORMAL_MIN_E
-    if low.all():
-        return rng.poisson(mean_e).astype(np.float32)
-    low_means = mean_e[low] if low.any() else None
+    if low.any():
+        counts = mean_e
+        if low.all():
+            counts = rng.poisson(mean_e).astype(np.float32)
+        else:
+            low_means = mean_e[low]
+            np.maximum(mean_e, POISSON_NORMAL_MIN_E, out=mean_e)  # placeholders, replaced just below
+            counts = _expanded_counts(rng, mean_e, 0.0)
+            counts[low] = rng.poisson(low_means)
+        if read_noise_e > 0:
+            read = rng.standard_normal(counts.shape, dtype=np.float32)
+            read *= np.float32(read_noise_e)
+            counts += read
+        return counts
+    return _expanded_counts(rng, mean_e, read_noise_e)
+
+
+def _expanded_counts(rng: np.random.Generator, mean_e: np.ndarray, read_noise_e: float) -> np.ndarray:
+    """``photon_counts``' Cornish-Fisher draw, in place in ``mean_e`` (every mean at least ``POISSON_NORMAL_MIN_E``)."""
     z = rng.standard_normal(mean_e.shape, dtype=np.float32)
-    spread = np.subtract(mean_e, np.float32(1.0 / 18.0))
-    np.maximum(spread, 0.0, out=spread)  # only the low means, replaced below, go under 1/18
-    np.sqrt(spread, out=spread)
+    variance = np.add(mean_e, np.float32(read_noise_e * read_noise_e))
+    skew = np.divide(mean_e, variance)
+    skew *= np.float32(1.0 / 6.0)  # b
+    spread = np.square(skew)
+    spread *= -2.0
+    spread += variance
+    np.sqrt(spread, out=spread)  # a
     spread *= z
     mean_e += spread
-    z *= z
-    z *= np.float32(1.0 / 6.0)
+    np.square(z, out=z)
+    z -= 1.0
+    z *= skew
     mean_e += z
-    mean_e -= np.float32(1.0 / 6.0)
-    if low_means is not None:
-        mean_e[low] = rng.poisson(low_means)
     return mean_e
 
 
@@ -239,13 +259,17 @@ def expose(mean_e: np.ndarray, spec: SensorSpec, analog_gain: float, exposure_s:
             e *= pattern
             e += dark_e
             np.maximum(e, 0.0, out=e)
-            counts = photon_counts(rng, e)
-            np.minimum(counts, spec.full_well_e, out=counts)
+            top = float(e.max())
+            if top + 7.0 * math.sqrt(top + read_e_equiv**2) + 8.0 < spec.full_well_e:  # the well cannot fill
+                counts = photon_counts(rng, e, read_e_equiv)
+            else:
+                counts = photon_counts(rng, e)
+                np.minimum(counts, spec.full_well_e, out=counts)
+                read = rng.standard_normal(counts.shape, dtype=np.float32)
+                read *= read_e_equiv
+                counts += read
             np.multiply(dsnu[rows], dsnu_e, out=pattern)
             counts += pattern
-            read = rng.standard_normal(counts.shape, dtype=np.float32)
-            read *= read_e_equiv
-            counts += read
             counts *= gain
             counts += spec.black_level + 0.5  # then truncation rounds to the nearest code
             np.clip(counts, 0.0, spec.white_level + 0.5, out=counts)

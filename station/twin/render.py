@@ -488,15 +488,24 @@ def _relative_illumination(state: OpticalState, width: int, height: int, step: i
     Exact on a grid every ``step`` px, bilinear in between (V is smooth: error ~ step^2 V'' / 8 < 1e-5).
     """
     a2, a4 = state.lens.falloff_coefficients(state.f_number) if state.lens else (0.0, 0.0)
+    return _relative_map(state.cx, state.cy, state.fx, state.fy, a2, a4, width, height, step), a2, a4
+
+
+@lru_cache(maxsize=2)
+def _relative_map(cx: float, cy: float, fx: float, fy: float, a2: float, a4: float, width: int, height: int,
+                  step: int) -> np.ndarray:
+    """``_relative_illumination``'s map (read-only, kept: it changes only with the lens state)."""
     pad = 1  # grid nodes beyond the frame: the interpolation never extrapolates
     nu, nv = -(-width // step) + 2 * pad, -(-height // step) + 2 * pad
     gu = (np.arange(nu) - pad) * step + (step - 1) / 2.0
     gv = (np.arange(nv) - pad) * step + (step - 1) / 2.0
-    u = ((gu - state.cx) / state.fx)[None, :]
-    v = ((gv - state.cy) / state.fy)[:, None]
+    u = ((gu - cx) / fx)[None, :]
+    v = ((gv - cy) / fy)[:, None]
     coarse = optics.relative_illumination(np.sqrt(u * u + v * v), a2, a4).astype(np.float32)
     fine = cv2.resize(coarse, (nu * step, nv * step), interpolation=cv2.INTER_LINEAR)
-    return fine[pad * step:pad * step + height, pad * step:pad * step + width], a2, a4
+    fine = fine[pad * step:pad * step + height, pad * step:pad * step + width]
+    fine.setflags(write=False)
+    return fine
 
 
 def _electron_rates(world: Any, state: OpticalState, spec: SensorSpec, chart_name: str,

@@ -6,6 +6,7 @@ right side, and its full height to every pixel further right (a running sum alon
 closed polygons the sum is each pixel's exact covered area fraction, times the polygon's weight.
 Pixel (r, c) covers x in [c, c+1), y in [r, r+1). Edges need no polygon bookkeeping: a set of
 closed polygons is just the list of their directed edges, each with its polygon's weight.
+The steps sit along the edges only: they are summed sparsely and the frame is written once.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ def _mean_positive(ua: np.ndarray, ub: np.ndarray) -> np.ndarray:
 
 
 def coverage_raster(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, weight: np.ndarray,
-                    width: int, height: int) -> np.ndarray:
-    """Sum of ``weight * covered fraction`` over pixels (H, W) float32 (a view with a padded row stride)
-    for closed polygons' directed edges.
+                    width: int, height: int, background: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    """``scale * (background + sum of weight * covered fraction)`` over pixels, (H, W) float32, for closed
+    polygons' directed edges.
 
     A polygon whose shoelace area ``sum(x_i y_(i+1) - x_(i+1) y_i) / 2`` is negative (counter-clockwise
     on screen, x right, y down) adds ``+weight`` times its coverage; one traversed the other way adds
@@ -33,10 +34,17 @@ def coverage_raster(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarr
     xa, ya, xb, yb, weight = (np.asarray(a, dtype=np.float64).ravel() for a in (xa, ya, xb, yb, weight))
     dy_all = yb - ya
     keep = (dy_all != 0) & (np.maximum(ya, yb) > 0) & (np.minimum(ya, yb) < height) & (np.minimum(xa, xb) < width)
-    xa, ya, xb, yb, weight, dy_all = xa[keep], ya[keep], xb[keep], yb[keep], weight[keep], dy_all[keep]
-    acc_width = width + 1  # the last column collects steps right of the image
-    if xa.size == 0:
-        return np.zeros((height, width), dtype=np.float32)
+    if not keep.any():
+        return np.full((height, width), scale * background, dtype=np.float32)
+    flat, delta = _row_steps(xa[keep], ya[keep], xb[keep], yb[keep], weight[keep], width, height)
+    return _fill_rows(flat, delta, width, height, background, scale)
+
+
+def _row_steps(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, weight: np.ndarray,
+               width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The edges' steps on the accumulation grid (H, W + 1): flat index ``r (W + 1) + c`` and the value
+    whose running sum along the row is the coverage (the last column collects steps right of the image)."""
+    dy_all = yb - ya
     sign = np.sign(dy_all)
     down = dy_all > 0
     xt, yt = np.where(down, xa, xb), np.where(down, ya, yb)  # top end
@@ -66,10 +74,35 @@ def coverage_raster(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarr
     covered = _mean_positive(c + 1 - x0[p], c + 1 - x1[p]) - _mean_positive(c - x0[p], c - x1[p])
     a = np.where(last, 1.0, covered) * dy[p]
     previous = np.where(k == 0, 0.0, np.concatenate(([0.0], a[:-1])))
-    delta = a - previous
-    column = np.clip(c, 0, width)
-    flat = r[p] * acc_width + column
-    acc = np.bincount(flat, weights=delta, minlength=height * acc_width).astype(np.float32)
-    acc = acc.reshape(height, acc_width)
-    np.cumsum(acc, axis=1, out=acc)  # contiguous float32 rows: the fast path
-    return acc[:, :width]
+    return r[p] * (width + 1) + np.clip(c, 0, width), a - previous
+
+
+def _fill_rows(flat: np.ndarray, delta: np.ndarray, width: int, height: int, background: float,
+               scale: float) -> np.ndarray:
+    """``scale * (background + running sum of the steps along each row)``, (H, W) float32.
+
+    The steps are few (along the edges): they are summed per grid cell and along the rows sparsely
+    (float64), and the frame is written once, as runs of constant value between steps.
+    """
+    acc_width = width + 1
+    order = np.argsort(flat, kind="stable")  # runs of ascending cells (one edge, one row): fast
+    flat, delta = flat[order], delta[order]
+    first = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
+    cell, step = flat[first], np.add.reduceat(delta, first)
+    row, col = np.divmod(cell, acc_width)
+    running = np.cumsum(step)
+    row_first = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
+    before = np.concatenate(([0.0], running))[row_first]  # the sum over the rows above
+    value = running - np.repeat(before, np.diff(np.concatenate((row_first, [row.size]))))
+    inside = col < width  # the last column only ends its row
+    pos, value, row, col = row[inside] * width + col[inside], value[inside], row[inside], col[inside]
+    # every row starts at the background, unless a step sits in its first column
+    restart = np.ones(height, dtype=bool)
+    restart[row[col == 0]] = False
+    starts = np.flatnonzero(restart) * width
+    at = np.searchsorted(pos, starts)
+    pos = np.insert(pos, at, starts)
+    value = np.insert(value, at, 0.0)
+    runs = np.diff(np.concatenate((pos, [height * width])))
+    levels = ((value + background) * scale).astype(np.float32)
+    return np.repeat(levels, runs).reshape(height, width)

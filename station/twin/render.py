@@ -375,20 +375,21 @@ def _project_chart(chart: ChartPolygons, state: OpticalState, region: tuple[floa
 
 
 def _rasterize_channel(chart: ChartPolygons, projected: tuple[np.ndarray, np.ndarray, np.ndarray],
-                       state: OpticalState, channel: str, width: int, height: int, margin: int) -> np.ndarray:
-    """Exact area-average reflectance of one channel over the window's pixels: (H+2m, W+2m) float32."""
+                       state: OpticalState, channel: str, width: int, height: int, margin: int,
+                       scale: float = 1.0) -> np.ndarray:
+    """Exact area-average reflectance of one channel over the window's pixels, times ``scale``:
+    (H+2m, W+2m) float32."""
     k = CHANNELS.index(channel)
     points, nxt, shapes = projected
     out_w, out_h = width + 2 * margin, height + 2 * margin
     if len(points) == 0:
-        return np.full((out_h, out_w), chart.background[k], dtype=np.float32)
+        return np.full((out_h, out_w), chart.background[k] * scale, dtype=np.float32)
     u, v = _normalized_to_sensor(points[:, 0], points[:, 1], state, channel)
     # raster coordinates: pixel (r, c) covers [c, c+1) x [r, r+1); sensor pixel u is centred at u
     u += margin + 0.5
     v += margin + 0.5
     weight = -chart.orientation[shapes] * chart.delta[shapes, k]
-    coverage = coverage_raster(u, v, u[nxt], v[nxt], weight, out_w, out_h)
-    return np.add(coverage, np.float32(chart.background[k]), dtype=np.float32)
+    return coverage_raster(u, v, u[nxt], v[nxt], weight, out_w, out_h, float(chart.background[k]), scale)
 
 
 # --- defocus -----------------------------------------------------------------------------------
@@ -520,15 +521,24 @@ def _relative_illumination(state: OpticalState, width: int, height: int, step: i
     Exact on a grid every ``step`` px, bilinear in between (V is smooth: error ~ step^2 V'' / 8 < 1e-5).
     """
     a2, a4 = state.lens.falloff_coefficients(state.f_number) if state.lens else (0.0, 0.0)
+    return _relative_map(state.cx, state.cy, state.fx, state.fy, a2, a4, width, height, step), a2, a4
+
+
+@lru_cache(maxsize=2)
+def _relative_map(cx: float, cy: float, fx: float, fy: float, a2: float, a4: float, width: int, height: int,
+                  step: int) -> np.ndarray:
+    """``_relative_illumination``'s map (read-only, kept: it changes only with the lens state)."""
     pad = 1  # grid nodes beyond the frame: the interpolation never extrapolates
     nu, nv = -(-width // step) + 2 * pad, -(-height // step) + 2 * pad
     gu = (np.arange(nu) - pad) * step + (step - 1) / 2.0
     gv = (np.arange(nv) - pad) * step + (step - 1) / 2.0
-    u = ((gu - state.cx) / state.fx)[None, :]
-    v = ((gv - state.cy) / state.fy)[:, None]
+    u = ((gu - cx) / fx)[None, :]
+    v = ((gv - cy) / fy)[:, None]
     coarse = optics.relative_illumination(np.sqrt(u * u + v * v), a2, a4).astype(np.float32)
     fine = cv2.resize(coarse, (nu * step, nv * step), interpolation=cv2.INTER_LINEAR)
-    return fine[pad * step:pad * step + height, pad * step:pad * step + width], a2, a4
+    fine = fine[pad * step:pad * step + height, pad * step:pad * step + width]
+    fine.setflags(write=False)
+    return fine
 
 
 def _electron_rates(world: Any, state: OpticalState, spec: SensorSpec, chart_name: str,
@@ -618,14 +628,13 @@ def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> 
             step = 16
             blur = blur_levels(_blur_field(state, width, height, margin, step), sigma_g, step,
                                width + 2 * margin, height + 2 * margin)
-        for channel in CHANNELS:
-            image = _rasterize_channel(polygons, projected, state, channel, width, height, margin)
+        for channel in CHANNELS:  # mean electrons before the falloff: the PSF is linear
+            image = _rasterize_channel(polygons, projected, state, channel, width, height, margin,
+                                       rates[channel] * exposure_s)
             image = _apply_psf(image, sigma_px[channel], blur)
-            scale = rates[channel] * exposure_s
             for row, col in CFA_SITES[channel]:
                 site = image[margin + row:margin + height:2, margin + col:margin + width:2]
                 np.multiply(site, relative[row::2, col::2], out=mean_e[row::2, col::2])
-                mean_e[row::2, col::2] *= scale
             del image
     np.maximum(mean_e, 0.0, out=mean_e)
     truth = _optics_truth(state, spec, a2, a4, sigma_px, blur_info, chart_name, chart, radiometry)

@@ -6,7 +6,8 @@ clipped at the full well, offset by the pixel's DSNU, converted with the convers
 ``K = K_1 * analog_gain`` DN/e-, plus read noise (input-referred electrons, times K) and the ADC's
 own noise (DN), then the 10-bit ADC (round, clip to 0..1023) above a black level of 64 DN.
 With ``K_1 * full_well`` below ``1023 - 64`` the raw clip level sits below the white level at
-analog gain 1 and reaches it at higher gains.
+analog gain 1 and reaches it at higher gains. Photon counts from 20 e- up are drawn by the
+Cornish-Fisher expansion of the Poisson law (mean, variance and skewness exact: ``photon_counts``).
 
 Two readout modes of the same 1-inch sensor (13.1 x 9.8 mm): ``full`` 8192 x 6144 native
 1.6 um pixels, and ``ci`` 2048 x 1536 pixels binned 4 x 4 (6.4 um), read as one large pixel
@@ -41,6 +42,10 @@ SENSORS = ("main", "m")
 CFA_SITES: dict[str, tuple[tuple[int, int], ...]] = {"r": ((0, 0),), "g": ((0, 1), (1, 0)), "b": ((1, 1),)}
 #: Rows per noise chunk: each chunk has its own random stream, so results do not depend on threads.
 _NOISE_CHUNK_ROWS = 256
+#: Pixels per block of noise arithmetic within a chunk (the block's temporaries stay in cache).
+_NOISE_BLOCK_PX = 1 << 16
+#: Poisson means from this many electrons up are drawn by a moment-exact normal expansion (``photon_counts``).
+POISSON_NORMAL_MIN_E = 20.0
 
 #: Per-channel quantum efficiency: (peak QE, centre nm, Gaussian sigma nm) of filter x silicon.
 QE_CURVES: dict[str, tuple[float, float, float]] = {
@@ -176,6 +181,53 @@ def noise_seed(world_seed: int, sensor: str, seq: int) -> np.random.SeedSequence
     return np.random.SeedSequence([int(world_seed) & 0xFFFFFFFF, sensor_index, int(seq) & 0xFFFFFFFF])
 
 
+def photon_counts(rng: np.random.Generator, mean_e: np.ndarray, read_noise_e: float = 0.0) -> np.ndarray:
+    """Poisson counts of means ``mean_e`` plus normal read noise of std ``read_noise_e`` (float32 in and
+    out; ``mean_e`` is overwritten).
+
+    Means at or above ``POISSON_NORMAL_MIN_E`` are drawn as the Cornish-Fisher expansion about the normal
+    of the sum's law, ``mu + a z + b (z^2 - 1)``, ``b = mu / (6 (mu + r^2))``, ``a^2 = mu + r^2 - 2 b^2``:
+    its mean, variance and third cumulant (``mu``: Poisson's skewness) exact, one normal draw per pixel
+    where ``Generator.poisson`` takes several times as long; below, the exact Poisson draw, then the
+    read noise's own normal draw.
+    """
+    low = mean_e < POISSON_NORMAL_MIN_E
+    if low.any():
+        counts = mean_e
+        if low.all():
+            counts = rng.poisson(mean_e).astype(np.float32)
+        else:
+            low_means = mean_e[low]
+            np.maximum(mean_e, POISSON_NORMAL_MIN_E, out=mean_e)  # placeholders, replaced just below
+            counts = _expanded_counts(rng, mean_e, 0.0)
+            counts[low] = rng.poisson(low_means)
+        if read_noise_e > 0:
+            read = rng.standard_normal(counts.shape, dtype=np.float32)
+            read *= np.float32(read_noise_e)
+            counts += read
+        return counts
+    return _expanded_counts(rng, mean_e, read_noise_e)
+
+
+def _expanded_counts(rng: np.random.Generator, mean_e: np.ndarray, read_noise_e: float) -> np.ndarray:
+    """``photon_counts``' Cornish-Fisher draw, in place in ``mean_e`` (every mean at least ``POISSON_NORMAL_MIN_E``)."""
+    z = rng.standard_normal(mean_e.shape, dtype=np.float32)
+    variance = np.add(mean_e, np.float32(read_noise_e * read_noise_e))
+    skew = np.divide(mean_e, variance)
+    skew *= np.float32(1.0 / 6.0)  # b
+    spread = np.square(skew)
+    spread *= -2.0
+    spread += variance
+    np.sqrt(spread, out=spread)  # a
+    spread *= z
+    mean_e += spread
+    np.square(z, out=z)
+    z -= 1.0
+    z *= skew
+    mean_e += z
+    return mean_e
+
+
 def expose(mean_e: np.ndarray, spec: SensorSpec, analog_gain: float, exposure_s: float, serial: str,
            seed: np.random.SeedSequence, defects: bool = False) -> np.ndarray:
     """Mean photo-electrons per pixel (H, W) float32 -> the raw CFA frame (H, W) uint16 DN.
@@ -183,7 +235,8 @@ def expose(mean_e: np.ndarray, spec: SensorSpec, analog_gain: float, exposure_s:
     ``mean_e`` is consumed (overwritten). EMVA 1288 linear model, see the module docstring:
     ``DN = round(black + K (min(Poisson(mu_e (1 + PRNU) + dark t), FW) + DSNU) + N(0, read_dn))``;
     with ``defects`` the serial's defect pixels (``defect_map``) scale ``mu_e``, add dark charge, or read
-    a stuck DN.
+    a stuck DN. The frame is drawn in bands of rows, each its own random stream (SFC64), in blocks that stay in
+    cache: the same seed gives the same frame whatever the threads.
     """
     if mean_e.shape != (spec.height, spec.width) or mean_e.dtype != np.float32:
         raise ValueError(f"mean_e must be float32 {spec.height}x{spec.width}, got {mean_e.dtype} {mean_e.shape}")
@@ -197,24 +250,34 @@ def expose(mean_e: np.ndarray, spec: SensorSpec, analog_gain: float, exposure_s:
     out = np.empty(mean_e.shape, dtype=np.uint16)
     chunks = [slice(r, min(r + _NOISE_CHUNK_ROWS, spec.height)) for r in range(0, spec.height, _NOISE_CHUNK_ROWS)]
     streams = seed.spawn(len(chunks))
+    block_rows = max(1, _NOISE_BLOCK_PX // spec.width)
+    prnu_scale, dsnu_e = np.float32(spec.prnu_pct / 100.0), np.float32(spec.dsnu_e)
 
     def work(i: int) -> None:
-        rows = chunks[i]
-        rng = np.random.Generator(np.random.PCG64(streams[i]))
-        e = mean_e[rows]
-        np.maximum(e, 0.0, out=e)
-        e *= 1.0 + (spec.prnu_pct / 100.0) * prnu[rows]
-        e += dark_e
-        np.maximum(e, 0.0, out=e)
-        counts = rng.poisson(e).astype(np.float32)
-        np.minimum(counts, spec.full_well_e, out=counts)
-        counts += spec.dsnu_e * dsnu[rows]
-        counts += read_e_equiv * rng.standard_normal(counts.shape, dtype=np.float32)
-        counts *= gain
-        counts += spec.black_level
-        np.rint(counts, out=counts)
-        np.clip(counts, 0, spec.white_level, out=counts)
-        out[rows] = counts
+        rng = np.random.Generator(np.random.SFC64(streams[i]))
+        for start in range(chunks[i].start, chunks[i].stop, block_rows):
+            rows = slice(start, min(start + block_rows, chunks[i].stop))
+            e = mean_e[rows]
+            pattern = np.multiply(prnu[rows], prnu_scale)
+            pattern += 1.0
+            e *= pattern
+            e += dark_e
+            np.maximum(e, 0.0, out=e)
+            top = float(e.max())
+            if top + 7.0 * math.sqrt(top + read_e_equiv**2) + 8.0 < spec.full_well_e:  # the well cannot fill
+                counts = photon_counts(rng, e, read_e_equiv)
+            else:
+                counts = photon_counts(rng, e)
+                np.minimum(counts, spec.full_well_e, out=counts)
+                read = rng.standard_normal(counts.shape, dtype=np.float32)
+                read *= read_e_equiv
+                counts += read
+            np.multiply(dsnu[rows], dsnu_e, out=pattern)
+            counts += pattern
+            counts *= gain
+            counts += spec.black_level + 0.5  # then truncation rounds to the nearest code
+            np.clip(counts, 0.0, spec.white_level + 0.5, out=counts)
+            out[rows] = counts
 
     if len(chunks) > 4:
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -225,15 +288,6 @@ def expose(mean_e: np.ndarray, spec: SensorSpec, analog_gain: float, exposure_s:
     if defect_pixels is not None:
         apply_stuck(out, defect_pixels)
     return out
-
-
-def cfa_channel_map(height: int, width: int) -> np.ndarray:
-    """(H, W) uint8 channel index per pixel of the RGGB mosaic: 0 R, 1 G, 2 B."""
-    index = np.empty((height, width), dtype=np.uint8)
-    for k, channel in enumerate(("r", "g", "b")):
-        for row, col in CFA_SITES[channel]:
-            index[row::2, col::2] = k
-    return index
 
 
 def sensor_catalog() -> dict[str, dict[str, Any]]:

@@ -10,7 +10,7 @@ import pytest
 
 from station.errors import ConfigError
 from station.twin.render import render_raw
-from station.twin.sensor import SPECS, sensor_params
+from station.twin.sensor import POISSON_NORMAL_MIN_E, SPECS, photon_counts, sensor_params
 from station.twin.world import World
 
 LENS = "elmarit-m-28-f2.8"
@@ -146,3 +146,32 @@ def test_readout_modes_are_one_1_inch_sensor_binned_or_not():
         assert spec.black_level + spec.conversion_gain_dn_per_e * spec.full_well_e < spec.white_level
     with pytest.raises(ConfigError, match="allowed: full, ci"):
         render_raw(World(resolution="huge"), "m", {"exposure_us": 10.0}, 0)
+
+
+@pytest.mark.parametrize(("mean_e", "read_e"), [(3.0, 0.0), (20.0, 0.0), (60.0, 0.0), (900.0, 0.0), (5.0, 3.0),
+                                                (20.0, 3.0), (300.0, 1.8)])
+def test_photon_counts_have_the_moments_of_poisson_plus_read_noise(mean_e, read_e):
+    """Mean, variance mu + r^2 and third cumulant mu (Poisson's), also where the draw is the normal expansion."""
+    n = 1_000_000
+    counts = photon_counts(np.random.default_rng(3), np.full(n, mean_e, dtype=np.float32), read_e)
+    centred = counts.astype(np.float64) - mean_e
+    variance = mean_e + read_e**2
+    assert centred.mean() == pytest.approx(0.0, abs=4 * np.sqrt(variance / n))
+    assert np.mean(centred**2) == pytest.approx(variance, rel=6 * np.sqrt(2 / n))
+    third = float(np.mean(centred**3))  # standard error sqrt(15 / n) variance^1.5
+    assert third == pytest.approx(mean_e, abs=6 * np.sqrt(15 / n) * variance**1.5)
+    if read_e == 0:
+        assert counts.min() >= 0
+    if mean_e < POISSON_NORMAL_MIN_E and read_e == 0:  # the exact draw: whole electrons
+        assert np.array_equal(counts, np.round(counts))
+
+
+def test_photon_counts_of_mixed_means_draw_each_pixel_by_its_own_law():
+    n = 500_000
+    means = np.where(np.arange(2 * n) % 2 == 0, 4.0, 400.0).astype(np.float32)
+    counts = photon_counts(np.random.default_rng(4), means.copy()).astype(np.float64)
+    low, high = counts[0::2], counts[1::2]
+    assert np.array_equal(low, np.round(low))  # the exact Poisson draw below the threshold
+    for part, mean in ((low, 4.0), (high, 400.0)):
+        assert part.mean() == pytest.approx(mean, abs=4 * np.sqrt(mean / n))
+        assert part.var() == pytest.approx(mean, rel=6 * np.sqrt(2 / n))

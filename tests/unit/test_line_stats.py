@@ -7,6 +7,7 @@ records alone (the stations' canonical copies), by independent code: yields exac
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from station.twin import line as twin_line
 
 SMALL = {"stations": 2, "phones": 2, "repeats": 2}
 SUBSET = "test_02_flat and test_shading"
-#: One xdist worker builds the small line once (make test runs --dist loadgroup).
+#: The line's tests on one xdist worker (make test runs --dist loadgroup), the small line built once.
 pytestmark = pytest.mark.xdist_group("line")
 
 
@@ -37,10 +38,19 @@ def _simulate(root: Path, database: str, stations: int, phones: int, repeats: in
 
 @pytest.fixture(scope="session")
 def small_line(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """2 twin stations x 2 phones x 2 repeats of the main sensor's shading, into SQLite (once a session)."""
-    root = tmp_path_factory.mktemp("line")
+    """2 twin stations x 2 phones x 2 repeats of the main sensor's shading, into SQLite: once a session, shared by
+    the xdist workers (the first builds it under a lock in the session's common temporary folder)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "small-line"
     database = f"sqlite:///{root / 'line.sqlite'}"
-    _simulate(root, database, SMALL["stations"], SMALL["phones"], SMALL["repeats"], SUBSET)
+    with open(shared / "small-line.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "built").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            _simulate(root, database, SMALL["stations"], SMALL["phones"], SMALL["repeats"], SUBSET)
+            (root / "built").touch()
     return {"root": root, "database": database}
 
 

@@ -18,6 +18,7 @@ from station.cli import main
 from station.twin.firmware import FIRMWARE_FAULTS, firmware_catalog
 from station.twin.grbl_emulator import MOUNT_FAULTS
 from station.twin.lenses import M_LENSES, MAIN_LENS
+from station.twin.line import LINE_FAULTS
 from station.twin.phone_server import PHONE_FAULTS
 from station.twin.scpi_server import LIGHT_FAULTS
 
@@ -96,7 +97,7 @@ def test_sensors_catalog_gives_both_readout_modes(capsys: pytest.CaptureFixture[
 def test_firmware_and_faults_catalogs(capsys: pytest.CaptureFixture[str]) -> None:
     assert catalog(capsys, "firmware")["firmware"] == firmware_catalog()
     faults = catalog(capsys, "faults")["faults"]
-    assert {*LIGHT_FAULTS, *MOUNT_FAULTS, *PHONE_FAULTS, *FIRMWARE_FAULTS} == set(faults)
+    assert {*LIGHT_FAULTS, *MOUNT_FAULTS, *PHONE_FAULTS, *FIRMWARE_FAULTS, *LINE_FAULTS} == set(faults)
 
 
 def test_station_twin_as_pure_hardware_prints_a_bench_toml_says_what_it_does_and_the_phones_serial() -> None:

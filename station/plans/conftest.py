@@ -83,6 +83,18 @@ def capture_cases(config: pytest.Config) -> list[str]:
     return lenses if plan_of(config) == "lens" else ["main", "m", *lenses]
 
 
+#: What a plan test needs of a station, by the fixtures it takes: markers that select what a station can do.
+NEEDS = {"operator": "needs_operator", "m_lens": "needs_m_lens"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each plan test with what it needs (``NEEDS``), from the fixtures it (or its fixtures) take."""
+    for item in items:
+        for fixture, marker in NEEDS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, marker))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "m_lens" in metafunc.fixturenames:
         lenses = configured_lenses(metafunc.config)

@@ -5,13 +5,14 @@ Charts, lenses and apertures are the scene's (``station.scene.Scene``, the ``ope
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import allure
 
 from fixtures.allure_glue import attach_png
 from station.errors import DeviceError
+from station.measurements import declarations_of
 from station.procedures import ProcedureError
 from station.procedures.profile import CaseResults
 
@@ -35,13 +36,36 @@ def procedure(title: str) -> Iterator[None]:
             raise
 
 
-def station_check(measure: Any, name: str, value: float, device: str, case: str = "") -> Any:
-    """A self-check measurement: out of its limits it is the station's fault (``DeviceError`` naming the
-    device: exit 3, the run stops), never the phone's."""
-    m = measure(name, value, case=case, check=False)
-    if not m.passed:
-        raise DeviceError(device, f"self-check failed: {m.failure_message()}")
-    return m
+def take(measure: Any, values: Callable[[], Mapping[str, float]], case: str = "", *, check: bool = True) -> list[Any]:
+    """Take every measurement ``values`` (a ``@measures`` method, ``station.measurements``) declares, at
+    ``case``: each recorded before the test fails on any (``measure.check()``). A value the function did not
+    declare, a declared one it did not give, or a case its pattern does not allow is a bug of the step
+    (``ValueError``)."""
+    declared = declarations_of(values)
+    taken = dict(values())
+    if set(taken) != set(declared):
+        raise ValueError(f"{getattr(values, '__qualname__', values)}: gave {sorted(taken)}, "
+                         f"declares {sorted(declared)}")
+    wrong = [name for name, item in declared.items() if not item.case_matches(case)]
+    if wrong:
+        raise ValueError(f"case {case!r} does not match the declared case of {', '.join(wrong)}")
+    out = [measure(name, value, case=case, check=False) for name, value in taken.items()]
+    if check:
+        measure.check()
+    return out
+
+
+def station_check(measure: Any, values: Callable[[], Mapping[str, float]], device: str) -> list[Any]:
+    """Self-check measurements (declared with limits from ``station``): out of its limits one is the station's
+    fault (``DeviceError`` naming the device: exit 3, the run stops), never the phone's."""
+    declared = declarations_of(values)
+    if any(item.limits != "station" for item in declared.values()):
+        raise ValueError(f"{getattr(values, '__qualname__', values)}: a self-check declares limits from 'station'")
+    taken = take(measure, values, check=False)
+    for m in taken:
+        if not m.passed:
+            raise DeviceError(device, f"self-check failed: {m.failure_message()}")
+    return taken
 
 
 def case_results(results: dict[str, CaseResults], station: Any, sensor: str, lens: str | None = None

@@ -8,10 +8,12 @@ Measurement cases: ``main``, ``m`` (bare), ``m/<lens>``; an aperture-dependent o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fixtures.allure_glue import attach_png
-from station.plans.helpers import attach_all, case_results, procedure
+from station.measurements import Declared, measures
+from station.plans.helpers import attach_all, case_results, procedure, take
 from station.procedures import sensor as sensor_proc
 from station.procedures.color import measure_color
 from station.procedures.focus import adapter_focus
@@ -20,7 +22,6 @@ from station.procedures.geometry import (
     calibrate_geometry,
     case_name,
     lens_datasheet,
-    thin_lens_image_distance_mm,
 )
 from station.procedures.sfr import lateral_ca, measure_sfr
 from station.procedures.shading import measure_shading, preview_shading
@@ -41,15 +42,7 @@ def sensor_characterization(station: Any, operator: Scene, measure: Any, results
         result = sensor_proc.characterize_sensor(station, sensor, lens)
     attach_png(f"{case_name(sensor, lens)}: photon transfer curve (EMVA 1288)", result.ptc_png())
     case_results(results, station, sensor, lens).sections["sensor_response"] = result.profile_section()
-    case = case_name(sensor, lens)
-    summary = result.summary()
-    for name, key in (("sensor_conversion_gain_dn_per_e", "conversion_gain_dn_per_e"),
-                      ("sensor_read_noise_e", "read_noise_e"), ("sensor_clip_level_dn", "clip_level_dn"),
-                      ("sensor_saturation_capacity_e", "saturation_capacity_e"),
-                      ("sensor_linearity_error_pct", "linearity_error_pct"), ("sensor_dsnu_e", "dsnu_e"),
-                      ("sensor_prnu_pct", "prnu_pct")):
-        measure(name, summary[key], case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
@@ -61,15 +54,7 @@ def geometry(station: Any, operator: Scene, measure: Any, results: dict, sensor:
     attach_all(result.attachments)
     attach_png(f"{case_name(sensor, lens)}: distortion field", result.distortion_png())
     case_results(results, station, sensor, lens).sections["geometry"] = result.profile_section()
-    case = case_name(sensor, lens)
-    sheet = lens_datasheet(sensor, lens)
-    expected = thin_lens_image_distance_mm(sheet.focal_length_mm, result.distance_mm)
-    measure("geometry_rms_px", result.rms_px, case=case, check=False)
-    measure("geometry_views_used", result.views_used, case=case, check=False)
-    measure("geometry_image_distance_error_pct", (result.image_distance_mm / expected - 1.0) * 100.0, case=case,
-            check=False)
-    measure("geometry_corner_distortion_px", result.corner_distortion_px(), case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
@@ -83,17 +68,12 @@ def shading(station: Any, operator: Scene, measure: Any, results: dict, sensor: 
     entry = case_results(results, station, sensor, lens)
     entry.sections["shading"] = result.profile_section()
     entry.phone.update(result.isp_entry())
-    case = case_name(sensor, lens)
-    measure("shading_corner_falloff_pct", result.corner_falloff_pct(), case=case, check=False)
-    measure("shading_max_gain", result.max_gain(), case=case, check=False)
-    measure("shading_centre_offset_px", result.centre_offset_px(), case=case, check=False)
-    measure("shading_flat_residual_pct", float(result.result.flat_residual_pct), case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
 def sfr(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
-        f_number: float | None = None, *, profile: bool = True) -> Any:
+        f_number: float | None = None) -> Any:
     operator.chart("sfr", sensor=sensor)
     with procedure(f"slanted-edge chart through {f_case(sensor, lens, f_number)}: e-SFR of every edge"):
         result = measure_sfr(station, sensor, lens, f_number=f_number)
@@ -104,13 +84,7 @@ def sfr(station: Any, operator: Scene, measure: Any, results: dict, sensor: str,
     entry = case_results(results, station, sensor, lens)
     sfr_section = entry.sections.setdefault("sfr", {"apertures": {}})
     sfr_section["apertures"][f"f{f_number:g}" if f_number else "fixed"] = result.profile_section()
-    case = f_case(sensor, lens, f_number)
-    measure("mtf50_centre_cpp", result.zone_mtf50("centre"), case=case, check=False)
-    measure("mtf50_mid_cpp", result.zone_mtf50("mid"), case=case, check=False)
-    measure("mtf50_corner_cpp", result.zone_mtf50("corner"), case=case, check=False)
-    measure("mtf50_min_cpp", result.min_mtf50(), case=case, check=False)
-    measure("sfr_edges", len(result.edges), case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, f_case(sensor, lens, f_number))
     return result
 
 
@@ -121,11 +95,7 @@ def chromatic(station: Any, measure: Any, results: dict, sfr_result: Any) -> Any
     attach_png(f"{case_name(sensor, lens)}: lateral chromatic aberration", result.png(
         f"Lateral CA relative to G: {sfr_result.case}"))
     case_results(results, station, sensor, lens).sections["chromatic"] = result.profile_section()
-    case = case_name(sensor, lens)
-    measure("ca_r_scale_ppm", (result.r_scale - 1.0) * 1e6, case=case, check=False)
-    measure("ca_b_scale_ppm", (result.b_scale - 1.0) * 1e6, case=case, check=False)
-    measure("ca_corner_shift_px", result.corner_shift_px(), case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
@@ -141,12 +111,7 @@ def color(station: Any, operator: Scene, measure: Any, results: dict, sensor: st
     attach_png(f"{case_name(sensor, lens)}: ColorChecker reference / before / after", result.png())
     entry.sections["color"] = result.profile_section()
     entry.phone.update(result.isp_entry())
-    case = case_name(sensor, lens)
-    measure("color_delta_e_mean", result.delta_e("after")["mean"], case=case, check=False)
-    measure("color_delta_e_max", result.delta_e("after")["max"], case=case, check=False)
-    measure("color_wb_gain_r", result.wb_gains[0], case=case, check=False)
-    measure("color_wb_gain_b", result.wb_gains[2], case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
@@ -158,12 +123,7 @@ def focus(station: Any, operator: Scene, measure: Any, results: dict, lens: str,
     attach_all(result.attachments)
     attach_png(f"m/{lens}: through-focus sweep", result.sweep_png())
     case_results(results, station, "m", lens).sections["focus"] = result.profile_section()
-    case = f"m/{lens}"
-    measure("adapter_back_focus_mm", result.back_focus_mm, case=case, check=False)
-    measure("adapter_tilt_x_deg", result.tilt_x_deg, case=case, check=False)
-    measure("adapter_tilt_y_deg", result.tilt_y_deg, case=case, check=False)
-    measure("focus_fit_residual_um", result.residual_um, case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, f"m/{lens}")
     return result
 
 
@@ -173,7 +133,7 @@ def preview_flatness(station: Any, operator: Scene, measure: Any, sensor: str, l
                    "map applied)"):
         result = preview_shading(station, sensor, lens)
     attach_png(f"{case_name(sensor, lens)}: preview of the flat field", result.png())
-    measure("preview_shading_corner_ratio", result.corner_ratio, case=case_name(sensor, lens))
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
@@ -190,17 +150,13 @@ def zebra_calibration(station: Any, operator: Scene, measure: Any, sensor: str, 
         result = calibrate_zebra(station, sensor, gain=1.0, lens=lens, aperture=f_number, chart="flat")
     attach_all(result.attachments())
     case = case_name(sensor, lens)
-    measure("zebra_clip_level_dn", result.clip_level_dn, case=case, check=False)
-    measure("zebra_raw_threshold_dn", result.raw_threshold_dn, case=case, check=False)
-    measure("zebra_luma_threshold", result.luma_threshold, case=case, check=False)
+    take(measure, result.measurements, case, check=False)
     for mode in verify:
         operator.chart("steps", sensor=sensor)
         with procedure(f"zebra ({mode} mode) at the calibrated threshold against raw truth, step chart"):
             check = verify_zebra(station, sensor, result, mode, chart="steps")
         attach_all(check.attachments())
-        measure("zebra_missed_pct", 100.0 * (check.missed_fraction or 0.0), case=f"{case}/{mode}", check=False)
-        measure("zebra_false_flag_pct", 100.0 * (check.false_flag_fraction or 0.0), case=f"{case}/{mode}",
-                check=False)
+        take(measure, check.measurements, f"{case}/{mode}", check=False)
     measure.check()
     return result
 
@@ -241,17 +197,13 @@ def peaking_calibration(station: Any, operator: Scene, measure: Any, sensor: str
                                    distance_mm=distance, focus_range=focus_range, flats=1)
     attach_all(result.attachments())
     case = f_case(sensor, lens, f_number)
-    measure("peaking_threshold", result.threshold, case=case, check=False)
-    measure("peaking_flat_rate_pct", 100.0 * result.flat_rate, case=case, check=False)
+    take(measure, result.measurements, case, check=False)
     if verify:
         with procedure("focus peaking at T_peak: in focus, beyond twice the depth of field, flat fields"):
             check = verify_peaking(station, sensor, result)
         attach_all(check.attachments())
-        in_focus = [f["coverage"] for f in check.frames if f["expected"] == "in_focus"]
-        beyond = [f["coverage"] for f in check.frames if f["expected"] == "beyond_2dof"]
-        measure("peaking_in_focus_coverage_pct", 100.0 * min(in_focus), case=case, check=False)
-        measure("peaking_far_coverage_pct", 100.0 * max(beyond), case=case, check=False)
-        measure("peaking_flat_rate_pct", 100.0 * max(check.flat_rates), case=f"{case}/verify", check=False)
+        take(measure, check.measurements, case, check=False)
+        take(measure, check.flat_measurements, f"{case}/verify", check=False)
     measure.check()
     return result
 
@@ -269,7 +221,7 @@ def isp_write(station: Any, measure: Any, results: dict, sensor: str, lens: str 
         pytest.skip(f"{case_name(sensor, lens)}: no ISP calibration measured (shading / colour failed)")
     with procedure(f"write {', '.join(sorted(isp))} of {case_name(sensor, lens)} into the phone, read back"):
         written = write_calibration(station, [(calibration_path(sensor, lens, k), v) for k, v in isp.items()])
-    measure("calibration_readback_mismatches", len(written.mismatched), case=case_name(sensor, lens))
+    take(measure, written.case_measurements, case_name(sensor, lens))
     return written
 
 
@@ -293,27 +245,35 @@ def raw_integrity(station: Any, operator: Scene, measure: Any, sensor: str, lens
         result = check_raw_integrity(station, sensor, focus=focus_deg, colour_chart="colorchecker",
                                      ramp_chart="steps")
     attach_all(result.attachments())
-    case = sensor
-    measure("raw_missing_codes", result.codes["missing_count"], case=case, check=False)
-    measure("raw_black_offset_dn", result.black["max_offset_dn"], case=case, check=False)
-    measure("raw_black_level_dn", float(sum(result.black["measured_dn"].values()) / len(result.black["measured_dn"])),
-            case=case, check=False)
-    measure("raw_cfa_order_match", 1.0 if result.cfa["match"] else 0.0, case=case, check=False)
-    differing = result.raw10_dng.get("differing_pixels")
-    measure("raw10_dng_differing_pixels", float(differing if differing is not None else 1e9), case=case,
-            check=False)
-    measure.check()
+    take(measure, result.measurements, sensor)
     return result
 
 
 # --- regression: the app's masks and histogram against their definition on the very same frame --------------
 
-def _mask_stats(phone: Any, reference: Any) -> tuple[float, float]:
-    """% of pixels where the phone's mask and the reference differ, and % the reference flags."""
-    import numpy as np
+@dataclass(frozen=True)
+class MaskComparison:
+    """The phone's mask against the reference of the same frame: % of pixels where they differ, % the
+    reference flags."""
 
-    return (100.0 * float(np.count_nonzero(phone != reference)) / reference.size,
-            100.0 * float(np.count_nonzero(reference)) / reference.size)
+    mismatch_pct: float
+    flagged_pct: float
+
+    @classmethod
+    def of(cls, phone: Any, reference: Any) -> MaskComparison:
+        import numpy as np
+
+        return cls(100.0 * float(np.count_nonzero(phone != reference)) / reference.size,
+                   100.0 * float(np.count_nonzero(reference)) / reference.size)
+
+    @measures(Declared("zebra_mask_mismatch_pct", "%", "{sensor}/{mode}"),
+              Declared("zebra_flagged_pct", "%", "{sensor}/{mode}"))
+    def zebra_measurements(self) -> dict[str, float]:
+        return {"zebra_mask_mismatch_pct": self.mismatch_pct, "zebra_flagged_pct": self.flagged_pct}
+
+    @measures(Declared("peaking_mask_mismatch_pct", "%", "{sensor}"), Declared("peaking_flagged_pct", "%", "{sensor}"))
+    def peaking_measurements(self) -> dict[str, float]:
+        return {"peaking_mask_mismatch_pct": self.mismatch_pct, "peaking_flagged_pct": self.flagged_pct}
 
 
 def _mask_overlay(preview: Any, phone: Any, reference: Any) -> bytes:
@@ -354,10 +314,7 @@ def zebra_conformance(station: Any, operator: Scene, measure: Any, sensor: str =
     phone = shot.masks["zebra_mask"]
     attach_png(f"{sensor}: zebra mask (magenta) vs definition: missed red, extra blue",
                _mask_overlay(shot.preview, phone, reference))
-    mismatch, flagged = _mask_stats(phone, reference)
-    measure("zebra_mask_mismatch_pct", mismatch, case=f"{sensor}/luma", check=False)
-    measure("zebra_flagged_pct", flagged, case=f"{sensor}/luma", check=False)
-    measure.check()
+    take(measure, MaskComparison.of(phone, reference).zebra_measurements, f"{sensor}/luma")
 
 
 def peaking_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
@@ -386,10 +343,7 @@ def peaking_conformance(station: Any, operator: Scene, measure: Any, sensor: str
     phone = shot.masks["peaking_mask"]
     attach_png(f"{sensor}: peaking mask (magenta) vs definition: missed red, extra blue",
                _mask_overlay(shot.preview, phone, reference))
-    mismatch, flagged = _mask_stats(phone, reference)
-    measure("peaking_mask_mismatch_pct", mismatch, case=sensor, check=False)
-    measure("peaking_flagged_pct", flagged, case=sensor, check=False)
-    measure.check()
+    take(measure, MaskComparison.of(phone, reference).peaking_measurements, sensor)
 
 
 def histogram_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
@@ -401,10 +355,7 @@ def histogram_conformance(station: Any, operator: Scene, measure: Any, sensor: s
     with procedure(f"the app's {source} histogram of one frame against the reference histogram of that frame"):
         result = check_histogram(station, sensor, source, level_pct=50.0)
     attach_all(result.attachments())
-    case = f"{sensor}/{source}"
-    measure("histogram_l1_normalised", result.l1_normalised, case=case, check=False)
-    measure("histogram_shift_bins", result.shift_bins, case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, f"{sensor}/{source}")
 
 
 def noise(station: Any, operator: Scene, measure: Any, sensor: str = "main") -> Any:
@@ -412,10 +363,7 @@ def noise(station: Any, operator: Scene, measure: Any, sensor: str = "main") -> 
     with procedure(f"temporal noise of {sensor}: a flat pair at half scale, a dark pair (EMVA 1288 4.0, 6.2)"):
         result = sensor_proc.temporal_noise(station, sensor)
     allure_text("temporal noise", result.to_dict())
-    measure("noise_dark_dn", result.dark_noise, case=sensor, check=False)
-    measure("noise_lit_dn", float(max(result.lit_noise_dn.values())), case=sensor, check=False)
-    measure("noise_snr", result.snr, case=sensor, check=False)
-    measure.check()
+    take(measure, result.measurements, sensor)
     return result
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure
 from station.procedures.geometry import ChartNotFoundError, case_name, frame_scene, framing_distance_mm, preview_of_raw
@@ -54,6 +55,14 @@ class ColorMeasurement:
     def isp_entry(self) -> dict[str, Any]:
         """What the phone's ISP reads: white balance gains (R, G, B) and the colour matrix."""
         return {"wb_gains": [round(v, 6) for v in self.wb_gains], "ccm": np.round(self.result.ccm, 6).tolist()}
+
+    @measures(Declared("color_delta_e_mean", "dE00"), Declared("color_delta_e_max", "dE00"),
+              Declared("color_wb_gain_r", "1"), Declared("color_wb_gain_b", "1"))
+    def measurements(self) -> dict[str, float]:
+        """CIEDE2000 after the colour matrix, and the white balance's R and B gains."""
+        after = self.delta_e("after")
+        return {"color_delta_e_mean": after["mean"], "color_delta_e_max": after["max"],
+                "color_wb_gain_r": self.wb_gains[0], "color_wb_gain_b": self.wb_gains[2]}
 
     def profile_section(self) -> dict[str, Any]:
         return {"wb_gains": self.wb_gains, "ccm": self.ccm, "delta_e2000": {"before": self.delta_e("before"),

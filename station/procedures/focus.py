@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import SweepError
 from station.procedures.captures import auto_exposure, capture_shot, focus_axis
 from station.procedures.geometry import (
@@ -82,6 +83,12 @@ class AdapterFocus:
     def tilt_deg(self) -> float:
         """The tilt's magnitude, deg."""
         return float(math.hypot(self.tilt_x_deg, self.tilt_y_deg))
+
+    @measures(Declared("adapter_back_focus_mm", "mm"), Declared("adapter_tilt_x_deg", "deg"),
+              Declared("adapter_tilt_y_deg", "deg"), Declared("focus_fit_residual_um", "um"))
+    def measurements(self) -> dict[str, float]:
+        return {"adapter_back_focus_mm": self.back_focus_mm, "adapter_tilt_x_deg": self.tilt_x_deg,
+                "adapter_tilt_y_deg": self.tilt_y_deg, "focus_fit_residual_um": self.residual_um}
 
     def profile_section(self) -> dict[str, Any]:
         return {"method": "through-focus sweep of the slanted-edge chart, 1/MTF50^2 parabola per edge, plane fit",

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from station.errors import ConfigError, InputError
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure, capture_shot, png_bytes
 
@@ -194,6 +195,17 @@ class GeometryMeasurement:
         rays = pixels_to_rays(corners, k, self.result.dist_coeffs)
         ideal = rays * np.array([k[0, 0], k[1, 1]]) + np.array([k[0, 2], k[1, 2]])
         return float(np.max(np.hypot(*(ideal - corners).T)))
+
+    @measures(Declared("geometry_rms_px", "px"), Declared("geometry_views_used", "1"),
+              Declared("geometry_image_distance_error_pct", "%",
+                       description="fx times the pixel pitch against the thin lens's image distance"),
+              Declared("geometry_corner_distortion_px", "px"))
+    def measurements(self) -> dict[str, float]:
+        sheet = lens_datasheet(self.sensor, self.lens)
+        expected = thin_lens_image_distance_mm(sheet.focal_length_mm, self.distance_mm)
+        return {"geometry_rms_px": self.rms_px, "geometry_views_used": self.views_used,
+                "geometry_image_distance_error_pct": (self.image_distance_mm / expected - 1.0) * 100.0,
+                "geometry_corner_distortion_px": self.corner_distortion_px()}
 
     def profile_section(self) -> dict[str, Any]:
         r = self.result

@@ -45,6 +45,7 @@ from calibration.peaking import calibrate_peaking as calibrate_peaking_frames
 from calibration.plots import figure_png
 from calibration.zebra import preview_luma
 from station.errors import InputError
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError, SweepError, calibration_path, write_back
 from station.procedures.captures import (
     FocusAxis,
@@ -106,6 +107,10 @@ class PeakingResult:
     search: dict[str, Any]
     write_back: dict[str, Any] | None = None
     plot_png: bytes = field(default=b"", repr=False)
+
+    @measures(Declared("peaking_threshold", "1", "{f_case}"), Declared("peaking_flat_rate_pct", "%", "{f_case}"))
+    def measurements(self) -> dict[str, float]:
+        return {"peaking_threshold": self.threshold, "peaking_flat_rate_pct": 100.0 * self.flat_rate}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k != "plot_png"}
@@ -321,6 +326,20 @@ class PeakingVerification:
     flat_rates: list[float]
     passed: bool
     overlay_png: bytes = field(default=b"", repr=False)
+
+    @measures(Declared("peaking_in_focus_coverage_pct", "%", "{f_case}"),
+              Declared("peaking_far_coverage_pct", "%", "{f_case}"))
+    def measurements(self) -> dict[str, float]:
+        """The worst in-focus edge coverage, the largest beyond twice the depth of field."""
+        in_focus = [f["coverage"] for f in self.frames if f["expected"] == "in_focus"]
+        beyond = [f["coverage"] for f in self.frames if f["expected"] == "beyond_2dof"]
+        return {"peaking_in_focus_coverage_pct": 100.0 * min(in_focus),
+                "peaking_far_coverage_pct": 100.0 * max(beyond)}
+
+    @measures(Declared("peaking_flat_rate_pct", "%", "{f_case}/verify"))
+    def flat_measurements(self) -> dict[str, float]:
+        """The worst flag rate on the flat fields at T_peak."""
+        return {"peaking_flat_rate_pct": 100.0 * max(self.flat_rates)}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "overlay_png"}

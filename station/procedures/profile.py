@@ -24,6 +24,7 @@ from typing import Any
 
 from station.atomic import atomic_write_text
 from station.errors import ProductError
+from station.measurements import Declared, measures
 from station.procedures import calibration_path
 
 #: The blob's own header: what wrote it.
@@ -45,6 +46,11 @@ class CaseResults:
     @property
     def case(self) -> str:
         return self.sensor if self.lens is None else f"{self.sensor}/{self.lens}"
+
+    @measures(Declared("profile_sections", "1"))
+    def measurements(self) -> dict[str, float]:
+        """How many profile sections the case measured."""
+        return {"profile_sections": len(self.sections)}
 
 
 def provenance(station: Any, *, dut_serial: str | None = None, tool: str = "station run") -> dict[str, str]:
@@ -116,6 +122,17 @@ class WriteBack:
     def sha256(self) -> str:
         text = json.dumps(self.blob, separators=(",", ":"), sort_keys=True, allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    @measures(Declared("calibration_blob_bytes", "bytes", ""), Declared("calibration_readback_mismatches", "1", ""))
+    def measurements(self) -> dict[str, float]:
+        """The whole blob written: its size, and the keys that came back different."""
+        return {"calibration_blob_bytes": float(self.receipt.get("bytes") or 0),
+                "calibration_readback_mismatches": len(self.mismatched)}
+
+    @measures(Declared("calibration_readback_mismatches", "1"))
+    def case_measurements(self) -> dict[str, float]:
+        """One case's entries written: the keys that came back different."""
+        return {"calibration_readback_mismatches": len(self.mismatched)}
 
     def to_dict(self) -> dict[str, Any]:
         return {"bytes": self.receipt.get("bytes"), "sha256": self.sha256, "phone_sha256": self.receipt.get("sha256"),

@@ -39,6 +39,7 @@ from calibration.raw_integrity import (
     raw10_equals_dng,
 )
 from station.errors import DeviceError, InputError
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import (
     auto_exposure,
@@ -73,6 +74,11 @@ class HistogramCheck:
     max_bin_diff: int
     passed: bool
     plot_png: bytes = field(default=b"", repr=False)
+
+    @measures(Declared("histogram_l1_normalised", "1", "{sensor}/{source}"),
+              Declared("histogram_shift_bins", "bins", "{sensor}/{source}"))
+    def measurements(self) -> dict[str, float]:
+        return {"histogram_l1_normalised": self.l1_normalised, "histogram_shift_bins": self.shift_bins}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
@@ -128,6 +134,18 @@ class RawIntegrityResult:
     raw10_dng: dict[str, Any]
     passed: bool
     plot_png: bytes = field(default=b"", repr=False)
+
+    @measures(Declared("raw_missing_codes", "1", "{sensor}"), Declared("raw_black_offset_dn", "DN", "{sensor}"),
+              Declared("raw_black_level_dn", "DN", "{sensor}"), Declared("raw_cfa_order_match", "1", "{sensor}"),
+              Declared("raw10_dng_differing_pixels", "1", "{sensor}"))
+    def measurements(self) -> dict[str, float]:
+        """Missing codes, the black level (mean and worst offset), the CFA order, RAW10 against DNG."""
+        measured = self.black["measured_dn"]
+        differing = self.raw10_dng.get("differing_pixels")
+        return {"raw_missing_codes": self.codes["missing_count"], "raw_black_offset_dn": self.black["max_offset_dn"],
+                "raw_black_level_dn": float(sum(measured.values()) / len(measured)),
+                "raw_cfa_order_match": 1.0 if self.cfa["match"] else 0.0,
+                "raw10_dng_differing_pixels": float(differing if differing is not None else 1e9)}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "plot_png"}

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from station.devices.light import set_illuminance
+from station.measurements import Declared, measures
 from station.procedures.captures import lit
 
 LEVELS_PCT = (20.0, 40.0, 60.0, 80.0)
@@ -60,6 +61,11 @@ class LightLinearity:
         """Largest deviation from the fit in % of the highest reading."""
         top = float(np.max(np.abs(self.lux)))
         return float(np.max(np.abs(self.residual_lux)) / top * 100.0) if top > 0 else float("inf")
+
+    @measures(Declared("light_linearity_r2", "1", "", "station"),
+              Declared("light_linearity_max_dev_pct", "%", "", "station"))
+    def measurements(self) -> dict[str, float]:
+        return {"light_linearity_r2": self.r2, "light_linearity_max_dev_pct": self.max_dev_pct}
 
     def to_dict(self) -> dict[str, Any]:
         return {"levels_pct": self.levels_pct.tolist(), "lux": self.lux.tolist(),
@@ -111,6 +117,10 @@ class ClosedLoop:
     def error_pct(self) -> float:
         return abs(self.reading_lux - self.target_lux) / self.target_lux * 100.0
 
+    @measures(Declared("light_closed_loop_error_pct", "%", "", "station"))
+    def measurements(self) -> dict[str, float]:
+        return {"light_closed_loop_error_pct": self.error_pct}
+
     def to_dict(self) -> dict[str, Any]:
         return {"target_lux": self.target_lux, "reading_lux": self.reading_lux, "level_pct": self.level_pct,
                 "error_pct": self.error_pct}
@@ -135,6 +145,10 @@ class Homing:
     def error_mm(self) -> float:
         return float(max(self.positions_mm) - min(self.positions_mm))
 
+    @measures(Declared("mount_home_error_mm", "mm", "", "station"))
+    def measurements(self) -> dict[str, float]:
+        return {"mount_home_error_mm": self.error_mm}
+
 
 def mount_homing(station: Any, away_mm: float = HOME_FROM_MM) -> Homing:
     """Home twice, the second time after a move ``away_mm`` out: the homed positions must agree."""
@@ -155,6 +169,10 @@ class Repeatability:
     @property
     def spread_mm(self) -> float:
         return float(max(self.reached_mm) - min(self.reached_mm))
+
+    @measures(Declared("mount_repeatability_mm", "mm", "", "station"))
+    def measurements(self) -> dict[str, float]:
+        return {"mount_repeatability_mm": self.spread_mm}
 
 
 def mount_repeatability(station: Any, target_mm: float = REPEAT_TARGET_MM,

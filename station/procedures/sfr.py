@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure
 from station.procedures.geometry import (
@@ -135,6 +136,12 @@ class CaMeasurement:
         """The larger CA shift (R or B against G) at the frame's farthest corner, sensor px."""
         return float(max(self.result.corner_shift_px(p) or 0.0 for p in ("R", "B")))
 
+    @measures(Declared("ca_r_scale_ppm", "ppm"), Declared("ca_b_scale_ppm", "ppm"),
+              Declared("ca_corner_shift_px", "px"))
+    def measurements(self) -> dict[str, float]:
+        return {"ca_r_scale_ppm": (self.r_scale - 1.0) * 1e6, "ca_b_scale_ppm": (self.b_scale - 1.0) * 1e6,
+                "ca_corner_shift_px": self.corner_shift_px()}
+
     def profile_section(self) -> dict[str, Any]:
         return {"r_scale": self.r_scale, "b_scale": self.b_scale, "center_px": list(self.result.center_px),
                 "r_scale_ppm": (self.r_scale - 1.0) * 1e6, "b_scale_ppm": (self.b_scale - 1.0) * 1e6,
@@ -211,6 +218,13 @@ class SfrMeasurement:
         return {"f_number": self.f_number, "distance_mm": self.distance_mm, "edges": len(self.edges),
                 "plane": "Y (bilinear demosaic luminance), cycles per sensor pixel",
                 "mtf50_cy_px": {z: _finite(self.zone_mtf50(z)) for z in ZONES} | {"min": _finite(self.min_mtf50())}}
+
+    @measures(*(Declared(f"mtf50_{zone}_cpp", "c/px", "{f_case}") for zone in ("centre", "mid", "corner", "min")),
+              Declared("sfr_edges", "1", "{f_case}"))
+    def measurements(self) -> dict[str, float]:
+        return {"mtf50_centre_cpp": self.zone_mtf50("centre"), "mtf50_mid_cpp": self.zone_mtf50("mid"),
+                "mtf50_corner_cpp": self.zone_mtf50("corner"), "mtf50_min_cpp": self.min_mtf50(),
+                "sfr_edges": len(self.edges)}
 
     def profile_section(self) -> dict[str, Any]:
         return self.summary() | {"per_edge": [e.to_dict() for e in self.edges]}

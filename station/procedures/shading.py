@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure, capture_shot, png_bytes
 from station.procedures.geometry import case_name, frame_scene, framing_distance_mm, preview_of_raw
@@ -64,6 +65,18 @@ class ShadingMeasurement:
     def isp_entry(self) -> dict[str, Any]:
         """What the phone's ISP reads: the gain map, Android layout."""
         return {"lens_shading_map": np.round(self.result.gain_map.astype(np.float64), 5).tolist()}
+
+    @measures(Declared("shading_corner_falloff_pct", "%"), Declared("shading_max_gain", "1"),
+              Declared("shading_centre_offset_px", "px"), Declared("shading_flat_residual_pct", "%"))
+    def measurements(self) -> dict[str, float]:
+        return {"shading_corner_falloff_pct": self.corner_falloff_pct(), "shading_max_gain": self.max_gain(),
+                "shading_centre_offset_px": self.centre_offset_px(),
+                "shading_flat_residual_pct": float(self.result.flat_residual_pct)}
+
+    @measures(Declared("shading_corner_falloff_pct", "%"), Declared("shading_max_gain", "1"))
+    def regression_measurements(self) -> dict[str, float]:
+        """The two a firmware regression follows against its baseline."""
+        return {"shading_corner_falloff_pct": self.corner_falloff_pct(), "shading_max_gain": self.max_gain()}
 
     def profile_section(self) -> dict[str, Any]:
         r = self.result
@@ -148,6 +161,10 @@ class PreviewShading:
 
     def png(self) -> bytes:
         return png_bytes(self.preview, 768)
+
+    @measures(Declared("preview_shading_corner_ratio", "1"))
+    def measurements(self) -> dict[str, float]:
+        return {"preview_shading_corner_ratio": self.corner_ratio}
 
     def to_dict(self) -> dict[str, Any]:
         return {"corner_ratios": self.corner_ratios, "corner_ratio": self.corner_ratio,

@@ -38,6 +38,7 @@ from calibration.zebra import (
 )
 from calibration.zebra import verify_zebra as verify_zebra_mask
 from station.errors import InputError
+from station.measurements import Declared, measures
 from station.procedures import SweepError, calibration_path, write_back
 from station.procedures.captures import (
     auto_exposure,
@@ -96,6 +97,12 @@ class ZebraResult:
     sweep: list[dict[str, Any]]
     write_back: dict[str, Any] | None = None
     plot_png: bytes = field(default=b"", repr=False)
+
+    @measures(Declared("zebra_clip_level_dn", "DN"), Declared("zebra_raw_threshold_dn", "DN"),
+              Declared("zebra_luma_threshold", "code"))
+    def measurements(self) -> dict[str, float]:
+        return {"zebra_clip_level_dn": self.clip_level_dn, "zebra_raw_threshold_dn": self.raw_threshold_dn,
+                "zebra_luma_threshold": self.luma_threshold}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the plot, JSON-able."""
@@ -280,6 +287,13 @@ class ZebraVerification:
     counts: dict[str, Any]
     passed: bool
     overlay_png: bytes = field(default=b"", repr=False)
+
+    @measures(Declared("zebra_missed_pct", "%", "{case}/{mode}"),
+              Declared("zebra_false_flag_pct", "%", "{case}/{mode}"))
+    def measurements(self) -> dict[str, float]:
+        """% of the pixels raw truth flags that the phone missed, and of those it flagged without cause."""
+        return {"zebra_missed_pct": 100.0 * (self.missed_fraction or 0.0),
+                "zebra_false_flag_pct": 100.0 * (self.false_flag_fraction or 0.0)}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "overlay_png"}

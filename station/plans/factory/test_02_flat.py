@@ -13,8 +13,6 @@ import pytest
 from station.plans import steps
 from station.plans.helpers import wide_open
 
-pytestmark = pytest.mark.bench
-
 
 @pytest.fixture(scope="module")
 def bare_sensor(operator: Any) -> None:

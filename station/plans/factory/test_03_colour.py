@@ -12,8 +12,6 @@ import pytest
 from station.plans import steps
 from station.plans.conftest import configured_lenses
 
-pytestmark = pytest.mark.bench
-
 
 def test_color(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
     steps.color(station, operator, measure, results, "main")

@@ -12,8 +12,6 @@ import pytest
 from station.plans import steps
 from station.plans.helpers import stopped_down, wide_open
 
-pytestmark = pytest.mark.bench
-
 
 @pytest.fixture(scope="module")
 def captures() -> dict[str, Any]:

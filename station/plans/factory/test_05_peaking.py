@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from station.plans import steps
 from station.plans.helpers import wide_open
-
-pytestmark = pytest.mark.bench
 
 
 def test_peaking_calibration(station: Any, operator: Any, measure: Any) -> None:

@@ -10,10 +10,8 @@ from typing import Any
 import allure
 import pytest
 
-from station.plans.helpers import case_results
+from station.plans.helpers import case_results, take
 from station.procedures import profile as profile_proc
-
-pytestmark = pytest.mark.bench
 
 
 def test_lens_profile(station: Any, case: str, results: dict, profile_dir: Any, run_record: Any, measure: Any,
@@ -35,7 +33,7 @@ def test_lens_profile(station: Any, case: str, results: dict, profile_dir: Any, 
     run_record.add_profile(path, request.node.nodeid, case=case, sensor=sensor, lens=lens or None,
                            digest=doc["digest"], sections=sorted(entry.sections))
     allure.attach.file(str(path), name=path.name, attachment_type=allure.attachment_type.JSON)
-    measure("profile_sections", len(entry.sections), case=case)
+    take(measure, entry.measurements, case)
 
 
 def test_calibration_writeback(station: Any, results: dict, measure: Any, run_record: Any) -> None:
@@ -45,5 +43,4 @@ def test_calibration_writeback(station: Any, results: dict, measure: Any, run_re
         written = profile_proc.write_calibration(station, entries)
     run_record.update(calibration=written.to_dict())
     allure.attach(str(written.to_dict()), name="calibration write-back", attachment_type=allure.attachment_type.TEXT)
-    measure("calibration_blob_bytes", float(written.receipt.get("bytes") or 0))
-    measure("calibration_readback_mismatches", len(written.mismatched))
+    take(measure, written.measurements)

@@ -18,8 +18,6 @@ from station.plans.factory import test_04_charts as charts
 from station.plans.factory import test_05_peaking as peaking
 from station.plans.factory import test_06_calibration as writeback
 
-pytestmark = pytest.mark.bench
-
 
 @pytest.fixture(scope="module")
 def captures() -> dict[str, Any]:

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from station.plans import steps
-
-pytestmark = pytest.mark.bench
 
 SENSOR = "main"
 

@@ -13,8 +13,6 @@ import pytest
 from station.plans import steps
 from station.plans.conftest import configured_lenses
 
-pytestmark = pytest.mark.bench
-
 
 @pytest.mark.parametrize("sensor", ["main", "m"])
 def test_raw_integrity(sensor: str, station: Any, operator: Any, measure: Any,

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from station.plans import steps
-
-pytestmark = pytest.mark.bench
+from station.plans.helpers import take
 
 SENSOR = "main"
 
@@ -21,10 +18,7 @@ def test_sfr(station: Any, operator: Any, lit_bench: None, measure: Any, results
 
 
 def test_raw_shading(measure: Any, stored_shading: Any) -> None:
-    case = SENSOR
-    measure("shading_corner_falloff_pct", stored_shading.corner_falloff_pct(), case=case, check=False)
-    measure("shading_max_gain", stored_shading.max_gain(), case=case, check=False)
-    measure.check()
+    take(measure, stored_shading.regression_measurements, SENSOR)
 
 
 def test_color(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict,

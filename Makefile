@@ -28,7 +28,7 @@ run: install
 
 test: install
 	$(VENV)/bin/ruff check station calibration targets fixtures tests
-	$(PY) -m pytest -n 2 tests/unit
+	$(PY) -m pytest -n 2 --dist loadgroup tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check station calibration targets fixtures tests

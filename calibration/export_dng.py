@@ -1,4 +1,5 @@
-"""A lens profile as DNG opcodes: ``WarpRectilinear`` (OpcodeList3) and ``GainMap`` (OpcodeList2).
+"""A lens profile as DNG opcodes: ``WarpRectilinear`` (OpcodeList3) and ``GainMap`` (OpcodeList2); a defect
+map as ``FixBadPixelsList`` (OpcodeList1).
 
 Binary layout per the DNG 1.4 specification, chapter 7 "Opcode List Processing" (and the DNG SDK's
 ``dng_opcode_list`` / ``dng_opcode_WarpRectilinear`` / ``dng_opcode_GainMap``), all big-endian whatever the
@@ -11,7 +12,10 @@ TIFF's byte order:
   DOUBLE ``cy`` (centre normalised to the image);
 - ``GainMap`` (ID 9): LONG Top, Left, Bottom, Right, Plane, Planes, RowPitch, ColPitch, MapPointsV,
   MapPointsH; DOUBLE MapSpacingV, MapSpacingH, MapOriginV, MapOriginH; LONG MapPlanes; FLOAT gains
-  (row by row, column by column, plane by plane).
+  (row by row, column by column, plane by plane);
+- ``FixBadPixelsList`` (ID 5, DNG 1.6 sec. 7.3 / 1.4 chapter 7): LONG BayerPhase (0 RGGB, 1 GRBG, 2 GBRG,
+  3 BGGR), LONG BadPointCount, LONG BadRectCount, then per point LONG row, LONG column, then per rectangle
+  LONG top, left, bottom, right. It goes in OpcodeList1 (on the raw data, before linearization).
 
 ``WarpRectilinear`` comes from the geometry section (``calibration.distortion_models.opencv_to_dng``); with a
 chromatic section it has three planes (R, G, B) whose coefficients are the green plane's times the plane's
@@ -41,11 +45,14 @@ __all__ = [
     "OPCODE_WARP_RECTILINEAR", "OPCODE_GAIN_MAP", "DNG_VERSION_1_3", "FLAG_OPTIONAL", "FLAG_PREVIEW_SKIP",
     "TAG_OPCODE_LIST2", "TAG_OPCODE_LIST3", "DngOpcodeError", "WarpRectilinear", "GainMap", "RawOpcode",
     "dng_opcode_list", "parse_opcode_list", "warp_from_profile", "gain_maps_from_profile", "DngExport",
-    "dng_export", "embed_opcode_lists",
+    "dng_export", "embed_opcode_lists", "OPCODE_FIX_BAD_PIXELS_LIST", "TAG_OPCODE_LIST1", "FixBadPixelsList",
+    "fix_bad_pixels_from_map",
 ]
 
 OPCODE_WARP_RECTILINEAR = 1
 OPCODE_GAIN_MAP = 9
+OPCODE_FIX_BAD_PIXELS_LIST = 5
+BAYER_PHASE = {"RGGB": 0, "GRBG": 1, "GBRG": 2, "BGGR": 3}
 DNG_VERSION_1_3 = (1, 3, 0, 0)
 FLAG_OPTIONAL = 1
 FLAG_PREVIEW_SKIP = 2
@@ -124,7 +131,35 @@ class RawOpcode:
         return self.data
 
 
-Opcode = WarpRectilinear | GainMap | RawOpcode
+@dataclass(frozen=True)
+class FixBadPixelsList:
+    """Opcode 5: bad pixels as (row, column) points and (top, left, bottom, right) rectangles."""
+
+    bayer_phase: int
+    points: tuple[tuple[int, int], ...]
+    rects: tuple[tuple[int, int, int, int], ...] = ()
+    flags: int = 0
+    version: tuple[int, int, int, int] = DNG_VERSION_1_3
+    opcode_id: int = field(default=OPCODE_FIX_BAD_PIXELS_LIST, init=False)
+
+    def params(self) -> bytes:
+        out = [struct.pack(">3I", self.bayer_phase, len(self.points), len(self.rects))]
+        out += [struct.pack(">2I", row, col) for row, col in self.points]
+        out += [struct.pack(">4I", *rect) for rect in self.rects]
+        return b"".join(out)
+
+
+def fix_bad_pixels_from_map(hot_pixel_map: Sequence[int], cfa: str) -> FixBadPixelsList:
+    """``FixBadPixelsList`` from an Android ``hotPixelMap`` (x, y pairs), points sorted by row, column."""
+    if cfa not in BAYER_PHASE:
+        raise DngOpcodeError(f"FixBadPixelsList: CFA {cfa!r}; allowed: {', '.join(BAYER_PHASE)}")
+    if len(hot_pixel_map) % 2:
+        raise DngOpcodeError("FixBadPixelsList: hotPixelMap must be (x, y) pairs")
+    points = sorted((int(y), int(x)) for x, y in zip(hot_pixel_map[0::2], hot_pixel_map[1::2], strict=True))
+    return FixBadPixelsList(BAYER_PHASE[cfa], tuple(points))
+
+
+Opcode = WarpRectilinear | GainMap | FixBadPixelsList | RawOpcode
 
 
 def dng_opcode_list(opcodes: Sequence[Opcode]) -> bytes:
@@ -164,6 +199,18 @@ def _parse_gain_map(params: bytes, version: tuple[int, int, int, int], flags: in
                    flags, version)
 
 
+def _parse_fix_bad_pixels(params: bytes, version: tuple[int, int, int, int], flags: int) -> FixBadPixelsList:
+    phase, n_points, n_rects = struct.unpack(">3I", _take(params, 0, 12, "FixBadPixelsList header"))
+    if len(params) != 12 + 8 * n_points + 16 * n_rects:
+        raise DngOpcodeError(f"FixBadPixelsList: {len(params)} parameter bytes do not fit {n_points} points "
+                             f"and {n_rects} rectangles")
+    values = struct.unpack(f">{2 * n_points + 4 * n_rects}I", params[12:])
+    points = tuple((values[2 * i], values[2 * i + 1]) for i in range(n_points))
+    rest = values[2 * n_points:]
+    rects = tuple(tuple(rest[4 * i: 4 * i + 4]) for i in range(n_rects))
+    return FixBadPixelsList(phase, points, rects, flags, version)  # type: ignore[arg-type]
+
+
 def parse_opcode_list(data: bytes) -> list[Opcode]:
     """The opcodes of an opcode list; WarpRectilinear and GainMap decoded, others kept raw."""
     data = bytes(data)
@@ -177,6 +224,8 @@ def parse_opcode_list(data: bytes) -> list[Opcode]:
             out.append(_parse_warp(params, version, flags))
         elif opcode_id == OPCODE_GAIN_MAP:
             out.append(_parse_gain_map(params, version, flags))
+        elif opcode_id == OPCODE_FIX_BAD_PIXELS_LIST:
+            out.append(_parse_fix_bad_pixels(params, version, flags))
         else:
             out.append(RawOpcode(opcode_id, version, flags, params))
         pos += 16 + size
@@ -255,8 +304,9 @@ def _first_value(entry: bytes, typ: int, order: str) -> int:
     return struct.unpack(order + ("H" if typ == 3 else "I"), entry[8:10] if typ == 3 else entry[8:12])[0]
 
 
-def embed_opcode_lists(dng: bytes, *, opcode_list2: bytes | None = None, opcode_list3: bytes | None = None) -> bytes:
-    """A copy of a (classic TIFF) DNG with OpcodeList2/3 set on IFD 0, which must hold the raw image.
+def embed_opcode_lists(dng: bytes, *, opcode_list2: bytes | None = None, opcode_list3: bytes | None = None,
+                       opcode_list1: bytes | None = None) -> bytes:
+    """A copy of a (classic TIFF) DNG with OpcodeList1/2/3 set on IFD 0, which must hold the raw image.
 
     Nothing in the file moves: the tag data and a new IFD 0 (old entries plus the lists, tags sorted) are
     appended and the header's first-IFD offset points at it.
@@ -284,7 +334,8 @@ def embed_opcode_lists(dng: bytes, *, opcode_list2: bytes | None = None, opcode_
         if len(data) % 2:
             data.append(0)
 
-    for tag, value in ((TAG_OPCODE_LIST2, opcode_list2), (TAG_OPCODE_LIST3, opcode_list3)):
+    for tag, value in ((TAG_OPCODE_LIST1, opcode_list1), (TAG_OPCODE_LIST2, opcode_list2),
+                       (TAG_OPCODE_LIST3, opcode_list3)):
         if value is None:
             continue
         if len(value) <= 4:

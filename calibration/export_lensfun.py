@@ -58,14 +58,22 @@ class LensfunExport:
 
 
 def lensfun_names(doc: Mapping[str, Any]) -> dict[str, str]:
-    """Camera and lens names as written: the camera as the station's DNGs name it (Make ``M-Station``,
-    Model ``<sensor> sensor``), the lens by its id (``+ adapter``) or ``<sensor> built-in lens``."""
+    """Camera and lens names exactly as the DNGs of that camera say them, so that lensfun (darktable,
+    RawTherapee) finds the profile from a DNG's own Make, Model, LensMake and LensModel: the profile's
+    ``camera`` section (taken from the DUT's DNG) when it has one, else the station's DNG defaults (Make
+    ``M-Station``, Model ``<sensor> sensor``, the lens by its id (``+ adapter``) or ``<sensor> built-in lens``)."""
     sensor = doc["sensor"]
     lens = doc.get("lens") or f"{sensor} built-in lens"
     if doc.get("adapter"):
         lens = f"{lens} + {doc['adapter']}"
-    return {"camera_maker": DEFAULT_MAKER, "camera_model": f"{sensor} sensor", "lens_maker": DEFAULT_MAKER,
-            "lens_model": lens, "mount": f"M-Station {sensor}"}
+    names = {"camera_maker": DEFAULT_MAKER, "camera_model": f"{sensor} sensor", "lens_maker": DEFAULT_MAKER,
+             "lens_model": lens, "mount": f"M-Station {sensor}"}
+    camera = doc.get("camera") or {}
+    for key, name in (("make", "camera_maker"), ("model", "camera_model"), ("lens_make", "lens_maker"),
+                      ("lens_model", "lens_model")):
+        if camera.get(key):
+            names[name] = str(camera[key])
+    return names
 
 
 def _num(value: float) -> str:

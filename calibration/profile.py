@@ -60,7 +60,7 @@ __all__ = [
 SCHEMA = "m-station/lens-profile"
 VERSION = 1
 SENSORS = ("main", "m")
-SECTIONS = ("geometry", "shading", "chromatic", "sensor_response", "color", "sfr", "focus")
+SECTIONS = ("geometry", "shading", "chromatic", "sensor_response", "color", "sfr", "focus", "defects", "camera")
 PROVENANCE_KEYS = ("station", "dut_serial", "firmware", "time", "code_version", "tool")
 _SLUG = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*")
 _SLUG_MAX = 64
@@ -210,6 +210,26 @@ class Color(BaseModel):
     ccm: tuple[tuple[Finite, Finite, Finite], tuple[Finite, Finite, Finite], tuple[Finite, Finite, Finite]]
 
 
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("expected printable text")
+    return value
+
+
+CameraName = Annotated[StrictStr, Field(min_length=1, max_length=100), AfterValidator(_printable)]
+
+
+class Camera(BaseModel):
+    """``camera``: the camera's and lens's names as its DNGs say them (Make, Model, LensMake, LensModel), for
+    lensfun's look-up."""
+
+    model_config = ConfigDict(extra="forbid")
+    make: CameraName | None = None
+    model: CameraName | None = None
+    lens_make: CameraName | None = None
+    lens_model: CameraName | None = None
+
+
 def _utc_time(value: str) -> str:
     try:
         when = datetime.fromisoformat(value)
@@ -266,6 +286,8 @@ class LensProfile(BaseModel):
     sensor_response: dict[str, Any] = None  # type: ignore[assignment]
     sfr: dict[str, Any] = None  # type: ignore[assignment]
     focus: dict[str, Any] = None  # type: ignore[assignment]
+    defects: dict[str, Any] = None  # type: ignore[assignment]
+    camera: Camera = None  # type: ignore[assignment]
     digest: Annotated[StrictStr, AfterValidator(_digest)] = None  # type: ignore[assignment]
 
 
@@ -323,13 +345,15 @@ def make_profile(*, sensor: str, image_size: Any, pixel_pitch_um: float, provena
                  lens: str | None = None, adapter: str | None = None, geometry: Mapping[str, Any] | None = None,
                  shading: Mapping[str, Any] | None = None, chromatic: Mapping[str, Any] | None = None,
                  sensor_response: Mapping[str, Any] | None = None, color: Mapping[str, Any] | None = None,
-                 sfr: Mapping[str, Any] | None = None, focus: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 sfr: Mapping[str, Any] | None = None, focus: Mapping[str, Any] | None = None,
+                 defects: Mapping[str, Any] | None = None, camera: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A validated profile with its digest. Sections are plain dicts (numpy arrays allowed); absent ones are
     left out."""
     doc: dict[str, Any] = {"schema": SCHEMA, "version": VERSION, "sensor": sensor, "lens": lens, "adapter": adapter,
                            "image_size": image_size, "pixel_pitch_um": pixel_pitch_um, "provenance": provenance}
     sections = {"geometry": geometry, "shading": shading, "chromatic": chromatic,
-                "sensor_response": sensor_response, "color": color, "sfr": sfr, "focus": focus}
+                "sensor_response": sensor_response, "color": color, "sfr": sfr, "focus": focus,
+                "defects": defects, "camera": camera}
     doc.update({k: v for k, v in sections.items() if v is not None})
     doc = _plain(doc, "profile")
     validate_profile(doc)

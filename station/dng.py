@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import math
+import struct
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -49,6 +50,7 @@ _DESCRIPTION_KEY = "m-station"
 # TIFF / TIFF-EP / EXIF / DNG tag codes
 _MAKE, _MODEL, _DESCRIPTION, _DATETIME = 271, 272, 270, 306
 _EXPOSURE_TIME, _ISO, _EXIF_IFD = 33434, 34855, 34665
+_F_NUMBER, _EXIF_VERSION, _FOCAL_LENGTH, _LENS_MAKE, _LENS_MODEL = 33437, 36864, 37386, 42035, 42036
 _CFA_REPEAT, _CFA_PATTERN, _TIFFEP_ID = 33421, 33422, 37398
 _DNG_VERSION, _DNG_BACKWARD, _UNIQUE_MODEL = 50706, 50707, 50708
 _CFA_PLANE_COLOR, _CFA_LAYOUT = 50710, 50711
@@ -65,7 +67,7 @@ def dng_bytes(frame: Frame) -> bytes:
     """The frame as a DNG file, in memory (what the phone sends as a ``dng`` payload)."""
     buffer = io.BytesIO()
     _write(buffer, frame)
-    return buffer.getvalue()
+    return _append_exif_ifd(buffer.getvalue(), _exif_entries(frame))
 
 
 def write_dng(path: str | Path, frame: Frame) -> Path:
@@ -74,8 +76,8 @@ def write_dng(path: str | Path, frame: Frame) -> Path:
 
 
 def _write(handle: Any, frame: Frame) -> None:
-    make = str(frame.extra.get("make", "M-Station"))
-    model = str(frame.extra.get("model", f"{frame.sensor} sensor"))
+    names = camera_names(frame)
+    make, model = names["make"], names["model"]
     matrix = frame.extra.get("color_matrix1", XYZ_TO_SRGB)
     neutral = frame.extra.get("as_shot_neutral", (1.0, 1.0, 1.0))
     tags: list[tuple[int, int | str, int, Any, bool]] = [
@@ -97,10 +99,6 @@ def _write(handle: Any, frame: Frame) -> None:
         (_AS_SHOT_NEUTRAL, "2I", 3, _rationals(neutral, 1_000_000), True),
         (_ILLUMINANT1, "H", 1, _ILLUMINANT_D65, True),
     ]
-    if frame.exposure_s is not None and frame.exposure_s > 0:
-        tags.append((_EXPOSURE_TIME, "2I", 1, _rationals([frame.exposure_s], 1_000_000_000), True))
-    if frame.analog_gain:
-        tags.append((_ISO, "H", 1, int(round(100 * frame.analog_gain)), True))
     description = json.dumps({_DESCRIPTION_KEY: _description(frame)}, sort_keys=True)
     tifffile.imwrite(
         handle,
@@ -114,6 +112,85 @@ def _write(handle: Any, frame: Frame) -> None:
         datetime=_dng_datetime(frame.timestamp),
         extratags=sorted(tags),
     )
+
+
+def camera_names(frame: Frame) -> dict[str, str]:
+    """Make, Model, LensMake and LensModel as the station's DNGs write them (the lensfun export names the
+    camera and lens the same way): the frame's ``extra`` values, else ``M-Station`` / ``<sensor> sensor``
+    and the lens id (``<sensor> built-in lens`` without one)."""
+    extra = frame.extra
+    lens = frame.lens or f"{frame.sensor} built-in lens"
+    return {"make": str(extra.get("make", "M-Station")), "model": str(extra.get("model", f"{frame.sensor} sensor")),
+            "lens_make": str(extra.get("lens_make", "M-Station")), "lens_model": str(extra.get("lens_model", lens))}
+
+
+def _exif_entries(frame: Frame) -> list[tuple[int, int, int, bytes]]:
+    """The Exif IFD (Exif 2.32): exposure, ISO, lens; (tag, TIFF type, count, big-endian value bytes)."""
+    entries: list[tuple[int, int, int, bytes]] = [(_EXIF_VERSION, 7, 4, b"0232")]
+    if frame.exposure_s is not None and frame.exposure_s > 0:
+        entries.append((_EXPOSURE_TIME, 5, 1, _rational_bytes(frame.exposure_s, 1_000_000_000)))
+    if frame.analog_gain:
+        entries.append((_ISO, 3, 1, struct.pack(">H", int(round(100 * frame.analog_gain)))))
+    f_number, focal_mm = frame.extra.get("f_number"), frame.extra.get("focal_length_mm")
+    if isinstance(f_number, int | float) and f_number > 0:
+        entries.append((_F_NUMBER, 5, 1, _rational_bytes(f_number, 100)))
+    if isinstance(focal_mm, int | float) and focal_mm > 0:
+        entries.append((_FOCAL_LENGTH, 5, 1, _rational_bytes(focal_mm, 100)))
+    names = camera_names(frame)
+    for tag, key in ((_LENS_MAKE, "lens_make"), (_LENS_MODEL, "lens_model")):
+        text = names[key].encode("ascii", "replace") + b"\0"
+        entries.append((tag, 2, len(text), text))
+    return sorted(entries)
+
+
+def _rational_bytes(value: float, denominator: int) -> bytes:
+    return struct.pack(">2I", *_rationals([value], denominator))
+
+
+def _append_exif_ifd(dng: bytes, entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """A copy of a classic TIFF with an Exif IFD of ``entries`` appended and IFD 0 (rewritten at the end,
+    nothing else moves) pointing at it through ExifIFD (34665). Values are given big-endian and swapped to
+    the file's byte order (TIFF 6.0 sec. 2; Exif 2.32 sec. 4.6.3)."""
+    data = bytearray(dng)
+    order = "<" if data[:2] == b"II" else ">"
+    sizes = {2: 1, 3: 2, 4: 4, 5: 4, 7: 1}
+
+    def encode(typ: int, raw: bytes) -> bytes:
+        if order == ">" or sizes[typ] == 1:
+            return raw
+        n = len(raw) // sizes[typ]
+        code = {3: "H", 4: "I", 5: "I"}[typ]
+        return struct.pack(f"<{n}{code}", *struct.unpack(f">{n}{code}", raw))
+
+    def ifd(items: list[tuple[int, int, int, bytes]], next_offset: int) -> int:
+        values = {}
+        for tag, typ, _, raw in items:
+            if len(raw) > 4:
+                data.extend(b"\0" * (len(data) % 2))
+                values[tag] = struct.pack(order + "I", len(data))
+                data.extend(encode(typ, raw))
+        data.extend(b"\0" * (len(data) % 2))
+        start = len(data)
+        data.extend(struct.pack(order + "H", len(items)))
+        for tag, typ, count, raw in sorted(items):
+            inline = values.get(tag, encode(typ, raw).ljust(4, b"\0"))
+            data.extend(struct.pack(order + "HHI", tag, typ, count) + inline)
+        data.extend(struct.pack(order + "I", next_offset))
+        return start
+
+    exif_at = ifd(entries, 0)
+    (ifd0,) = struct.unpack(order + "I", data[4:8])
+    (n,) = struct.unpack(order + "H", data[ifd0:ifd0 + 2])
+    old = {struct.unpack(order + "H", data[ifd0 + 2 + 12 * i:ifd0 + 4 + 12 * i])[0]:
+           bytes(data[ifd0 + 2 + 12 * i:ifd0 + 14 + 12 * i]) for i in range(n)}
+    (next_ifd,) = struct.unpack(order + "I", data[ifd0 + 2 + 12 * n:ifd0 + 6 + 12 * n])
+    old[_EXIF_IFD] = struct.pack(order + "HHII", _EXIF_IFD, 4, 1, exif_at)
+    data.extend(b"\0" * (len(data) % 2))
+    new_ifd0 = len(data)
+    data.extend(struct.pack(order + "H", len(old)) + b"".join(old[t] for t in sorted(old)))
+    data.extend(struct.pack(order + "I", next_ifd))
+    data[4:8] = struct.pack(order + "I", new_ifd0)
+    return bytes(data)
 
 
 def _description(frame: Frame) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from station import __version__
 from station.errors import StationError
 
 #: Subcommand modules, in the order ``station --help`` lists them.
-COMMANDS = ("run", "twin", "capture", "chart", "analyze", "profile", "report", "bench", "baseline", "soak")
+COMMANDS = ("run", "twin", "capture", "chart", "analyze", "profile", "report", "bench", "baseline", "soak", "db",
+            "stats", "msa", "line")
 
 
 def register_modules(sub: argparse._SubParsersAction, prefix: str, names: tuple[str, ...]) -> None:

@@ -9,7 +9,7 @@ import argparse
 
 from station.cli import register_modules
 
-KINDS = ("sfr", "geometry", "shading", "sensor", "color", "zebra", "peaking")
+KINDS = ("sfr", "geometry", "shading", "sensor", "color", "zebra", "peaking", "defects")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

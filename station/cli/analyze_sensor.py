@@ -13,19 +13,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from calibration.emva1288 import (
-    EmvaDescriptor,
     SensorAnalysisError,
     SensorChannelResult,
     analyze_descriptor,
     analyze_pairs,
-    parse_descriptor,
 )
 from station.cli.common import check_output_folder, emit, write_plot
 from station.dng import read_dng
+from station.emva_files import load_descriptor, read_image_unchanged
 from station.errors import ConfigError, InputError
 
 
@@ -40,29 +38,6 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--plot", metavar="PTC.png", help="write the photon transfer curve plot here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
-
-
-#: Largest descriptor file read, bytes (a descriptor is a few kB of text).
-MAX_DESCRIPTOR_BYTES = 1 << 20
-
-
-def load_descriptor(path: str | Path) -> EmvaDescriptor:
-    """Read and parse an EMVA 1288 descriptor file (``calibration.emva1288.parse_descriptor``).
-    SensorAnalysisError on a malformed or oversized file, OSError if it cannot be read."""
-    path = Path(path)
-    with path.open("rb") as handle:
-        data = handle.read(MAX_DESCRIPTOR_BYTES + 1)
-    if len(data) > MAX_DESCRIPTOR_BYTES:
-        raise SensorAnalysisError(f"{path}: over {MAX_DESCRIPTOR_BYTES} bytes: not an EMVA 1288 descriptor")
-    return parse_descriptor(data.decode("utf-8", errors="replace"), path)
-
-
-def read_image_unchanged(path: Path) -> np.ndarray:
-    """A PNG/TIFF as stored (16-bit kept), first channel if several; SensorAnalysisError if unreadable."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise SensorAnalysisError(f"{path}: cannot read image")
-    return img[..., 0] if img.ndim == 3 else img
 
 
 def is_dark(path: str | Path) -> bool:

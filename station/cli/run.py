@@ -172,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
         exit_code = _PYTEST_EXIT.get(code, 3)
         outcome = next((k for k, v in EXIT_CODES.items() if v == exit_code), "aborted")
 
+    from station.db.spool import upload_after_run  # store and forward: never raises, bounded wait
+
+    database_line = upload_after_run(reports, record_path, checked["station"])
     report_line = "not built (--no-report)"
     if not args.no_report and results.is_dir() and any(results.glob("*-result.json")):
         from station.report import build_report
@@ -184,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
     elif not args.no_report:
         report_line = "not built (no test results)"
     _footer(outcome, exit_code, elapsed_s, record, record_path, report_line)
+    print(f"  database: {database_line}")
     return exit_code
 
 

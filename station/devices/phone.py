@@ -40,7 +40,7 @@ from station.validation import FiniteFloat, SafeStr, one_line
 SENSORS = ("main", "m")
 FORMATS = ("raw10", "dng", "preview", "zebra_mask", "peaking_mask")
 HISTOGRAM_SOURCES = ("preview", "raw")
-CONFIGURE_KEYS = ("exposure_us", "analog_gain", "focus_m", "zebra", "peaking")
+CONFIGURE_KEYS = ("exposure_us", "analog_gain", "focus_m", "focus_code", "zebra", "peaking")
 ZEBRA_MODES = ("luma", "raw")
 MAX_REPLY_LINE_BYTES = 4 * 1024 * 1024
 MAX_PAYLOAD_BYTES = 1 << 30
@@ -362,6 +362,10 @@ def _check_settings(name: str, sensor: str, settings: dict[str, Any]) -> None:
             if value is not None and not (_is_number(value) and value > 0):
                 raise InputError(f"{name}: focus_m {value!r}; expected a distance in metres > 0, "
                                  "or None for autofocus")
+        if key == "focus_code" and (sensor != "main" or not (value is None or (
+                isinstance(value, int) and not isinstance(value, bool) and value >= 0))):
+            raise InputError(f"{name}: focus_code {value!r}; expected the main camera's actuator code "
+                             "(an integer >= 0) or None")
         if key in ("zebra", "peaking"):
             _check_overlay(name, key, value)
 

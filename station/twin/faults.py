@@ -15,7 +15,8 @@ from station.errors import ConfigError
 
 #: Modules of the twin that declare faults, and the dict holding them.
 _SOURCES = (("station.twin.scpi_server", "LIGHT_FAULTS"), ("station.twin.grbl_emulator", "MOUNT_FAULTS"),
-            ("station.twin.phone_server", "PHONE_FAULTS"), ("station.twin.firmware", "FIRMWARE_FAULTS"))
+            ("station.twin.phone_server", "PHONE_FAULTS"), ("station.twin.firmware", "FIRMWARE_FAULTS"),
+            ("station.twin.line", "LINE_FAULTS"))
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

@@ -25,6 +25,7 @@ Conventions (the ground truth the station's calibration is judged against):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,6 +189,54 @@ M_LENSES: dict[str, Lens] = {lens.id: lens for lens in (
          vignetting=_stops((0.95, 1.4) + M_STOPS, -9.0, 20.0),
          aberration_sigma_um=5.0, close_focus_mm=1000.0, focus_throw_deg=150.0, code=0b010001),
 )}
+
+
+#: The main lens's voice-coil actuator: DAC codes 0..1023; a nominal module sits at infinity focus at
+#: ``ACTUATOR_INFINITY_CODE`` and moves ``ACTUATOR_UM_PER_CODE`` um of extension per code. Each unit
+#: differs (assembly, spring): its infinity code by up to +-``ACTUATOR_OFFSET_CODES``, its stroke per
+#: code by up to +-``ACTUATOR_SLOPE_PCT`` %, seeded by the phone's serial.
+ACTUATOR_CODES = (0, 1023)
+ACTUATOR_INFINITY_CODE = 100.0
+ACTUATOR_UM_PER_CODE = 1.0
+ACTUATOR_OFFSET_CODES = 40.0
+ACTUATOR_SLOPE_PCT = 4.0
+
+
+def actuator_truth(phone_serial: str) -> dict[str, float]:
+    """The unit's main-lens actuator: its true infinity code and um of extension per code."""
+    digest = hashlib.sha256(f"{phone_serial}|main-actuator".encode()).digest()
+    u1, u2 = (int.from_bytes(digest[i:i + 4], "little") / 2**32 for i in (0, 4))
+    return {"infinity_code": ACTUATOR_INFINITY_CODE + ACTUATOR_OFFSET_CODES * (2.0 * u1 - 1.0),
+            "um_per_code": ACTUATOR_UM_PER_CODE * (1.0 + ACTUATOR_SLOPE_PCT / 100.0 * (2.0 * u2 - 1.0))}
+
+
+def actuator_extension_mm(code: float, phone_serial: str) -> float:
+    """Lens extension beyond infinity focus (mm, negative: past infinity) at actuator ``code`` of this unit."""
+    truth = actuator_truth(phone_serial)
+    code = min(max(float(code), ACTUATOR_CODES[0]), ACTUATOR_CODES[1])
+    return (code - truth["infinity_code"]) * truth["um_per_code"] * 1e-3
+
+
+#: Where the M camera sits relative to the main camera (the phone's two modules side by side): its optical
+#: centre this far along the main camera's x axis (mm); each unit differs by up to these bounds (mm on each
+#: axis of the centre, degrees about each axis of the rotation), seeded by the phone's serial.
+M_BASELINE_MM = 28.0
+POSE_CENTRE_BOUND_MM = 0.5
+POSE_ROTATION_BOUND_DEG = 0.4
+
+
+def sensor_pose_truth(phone_serial: str) -> dict[str, Any]:
+    """The unit's pose of the M camera relative to the main one: ``X_m = R X_main + T`` (mm, camera frames
+    x right, y down, z forward), and the M camera's optical centre ``C = -R^T T`` in the main camera's frame."""
+    import numpy as np
+    from scipy.spatial.transform import Rotation
+
+    digest = hashlib.sha256(f"{phone_serial}|sensor-pose".encode()).digest()
+    u = np.array([int.from_bytes(digest[i:i + 4], "little") / 2**32 for i in range(0, 24, 4)]) * 2.0 - 1.0
+    centre = np.array([M_BASELINE_MM, 0.0, 0.0]) + POSE_CENTRE_BOUND_MM * u[:3]
+    rotation = Rotation.from_euler("xyz", POSE_ROTATION_BOUND_DEG * u[3:], degrees=True).as_matrix()
+    return {"rotation": rotation.tolist(), "translation_mm": (-rotation @ centre).tolist(),
+            "centre_mm": centre.tolist(), "convention": "X_m = R X_main + T; C = -R^T T (mm)"}
 
 
 def get_lens(lens_id: str) -> Lens:

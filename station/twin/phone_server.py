@@ -37,6 +37,7 @@ from station.dng import dng_bytes
 from station.frame import Frame
 from station.raw10 import pack_raw10
 from station.twin import firmware, isp
+from station.twin.calblob_store import CALBLOB_CAPACITY_BYTES, CalblobStore
 from station.twin.jsonlines import (
     MAX_LINE_BYTES,  # noqa: F401 - re-exported: the phone's request bound
     BadRequestError,
@@ -48,7 +49,7 @@ from station.twin.jsonlines import (
     number,
     ok_header,
 )
-from station.twin.lenses import M_LENSES
+from station.twin.lenses import M_LENSES, MAIN_LENS
 from station.twin.sensor import SENSORS, sensor_spec
 from station.twin.world import World
 
@@ -60,11 +61,19 @@ PHONE_FAULTS: dict[str, str] = {
     "dut_disconnect": "the phone closes the connection after sending half of a capture's payload",
     "dut_flaky": "a flaky link: the phone drops the reply to one command in K (value K >= 1; true: every "
                  "reply), any command; the command still acts",
+    "calblob_corrupt_block": "the Nth block (true: the first) of the stored calibration blob reads back with a "
+                             "flipped payload byte, as a worn EEPROM cell would",
+    "sensor_defects": "the sensors carry their serial-seeded defect pixels (hot, warm, dead, weak, stuck, "
+                      "pairs, a column segment: station.twin.sensor.defect_map)",
+    "unit_variation": "the unit's own build variation, as a real unit has: its sensors' R and B sensitivities "
+                      "against the golden module (station.twin.sensor.channel_gains) and its main camera's pose "
+                      "beside the M camera (station.twin.lenses.sensor_pose_truth)",
 }
 MODEL = "M-Phone twin"
 FORMATS = ("raw10", "dng", "preview", "zebra_mask", "peaking_mask")
 HISTOGRAM_SOURCES = ("preview", "raw")
 MAX_CALIBRATION_BYTES = 1024 * 1024  # a calibration blob, as compact JSON
+FOCUS_CODE_RANGE = (0, 1023)
 ROW_ALIGN_BYTES = 16  # RAW10 rows are padded to this alignment (stride_bytes)
 FRAME_INTERVAL_S = 1.0 / 30.0  # the phone's sensor clock: timestamps are epoch + seq frames
 CLOCK_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
@@ -116,6 +125,19 @@ def sensor_meta(resolution: str, sensor: str) -> dict[str, Any]:
             "pixel_pitch_um": spec.pixel_pitch_um}
 
 
+def dng_lens_tags(sensor: str, lens_id: str | None, truth: Mapping[str, Any]) -> dict[str, Any]:
+    """What the phone writes of its lens into a DNG's Exif IFD: make, model, focal length, f-number (the
+    main camera's own lens; an M lens by the name its 6-bit code stands for; nothing on the bare sensor)."""
+    if sensor == "main":
+        return {"lens_make": "M-Phone", "lens_model": MAIN_LENS.name, "focal_length_mm": MAIN_LENS.nominal_focal_mm,
+                "f_number": MAIN_LENS.widest_f_number}
+    lens = M_LENSES.get(lens_id) if lens_id else None
+    if lens is None:
+        return {}
+    return {"lens_make": "Leica Camera AG", "lens_model": lens.name, "focal_length_mm": lens.nominal_focal_mm,
+            "f_number": truth.get("f_number") or lens.widest_f_number}
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an 8-bit grey (H x W) or RGB (H x W x 3) image."""
     if image.ndim == 3:
@@ -146,6 +168,7 @@ def _default_settings(sensor: str) -> dict[str, Any]:
     }
     if sensor == "main":
         settings["focus_m"] = None  # autofocus on the chart
+        settings["focus_code"] = None  # None: focus_m decides; else the actuator's DAC code
     return settings
 
 
@@ -224,6 +247,8 @@ class PhoneServer(JsonLineServer):
             "histogram": self._histogram, "calibration.read": self._calibration_read,
             "calibration.write": self._calibration_write,
         }
+        self.calblob = CalblobStore(world)  # the checksummed blob's storage: calblob.write / calblob.read
+        self.commands.update({"calblob.write": self.calblob.write, "calblob.read": self.calblob.read})
 
     @property
     def serial(self) -> str:
@@ -258,11 +283,12 @@ class PhoneServer(JsonLineServer):
                                                 | {"serial": scene.sensor_serial_for(name)}, build)
                    for name in SENSORS}
         return Reply(ok_header({"serial": scene.phone_serial(), "model": MODEL, "firmware": scene.firmware,
-                                "sensors": sensors, "m_lens": lens_info(scene.m_lens)}))
+                                "sensors": sensors, "m_lens": lens_info(scene.m_lens),
+                                "calibration_capacity_bytes": CALBLOB_CAPACITY_BYTES}))
 
     def _configure(self, args: dict[str, Any]) -> Reply:
         check_args(args, "configure", ("sensor",),
-                   ("exposure_us", "analog_gain", "focus_m", "zebra", "peaking"))
+                   ("exposure_us", "analog_gain", "focus_m", "focus_code", "zebra", "peaking"))
         sensor = choice(args["sensor"], "sensor", SENSORS)
         with self._lock:
             new = copy.deepcopy(self._settings[sensor])
@@ -276,6 +302,12 @@ class PhoneServer(JsonLineServer):
                                       "(an M lens focuses by its ring)")
             focus = args["focus_m"]
             new["focus_m"] = None if focus is None else float(number(focus, "focus_m", *FOCUS_M_RANGE))
+            new["focus_code"] = None
+        if "focus_code" in args:
+            if sensor != "main":
+                raise BadRequestError("focus_code applies to the main sensor only (its voice-coil actuator)")
+            code = args["focus_code"]
+            new["focus_code"] = None if code is None else int(number(code, "focus_code", *FOCUS_CODE_RANGE, True))
         if "zebra" in args:
             new["zebra"] = self._zebra(args["zebra"], new["zebra"])
         if "peaking" in args:
@@ -331,6 +363,7 @@ class PhoneServer(JsonLineServer):
                            "sensor_serial": serial}
         if sensor == "main":
             render_settings["focus_m"] = settings["focus_m"]
+            render_settings["focus_code"] = settings.get("focus_code")
         self.world.spend("exposure", settings["exposure_us"] * 1e-6)
         raw, truth = self.render(scene, sensor, render_settings, seq)
         truth = dict(truth, firmware={"build": build.name, "regression": build.regression,
@@ -363,6 +396,7 @@ class PhoneServer(JsonLineServer):
         }
         if sensor == "main":
             meta["focus_m"] = frame.settings["focus_m"]
+            meta["focus_code"] = frame.settings.get("focus_code")
         meta["truth"] = frame.truth
         payload = self._encode(frame, fmt, meta)
         header = ok_header(meta)
@@ -397,7 +431,7 @@ class PhoneServer(JsonLineServer):
                      timestamp=frame.timestamp,
                      extra={"make": "M-Phone", "model": f"{MODEL} {frame.sensor} sensor", "seq": frame.seq,
                             "sensor_serial": frame.serial, "as_shot_neutral": [1.0 / g for g in gains],
-                            "truth": frame.truth})
+                            "truth": frame.truth, **dng_lens_tags(frame.sensor, frame.lens, frame.truth)})
 
     def _inject_faults(self, reply: Reply) -> Reply:
         with self._lock:
@@ -463,4 +497,3 @@ class PhoneServer(JsonLineServer):
         with self._lock:
             self._calibration = json.loads(text)
         return Reply(ok_header({"bytes": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()}))
-

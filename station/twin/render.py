@@ -20,6 +20,12 @@ Per capture, per colour channel:
    with the working f-number ``N_w = N v / f``;
 4. sensor: the RGGB mosaic of mean electrons goes through ``station.twin.sensor.expose``.
 
+Per unit (seeded by the phone's or sensor's serial): the main lens's voice-coil actuator (``configure``
+``focus_code``: ``lenses.actuator_truth``); switched on as twin faults (so that other tests keep their
+frames): ``unit_variation``, the channels' sensitivities against the golden module (``sensor.channel_gains``)
+and the main camera's pose beside the M camera (``chart_pose``: ``lenses.sensor_pose_truth``; without it both
+cameras sit on the rail's axis), and ``sensor_defects``, the sensor's defect pixels (``sensor.defect_map``).
+
 The M sensor without a lens is lit by the whole light box through its sapphire cover glass: a
 uniform irradiance ``T rho E_chart sin^2(alpha)`` (alpha: half-angle the chart subtends) with a small
 cos^4 falloff of the microlenses' acceptance. The twin never imports ``calibration``.
@@ -36,13 +42,22 @@ import cv2
 import numpy as np
 
 from station.errors import ConfigError
-from station.twin import optics
+from station.twin import line, optics
 from station.twin.coverage import coverage_raster
-from station.twin.lenses import MAIN_LENS, Lens, catalog_truth, get_lens
+from station.twin.lenses import (
+    MAIN_LENS,
+    Lens,
+    actuator_extension_mm,
+    catalog_truth,
+    get_lens,
+    sensor_pose_truth,
+)
 from station.twin.sensor import (
     CFA_SITES,
     SENSORS,
     SensorSpec,
+    channel_gains,
+    defect_map,
     electrons_per_lux_s_m2,
     expose,
     noise_seed,
@@ -97,6 +112,7 @@ class OpticalState:
     cx: float
     cy: float
     pitch_mm: float
+    unit_serial: str = ""  # the phone's serial when its unit variation is on: the main camera's pose
 
     @property
     def distortion(self) -> tuple[float, float, float, float, float]:
@@ -132,22 +148,28 @@ def optical_state(world: Any, sensor: str, settings: dict[str, Any], spec: Senso
     if sensor not in SENSORS:
         raise ConfigError(f"twin render: unknown sensor {sensor!r}; allowed: {', '.join(SENSORS)}")
     pose = world.pose()
-    distance = float(pose["distance"])
+    distance = line.true_distance_mm(world, float(pose["distance"]))
     if not distance > 0:
         raise ConfigError(f"twin render: the chart must be in front of the lens, rail distance {distance} mm")
     pitch = spec.pixel_pitch_mm
     off_x, off_y = CENTRE_OFFSET_MM[sensor]
     cx = (spec.width - 1) / 2.0 + off_x / pitch
     cy = (spec.height - 1) / 2.0 + off_y / pitch
+    varies = bool(getattr(world, "faults", {}).get("unit_variation"))  # else the main camera sits on the axis
+    serial = world.phone_serial() if varies and hasattr(world, "phone_serial") else ""
     common = {"sensor": sensor, "chart_distance_mm": distance, "pan_deg": float(pose["pan"]),
-              "tilt_deg": float(pose["tilt"]), "cx": cx, "cy": cy, "pitch_mm": pitch}
+              "tilt_deg": line.true_tilt_deg(world, float(pose["tilt"])), "cx": cx, "cy": cy, "pitch_mm": pitch,
+              "unit_serial": serial}
     if sensor == "main":
-        lens = MAIN_LENS
+        lens = line.unit_lens(world, MAIN_LENS)
         f = lens.focal_length_mm
         focus_m = settings.get("focus_m")
         focus_mm = distance if focus_m is None else float(focus_m) * 1000.0  # None: autofocus on the chart
         focus_mm = max(focus_mm, lens.close_focus_mm)
         v = float(optics.image_distance_mm(f, focus_mm))
+        if settings.get("focus_code") is not None:  # the voice coil's DAC code: this unit's own actuator
+            v = f + actuator_extension_mm(float(settings["focus_code"]), world.phone_serial())
+            focus_mm = optics.object_distance_mm(f, v) if v > f else math.inf
         return OpticalState(lens=lens, f_number=lens.widest_f_number, image_distance_mm=v,
                             focus_distance_mm=focus_mm, focus_ring_deg=None, extension_mm=v - f,
                             back_focus_error_mm=0.0, tilt_x_deg=0.0, tilt_y_deg=0.0,
@@ -220,6 +242,18 @@ def _clip_region(state: OpticalState, spec: SensorSpec, margin: int) -> tuple[fl
     return float(x.min() - pad), float(y.min() - pad), float(x.max() + pad), float(y.max() + pad)
 
 
+def chart_pose(state: OpticalState, chart_width_mm: float, chart_height_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Chart mm -> camera mm. The mount's pose puts the M camera on the rail's axis; the main camera sits
+    beside it at the unit's own pose (``lenses.sensor_pose_truth``): ``X_main = R^T (X_m - T)``."""
+    rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm,
+                                                    chart_width_mm, chart_height_mm)
+    if state.sensor == "main" and state.unit_serial:
+        pose = sensor_pose_truth(state.unit_serial)
+        r_t = np.asarray(pose["rotation"]).T
+        rotation, translation = r_t @ rotation, r_t @ (translation - np.asarray(pose["translation_mm"]))
+    return rotation, translation
+
+
 def _clip_polygon(points: np.ndarray, inside: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Sutherland-Hodgman against one half-space: ``values`` >= 0 inside (signed distance per vertex)."""
     out = []
@@ -280,8 +314,7 @@ def _project_chart(chart: ChartPolygons, state: OpticalState, region: tuple[floa
     Returns vertices (M,2), each vertex's successor index (M,) and shape index (M,). Edges are
     subdivided so that none is longer than ``SEGMENT_PX`` (they curve once distorted).
     """
-    rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm,
-                                                    *chart.size_mm)
+    rotation, translation = chart_pose(state, *chart.size_mm)
     x0, y0, x1, y1 = region
     z_min = 1e-3 * state.chart_distance_mm
     cam = chart.vertices @ rotation[:, :2].T + translation
@@ -499,11 +532,13 @@ def _relative_illumination(state: OpticalState, width: int, height: int, step: i
 
 
 def _electron_rates(world: Any, state: OpticalState, spec: SensorSpec, chart_name: str,
-                    chart_size: tuple[float, float] | None) -> tuple[dict[str, float], dict[str, Any]]:
+                    chart_size: tuple[float, float] | None, serial: str) -> tuple[dict[str, float], dict[str, Any]]:
     """Electrons per second per pixel, per channel, for reflectance 1 on the axis (and the sums behind)."""
     lux = float(world.illuminance_lux())
     cct = float(getattr(world.light, "cct_k", 5000.0))
-    eta = electrons_per_lux_s_m2(round(cct, 1))
+    unit = (channel_gains(serial) if getattr(world, "faults", {}).get("unit_variation")  # this unit's, or
+            else {"r": 1.0, "g": 1.0, "b": 1.0})  # the golden module's channel sensitivities
+    eta = {c: v * unit[c] for c, v in electrons_per_lux_s_m2(round(cct, 1)).items()}
     if state.lens is None:
         chart = _chart(chart_name, chart_size)
         half_angle_sin2 = (chart.width_mm * chart.height_mm / math.pi) / (
@@ -520,7 +555,7 @@ def _electron_rates(world: Any, state: OpticalState, spec: SensorSpec, chart_nam
         info = {"model": "rho * E * T / (4 N_w^2)", "working_f_number": working,
                 "transmission": state.lens.transmission}
     rates = {c: sensor_lux[c] * eta[c] * spec.pixel_area_m2 for c in CHANNELS}
-    info.update({"illuminance_lux": lux, "cct_k": cct, "sensor_illuminance_lux": sensor_lux,
+    info.update({"illuminance_lux": lux, "cct_k": cct, "sensor_illuminance_lux": sensor_lux, "channel_gains": unit,
                  "electrons_per_lux_s_m2": eta, "electrons_per_s": rates})
     return rates, info
 
@@ -547,9 +582,13 @@ def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> 
     state = optical_state(world, sensor, settings, spec)
     chart_name, chart_size = _chart_spec(world, settings)
     exposure_s = float(settings["exposure_us"]) * 1e-6
-    rates, radiometry = _electron_rates(world, state, spec, chart_name, chart_size)
+    rates, radiometry = _electron_rates(world, state, spec, chart_name, chart_size,
+                                        _sensor_serial(world, settings, sensor))
     width, height = spec.width, spec.height
     relative, a2, a4 = _relative_illumination(state, width, height)
+    light = line.light_field(world, width, height)
+    if light is not None:  # a line station's light box is not flat
+        relative *= light
     mean_e = np.empty((height, width), dtype=np.float32)
     sigma_px = {c: (state.lens.psf_sigma_um(state.f_number, c) / spec.pixel_pitch_um if state.lens else 0.0)
                 for c in CHANNELS}
@@ -608,7 +647,10 @@ def render_raw(world: Any, sensor: str, settings: dict[str, Any], seq: int) -> t
     mean_e, truth = render_mean_electrons(world, sensor, settings)
     serial = _sensor_serial(world, settings, sensor)
     g_centre = _centre_value(mean_e, truth)
-    raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial, noise_seed(world.seed, sensor, seq))
+    defects = bool(getattr(world, "faults", {}).get("sensor_defects"))
+    raw = expose(mean_e, spec, analog_gain, truth["exposure_s"], serial,
+                 noise_seed(line.noise_seed(world), sensor, seq), defects=defects)
+    truth["defect_pixels"] = defect_map(serial, spec.resolution).truth() if defects else []
     params = sensor_params(spec, analog_gain)
     gain = params["conversion_gain_dn_per_e"]
     expected = {c: min(spec.black_level + gain * min(e, spec.full_well_e), float(spec.white_level))
@@ -634,8 +676,7 @@ def _centre_value(mean_e: np.ndarray, truth: dict[str, Any]) -> dict[str, float]
 def _optics_truth(state: OpticalState, spec: SensorSpec, a2: float, a4: float, sigma_px: dict[str, float],
                   blur_info: dict[str, Any], chart_name: str, chart: Any, radiometry: dict[str, Any]
                   ) -> dict[str, Any]:
-    rotation, translation = optics.chart_extrinsics(state.pan_deg, state.tilt_deg, state.chart_distance_mm,
-                                                    chart.width_mm, chart.height_mm)
+    rotation, translation = chart_pose(state, chart.width_mm, chart.height_mm)
     rvec = cv2.Rodrigues(rotation)[0].reshape(3)
     lens = state.lens
     truth: dict[str, Any] = {

@@ -177,11 +177,13 @@ def noise_seed(world_seed: int, sensor: str, seq: int) -> np.random.SeedSequence
 
 
 def expose(mean_e: np.ndarray, spec: SensorSpec, analog_gain: float, exposure_s: float, serial: str,
-           seed: np.random.SeedSequence) -> np.ndarray:
+           seed: np.random.SeedSequence, defects: bool = False) -> np.ndarray:
     """Mean photo-electrons per pixel (H, W) float32 -> the raw CFA frame (H, W) uint16 DN.
 
     ``mean_e`` is consumed (overwritten). EMVA 1288 linear model, see the module docstring:
-    ``DN = round(black + K (min(Poisson(mu_e (1 + PRNU) + dark t), FW) + DSNU) + N(0, read_dn))``.
+    ``DN = round(black + K (min(Poisson(mu_e (1 + PRNU) + dark t), FW) + DSNU) + N(0, read_dn))``;
+    with ``defects`` the serial's defect pixels (``defect_map``) scale ``mu_e``, add dark charge, or read
+    a stuck DN.
     """
     if mean_e.shape != (spec.height, spec.width) or mean_e.dtype != np.float32:
         raise ValueError(f"mean_e must be float32 {spec.height}x{spec.width}, got {mean_e.dtype} {mean_e.shape}")
@@ -189,6 +191,9 @@ def expose(mean_e: np.ndarray, spec: SensorSpec, analog_gain: float, exposure_s:
     gain = spec.conversion_gain_dn_per_e * float(analog_gain)
     read_e_equiv = math.hypot(spec.read_noise_e, spec.adc_noise_dn / gain)  # read noise in e- at this K
     dark_e = spec.dark_current_e_per_s * max(float(exposure_s), 0.0)
+    defect_pixels = defect_map(serial, spec.resolution) if defects else None
+    if defect_pixels is not None:
+        apply_defects_to_electrons(mean_e, defect_pixels, exposure_s)
     out = np.empty(mean_e.shape, dtype=np.uint16)
     chunks = [slice(r, min(r + _NOISE_CHUNK_ROWS, spec.height)) for r in range(0, spec.height, _NOISE_CHUNK_ROWS)]
     streams = seed.spawn(len(chunks))
@@ -217,6 +222,8 @@ def expose(mean_e: np.ndarray, spec: SensorSpec, analog_gain: float, exposure_s:
     else:
         for i in range(len(chunks)):
             work(i)
+    if defect_pixels is not None:
+        apply_stuck(out, defect_pixels)
     return out
 
 
@@ -242,3 +249,110 @@ def sensor_catalog() -> dict[str, dict[str, Any]]:
              "modes": modes, "spectral": {"qe_peak_centre_sigma_nm": {c: list(v) for c, v in QE_CURVES.items()},
                                           "ir_cut_nm": list(IR_CUT_NM)}}
     return {sensor: dict(entry, sensor=sensor) for sensor in SENSORS}
+
+
+# --- per-unit imperfections: defect pixels and channel sensitivities ---------------------------
+
+#: Defect pixels the twin seeds per sensor (EMVA 1288 4.0 defect-pixel kinds): kind -> how many single
+#: pixels. Besides these: ``DEFECT_PAIRS`` pairs of adjacent pixels and one column segment.
+DEFECT_SINGLES: dict[str, int] = {"hot": 4, "warm": 4, "dead": 3, "weak": 3, "stuck": 2}
+DEFECT_PAIRS = 3
+#: The column segment: this many pixels down one column, all of one kind.
+DEFECT_COLUMN_PX = 12
+#: Per kind: extra dark current (e-/s at the pixel), response factor (x the photo-electrons), stuck DN.
+DEFECT_HOT_E_PER_S = (2.0e4, 6.0e4)
+DEFECT_WARM_E_PER_S = (2.5e3, 6.0e3)
+DEFECT_WEAK_RESPONSE = (0.3, 0.6)
+DEFECT_STUCK_DN = (300, 700)
+#: Per-unit channel sensitivity (QE scale) relative to the golden module: std and bound, per channel.
+CHANNEL_GAIN_STD = 0.015
+CHANNEL_GAIN_BOUND = 0.03
+
+
+@dataclass(frozen=True)
+class DefectMap:
+    """A sensor's seeded defects: pixel coordinates and what each does (the truth a defect test uses)."""
+
+    x: np.ndarray  # int64 column
+    y: np.ndarray  # int64 row
+    kind: tuple[str, ...]
+    dark_e_per_s: np.ndarray  # float extra dark current (hot, warm)
+    response: np.ndarray  # float response factor (1 normal, 0 dead, <1 weak, 0 stuck)
+    stuck_dn: np.ndarray  # int DN the pixel always reads (stuck), -1 otherwise
+
+    def truth(self) -> list[dict[str, Any]]:
+        """JSON-able list: one entry per defective pixel, sorted by (y, x)."""
+        order = np.lexsort((self.x, self.y))
+        return [{"x": int(self.x[i]), "y": int(self.y[i]), "kind": self.kind[i]} for i in order]
+
+
+def _kind_params(kind: str, rng: np.random.Generator) -> tuple[float, float, int]:
+    if kind == "hot":
+        return float(rng.uniform(*DEFECT_HOT_E_PER_S)), 1.0, -1
+    if kind == "warm":
+        return float(rng.uniform(*DEFECT_WARM_E_PER_S)), 1.0, -1
+    if kind == "dead":
+        return 0.0, 0.0, -1
+    if kind == "weak":
+        return 0.0, float(rng.uniform(*DEFECT_WEAK_RESPONSE)), -1
+    return 0.0, 0.0, int(rng.integers(*DEFECT_STUCK_DN))
+
+
+@lru_cache(maxsize=8)
+def defect_map(serial: str, resolution: str) -> DefectMap:
+    """The sensor's defect pixels, seeded by its serial: single pixels of each kind, adjacent pairs and
+    one column segment, at least 16 px from the border and from each other (clusters stay apart)."""
+    spec = sensor_spec(resolution)
+    rng = np.random.default_rng(_serial_seed(serial, resolution + "|defects"))
+    kinds = [k for k, n in DEFECT_SINGLES.items() for _ in range(n)]
+    groups: list[list[tuple[int, int]]] = []
+    group_kinds: list[str] = []
+    taken: list[tuple[int, int]] = []
+
+    def place(extent_y: int) -> tuple[int, int]:
+        while True:
+            x = int(rng.integers(16, spec.width - 16))
+            y = int(rng.integers(16, spec.height - 16 - extent_y))
+            if all(abs(x - tx) > 16 or abs(y - ty) > 16 + extent_y for tx, ty in taken):
+                taken.append((x, y))
+                return x, y
+
+    for kind in kinds:
+        groups.append([place(1)])
+        group_kinds.append(kind)
+    pair_kinds = ("hot", "dead", "weak")
+    for i in range(DEFECT_PAIRS):
+        x, y = place(1)
+        groups.append([(x, y), (x + 1, y)] if i % 2 == 0 else [(x, y), (x, y + 1)])
+        group_kinds.append(pair_kinds[i % len(pair_kinds)])
+    x, y = place(DEFECT_COLUMN_PX)
+    groups.append([(x, y + k) for k in range(DEFECT_COLUMN_PX)])
+    group_kinds.append("dead")
+    xs, ys, names, dark, response, stuck = [], [], [], [], [], []
+    for pixels, kind in zip(groups, group_kinds, strict=True):
+        for px, py in pixels:
+            d, r, s = _kind_params(kind, rng)
+            xs.append(px), ys.append(py), names.append(kind), dark.append(d), response.append(r), stuck.append(s)
+    return DefectMap(np.array(xs, np.int64), np.array(ys, np.int64), tuple(names), np.array(dark),
+                     np.array(response), np.array(stuck, np.int64))
+
+
+def apply_defects_to_electrons(mean_e: np.ndarray, defects: DefectMap, exposure_s: float) -> None:
+    """Scale the defect pixels' photo-electrons by their response, add their extra dark charge (in place)."""
+    sites = (defects.y, defects.x)
+    mean_e[sites] = mean_e[sites] * defects.response + defects.dark_e_per_s * max(float(exposure_s), 0.0)
+
+
+def apply_stuck(raw: np.ndarray, defects: DefectMap) -> None:
+    """Stuck pixels read their fixed DN whatever the light (in place)."""
+    stuck = defects.stuck_dn >= 0
+    raw[defects.y[stuck], defects.x[stuck]] = defects.stuck_dn[stuck]
+
+
+@lru_cache(maxsize=16)
+def channel_gains(serial: str) -> dict[str, float]:
+    """The unit's channel sensitivities relative to the golden module (QE scale of R and B; G is the
+    reference, 1), seeded by the sensor serial: what an AWB-against-golden calibration finds."""
+    rng = np.random.default_rng(_serial_seed(serial, "channel-gains"))
+    r, b = np.clip(rng.normal(0.0, CHANNEL_GAIN_STD, 2), -CHANNEL_GAIN_BOUND, CHANNEL_GAIN_BOUND)
+    return {"r": float(1.0 + r), "g": 1.0, "b": float(1.0 + b)}

@@ -60,7 +60,7 @@ def test_tags_as_the_dng_spec_names_them() -> None:
     assert tuple(tags[33421]) == (2, 2)  # CFARepeatPatternDim
     assert bytes(tags[33422]) == bytes([1, 2, 0, 1])  # CFAPattern G B R G
     assert tags[50714] == 64 and tags[50717] == 1023  # BlackLevel, WhiteLevel
-    assert tuple(tags[33434]) == (1, 125)  # ExposureTime
+    assert 33434 not in tags and tuple(tags[34665]["ExposureTime"]) == (1, 125)  # ExposureTime in the Exif IFD
     assert tags[271] == "M-Station" and tags[50708] == "M-Station m sensor"
     assert tags[306] == "2024:03:04 05:06:07"  # DateTime from the frame's timestamp
     assert len(tags[50721]) == 18 and len(tags[50728]) == 6  # ColorMatrix1, AsShotNeutral

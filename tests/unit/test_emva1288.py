@@ -19,7 +19,7 @@ from calibration.emva1288 import (
     channel_slices,
 )
 from calibration.ptc_plot import plot_ptc
-from station.cli.analyze_sensor import load_descriptor, read_image_unchanged
+from station.emva_files import load_descriptor, read_image_unchanged
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 EMVA_DIR = REFERENCE / "emva1288_ccd12bit_basler_subset"

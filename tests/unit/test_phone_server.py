@@ -528,7 +528,8 @@ def quick(scene: dict[str, Any]):
 
 
 def test_phone_faults_are_documented() -> None:
-    assert set(PHONE_FAULTS) == {"dut_drop_frame", "dut_corrupt_payload", "dut_disconnect", "dut_flaky"}
+    assert set(PHONE_FAULTS) == {"dut_drop_frame", "dut_corrupt_payload", "dut_disconnect", "dut_flaky",
+                                 "calblob_corrupt_block", "sensor_defects", "unit_variation"}
     assert all(isinstance(text, str) and text for text in PHONE_FAULTS.values())
 
 

@@ -1,0 +1,79 @@
+"""Defect pixels of one sensor (EMVA 1288 defect-pixel characterization, ``calibration.defects``): dark frames
+at a long exposure for hot and warm pixels, flats for dead and weak ones, stuck pixels, clusters.
+
+The caller puts the flat diffuser up (and, for the M sensor, takes the lens off or mounts one: the flats only
+need light that varies slowly across the frame). The light is switched off for the dark frames and back on
+for the flats; it is left off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from station.procedures import ProcedureError
+from station.procedures.captures import auto_exposure, capture_shot, light_off, set_light
+
+#: Dark frames at this exposure (s): a hot pixel's dark signal stands far above the read noise.
+DARK_EXPOSURE_S = 0.25
+#: Flats with the brightest channel at this fraction of full scale.
+FLAT_LEVEL = 0.5
+#: Frames averaged per kind (EMVA 1288 averages frames so that temporal noise does not count).
+FRAMES = 2
+
+
+@dataclass
+class DefectMeasurement:
+    """A sensor's defect map and what it was measured with."""
+
+    sensor: str
+    dark_exposure_s: float
+    flat_exposure_us: int
+    defects: Any  # calibration.defects.DefectMap
+    width: int
+    height: int
+    cfa: str
+    attachments: dict[str, bytes] = field(default_factory=dict)
+
+    def profile_section(self) -> dict[str, Any]:
+        return self.defects.to_dict() | {"dark_exposure_s": self.dark_exposure_s,
+                                         "flat_exposure_us": self.flat_exposure_us}
+
+    def phone_entry(self) -> dict[str, Any]:
+        """The phone's defect block for this sensor: Android ``hotPixelMap`` (x, y pairs) and the image size."""
+        return {"hot_pixel_map": self.defects.hot_pixel_map(), "width": self.width, "height": self.height}
+
+    def dng_opcode_list1(self) -> bytes:
+        """``FixBadPixelsList`` as a DNG OpcodeList1 for this sensor's DNGs."""
+        from calibration.export_dng import dng_opcode_list, fix_bad_pixels_from_map
+
+        return dng_opcode_list([fix_bad_pixels_from_map(self.defects.hot_pixel_map(), self.cfa)])
+
+
+def _frames(station: Any, sensor: str, exposure_us: int, frames: int) -> list[np.ndarray]:
+    station.dut.configure(sensor, exposure_us=int(exposure_us), analog_gain=1.0)
+    return [capture_shot(station, sensor).frame.data for _ in range(frames)]
+
+
+def measure_defects(station: Any, sensor: str, *, level_pct: float = 60.0, dark_exposure_s: float = DARK_EXPOSURE_S,
+                    frames: int = FRAMES, thresholds: Any = None) -> DefectMeasurement:
+    """Dark frames (light off) at ``dark_exposure_s``, flats at ``FLAT_LEVEL`` under ``level_pct`` and darks at
+    the flats' exposure; the defect map. The caller puts the flat diffuser up."""
+    from calibration.defects import find_defects
+
+    light_off(station)
+    dark_long = _frames(station, sensor, int(round(dark_exposure_s * 1e6)), frames)
+    set_light(station, level_pct)
+    exposure_us, shot = auto_exposure(station, sensor, target_fraction=FLAT_LEVEL)
+    flats = [shot.frame.data] + _frames(station, sensor, exposure_us, frames - 1)
+    first = shot.frame
+    light_off(station)
+    dark_short = _frames(station, sensor, exposure_us, frames)
+    try:
+        found = find_defects(dark_long, dark_exposure_s, flats, dark_short, first.cfa, thresholds)
+    except ValueError as exc:
+        raise ProcedureError(f"{sensor}: defect-pixel analysis failed: {exc}") from None
+    height, width = first.data.shape
+    return DefectMeasurement(sensor, dark_exposure_s, int(exposure_us), found, width, height, first.cfa)

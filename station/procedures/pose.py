@@ -1,0 +1,80 @@
+"""The pose of the M camera relative to the main camera (``calibration.stereo``): both cameras capture the
+same ChArUco board at each gimbal pose (the mount holds still between the two captures, so they are views
+"at once"), each camera's intrinsics are calibrated from its own views, and ``stereoCalibrate`` with those
+intrinsics fixed gives the pose, written as Android ``LENS_POSE_*`` with the main camera as the reference.
+
+The caller puts the large ChArUco board up and mounts the M lens (a lens is needed: the bare sensor images
+no board; its pose is the one found with any lens, the adapter holding the sensor). The light must be on.
+The gimbal is back at (0, 0) afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+
+from station.procedures import ProcedureError
+from station.procedures.captures import auto_exposure, capture_shot
+from station.procedures.geometry import ChartNotFoundError, frame_scene, green_image, sensor_geometry
+
+#: A board large enough to be seen by the wide main camera and to fill the M lens's view, 1 m away.
+BOARD = "charuco:48x36:24:18:DICT_5X5_1000"
+DISTANCE_MM = 1000.0
+POSES_DEG: tuple[tuple[float, float], ...] = ((0.0, 0.0), (15.0, 0.0), (-15.0, 0.0), (0.0, 12.0), (0.0, -12.0),
+                                              (10.5, 8.4), (-10.5, 8.4), (10.5, -8.4), (-10.5, -8.4))
+BOARD_LEVEL = 0.7
+MIN_VIEWS = 4
+
+
+@dataclass
+class PoseMeasurement:
+    """The pose, each camera's intrinsics it rests on, and the lens it was measured with."""
+
+    lens: str
+    pose: Any  # calibration.stereo.StereoPose
+    intrinsics: dict[str, Any]  # sensor -> calibration.geometry.GeometryResult
+
+    def phone_entry(self) -> dict[str, Any]:
+        return {"lens": self.lens} | self.pose.to_dict()
+
+
+def measure_pose(station: Any, lens: str, *, board: str = BOARD, distance_mm: float = DISTANCE_MM,
+                 poses_deg: tuple[tuple[float, float], ...] = POSES_DEG) -> PoseMeasurement:
+    """Views of ``board`` by both cameras at ``poses_deg``; intrinsics per camera, then the M camera's pose."""
+    from calibration.geometry import ViewPoints, calibrate, detect_board
+    from calibration.stereo import StereoPoseError, stereo_pose
+    from targets.charuco import parse_board_spec
+
+    spec = parse_board_spec(board)
+    frame_scene(station, "m", lens, distance_mm)
+    station.dut.configure("main", focus_m=None)  # autofocus on the board
+    exposures = {s: auto_exposure(station, s, target_fraction=BOARD_LEVEL, statistic="p99")[0] for s in ("main", "m")}
+    views: dict[str, list[Any]] = {"main": [], "m": []}
+    try:
+        for pan, tilt in poses_deg:
+            station.mount.move_to(pan=float(pan), tilt=float(tilt))
+            for sensor in ("main", "m"):
+                station.dut.configure(sensor, exposure_us=int(exposures[sensor]))
+                views[sensor].append(detect_board(green_image(capture_shot(station, sensor).frame), spec))
+    finally:
+        station.mount.move_to(pan=0.0, tilt=0.0)
+    intrinsics = {}
+    for sensor, found in views.items():
+        seen = [ViewPoints(f"{sensor}{i}", *v) for i, v in enumerate(found) if v is not None]
+        if len(seen) < MIN_VIEWS:
+            raise ChartNotFoundError(f"{sensor}: board {board} found in {len(seen)} of {len(found)} views "
+                                     f"(needs {MIN_VIEWS}); is it on the holder, lit, framed?", {})
+        info = sensor_geometry(station, sensor)
+        try:
+            intrinsics[sensor] = calibrate(seen, (info.width_px, info.height_px))
+        except (ValueError, cv2.error) as exc:
+            raise ProcedureError(f"{sensor}: intrinsics for the pose failed: {str(exc).splitlines()[0]}") from None
+    cams = {s: (r.camera_matrix, r.dist_coeffs) for s, r in intrinsics.items()}
+    info = sensor_geometry(station, "m")
+    try:
+        pose = stereo_pose(views["main"], views["m"], cams["main"], cams["m"], (info.width_px, info.height_px))
+    except StereoPoseError as exc:
+        raise ProcedureError(f"pose of m/{lens} against main: {exc}") from None
+    return PoseMeasurement(lens, pose, intrinsics)

@@ -37,6 +37,8 @@ PROBE_LEVEL = 0.4
 #: falloff within the region smears the clip level and adds to the PRNU).
 ROI_FRACTION = 0.5
 LENS_ROI_FRACTION = 0.2
+#: A hot pixel's dark signal rate above its channel's median, DN/s (``calibration.defects``' default).
+HOT_DN_PER_S = 1000.0
 #: Temporal noise: the flat pair's level.
 NOISE_LEVEL = 0.5
 
@@ -73,6 +75,7 @@ class SensorCharacterization:
     exposures_us: list[int]
     roi: tuple[int, int, int, int]  # x, y, w, h
     channels: dict[str, Any]  # name -> calibration.emva1288.SensorChannelResult
+    hot_pixels: int = 0  # in the ROI, from the longest dark pair (``hot_pixel_count``)
     attachments: dict[str, bytes] = field(default_factory=dict)
 
     def worst(self, key: str, how: str = "max") -> float:
@@ -94,25 +97,35 @@ class SensorCharacterization:
     @measures(Declared("sensor_conversion_gain_dn_per_e", "DN/e-"), Declared("sensor_read_noise_e", "e-"),
               Declared("sensor_clip_level_dn", "DN"), Declared("sensor_saturation_capacity_e", "e-"),
               Declared("sensor_linearity_error_pct", "%"), Declared("sensor_dsnu_e", "e-"),
-              Declared("sensor_prnu_pct", "%"))
+              Declared("sensor_prnu_pct", "%"),
+              Declared("sensor_hot_pixels", "px", description="hot pixels in the ROI, longest dark pair"))
     def measurements(self) -> dict[str, float]:
-        """What the plan judges: ``summary`` under the limits file's names."""
+        """What the plan judges: ``summary`` under the limits file's names, and the hot-pixel count."""
         summary = self.summary()
         return {f"sensor_{key}": summary[key] for key in (
             "conversion_gain_dn_per_e", "read_noise_e", "clip_level_dn", "saturation_capacity_e",
-            "linearity_error_pct", "dsnu_e", "prnu_pct")}
+            "linearity_error_pct", "dsnu_e", "prnu_pct")} | {"sensor_hot_pixels": self.hot_pixels}
 
     def profile_section(self) -> dict[str, Any]:
         return {"standard": "EMVA 1288 Release 4.0 Linear", "analog_gain": self.analog_gain, "cfa": self.cfa,
                 "black_level": self.black_level, "white_level": self.white_level, "roi_px": list(self.roi),
                 "exposures_us": self.exposures_us,
-                "channels": {name: r.to_dict() for name, r in self.channels.items()}}
+                "channels": {name: r.to_dict() for name, r in self.channels.items()},
+                "hot_pixels": {"count": self.hot_pixels, "dark_signal_dn_per_s": HOT_DN_PER_S}}
 
     def ptc_png(self) -> bytes:
         from calibration.ptc_plot import plot_ptc
 
         return plot_ptc(self.channels, "png", title=f"Photon transfer curve (EMVA 1288): {self.sensor}, "
                                                     f"analog gain {self.analog_gain:g}")
+
+
+def hot_pixel_count(dark_a: np.ndarray, dark_b: np.ndarray, exposure_s: float, cfa: str) -> int:
+    """Pixels of a dark pair whose dark signal rate stands ``HOT_DN_PER_S`` or more above their CFA channel's
+    median (EMVA 1288 4.0 defect pixels, ``calibration.defects``)."""
+    from calibration.defects import dark_signal_rate
+
+    return int(np.count_nonzero(dark_signal_rate([dark_a, dark_b], exposure_s, cfa) >= HOT_DN_PER_S))
 
 
 def _pair(station: Any, sensor: str, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +170,8 @@ def characterize_sensor(station: Any, sensor: str, lens: str | None = None, *, a
     roi = (cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
     return SensorCharacterization(sensor=sensor, analog_gain=float(analog_gain), cfa=frame.cfa,
                                   black_level=int(frame.black_level), white_level=int(frame.white_level),
-                                  exposures_us=exposures, roi=roi, channels=channels)
+                                  exposures_us=exposures, roi=roi, channels=channels,
+                                  hot_pixels=hot_pixel_count(*darks[-1][1:], darks[-1][0], frame.cfa))
 
 
 # --- temporal noise -------------------------------------------------------------------------------------

@@ -164,7 +164,7 @@ def characterize_sensor(station: Any, sensor: str, lens: str | None = None, *, a
             station.dut.configure(sensor, exposure_us=exposure)
             darks.append((exposure * 1e-6, *_pair(station, sensor, rows, cols)))
     try:
-        channels = analyze_pairs(flats, darks, cfa=frame.cfa, black_level=float(frame.black_level))
+        channels = analyze_pairs(flats, darks, cfa=frame.cfa)
     except SensorAnalysisError as exc:
         raise ProcedureError(f"{case_name(sensor, lens)}: EMVA 1288 photon transfer failed: {exc}") from None
     roi = (cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)

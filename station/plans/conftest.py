@@ -22,7 +22,7 @@ import allure
 import pytest
 
 from station.errors import DeviceError
-from station.procedures.profile import CaseResults
+from station.plans.helpers import RunResults
 from station.scene import Scene
 
 #: The twin's time scale for the plans unless ``--twin-time-scale`` is given: 0, no real waits.
@@ -119,10 +119,10 @@ def operator(station: Any) -> Scene:
 
 
 @pytest.fixture(scope="session")
-def results() -> dict[str, CaseResults]:
+def results() -> RunResults:
     """What each case of the capture matrix measured, by case (``main``, ``m``, ``m/<lens>``): the profile
     sections and the phone's calibration entries, filled in by the tests and written at the end."""
-    return {}
+    return RunResults()
 
 
 @pytest.fixture(scope="module")

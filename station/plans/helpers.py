@@ -68,6 +68,21 @@ def station_check(measure: Any, values: Callable[[], Mapping[str, float]], devic
     return taken
 
 
+class RunResults(dict[str, CaseResults]):
+    """What each case of the capture matrix measured, by case (``main``, ``m``, ``m/<lens>``): the session's
+    (the ``results`` fixture), filled by the measuring tests, read by the ones that write profiles and the phone."""
+
+    def need(self, case: str, what: str, by: str) -> CaseResults:
+        """The case's results; when nothing was measured for it (its tests failed, or ``-k`` left them out) the
+        test fails saying what it needs and which tests give it."""
+        if case not in self:
+            import pytest
+
+            pytest.fail(f"{case}: needs {what}, which {by} measure; nothing was measured for {case} (select those "
+                        "tests too, or see why they failed)", pytrace=False)
+        return self[case]
+
+
 def case_results(results: dict[str, CaseResults], station: Any, sensor: str, lens: str | None = None
                  ) -> CaseResults:
     """The results of one case, made on first use with the sensor's size and pixel pitch."""

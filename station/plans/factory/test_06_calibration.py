@@ -10,16 +10,14 @@ from typing import Any
 import allure
 import pytest
 
-from station.plans.helpers import case_results, take
+from station.plans.helpers import take
 from station.procedures import profile as profile_proc
 
 
 def test_lens_profile(station: Any, case: str, results: dict, profile_dir: Any, run_record: Any, measure: Any,
                       request: pytest.FixtureRequest) -> None:
     sensor, _, lens = case.partition("/")
-    if case not in results:
-        pytest.fail(f"{case}: nothing was measured for its profile (every step of the case failed)")
-    entry = case_results(results, station, sensor, lens or None)
+    entry = results.need(case, "its profile sections", "the shading, geometry, SFR, colour and sensor tests")
     with allure.step(f"assemble the {case} profile: {', '.join(sorted(entry.sections)) or 'no sections'}"):
         doc = profile_proc.assemble_profile(entry, profile_proc.provenance(
             station, dut_serial=request.config.option.dut_serial))

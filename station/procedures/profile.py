@@ -64,14 +64,18 @@ def provenance(station: Any, *, dut_serial: str | None = None, tool: str = "stat
 
 
 def assemble_profile(results: CaseResults, prov: Mapping[str, Any]) -> dict[str, Any]:
-    """The validated profile document of one case (``calibration.profile.make_profile``)."""
+    """The validated profile document of one case (``calibration.profile.make_profile``). A section the
+    profile schema does not know is an error (``ValueError`` naming it), never dropped."""
     from calibration.profile import SECTIONS, make_profile
 
     if results.image_size is None or results.pixel_pitch_um is None:
         raise ValueError(f"{results.case}: image size and pixel pitch unknown (nothing was measured)")
-    sections = {k: v for k, v in results.sections.items() if k in SECTIONS}
+    unknown = sorted(set(results.sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"{results.case}: profile section(s) {', '.join(unknown)} unknown to the profile schema "
+                         f"(calibration.profile.SECTIONS: {', '.join(SECTIONS)})")
     return make_profile(sensor=results.sensor, lens=results.lens, image_size=list(results.image_size),
-                        pixel_pitch_um=float(results.pixel_pitch_um), provenance=dict(prov), **sections)
+                        pixel_pitch_um=float(results.pixel_pitch_um), provenance=dict(prov), **results.sections)
 
 
 def write_profile(doc: Mapping[str, Any], folder: str | Path) -> Path:

@@ -16,7 +16,6 @@ as ``calibration.peaking.fit_focus``). The vertices' extensions over the field, 
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,44 +219,36 @@ def adapter_focus(station: Any, lens: str, f_number: float, *, distance_mm: floa
 def focus_sweep_png(result: AdapterFocus) -> bytes:
     """Left: MTF50 against the ring for the centre and the four corner-most edges, their vertices marked.
     Right: each edge's best-focus extension over the field (um from the centre's) with the fitted tilt."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     rings = np.asarray(result.rings_deg)
     xy = result.edge_xy_mm
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.0, 4.6), dpi=100)
-    try:
-        picks = {"centre": int(np.argmin(np.hypot(*xy.T)))}
-        for name, sx, sy in (("top-left", -1, -1), ("top-right", 1, -1), ("bottom-left", -1, 1),
-                             ("bottom-right", 1, 1)):
-            picks[name] = int(np.argmax(sx * xy[:, 0] + sy * xy[:, 1]))
-        for name, e in picks.items():
-            line, = ax1.plot(rings, result.mtf50[:, e], "o-", ms=3, lw=1, label=name)
-            if math.isfinite(result.best_ring_deg[e]):
-                ax1.axvline(result.best_ring_deg[e], color=line.get_color(), lw=0.8, ls=":")
-        ax1.axvline(result.nominal_ring_deg, color="0.3", lw=1, ls="--", label="datasheet ring for the distance")
-        ax1.set_xlabel("focus ring (deg from infinity)")
-        ax1.set_ylabel("MTF50 (c/px)")
-        ax1.set_title(f"Through-focus: {result.lens} f/{result.f_number:g} at {result.distance_mm:.0f} mm", fontsize=9)
-        ax1.grid(alpha=0.3)
-        ax1.legend(fontsize=7)
-        used = result.used
-        sc = ax2.scatter(xy[used, 0], xy[used, 1], c=result.extension_offset_um[used], cmap="coolwarm", s=45,
-                         marker="s", edgecolors="k", linewidths=0.3)
-        if (~used).any():
-            ax2.scatter(xy[~used, 0], xy[~used, 1], marker="x", c="0.4", s=30, label="left out")
-            ax2.legend(fontsize=7)
-        fig.colorbar(sc, ax=ax2, shrink=0.85, label="best-focus extension - centre's (um)")
-        ax2.set_xlabel("sensor x from centre (mm)")
-        ax2.set_ylabel("sensor y from centre (mm)")
-        ax2.invert_yaxis()
-        ax2.set_aspect("equal")
-        ax2.set_title(f"back focus {result.back_focus_mm * 1000:+.1f} um, tilt x {result.tilt_x_deg:+.3f} deg, "
-                      f"y {result.tilt_y_deg:+.3f} deg (residual {result.residual_um:.2f} um)", fontsize=9)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(12.0, 4.6), dpi=100)
+    picks = {"centre": int(np.argmin(np.hypot(*xy.T)))}
+    for name, sx, sy in (("top-left", -1, -1), ("top-right", 1, -1), ("bottom-left", -1, 1),
+                         ("bottom-right", 1, 1)):
+        picks[name] = int(np.argmax(sx * xy[:, 0] + sy * xy[:, 1]))
+    for name, e in picks.items():
+        line, = ax1.plot(rings, result.mtf50[:, e], "o-", ms=3, lw=1, label=name)
+        if math.isfinite(result.best_ring_deg[e]):
+            ax1.axvline(result.best_ring_deg[e], color=line.get_color(), lw=0.8, ls=":")
+    ax1.axvline(result.nominal_ring_deg, color="0.3", lw=1, ls="--", label="datasheet ring for the distance")
+    ax1.set_xlabel("focus ring (deg from infinity)")
+    ax1.set_ylabel("MTF50 (c/px)")
+    ax1.set_title(f"Through-focus: {result.lens} f/{result.f_number:g} at {result.distance_mm:.0f} mm", fontsize=9)
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=7)
+    used = result.used
+    sc = ax2.scatter(xy[used, 0], xy[used, 1], c=result.extension_offset_um[used], cmap="coolwarm", s=45,
+                     marker="s", edgecolors="k", linewidths=0.3)
+    if (~used).any():
+        ax2.scatter(xy[~used, 0], xy[~used, 1], marker="x", c="0.4", s=30, label="left out")
+        ax2.legend(fontsize=7)
+    fig.colorbar(sc, ax=ax2, shrink=0.85, label="best-focus extension - centre's (um)")
+    ax2.set_xlabel("sensor x from centre (mm)")
+    ax2.set_ylabel("sensor y from centre (mm)")
+    ax2.invert_yaxis()
+    ax2.set_aspect("equal")
+    ax2.set_title(f"back focus {result.back_focus_mm * 1000:+.1f} um, tilt x {result.tilt_x_deg:+.3f} deg, "
+                  f"y {result.tilt_y_deg:+.3f} deg (residual {result.residual_um:.2f} um)", fontsize=9)
+    return figure_png(fig, tight=True)

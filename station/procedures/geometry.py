@@ -14,7 +14,6 @@ corners saddle-refined, calibrated, re-refined from the model once, outliers rej
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -288,11 +287,7 @@ def calibrate_geometry(station: Any, sensor: str, lens: str | None = None, *, f_
 def distortion_field_png(result: Any, *, title: str = "Distortion field", grid: int = 13) -> bytes:
     """Arrows from where a pinhole puts each point to where the lens puts it (exaggerated), over the frame,
     with the displacement's magnitude as a colour map (OpenCV's model, ``result.camera_matrix`` / ``dist_coeffs``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from calibration.figures import figure_png, new_figure
     from calibration.geometry import rays_to_pixels
 
     k = np.asarray(result.camera_matrix, dtype=np.float64)
@@ -308,24 +303,19 @@ def distortion_field_png(result: Any, *, title: str = "Distortion field", grid: 
     arrows = rays_to_pixels((pts - k[:2, 2]) / np.array([k[0, 0], k[1, 1]]), k, dist) - pts
     longest = float(np.max(np.hypot(*arrows.T))) or 1.0
     scale = 0.06 * w / longest
-    fig, ax = plt.subplots(figsize=(7.5, 5.6), dpi=100)
-    try:
-        im = ax.imshow(magnitude, extent=(-0.5, w - 0.5, h - 0.5, -0.5), cmap="magma", interpolation="bilinear")
-        ax.quiver(pts[:, 0], pts[:, 1], arrows[:, 0] * scale, arrows[:, 1] * scale, angles="xy", scale_units="xy",
-                  scale=1.0, color="cyan", width=0.003)
-        fig.colorbar(im, ax=ax, shrink=0.85, label="displacement by the lens (px)")
-        k1, k2, p1, p2, k3 = (dist.tolist() + [0.0] * 5)[:5]
-        ax.set_title(f"{title}\nk1 {k1:+.4g} k2 {k2:+.4g} p1 {p1:+.3g} p2 {p2:+.3g} k3 {k3:+.3g}; "
-                     f"arrows x{scale:.3g}", fontsize=9)
-        ax.set_xlabel("x (px)")
-        ax.set_ylabel("y (px)")
-        ax.set_xlim(-0.5, w - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
+    fig, ax = new_figure(figsize=(7.5, 5.6), dpi=100)
+    im = ax.imshow(magnitude, extent=(-0.5, w - 0.5, h - 0.5, -0.5), cmap="magma", interpolation="bilinear")
+    ax.quiver(pts[:, 0], pts[:, 1], arrows[:, 0] * scale, arrows[:, 1] * scale, angles="xy", scale_units="xy",
+              scale=1.0, color="cyan", width=0.003)
+    fig.colorbar(im, ax=ax, shrink=0.85, label="displacement by the lens (px)")
+    k1, k2, p1, p2, k3 = (dist.tolist() + [0.0] * 5)[:5]
+    ax.set_title(f"{title}\nk1 {k1:+.4g} k2 {k2:+.4g} p1 {p1:+.3g} p2 {p2:+.3g} k3 {k3:+.3g}; "
+                 f"arrows x{scale:.3g}", fontsize=9)
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    return figure_png(fig, tight=True)
 
 
 def thin_lens_image_distance_mm(focal_mm: float, object_mm: float) -> float:

@@ -42,7 +42,6 @@ from calibration.peaking import (
     lsf_variance,
 )
 from calibration.peaking import calibrate_peaking as calibrate_peaking_frames
-from calibration.plots import figure_png
 from calibration.zebra import preview_luma
 from station.errors import InputError
 from station.measurements import Declared, measures
@@ -284,33 +283,27 @@ def _flats(station: Any, sensor: str, chart: str | None, count: int) -> list[np.
 
 def sweep_plot(result: PeakingResult) -> bytes:
     """Estimated blur against focus position (CoC and 2 CoC marked) and the edge coverage at T_peak."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     pos = [f["position"] for f in result.frames]
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
-    try:
-        ax.plot(pos, [f["blur_px"] for f in result.frames], "o-", ms=3, color="tab:blue", label="blur (estimated)")
-        ax.axhline(result.coc_px, color="tab:green", ls="--", lw=0.8, label=f"CoC {result.coc_px:g} px")
-        ax.axhline(2 * result.coc_px, color="tab:orange", ls="--", lw=0.8, label="2 CoC")
-        ax.axvspan(*result.in_focus, color="tab:green", alpha=0.12)
-        ax.set_xlabel(f"focus position ({result.unit})")
-        ax.set_ylabel("defocus blur circle (px)")
-        right = ax.twinx()
-        right.plot(pos, [100 * f["coverage"] for f in result.frames], "s:", ms=3, color="tab:red",
-                   label="edge coverage")
-        right.axhline(100 * MIN_IN_FOCUS_COVERAGE, color="tab:red", lw=0.5)
-        right.axhline(100 * MAX_FAR_COVERAGE, color="tab:red", lw=0.5)
-        right.set_ylabel(f"edge pixels flagged at T_peak {result.threshold} (%)")
-        ax.set_title(f"peaking focus sweep: {result.sensor} {result.lens or ''} {_aperture_key(result.aperture)} "
-                     f"gain {result.gain:g}: T_peak {result.threshold} (feasible {result.feasible[0]}.."
-                     f"{result.feasible[1]}), flats {100 * result.flat_rate:.3f} %", fontsize=8)
-        ax.legend(fontsize=7, loc="upper left")
-        return figure_png(fig, tight=True)
-    finally:
-        plt.close(fig)
+    fig, ax = new_figure(figsize=(7.5, 4.2), dpi=100)
+    ax.plot(pos, [f["blur_px"] for f in result.frames], "o-", ms=3, color="tab:blue", label="blur (estimated)")
+    ax.axhline(result.coc_px, color="tab:green", ls="--", lw=0.8, label=f"CoC {result.coc_px:g} px")
+    ax.axhline(2 * result.coc_px, color="tab:orange", ls="--", lw=0.8, label="2 CoC")
+    ax.axvspan(*result.in_focus, color="tab:green", alpha=0.12)
+    ax.set_xlabel(f"focus position ({result.unit})")
+    ax.set_ylabel("defocus blur circle (px)")
+    right = ax.twinx()
+    right.plot(pos, [100 * f["coverage"] for f in result.frames], "s:", ms=3, color="tab:red",
+               label="edge coverage")
+    right.axhline(100 * MIN_IN_FOCUS_COVERAGE, color="tab:red", lw=0.5)
+    right.axhline(100 * MAX_FAR_COVERAGE, color="tab:red", lw=0.5)
+    right.set_ylabel(f"edge pixels flagged at T_peak {result.threshold} (%)")
+    ax.set_title(f"peaking focus sweep: {result.sensor} {result.lens or ''} {_aperture_key(result.aperture)} "
+                 f"gain {result.gain:g}: T_peak {result.threshold} (feasible {result.feasible[0]}.."
+                 f"{result.feasible[1]}), flats {100 * result.flat_rate:.3f} %", fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
+    return figure_png(fig, tight=True)
 
 
 # --- verification -------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ definition, so any difference is the app's.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,27 +275,19 @@ def check_raw_integrity(station: Any, sensor: str, *, gain: float = 1.0, colour_
 
 def codes_plot(counts: np.ndarray, black: float, clip: float, sensor: str) -> bytes:
     """Occurrences of every 10-bit code over the ramp and darks (log), the checked range and missing codes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     lo, hi = int(np.ceil(black)), int(np.floor(clip))
     missing = np.flatnonzero(counts[lo:hi + 1] == 0) + lo
-    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=100)
-    try:
-        ax.semilogy(np.arange(len(counts)), np.maximum(counts, 0.8), color="0.3", lw=0.6, drawstyle="steps-mid")
-        ax.axvspan(lo, hi, color="tab:green", alpha=0.08, label=f"checked {lo}..{hi} DN")
-        if len(missing):
-            ax.plot(missing, np.full(len(missing), 0.8), "|", color="tab:red", ms=8,
-                    label=f"{len(missing)} missing codes")
-        ax.set_xlabel("RAW code (DN)")
-        ax.set_ylabel("samples")
-        ax.set_title(f"RAW codes on a smooth ramp and darks ({sensor})", fontsize=9)
-        ax.legend(fontsize=7)
-        buffer = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
+    fig, ax = new_figure(figsize=(7.5, 3.6), dpi=100)
+    ax.semilogy(np.arange(len(counts)), np.maximum(counts, 0.8), color="0.3", lw=0.6, drawstyle="steps-mid")
+    ax.axvspan(lo, hi, color="tab:green", alpha=0.08, label=f"checked {lo}..{hi} DN")
+    if len(missing):
+        ax.plot(missing, np.full(len(missing), 0.8), "|", color="tab:red", ms=8,
+                label=f"{len(missing)} missing codes")
+    ax.set_xlabel("RAW code (DN)")
+    ax.set_ylabel("samples")
+    ax.set_title(f"RAW codes on a smooth ramp and darks ({sensor})", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return figure_png(fig)

@@ -15,7 +15,6 @@ world rather than from the controller under test).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,27 +72,19 @@ class LightLinearity:
                 "max_dev_pct": self.max_dev_pct}
 
     def png(self) -> bytes:
-        import matplotlib
+        from calibration.figures import figure_png, new_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=100)
-        try:
-            ax.plot(self.levels_pct, self.lux, "o", label="lux meter")
-            x = np.array([0.0, 100.0])
-            ax.plot(x, self.slope_lux_per_pct * x + self.offset_lux, "-", lw=1,
-                    label=f"fit {self.slope_lux_per_pct:.4g} lux/% {self.offset_lux:+.3g} lux")
-            ax.set_xlabel("light level (% of full scale)")
-            ax.set_ylabel("illuminance at the chart (lux)")
-            ax.set_title(f"Light linearity against the lux meter: R^2 {self.r2:.5f}")
-            ax.grid(True, alpha=0.3)
-            ax.legend()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-        finally:
-            plt.close(fig)
-        return buf.getvalue()
+        fig, ax = new_figure(figsize=(6.0, 4.0), dpi=100)
+        ax.plot(self.levels_pct, self.lux, "o", label="lux meter")
+        x = np.array([0.0, 100.0])
+        ax.plot(x, self.slope_lux_per_pct * x + self.offset_lux, "-", lw=1,
+                label=f"fit {self.slope_lux_per_pct:.4g} lux/% {self.offset_lux:+.3g} lux")
+        ax.set_xlabel("light level (% of full scale)")
+        ax.set_ylabel("illuminance at the chart (lux)")
+        ax.set_title(f"Light linearity against the lux meter: R^2 {self.r2:.5f}")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        return figure_png(fig)
 
 
 def light_linearity(station: Any, levels_pct: tuple[float, ...] = LEVELS_PCT) -> LightLinearity:

@@ -14,7 +14,6 @@ plus a plane shift (lensfun's ``linear`` TCA model).
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,25 +270,11 @@ def measure_sfr(station: Any, sensor: str, lens: str | None = None, *, f_number:
 _ZONE_COLOURS = {"centre": "tab:blue", "mid": "tab:green", "corner": "tab:red"}
 
 
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
-
-
 def mtf_curves_png(measurement: SfrMeasurement, *, title: str) -> bytes:
     """Every edge's MTF curve, coloured by field zone, with each zone's mean MTF50."""
-    import matplotlib
+    from calibration.figures import figure_png, new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.0, 4.5), dpi=100)
+    fig, ax = new_figure(figsize=(7.0, 4.5), dpi=100)
     for zone, colour in _ZONE_COLOURS.items():
         edges = measurement.zone(zone)
         for i, edge in enumerate(edges):
@@ -305,18 +290,17 @@ def mtf_curves_png(measurement: SfrMeasurement, *, title: str) -> bytes:
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig, tight=True)
 
 
 def mtf_field_png(measurement: SfrMeasurement, *, title: str) -> bytes:
     """MTF50 of each edge at its place in the frame (colour), with the values written beside."""
-    import matplotlib
+    import matplotlib.colors
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     w, h = measurement.image_size
-    fig, ax = plt.subplots(figsize=(7.0, 5.4), dpi=100)
+    fig, ax = new_figure(figsize=(7.0, 5.4), dpi=100)
     xs = [e.centre_px[0] for e in measurement.edges]
     ys = [e.centre_px[1] for e in measurement.edges]
     values = [e.mtf50_cy_px if math.isfinite(e.mtf50_cy_px) else np.nan for e in measurement.edges]
@@ -343,4 +327,4 @@ def mtf_field_png(measurement: SfrMeasurement, *, title: str) -> bytes:
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
     ax.set_title(title, fontsize=10)
-    return _png(fig)
+    return figure_png(fig, tight=True)

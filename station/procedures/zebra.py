@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from calibration.plots import figure_png
 from calibration.zebra import (
     DEFAULT_MARGIN,
     ROI_FRACTION,
@@ -237,34 +236,28 @@ def _knee_level(levels: list[float], frames: dict[float, dict[str, Any]], clip: 
 def sweep_plot(result: ZebraResult) -> bytes:
     """The light sweep: each channel's centre mean against the light, clip levels and T_raw; the preview
     luma on the right axis with T_luma (matplotlib, PNG bytes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     levels = [s["level_pct"] for s in result.sweep]
     colours = {"R": "tab:red", "Gr": "tab:green", "Gb": "olivedrab", "B": "tab:blue"}
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
-    try:
-        for name, colour in colours.items():
-            ax.plot(levels, [s["channel_means_dn"].get(name, np.nan) for s in result.sweep], "o-", ms=3,
-                    color=colour, lw=1, label=name)
-        ax.axhline(result.clip_level_dn, color="k", ls="--", lw=0.8, label=f"clip {result.clip_level_dn:.1f} DN")
-        ax.axhline(result.raw_threshold_dn, color="m", lw=1, label=f"T_raw {result.raw_threshold_dn} DN")
-        ax.set_xlabel("light level (% of full scale)")
-        ax.set_ylabel("centre mean (DN)")
-        luma = [(s["level_pct"], s["preview_luma"]) for s in result.sweep if s["preview_luma"] is not None]
-        if luma:
-            right = ax.twinx()
-            right.plot(*zip(*luma, strict=True), "s", color="0.3", ms=3, label="preview luma")
-            right.axhline(result.luma_threshold, color="0.3", ls=":", lw=1)
-            right.set_ylabel(f"preview luma Y' (T_luma {result.luma_threshold})")
-        ax.set_title(f"zebra sweep: {result.sensor} {result.lens or ''} gain {result.gain:g}, "
-                     f"{result.exposure_us} us", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
-        return figure_png(fig, tight=True)
-    finally:
-        plt.close(fig)
+    fig, ax = new_figure(figsize=(7.5, 4.2), dpi=100)
+    for name, colour in colours.items():
+        ax.plot(levels, [s["channel_means_dn"].get(name, np.nan) for s in result.sweep], "o-", ms=3,
+                color=colour, lw=1, label=name)
+    ax.axhline(result.clip_level_dn, color="k", ls="--", lw=0.8, label=f"clip {result.clip_level_dn:.1f} DN")
+    ax.axhline(result.raw_threshold_dn, color="m", lw=1, label=f"T_raw {result.raw_threshold_dn} DN")
+    ax.set_xlabel("light level (% of full scale)")
+    ax.set_ylabel("centre mean (DN)")
+    luma = [(s["level_pct"], s["preview_luma"]) for s in result.sweep if s["preview_luma"] is not None]
+    if luma:
+        right = ax.twinx()
+        right.plot(*zip(*luma, strict=True), "s", color="0.3", ms=3, label="preview luma")
+        right.axhline(result.luma_threshold, color="0.3", ls=":", lw=1)
+        right.set_ylabel(f"preview luma Y' (T_luma {result.luma_threshold})")
+    ax.set_title(f"zebra sweep: {result.sensor} {result.lens or ''} gain {result.gain:g}, "
+                 f"{result.exposure_us} us", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return figure_png(fig, tight=True)
 
 
 # --- verification -------------------------------------------------------------------------------

@@ -149,9 +149,9 @@ def preview_of_raw(frame: Any, max_side: int = 1024) -> bytes:
     """A downscaled PNG of a RAW frame for a person: demosaiced, stretched to its 99.5th percentile, sRGB."""
     rgb = demosaic_rgb16(frame.data, frame.cfa, frame.black_level, frame.white_level).astype(np.float32)
     top = max(float(np.percentile(rgb[::4, ::4], 99.5)), 1.0)
-    linear = np.clip(rgb / top, 0.0, 1.0)
-    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
-    return png_bytes((srgb * 255.0 + 0.5).astype(np.uint8), max_side)
+    from station.frame import srgb8
+
+    return png_bytes(srgb8(rgb / top), max_side)
 
 
 # --- geometry calibration --------------------------------------------------------------------------------

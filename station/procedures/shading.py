@@ -139,9 +139,10 @@ def measure_shading(station: Any, sensor: str, lens: str | None = None, *, f_num
 # --- the preview's shading ----------------------------------------------------------------------------
 
 def srgb_to_linear(code8: np.ndarray) -> np.ndarray:
-    """8-bit sRGB codes to linear light 0..1 (IEC 61966-2-1)."""
-    v = np.asarray(code8, dtype=np.float64) / 255.0
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    """8-bit sRGB codes to linear light 0..1 (IEC 61966-2-1, colour-science's sRGB EOTF)."""
+    import colour
+
+    return colour.models.eotf_sRGB(np.asarray(code8, dtype=np.float64) / 255.0)
 
 
 @dataclass

@@ -46,6 +46,34 @@ def sensor_characterization(station: Any, operator: Scene, measure: Any, results
     return result
 
 
+def defect_pixels(station: Any, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
+    """Defect pixels of ``sensor`` (``station.procedures.defects``) on the flat field: its profile section and the
+    phone's hot-pixel map."""
+    from station.procedures.defects import measure_defects
+
+    operator.chart("flat", sensor=sensor)
+    with procedure(f"defect pixels of {sensor}: dark frames at a long exposure, flat fields (EMVA 1288 4.0)"):
+        result = measure_defects(station, sensor)
+    entry = case_results(results, station, sensor)
+    entry.sections["defects"] = result.profile_section()
+    entry.phone["defect_pixels"] = result.phone_entry()
+    take(measure, result.measurements, sensor)
+    return result
+
+
+def awb(station: Any, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
+    """The unit's AWB against the golden module on the flat grey at two light CCTs (``station.procedures.awb``):
+    the phone's calibration transforms."""
+    from station.procedures.awb import measure_awb
+
+    operator.chart("flat", sensor=sensor)
+    with procedure(f"AWB of {sensor} against the golden module: flat grey at the golden illuminants' CCTs"):
+        result = measure_awb(station, sensor)
+    case_results(results, station, sensor).phone["awb"] = result.phone_entry()
+    take(measure, result.measurements, sensor)
+    return result
+
+
 def geometry(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
              f_number: float | None = None) -> Any:
     operator.chart(BOARD, sensor=sensor)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure, capture_shot, light_off, set_light
 
@@ -36,6 +37,12 @@ class DefectMeasurement:
     height: int
     cfa: str
     attachments: dict[str, bytes] = field(default_factory=dict)
+
+    @measures(Declared("defect_pixels", "px", "{sensor}"), Declared("defect_clusters_over_limit", "1", "{sensor}"))
+    def measurements(self) -> dict[str, float]:
+        """Defect pixels of every kind, and the clusters too large for a correction by neighbours."""
+        return {"defect_pixels": len(self.defects.kind),
+                "defect_clusters_over_limit": len(self.defects.oversized_clusters)}
 
     def profile_section(self) -> dict[str, Any]:
         return self.defects.to_dict() | {"dark_exposure_s": self.dark_exposure_s,

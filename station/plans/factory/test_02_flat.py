@@ -1,6 +1,7 @@
 """Flat field on the holder (the plan's scenes come in the order that asks the operator least): the M sensor
 bare (the light box through its sapphire cover glass), then the main sensor, then the M sensor through each M
-lens wide open: EMVA 1288, lens shading and its map written into the phone; each lens's zebra calibrated
+lens wide open: EMVA 1288, lens shading and its map written into the phone; the main sensor's defect pixels and
+its AWB against the golden module (``calibration.defects``, ``calibration.awb``); each lens's zebra calibrated
 through its (now shading-corrected) preview.
 """
 
@@ -40,6 +41,14 @@ def test_sensor_characterization(station: Any, operator: Any, lit_bench: None, m
 
 def test_shading(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
     steps.shading(station, operator, measure, results, "main")
+
+
+def test_defect_pixels(station: Any, operator: Any, measure: Any, results: dict) -> None:
+    steps.defect_pixels(station, operator, measure, results, "main")
+
+
+def test_awb(station: Any, operator: Any, measure: Any, results: dict) -> None:
+    steps.awb(station, operator, measure, results, "main")
 
 
 def test_lens_shading(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any,

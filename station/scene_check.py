@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from station.errors import InputError
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The chart spans this fraction of the main camera's view width for the check.
 CHECK_FILL = 0.8
@@ -125,7 +128,7 @@ def judge(chart_spec: str, grey: np.ndarray) -> ChartCheck:
     return ChartCheck(True, f"{chart.name}: correlation {r:.2f}")
 
 
-def check_chart(station: Any, chart_spec: str) -> ChartCheck:
+def check_chart(station: Station, chart_spec: str) -> ChartCheck:
     """Frame ``chart_spec`` in the main camera, take an auto-exposed RAW frame and ``judge`` it; the mount,
     the main camera's settings and the light are restored afterwards."""
     from station.procedures.captures import auto_exposure

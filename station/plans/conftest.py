@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import allure
 import pytest
@@ -24,6 +24,9 @@ import pytest
 from station.errors import DeviceError
 from station.plans.helpers import RunResults
 from station.scene import Scene
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The twin's time scale for the plans unless ``--twin-time-scale`` is given: 0, no real waits.
 PLAN_TIME_SCALE = 0.0
@@ -113,7 +116,7 @@ def lens_ids(request: pytest.FixtureRequest, run_record: Any) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(station: Any) -> Scene:
+def operator(station: Station) -> Scene:
     """The scene: every chart, lens and aperture change of the plan, through the run's operator."""
     return station.operator
 
@@ -134,7 +137,7 @@ def m_lens(request: pytest.FixtureRequest, operator: Scene, lens_ids: list[str])
 
 
 @pytest.fixture
-def lit_bench(station: Any) -> Iterator[None]:
+def lit_bench(station: Station) -> Iterator[None]:
     """The light on at the plans' working level for the test, off after it."""
     from station.procedures.captures import set_light
 

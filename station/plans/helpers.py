@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import allure
 
@@ -15,6 +15,9 @@ from station.errors import DeviceError
 from station.measurements import declarations_of
 from station.procedures import ProcedureError
 from station.procedures.profile import CaseResults
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 
 def attach_all(pictures: Mapping[str, bytes]) -> None:
@@ -83,7 +86,7 @@ class RunResults(dict[str, CaseResults]):
         return self[case]
 
 
-def case_results(results: dict[str, CaseResults], station: Any, sensor: str, lens: str | None = None
+def case_results(results: dict[str, CaseResults], station: Station, sensor: str, lens: str | None = None
                  ) -> CaseResults:
     """The results of one case, made on first use with the sensor's size and pixel pitch."""
     from station.procedures.geometry import sensor_geometry

@@ -9,7 +9,7 @@ Measurement cases: ``main``, ``m`` (bare), ``m/<lens>``; an aperture-dependent o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fixtures.allure_glue import attach_png
 from station.measurements import Declared, measures
@@ -27,6 +27,9 @@ from station.procedures.sfr import lateral_ca, measure_sfr
 from station.procedures.shading import measure_shading, preview_shading
 from station.scene import Scene
 
+if TYPE_CHECKING:
+    from station.station import Station
+
 
 def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:
     """The measurement case: ``main``, ``m``, ``m/<lens>`` or, with an aperture, ``m/<lens>/f<N>``."""
@@ -34,7 +37,7 @@ def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:
     return f"{name}/f{f_number:g}" if f_number else name
 
 
-def sensor_characterization(station: Any, operator: Scene, measure: Any, results: dict, sensor: str,
+def sensor_characterization(station: Station, operator: Scene, measure: Any, results: dict, sensor: str,
                             lens: str | None = None) -> Any:
     operator.chart("flat", sensor=sensor)
     with procedure(f"EMVA 1288 photon transfer of {case_name(sensor, lens)}: flat pairs over an exposure sweep, "
@@ -46,7 +49,7 @@ def sensor_characterization(station: Any, operator: Scene, measure: Any, results
     return result
 
 
-def defect_pixels(station: Any, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
+def defect_pixels(station: Station, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
     """Defect pixels of ``sensor`` (``station.procedures.defects``) on the flat field: its profile section and the
     phone's hot-pixel map."""
     from station.procedures.defects import measure_defects
@@ -61,7 +64,7 @@ def defect_pixels(station: Any, operator: Scene, measure: Any, results: dict, se
     return result
 
 
-def awb(station: Any, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
+def awb(station: Station, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
     """The unit's AWB against the golden module on the flat grey at two light CCTs (``station.procedures.awb``):
     the phone's calibration transforms."""
     from station.procedures.awb import measure_awb
@@ -74,7 +77,7 @@ def awb(station: Any, operator: Scene, measure: Any, results: dict, sensor: str)
     return result
 
 
-def geometry(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
+def geometry(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
              f_number: float | None = None) -> Any:
     operator.chart(BOARD, sensor=sensor)
     with procedure(f"ChArUco {BOARD} at {5} pan/tilt poses through {f_case(sensor, lens, f_number)}"):
@@ -86,7 +89,7 @@ def geometry(station: Any, operator: Scene, measure: Any, results: dict, sensor:
     return result
 
 
-def shading(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
+def shading(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
             f_number: float | None = None) -> Any:
     operator.chart("flat", sensor=sensor)
     with procedure(f"flat fields through {f_case(sensor, lens, f_number)}: the lens shading map"):
@@ -100,7 +103,7 @@ def shading(station: Any, operator: Scene, measure: Any, results: dict, sensor: 
     return result
 
 
-def sfr(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
+def sfr(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
         f_number: float | None = None) -> Any:
     operator.chart("sfr", sensor=sensor)
     with procedure(f"slanted-edge chart through {f_case(sensor, lens, f_number)}: e-SFR of every edge"):
@@ -116,7 +119,7 @@ def sfr(station: Any, operator: Scene, measure: Any, results: dict, sensor: str,
     return result
 
 
-def chromatic(station: Any, measure: Any, results: dict, sfr_result: Any) -> Any:
+def chromatic(station: Station, measure: Any, results: dict, sfr_result: Any) -> Any:
     sensor, lens = sfr_result.sensor, sfr_result.lens
     with procedure(f"lateral CA from the slanted edges of {sfr_result.case}"):
         result = lateral_ca(sfr_result.frame, sfr_result.edges)
@@ -127,7 +130,7 @@ def chromatic(station: Any, measure: Any, results: dict, sfr_result: Any) -> Any
     return result
 
 
-def color(station: Any, operator: Scene, measure: Any, results: dict, sensor: str,
+def color(station: Station, operator: Scene, measure: Any, results: dict, sensor: str,
           lens: str | None = None) -> Any:
     operator.chart("colorchecker", sensor=sensor)
     entry = case_results(results, station, sensor, lens)
@@ -143,7 +146,7 @@ def color(station: Any, operator: Scene, measure: Any, results: dict, sensor: st
     return result
 
 
-def focus(station: Any, operator: Scene, measure: Any, results: dict, lens: str, f_number: float) -> Any:
+def focus(station: Station, operator: Scene, measure: Any, results: dict, lens: str, f_number: float) -> Any:
     operator.chart("sfr", sensor="m")
     with procedure(f"through-focus sweep of the slanted-edge chart through {lens} f/{f_number:g}: the adapter's "
                    "flange back-focus and tilt"):
@@ -155,7 +158,7 @@ def focus(station: Any, operator: Scene, measure: Any, results: dict, lens: str,
     return result
 
 
-def preview_flatness(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
+def preview_flatness(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
     operator.chart("flat", sensor=sensor)
     with procedure(f"the phone's preview of the flat field through {case_name(sensor, lens)} (its stored shading "
                    "map applied)"):
@@ -167,7 +170,7 @@ def preview_flatness(station: Any, operator: Scene, measure: Any, sensor: str, l
 
 # --- zebra and peaking (``station.procedures.zebra`` / ``peaking``) ------------------------------------------
 
-def zebra_calibration(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
+def zebra_calibration(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
                       f_number: float | None = None, *, verify: tuple[str, ...] = ()) -> Any:
     from station.procedures.zebra import calibrate_zebra, verify_zebra
 
@@ -196,7 +199,7 @@ PEAKING_SEARCH_MM = 0.15
 PEAKING_SEARCH_DPT = 1.5
 
 
-def peaking_scene(station: Any, sensor: str, lens: str | None) -> tuple[float, tuple[float, float]]:
+def peaking_scene(station: Station, sensor: str, lens: str | None) -> tuple[float, tuple[float, float]]:
     """The Siemens star filling the frame: its rail distance, and the focus range to search around it
     (ring degrees for an M lens, diopters for the main camera)."""
     from station.procedures.geometry import framing_distance_mm, ring_for_distance_deg
@@ -212,7 +215,7 @@ def peaking_scene(station: Any, sensor: str, lens: str | None) -> tuple[float, t
     return distance, (max(ring - span, 0.0), min(ring + span, float(sheet.focus_throw_deg)))
 
 
-def peaking_calibration(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
+def peaking_calibration(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
                         f_number: float | None = None, *, verify: bool = False) -> Any:
     from station.procedures.peaking import calibrate_peaking, verify_peaking
 
@@ -236,7 +239,7 @@ def peaking_calibration(station: Any, operator: Scene, measure: Any, sensor: str
     return result
 
 
-def isp_write(station: Any, measure: Any, results: dict, sensor: str, lens: str | None = None) -> Any:
+def isp_write(station: Station, measure: Any, results: dict, sensor: str, lens: str | None = None) -> Any:
     """What the phone's ISP reads (shading map, white balance, colour matrix) of one case, into the phone."""
     from station.procedures import calibration_path
     from station.procedures.profile import write_calibration
@@ -255,7 +258,7 @@ def isp_write(station: Any, measure: Any, results: dict, sensor: str, lens: str 
 
 # --- RAW integrity (``station.procedures.raw_checks``) -----------------------------------------------------
 
-def raw_integrity(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
+def raw_integrity(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
     """RAW integrity of ``sensor`` (``station.procedures.raw_checks``): CFA order and RAW10 = DNG on the
     ColorChecker, missing codes on a defocused step chart, black level from darks. The M sensor needs a lens to
     see the charts: ``lens`` (mounted by the caller) focused by its datasheet ring at the chart's distance."""
@@ -315,7 +318,7 @@ def _mask_overlay(preview: Any, phone: Any, reference: Any) -> bytes:
     return png_bytes(out, 1024)
 
 
-def zebra_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
+def zebra_conformance(station: Station, operator: Scene, measure: Any, sensor: str = "main",
                       threshold: int = 235) -> None:
     """The phone's luma zebra at ``threshold`` against DESIGN 7's definition (``calibration.zebra``) on the
     same frame: the step chart out of focus (smooth ramps through the threshold), its top steps clipping."""
@@ -345,7 +348,7 @@ def zebra_conformance(station: Any, operator: Scene, measure: Any, sensor: str =
     take(measure, MaskComparison.of(phone, reference).zebra_measurements, f"{sensor}/luma")
 
 
-def peaking_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
+def peaking_conformance(station: Station, operator: Scene, measure: Any, sensor: str = "main",
                         threshold: int = 40) -> None:
     """The phone's peaking at ``threshold`` against DESIGN 7's definition (``calibration.peaking``) on the same
     frame: the Siemens star in focus."""
@@ -374,7 +377,7 @@ def peaking_conformance(station: Any, operator: Scene, measure: Any, sensor: str
     take(measure, MaskComparison.of(phone, reference).peaking_measurements, sensor)
 
 
-def histogram_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
+def histogram_conformance(station: Station, operator: Scene, measure: Any, sensor: str = "main",
                           source: str = "preview") -> None:
     """The app's histogram of one frame against the reference of the same frame (``raw_checks``)."""
     from station.procedures.raw_checks import check_histogram
@@ -386,7 +389,7 @@ def histogram_conformance(station: Any, operator: Scene, measure: Any, sensor: s
     take(measure, result.measurements, f"{sensor}/{source}")
 
 
-def noise(station: Any, operator: Scene, measure: Any, sensor: str = "main") -> Any:
+def noise(station: Station, operator: Scene, measure: Any, sensor: str = "main") -> Any:
     operator.chart("flat", sensor=sensor)
     with procedure(f"temporal noise of {sensor}: a flat pair at half scale, a dark pair (EMVA 1288 4.0, 6.2)"):
         result = sensor_proc.temporal_noise(station, sensor)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from station.errors import StationError
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 __all__ = ["ProcedureError", "SweepError", "calibration_path", "write_back"]
 
@@ -39,7 +42,7 @@ def calibration_path(sensor: str, lens: str | None, *keys: str) -> list[str]:
     return path + [str(k) for k in keys]
 
 
-def write_back(station: Any, path: Sequence[str], entry: dict[str, Any]) -> dict[str, Any]:
+def write_back(station: Station, path: Sequence[str], entry: dict[str, Any]) -> dict[str, Any]:
     """Store ``entry`` at ``path`` in the phone's calibration blob, keeping everything else: the one write-back,
     ``station.procedures.profile.write_calibration`` (read, merge, write, read back, compare every key; a phone
     that stores something else is a ``ProductError`` naming the key). Returns ``{path, entry, bytes, sha256,

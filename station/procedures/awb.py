@@ -9,12 +9,15 @@ put back as it was (the next step's frames see the plan's light); the light is l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from station.golden import ILLUMINANTS, load_golden_awb
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure, light_off, set_light
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The flat's brightest channel at this fraction of full scale.
 FLAT_LEVEL = 0.5
@@ -43,7 +46,7 @@ class AwbMeasurement:
         return max(100.0 * abs(v - 1.0) for r in self.results for v in (r.r_ratio, r.b_ratio))
 
 
-def measure_awb(station: Any, sensor: str, *, level_pct: float = 40.0, golden: dict[str, Any] | None = None
+def measure_awb(station: Station, sensor: str, *, level_pct: float = 40.0, golden: dict[str, Any] | None = None
                 ) -> AwbMeasurement:
     """Flat grey at each golden illuminant's CCT; ratios to golden. The caller puts the flat diffuser up."""
     from calibration.awb import awb_against_golden

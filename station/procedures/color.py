@@ -10,7 +10,7 @@ neutral), the exposure scale, the colour matrix (rows sum to 1) and CIEDE2000 be
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure
 from station.procedures.geometry import ChartNotFoundError, case_name, frame_scene, framing_distance_mm, preview_of_raw
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The chart spans this fraction of the frame's width (its fiducials well inside the view).
 CHART_FILL = 0.75
@@ -77,7 +80,7 @@ class ColorMeasurement:
         return color_png(self.result, title=f"ColorChecker: reference / before / after ({label})")
 
 
-def measure_color(station: Any, sensor: str, lens: str | None = None, *,
+def measure_color(station: Station, sensor: str, lens: str | None = None, *,
                   gain_map: np.ndarray | None = None) -> ColorMeasurement:
     """Colour calibration of ``sensor`` (with M lens ``lens``, as mounted) from the ColorChecker.
 

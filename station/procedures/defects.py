@@ -9,13 +9,16 @@ for the flats; it is left off.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure, capture_shot, light_off, set_light
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Dark frames at this exposure (s): a hot pixel's dark signal stands far above the read noise.
 DARK_EXPOSURE_S = 0.25
@@ -59,12 +62,12 @@ class DefectMeasurement:
         return dng_opcode_list([fix_bad_pixels_from_map(self.defects.hot_pixel_map(), self.cfa)])
 
 
-def _frames(station: Any, sensor: str, exposure_us: int, frames: int) -> list[np.ndarray]:
+def _frames(station: Station, sensor: str, exposure_us: int, frames: int) -> list[np.ndarray]:
     station.dut.configure(sensor, exposure_us=int(exposure_us), analog_gain=1.0)
     return [capture_shot(station, sensor).frame.data for _ in range(frames)]
 
 
-def measure_defects(station: Any, sensor: str, *, level_pct: float = 60.0, dark_exposure_s: float = DARK_EXPOSURE_S,
+def measure_defects(station: Station, sensor: str, *, level_pct: float = 60.0, dark_exposure_s: float = DARK_EXPOSURE_S,
                     frames: int = FRAMES, thresholds: Any = None) -> DefectMeasurement:
     """Dark frames (light off) at ``dark_exposure_s``, flats at ``FLAT_LEVEL`` under ``level_pct`` and darks at
     the flats' exposure; the defect map. The caller puts the flat diffuser up."""

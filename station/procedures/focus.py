@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from station.procedures.geometry import (
     thin_lens_image_distance_mm,
 )
 from station.procedures.sfr import CHART_FILL, CHART_LEVEL, MIN_EDGES, edge_mtfs, find_edge_rois
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Steps of the sweep (odd: the datasheet's ring angle in the middle).
 SWEEP_STEPS = 7
@@ -136,7 +139,7 @@ def _plane(xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coef, used
 
 
-def adapter_focus(station: Any, lens: str, f_number: float, *, distance_mm: float | None = None,
+def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: float | None = None,
                   steps: int = SWEEP_STEPS, blur_step_px: float = BLUR_STEP_PX) -> AdapterFocus:
     """Back-focus error (mm) and tilt (deg) of the M adapter with ``lens`` mounted at ``f_number`` (wide open
     gives the shallowest depth of focus, the sharpest answer).

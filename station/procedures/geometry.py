@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -25,6 +25,9 @@ from station.errors import ConfigError, InputError
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure, capture_shot, png_bytes
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The calibration board: 24 x 18 squares of 30 mm (720 x 540 mm), 22 mm markers.
 BOARD = "charuco:16x12:45:33:DICT_5X5_100"
@@ -84,7 +87,7 @@ class SensorGeometry:
         return self.height_px * self.pixel_pitch_um * 1e-3
 
 
-def sensor_geometry(station: Any, sensor: str) -> SensorGeometry:
+def sensor_geometry(station: Station, sensor: str) -> SensorGeometry:
     """Width, height and pixel pitch of ``sensor`` from the phone's ``info``."""
     entry = (station.dut.info().get("sensors") or {}).get(sensor) or {}
     try:
@@ -93,7 +96,7 @@ def sensor_geometry(station: Any, sensor: str) -> SensorGeometry:
         raise ProcedureError(f"dut: info does not give sensor {sensor!r}'s width, height and pixel_pitch_um") from None
 
 
-def framing_distance_mm(station: Any, sensor: str, lens: str | None, width_mm: float, fill: float = 1.0) -> float:
+def framing_distance_mm(station: Station, sensor: str, lens: str | None, width_mm: float, fill: float = 1.0) -> float:
     """Rail distance at which an object ``width_mm`` wide spans ``fill`` of the frame's width (thin lens:
     the image is ``width f / (s - f)``), within the rail's soft limits."""
     sheet = lens_datasheet(sensor, lens)
@@ -105,7 +108,7 @@ def framing_distance_mm(station: Any, sensor: str, lens: str | None, width_mm: f
     return rail_limits(station, distance)
 
 
-def rail_limits(station: Any, distance_mm: float) -> float:
+def rail_limits(station: Station, distance_mm: float) -> float:
     """``distance_mm`` clamped into the rail's soft limits (the mount's ``distance`` axis)."""
     axis = station.config.mount.axes.get("distance")
     if axis is None:
@@ -118,7 +121,7 @@ def ring_for_distance_deg(lens: str, distance_mm: float) -> float:
     return float(lens_datasheet("m", lens).ring_for_distance_deg(float(distance_mm)))
 
 
-def frame_scene(station: Any, sensor: str, lens: str | None, distance_mm: float, *, pan_deg: float = 0.0,
+def frame_scene(station: Station, sensor: str, lens: str | None, distance_mm: float, *, pan_deg: float = 0.0,
                 tilt_deg: float = 0.0, focus_deg: float | None = None) -> dict[str, float]:
     """Rail at ``distance_mm``, gimbal at (pan, tilt), focus on the chart: the M lens's ring by the mount
     (``focus_deg``, default its datasheet angle for the distance), the main camera by its autofocus.
@@ -224,7 +227,7 @@ def case_name(sensor: str, lens: str | None) -> str:
     return sensor if lens is None or sensor == "main" else f"{sensor}/{lens}"
 
 
-def calibrate_geometry(station: Any, sensor: str, lens: str | None = None, *, f_number: float | None = None,
+def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *, f_number: float | None = None,
                        poses_deg: tuple[tuple[float, float], ...] = POSES_DEG, board: str = BOARD,
                        distance_mm: float | None = None) -> GeometryMeasurement:
     """Intrinsics and distortion of ``sensor`` (with M lens ``lens``) from ``board`` at ``poses_deg``.

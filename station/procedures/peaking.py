@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +57,9 @@ from station.procedures.captures import (
     png_bytes,
 )
 from station.scene import require_chart, require_lens
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The fine sweep: offsets from best focus in depths of field (blur = 2 coc |offset|).
 SWEEP_OFFSETS_DOF = (0.0, -0.25, 0.25, -1.5, 1.5)
@@ -122,7 +125,7 @@ class PeakingResult:
 class _Sweep:
     """Preview frames of a focus sweep, by position (the luma kept, the rest dropped)."""
 
-    def __init__(self, station: Any, axis: FocusAxis) -> None:
+    def __init__(self, station: Station, axis: FocusAxis) -> None:
         self.station, self.axis = station, axis
         self.luma: dict[float, np.ndarray] = {}
         self.truth: dict[float, float | None] = {}
@@ -141,7 +144,7 @@ class _Sweep:
         return any(abs(p - position) <= tolerance for p in self.luma)
 
 
-def calibrate_peaking(station: Any, sensor: str, *, lens: str | None = None, aperture: float | None = None,
+def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None, aperture: float | None = None,
                       gain: float = 1.0, coc_px: float = DEFAULT_COC_PX, chart: str | None = "siemens",
                       distance_mm: float | None = 1000.0, level_pct: float = 50.0, exposure_us: int | None = None,
                       focus_range: tuple[float, float] | None = None, coarse_steps: int = 7, flats: int = 2,
@@ -273,7 +276,7 @@ def _blur_slope(sweep: _Sweep, best: float, step: float, coc_px: float, reach: f
                      f"(sharpest edge spread {math.sqrt(max(v_best, 0.0)):.1f} px RMS)")
 
 
-def _flats(station: Any, sensor: str, chart: str | None, count: int) -> list[np.ndarray]:
+def _flats(station: Station, sensor: str, chart: str | None, count: int) -> list[np.ndarray]:
     """Flat-field previews (luma) at the present settings. The flat field stays up: the next step asks for
     the chart it needs (``chart`` is the one the sweep used), so a flat-field step next costs no request."""
     del chart
@@ -350,13 +353,13 @@ def _expected(offset_dof: float) -> str | None:
     return None
 
 
-def _flat_masks(station: Any, sensor: str, count: int) -> list[np.ndarray]:
+def _flat_masks(station: Station, sensor: str, count: int) -> list[np.ndarray]:
     """The phone's peaking masks of ``count`` flat fields at the present settings (the flat field stays up)."""
     require_chart(station, "flat", sensor=sensor)
     return [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"] for _ in range(count)]
 
 
-def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
+def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
                    offsets_dof: tuple[float, ...] = VERIFY_OFFSETS_DOF, flats: int = 2,
                    threshold: int | None = None) -> PeakingVerification:
     """The phone's peaking at ``result.threshold`` (or ``threshold``) on the calibration's scene.

@@ -20,12 +20,15 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from station.atomic import atomic_write_text
 from station.errors import ProductError
 from station.measurements import Declared, measures
 from station.procedures import calibration_path
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The blob's own header: what wrote it.
 BLOB_FORMAT = "m-station-calibration"
@@ -53,7 +56,7 @@ class CaseResults:
         return {"profile_sections": len(self.sections)}
 
 
-def provenance(station: Any, *, dut_serial: str | None = None, tool: str = "station run") -> dict[str, str]:
+def provenance(station: Station, *, dut_serial: str | None = None, tool: str = "station run") -> dict[str, str]:
     """Who made a profile: the station's name, the DUT's serial and firmware (its ``info``), now, the code."""
     from calibration.profile import make_provenance
 
@@ -143,7 +146,7 @@ class WriteBack:
                 "keys": self.keys, "mismatched": self.mismatched}
 
 
-def write_calibration(station: Any, entries: Iterable[tuple[list[str], Any]]) -> WriteBack:
+def write_calibration(station: Station, entries: Iterable[tuple[list[str], Any]]) -> WriteBack:
     """Merge ``entries`` into the phone's calibration, write it (``calibration.write``), read it back and compare
     every key. ``ProductError`` naming the first keys that came back different (or missing)."""
     blob = merged_blob(station.dut.calibration_read(), entries)

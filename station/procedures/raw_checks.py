@@ -22,7 +22,7 @@ definition, so any difference is the app's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +49,9 @@ from station.procedures.captures import (
     lit,
 )
 from station.scene import require_chart
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Ramp exposures, as multiples of the exposure putting the colour chart's 99th percentile at 60 %: the
 #: ramp chart's white clips, then its middle steps, then its darkest ones near black.
@@ -86,7 +89,7 @@ class HistogramCheck:
         return {f"histogram {self.source} {self.sensor}: phone vs reference": self.plot_png}
 
 
-def check_histogram(station: Any, sensor: str, source: str = "preview", *, chart: str | None = None,
+def check_histogram(station: Station, sensor: str, source: str = "preview", *, chart: str | None = None,
                     level_pct: float = 50.0, exposure_us: int | None = None,
                     max_l1_normalised: float = 0.0) -> HistogramCheck:
     """The phone's ``source`` histogram (``preview`` luma or ``raw`` DN) of one frame against the reference.
@@ -172,7 +175,7 @@ def _patches(preview: np.ndarray, chart: str) -> dict[str, tuple[int, int, int, 
     return boxes
 
 
-def _focus_on_chart(station: Any, sensor: str, focus: float | None) -> None:
+def _focus_on_chart(station: Station, sensor: str, focus: float | None) -> None:
     """Focus on the chart: the main camera's own autofocus, the M lens's ring at ``focus`` or by a search."""
     if sensor == "main":
         station.dut.configure(sensor, focus_m=None)
@@ -181,7 +184,7 @@ def _focus_on_chart(station: Any, sensor: str, focus: float | None) -> None:
     axis.move(station, focus if focus is not None else focus_search(station, axis).best)
 
 
-def _defocus(station: Any, sensor: str) -> None:
+def _defocus(station: Station, sensor: str) -> None:
     """Throw the chart well out of focus (a smooth ramp): the main camera at its closest focus, the M
     lens's ring at its infinity end."""
     if sensor == "main":
@@ -191,7 +194,7 @@ def _defocus(station: Any, sensor: str) -> None:
         axis.move(station, axis.lo)
 
 
-def _ramp(station: Any, sensor: str, ramp_chart: str | None, colour_chart: str | None, focus: float | None,
+def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: str | None, focus: float | None,
           exposure: int | None = None) -> tuple[list[np.ndarray], int]:
     """RAW frames of the defocused ramp chart at ``RAMP_EXPOSURES`` times the reference exposure: ``exposure``,
     or (the ramp chart first) the colour chart's, estimated on the ramp chart's own white (its 99th percentile
@@ -209,7 +212,7 @@ def _ramp(station: Any, sensor: str, ramp_chart: str | None, colour_chart: str |
     return ramp, exposure
 
 
-def check_raw_integrity(station: Any, sensor: str, *, gain: float = 1.0, colour_chart: str | None = "colorchecker",
+def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, colour_chart: str | None = "colorchecker",
                         ramp_chart: str | None = "steps", level_pct: float = 50.0, focus: float | None = None,
                         black_tolerance_dn: float = BLACK_TOLERANCE_DN) -> RawIntegrityResult:
     """CFA order, RAW10 = DNG, missing codes and black level of ``sensor`` at analog ``gain`` (see the module).

@@ -16,13 +16,16 @@ world rather than from the controller under test).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from station.devices.light import set_illuminance
 from station.measurements import Declared, measures
 from station.procedures.captures import lit
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 LEVELS_PCT = (20.0, 40.0, 60.0, 80.0)
 CLOSED_LOOP_TARGET_LUX = 1000.0
@@ -32,7 +35,7 @@ REPEAT_FROM_MM = (600.0, 1000.0)  # approach the target alternately from below a
 REPEATS = 5
 
 
-def rail_mm(station: Any) -> float:
+def rail_mm(station: Station) -> float:
     """Where the rail is, as the controller reports it (MPos): the station's own reading, bench or twin."""
     return float(station.mount.position()["distance"])
 
@@ -87,7 +90,7 @@ class LightLinearity:
         return figure_png(fig)
 
 
-def light_linearity(station: Any, levels_pct: tuple[float, ...] = LEVELS_PCT) -> LightLinearity:
+def light_linearity(station: Station, levels_pct: tuple[float, ...] = LEVELS_PCT) -> LightLinearity:
     """The meter's reading at each level (the light settled each time, off afterwards), and the fit."""
     readings = []
     for level in levels_pct:
@@ -117,7 +120,7 @@ class ClosedLoop:
                 "error_pct": self.error_pct}
 
 
-def closed_loop(station: Any, target_lux: float = CLOSED_LOOP_TARGET_LUX) -> ClosedLoop:
+def closed_loop(station: Station, target_lux: float = CLOSED_LOOP_TARGET_LUX) -> ClosedLoop:
     """Set ``target_lux`` through the closed loop, read the meter again; the light is off afterwards."""
     try:
         set_illuminance(station.light, station.meter, target_lux)
@@ -141,7 +144,7 @@ class Homing:
         return {"mount_home_error_mm": self.error_mm}
 
 
-def mount_homing(station: Any, away_mm: float = HOME_FROM_MM) -> Homing:
+def mount_homing(station: Station, away_mm: float = HOME_FROM_MM) -> Homing:
     """Home twice, the second time after a move ``away_mm`` out: the homed positions must agree."""
     result = Homing()
     for attempt in (1, 2):
@@ -166,7 +169,7 @@ class Repeatability:
         return {"mount_repeatability_mm": self.spread_mm}
 
 
-def mount_repeatability(station: Any, target_mm: float = REPEAT_TARGET_MM,
+def mount_repeatability(station: Station, target_mm: float = REPEAT_TARGET_MM,
                         from_mm: tuple[float, float] = REPEAT_FROM_MM, repeats: int = REPEATS) -> Repeatability:
     """``repeats`` approaches of ``target_mm``, alternately from each of ``from_mm``: where the rail got to."""
     result = Repeatability(float(target_mm))

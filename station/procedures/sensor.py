@@ -18,7 +18,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from station.procedures import ProcedureError
 from station.procedures.captures import EXPOSURE_US_RANGE, auto_exposure, capture_shot, light_off
 from station.procedures.geometry import case_name, frame_scene
 from station.procedures.shading import flat_distance_mm
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Flat-pair exposures as fractions of the exposure that brings the brightest channel to full scale:
 #: dense below saturation for the gain fit, then past it (R and B, less sensitive, saturate later).
@@ -52,7 +55,7 @@ def central_roi(shape: tuple[int, int], fraction: float = ROI_FRACTION) -> tuple
 
 
 @contextlib.contextmanager
-def _light_restored(station: Any) -> Iterator[None]:
+def _light_restored(station: Station) -> Iterator[None]:
     """The light's output as it was before the block (a sweep switches it off for its darks)."""
     was_on = bool(station.light.output())
     try:
@@ -128,13 +131,13 @@ def hot_pixel_count(dark_a: np.ndarray, dark_b: np.ndarray, exposure_s: float, c
     return int(np.count_nonzero(dark_signal_rate([dark_a, dark_b], exposure_s, cfa) >= HOT_DN_PER_S))
 
 
-def _pair(station: Any, sensor: str, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+def _pair(station: Station, sensor: str, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
     a = capture_shot(station, sensor, ("raw10",)).raw[rows, cols]
     b = capture_shot(station, sensor, ("raw10",)).raw[rows, cols]
     return np.ascontiguousarray(a), np.ascontiguousarray(b)
 
 
-def characterize_sensor(station: Any, sensor: str, lens: str | None = None, *, analog_gain: float = 1.0,
+def characterize_sensor(station: Station, sensor: str, lens: str | None = None, *, analog_gain: float = 1.0,
                         fractions: tuple[float, ...] = FRACTIONS, roi_fraction: float | None = None
                         ) -> SensorCharacterization:
     """EMVA 1288 photon transfer of ``sensor`` (through M lens ``lens`` as mounted, or bare) at ``analog_gain``.
@@ -220,7 +223,7 @@ def _pair_stats(a: np.ndarray, b: np.ndarray, cfa: str) -> tuple[dict[str, float
     return means, noise
 
 
-def temporal_noise(station: Any, sensor: str, lens: str | None = None, *, level: float = NOISE_LEVEL,
+def temporal_noise(station: Station, sensor: str, lens: str | None = None, *, level: float = NOISE_LEVEL,
                    roi_fraction: float = ROI_FRACTION) -> TemporalNoise:
     """Dark and lit temporal noise of ``sensor`` over the central ROI: a flat pair with the brightest channel at
     ``level`` of full scale, then (light off) a dark pair at the same exposure. Expects the flat chart on the

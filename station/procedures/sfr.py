@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from station.procedures.geometry import (
     framing_distance_mm,
     preview_of_raw,
 )
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The chart overfills the frame by this much (its corner squares land near the frame's corners).
 CHART_FILL = 1.05
@@ -235,7 +238,7 @@ class SfrMeasurement:
         return mtf_field_png(self, title=f"MTF50 across the field: {self.case}")
 
 
-def measure_sfr(station: Any, sensor: str, lens: str | None = None, *, f_number: float | None = None,
+def measure_sfr(station: Station, sensor: str, lens: str | None = None, *, f_number: float | None = None,
                 distance_mm: float | None = None) -> SfrMeasurement:
     """The slanted-edge chart through ``sensor`` (and M lens ``lens`` at ``f_number``, as mounted): MTF50 of
     every edge across the field.

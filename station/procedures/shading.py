@@ -13,7 +13,7 @@ with the centre's: ``corner_ratio`` 1 is flat, a firmware that skips the map lea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure, capture_shot, png_bytes
 from station.procedures.geometry import case_name, frame_scene, framing_distance_mm, preview_of_raw
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Flat fields averaged into one map.
 FLAT_FRAMES = 2
@@ -98,7 +101,7 @@ class ShadingMeasurement:
         return shading_png(self.result, title=f"Lens shading gain map (Android LENS_SHADING_MAP): {label}")
 
 
-def flat_distance_mm(station: Any, sensor: str, lens: str | None) -> float:
+def flat_distance_mm(station: Station, sensor: str, lens: str | None) -> float:
     """Where the flat chart fills the view (with a lens), or the bare sensor's distance to the light box."""
     if sensor == "m" and lens is None:
         return BARE_DISTANCE_MM
@@ -107,7 +110,7 @@ def flat_distance_mm(station: Any, sensor: str, lens: str | None) -> float:
     return framing_distance_mm(station, sensor, lens, get_chart("flat").width_mm, FLAT_FILL)
 
 
-def measure_shading(station: Any, sensor: str, lens: str | None = None, *, f_number: float | None = None,
+def measure_shading(station: Station, sensor: str, lens: str | None = None, *, f_number: float | None = None,
                     frames: int = FLAT_FRAMES) -> ShadingMeasurement:
     """The lens shading map of ``sensor`` (with M lens ``lens`` at ``f_number``, as mounted) from flat fields.
 
@@ -188,7 +191,7 @@ def corner_ratios(luma8: np.ndarray, patch_fraction: float = PATCH_FRACTION) -> 
     return {k: float(v.mean()) / centre for k, v in patches.items()}, code
 
 
-def preview_shading(station: Any, sensor: str, lens: str | None = None) -> PreviewShading:
+def preview_shading(station: Station, sensor: str, lens: str | None = None) -> PreviewShading:
     """The phone's preview of the flat field (as the phone's stored calibration corrects it): corner / centre.
 
     Expects the flat chart on the holder and the light on.

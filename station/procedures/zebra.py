@@ -19,7 +19,7 @@ A sweep that never reaches clipping raises ``SweepError`` saying so; it never gi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +48,9 @@ from station.procedures.captures import (
     set_light,
 )
 from station.scene import require_chart, require_lens
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Auto-exposure: the light at this fraction of the sweep's top level, the brightest channel at 40 % of full
 #: scale: the knee then sits at about 60 % of the light's range.
@@ -115,7 +118,7 @@ def _brightest_above_black(means: dict[str, float], black: float) -> float:
     return max(means.values()) - black
 
 
-def calibrate_zebra(station: Any, sensor: str, *, gain: float, lens: str | None = None,
+def calibrate_zebra(station: Station, sensor: str, *, gain: float, lens: str | None = None,
                     aperture: float | None = None, margin: float = DEFAULT_MARGIN, exposure_us: int | None = None,
                     max_level_pct: float = 100.0, fine_steps: int = 6, chart: str | None = "flat",
                     write: bool = True) -> ZebraResult:
@@ -295,7 +298,7 @@ class ZebraVerification:
         return {f"zebra {self.mode} mask vs raw truth {self.sensor}": self.overlay_png}
 
 
-def verify_zebra(station: Any, sensor: str, result: ZebraResult, mode: str = "raw", *, chart: str | None = "steps",
+def verify_zebra(station: Station, sensor: str, result: ZebraResult, mode: str = "raw", *, chart: str | None = "steps",
                  defocus: bool = True, exposure_us: int | None = None,
                  clip_level_dn: float | None = None) -> ZebraVerification:
     """The phone's zebra (``mode`` raw or luma, at the thresholds of ``result``) against raw truth.

@@ -7,12 +7,15 @@ through its (now shading-corrected) preview.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from station.plans import steps
 from station.plans.helpers import wide_open
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 
 @pytest.fixture(scope="module")
@@ -21,46 +24,46 @@ def bare_sensor(operator: Any) -> None:
     operator.lens(None)
 
 
-def test_m_bare_sensor_characterization(station: Any, operator: Any, bare_sensor: None, lit_bench: None,
+def test_m_bare_sensor_characterization(station: Station, operator: Any, bare_sensor: None, lit_bench: None,
                                         measure: Any, results: dict) -> None:
     steps.sensor_characterization(station, operator, measure, results, "m")
 
 
-def test_m_bare_shading(station: Any, operator: Any, bare_sensor: None, lit_bench: None, measure: Any,
+def test_m_bare_shading(station: Station, operator: Any, bare_sensor: None, lit_bench: None, measure: Any,
                         results: dict) -> None:
     steps.shading(station, operator, measure, results, "m")
 
 
-def test_m_bare_isp_calibration_written(station: Any, measure: Any, results: dict) -> None:
+def test_m_bare_isp_calibration_written(station: Station, measure: Any, results: dict) -> None:
     steps.isp_write(station, measure, results, "m")
 
 
-def test_sensor_characterization(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
+def test_sensor_characterization(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
     steps.sensor_characterization(station, operator, measure, results, "main")
 
 
-def test_shading(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
+def test_shading(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
     steps.shading(station, operator, measure, results, "main")
 
 
-def test_defect_pixels(station: Any, operator: Any, measure: Any, results: dict) -> None:
+def test_defect_pixels(station: Station, operator: Any, measure: Any, results: dict) -> None:
     steps.defect_pixels(station, operator, measure, results, "main")
 
 
-def test_awb(station: Any, operator: Any, measure: Any, results: dict) -> None:
+def test_awb(station: Station, operator: Any, measure: Any, results: dict) -> None:
     steps.awb(station, operator, measure, results, "main")
 
 
-def test_lens_shading(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any,
+def test_lens_shading(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any,
                       results: dict) -> None:
     operator.set_aperture(m_lens, wide_open(m_lens))
     steps.shading(station, operator, measure, results, "m", m_lens, wide_open(m_lens))
 
 
-def test_lens_isp_calibration_written(station: Any, m_lens: str, measure: Any, results: dict) -> None:
+def test_lens_isp_calibration_written(station: Station, m_lens: str, measure: Any, results: dict) -> None:
     steps.isp_write(station, measure, results, "m", m_lens)
 
 
-def test_lens_zebra_calibration(station: Any, operator: Any, m_lens: str, measure: Any) -> None:
+def test_lens_zebra_calibration(station: Station, operator: Any, m_lens: str, measure: Any) -> None:
     operator.set_aperture(m_lens, wide_open(m_lens))
     steps.zebra_calibration(station, operator, measure, "m", m_lens, wide_open(m_lens))

@@ -5,32 +5,35 @@ on the step chart; RAW integrity of both sensors (the M sensor through the run's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from station.plans import steps
 from station.plans.conftest import configured_lenses
 
+if TYPE_CHECKING:
+    from station.station import Station
 
-def test_color(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
+
+def test_color(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
     steps.color(station, operator, measure, results, "main")
 
 
-def test_isp_calibration_written(station: Any, measure: Any, results: dict) -> None:
+def test_isp_calibration_written(station: Station, measure: Any, results: dict) -> None:
     """Shading map, white balance and colour matrix into the phone before anything looks at its preview."""
     steps.isp_write(station, measure, results, "main")
 
 
-def test_raw_integrity(station: Any, operator: Any, measure: Any) -> None:
+def test_raw_integrity(station: Station, operator: Any, measure: Any) -> None:
     steps.raw_integrity(station, operator, measure, "main")
 
 
-def test_zebra_calibration(station: Any, operator: Any, measure: Any) -> None:
+def test_zebra_calibration(station: Station, operator: Any, measure: Any) -> None:
     steps.zebra_calibration(station, operator, measure, "main", verify=("raw",))
 
 
-def test_m_raw_integrity(station: Any, operator: Any, measure: Any, request: pytest.FixtureRequest) -> None:
+def test_m_raw_integrity(station: Station, operator: Any, measure: Any, request: pytest.FixtureRequest) -> None:
     lenses = configured_lenses(request.config)
     if not lenses:
         pytest.skip("RAW integrity of the M sensor needs an M lens to see the charts: give --lens")

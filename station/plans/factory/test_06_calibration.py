@@ -5,7 +5,7 @@ with ``calibration.write`` and read back.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import allure
 import pytest
@@ -13,8 +13,11 @@ import pytest
 from station.plans.helpers import take
 from station.procedures import profile as profile_proc
 
+if TYPE_CHECKING:
+    from station.station import Station
 
-def test_lens_profile(station: Any, case: str, results: dict, profile_dir: Any, run_record: Any, measure: Any,
+
+def test_lens_profile(station: Station, case: str, results: dict, profile_dir: Any, run_record: Any, measure: Any,
                       request: pytest.FixtureRequest) -> None:
     sensor, _, lens = case.partition("/")
     entry = results.need(case, "its profile sections", "the shading, geometry, SFR, colour and sensor tests")
@@ -34,7 +37,7 @@ def test_lens_profile(station: Any, case: str, results: dict, profile_dir: Any, 
     take(measure, entry.measurements, case)
 
 
-def test_calibration_writeback(station: Any, results: dict, measure: Any, run_record: Any) -> None:
+def test_calibration_writeback(station: Station, results: dict, measure: Any, run_record: Any) -> None:
     entries = [item for entry in results.values() for item in profile_proc.phone_entries(entry)]
     with allure.step(f"write {len(entries)} calibration entries of {len(results)} cases into the phone, "
                      "read it back, compare"):

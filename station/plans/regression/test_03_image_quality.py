@@ -5,15 +5,18 @@ approved build's and the delta, and judged by the limits file's ``[regression.*]
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from station.plans import steps
 from station.plans.helpers import take
 
+if TYPE_CHECKING:
+    from station.station import Station
+
 SENSOR = "main"
 
 
-def test_sfr(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
+def test_sfr(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
     steps.sfr(station, operator, measure, results, SENSOR)
 
 
@@ -21,10 +24,10 @@ def test_raw_shading(measure: Any, stored_shading: Any) -> None:
     take(measure, stored_shading.regression_measurements, SENSOR)
 
 
-def test_color(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict,
+def test_color(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict,
                stored_shading: Any) -> None:
     steps.color(station, operator, measure, results, SENSOR)
 
 
-def test_noise(station: Any, operator: Any, lit_bench: None, measure: Any) -> None:
+def test_noise(station: Station, operator: Any, lit_bench: None, measure: Any) -> None:
     steps.noise(station, operator, measure, SENSOR)

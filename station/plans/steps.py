@@ -273,7 +273,7 @@ def raw_integrity(station: Station, operator: Scene, measure: Any, sensor: str, 
     # the procedure asks for its two charts, the one already up first
     label = case_name(sensor, lens)
     with procedure(f"RAW integrity of {label}: CFA order, RAW10 = DNG, missing codes, black level"):
-        result = check_raw_integrity(station, sensor, focus=focus_deg, colour_chart="colorchecker",
+        result = check_raw_integrity(station, sensor, focus_deg=focus_deg, colour_chart="colorchecker",
                                      ramp_chart="steps")
     attach_all(result.attachments())
     take(measure, result.measurements, sensor)

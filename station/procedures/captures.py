@@ -243,8 +243,9 @@ class FocusAxis:
     lo: float
     hi: float
 
-    def move(self, station: Station, position: float) -> None:
-        position = float(min(max(position, self.lo), self.hi))
+    def move(self, station: Station, position_in_unit: float) -> None:
+        """Focus at ``position_in_unit``: ring degrees from infinity (``m``) or diopters (``main``), clamped."""
+        position = float(min(max(position_in_unit, self.lo), self.hi))
         if self.sensor == "m":
             station.mount.move_to(focus=position)
         else:

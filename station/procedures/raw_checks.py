@@ -175,13 +175,13 @@ def _patches(preview: np.ndarray, chart: str) -> dict[str, tuple[int, int, int, 
     return boxes
 
 
-def _focus_on_chart(station: Station, sensor: str, focus: float | None) -> None:
-    """Focus on the chart: the main camera's own autofocus, the M lens's ring at ``focus`` or by a search."""
+def _focus_on_chart(station: Station, sensor: str, focus_deg: float | None) -> None:
+    """Focus on the chart: the main camera's own autofocus, the M lens's ring at ``focus_deg`` or by a search."""
     if sensor == "main":
         station.dut.configure(sensor, focus_m=None)
         return
     axis = focus_axis(station, sensor)
-    axis.move(station, focus if focus is not None else focus_search(station, axis).best)
+    axis.move(station, focus_deg if focus_deg is not None else focus_search(station, axis).best)
 
 
 def _defocus(station: Station, sensor: str) -> None:
@@ -194,7 +194,7 @@ def _defocus(station: Station, sensor: str) -> None:
         axis.move(station, axis.lo)
 
 
-def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: str | None, focus: float | None,
+def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: str | None, focus_deg: float | None,
           exposure: int | None = None) -> tuple[list[np.ndarray], int]:
     """RAW frames of the defocused ramp chart at ``RAMP_EXPOSURES`` times the reference exposure: ``exposure``,
     or (the ramp chart first) the colour chart's, estimated on the ramp chart's own white (its 99th percentile
@@ -202,7 +202,7 @@ def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: s
     del colour_chart
     require_chart(station, ramp_chart, sensor=sensor)
     if exposure is None:
-        _focus_on_chart(station, sensor, focus)
+        _focus_on_chart(station, sensor, focus_deg)
         exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
     _defocus(station, sensor)
     ramp = []
@@ -213,13 +213,13 @@ def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: s
 
 
 def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, colour_chart: str | None = "colorchecker",
-                        ramp_chart: str | None = "steps", level_pct: float = 50.0, focus: float | None = None,
+                        ramp_chart: str | None = "steps", level_pct: float = 50.0, focus_deg: float | None = None,
                         black_tolerance_dn: float = BLACK_TOLERANCE_DN) -> RawIntegrityResult:
     """CFA order, RAW10 = DNG, missing codes and black level of ``sensor`` at analog ``gain`` (see the module).
 
-    The lens must be on (the M sensor bare sees no chart). ``focus``: the M lens's ring on the colour chart
-    (default: a sharpness search); the main camera autofocuses. Charts go on the holder on the twin (a
-    bench's operator places them). The light is left off.
+    The lens must be on (the M sensor bare sees no chart). ``focus_deg``: the M lens's ring (degrees from
+    infinity) on the colour chart (default: a sharpness search); the main camera autofocuses. The operator puts
+    the charts up (``station.scene``). The light is left off.
     """
     if sensor == "m":
         info = station.dut.info().get("m_lens")
@@ -231,13 +231,13 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
     try:
         with lit(station, level_pct):
             if ramp_first:  # the ramp chart is up already: its frames first, then one change to the colour chart
-                ramp, exposure = _ramp(station, sensor, ramp_chart, colour_chart, focus)
+                ramp, exposure = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg)
             require_chart(station, colour_chart, sensor=sensor)
-            _focus_on_chart(station, sensor, focus)
+            _focus_on_chart(station, sensor, focus_deg)
             exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
             colour = capture_shot(station, sensor, ("raw10", "dng", "preview"))
             if not ramp_first:
-                ramp, _ = _ramp(station, sensor, ramp_chart, colour_chart, focus, exposure)
+                ramp, _ = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg, exposure)
             station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * RAMP_EXPOSURES[0]))))
             light_off(station)
             darks = [capture_shot(station, sensor, ("raw10",)).raw for _ in range(2)]

@@ -223,13 +223,13 @@ def _pair_stats(a: np.ndarray, b: np.ndarray, cfa: str) -> tuple[dict[str, float
     return means, noise
 
 
-def temporal_noise(station: Station, sensor: str, lens: str | None = None, *, level: float = NOISE_LEVEL,
+def temporal_noise(station: Station, sensor: str, lens: str | None = None, *, level_fraction: float = NOISE_LEVEL,
                    roi_fraction: float = ROI_FRACTION) -> TemporalNoise:
     """Dark and lit temporal noise of ``sensor`` over the central ROI: a flat pair with the brightest channel at
-    ``level`` of full scale, then (light off) a dark pair at the same exposure. Expects the flat chart on the
+    ``level_fraction`` of full scale, then (light off) a dark pair at the same exposure. Expects the flat chart on the
     holder and the light on; the light is on again afterwards."""
     frame_scene(station, sensor, lens, flat_distance_mm(station, sensor, lens))
-    exposure, shot = auto_exposure(station, sensor, target_fraction=level, statistic="centre")
+    exposure, shot = auto_exposure(station, sensor, target_fraction=level_fraction, statistic="centre")
     rows, cols = central_roi(shot.frame.data.shape, roi_fraction)
     cfa = shot.frame.cfa
     with _light_restored(station):

@@ -131,7 +131,7 @@ def judge(chart_spec: str, grey: np.ndarray) -> ChartCheck:
 def check_chart(station: Station, chart_spec: str) -> ChartCheck:
     """Frame ``chart_spec`` in the main camera, take an auto-exposed RAW frame and ``judge`` it; the mount,
     the main camera's settings and the light are restored afterwards."""
-    from station.procedures.captures import auto_exposure
+    from station.procedures.captures import auto_exposure_us
     from station.procedures.geometry import framing_distance_mm
     from targets.registry import get_chart
 
@@ -150,7 +150,7 @@ def check_chart(station: Station, chart_spec: str) -> ChartCheck:
             station.light.set_output(True)
             station.light.wait_settled()
         statistic = "centre" if chart.name == "flat" else "p99"
-        _, shot = auto_exposure(station, "main", target_fraction=0.6, statistic=statistic, tolerance=0.2)
+        _, shot = auto_exposure_us(station, "main", target_fraction=0.6, statistic=statistic, tolerance=0.2)
         return judge(chart_spec, _grey(shot))
     finally:
         with contextlib.suppress(Exception):

@@ -323,7 +323,7 @@ def zebra_conformance(station: Station, operator: Scene, measure: Any, sensor: s
     """The phone's luma zebra at ``threshold`` against DESIGN 7's definition (``calibration.zebra``) on the
     same frame: the step chart out of focus (smooth ramps through the threshold), its top steps clipping."""
     from calibration.zebra import luma_zebra
-    from station.procedures.captures import auto_exposure, capture_shot
+    from station.procedures.captures import auto_exposure_us, capture_shot
 
     operator.chart("steps", sensor=sensor)
     with procedure(f"zebra (luma, T {threshold}) on the defocused step chart: the phone's mask against "
@@ -335,7 +335,7 @@ def zebra_conformance(station: Station, operator: Scene, measure: Any, sensor: s
                                                                1.1))
         station.dut.configure(sensor, focus_m=0.05, zebra={"enabled": False})
         try:
-            exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+            exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
             station.dut.configure(sensor, exposure_us=int(exposure * 1.6),
                                   zebra={"enabled": True, "mode": "luma", "threshold": int(threshold)})
             shot = capture_shot(station, sensor, ("preview", "zebra_mask"))
@@ -354,7 +354,7 @@ def peaking_conformance(station: Station, operator: Scene, measure: Any, sensor:
     frame: the Siemens star in focus."""
     from calibration.peaking import peaking_mask
     from calibration.zebra import preview_luma
-    from station.procedures.captures import auto_exposure, capture_shot
+    from station.procedures.captures import auto_exposure_us, capture_shot
     from station.procedures.geometry import frame_scene, framing_distance_mm
     from targets.registry import get_chart
 
@@ -365,7 +365,7 @@ def peaking_conformance(station: Station, operator: Scene, measure: Any, sensor:
                                                                1.1))
         station.dut.configure(sensor, peaking={"enabled": False})
         try:
-            auto_exposure(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
+            auto_exposure_us(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
             station.dut.configure(sensor, peaking={"enabled": True, "threshold": int(threshold)})
             shot = capture_shot(station, sensor, ("preview", "peaking_mask"))
         finally:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from station.procedures import SweepError
-from station.procedures.captures import auto_exposure, capture_shot, move_rail
+from station.procedures.captures import auto_exposure_us, capture_shot, move_rail
 from station.procedures.geometry import lens_datasheet, rail_limits, sensor_geometry
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _sweep(station: Station, distance_mm: float) -> tuple[float, list[int], list
                                        SWEEP_STEP_CODES) if c >= 0]
     move_rail(station, distance_mm)
     _focus(station, codes[len(codes) // 2])
-    auto_exposure(station, "main", target_fraction=0.5, statistic="p99")
+    auto_exposure_us(station, "main", target_fraction=0.5, statistic="p99")
     scores = []
     for code in codes:
         _focus(station, code)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from station.golden import ILLUMINANTS, load_golden_awb
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, light_off, set_light
+from station.procedures.captures import auto_exposure_us, light_off, set_light
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -61,7 +61,7 @@ def measure_awb(station: Station, sensor: str, *, level_pct: float = 40.0, golde
             entry = table[illuminant]
             station.light.set_cct_k(entry["cct_k"])
             set_light(station, level_pct)
-            _, shot = auto_exposure(station, sensor, target_fraction=FLAT_LEVEL)
+            _, shot = auto_exposure_us(station, sensor, target_fraction=FLAT_LEVEL)
             frame = shot.frame
             try:
                 results.append(awb_against_golden(frame.data, frame.black_level, frame.cfa, entry["cct_k"], entry))

@@ -196,7 +196,7 @@ def signal_fraction(frame: Frame, statistic: str = "centre") -> float:
     return (top - frame.black_level) / span
 
 
-def auto_exposure(station: Station, sensor: str, *, target_fraction: float = 0.5, statistic: str = "centre",
+def auto_exposure_us(station: Station, sensor: str, *, target_fraction: float = 0.5, statistic: str = "centre",
                   start_us: int | None = None, tolerance: float = 0.05, max_iter: int = 10) -> tuple[int, Shot]:
     """The exposure (us) putting the brightest channel at ``target_fraction`` of (white - black) under the
     light as it is, and the RAW shot taken at it. The response is linear in exposure below clipping: each

@@ -16,7 +16,7 @@ import numpy as np
 
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure
+from station.procedures.captures import auto_exposure_us
 from station.procedures.geometry import ChartNotFoundError, case_name, frame_scene, framing_distance_mm, preview_of_raw
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def measure_color(station: Station, sensor: str, lens: str | None = None, *,
     chart = ColorCheckerChart()
     distance = framing_distance_mm(station, sensor, lens, chart.width_mm, CHART_FILL)
     frame_scene(station, sensor, lens, distance)
-    exposure, shot = auto_exposure(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
+    exposure, shot = auto_exposure_us(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
     frame = shot.frame
     label = case_name(sensor, lens)
     attachments = {f"{label}: ColorChecker capture": preview_of_raw(frame, 768)}

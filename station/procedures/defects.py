@@ -15,7 +15,7 @@ import numpy as np
 
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, capture_shot, light_off, set_light
+from station.procedures.captures import auto_exposure_us, capture_shot, light_off, set_light
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -76,7 +76,7 @@ def measure_defects(station: Station, sensor: str, *, level_pct: float = 60.0, d
     light_off(station)
     dark_long = _frames(station, sensor, int(round(dark_exposure_s * 1e6)), frames)
     set_light(station, level_pct)
-    exposure_us, shot = auto_exposure(station, sensor, target_fraction=FLAT_LEVEL)
+    exposure_us, shot = auto_exposure_us(station, sensor, target_fraction=FLAT_LEVEL)
     flats = [shot.frame.data] + _frames(station, sensor, exposure_us, frames - 1)
     first = shot.frame
     light_off(station)

@@ -24,7 +24,7 @@ import numpy as np
 
 from station.measurements import Declared, measures
 from station.procedures import SweepError
-from station.procedures.captures import auto_exposure, capture_shot, focus_axis
+from station.procedures.captures import auto_exposure_us, capture_shot, focus_axis
 from station.procedures.geometry import (
     case_name,
     frame_scene,
@@ -155,7 +155,7 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
         station, "m", lens, get_chart("sfr").width_mm, CHART_FILL)
     nominal = float(sheet.ring_for_distance_deg(distance))
     frame_scene(station, "m", lens, distance, focus_deg=nominal)
-    _, shot = auto_exposure(station, "m", target_fraction=CHART_LEVEL, statistic="p99")
+    _, shot = auto_exposure_us(station, "m", target_fraction=CHART_LEVEL, statistic="p99")
     label = f"{case_name('m', lens)} f/{f_number:g}"
     attachments = {f"{label}: through-focus sweep, datasheet focus": preview_of_raw(shot.frame, 512)}
     rois = find_edge_rois(shot.frame.data, shot.frame.black_level, shot.frame.white_level)

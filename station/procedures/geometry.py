@@ -24,7 +24,7 @@ import numpy as np
 from station.errors import ConfigError, InputError
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, capture_shot, png_bytes
+from station.procedures.captures import auto_exposure_us, capture_shot, png_bytes
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -249,7 +249,7 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
     frame_scene(station, sensor, lens, distance)
     attachments: dict[str, bytes] = {}
     try:
-        auto_exposure(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
+        auto_exposure_us(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
         grays: dict[str, np.ndarray] = {}
         views: list[Any] = []
         not_found: list[str] = []

@@ -48,7 +48,7 @@ from station.measurements import Declared, measures
 from station.procedures import ProcedureError, SweepError, calibration_path, write_back
 from station.procedures.captures import (
     FocusAxis,
-    auto_exposure,
+    auto_exposure_us,
     capture_shot,
     focus_axis,
     focus_search,
@@ -172,7 +172,7 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
     try:
         with lit(station, level_pct):
             if exposure_us is None:
-                exposure, _ = auto_exposure(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99",
+                exposure, _ = auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99",
                                             tolerance=0.15)
             else:
                 exposure = int(exposure_us)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, capture_shot
+from station.procedures.captures import auto_exposure_us, capture_shot
 from station.procedures.geometry import ChartNotFoundError, frame_scene, green_image, sensor_geometry
 
 if TYPE_CHECKING:
@@ -53,7 +53,8 @@ def measure_pose(station: Station, lens: str, *, board: str = BOARD, distance_mm
     spec = parse_board_spec(board)
     frame_scene(station, "m", lens, distance_mm)
     station.dut.configure("main", focus_m=None)  # autofocus on the board
-    exposures = {s: auto_exposure(station, s, target_fraction=BOARD_LEVEL, statistic="p99")[0] for s in ("main", "m")}
+    exposures = {s: auto_exposure_us(station, s, target_fraction=BOARD_LEVEL, statistic="p99")[0]
+                 for s in ("main", "m")}
     views: dict[str, list[Any]] = {"main": [], "m": []}
     try:
         for pan, tilt in poses_deg:

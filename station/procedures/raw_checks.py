@@ -41,7 +41,7 @@ from station.errors import DeviceError, InputError
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import (
-    auto_exposure,
+    auto_exposure_us,
     capture_shot,
     focus_axis,
     focus_search,
@@ -103,7 +103,7 @@ def check_histogram(station: Station, sensor: str, source: str = "preview", *, c
     require_chart(station, chart)
     with lit(station, level_pct):
         if exposure_us is None:
-            auto_exposure(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
+            auto_exposure_us(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
         else:
             station.dut.configure(sensor, exposure_us=int(exposure_us))
         shot = capture_shot(station, sensor, ("preview",) if source == "preview" else ("raw10",))
@@ -203,7 +203,7 @@ def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: s
     require_chart(station, ramp_chart, sensor=sensor)
     if exposure is None:
         _focus_on_chart(station, sensor, focus_deg)
-        exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+        exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
     _defocus(station, sensor)
     ramp = []
     for factor in RAMP_EXPOSURES:
@@ -234,7 +234,7 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
                 ramp, exposure = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg)
             require_chart(station, colour_chart, sensor=sensor)
             _focus_on_chart(station, sensor, focus_deg)
-            exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+            exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
             colour = capture_shot(station, sensor, ("raw10", "dng", "preview"))
             if not ramp_first:
                 ramp, _ = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg, exposure)

@@ -24,7 +24,7 @@ import numpy as np
 
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import EXPOSURE_US_RANGE, auto_exposure, capture_shot, light_off
+from station.procedures.captures import EXPOSURE_US_RANGE, auto_exposure_us, capture_shot, light_off
 from station.procedures.geometry import case_name, frame_scene
 from station.procedures.shading import flat_distance_mm
 
@@ -149,7 +149,7 @@ def characterize_sensor(station: Station, sensor: str, lens: str | None = None, 
 
     frame_scene(station, sensor, lens, flat_distance_mm(station, sensor, lens))
     station.dut.configure(sensor, analog_gain=float(analog_gain))
-    probe_us, probe = auto_exposure(station, sensor, target_fraction=PROBE_LEVEL, statistic="centre")
+    probe_us, probe = auto_exposure_us(station, sensor, target_fraction=PROBE_LEVEL, statistic="centre")
     full_us = probe_us / PROBE_LEVEL
     lo, hi = EXPOSURE_US_RANGE
     exposures = sorted({int(min(max(round(f * full_us), lo), hi)) for f in fractions})
@@ -229,7 +229,7 @@ def temporal_noise(station: Station, sensor: str, lens: str | None = None, *, le
     ``level_fraction`` of full scale, then (light off) a dark pair at the same exposure. Expects the flat chart on the
     holder and the light on; the light is on again afterwards."""
     frame_scene(station, sensor, lens, flat_distance_mm(station, sensor, lens))
-    exposure, shot = auto_exposure(station, sensor, target_fraction=level_fraction, statistic="centre")
+    exposure, shot = auto_exposure_us(station, sensor, target_fraction=level_fraction, statistic="centre")
     rows, cols = central_roi(shot.frame.data.shape, roi_fraction)
     cfa = shot.frame.cfa
     with _light_restored(station):

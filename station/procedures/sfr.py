@@ -22,7 +22,7 @@ import numpy as np
 
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure
+from station.procedures.captures import auto_exposure_us
 from station.procedures.geometry import (
     ChartNotFoundError,
     case_name,
@@ -253,7 +253,7 @@ def measure_sfr(station: Station, sensor: str, lens: str | None = None, *, f_num
     distance = distance_mm if distance_mm is not None else framing_distance_mm(
         station, sensor, lens, chart.width_mm, CHART_FILL)
     frame_scene(station, sensor, lens, distance)
-    exposure, shot = auto_exposure(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
+    exposure, shot = auto_exposure_us(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
     frame = shot.frame
     name = case_name(sensor, lens) + (f" f/{f_number:g}" if f_number else "")
     attachments = {f"{name}: slanted-edge capture": preview_of_raw(frame, 768)}

@@ -19,7 +19,7 @@ import numpy as np
 
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, capture_shot, png_bytes
+from station.procedures.captures import auto_exposure_us, capture_shot, png_bytes
 from station.procedures.geometry import case_name, frame_scene, framing_distance_mm, preview_of_raw
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def measure_shading(station: Station, sensor: str, lens: str | None = None, *, f
 
     distance = flat_distance_mm(station, sensor, lens)
     frame_scene(station, sensor, lens, distance)
-    exposure, shot = auto_exposure(station, sensor, target_fraction=FLAT_LEVEL, statistic="centre")
+    exposure, shot = auto_exposure_us(station, sensor, target_fraction=FLAT_LEVEL, statistic="centre")
     flats = [shot.frame]
     while len(flats) < frames:
         flats.append(capture_shot(station, sensor, ("raw10",)).frame)
@@ -199,7 +199,7 @@ def preview_shading(station: Station, sensor: str, lens: str | None = None) -> P
     from calibration.zebra import preview_luma
 
     frame_scene(station, sensor, lens, flat_distance_mm(station, sensor, lens))
-    exposure, _ = auto_exposure(station, sensor, target_fraction=PREVIEW_LEVEL, statistic="centre")
+    exposure, _ = auto_exposure_us(station, sensor, target_fraction=PREVIEW_LEVEL, statistic="centre")
     shot = capture_shot(station, sensor, ("preview",))
     ratios, code = corner_ratios(preview_luma(shot.preview))
     return PreviewShading(sensor=sensor, corner_ratios=ratios, centre_code=code, exposure_us=int(exposure),

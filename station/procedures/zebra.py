@@ -40,7 +40,7 @@ from station.errors import InputError
 from station.measurements import Declared, measures
 from station.procedures import SweepError, calibration_path, write_back
 from station.procedures.captures import (
-    auto_exposure,
+    auto_exposure_us,
     capture_shot,
     focus_axis,
     lit,
@@ -151,7 +151,7 @@ def calibrate_zebra(station: Station, sensor: str, *, gain: float, lens: str | N
     with lit(station, AE_LEVEL_FRACTION * max_level_pct):
         ae_level = round(AE_LEVEL_FRACTION * max_level_pct, 3)
         if exposure_us is None:
-            exposure, shot = auto_exposure(station, sensor, target_fraction=AE_TARGET_FRACTION)
+            exposure, shot = auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION)
         else:
             exposure = int(exposure_us)
             station.dut.configure(sensor, exposure_us=exposure)

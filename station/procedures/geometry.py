@@ -237,8 +237,7 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
     The gimbal is back at (0, 0) afterwards. ``ChartNotFoundError`` when fewer than ``MIN_VIEWS`` views
     show the board; ``ProcedureError`` when the calibration fails.
     """
-    from calibration.geometry import ViewPoints as GeometryView
-    from calibration.geometry import calibrate, detect_board, refine_views_from_model
+    from calibration.geometry import calibrate_images
     from targets.charuco import parse_board_spec
 
     spec = parse_board_spec(board)
@@ -248,39 +247,31 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
         station, sensor, lens, board_w_mm, BOARD_FILL)
     frame_scene(station, sensor, lens, distance)
     attachments: dict[str, bytes] = {}
+    images: list[tuple[str, np.ndarray]] = []
     try:
         auto_exposure_us(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
-        grays: dict[str, np.ndarray] = {}
-        views: list[Any] = []
-        not_found: list[str] = []
         for pan, tilt in poses_deg:
             name = f"pan {pan:+g} tilt {tilt:+g}"
             station.mount.move_to(pan=float(pan), tilt=float(tilt))
             frame = capture_shot(station, sensor, ("raw10",)).frame
-            gray = green_image(frame)
             if not attachments:
                 attachments[f"{case_name(sensor, lens)}: ChArUco view ({name})"] = preview_of_raw(frame, 768)
-            found = detect_board(gray, spec)
-            if found is None:
-                not_found.append(name)
-                continue
-            obj, pts, ids = found
-            grays[name] = gray
-            views.append(GeometryView(name, obj, pts, ids))
+            images.append((name, green_image(frame)))
     finally:
         station.mount.move_to(pan=0.0, tilt=0.0)
-    if len(views) < MIN_VIEWS:
-        raise ChartNotFoundError(f"{case_name(sensor, lens)}: board {board} found in {len(views)} of "
+    found = 0
+    try:  # calibration.geometry's one pipeline: detect, calibrate, re-refine from the model, calibrate again
+        calibrated = calibrate_images(images, spec)
+        found = len(calibrated.views)
+    except (ValueError, cv2.error) as exc:
+        if not str(exc).startswith("board found in"):
+            raise ProcedureError(f"{case_name(sensor, lens)}: geometry calibration failed: "
+                                 f"{str(exc).splitlines()[0]}") from None
+    if found < MIN_VIEWS:
+        raise ChartNotFoundError(f"{case_name(sensor, lens)}: board {board} found in {found} of "
                                  f"{len(poses_deg)} views (needs {MIN_VIEWS}); is it on the holder, lit, framed?",
                                  attachments)
-    size = (sensor_info.width_px, sensor_info.height_px)
-    try:
-        result = calibrate(views, size)
-        views = refine_views_from_model(grays, views, result, spec)
-        result = calibrate(views, size)
-    except (ValueError, cv2.error) as exc:
-        raise ProcedureError(f"{case_name(sensor, lens)}: geometry calibration from {len(views)} views failed: "
-                             f"{str(exc).splitlines()[0]}") from None
+    result, not_found = calibrated.result, calibrated.not_found
     return GeometryMeasurement(sensor=sensor, lens=lens, f_number=f_number, distance_mm=float(distance),
                                board=board, poses_deg=[tuple(map(float, p)) for p in poses_deg], result=result,
                                not_found=not_found, pixel_pitch_um=sensor_info.pixel_pitch_um,

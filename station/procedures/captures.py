@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from calibration.focus_fit import pyramid_sharpness
 from calibration.zebra import channel_means
 from station.errors import DeviceError, InputError
 from station.frame import Frame
@@ -273,22 +274,6 @@ def focus_axis(station: Station, sensor: str, focus_range: tuple[float, float] |
     return FocusAxis(sensor, unit, lo, hi)
 
 
-def sharpness(cfa: np.ndarray) -> float:
-    """Contrast-normalised gradient energy (Tenengrad, Sobel) of the quad-mean image, summed over three
-    pyramid levels so that it still ranks frames blurred by tens of pixels. Exposure-invariant."""
-    h, w = cfa.shape
-    image = cv2.resize(cfa[: h // 2 * 2, : w // 2 * 2].astype(np.float32), (w // 2, h // 2),
-                       interpolation=cv2.INTER_AREA)  # the mean of each 2x2 quad
-    total = 0.0
-    for _ in range(3):
-        mean = float(image.mean())
-        gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
-        total += float(np.mean(gx * gx + gy * gy, dtype=np.float64)) / max(mean * mean, 1e-12)
-        image = cv2.pyrDown(image)
-    return total
-
-
 @dataclass
 class FocusSearch:
     """A coarse-to-fine sharpness search: every (position, sharpness) measured, and the best position."""
@@ -341,7 +326,7 @@ def focus_search(station: Station, axis: FocusAxis, *, coarse_steps: int = 7, br
         position = round(axis.clamp(position), 4)
         if position not in measured:
             axis.move(station, position)
-            measured[position] = sharpness(capture_shot(station, axis.sensor, ("raw10",)).raw)
+            measured[position] = pyramid_sharpness(capture_shot(station, axis.sensor, ("raw10",)).raw)
         return measured[position]
 
     coarse = [round(float(p), 4) for p in np.linspace(axis.lo, axis.hi, coarse_steps)]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from calibration.focus_fit import fit_plane, parabola_vertex
 from station.measurements import Declared, measures
 from station.procedures import SweepError
 from station.procedures.captures import auto_exposure_us, capture_shot, focus_axis
@@ -104,41 +105,6 @@ class AdapterFocus:
         return focus_sweep_png(self)
 
 
-def _parabola_vertex(x: np.ndarray, y: np.ndarray) -> float:
-    """Vertex of ``y = A + B (x - x0)^2`` fitted around the lowest point (NaN when it opens downward or lies
-    outside the points fitted)."""
-    ok = np.isfinite(y)
-    if ok.sum() < 4:
-        return math.nan
-    i = int(np.nanargmin(np.where(ok, y, np.nan)))
-    sel = ok & (np.abs(np.arange(len(x)) - i) <= FIT_HALF_WIDTH)
-    if sel.sum() < 4:
-        return math.nan
-    c2, c1, _ = np.polyfit(x[sel], y[sel], 2)
-    if not c2 > 0:
-        return math.nan
-    vertex = -c1 / (2.0 * c2)
-    return float(vertex) if x[sel].min() <= vertex <= x[sel].max() else math.nan
-
-
-def _plane(xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares plane ``z = a + b x + c y`` with one round of 3-sigma rejection: (coefficients, used)."""
-    used = np.isfinite(z)
-    coef = np.full(3, np.nan)
-    for _ in range(2):
-        if used.sum() < 3:
-            break
-        a = np.column_stack([np.ones(used.sum()), xy[used, 0], xy[used, 1]])
-        coef, *_ = np.linalg.lstsq(a, z[used], rcond=None)
-        res = z - (coef[0] + coef[1] * xy[:, 0] + coef[2] * xy[:, 1])
-        sigma = float(np.sqrt(np.mean(res[used] ** 2)))
-        keep = np.isfinite(z) & (np.abs(res) <= max(OUTLIER_SIGMA * sigma, 1e-4))
-        if keep.sum() == used.sum():
-            break
-        used = keep
-    return coef, used
-
-
 def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: float | None = None,
                   steps: int = SWEEP_STEPS, blur_step_px: float = BLUR_STEP_PX) -> AdapterFocus:
     """Back-focus error (mm) and tilt (deg) of the M adapter with ``lens`` mounted at ``f_number`` (wide open
@@ -200,10 +166,10 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
     mtf50 = np.array([measured[r] for r in rings])  # (steps, edges)
     with np.errstate(divide="ignore", invalid="ignore"):
         score = 1.0 / mtf50 ** 2
-    best_ring = np.array([_parabola_vertex(rings, score[:, e]) for e in range(len(rois))])
+    best_ring = np.array([parabola_vertex(rings, score[:, e], FIT_HALF_WIDTH) for e in range(len(rois))])
     extension = sheet.close_extension_mm * best_ring / sheet.focus_throw_deg
     xy_mm = (xy_px - centre) * geometry.pixel_pitch_um * 1e-3
-    coef, used = _plane(xy_mm, extension)
+    coef, used = fit_plane(xy_mm, extension, OUTLIER_SIGMA)
     if used.sum() < MIN_EDGES or not np.all(np.isfinite(coef)):
         raise SweepError(f"{label}: {int(used.sum())} edges came into focus in the sweep of rings "
                          f"{rings.min():.2f}..{rings.max():.2f} deg (needs {MIN_EDGES})")

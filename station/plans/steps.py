@@ -82,7 +82,7 @@ def geometry(station: Station, operator: Scene, measure: Any, results: dict, sen
     operator.chart(BOARD, sensor=sensor)
     with procedure(f"ChArUco {BOARD} at {5} pan/tilt poses through {f_case(sensor, lens, f_number)}"):
         result = calibrate_geometry(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     attach_png(f"{case_name(sensor, lens)}: distortion field", result.distortion_png())
     case_results(results, station, sensor, lens).sections["geometry"] = result.profile_section()
     take(measure, result.measurements, case_name(sensor, lens))
@@ -94,7 +94,7 @@ def shading(station: Station, operator: Scene, measure: Any, results: dict, sens
     operator.chart("flat", sensor=sensor)
     with procedure(f"flat fields through {f_case(sensor, lens, f_number)}: the lens shading map"):
         result = measure_shading(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     attach_png(f"{f_case(sensor, lens, f_number)}: lens shading map", result.png())
     entry = case_results(results, station, sensor, lens)
     entry.sections["shading"] = result.profile_section()
@@ -108,7 +108,7 @@ def sfr(station: Station, operator: Scene, measure: Any, results: dict, sensor: 
     operator.chart("sfr", sensor=sensor)
     with procedure(f"slanted-edge chart through {f_case(sensor, lens, f_number)}: e-SFR of every edge"):
         result = measure_sfr(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     label = f_case(sensor, lens, f_number)
     attach_png(f"{label}: MTF curves", result.curves_png())
     attach_png(f"{label}: MTF50 across the field", result.field_png())
@@ -138,7 +138,7 @@ def color(station: Station, operator: Scene, measure: Any, results: dict, sensor
     with procedure(f"ColorChecker through {case_name(sensor, lens)}: white balance, colour matrix, CIEDE2000"
                    + (" (lens shading corrected)" if gain_map is not None else "")):
         result = measure_color(station, sensor, lens, gain_map=gain_map)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     attach_png(f"{case_name(sensor, lens)}: ColorChecker reference / before / after", result.png())
     entry.sections["color"] = result.profile_section()
     entry.phone.update(result.isp_entry())
@@ -151,7 +151,7 @@ def focus(station: Station, operator: Scene, measure: Any, results: dict, lens: 
     with procedure(f"through-focus sweep of the slanted-edge chart through {lens} f/{f_number:g}: the adapter's "
                    "flange back-focus and tilt"):
         result = adapter_focus(station, lens, f_number)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     attach_png(f"m/{lens}: through-focus sweep", result.sweep_png())
     case_results(results, station, "m", lens).sections["focus"] = result.profile_section()
     take(measure, result.measurements, f"m/{lens}")

@@ -40,7 +40,11 @@ class ColorMeasurement:
     exposure_us: int
     result: Any  # calibration.color.ColorResult
     shading_corrected: bool = False
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     def delta_e(self, which: str = "after") -> dict[str, float]:
         """CIEDE2000 over the patches used: ``{"mean", "max"}`` before or after the colour matrix."""
@@ -123,4 +127,4 @@ def measure_color(station: Station, sensor: str, lens: str | None = None, *,
     except ColorError as exc:
         raise ProcedureError(f"{label}: colour calibration failed: {exc}") from None
     return ColorMeasurement(sensor=sensor, lens=lens, distance_mm=float(distance), exposure_us=int(exposure),
-                            result=result, shading_corrected=gain_map is not None, attachments=attachments)
+                            result=result, shading_corrected=gain_map is not None, pictures=attachments)

@@ -39,7 +39,11 @@ class DefectMeasurement:
     width: int
     height: int
     cfa: str
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     @measures(Declared("defect_pixels", "px", "{sensor}"), Declared("defect_clusters_over_limit", "1", "{sensor}"))
     def measurements(self) -> dict[str, float]:

@@ -72,7 +72,11 @@ class AdapterFocus:
     tilt_y_deg: float
     residual_um: float
     extension_offset_um: np.ndarray  # (E,) each vertex's extension minus the plane's centre value
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     @property
     def centre_best_ring_deg(self) -> float:
@@ -182,7 +186,7 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
                         rings_deg=[float(r) for r in rings], edge_xy_mm=xy_mm, mtf50=mtf50, best_ring_deg=best_ring,
                         used=used, back_focus_mm=float(back_focus), tilt_x_deg=-math.degrees(c),
                         tilt_y_deg=math.degrees(b), residual_um=residual,
-                        extension_offset_um=(extension - a) * 1000.0, attachments=attachments)
+                        extension_offset_um=(extension - a) * 1000.0, pictures=attachments)
 
 
 def focus_sweep_png(result: AdapterFocus) -> bytes:

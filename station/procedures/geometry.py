@@ -172,7 +172,11 @@ class GeometryMeasurement:
     result: Any  # calibration.geometry.GeometryResult
     not_found: list[str]
     pixel_pitch_um: float
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     @property
     def rms_px(self) -> float:
@@ -275,7 +279,7 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
     return GeometryMeasurement(sensor=sensor, lens=lens, f_number=f_number, distance_mm=float(distance),
                                board=board, poses_deg=[tuple(map(float, p)) for p in poses_deg], result=result,
                                not_found=not_found, pixel_pitch_um=sensor_info.pixel_pitch_um,
-                               attachments=attachments)
+                               pictures=attachments)
 
 
 def distortion_field_png(result: Any, *, title: str = "Distortion field", grid: int = 13) -> bytes:

@@ -79,7 +79,11 @@ class SensorCharacterization:
     roi: tuple[int, int, int, int]  # x, y, w, h
     channels: dict[str, Any]  # name -> calibration.emva1288.SensorChannelResult
     hot_pixels: int = 0  # in the ROI, from the longest dark pair (``hot_pixel_count``)
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     def worst(self, key: str, how: str = "max") -> float:
         values = [getattr(r, key) for r in self.channels.values()]

@@ -196,7 +196,11 @@ class SfrMeasurement:
     edges: list[EdgeMtf]
     image_size: tuple[int, int]
     frame: Any = field(repr=False)
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     @property
     def case(self) -> str:
@@ -265,7 +269,7 @@ def measure_sfr(station: Station, sensor: str, lens: str | None = None, *, f_num
     height, width = frame.data.shape
     return SfrMeasurement(sensor=sensor, lens=lens, f_number=f_number, distance_mm=float(distance),
                           exposure_us=int(exposure), edges=edges, image_size=(width, height), frame=frame,
-                          attachments=attachments)
+                          pictures=attachments)
 
 
 # --- plots ---------------------------------------------------------------------------------------------

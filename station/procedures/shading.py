@@ -49,7 +49,11 @@ class ShadingMeasurement:
     distance_mm: float
     exposure_us: int
     result: Any  # calibration.shading.ShadingResult
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     def corner_falloff_pct(self) -> float:
         """The mean corner illumination loss over the channels, % of the brightest point."""
@@ -136,7 +140,7 @@ def measure_shading(station: Station, sensor: str, lens: str | None = None, *, f
         error.attachments = attachments  # the plan attaches them (station/plans/helpers.procedure)
         raise error from None
     return ShadingMeasurement(sensor=sensor, lens=lens, f_number=f_number, distance_mm=float(distance),
-                              exposure_us=int(exposure), result=result, attachments=attachments)
+                              exposure_us=int(exposure), result=result, pictures=attachments)
 
 
 # --- the preview's shading ----------------------------------------------------------------------------

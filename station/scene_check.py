@@ -132,7 +132,7 @@ def check_chart(station: Station, chart_spec: str) -> ChartCheck:
     """Frame ``chart_spec`` in the main camera, take an auto-exposed RAW frame and ``judge`` it; the mount,
     the main camera's settings and the light are restored afterwards."""
     from station.procedures.captures import auto_exposure_us
-    from station.procedures.geometry import framing_distance_mm
+    from station.procedures.framing import framing_distance_mm
     from targets.registry import get_chart
 
     chart = get_chart(chart_spec)

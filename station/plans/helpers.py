@@ -89,7 +89,7 @@ class RunResults(dict[str, CaseResults]):
 def case_results(results: dict[str, CaseResults], station: Station, sensor: str, lens: str | None = None
                  ) -> CaseResults:
     """The results of one case, made on first use with the sensor's size and pixel pitch."""
-    from station.procedures.geometry import sensor_geometry
+    from station.procedures.framing import sensor_geometry
 
     key = sensor if lens is None else f"{sensor}/{lens}"
     if key not in results:
@@ -105,7 +105,7 @@ STOPPED_DOWN = 8.0
 
 def stopped_down(lens: str) -> float:
     """f/8, or the lens's smallest aperture when its ring stops before f/8 (the station's lens catalogue)."""
-    from station.procedures.geometry import lens_datasheet
+    from station.procedures.framing import lens_datasheet
 
     apertures = lens_datasheet("m", lens).apertures
     return STOPPED_DOWN if STOPPED_DOWN in apertures else float(max(apertures))
@@ -113,6 +113,6 @@ def stopped_down(lens: str) -> float:
 
 def wide_open(lens: str) -> float:
     """The lens's widest aperture (the station's lens catalogue)."""
-    from station.procedures.geometry import lens_datasheet
+    from station.procedures.framing import lens_datasheet
 
     return float(lens_datasheet("m", lens).apertures[0])

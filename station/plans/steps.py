@@ -17,12 +17,8 @@ from station.plans.helpers import attach_all, case_results, procedure, take
 from station.procedures import sensor as sensor_proc
 from station.procedures.color import measure_color
 from station.procedures.focus import adapter_focus
-from station.procedures.geometry import (
-    BOARD,
-    calibrate_geometry,
-    case_name,
-    lens_datasheet,
-)
+from station.procedures.framing import case_name, lens_datasheet
+from station.procedures.geometry import BOARD, calibrate_geometry
 from station.procedures.sfr import lateral_ca, measure_sfr
 from station.procedures.shading import measure_shading, preview_shading
 from station.scene import Scene
@@ -202,7 +198,7 @@ PEAKING_SEARCH_DPT = 1.5
 def peaking_scene(station: Station, sensor: str, lens: str | None) -> tuple[float, tuple[float, float]]:
     """The Siemens star filling the frame: its rail distance, and the focus range to search around it
     (ring degrees for an M lens, diopters for the main camera)."""
-    from station.procedures.geometry import framing_distance_mm, ring_for_distance_deg
+    from station.procedures.framing import framing_distance_mm, ring_for_distance_deg
     from targets.registry import get_chart
 
     distance = framing_distance_mm(station, sensor, lens, get_chart("siemens").width_mm, 1.0)
@@ -263,7 +259,7 @@ def raw_integrity(station: Station, operator: Scene, measure: Any, sensor: str, 
     ColorChecker, missing codes on a defocused step chart, black level from darks. The M sensor needs a lens to
     see the charts: ``lens`` (mounted by the caller) focused by its datasheet ring at the chart's distance."""
     from station.procedures.color import CHART_FILL
-    from station.procedures.geometry import frame_scene, framing_distance_mm, ring_for_distance_deg
+    from station.procedures.framing import frame_scene, framing_distance_mm, ring_for_distance_deg
     from station.procedures.raw_checks import check_raw_integrity
     from targets.colorchecker import ColorCheckerChart
 
@@ -328,7 +324,7 @@ def zebra_conformance(station: Station, operator: Scene, measure: Any, sensor: s
     operator.chart("steps", sensor=sensor)
     with procedure(f"zebra (luma, T {threshold}) on the defocused step chart: the phone's mask against "
                    "Y' >= T of its own preview"):
-        from station.procedures.geometry import frame_scene, framing_distance_mm
+        from station.procedures.framing import frame_scene, framing_distance_mm
         from targets.registry import get_chart
 
         frame_scene(station, sensor, None, framing_distance_mm(station, sensor, None, get_chart("steps").width_mm,
@@ -355,7 +351,7 @@ def peaking_conformance(station: Station, operator: Scene, measure: Any, sensor:
     from calibration.peaking import peaking_mask
     from calibration.zebra import preview_luma
     from station.procedures.captures import auto_exposure_us, capture_shot
-    from station.procedures.geometry import frame_scene, framing_distance_mm
+    from station.procedures.framing import frame_scene, framing_distance_mm
     from targets.registry import get_chart
 
     operator.chart("siemens", sensor=sensor)

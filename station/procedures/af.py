@@ -15,7 +15,7 @@ import numpy as np
 
 from station.procedures import SweepError
 from station.procedures.captures import auto_exposure_us, capture_shot, move_rail
-from station.procedures.geometry import lens_datasheet, rail_limits, sensor_geometry
+from station.procedures.framing import lens_datasheet, rail_limits, sensor_geometry
 
 if TYPE_CHECKING:
     from station.station import Station

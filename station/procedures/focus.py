@@ -26,15 +26,15 @@ from calibration.focus_fit import fit_plane, parabola_vertex
 from station.measurements import Declared, measures
 from station.procedures import SweepError
 from station.procedures.captures import auto_exposure_us, capture_shot, focus_axis
-from station.procedures.geometry import (
+from station.procedures.framing import (
     case_name,
     frame_scene,
     framing_distance_mm,
     lens_datasheet,
     preview_of_raw,
     sensor_geometry,
-    thin_lens_image_distance_mm,
 )
+from station.procedures.geometry import thin_lens_image_distance_mm
 from station.procedures.sfr import CHART_FILL, CHART_LEVEL, MIN_EDGES, edge_mtfs, find_edge_rois
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import cv2
 
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot
-from station.procedures.geometry import ChartNotFoundError, frame_scene, green_image, sensor_geometry
+from station.procedures.framing import ChartNotFoundError, frame_scene, green_image, sensor_geometry
 
 if TYPE_CHECKING:
     from station.station import Station

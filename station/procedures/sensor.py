@@ -25,7 +25,7 @@ import numpy as np
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import EXPOSURE_US_RANGE, auto_exposure_us, capture_shot, light_off
-from station.procedures.geometry import case_name, frame_scene
+from station.procedures.framing import case_name, frame_scene
 from station.procedures.shading import flat_distance_mm
 
 if TYPE_CHECKING:

@@ -23,13 +23,7 @@ import numpy as np
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us
-from station.procedures.geometry import (
-    ChartNotFoundError,
-    case_name,
-    frame_scene,
-    framing_distance_mm,
-    preview_of_raw,
-)
+from station.procedures.framing import ChartNotFoundError, case_name, frame_scene, framing_distance_mm, preview_of_raw
 
 if TYPE_CHECKING:
     from station.station import Station

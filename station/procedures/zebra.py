@@ -27,6 +27,7 @@ from calibration.zebra import (
     DEFAULT_MARGIN,
     ROI_FRACTION,
     ZebraCalibrationError,
+    centre_region,
     channel_means,
     clip_levels_from_sweep,
     lowest_clip,
@@ -66,16 +67,6 @@ CLIPPED_BELOW_LINEAR = 0.97
 VERIFY_MIN_CLIPPED = 0.2
 VERIFY_MIN_BELOW = 0.1
 VERIFY_MAX_SCALE = 64.0
-
-
-def _centre_crop(shape: tuple[int, ...], fraction: float = ROI_FRACTION) -> tuple[slice, slice]:
-    """The central region ``calibration.zebra`` averages over (whole quads), as slices."""
-    out = []
-    for n in shape[:2]:
-        keep = max(2, int(round(n * fraction)) // 2 * 2)
-        start = (n - keep) // 4 * 2
-        out.append(slice(start, start + keep))
-    return out[0], out[1]
 
 
 @dataclass
@@ -209,11 +200,11 @@ def calibrate_zebra(station: Station, sensor: str, *, gain: float, lens: str | N
 
 def _record(frames: dict[float, dict[str, Any]], level: float, shot: Any) -> dict[str, Any]:
     """Keep the central region of a sweep frame (RAW and preview luma) and its channel means."""
-    rows, cols = _centre_crop(shot.raw.shape)
+    rows, cols = centre_region(shot.raw.shape, ROI_FRACTION)
     raw = np.ascontiguousarray(shot.raw[rows, cols])
     luma = None
     if shot.preview is not None:
-        prow, pcol = _centre_crop(shot.preview.shape)
+        prow, pcol = centre_region(shot.preview.shape, ROI_FRACTION)
         luma = np.ascontiguousarray(preview_luma(np.ascontiguousarray(shot.preview[prow, pcol])))
     truth = shot.truth or {}
     record = {"raw": raw, "luma": luma, "seq": shot.seq, "means": channel_means(raw, shot.frame.cfa, 1.0),

@@ -52,7 +52,7 @@ import cv2
 import numpy as np
 from scipy.stats import trim_mean
 
-from calibration.zebra import preview_luma
+from calibration.preview import preview_luma
 
 #: Largest peaking response: |4*255 - 0|.
 P_MAX = 1020
@@ -79,20 +79,13 @@ class PeakingCalibrationError(ValueError):
 
 # --- reference response and mask -----------------------------------------------------------------
 
-def _luma(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"peaking works on 8-bit preview luma, got {image.dtype} {image.shape}")
-    return preview_luma(image)
-
-
 def peaking_response(luma: np.ndarray) -> np.ndarray:
     """P = |4 Y'(x,y) - Y'(x-1,y) - Y'(x+1,y) - Y'(x,y-1) - Y'(x,y+1)| (DESIGN 7), int16 (H, W), 0..1020.
 
     ``luma``: 8-bit preview luma (H, W), or the RGB preview (its luma is taken). Border: a missing
     neighbour is the border pixel itself (edge replication).
     """
-    y = _luma(luma).astype(np.int16)
+    y = preview_luma(luma).astype(np.int16)
     p = 4 * y
     p[:, 1:] -= y[:, :-1]
     p[:, :1] -= y[:, :1]
@@ -175,7 +168,7 @@ class ChartEdges:
 def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
                 max_profiles: int = MAX_PROFILES) -> ChartEdges:
     """Levels, boundary, edge pixels and clean edge profiles of a binary chart in a (sharp) luma frame."""
-    luma = _luma(luma)
+    luma = preview_luma(luma)
     lut = _decode_lut(tone)
     otsu, _ = cv2.threshold(luma, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     low, high = luma[luma <= otsu], luma[luma > otsu]
@@ -218,7 +211,7 @@ def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
 
 def lsf_variance(luma: np.ndarray, edges: ChartEdges, *, tone: str = "srgb", reach_px: float = 8.0) -> float:
     """The line spread variance (px^2) of a frame along the chart's edge profiles (see the module steps)."""
-    lin = _decode_lut(tone)[_luma(luma)]
+    lin = _decode_lut(tone)[preview_luma(luma)]
     t = np.arange(-reach_px, reach_px + 1e-6, PROFILE_STEP_PX, dtype=np.float32)
     mx = edges.points[:, :1] + edges.normals[:, :1] * t
     my = edges.points[:, 1:] + edges.normals[:, 1:] * t
@@ -335,7 +328,7 @@ def calibrate_peaking(frames: Sequence[tuple[float, np.ndarray]], flats: Sequenc
     if not flats:
         raise PeakingCalibrationError("no flat-field frames: the threshold must be checked against noise")
     focus = np.array([float(p) for p, _ in frames])
-    lumas = [_luma(img) for _, img in frames]
+    lumas = [preview_luma(img) for _, img in frames]
     shape = lumas[0].shape
     for p, img in zip(focus, lumas, strict=True):
         if img.shape != shape:
@@ -366,7 +359,7 @@ def calibrate_peaking(frames: Sequence[tuple[float, np.ndarray]], flats: Sequenc
     coverage = np.array([_counts(peaking_response(img), edge_mask) / n_edges for img in lumas])  # (F, P_MAX+1)
     flat_rates = []
     for img in flats:
-        flat = _luma(img)
+        flat = preview_luma(img)
         if flat.shape != shape:
             raise PeakingCalibrationError(f"flat frame is {flat.shape}, the sweep's frames {shape}")
         flat_rates.append(_counts(peaking_response(flat)) / flat.size)

@@ -42,6 +42,12 @@ Measured on analytic edges (Gaussian PSF sigma 0.6..2 px integrated over square 
 
 For CFA data see ``calibration.sfr_cfa`` (a colour plane at half resolution, or the luminance).
 
+Speed: where the optional C extension ``calibration._sfrk`` is built (setup.py; sources in ``calibration/_sfrk_c``)
+the same steps run there -- the ROI's orientation, levels and noise in one pass, the edge location (steps 2-3) in
+one call, the projection to the windowed LSF (steps 5-6) in another, the GIL released -- about 7x fewer CPU
+seconds per edge than the numpy below, which stays the reference (``sfr(..., kernel=False)``) and the fallback
+without a compiler; tests/unit/test_sfr_kernel.py holds the two to 1e-9 on varied edges.
+
 Shading across the ROI (vignetting, an uneven light) tilts the ESF plateaus and biases the MTF (up to
 1.25 % at the field edge of the twin's f/0.95 lens): divide by a flat field first (ISO 12233 practice), or pass
 ``plateau_slope=True``: one multiplicative shading plane is fitted to both plateaus and divided out
@@ -51,15 +57,34 @@ Shading across the ROI (vignetting, an uneven light) tilts the ESF plateaus and 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from calibration.sfr_fit import FitError, fit_edge
+from calibration.sfr_fit import EdgeFit, FitError, f_table, fit_edge
 from calibration.sfr_quality import edge_quality
+from calibration.sfr_steps import (
+    _WINDOW_KIND,
+    LSF_TAIL_FRACTION,
+    MAX_CORRECTION,
+    TAIL_SMOOTH_PX,
+    SfrError,
+    _esf_numpy,
+    _kernel,
+    _median,
+    _plateau_shading,
+    _prep_kernel,
+    _prep_numpy,
+    _project_rows,
+    _rise_10_90_px,
+    _row_centroids,
+    _spectrum_axis,
+    _tail_extent_bins,
+    _window,
+)
 
 __all__ = [
-    "SfrError", "SfrResult", "sfr", "mtf_at", "mtf_crossing",
+    "SfrError", "SfrResult", "sfr", "mtf_at", "mtf_crossing", "MAX_CORRECTION", "LSF_TAIL_FRACTION", "TAIL_SMOOTH_PX",
 ]
 
 #: Frequencies reported, cycles/pixel (normal to the edge).
@@ -72,21 +97,13 @@ MIN_CONTRAST_TO_NOISE = 5.0
 MIN_ROI_PX = 8
 #: Windowed-centroid passes after the area estimate (sfrmat: two, the second window on the first fit).
 CENTROID_PASSES = 2
-#: sfrmat's ``fir2fix`` limit on the derivative correction.
-MAX_CORRECTION = 10.0
 LUMA_WEIGHTS = (0.2126, 0.7152, 0.0722)
 #: ``lsf_span="auto"``: the LSF window's half-width is the largest of ``LSF_SPAN_RISES`` 10-90% rise
 #: distances, ``LSF_MIN_HALF_WIDTH_PX``, and twice the distance out to which the ESF (``TAIL_SMOOTH_PX``
 #: moving average) still differs from its plateau by more than ``LSF_TAIL_FRACTION`` of the contrast
-#: and 5 sigma of its noise: flare and glare tails stay in, flat noise stays out.
+#: and 5 sigma of its noise (``calibration.sfr_steps``): flare and glare tails stay in, flat noise stays out.
 LSF_SPAN_RISES = 3.0
-LSF_TAIL_FRACTION = 0.0025
-TAIL_SMOOTH_PX = 4
 LSF_MIN_HALF_WIDTH_PX = 6.0
-
-
-class SfrError(ValueError):
-    """The ROI cannot be measured: too small, no edge, edge too flat or too steep, not straight."""
 
 
 @dataclass(frozen=True)
@@ -128,195 +145,15 @@ class SfrResult:
         return mtf_at(self.freq_cy_px, self.mtf, freq_cy_px)
 
 
-def _window(u: np.ndarray, kind: str, alpha: float) -> np.ndarray:
-    """Window of normalised offset ``u`` (0 at the centre, +-1 at the ends, 0 beyond)."""
-    au = np.abs(u)
-    if kind == "tukey":
-        flat = 1.0 - alpha
-        t = au - flat
-        t *= 1.0 / max(alpha, 1e-12)
-        np.clip(t, 0.0, 1.0, out=t)
-        t *= np.pi
-        w = np.cos(t, out=t)
-        w += 1.0
-        w *= 0.5
-    elif kind == "hamming":
-        w = 0.54 + 0.46 * np.cos(np.pi * np.minimum(au, 1.0))
-    elif kind == "none":
-        w = np.ones_like(au)
-    else:
-        raise ValueError(f"window must be 'hamming', 'tukey' or 'none', got {kind!r}")
-    w[au > 1.0] = 0.0
-    return w
-
-
-def _median(x: np.ndarray) -> float:
-    """Median (upper, for even sizes) through one ``np.partition``: less overhead than ``np.median``."""
-    flat = np.ravel(x)
-    k = flat.size // 2
-    return float(np.partition(flat, k)[k])
-
-
-def _orient(a: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Transpose a horizontal edge to vertical (True when transposed): the larger end-to-end step wins."""
-    h, w = a.shape
-    kx = max(1, w // 8)
-    ky = max(1, h // 8)
-    step_x = abs(float(a[:, -kx:].mean() - a[:, :kx].mean()))
-    step_y = abs(float(a[-ky:, :].mean() - a[:ky, :].mean()))
-    if step_y > step_x:
-        return a.T, True
-    return a, False
-
-
-def _noise_sigma(a: np.ndarray) -> float:
-    """Pixel noise from the median absolute difference along the edge direction (rows)."""
-    d = a[1::2, ::4] - a[:-1:2, ::4]
-    return 1.4826 * _median(np.abs(d)) / math.sqrt(2.0)
-
-
-def _project(a: np.ndarray, edge_x: np.ndarray, oversample: int, nbin: int,
-             phases: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Counts and sums of ``a``'s pixels in bins of 1/``oversample`` px of x-distance to the edge, and with
-    ``phases`` the sum of each sample's position within its bin (0..1, bin units).
-
-    Bin ``j`` of the ``nbin`` returned holds distances ``[(j - nbin/2), (j + 1 - nbin/2)) / oversample``:
-    the edge sits on the boundary ``nbin/2``. Because pixel centres are integers, the bin of (r, c) is
-    ``c * oversample + floor(-edge_x[r] * oversample)``: one floor per row, not per pixel (and one
-    position within the bin per row).
-    """
-    nlin, npix = a.shape
-    scaled = -edge_x * oversample
-    off = np.floor(scaled).astype(np.int64)
-    base = int(off.min())
-    idx = (np.arange(npix, dtype=np.int64) * oversample)[None, :] + (off - base)[:, None]
-    total = int((npix - 1) * oversample + off.max() - base + 1)
-    flat_idx = idx.ravel()
-    # every row puts one sample in each of its bins (shift, shift + oversample, ...): the counts are the rows'
-    # shift histogram spread along a comb, not a second pass over the pixels
-    comb = np.zeros((npix - 1) * oversample + 1, dtype=np.int64)
-    comb[::oversample] = 1
-    counts_all = np.convolve(np.bincount(off - base), comb)
-    sums_all = np.bincount(flat_idx, weights=a.ravel(), minlength=total)
-    first = -(nbin // 2) - base  # array index of bin 0
-    counts = np.zeros(nbin, dtype=np.int64)
-    sums = np.zeros(nbin)
-    where = np.zeros(nbin) if phases else None
-    lo, hi = max(first, 0), min(first + nbin, total)
-    if hi > lo:
-        counts[lo - first:hi - first] = counts_all[lo:hi]
-        sums[lo - first:hi - first] = sums_all[lo:hi]
-        if where is not None:
-            frac = np.broadcast_to((scaled - off)[:, None], idx.shape).ravel()
-            where[lo - first:hi - first] = np.bincount(flat_idx, weights=frac, minlength=total)[lo:hi]
-    return counts, sums, where
-
-
-def _tail_extent_bins(esf: np.ndarray, counts: np.ndarray, oversample: int, noise: float,
-                      contrast: float) -> int:
-    """Farthest distance (bins) from the centre where the 4 px moving average of ``esf`` still differs
-    from its plateau (median of the outer eighth on that side) by more than the tail threshold; the
-    noise part of the threshold follows the number of pixels actually averaged at each place."""
-    n = esf.size
-    k = min(TAIL_SMOOTH_PX * oversample, max(n // 8, 1))
-    csum = np.concatenate(([0.0], np.cumsum(esf * (counts > 0))))
-    nsum = np.concatenate(([0], np.cumsum(counts > 0)))
-    psum = np.concatenate(([0], np.cumsum(counts)))
-    filled = nsum[k:] - nsum[:-k]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        smooth = (csum[k:] - csum[:-k]) / filled  # mean of the filled bins among esf[j:j + k]
-        sigma = noise / np.sqrt(psum[k:] - psum[:-k])  # ~ the mean of that many pixels
-    thresh = np.maximum(LSF_TAIL_FRACTION * contrast, 5.0 * sigma)
-    thresh[filled < k // 2] = np.inf  # too little data there to call a tail
-    centre = n // 2 - k // 2
-    m = max(k, n // 8)
-    lo, hi = _median(esf[:m]), _median(esf[-m:])
-    left = np.nonzero(np.abs(smooth[:centre] - lo) > thresh[:centre])[0]
-    right = np.nonzero(np.abs(smooth[centre:] - hi) > thresh[centre:])[0]
-    d_left = centre - int(left[0]) if left.size else 0
-    d_right = int(right[-1]) if right.size else 0
-    return max(d_left, d_right)
-
-
-def _rise_10_90_px(a: np.ndarray, edge_x: np.ndarray) -> float:
-    """10-90% rise distance (px, along x) of a coarse ESF (1 px bins, every 2nd row) about ``edge_x``."""
-    npix = a.shape[1]
-    counts, sums, _ = _project(a[::2], edge_x[::2], 1, 2 * npix)
-    ok = counts > 0
-    esf = sums[ok] / counts[ok]
-    pos = np.nonzero(ok)[0].astype(np.float64)
-    k = max(1, esf.size // 8)
-    lo, hi = esf[:k].mean(), esf[-k:].mean()
-    e = (esf - lo) / (hi - lo)
-    centre = int(np.argmin(np.abs(e - 0.5)))
-    below = np.nonzero(e[:centre + 1] < 0.1)[0]
-    above = np.nonzero(e[centre:] > 0.9)[0]
-    i, j = (int(below[-1]), centre + int(above[0])) if below.size and above.size else (-1, 0)
-    if i < 0 or j < 1 or i + 1 >= e.size:
-        return float(npix) / 2.0
-    x10 = pos[i] + (0.1 - e[i]) * (pos[i + 1] - pos[i]) / (e[i + 1] - e[i])
-    x90 = pos[j - 1] + (0.9 - e[j - 1]) * (pos[j] - pos[j - 1]) / (e[j] - e[j - 1])
-    return max(float(x90 - x10), 0.5)
-
-
-def _row_centroids(a: np.ndarray, centre_x: np.ndarray, half_width_px: float, kind: str,
-                   alpha: float) -> np.ndarray:
-    """Per-row centroid (px) of the derivative ``[-0.5, 0.5]`` of ``a`` (difference j sits at x = j + 0.5)
-    under a window of half-width ``half_width_px`` centred on ``centre_x``; only that band is read."""
-    nlin, npix = a.shape
-    width = min(2 * int(math.ceil(half_width_px)) + 3, npix)
-    start = np.clip(np.round(centre_x).astype(np.int64) - width // 2, 0, npix - width)
-    flat = (start + np.arange(nlin) * npix)[:, None] + np.arange(width)[None, :]
-    band = a.ravel()[flat]
-    d = band[:, 1:] - band[:, :-1]
-    x = (start[:, None] + 0.5) + np.arange(width - 1)[None, :]
-    u = x - centre_x[:, None]
-    u *= 1.0 / half_width_px
-    w = _window(u, kind, alpha)
-    if kind == "tukey":
-        outside = w <= 0
-        w *= 0.95
-        w += 0.05  # sfrmat5: keeps the location stable
-        w[outside] = 0.0
-    dw = d * w
-    total = dw.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        loc = np.einsum("ij,ij->i", dw, x) / total
-    loc[~(total > 0)] = np.nan
-    return loc
-
-
-def _plateau_shading(a: np.ndarray, edge_x: np.ndarray, clear_px: float) -> np.ndarray | None:
-    """A smooth illumination over the ROI, ``1 + p (x - xc) + q (y - yc)``, from both ESF plateaus.
-
-    The pixels more than ``clear_px`` from the edge on either side are modelled as ``c_side (1 + p x' + q y')``
-    (one multiplicative shading for both sides, as vignetting or an uneven light is): a linear least-squares
-    fit with the side levels free, iterated twice for the products. None when a side has too few pixels."""
-    nlin, npix = a.shape
-    x = np.arange(npix, dtype=np.float64)[None, :] - (npix - 1) / 2.0
-    y = np.arange(nlin, dtype=np.float64)[:, None] - (nlin - 1) / 2.0
-    d = np.arange(npix, dtype=np.float64)[None, :] - edge_x[:, None]
-    left, right = d < -clear_px, d > clear_px
-    if min(np.count_nonzero(left), np.count_nonzero(right)) < 2 * nlin:
-        return None
-    xx = np.broadcast_to(x, a.shape)
-    yy = np.broadcast_to(y, a.shape)
-    vals = np.concatenate([a[left], a[right]])
-    side = np.concatenate([np.zeros(np.count_nonzero(left)), np.ones(np.count_nonzero(right))])
-    xs = np.concatenate([xx[left], xx[right]])
-    ys = np.concatenate([yy[left], yy[right]])
-    level = np.where(side > 0, float(a[right].mean()), float(a[left].mean()))
-    p = q = 0.0
-    for _ in range(2):
-        design = np.column_stack([1.0 - side, side, level * xs, level * ys])
-        (c_left, c_right, p, q), *_ = np.linalg.lstsq(design, vals, rcond=None)
-        level = np.where(side > 0, c_right, c_left)
-    return 1.0 + p * x + q * y
-
-
-def mtf_crossing(freq: np.ndarray, mtf: np.ndarray, level: float = 0.5) -> float:
+def mtf_crossing(freq: np.ndarray, mtf: np.ndarray, level: float = 0.5, *, kernel: bool = True) -> float:
     """First frequency where ``mtf`` falls below ``level``, on the cubic through the two samples either
-    side (uniform ``freq``; linear at the ends of the array); nan if it never does."""
+    side (uniform ``freq``; linear at the ends of the array); nan if it never does. ``kernel=False``: the
+    Python reference even where ``calibration._sfrk`` (the same steps in C) is built."""
+    if kernel and _kernel is not None:
+        f = np.ascontiguousarray(freq, dtype=np.float64)
+        m = np.ascontiguousarray(mtf, dtype=np.float64)
+        if f.ndim == 1 and f.shape == m.shape and f.size > 0:
+            return _kernel.crossing(f, m, f.size, float(level))
     below = np.nonzero(mtf < level)[0]
     below = below[below > 0]
     if below.size == 0:
@@ -350,13 +187,19 @@ def mtf_at(freq: np.ndarray, mtf: np.ndarray, freq_cy_px: float) -> float:
     """MTF at one frequency by linear interpolation; nan outside ``freq``'s range."""
     if freq_cy_px < freq[0] or freq_cy_px > freq[-1]:
         return float("nan")
-    return float(np.interp(freq_cy_px, freq, mtf))
+    # np.interp's own steps for one point (its array machinery costs more than the arithmetic)
+    j = int(np.searchsorted(freq, freq_cy_px, side="right")) - 1
+    if j >= len(freq) - 1:
+        return float(mtf[-1])
+    x0, x1, y0, y1 = float(freq[j]), float(freq[j + 1]), float(mtf[j]), float(mtf[j + 1])
+    return (y1 - y0) / (x1 - x0) * (freq_cy_px - x0) + y0
 
 
 def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_alpha: float = 0.5,
         fit_order: int | str = "auto", correct_binning: bool = True, integer_cycles: bool = True,
         lsf_span: str = "auto", plateau_slope: bool = False, bin_phase: bool = False,
-        roi_xywh: tuple[int, int, int, int] | None = None, clip_level: float | None = None) -> SfrResult:
+        roi_xywh: tuple[int, int, int, int] | None = None, clip_level: float | None = None,
+        kernel: bool = True) -> SfrResult:
     """e-SFR of one slanted edge in ``roi`` ((H, W) linear-light values), ISO 12233:2017/2023.
 
     ``window`` ("tukey" with ``tukey_alpha``, "hamming" or "none") applies both to the per-row centroid
@@ -367,71 +210,30 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     ISO's whole number of phase cycles of rows. ``plateau_slope`` divides out a shading plane fitted to both plateaus;
     ``bin_phase`` moves each ESF bin to its centre from where its samples lie (module notes, step 5).
     ``roi_xywh`` is only carried into the result; ``clip_level`` (the data's white, when known) lets the
-    quality checks (``SfrResult.quality``, ISO 12233) count clipped pixels. Raises ``SfrError`` (a
-    ``ValueError``) with a one-line reason when the ROI cannot be measured.
+    quality checks (``SfrResult.quality``, ISO 12233) count clipped pixels. ``kernel=False`` runs the numpy
+    reference path even where the C kernels (``calibration._sfrk``) are built (tests, ``station bench sfr``).
+    Raises ``SfrError`` (a ``ValueError``) with a one-line reason when the ROI cannot be measured.
     """
     a = np.asarray(roi, dtype=np.float64)
-    if a.ndim != 2:
-        raise SfrError(f"ROI must be a 2-D (H, W) array, got shape {a.shape}")
-    if min(a.shape) < MIN_ROI_PX:
-        raise SfrError(f"ROI {a.shape[1]}x{a.shape[0]} px is too small (at least {MIN_ROI_PX}x{MIN_ROI_PX})")
-    if not np.isfinite(a).all():
-        raise SfrError("ROI holds non-finite values")
-    select = fit_order == "auto"
-    max_order = 5 if select else fit_order
-    if not (isinstance(max_order, int) and 1 <= max_order <= 5):
-        raise SfrError(f"fit_order must be 'auto' or 1..5, got {fit_order!r}")
-    if oversample < 1:
-        raise SfrError(f"oversample must be >= 1, got {oversample}")
-
+    select, max_order = _check_options(a, fit_order, oversample, window)
+    use_kernel = kernel and _kernel is not None
     clipped = None if clip_level is None else float(np.count_nonzero(a >= clip_level)) / a.size
-    a, transposed = _orient(a)
-    a = np.ascontiguousarray(a)  # one copy for a transposed edge, none otherwise; ravel() below is free
+    a, transposed, negated, left, right, noise, scale, row_sums = (_prep_kernel if use_kernel else _prep_numpy)(a)
     nlin, npix = a.shape
-    k = max(1, npix // 8)
-    left = _median(a[:, :k].mean(axis=1))
-    right = _median(a[:, -k:].mean(axis=1))
-    levels = (min(left, right), max(left, right))
-    if left > right:
-        a = -a
-        left, right = -left, -right
+    levels = (-right, -left) if negated else (left, right)
     contrast = right - left
-    noise = _noise_sigma(a)
-    scale = float(np.abs(a).max())
     if contrast <= max(MIN_CONTRAST_TO_NOISE * noise, 1e-9 * scale) or scale == 0.0:
         raise SfrError(f"no edge in the ROI: contrast {contrast:.4g} against noise {noise:.3g} "
                        f"(needs >= {MIN_CONTRAST_TO_NOISE:g}x)")
-
-    rows = np.arange(nlin, dtype=np.float64)
-    # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
-    loc = (npix - 0.5) - (a.sum(axis=1) - npix * left) / contrast
-    try:
-        line = fit_edge(rows, loc, 1)
-        rise_px = _rise_10_90_px(a, line(rows))
-        if plateau_slope:
-            shading = _plateau_shading(a, line(rows), max(3.0 * rise_px, 4.0))
-            if shading is not None:
-                a = a / shading
-                left = _median(a[:, :k].mean(axis=1))
-                right = _median(a[:, -k:].mean(axis=1))
-                contrast = right - left
-        half_width = float(np.clip(3.0 * rise_px + 4.0, 6.0, npix / 2.0))
-        fit = line
-        for _ in range(CENTROID_PASSES):
-            loc = _row_centroids(a, fit(rows), half_width, window, tukey_alpha)
-            fit = fit_edge(rows, loc, max_order, select=select)
-    except FitError as exc:
-        raise SfrError(str(exc)) from None
-    keep = fit.keep
-    resid = loc[keep] - fit(rows[keep])
-    fit_rms = float(np.sqrt(np.mean(resid ** 2)))
-    if fit_rms > MAX_FIT_RMS_PX or keep.sum() < 0.5 * nlin:
-        raise SfrError(f"no straight edge: row edge locations scatter {fit_rms:.2f} px RMS around the fit "
-                       f"({int(keep.sum())} of {nlin} rows usable)")
-    x_ends = fit(np.array([0.0, nlin - 1.0]))
-    if x_ends.min() < 0.0 or x_ends.max() > npix - 1.0:
-        raise SfrError(f"the edge leaves the ROI (x = {x_ends[0]:.1f} .. {x_ends[1]:.1f} of 0 .. {npix - 1})")
-
+    if use_kernel and not plateau_slope:
+        fit, edge_x, rise_px = _locate_edge_kernel(a, row_sums, left, contrast, max_order, select, window,
+                                                   tukey_alpha)
+    else:
+        # First estimate: the row's area (a step at x0 over [-0.5, W-0.5] integrates to W - 0.5 - x0).
+        loc = (npix - 0.5) - (row_sums - npix * left) / contrast
+        a, contrast, fit, edge_x, rise_px = _locate_edge(a, loc, contrast, max_order, select, window, tukey_alpha,
+                                                         plateau_slope, use_kernel)
+    _check_edge(fit, edge_x, npix)
     slope = fit.slope_px
     angle = math.degrees(math.atan(slope))
     if abs(angle) >= 45.0:
@@ -445,58 +247,166 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     # Keep an integer number of phase cycles (ISO 12233), the rows centred in the ROI.
     nkeep = min(nlin, max(MIN_ROI_PX, int(round(cycles / abs(slope))))) if integer_cycles else nlin
     r0 = (nlin - nkeep) // 2
-    nbin = oversample * npix
-    counts, sums, phase_sums = _project(a[r0:r0 + nkeep], fit(rows[r0:r0 + nkeep]), oversample, nbin,
-                                        bin_phase)
-    filled = counts > 0
-    where = np.nonzero(filled)[0]
-    inner_empty = int(np.count_nonzero(~filled[where[0]:where[-1] + 1]))
-    if inner_empty > nbin // 8:
-        raise SfrError(f"{inner_empty} empty ESF bins: edge angle {abs(angle):.1f} deg or the ROI too short")
-    values = sums[where] / counts[where]
-    if phase_sums is not None and where.size > 2:
-        # each bin's mean sits at its samples' mean distance, off the bin centre by delta (bin units):
-        # moved back to the centre along the local slope (first order, no interpolation blur)
-        position = where + phase_sums[where] / counts[where] - 0.5
-        values = values - np.gradient(values, position) * (position - where)
-    esf = np.interp(np.arange(nbin), where, values)
+    esf, lsf, inner_empty, half = _esf_lsf(a, edge_x, r0, nkeep, oversample, noise, contrast, rise_px, angle,
+                                           lsf_span, window, tukey_alpha, bin_phase, use_kernel)
+    cos_angle = math.cos(math.atan(slope))
+    pitch = cos_angle / oversample
+    freq, mtf = _mtf(lsf, correct_binning, pitch)
+    signed = angle if transposed else -angle  # clockwise positive as displayed
+    report = freq <= MAX_FREQ_CY_PX + 1e-12
+    return SfrResult(
+        mtf50_cy_px=mtf_crossing(freq, mtf, 0.5, kernel=use_kernel), mtf_nyq2=mtf_at(freq, mtf, NYQUIST_CY_PX / 2.0),
+        angle_deg=signed, freq_cy_px=freq[report], mtf=mtf[report], esf=esf, lsf=lsf, edge_fit=fit.polyval_coef(),
+        roi=tuple(int(v) for v in roi_xywh) if roi_xywh is not None else None,
+        orientation="horizontal" if transposed else "vertical",
+        esf_pitch_px=pitch, fit_rms_px=fit.rms_px, contrast=contrast, empty_bins=inner_empty,
+        extra={"rise_10_90_px": rise_px * cos_angle, "lsf_half_width_px": half / oversample * cos_angle,
+               "noise": noise, "rows_used": nkeep, "fit_order": fit.order},
+        quality=edge_quality(*levels, noise, angle, nkeep, clipped, fit.rms_px, fit.bend_px),
+    )
 
-    lsf = np.zeros(nbin)
-    lsf[:-1] = 0.5 * (esf[1:] - esf[:-1])  # FIR [-0.5, 0.5]; lsf[j] sits at bin boundary j + 1
+
+def _check_options(a: np.ndarray, fit_order: int | str, oversample: int, window: str) -> tuple[bool, int]:
+    """SfrError (ValueError for ``window``) on a bad ROI shape or option; ``(select, max_order)`` of the fit."""
+    if a.ndim != 2:
+        raise SfrError(f"ROI must be a 2-D (H, W) array, got shape {a.shape}")
+    if min(a.shape) < MIN_ROI_PX:
+        raise SfrError(f"ROI {a.shape[1]}x{a.shape[0]} px is too small (at least {MIN_ROI_PX}x{MIN_ROI_PX})")
+    select = fit_order == "auto"
+    max_order = 5 if select else fit_order
+    if not (isinstance(max_order, int) and 1 <= max_order <= 5):
+        raise SfrError(f"fit_order must be 'auto' or 1..5, got {fit_order!r}")
+    if oversample < 1:
+        raise SfrError(f"oversample must be >= 1, got {oversample}")
+    if window not in _WINDOW_KIND:
+        raise ValueError(f"window must be 'hamming', 'tukey' or 'none', got {window!r}")
+    return select, max_order
+
+
+def _locate_edge(a: np.ndarray, loc: np.ndarray, contrast: float, max_order: int, select: bool, window: str,
+                 alpha: float, plateau_slope: bool, use_kernel: bool):
+    """Steps 2-3: the edge's fit from the rows' first locations ``loc`` through ``CENTROID_PASSES`` windowed
+    centroid passes; returns ``a`` (divided by its shading plane with ``plateau_slope``), the contrast, the
+    fit (its ``rms_px`` set), the edge's x in every row and the coarse 10-90% rise (px)."""
+    nlin, npix = a.shape
+    rows = np.arange(nlin, dtype=np.float64)
+    k = max(1, npix // 8)
+    try:
+        edge_x = fit_edge(rows, loc, 1, kernel=use_kernel).fitted(rows)
+        rise_px = _rise_10_90_px(a, edge_x, use_kernel)
+        if plateau_slope:
+            shading = _plateau_shading(a, edge_x, max(3.0 * rise_px, 4.0))
+            if shading is not None:
+                a = a / shading
+                contrast = _median(a[:, -k:].mean(axis=1)) - _median(a[:, :k].mean(axis=1))
+        half_width = min(max(3.0 * rise_px + 4.0, 6.0), npix / 2.0)
+        for _ in range(CENTROID_PASSES):
+            loc = _row_centroids(a, edge_x, half_width, window, alpha, use_kernel)
+            fit = fit_edge(rows, loc, max_order, select=select, kernel=use_kernel)
+            edge_x = fit.fitted(rows)
+    except FitError as exc:
+        raise SfrError(str(exc)) from None
+    if fit.rms_px is None:
+        resid = loc[fit.keep] - edge_x[fit.keep]
+        fit = replace(fit, rms_px=float(np.sqrt(np.mean(resid ** 2))))
+    return a, contrast, fit, edge_x, rise_px
+
+
+def _locate_edge_kernel(a: np.ndarray, row_sums: np.ndarray, left: float, contrast: float, max_order: int,
+                        select: bool, window: str, alpha: float) -> tuple[EdgeFit, np.ndarray, float]:
+    """``_locate_edge`` (without the plateau shading) in one C call, ``calibration._sfrk.locate``: the fit, the
+    edge's x in every row and the coarse rise."""
+    nlin, npix = a.shape
+    rows = np.arange(nlin, dtype=np.float64)
+    coef = np.empty(6)
+    keep = np.empty(nlin, dtype=np.bool_)
+    edge_x = np.empty(nlin)
+    table = f_table(max(nlin, 2))
+    got = _kernel.locate(a, nlin, npix, row_sums, left, contrast, max_order, select, _WINDOW_KIND[window], alpha,
+                         CENTROID_PASSES, table, table.shape[1], coef, keep.view(np.uint8), edge_x)
+    if got is None:
+        raise SfrError("no edge: too few rows with an edge location")
+    order, centre, scale, slope_t, bend, rms, _, rise_px = got
+    return EdgeFit(coef[:order + 1], centre, scale, slope_t / scale, keep, bend, rms, rows, edge_x), edge_x, rise_px
+
+
+def _check_edge(fit: EdgeFit, edge_x: np.ndarray, npix: int) -> None:
+    """SfrError unless the rows make one straight edge (``MAX_FIT_RMS_PX``, half the rows) inside the ROI."""
+    nlin = edge_x.size
+    nkept = int(np.count_nonzero(fit.keep))
+    if fit.rms_px > MAX_FIT_RMS_PX or nkept < 0.5 * nlin:
+        raise SfrError(f"no straight edge: row edge locations scatter {fit.rms_px:.2f} px RMS around the fit "
+                       f"({nkept} of {nlin} rows usable)")
+    x_first, x_last = float(edge_x[0]), float(edge_x[-1])
+    if min(x_first, x_last) < 0.0 or max(x_first, x_last) > npix - 1.0:
+        raise SfrError(f"the edge leaves the ROI (x = {x_first:.1f} .. {x_last:.1f} of 0 .. {npix - 1})")
+
+
+def _check_empty_bins(inner_empty: int, nbin: int, angle: float) -> None:
+    """SfrError when more than an eighth of the ESF's bins inside its span are empty (or none is filled)."""
+    if inner_empty < 0 or inner_empty > nbin // 8:
+        empty = inner_empty if inner_empty >= 0 else nbin
+        raise SfrError(f"{empty} empty ESF bins: edge angle {abs(angle):.1f} deg or the ROI too short")
+
+
+def _esf_lsf(a: np.ndarray, edge_x: np.ndarray, r0: int, nkeep: int, oversample: int, noise: float,
+             contrast: float, rise_px: float, angle: float, lsf_span: str, window: str, alpha: float, bin_phase: bool,
+             use_kernel: bool) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Steps 5-6: the ESF of rows ``r0 .. r0 + nkeep``, its windowed LSF, the empty bins inside the ESF and the
+    window's half-width (bins); one C call (``calibration._sfrk.esf_lsf``) for the common options."""
+    nlin, npix = a.shape
+    nbin = oversample * npix
+    if use_kernel and not bin_phase and lsf_span in ("auto", "full"):
+        esf, lsf = np.empty(nbin), np.empty(nbin)
+        inner_empty, half = _kernel.esf_lsf(
+            a, nlin, npix, edge_x, r0, nkeep, oversample, nbin, noise, contrast, rise_px, lsf_span == "auto",
+            LSF_SPAN_RISES, LSF_MIN_HALF_WIDTH_PX, LSF_TAIL_FRACTION, TAIL_SMOOTH_PX, _WINDOW_KIND[window], alpha,
+            np.empty(nbin, dtype=np.int64), esf, lsf)
+        _check_empty_bins(inner_empty, nbin, angle)
+        return esf, lsf, inner_empty, half
+    counts, sums, phase_sums = _project_rows(a, edge_x, r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
+    if use_kernel and phase_sums is None:
+        esf = np.empty(nbin)
+        inner_empty = _kernel.esf(counts, sums, nbin, esf)
+    else:
+        esf, inner_empty = _esf_numpy(counts, sums, phase_sums)
+    _check_empty_bins(inner_empty, nbin, angle)
+    lsf, half = _windowed_lsf(esf, counts, oversample, noise, contrast, rise_px, lsf_span, window, alpha, use_kernel)
+    return esf, lsf, inner_empty, half
+
+
+def _windowed_lsf(esf: np.ndarray, counts: np.ndarray, oversample: int, noise: float, contrast: float,
+                  rise_px: float, lsf_span: str, window: str, alpha: float,
+                  use_kernel: bool) -> tuple[np.ndarray, float]:
+    """Step 6: the ESF's derivative ``[-0.5, 0.5]`` under the window, and the window's half-width (bins)."""
+    nbin = esf.size
     centre = nbin // 2 - 1
     half = float(max(centre, nbin - 1 - centre))
     if lsf_span == "auto":
-        tail = _tail_extent_bins(esf, counts, oversample, noise, contrast)
+        tail = (_kernel.tail(esf, counts, nbin, oversample, noise, contrast, LSF_TAIL_FRACTION, TAIL_SMOOTH_PX)
+                if use_kernel else _tail_extent_bins(esf, counts, oversample, noise, contrast))
         half = min(half, max(max(LSF_SPAN_RISES * rise_px, LSF_MIN_HALF_WIDTH_PX) * oversample, 2.0 * tail))
     elif lsf_span != "full":
         raise SfrError(f"lsf_span must be 'auto' or 'full', got {lsf_span!r}")
-    lsf *= _window((np.arange(nbin) - centre) / half, window, tukey_alpha)
+    if use_kernel:
+        lsf = np.empty(nbin)
+        _kernel.lsf(esf, nbin, centre, half, _WINDOW_KIND[window], alpha, lsf)
+    else:
+        lsf = np.zeros(nbin)
+        lsf[:-1] = 0.5 * (esf[1:] - esf[:-1])  # FIR [-0.5, 0.5]; lsf[j] sits at bin boundary j + 1
+        lsf *= _window((np.arange(nbin) - centre) / half, window, alpha)
+    return lsf, half
 
+
+def _mtf(lsf: np.ndarray, correct_binning: bool, pitch_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Step 7-8: frequencies (cycles/px normal to the edge, bin pitch ``pitch_px``) and the MTF of ``lsf``."""
     spec = np.abs(np.fft.rfft(lsf))
     if spec[0] <= 0:
         raise SfrError("no edge: the line spread function integrates to zero")
+    kk, divisor = _spectrum_axis(lsf.size, correct_binning)
     mtf = spec / spec[0]
-    kk = np.arange(spec.size) / nbin  # cycles per bin
-    response = np.sinc(kk) ** (2 if correct_binning else 1)
-    mtf = mtf / np.maximum(response, 1.0 / MAX_CORRECTION)
-    cos_angle = math.cos(math.atan(slope))
-    pitch = cos_angle / oversample
-    freq = kk / pitch
-
-    mtf50 = mtf_crossing(freq, mtf, 0.5)
-    nyq2 = mtf_at(freq, mtf, NYQUIST_CY_PX / 2.0)
-    report = freq <= MAX_FREQ_CY_PX + 1e-12
-    signed = angle if transposed else -angle  # clockwise positive as displayed
-    return SfrResult(
-        mtf50_cy_px=mtf50, mtf_nyq2=nyq2, angle_deg=signed,
-        freq_cy_px=freq[report], mtf=mtf[report], esf=esf, lsf=lsf, edge_fit=fit.polyval_coef(),
-        roi=tuple(int(v) for v in roi_xywh) if roi_xywh is not None else None,
-        orientation="horizontal" if transposed else "vertical",
-        esf_pitch_px=pitch, fit_rms_px=fit_rms, contrast=contrast, empty_bins=inner_empty,
-        extra={"rise_10_90_px": rise_px * cos_angle, "lsf_half_width_px": half / oversample * cos_angle,
-               "noise": noise, "rows_used": nkeep, "fit_order": fit.order},
-        quality=edge_quality(*levels, noise, angle, nkeep, clipped, fit_rms, fit.bend_px),
-    )
+    mtf /= divisor
+    return kk / pitch_px, mtf
 
 
 #: The CFA helpers moved to ``calibration.sfr_cfa``; still importable from here.

@@ -3,8 +3,8 @@
 ISO 12233:2023 (and P. D. Burns' sfrmat5, ``polyfit`` of order ``npol`` = 5) fits the edge with a polynomial so
 that an edge bent by distortion projects onto one sharp ESF. A fixed 5th order also fits some of the rows'
 noise; here the order is chosen per edge: every order 1..``max_order`` comes from one QR factorisation of
-the (centred, scaled) Vandermonde matrix -- the fits are nested, so each order's residual sum is the total
-less the squares of the first ``order + 1`` projections -- and the lowest order that no higher order beats
+the (centred, scaled) Vandermonde matrix -- the fits are nested, so each order's residual sum is the highest
+order's plus the squares of the projections beyond ``order + 1`` -- and the lowest order that no higher order beats
 by an F-test at ``ALPHA`` (Draper & Smith, "Applied Regression Analysis", extra sum of squares) is kept
 (the highest order is tried against the line first: a straight edge stops there),
 unless it bends the line by less than ``MIN_SAGITTA_PX`` anywhere (then it changes nothing measurable and
@@ -19,6 +19,11 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.stats import f as f_dist
+
+try:  # the optional compiled kernel (setup.py): the same fit in one call; the numpy below is the reference
+    from calibration import _sfrk as _kernel
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _kernel = None
 
 #: F-test level for keeping a higher order.
 ALPHA = 1e-3
@@ -37,7 +42,9 @@ class FitError(ValueError):
 class EdgeFit:
     """``x = p(t)`` with ``t = (y - centre) / scale``; ``coef_t`` lowest power first; ``slope_px`` is the linear
     fit's dx/dy (the edge angle); ``keep`` the rows used; ``bend_px`` the largest distance (px, over the rows
-    used) between the polynomial and the linear fit: 0 for a line."""
+    used) between the polynomial and the linear fit: 0 for a line; ``rms_px`` the RMS residual of the rows kept when
+    the fit computed it (the C kernel does), else None; ``values`` the fit at ``rows`` (the ``y`` it was fitted
+    on) when computed with it."""
 
     coef_t: np.ndarray
     centre: float
@@ -45,6 +52,9 @@ class EdgeFit:
     slope_px: float
     keep: np.ndarray
     bend_px: float = 0.0
+    rms_px: float | None = None
+    rows: np.ndarray | None = None
+    values: np.ndarray | None = None
 
     @property
     def order(self) -> int:
@@ -60,9 +70,18 @@ class EdgeFit:
             out += float(c)
         return out
 
+    def fitted(self, y: np.ndarray) -> np.ndarray:
+        """The fit at ``y``: the values computed with the fit when ``y`` is the array it was fitted on."""
+        if self.values is not None and y is self.rows:
+            return self.values
+        return self(y)
+
     def polyval_coef(self) -> np.ndarray:
         """The same polynomial in ``y`` (``np.polyval`` order, highest first): ``t = a y + b`` expanded."""
         a, b = 1.0 / self.scale, -self.centre / self.scale
+        if self.order == 1:  # the loop below, unrolled for the line
+            c0, c1 = float(self.coef_t[0]), float(self.coef_t[1])
+            return np.array([0.0 + c1 * a, c0 + c1 * b])
         out = [0.0] * (self.order + 1)  # lowest power of y first
         power = [1.0]  # coefficients of (a y + b)^k, lowest first
         for c in self.coef_t:
@@ -76,6 +95,14 @@ class EdgeFit:
 @lru_cache(maxsize=256)
 def _f_crit(dof_num: int, dof_den: int) -> float:
     return float(f_dist.isf(ALPHA, dof_num, dof_den))
+
+
+@lru_cache(maxsize=64)
+def f_table(cols: int) -> np.ndarray:
+    """``_f_crit(dnum, dden)`` for dnum 0..4 (row) and dden 0..cols-1 (column), as the C kernel reads it."""
+    dnum = np.maximum(np.arange(5), 1)[:, None]
+    dden = np.maximum(np.arange(cols), 1)[None, :]
+    return np.ascontiguousarray(f_dist.isf(ALPHA, dnum, dden), dtype=np.float64)
 
 
 def _choose_order(rss: np.ndarray, n: int, max_order: int) -> int:
@@ -107,28 +134,30 @@ def _fit_kept(t: np.ndarray, x: np.ndarray, max_order: int, select: bool) -> tup
     """Coefficients (lowest power first) of the chosen order on ``t``, the linear fit's slope in t, and the
     bend (px): the largest distance over ``t`` between the chosen polynomial and the line.
 
-    With ``select`` the highest order is tried against the line first (normal equations, one 6x6 solve):
-    when it is no significant improvement -- a straight edge, the common case -- the line is the answer;
-    otherwise every order comes from one QR factorisation and the order test picks one."""
+    Every order comes from one QR factorisation. With ``select`` the highest order is tried against the line
+    first: when it is no significant improvement -- a straight edge, the common case -- the line is the answer;
+    otherwise the order test picks one."""
     order = min(max_order, t.size - 2)
     line = _line(t, x)
     if order <= 1:
         return line, float(line[1]), 0.0
     vander = np.vander(t, order + 1, increasing=True)
+    q, r = np.linalg.qr(vander)
+    z = q.T @ x
+    res_full = x - q @ z
+    rss_full = float(res_full @ res_full)
+    k = order
     if select:
-        full = np.linalg.solve(vander.T @ vander, vander.T @ x)
         res_line = x - (line[0] + line[1] * t)
-        res_full = x - vander @ full
-        rss_line, rss_full = float(res_line @ res_line), float(res_full @ res_full)
+        rss_line = float(res_line @ res_line)
         dof = t.size - order - 1
         if rss_full <= 0.0 or (rss_line - rss_full) / (order - 1) <= _f_crit(order - 1, dof) * rss_full / dof:
             return line, float(line[1]), 0.0
-    q, r = np.linalg.qr(vander)
-    z = q.T @ x
-    k = order
-    if select:
-        rss = float(x @ x) - np.cumsum(z * z)
-        k = _choose_order(np.maximum(rss, 0.0), t.size, order)
+        # each order's residual sum: the full fit's plus the projections it leaves out (not x.x less the
+        # projections it keeps, which cancels to rounding noise on a near-perfect fit)
+        beyond = np.cumsum((z * z)[::-1])[::-1]
+        rss = rss_full + np.append(beyond[1:], 0.0)
+        k = _choose_order(rss, t.size, order)
     bend = float(np.abs(q[:, 2:k + 1] @ z[2:k + 1]).max()) if k > 1 else 0.0  # nested: poly - line
     if select and k > 1 and bend < MIN_SAGITTA_PX:
         k, bend = 1, 0.0  # the bend is below anything measurable: the line it is
@@ -136,9 +165,12 @@ def _fit_kept(t: np.ndarray, x: np.ndarray, max_order: int, select: bool) -> tup
 
 
 def fit_edge(y: np.ndarray, x: np.ndarray, max_order: int = 1, *, select: bool = True,
-             rounds: int = 3) -> EdgeFit:
+             rounds: int = 3, kernel: bool = True) -> EdgeFit:
     """Robust ``x = p(y)`` of order up to ``max_order`` (chosen per edge when ``select``, else exactly
-    ``max_order``); non-finite ``x`` rows are skipped. FitError when too few rows are left."""
+    ``max_order``); non-finite ``x`` rows are skipped. FitError when too few rows are left. ``y`` and ``x``
+    are 1-D float64; ``kernel=False`` runs the numpy reference even where ``calibration._sfrk`` is built."""
+    if kernel and _kernel is not None and 1 <= max_order <= 5:
+        return _fit_edge_kernel(y, x, max_order, select, rounds)
     finite = np.isfinite(x)
     keep = finite
     centre = 0.5 * (float(y[0]) + float(y[-1]))
@@ -159,3 +191,20 @@ def fit_edge(y: np.ndarray, x: np.ndarray, max_order: int = 1, *, select: bool =
             break
         keep = new_keep
     return EdgeFit(coef, centre, scale, slope_t / scale, keep, bend)
+
+
+def _fit_edge_kernel(y: np.ndarray, x: np.ndarray, max_order: int, select: bool, rounds: int) -> EdgeFit:
+    """``fit_edge`` in one C call (``calibration._sfrk.fit``: the same steps, a Gram-Schmidt QR)."""
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    n = y.size
+    coef = np.empty(6)
+    keep = np.empty(n, dtype=np.bool_)
+    values = np.empty(n)
+    table = f_table(max(n, 2))
+    got = _kernel.fit(y, x, n, max_order, bool(select), rounds, table, table.shape[1], coef, keep.view(np.uint8),
+                      values)
+    if got is None:
+        raise FitError("no edge: too few rows with an edge location")
+    order, centre, scale, slope_t, bend, rms = got
+    return EdgeFit(coef[:order + 1], centre, scale, slope_t / scale, keep, bend, rms, y, values)

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from calibration.emva1288 import channel_slices, clip_level
+from calibration.preview import preview_luma
 
 #: Default zebra margin below the clip level, as a fraction of (clip - black) (DESIGN 7).
 DEFAULT_MARGIN = 0.02
@@ -48,8 +49,6 @@ FALSE_FLAG_LEVEL = 0.95
 _LINEAR_FRACTION = 0.70
 #: A channel whose mean rises less than this over the whole sweep (DN) has no clip level to find.
 _MIN_RISE_DN = 10.0
-#: Rows per band in the luma computation (bounds the int32 temporaries on a 50 MP preview).
-_BAND_ROWS = 1024
 
 
 class ZebraCalibrationError(ValueError):
@@ -57,30 +56,6 @@ class ZebraCalibrationError(ValueError):
 
 
 # --- reference masks -------------------------------------------------------------------------------
-
-def preview_luma(rgb8: np.ndarray) -> np.ndarray:
-    """Y' = round(0.2126 R' + 0.7152 G' + 0.0722 B') of an 8-bit RGB preview (H, W, 3) -> uint8 (H, W).
-
-    ITU-R BT.709 luma weights as DESIGN 7; exact integer arithmetic, halves rounded up. A 2-D uint8
-    array is taken as luma already and returned as it is.
-    """
-    if rgb8.dtype != np.uint8 or not (rgb8.ndim == 2 or (rgb8.ndim == 3 and rgb8.shape[2] == 3)):
-        raise ValueError(f"preview luma needs an 8-bit RGB preview (H, W, 3), got {rgb8.dtype} {rgb8.shape}")
-    if rgb8.ndim == 2:
-        return rgb8
-    height = rgb8.shape[0]
-    out = np.empty(rgb8.shape[:2], dtype=np.uint8)
-    for r0 in range(0, height, _BAND_ROWS):
-        band = rgb8[r0:r0 + _BAND_ROWS]
-        acc = band[..., 0].astype(np.int32)
-        acc *= 2126
-        acc += 7152 * band[..., 1].astype(np.int32)
-        acc += 722 * band[..., 2].astype(np.int32)
-        acc += 5000
-        acc //= 10000
-        out[r0:r0 + _BAND_ROWS] = acc
-    return out
-
 
 def luma_zebra(luma: np.ndarray, t_luma: int) -> np.ndarray:
     """Luma zebra (DESIGN 7): bool (H, W), True where ``Y' >= t_luma`` (8-bit code); RGB input is lumaed."""

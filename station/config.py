@@ -17,9 +17,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 
+from station.devices import registry
 from station.devices.protocols import MOUNT_AXES
 from station.errors import ConfigError
 from station.validation import (
@@ -104,6 +114,8 @@ class InstrumentConfig:
     resource: Resource
     timeout_s: TimeoutS = 2.0
     dialect: Slug = "generic"
+    #: The registered driver that opens it (``station.devices.registry``; "scpi" for light and meter).
+    driver: Slug = "scpi"
     #: How the safe state can cut the light's power without its own link: "none", or "mount-aux"
     #: (a relay on the mount controller's flood output, M8/M9, which a controller reset opens).
     interlock: Literal["none", "mount-aux"] = "none"
@@ -136,6 +148,7 @@ class MountConfig:
     baudrate: Annotated[StrictInteger, AfterValidator(lambda v: _baudrate(v))] = 115200
     timeout_s: TimeoutS = 60.0
     axes: dict[AxisName, AxisConfig] = Field(default_factory=dict)
+    driver: Slug = registry.DEFAULTS["mount"]
 
     @field_validator("axes")
     @classmethod
@@ -159,6 +172,7 @@ class DutConfig:
     host: Annotated[SafeStr, pattern(_HOST, "a host name or IPv4 address (ASCII)")]
     port: Annotated[StrictInteger, Field(ge=1, le=65535)]
     timeout_s: TimeoutS = 10.0
+    driver: Slug = registry.DEFAULTS["dut"]
 
 
 def _fault_value(value: Any) -> Any:
@@ -231,6 +245,7 @@ class DutTable(BaseModel):
     address: Annotated[SafeStr, pattern(HOSTPORT_RE, "host:port (ASCII host, port 1..65535), "
                                                      "e.g. 127.0.0.1:7000 after adb forward")]
     timeout_s: TimeoutS = 10.0
+    driver: Slug = registry.DEFAULTS["dut"]
 
 
 class StationFile(BaseModel):
@@ -244,6 +259,12 @@ class StationFile(BaseModel):
     dut: DutTable
     twin: TwinConfig | None = None
     records: RecordsConfig = RecordsConfig()
+
+    @field_validator("light", "meter", "mount", "dut")
+    @classmethod
+    def _driver_registered(cls, table: Any, info: ValidationInfo) -> Any:
+        registry.check_name(str(info.field_name), table.driver)
+        return table
 
     @field_validator("meter")
     @classmethod
@@ -274,7 +295,8 @@ def parse_config(data: dict[str, Any], source: str = "<built-in>") -> StationCon
         if not lens_catalog.is_absolute() and source not in ("<built-in>", ""):
             lens_catalog = Path(source).parent / lens_catalog
     return StationConfig(name=doc.station.name, light=doc.light, meter=doc.meter, mount=doc.mount,
-                         dut=DutConfig(host=host, port=int(port), timeout_s=doc.dut.timeout_s), twin=doc.twin,
+                         dut=DutConfig(host=host, port=int(port), timeout_s=doc.dut.timeout_s,
+                                                 driver=doc.dut.driver), twin=doc.twin,
                          source=source, operator=doc.station.operator, lens_catalog=lens_catalog,
                          records=doc.records)
 
@@ -319,6 +341,13 @@ def _instrument_table(inst: InstrumentConfig, light: bool) -> dict[str, Any]:
     table: dict[str, Any] = {"resource": inst.resource, "timeout_s": inst.timeout_s, "dialect": inst.dialect}
     if light:
         table["interlock"] = inst.interlock
+    return _with_driver(table, "light" if light else "meter", inst.driver)
+
+
+def _with_driver(table: dict[str, Any], kind: str, driver: str) -> dict[str, Any]:
+    """The table, with its ``driver`` key when it is not the kind's default."""
+    if driver != registry.DEFAULTS[kind]:
+        table["driver"] = driver
     return table
 
 
@@ -334,9 +363,11 @@ def to_document(config: StationConfig) -> dict[str, Any]:
         "station": station,
         "light": _instrument_table(config.light, True),
         "meter": _instrument_table(config.meter, False),
-        "mount": {"port": m.port, "baudrate": m.baudrate, "timeout_s": m.timeout_s,
-                  "axes": {name: {"axis": a.axis, "min": a.min, "max": a.max} for name, a in m.axes.items()}},
-        "dut": {"address": f"{config.dut.host}:{config.dut.port}", "timeout_s": config.dut.timeout_s},
+        "mount": _with_driver({"port": m.port, "baudrate": m.baudrate, "timeout_s": m.timeout_s,
+                               "axes": {name: {"axis": a.axis, "min": a.min, "max": a.max}
+                                        for name, a in m.axes.items()}}, "mount", m.driver),
+        "dut": _with_driver({"address": f"{config.dut.host}:{config.dut.port}", "timeout_s": config.dut.timeout_s},
+                            "dut", config.dut.driver),
     }
     records: dict[str, Any] = {}
     if config.records.database is not None:

@@ -265,7 +265,7 @@ class RecordDocument(BaseModel):
     baseline: dict[str, Any] | None = None
     start: StrictStr | None = None
     end: StrictStr | None = None
-    outcome: Literal["pass", "fail", "aborted", "station-fault", "setup-fault"] | None = None
+    outcome: Literal[PASS, FAIL, ABORTED, STATION_FAULT, SETUP_FAULT] | None = None  # every key of EXIT_CODES
     exit_code: StrictInt | None = None
     reason: StrictStr = ""
     tests: list[RecordTest] = Field(default_factory=list)

@@ -1,7 +1,8 @@
 """A station: the open drivers of one bench (or the twin), and its safe state.
 
-``Station.open(config)`` connects every device by the config's addresses with the real
-drivers; ``safe_state()`` switches the light off and stops motion, best effort, never
+``Station.open(config)`` connects every device by the config's addresses with the drivers the
+config names (``driver = "..."`` in each device table, looked up in ``station.devices.registry``;
+today's drivers when absent); ``safe_state()`` switches the light off and stops motion, best effort, never
 raising (it runs at the end of every session, after failures and on Ctrl-C).
 
 Where the light's power hangs on a relay of the mount controller (``[light] interlock =
@@ -18,10 +19,16 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from station.config import StationConfig
+from station.devices import registry
 from station.devices.protocols import Dut, LightSource, LuxMeter, Mount
+from station.errors import ConfigError
+
+if TYPE_CHECKING:
+    from station.scene import Scene
+    from station.twin.control import TwinControl
 
 #: Illuminance below which the chart plane counts as dark (the safe state's confirmation), lux.
 DARK_LUX = 1.0
@@ -38,29 +45,22 @@ class Station:
     meter: LuxMeter
     mount: Mount
     dut: Dut
-    twin: Any = None  # TwinControl when the station is the twin, else None
-    #: The scene (``station.scene.Scene``): the one way a chart, lens or aperture changes; None: no operator.
-    operator: Any = None
+    twin: TwinControl | None = None  # the twin's control link when the station is the twin
+    #: The scene: the one way a chart, lens or aperture changes; None: no operator.
+    operator: Scene | None = None
     identities: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(cls, config: StationConfig) -> Station:
-        """Connect every device; a device that fails raises ``DeviceError`` naming it."""
-        from station.devices.grbl_mount import GrblMount
-        from station.devices.light import ScpiLight
-        from station.devices.lux_meter import ScpiLuxMeter
-        from station.devices.phone import PhoneClient
-
-        opened: list[Any] = []
+        """Connect every device with the driver its table names (``station.devices.registry``); a device that
+        fails raises ``DeviceError`` naming it, a driver that is not its kind's Protocol ``ConfigError``."""
+        tables = {"light": config.light, "meter": config.meter, "mount": config.mount, "dut": config.dut}
+        opened: dict[str, object] = {}
         try:
-            light = ScpiLight(config.light, name="light")
-            opened.append(light)
-            meter = ScpiLuxMeter(config.meter, name="meter")
-            opened.append(meter)
-            mount = GrblMount(config.mount, name="mount")
-            opened.append(mount)
-            dut = PhoneClient(config.dut, name="dut")
-            opened.append(dut)
+            for kind, table in tables.items():
+                opened[kind] = registry.open_device(kind, table.driver, table)
+            light, meter = _typed(opened, "light", LightSource), _typed(opened, "meter", LuxMeter)
+            mount, dut = _typed(opened, "mount", Mount), _typed(opened, "dut", Dut)
             twin = None
             if config.twin is not None and config.twin.control:
                 from station.twin.control_client import TwinControl
@@ -77,7 +77,7 @@ class Station:
             except BaseException as exc:
                 _abandon(opened, exc)
                 raise
-        identities = {name: str(getattr(dev, "identity", "")) for name, dev in
+        identities = {name: str(dev.identity) for name, dev in
                       (("light", light), ("meter", meter), ("mount", mount), ("dut", dut))}
         return cls(config=config, light=light, meter=meter, mount=mount, dut=dut, twin=twin,
                    identities=identities)
@@ -106,12 +106,8 @@ class Station:
 
     def _light_off(self) -> None:
         """Output off without waiting for an answer (a dead light must not hold up the safe state)."""
-        safe_off = getattr(self.light, "safe_off", None)
-        if safe_off is not None:
-            safe_off()
-        else:
-            with contextlib.suppress(Exception):
-                self.light.set_output(False)
+        with contextlib.suppress(Exception):
+            self.light.safe_off()
 
     def close(self) -> None:
         """Close every device (best effort; the safe state is ``safe_state()``)."""
@@ -128,7 +124,29 @@ class Station:
         self.close()
 
 
-def _confirm_dark(meter: Any, wait_s: float = DARK_WAIT_S) -> str:
+def _typed(opened: dict[str, object], kind: str, protocol: type) -> Any:
+    """The opened device of ``kind``, checked against its Protocol (a driver missing a method is a
+    ``ConfigError`` naming it, before the station is used)."""
+    device = opened[kind]
+    if not isinstance(device, protocol):
+        missing = [m for m in _members(protocol) if not hasattr(device, m)]
+        raise ConfigError(f"{kind}.driver: {type(device).__qualname__} is not a {protocol.__name__} "
+                          f"(missing: {', '.join(missing)})")
+    return device
+
+
+def _members(protocol: type) -> list[str]:
+    """The attributes and methods a Protocol asks for, its own and those of the Protocols it extends."""
+    names: set[str] = set()
+    for cls in protocol.__mro__:
+        if cls is Protocol:
+            break
+        names |= set(vars(cls).get("__annotations__", {}))
+        names |= {n for n, v in vars(cls).items() if callable(v) and not n.startswith("_")}
+    return sorted(names)
+
+
+def _confirm_dark(meter: LuxMeter, wait_s: float = DARK_WAIT_S) -> str:
     """Wait for the meter to read dark (the light's output settles); '' or what is wrong."""
     deadline = time.monotonic() + wait_s
     while True:
@@ -143,26 +161,17 @@ def _confirm_dark(meter: Any, wait_s: float = DARK_WAIT_S) -> str:
         time.sleep(0.05)
 
 
-def _confirm_stopped(mount: Any) -> str:
+def _confirm_stopped(mount: Mount) -> str:
     """The mount's own status reports say the axes rest; '' or why that is not confirmed."""
-    confirm = getattr(mount, "confirm_stopped", None)
-    if confirm is None:
-        return "motion stop not confirmed: the mount driver cannot read its status"
     try:
-        return str(confirm())
+        return str(mount.confirm_stopped())
     except Exception as exc:  # noqa: BLE001 - a confirmation that fails is reported, not raised
         return f"motion stop not confirmed: {exc}"
 
 
-def _abandon(opened: list[Any], exc: BaseException) -> None:
+def _abandon(opened: dict[str, Any], exc: BaseException) -> None:
     """A failed ``open``: light off, motion stopped on what opened, then closed; problems on ``exc``."""
-    from station.devices.grbl_mount import GrblMount
-    from station.devices.light import ScpiLight
-    from station.devices.lux_meter import ScpiLuxMeter
-
-    by_kind = {kind: next((d for d in opened if isinstance(d, kind)), None)
-               for kind in (ScpiLight, ScpiLuxMeter, GrblMount)}
-    light, meter, mount = by_kind[ScpiLight], by_kind[ScpiLuxMeter], by_kind[GrblMount]
+    light, meter, mount = (opened.get(kind) for kind in ("light", "meter", "mount"))
     problems: list[str] = []
     if light is not None:
         with contextlib.suppress(Exception):
@@ -181,7 +190,7 @@ def _abandon(opened: list[Any], exc: BaseException) -> None:
         dark = _confirm_dark(meter)
         if dark:
             problems.append(dark)
-    for device in reversed(opened):
+    for device in reversed(list(opened.values())):
         with contextlib.suppress(Exception):
             device.close()
     with contextlib.suppress(Exception):

@@ -133,7 +133,8 @@ def calibrate_images(images: Iterable[tuple[str, np.ndarray]], board: Board, *, 
         grays[name] = gray
         views.append(ViewPoints(name, obj, pts, ids))
     if len(views) < 2 or size is None:
-        raise ValueError(f"board found in {len(views)} image(s); calibration needs at least two")
+        found_in = f"only in {views[0].name}" if views else "in none of them: no board"
+        raise ValueError(f"board found {found_in}; calibration needs at least two views")
     result = calibrate(views, size, fix_aspect=fix_aspect, reject=reject)
     if method != "opencv":
         for _ in range(iterations):

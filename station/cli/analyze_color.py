@@ -24,7 +24,7 @@ from calibration.color import (
     patch_means,
     plausibility_problems,
 )
-from station.cli.common import check_output_folder, emit, write_plot
+from station.cli.common import analyze_outputs, check_output_folder, emit, write_plot
 from station.errors import InputError
 from station.imageio import load_image
 
@@ -42,13 +42,9 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--patches", metavar="X,Y,W,H",
                         help="box spanning the 4x6 patches (outer corners of patches 1 and 24), file pixels; "
                              "for a chart without the station's fiducials")
-    parser.add_argument("--linear", action="store_true",
-                        help="8-bit images are linear already (no sRGB decoding)")
     parser.add_argument("--free-white", action="store_true",
                         help="plain 9-parameter least squares (rows of the matrix need not sum to 1)")
-    parser.add_argument("--plot", metavar="FILE.png", help="write the patch comparison plot here")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
+    analyze_outputs(parser, run, plot="the patch comparison plot", linear=True)
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:

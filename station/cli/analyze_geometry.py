@@ -17,9 +17,8 @@ import cv2
 import numpy as np
 
 from calibration.cfa import BAYER_TO_BGR
-from calibration.geometry import ChessboardSpec, calibrate, detect_board, refine_views_from_model
-from calibration.geometry import ViewPoints as _ViewPoints
-from station.cli.common import emit
+from calibration.geometry import ChessboardSpec, calibrate_images
+from station.cli.common import analyze_outputs, emit
 from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 from targets.charuco import CharucoSpec, parse_board_spec
@@ -40,8 +39,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-reject", action="store_true", help="keep views that disagree with the others")
     parser.add_argument("--refine", choices=("saddle", "subpix", "opencv"), default="saddle",
                         help="corner refinement: saddle (default), subpix, or opencv (plain OpenCV detection)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
+    analyze_outputs(parser, run)
 
 
 def parse_board(text: str) -> ChessboardSpec | CharucoSpec:
@@ -96,38 +94,12 @@ def green_of_mosaic(mosaic: np.ndarray, cfa: str, black_level: float, white_leve
 
 def analyze(files: list[str], board: ChessboardSpec | CharucoSpec, *, fix_aspect: bool = False,
             reject: bool = True, method: str = "saddle") -> dict[str, Any]:
-    """Detect, calibrate (and re-refine from the model once), and return the JSON document."""
-    grays: dict[str, np.ndarray] = {}
-    views: list[_ViewPoints] = []
-    not_found: list[str] = []
-    size: tuple[int, int] | None = None
-    for name in files:
-        gray = to_gray(load_image(name, linear=True))
-        h, w = gray.shape[:2]
-        if size is not None and (w, h) != size:
-            raise InputError(f"{name}: image is {w}x{h}, expected {size[0]}x{size[1]} like {files[0]}")
-        size = (w, h)
-        found = detect_board(gray, board, method=method)
-        if found is None:
-            not_found.append(name)
-            continue
-        obj, pts, ids = found
-        grays[name] = gray
-        views.append(_ViewPoints(name, obj, pts, ids))
-    if not views:
-        listed = ", ".join(files)
-        raise InputError(f"no board ({board.to_text()}) found in {listed}")
-    if len(views) < 2:
-        raise InputError(f"board found only in {views[0].name}; calibration needs at least two views "
-                         f"(none in {', '.join(not_found)})")
-    assert size is not None
+    """Detect, calibrate (and re-refine from the model once) with ``calibrate_images``; the JSON document."""
+    grays = ((name, to_gray(load_image(name, linear=True))) for name in files)
     try:
-        result = calibrate(views, size, fix_aspect=fix_aspect, reject=reject)
-        if method != "opencv":
-            views = refine_views_from_model(grays, views, result, board, method)
-            result = calibrate(views, size, fix_aspect=fix_aspect, reject=reject)
+        result = calibrate_images(grays, board, fix_aspect=fix_aspect, reject=reject, method=method).result
     except ValueError as exc:
-        raise InputError(f"calibration from {len(views)} views failed: {exc}") from None
+        raise InputError(f"board {board.to_text()} in {', '.join(files)}: {exc}") from None
     reports = {v.name: v for v in result.views}
     out_views: list[dict[str, Any]] = []
     for name in files:

@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 
 from calibration.peaking import DEFAULT_COC_PX, PeakingCalibrationError, calibrate_peaking
-from calibration.zebra import preview_luma
-from station.cli.common import print_json
+from calibration.preview import preview_luma
+from station.cli.common import analyze_outputs, print_json
 from station.errors import InputError
 from station.imageio import load_image
 
 SWEEP_FILE = "sweep.json"
-_TOP_KEYS = {"frames", "flats", "coc_px"}
-_FRAME_KEYS = {"file", "focus"}
+_TOP_KEYS = ("frames", "flats", "coc_px")
+_FRAME_KEYS = ("file", "focus")
 
 
 def register(kinds: argparse._SubParsersAction) -> None:
@@ -40,8 +40,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
                     "\"coc_px\": 2.0}.",
     )
     parser.add_argument("--sweep", required=True, metavar="DIR", help="folder holding sweep.json and its images")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
+    analyze_outputs(parser, run)
 
 
 def _is_number(value: Any) -> bool:
@@ -67,6 +66,16 @@ def _safe_file(folder: Path, name: Any, where: str, spec: Path) -> Path:
     return path
 
 
+def _check_keys(prefix: str, obj: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
+    """Every key of ``obj`` allowed, every required key present; else InputError naming the first that is not."""
+    unknown = sorted(set(obj) - set(allowed))
+    if unknown:
+        raise InputError(f"{prefix}unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+    for key in required:
+        if key not in obj:
+            raise InputError(f"{prefix}missing key {key!r}")
+
+
 def load_sweep(folder: str | Path) -> dict[str, Any]:
     """``DIR/sweep.json`` checked strictly: {frames: [(name, focus, path)], flats: [(name, path)], coc_px}."""
     folder = Path(folder)
@@ -81,12 +90,8 @@ def load_sweep(folder: str | Path) -> dict[str, Any]:
         raise InputError(f"{spec}: not valid JSON ({str(exc).splitlines()[0][:100]})") from None
     if not isinstance(doc, dict):
         raise InputError(f"{spec}: expected a JSON object with keys frames, flats, coc_px")
-    unknown = sorted(set(doc) - _TOP_KEYS)
-    if unknown:
-        raise InputError(f"{spec}: unknown key {unknown[0]!r}; allowed: frames, flats, coc_px")
+    _check_keys(f"{spec}: ", doc, _TOP_KEYS, required=("frames", "flats"))
     for key in ("frames", "flats"):
-        if key not in doc:
-            raise InputError(f"{spec}: missing key {key!r}")
         if not isinstance(doc[key], list) or not doc[key]:
             raise InputError(f"{spec}: {key}: expected a non-empty list")
     coc = doc.get("coc_px", DEFAULT_COC_PX)
@@ -97,12 +102,7 @@ def load_sweep(folder: str | Path) -> dict[str, Any]:
         where = f"frames[{i}]"
         if not isinstance(entry, dict):
             raise InputError(f"{spec}: {where}: expected an object {{\"file\": ..., \"focus\": ...}}")
-        bad = sorted(set(entry) - _FRAME_KEYS)
-        if bad:
-            raise InputError(f"{spec}: {where}: unknown key {bad[0]!r}; allowed: file, focus")
-        for key in ("file", "focus"):
-            if key not in entry:
-                raise InputError(f"{spec}: {where}: missing key {key!r}")
+        _check_keys(f"{spec}: {where}: ", entry, _FRAME_KEYS, required=_FRAME_KEYS)
         if not _is_number(entry["focus"]):
             raise InputError(f"{spec}: {where}.focus: expected a number, got {entry['focus']!r}")
         frames.append((entry["file"], float(entry["focus"]), _safe_file(folder, entry["file"], where, spec)))

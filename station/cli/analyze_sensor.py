@@ -21,7 +21,7 @@ from calibration.emva1288 import (
     analyze_descriptor,
     analyze_pairs,
 )
-from station.cli.common import check_output_folder, emit, write_plot
+from station.cli.common import analyze_outputs, check_output_folder, emit, write_plot
 from station.dng import read_dng
 from station.emva_files import load_descriptor, read_image_unchanged
 from station.errors import ConfigError, InputError
@@ -35,9 +35,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="DNG flat pairs and dark* frames")
     parser.add_argument("--descriptor", metavar="FILE", help="an EMVA 1288 descriptor file (emva1288 package format)")
-    parser.add_argument("--plot", metavar="PTC.png", help="write the photon transfer curve plot here")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
+    analyze_outputs(parser, run, plot="the photon transfer curve plot", plot_metavar="PTC.png")
 
 
 def is_dark(path: str | Path) -> bool:

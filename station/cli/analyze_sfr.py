@@ -43,7 +43,7 @@ from calibration.sfr import LUMA_WEIGHTS, SfrError, SfrResult, sfr
 from calibration.sfr_cfa import cfa_at, sfr_cfa
 from calibration.sfr_quality import GATE_FLAGS, field_direction
 from station.atomic import atomic_write_bytes
-from station.cli.common import print_json
+from station.cli.common import analyze_outputs, print_json
 from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 
@@ -62,7 +62,6 @@ def register(kinds: argparse._SubParsersAction) -> None:
                         help="measure this region (pixels; repeatable) instead of finding the edges")
     parser.add_argument("--plane", choices=PLANES, default="Y",
                         help="Y luminance (default), or a colour channel / CFA plane")
-    parser.add_argument("--linear", action="store_true", help="8-bit input is already linear (no sRGB decoding)")
     parser.add_argument("--fit-order", type=_fit_order, default="auto", metavar="N|auto",
                         help="edge polynomial: auto (default, ISO 12233:2023: order up to 5 chosen per edge), "
                              "or a fixed order 1..5 (1: the linear fit of ISO 12233:2017)")
@@ -74,9 +73,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
                              "measuring: removes vignetting and uneven light")
     parser.add_argument("--plateau-slope", action="store_true",
                         help="fit the shading of each ROI's two plateaus and divide it out (no flat needed)")
-    parser.add_argument("--plot", metavar="FILE.png", help="write the MTF curves to this PNG")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
+    analyze_outputs(parser, run, plot="the MTF curves", linear=True)
 
 
 def _fit_order(text: str) -> int | str:

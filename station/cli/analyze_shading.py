@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.shading import DEFAULT_GRID, ShadingError, lens_shading
-from station.cli.common import check_output_folder, emit, write_plot
+from station.cli.common import analyze_outputs, check_output_folder, emit, write_plot
 from station.errors import InputError
 from station.imageio import LoadedImage, load_image
 
@@ -32,11 +32,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="flat-field frames (DNG, 16-bit PNG/TIFF)")
     parser.add_argument("--grid", default=f"{DEFAULT_GRID[0]}x{DEFAULT_GRID[1]}", metavar="ROWSxCOLS",
                         help="map size, rows x columns (default %(default)s)")
-    parser.add_argument("--linear", action="store_true",
-                        help="8-bit images are linear already (no sRGB decoding)")
-    parser.add_argument("--plot", metavar="FILE.png", help="write the shading map plot here")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
+    analyze_outputs(parser, run, plot="the shading map plot", linear=True)
 
 
 def parse_grid(text: str) -> tuple[int, int]:

@@ -32,7 +32,7 @@ from calibration.zebra import (
     raw_threshold,
 )
 from station.cli.analyze_sensor import is_dark
-from station.cli.common import print_json
+from station.cli.common import analyze_outputs, print_json
 from station.dng import read_dng
 from station.emva_files import load_descriptor, read_image_unchanged
 from station.errors import InputError
@@ -56,8 +56,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
                         help="T_raw margin below clip, fraction of (clip - black) (default %(default)s)")
     parser.add_argument("--levels", metavar="L1,L2,...",
                         help="light level of each DNG in the order given (e.g. %% of full scale or lux)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
+    analyze_outputs(parser, run)
 
 
 def _levels(text: str | None, n: int) -> list[float] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import timeit
 from collections.abc import Callable
 
 import numpy as np
@@ -33,12 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _best_s(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """The best of ``repeats`` single runs, s (timeit's rule: the minimum is the least disturbed run)."""
+    return min(timeit.repeat(fn, repeat=repeats, number=1))
 
 
 def measure(width: int, height: int, repeats: int = 5, seed: int = 0) -> dict[str, float | bool | int]:

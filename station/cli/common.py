@@ -50,6 +50,18 @@ def station_config(args: argparse.Namespace, time_scale: float = 0.0) -> Iterato
         yield twin.config
 
 
+def analyze_outputs(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int], *,
+                    plot: str | None = None, plot_metavar: str = "FILE.png", linear: bool = False) -> None:
+    """The options an analyze command ends with: ``--linear`` (when it reads 8-bit images), ``--plot``
+    (when it draws ``plot``), ``--json``; and the function that runs it."""
+    if linear:
+        parser.add_argument("--linear", action="store_true", help="8-bit images are linear already (no sRGB decoding)")
+    if plot:
+        parser.add_argument("--plot", metavar=plot_metavar, help=f"write {plot} here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=_json_default)
     sys.stdout.write("\n")

@@ -127,7 +127,7 @@ def _soak(args: argparse.Namespace, reports: Path) -> dict[str, Any]:
                       f"{entry['rss_kib'] / 1024:.1f} MiB, {entry['fds']:.0f} fds, {entry['threads']:.0f} threads",
                       flush=True)
             if code != 0:
-                last = [line for line in out.splitlines() if line.strip()][-4:]
+                last = [line for line in out.splitlines() if line.strip()][-8:]
                 return {"phones": args.phones, "runs": runs, "verdict": "run-failed", "exit_code": code,
                         "failed_run": i, "failed_output": last}
     limits = {"rss_kib_per_run": args.max_rss_kib_per_run, "fds_per_run": args.max_fds_per_run,

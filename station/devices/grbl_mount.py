@@ -37,6 +37,7 @@ import serial
 
 from station.config import GRBL_AXES, MountConfig
 from station.devices.protocols import MOUNT_AXES
+from station.devices.registry import register
 from station.errors import ConfigError, DeviceError, InputError
 
 #: GRBL 1.1 error codes (the common ones; grblHAL shares 1..38).
@@ -78,6 +79,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or exc.__class__.__name__
 
 
+@register("mount", "grbl")
 class GrblMount:
     """A ``station.devices.protocols.Mount`` on a GRBL 1.1 / grblHAL controller.
 

@@ -11,10 +11,12 @@ import time
 
 from station.config import InstrumentConfig
 from station.devices.protocols import LightSource, LuxMeter
+from station.devices.registry import register
 from station.devices.visa import VisaInstrument, checked_number, dialect_for, format_number
 from station.errors import ConfigError, DeviceError, InputError
 
 
+@register("light", "scpi")
 class ScpiLight(VisaInstrument):
     """A light box speaking SCPI (``SOUR:LEV``, ``SOUR:CCT``, ``OUTP``, ``SOUR:SETT?``); a ``LightSource``."""
 
@@ -44,25 +46,24 @@ class ScpiLight(VisaInstrument):
 
     # --- level and colour temperature ------------------------------------------------------
     def set_level_pct(self, level_pct: float) -> None:
-        lo, hi = self.dialect.level_range_pct
-        value = checked_number(self.name, "level_pct", level_pct, lo, hi, "%")
-        self._set_verified(self.dialect.level_set, self.dialect.level_query, value,
-                           self.dialect.level_tolerance_pct, "%")
+        d = self.dialect
+        self._set_verified("level_pct", level_pct, d.level_set, d.level_query, d.level_range_pct,
+                           d.level_tolerance_pct, "%")
+
+    def set_cct_k(self, cct_k: float) -> None:
+        d = self.dialect
+        self._set_verified("cct_k", cct_k, d.cct_set, d.cct_query, d.cct_range_k, d.cct_tolerance_k, "K")
 
     def level_pct(self) -> float:
         return self.query_float(self.dialect.level_query)
 
-    def set_cct_k(self, cct_k: float) -> None:
-        lo, hi = self.dialect.cct_range_k
-        value = checked_number(self.name, "cct_k", cct_k, lo, hi, "K")
-        self._set_verified(self.dialect.cct_set, self.dialect.cct_query, value,
-                           self.dialect.cct_tolerance_k, "K")
-
     def cct_k(self) -> float:
         return self.query_float(self.dialect.cct_query)
 
-    def _set_verified(self, template: str, query: str, value: float, tolerance: float, unit: str) -> None:
-        text = format_number(value)
+    def _set_verified(self, what: str, value: float, template: str, query: str, limits: tuple[float, float],
+                      tolerance: float, unit: str) -> None:
+        """Range-check ``value``, send the setting, drain the error queue, and read it back within ``tolerance``."""
+        text = format_number(checked_number(self.name, what, value, limits[0], limits[1], unit))
         command = template.format(value=text)
         self.setting(command)
         self._changed_at = time.monotonic()
@@ -127,7 +128,7 @@ def set_illuminance(light: LightSource, meter: LuxMeter, target_lux: float, tol_
     its output. A reading that walks out of tolerance is re-adjusted once; a second time the
     light is drifting, a ``DeviceError`` with both readings.
     """
-    device = getattr(light, "name", "light")
+    device = light.name
     if isinstance(target_lux, bool) or not isinstance(target_lux, (int, float)) \
             or not math.isfinite(target_lux) or target_lux <= 0:
         raise InputError(f"{device}: target illuminance must be a number > 0 lux, got {target_lux!r}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from station.config import InstrumentConfig
+from station.devices.registry import register
 from station.devices.visa import VisaInstrument
 
 
+@register("meter", "scpi")
 class ScpiLuxMeter(VisaInstrument):
     """An illuminance meter speaking SCPI; a ``LuxMeter``."""
 
@@ -14,16 +16,15 @@ class ScpiLuxMeter(VisaInstrument):
 
     def illuminance_lux(self) -> float:
         """One illuminance reading, lux (negative readings are refused as garbage)."""
-        command = self.dialect.meas_ill
-        value = self.query_float(command)
-        if value < 0:
-            raise self.garbage(command, f"{value:g}", "an illuminance >= 0 lux")
-        return value
+        return self._reading(self.dialect.meas_ill, "an illuminance >= 0 lux")
 
     def cct_k(self) -> float:
         """Correlated colour temperature of the light at the chart plane, K (0 when dark)."""
-        command = self.dialect.meas_cct
+        return self._reading(self.dialect.meas_cct, "a colour temperature >= 0 K")
+
+    def _reading(self, command: str, expected: str) -> float:
+        """A measurement query's number; a negative one is garbage (``expected`` says what was due)."""
         value = self.query_float(command)
         if value < 0:
-            raise self.garbage(command, f"{value:g}", "a colour temperature >= 0 K")
+            raise self.garbage(command, f"{value:g}", expected)
         return value

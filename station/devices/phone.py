@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from station.config import DutConfig
+from station.devices.registry import register
 from station.errors import DeviceError, InputError
 from station.frame import CFA_PATTERNS, Frame
 from station.validation import FiniteFloat, SafeStr, one_line
@@ -62,6 +63,7 @@ class _WireError(DeviceError):
     """A transient fault of the wire: the connection is dropped and the command may be retried."""
 
 
+@register("dut", "phone")
 class PhoneClient:
     """Driver of the phone's test service; satisfies ``station.devices.protocols.Dut``.
 

@@ -60,7 +60,9 @@ def test_good_config_loads_with_units_and_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "key", "allowed"),
     [
-        (("[dut]", "[dut]\ncolour = 3"), "dut.colour", "unknown key (allowed: address, timeout_s)"),
+        (("[dut]", "[dut]\ncolour = 3"), "dut.colour", "unknown key (allowed: address, driver, timeout_s)"),
+        (("[dut]", '[dut]\ndriver = "adb"'), "dut", "driver 'adb' is not a registered dut driver (registered: phone)"),
+        (("[mount]", '[mount]\ndriver = "Grbl"'), "mount.driver", "lower-case name"),
         (('name = "line-3"', "name = 3"), "station.name", "3 is not a string"),
         (("timeout_s = 3", 'timeout_s = "3"'), "meter.timeout_s", "'3' is not a number"),
         (("timeout_s = 3", "timeout_s = -1"), "meter.timeout_s", "greater than 0"),
@@ -126,6 +128,21 @@ def test_twin_config_round_trips_through_toml() -> None:
     assert again.mount.port == "/dev/pts/7"
 
 
+def test_driver_keys_default_round_trip_and_join_the_other_problems(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    drivers = (config.light.driver, config.meter.driver, config.mount.driver, config.dut.driver)
+    assert drivers == ("scpi", "scpi", "grbl", "phone")
+    assert "driver" not in tomllib.loads(to_toml(config))["light"]  # a default is not written out
+    text = GOOD.replace("[dut]\n", '[dut]\ndriver = "phone"\n').replace("[mount]\n", '[mount]\ndriver = "grbl"\n')
+    assert load_config(write(tmp_path, text)) == config
+    text = GOOD.replace("[dut]\n", '[dut]\ndriver = "adb"\n').replace("timeout_s = 3", 'timeout_s = "3"')
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    message = str(err.value)
+    assert "2 problems" in message and "meter.timeout_s: '3' is not a number" in message
+    assert "dut: driver 'adb' is not a registered dut driver (registered: phone)" in message
+
+
 def test_twin_faults_table_is_validated() -> None:
     data = tomllib.loads(to_toml(twin_config(1, 2, "/dev/pts/1", 3, 4)))
     data["twin"]["faults"] = {"light_no_answer": 3}
@@ -146,8 +163,8 @@ def test_three_mistakes_are_reported_in_one_error(tmp_path: Path) -> None:
     message = str(err.value)
     assert message.startswith(f"{path}: 3 problems: "), message
     assert "[meter] missing" in message
-    assert ("light.resourse: unknown key, did you mean resource? (allowed: dialect, interlock, resource, timeout_s)"
-            in message)
+    assert ("light.resourse: unknown key, did you mean resource? "
+            "(allowed: dialect, driver, interlock, resource, timeout_s)" in message)
     assert "light.resource: missing" not in message  # one mistake, reported once
     assert "mount.timeout_s: 'x' is not a number" in message
     assert "\n" not in message

@@ -145,8 +145,11 @@ def test_status_mid_move_hold_resume_and_reset() -> None:
             assert status(ser) == ("Hold:0", held)  # motion stopped where it was
             assert emulator.world.axes["Y"] == pytest.approx(held["Y"], abs=5e-4)
             ser.write(b"~")
-            time.sleep(0.03)
+            deadline = time.monotonic() + 2.0  # on a loaded machine the first report may come before a step
             state, pos = status(ser)
+            while state == "Run" and pos["Y"] <= held["Y"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+                state, pos = status(ser)
             assert state == "Run" and held["Y"] < pos["Y"] < 3000
             ser.write(b"\x18")  # reset in motion: GRBL cannot vouch for the position
             assert [line(ser) for _ in range(4)] == ["ALARM:3", "", "GrblHAL 1.1f ['$' or '$HELP' for help]",

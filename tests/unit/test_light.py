@@ -12,44 +12,16 @@ import pytest
 
 from station.config import InstrumentConfig
 from station.devices.light import ScpiLight, set_illuminance
-from station.devices.lux_meter import ScpiLuxMeter
 from station.devices.protocols import LightSource
 from station.errors import ConfigError, DeviceError, InputError
-from station.twin.scpi_server import ScpiServer
 from station.twin.world import FULL_SCALE_LUX, World
 from tests.unit.replay import TcpReplay
-
-
-def resource(port: int) -> str:
-    return f"TCPIP0::127.0.0.1::{port}::SOCKET"
+from tests.unit.wires import resource
 
 
 @pytest.fixture
 def world():
     return World(seed=5, time_scale=0.01)
-
-
-@pytest.fixture
-def servers(world):
-    light = ScpiServer(world, "light").start()
-    meter = ScpiServer(world, "meter").start()
-    yield light, meter
-    light.stop()
-    meter.stop()
-
-
-@pytest.fixture
-def light(servers):
-    driver = ScpiLight(InstrumentConfig(resource(servers[0].port), timeout_s=0.5))
-    yield driver
-    driver.close()
-
-
-@pytest.fixture
-def meter(servers):
-    driver = ScpiLuxMeter(InstrumentConfig(resource(servers[1].port), timeout_s=0.5))
-    yield driver
-    driver.close()
 
 
 def one_line(error: Exception) -> str:
@@ -74,8 +46,8 @@ def test_level_cct_output_round_trip(light, world):
     assert world.light.output is False and light.output() is False
 
 
-def test_long_form_dialect_speaks_the_same_instrument(servers, world):
-    config = InstrumentConfig(resource(servers[0].port), timeout_s=0.5, dialect="long-form")
+def test_long_form_dialect_speaks_the_same_instrument(light_server, world):
+    config = InstrumentConfig(resource(light_server.port), timeout_s=0.5, dialect="long-form")
     with ScpiLight(config) as light:
         assert light.dialect.level_set.startswith("SOURce:LEVel")
         light.set_level_pct(61.25)
@@ -184,17 +156,17 @@ def test_closed_loop_refuses_a_light_that_does_not_hold_its_output(light, meter,
     assert abs(set_illuminance(light, meter, 600.0) / 600.0 - 1) <= 0.01
 
 
-def test_fault_no_answer_at_open(servers, world):
+def test_fault_no_answer_at_open(light_server, world):
     world.faults["light_no_answer"] = 0
-    config = InstrumentConfig(resource(servers[0].port), timeout_s=0.1)
+    config = InstrumentConfig(resource(light_server.port), timeout_s=0.1)
     with pytest.raises(DeviceError) as info:
         ScpiLight(config)
     assert one_line(info.value) == (f"light: *IDN? -> no answer within 0.1 s from {config.resource} "
                                     "(3 tries)")
 
 
-def test_fault_no_answer_part_way(servers, world):
-    with ScpiLight(InstrumentConfig(resource(servers[0].port), timeout_s=0.1)) as light:
+def test_fault_no_answer_part_way(light_server, world):
+    with ScpiLight(InstrumentConfig(resource(light_server.port), timeout_s=0.1)) as light:
         assert light.level_pct() == 0.0  # an answer: every command sent at open has been executed
         world.faults["light_no_answer"] = 1  # SOUR:LEV is executed, its SYST:ERR? is not answered
         with pytest.raises(DeviceError) as info:

@@ -195,8 +195,8 @@ def test_stats_html_renders_in_chromium(small_line: dict[str, Any], tmp_path: Pa
                                         capsys: pytest.CaptureFixture[str]) -> None:
     if chromium() is None:
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but chromium is not installed (.ci/chromium.sh)")
-        pytest.skip("chromium not installed (Debian's chromium; .ci/chromium.sh installs it)")
+            pytest.fail("CI=true but chromium is not installed (.ci/system-packages.sh)")
+        pytest.skip("chromium not installed (Debian's chromium; .ci/system-packages.sh installs it)")
     page = tmp_path / "stats.html"
     assert main(["stats", "--database", small_line["database"], "--html", str(page)]) == 0
     capsys.readouterr()

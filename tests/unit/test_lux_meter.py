@@ -10,32 +10,14 @@ from station.config import InstrumentConfig
 from station.devices.lux_meter import ScpiLuxMeter
 from station.devices.protocols import LuxMeter
 from station.errors import DeviceError
-from station.twin.scpi_server import ScpiServer
 from station.twin.world import FULL_SCALE_LUX, World
 from tests.unit.replay import TcpReplay
-
-
-def resource(port: int) -> str:
-    return f"TCPIP0::127.0.0.1::{port}::SOCKET"
+from tests.unit.wires import resource
 
 
 @pytest.fixture
 def world():
     return World(seed=11, time_scale=0.01)
-
-
-@pytest.fixture
-def server(world):
-    server = ScpiServer(world, "meter").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def meter(server):
-    driver = ScpiLuxMeter(InstrumentConfig(resource(server.port), timeout_s=0.5))
-    yield driver
-    driver.close()
 
 
 def settled_light(world: World, level_pct: float, cct_k: float = 5000.0) -> None:
@@ -67,9 +49,9 @@ def test_cct_and_dark(meter, world):
     assert meter.illuminance_lux() == 0.0 and meter.cct_k() == 0.0
 
 
-def test_long_form_dialect(server, world):
+def test_long_form_dialect(meter_server, world):
     settled_light(world, 50.0, cct_k=6100.0)
-    with ScpiLuxMeter(InstrumentConfig(resource(server.port), dialect="long-form")) as meter:
+    with ScpiLuxMeter(InstrumentConfig(resource(meter_server.port), dialect="long-form")) as meter:
         assert meter.illuminance_lux() == pytest.approx(1000.0, rel=0.01)
         assert meter.cct_k() == 6100.0
 

@@ -20,45 +20,36 @@ from station.twin.phone_server import PhoneServer
 from station.twin.render import render_raw
 from station.twin.world import World
 from tests.unit.replay import TcpReplay
+from tests.unit.wires import lit_world
 
 RAW10_BYTES = 2048 * 1536 * 5 // 4  # a CI frame: rows of 2560 bytes, already 16-byte aligned
 
 
-def lit_world(seed: int = 5) -> World:
-    world = World(seed=seed, time_scale=0.001, resolution="ci")
-    world.light.settle_s = 0.0
-    world.set_light(output=True, level_pct=30.0)
-    world.axes[world.axis_map["distance"]] = 700.0
-    return world
+def phone_world() -> World:
+    return lit_world(seed=5, level_pct=30.0)
 
 
 @pytest.fixture(scope="module")
 def bare_frame() -> tuple[np.ndarray, dict]:
     """One physics frame of the bare M sensor, replayed where the test is about the wire, not the scene."""
-    return render_raw(lit_world(), "m", {"exposure_us": 1000, "analog_gain": 1.0}, 1)
+    return render_raw(phone_world(), "m", {"exposure_us": 1000, "analog_gain": 1.0}, 1)
 
 
 @pytest.fixture
 def world() -> World:
-    return lit_world()
+    return phone_world()
 
 
 @pytest.fixture
-def server(world: World):
-    with PhoneServer(world) as phone:
-        yield phone
-
-
-@pytest.fixture
-def client(server: PhoneServer):
-    with PhoneClient(DutConfig(host="127.0.0.1", port=server.port, timeout_s=10.0)) as dut:
+def client(phone_server: PhoneServer):
+    with PhoneClient(DutConfig(host="127.0.0.1", port=phone_server.port, timeout_s=10.0)) as dut:
         yield dut
 
 
 @pytest.fixture
 def quick(bare_frame):
     """A phone replaying one physics frame, and a client with a short timeout."""
-    world = lit_world()
+    world = phone_world()
     with PhoneServer(world, render=lambda *_: bare_frame) as phone, \
             PhoneClient(DutConfig(host="127.0.0.1", port=phone.port, timeout_s=0.3)) as dut:
         yield dut, phone, world
@@ -164,24 +155,26 @@ def test_one_corrupt_payload_is_detected_and_retried(quick, bare_frame) -> None:
     np.testing.assert_array_equal(frame.data, bare_frame[0])
 
 
-def test_persistent_corruption_is_a_device_error(quick) -> None:
+def capture_error(quick, fault: str) -> str:
+    """Switch a phone fault on for good, capture a RAW10 frame: the one-line ``DeviceError`` it raises."""
     client, _, world = quick
-    world.faults["dut_corrupt_payload"] = True
+    world.faults[fault] = True
     with pytest.raises(DeviceError) as info:
         client.capture("m", "raw10")
     text = str(info.value)
-    assert text.startswith("dut: capture: corrupt payload: sha256") and "3 of 3 attempts" in text
     assert "\n" not in text
+    return text
+
+
+def test_persistent_corruption_is_a_device_error(quick) -> None:
+    text = capture_error(quick, "dut_corrupt_payload")
+    assert text.startswith("dut: capture: corrupt payload: sha256") and "3 of 3 attempts" in text
 
 
 def test_disconnect_mid_payload_names_the_bytes(quick) -> None:
-    client, _, world = quick
-    world.faults["dut_disconnect"] = True
-    with pytest.raises(DeviceError) as info:
-        client.capture("m", "raw10")
-    text = str(info.value)
+    text = capture_error(quick, "dut_disconnect")
     assert f"connection closed after {RAW10_BYTES // 2} of {RAW10_BYTES} payload bytes" in text
-    assert "\n" not in text
+    client, _, world = quick
     del world.faults["dut_disconnect"]
     meta, payload = client.capture("m", "raw10")  # reconnects on the next call
     assert len(payload) == RAW10_BYTES

@@ -175,3 +175,14 @@ def test_serials_with_a_trailing_newline_are_refused() -> None:
     assert check_serial("SN-1") == "SN-1"
     with pytest.raises(ConfigError, match="--dut-serial"):
         check_serial("SN-1\n")
+
+
+def test_a_record_of_every_outcome_loads(tmp_path) -> None:
+    """The record model admits every outcome a run can end with (a new outcome must not make records unreadable)."""
+    from station.records import EXIT_CODES, load_record
+
+    for outcome, code in EXIT_CODES.items():
+        path = tmp_path / f"{outcome}.json"
+        path.write_text(json.dumps({"format": "m-station-record", "run_id": "20261205T160000Z-abcd",
+                                    "outcome": outcome, "exit_code": code}))
+        assert load_record(path)["outcome"] == outcome

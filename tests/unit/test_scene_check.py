@@ -8,8 +8,8 @@ import pytest
 
 from station.procedures.geometry import BOARD
 from station.scene_check import judge
-from targets.base import render_homography
 from targets.registry import get_chart
+from tests.unit.targets_views import render
 
 CHARTS = ("flat", "sfr", "steps", "colorchecker", "siemens", BOARD)
 
@@ -21,7 +21,7 @@ def _view(spec: str) -> np.ndarray:
     scale = 0.85 * w / chart.width_mm
     homography = np.array([[scale, 0, (w - scale * chart.width_mm) / 2],
                            [0, scale, (h - scale * chart.height_mm) / 2], [0, 0, 1.0]])
-    grey = render_homography(chart, homography, w, h, supersample=1).mean(axis=2)
+    grey = render(chart, homography, w, h, k=1, blur_px=0.0).mean(axis=2)
     y, x = np.mgrid[0:h, 0:w]
     falloff = 1.0 - 0.3 * (((x - w / 2) ** 2 + (y - h / 2) ** 2) / (w / 2) ** 2)
     return (800.0 * grey * falloff).astype(np.float32)

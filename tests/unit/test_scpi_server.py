@@ -61,20 +61,6 @@ def world():
 
 
 @pytest.fixture
-def light_server(world):
-    server = ScpiServer(world, "light").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def meter_server(world):
-    server = ScpiServer(world, "meter").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def light(light_server):
     client = Raw(light_server.port)
     yield client

@@ -149,3 +149,6 @@ def test_bench_sfr_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["roi_px"] == 128 and doc["n"] == 20
     assert doc["edges_per_s"] > 0 and doc["reference_fft_s"] > 0
     assert doc["edge_s"] == pytest.approx(1.0 / doc["edges_per_s"])
+    assert doc["cpu_edges_per_s"] > 0 and doc["numpy_cpu_edges_per_s"] > 0 and doc["numpy_edges_per_s"] > 0
+    assert doc["speedup_cpu"] == pytest.approx(doc["cpu_edges_per_s"] / doc["numpy_cpu_edges_per_s"])
+    assert doc["kernel"] in ("C", "numpy")

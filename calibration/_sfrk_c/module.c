@@ -1,0 +1,292 @@
+/* calibration._sfrk: the e-SFR kernels (sfrk_edge.c, sfrk_fit.c, sfrk_esf.c) bound to Python.
+ *
+ * Every buffer is taken with the buffer protocol (C-contiguous float64, int64 counts, uint8 masks); the sizes are
+ * checked against the dimensions given, a mismatch is a ValueError. prep, locate and esf_lsf release the GIL while
+ * they compute (they touch only the buffers they hold), so edges measured on threads run in parallel.
+ * calibration/sfr.py calls ``prep``, then
+ * ``locate`` (the edge: steps 2-3) and ``esf_lsf`` (steps 5-6) for the common options, the single-step kernels
+ * otherwise. Built by setup.py as an optional extension: without a C compiler calibration.sfr runs its numpy path.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+
+#include "sfrk.h"
+
+#define F8 ((Py_ssize_t)sizeof(double))
+
+static PyObject *bad_size(const char *what) {
+    PyErr_Format(PyExc_ValueError, "sfr %s: buffer sizes do not match", what);
+    return NULL;
+}
+
+/* Releases up to 8 buffers (those with an owner) and passes result through. */
+static PyObject *release(PyObject *result, Py_buffer *b[], int n) {
+    for (int i = 0; i < n; i++)
+        if (b[i]->obj != NULL) PyBuffer_Release(b[i]);
+    return result;
+}
+
+/* prep(src, h, w, dst, row_sums) -> (transposed, negated, left, right, noise, scale), None when not finite. */
+static PyObject *py_prep(PyObject *self, PyObject *args) {
+    Py_buffer src = {0}, dst = {0}, rsb = {0};
+    Py_buffer *all[] = {&src, &dst, &rsb};
+    Py_ssize_t h, w;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nnw*w*", &src, &h, &w, &dst, &rsb)) return release(NULL, all, 3);
+    if (h < 2 || w < 2 || src.len < h * w * F8 || dst.len < h * w * F8 || rsb.len < (h > w ? h : w) * F8)
+        return release(bad_size("prep"), all, 3);
+    int transposed, negated;
+    double levels[2], noise, scale;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sfrk_prep(src.buf, h, w, dst.buf, rsb.buf, &transposed, &negated, levels, &noise, &scale);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return release(PyErr_NoMemory(), all, 3);
+    if (rc > 0) return release(Py_NewRef(Py_None), all, 3);
+    return release(Py_BuildValue("(iidddd)", transposed, negated, levels[0], levels[1], noise, scale), all, 3);
+}
+
+/* centroids(a, nlin, npix, centre_x, half_width, kind, alpha, loc): windowed per-row centroids. */
+static PyObject *py_centroids(PyObject *self, PyObject *args) {
+    Py_buffer src = {0}, cx = {0}, dst = {0};
+    Py_buffer *all[] = {&src, &cx, &dst};
+    Py_ssize_t nlin, npix;
+    double half_width, alpha;
+    int kind;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nny*didw*", &src, &nlin, &npix, &cx, &half_width, &kind, &alpha, &dst))
+        return release(NULL, all, 3);
+    if (nlin < 1 || npix < 2 || src.len < nlin * npix * F8 || cx.len < nlin * F8 || dst.len < nlin * F8
+        || !(half_width > 0.0))
+        return release(bad_size("centroids"), all, 3);
+    sfrk_centroids(src.buf, nlin, npix, cx.buf, half_width, kind, alpha, dst.buf);
+    return release(Py_NewRef(Py_None), all, 3);
+}
+
+/* project(a, nlin, npix, row0, row_step, rows, edge_x, oversample, nbin, counts, sums, where_or_None). */
+static PyObject *py_project(PyObject *self, PyObject *args) {
+    Py_buffer src = {0}, ex = {0}, cnt = {0}, sm = {0}, wh = {0};
+    Py_buffer *all[] = {&src, &ex, &cnt, &sm, &wh};
+    PyObject *where_obj;
+    Py_ssize_t nlin, npix, row0, row_step, rows, oversample, nbin;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nnnnny*nnw*w*O", &src, &nlin, &npix, &row0, &row_step, &rows, &ex, &oversample,
+                          &nbin, &cnt, &sm, &where_obj))
+        return release(NULL, all, 5);
+    if (where_obj != Py_None && PyObject_GetBuffer(where_obj, &wh, PyBUF_WRITABLE) < 0) return release(NULL, all, 5);
+    if (rows < 1 || row_step < 1 || row0 < 0 || row0 + (rows - 1) * row_step >= nlin || oversample < 1 || nbin < 1
+        || src.len < nlin * npix * F8 || ex.len < nlin * F8 || cnt.len < nbin * 8 || sm.len < nbin * F8
+        || (wh.obj != NULL && wh.len < nbin * F8))
+        return release(bad_size("project"), all, 5);
+    sfrk_project(src.buf, npix, row0, row_step, rows, ex.buf, oversample, nbin, cnt.buf, sm.buf,
+                 wh.obj != NULL ? wh.buf : NULL);
+    return release(Py_NewRef(Py_None), all, 5);
+}
+
+/* fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep, fitted) -> (order, centre, scale, slope_t,
+ * bend, rms), None when too few rows are left (FitError). */
+static PyObject *py_fit(PyObject *self, PyObject *args) {
+    Py_buffer yb = {0}, xb = {0}, fb = {0}, cb = {0}, kb = {0}, vb = {0};
+    Py_buffer *all[] = {&yb, &xb, &fb, &cb, &kb, &vb};
+    Py_ssize_t n, fcols;
+    int max_order, select, rounds;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*niiiy*nw*w*w*", &yb, &xb, &n, &max_order, &select, &rounds, &fb, &fcols, &cb,
+                          &kb, &vb))
+        return release(NULL, all, 6);
+    if (n < 1 || max_order < 1 || max_order > SFRK_MAX_ORDER || fcols < 2 || yb.len < n * F8 || xb.len < n * F8
+        || fb.len < SFRK_MAX_ORDER * fcols * F8 || cb.len < 6 * F8 || kb.len < n || vb.len < n * F8)
+        return release(bad_size("fit"), all, 6);
+    fcrit_t f = {fb.buf, fcols};
+    fit_out_t o;
+    int rc = sfrk_fit(yb.buf, xb.buf, n, max_order, select, rounds, &f, cb.buf, kb.buf, vb.buf, &o);
+    if (rc < 0) return release(PyErr_NoMemory(), all, 6);
+    if (rc > 0) return release(Py_NewRef(Py_None), all, 6);
+    return release(Py_BuildValue("(iddddd)", o.order, o.centre, o.scale, o.slope_t, o.bend, o.rms), all, 6);
+}
+
+/* rise(a, nlin, npix, edge_x) -> 10-90% rise, px. */
+static PyObject *py_rise(PyObject *self, PyObject *args) {
+    Py_buffer src = {0}, ex = {0};
+    Py_buffer *all[] = {&src, &ex};
+    Py_ssize_t nlin, npix;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nny*", &src, &nlin, &npix, &ex)) return release(NULL, all, 2);
+    if (nlin < 1 || npix < 2 || src.len < nlin * npix * F8 || ex.len < nlin * F8) return release(bad_size("rise"), all, 2);
+    double rise_px;
+    if (sfrk_rise(src.buf, nlin, npix, ex.buf, &rise_px) < 0) return release(PyErr_NoMemory(), all, 2);
+    return release(PyFloat_FromDouble(rise_px), all, 2);
+}
+
+/* esf(counts, sums, nbin, esf) -> inner empty bins (-1: none filled). */
+static PyObject *py_esf(PyObject *self, PyObject *args) {
+    Py_buffer cb = {0}, sb = {0}, eb = {0};
+    Py_buffer *all[] = {&cb, &sb, &eb};
+    Py_ssize_t nbin;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*nw*", &cb, &sb, &nbin, &eb)) return release(NULL, all, 3);
+    if (nbin < 1 || cb.len < nbin * 8 || sb.len < nbin * F8 || eb.len < nbin * F8) return release(bad_size("esf"), all, 3);
+    return release(PyLong_FromSsize_t(sfrk_esf(cb.buf, sb.buf, nbin, eb.buf)), all, 3);
+}
+
+/* tail(esf, counts, nbin, oversample, noise, contrast, fraction, smooth_px) -> the tails' reach, bins. */
+static PyObject *py_tail(PyObject *self, PyObject *args) {
+    Py_buffer eb = {0}, cb = {0};
+    Py_buffer *all[] = {&eb, &cb};
+    Py_ssize_t n, oversample, smooth_px, reach;
+    double noise, contrast, fraction;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*nndddn", &eb, &cb, &n, &oversample, &noise, &contrast, &fraction, &smooth_px))
+        return release(NULL, all, 2);
+    if (n < 2 || oversample < 1 || smooth_px < 1 || eb.len < n * F8 || cb.len < n * 8)
+        return release(bad_size("tail"), all, 2);
+    if (sfrk_tail(eb.buf, cb.buf, n, oversample, noise, contrast, fraction, smooth_px, &reach) < 0)
+        return release(PyErr_NoMemory(), all, 2);
+    return release(PyLong_FromSsize_t(reach), all, 2);
+}
+
+/* lsf(esf, nbin, centre, half, kind, alpha, lsf): the windowed derivative. */
+static PyObject *py_lsf(PyObject *self, PyObject *args) {
+    Py_buffer eb = {0}, lb = {0};
+    Py_buffer *all[] = {&eb, &lb};
+    Py_ssize_t nbin, centre;
+    double half, alpha;
+    int kind;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nndidw*", &eb, &nbin, &centre, &half, &kind, &alpha, &lb)) return release(NULL, all, 2);
+    if (nbin < 2 || eb.len < nbin * F8 || lb.len < nbin * F8 || !(half > 0.0)) return release(bad_size("lsf"), all, 2);
+    sfrk_lsf(eb.buf, nbin, centre, half, kind, alpha, lb.buf);
+    return release(Py_NewRef(Py_None), all, 2);
+}
+
+/* crossing(freq, mtf, n, level) -> the first crossing of level (cubic), nan if none. */
+static PyObject *py_crossing(PyObject *self, PyObject *args) {
+    Py_buffer fb = {0}, mb = {0};
+    Py_buffer *all[] = {&fb, &mb};
+    Py_ssize_t n;
+    double level;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*nd", &fb, &mb, &n, &level)) return release(NULL, all, 2);
+    if (n < 1 || fb.len < n * F8 || mb.len < n * F8) return release(bad_size("crossing"), all, 2);
+    return release(PyFloat_FromDouble(sfrk_crossing(fb.buf, mb.buf, n, level)), all, 2);
+}
+
+/* locate(a, nlin, npix, row_sums, left, contrast, max_order, select, kind, alpha, passes, ftab, fcols, coef, keep,
+ * edge_x) -> (order, centre, scale, slope_t, bend, rms, nkept, rise_px), None when a fit has too few rows.
+ * Steps 2-3 of calibration.sfr in one call: the rows' area estimate, its line, the coarse rise, and `passes`
+ * windowed centroid passes each fitted (sfr._locate_edge without the plateau shading). edge_x: the final fit at
+ * every row (nlin out); coef (6), keep (nlin): the final fit's. */
+static PyObject *py_locate(PyObject *self, PyObject *args) {
+    Py_buffer src = {0}, rsb = {0}, fb = {0}, cb = {0}, kb = {0}, eb = {0};
+    Py_buffer *all[] = {&src, &rsb, &fb, &cb, &kb, &eb};
+    Py_ssize_t nlin, npix, fcols;
+    double left, contrast, alpha;
+    int max_order, select, kind, passes;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nny*ddiiidiy*nw*w*w*", &src, &nlin, &npix, &rsb, &left, &contrast, &max_order,
+                          &select, &kind, &alpha, &passes, &fb, &fcols, &cb, &kb, &eb))
+        return release(NULL, all, 6);
+    if (nlin < 2 || npix < 2 || max_order < 1 || max_order > SFRK_MAX_ORDER || fcols < 2 || passes < 1
+        || src.len < nlin * npix * F8 || rsb.len < nlin * F8 || fb.len < SFRK_MAX_ORDER * fcols * F8
+        || cb.len < 6 * F8 || kb.len < nlin || eb.len < nlin * F8)
+        return release(bad_size("locate"), all, 6);
+    double *rows = (double *)malloc((size_t)nlin * 2 * sizeof(double));
+    if (rows == NULL) return release(PyErr_NoMemory(), all, 6);
+    double *loc = rows + nlin, *edge_x = eb.buf, rise_px = 0.0;
+    const double *a = src.buf, *row_sums = rsb.buf;
+    const fcrit_t f = {fb.buf, fcols};
+    fit_out_t o;
+    for (Py_ssize_t r = 0; r < nlin; r++) {
+        rows[r] = (double)r;
+        /* the row's area: a step at x0 over [-0.5, W - 0.5] integrates to W - 0.5 - x0 */
+        loc[r] = ((double)npix - 0.5) - (row_sums[r] - (double)npix * left) / contrast;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS /* plain C on buffers this call holds: other threads (an analysis pool) run meanwhile */
+    rc = sfrk_fit(rows, loc, nlin, 1, 1, 3, &f, cb.buf, kb.buf, edge_x, &o);
+    if (rc == 0) rc = sfrk_rise(a, nlin, npix, edge_x, &rise_px);
+    /* min(max(3 rise + 4, 6), npix / 2) with Python's min/max (a nan passes as there) */
+    double half_width = 3.0 * rise_px + 4.0;
+    half_width = 6.0 > half_width ? 6.0 : half_width;
+    half_width = (double)npix / 2.0 < half_width ? (double)npix / 2.0 : half_width;
+    for (int pass = 0; pass < passes && rc == 0; pass++) {
+        sfrk_centroids(a, nlin, npix, edge_x, half_width, kind, alpha, loc);
+        rc = sfrk_fit(rows, loc, nlin, max_order, select, 3, &f, cb.buf, kb.buf, edge_x, &o);
+    }
+    Py_END_ALLOW_THREADS
+    free(rows);
+    if (rc < 0) return release(PyErr_NoMemory(), all, 6);
+    if (rc > 0) return release(Py_NewRef(Py_None), all, 6);
+    return release(Py_BuildValue("(idddddnd)", o.order, o.centre, o.scale, o.slope_t, o.bend, o.rms,
+                                 (Py_ssize_t)o.nkept, rise_px),
+                   all, 6);
+}
+
+/* esf_lsf(a, nlin, npix, edge_x, row0, rows, oversample, nbin, noise, contrast, rise_px, span_auto, rises,
+ * min_half_px, fraction, smooth_px, kind, alpha, counts, esf, lsf) -> (inner_empty, half): steps 5-6 of
+ * calibration.sfr in one call (no bin phases): the projection, the ESF, and -- unless the empty bins refuse the
+ * edge (inner_empty < 0 or > nbin / 8: esf and lsf are then not filled) -- the LSF under its window of half-width
+ * half bins (span_auto: narrowed to three rises or twice the tails' reach, sfr._windowed_lsf). */
+static PyObject *py_esf_lsf(PyObject *self, PyObject *args) {
+    Py_buffer src = {0}, ex = {0}, cb = {0}, eb = {0}, lb = {0};
+    Py_buffer *all[] = {&src, &ex, &cb, &eb, &lb};
+    Py_ssize_t nlin, npix, row0, rows, oversample, nbin, smooth_px;
+    double noise, contrast, rise_px, rises, min_half_px, fraction, alpha;
+    int span_auto, kind;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nny*nnnndddidddnidw*w*w*", &src, &nlin, &npix, &ex, &row0, &rows, &oversample,
+                          &nbin, &noise, &contrast, &rise_px, &span_auto, &rises, &min_half_px, &fraction, &smooth_px,
+                          &kind, &alpha, &cb, &eb, &lb))
+        return release(NULL, all, 5);
+    if (rows < 1 || row0 < 0 || row0 + rows > nlin || oversample < 1 || nbin < 2 || smooth_px < 1
+        || src.len < nlin * npix * F8 || ex.len < nlin * F8 || cb.len < nbin * 8 || eb.len < nbin * F8
+        || lb.len < nbin * F8)
+        return release(bad_size("esf_lsf"), all, 5);
+    double *sums = (double *)malloc((size_t)nbin * sizeof(double));
+    if (sums == NULL) return release(PyErr_NoMemory(), all, 5);
+    const Py_ssize_t centre = nbin / 2 - 1;
+    double half = (double)(centre > nbin - 1 - centre ? centre : nbin - 1 - centre);
+    Py_ssize_t inner, reach = 0;
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    sfrk_project(src.buf, npix, row0, 1, rows, ex.buf, oversample, nbin, cb.buf, sums, NULL);
+    inner = sfrk_esf(cb.buf, sums, nbin, eb.buf);
+    if (inner >= 0 && inner <= nbin / 8) {
+        if (span_auto) {
+            rc = sfrk_tail(eb.buf, cb.buf, nbin, oversample, noise, contrast, fraction, smooth_px, &reach);
+            /* min(half, max(max(rises * rise, min_half) * oversample, 2 reach)) with Python's min/max */
+            double rise_bins = (min_half_px > rises * rise_px ? min_half_px : rises * rise_px) * (double)oversample;
+            double want = 2.0 * (double)reach > rise_bins ? 2.0 * (double)reach : rise_bins;
+            half = want < half ? want : half;
+        }
+        if (rc == 0) sfrk_lsf(eb.buf, nbin, centre, half, kind, alpha, lb.buf);
+    }
+    Py_END_ALLOW_THREADS
+    free(sums);
+    if (rc < 0) return release(PyErr_NoMemory(), all, 5);
+    return release(Py_BuildValue("(nd)", inner, half), all, 5);
+}
+
+static PyMethodDef methods[] = {
+    {"prep", py_prep, METH_VARARGS, "prep(src, h, w, dst, row_sums) -> (transposed, negated, left, right, noise, scale)"},
+    {"centroids", py_centroids, METH_VARARGS, "centroids(a, nlin, npix, centre_x, half_width, kind, alpha, loc)"},
+    {"project", py_project, METH_VARARGS,
+     "project(a, nlin, npix, row0, row_step, rows, edge_x, oversample, nbin, counts, sums, where): ESF bins"},
+    {"fit", py_fit, METH_VARARGS,
+     "fit(y, x, n, max_order, select, rounds, ftab, fcols, coef, keep, fitted) -> (order, centre, scale, slope_t, "
+     "bend, rms)"},
+    {"rise", py_rise, METH_VARARGS, "rise(a, nlin, npix, edge_x) -> 10-90% rise, px"},
+    {"esf", py_esf, METH_VARARGS, "esf(counts, sums, nbin, esf) -> inner empty bins (-1: none filled)"},
+    {"tail", py_tail, METH_VARARGS,
+     "tail(esf, counts, nbin, oversample, noise, contrast, fraction, smooth_px) -> tail reach, bins"},
+    {"lsf", py_lsf, METH_VARARGS, "lsf(esf, nbin, centre, half, kind, alpha, lsf): windowed derivative"},
+    {"crossing", py_crossing, METH_VARARGS, "crossing(freq, mtf, n, level) -> first crossing of level (cubic)"},
+    {"locate", py_locate, METH_VARARGS, "locate(...) -> the edge's fit, steps 2-3 (see module.c)"},
+    {"esf_lsf", py_esf_lsf, METH_VARARGS, "esf_lsf(...) -> (inner_empty, half), steps 5-6 (see module.c)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_sfrk", "e-SFR kernels (C)", -1, methods};
+
+PyMODINIT_FUNC PyInit__sfrk(void) { return PyModule_Create(&module); }

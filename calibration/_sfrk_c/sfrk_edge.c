@@ -1,0 +1,311 @@
+/* e-SFR kernels, the edge's location: the ROI's orientation, levels and noise, the windowed per-row centroids,
+ * the coarse 10-90% rise (calibration/sfr.py's numpy reference, step for step). */
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#include "sfrk.h"
+
+static double quickselect(double *x, idx_t n, idx_t k) {
+    idx_t lo = 0, hi = n - 1;
+    while (hi > lo) {
+        double pivot = x[lo + (hi - lo) / 2];
+        idx_t i = lo, j = hi;
+        while (i <= j) {
+            while (x[i] < pivot) i++;
+            while (x[j] > pivot) j--;
+            if (i <= j) {
+                double t = x[i];
+                x[i] = x[j];
+                x[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else break;
+    }
+    return x[k];
+}
+
+static int cmp_double(const void *p, const void *q) {
+    double a = *(const double *)p, b = *(const double *)q;
+    return (a > b) - (a < b);
+}
+
+double sfrk_select(double *x, idx_t n, idx_t k) {
+    enum { SAMPLE = 63 };
+    if (n < 512) return quickselect(x, n, k);
+    double sample[SAMPLE];
+    for (int s = 0; s < SAMPLE; s++) sample[s] = x[(idx_t)((2 * (long long)s + 1) * n / (2 * SAMPLE))];
+    qsort(sample, SAMPLE, sizeof(double), cmp_double);
+    int at = (int)((double)k / (double)n * SAMPLE);
+    int margin = 4;
+    double lo = sample[at - margin < 0 ? 0 : at - margin], hi = sample[at + margin >= SAMPLE ? SAMPLE - 1 : at + margin];
+    idx_t below = 0, mid = 0;
+    double *buf = (double *)malloc((size_t)n * sizeof(double));
+    if (buf == NULL) return quickselect(x, n, k);
+    for (idx_t i = 0; i < n; i++) {
+        double v = x[i];
+        below += v < lo;
+        buf[mid] = v;
+        mid += (v >= lo) & (v <= hi);
+    }
+    double out;
+    if (k >= below && k < below + mid) out = quickselect(buf, mid, k - below);
+    else out = quickselect(x, n, k);
+    free(buf);
+    return out;
+}
+
+/* prep: the ROI turned so the edge runs down the rows (transposed when the larger end-to-end step is across the
+ * rows) and negated when its left side is the lighter (dark-to-light), into out (nlin, npix); the sums of out's
+ * rows; the plateau levels after that (median over rows of the mean of the outer eighth of columns), the pixel
+ * noise (MAD of a[1::2, ::4] - a[:-1:2, ::4]) and the largest |value| (calibration.sfr._prep_numpy). One pass
+ * over a gathers the outer bands of both orientations. 0, 1 when a value is not finite, -1 out of memory. */
+int sfrk_prep(const double *a, idx_t h, idx_t w, double *out, double *row_sums, int *transposed_out,
+              int *negated, double levels[2], double *noise_out, double *scale_out) {
+    double *tmp = NULL;
+    const idx_t kx = w / 8 > 1 ? w / 8 : 1, ky = h / 8 > 1 ? h / 8 : 1;
+    /* band sums: per row over the first/last kx columns, per column over the first/last ky rows */
+    /* work: the larger of nlin row means and the (nlin / 2) * ceil(npix / 4) noise differences */
+    const idx_t nwork = (h > w ? h : w) + (h / 2 + 1) * (w / 4 + 1) + (w / 2 + 1) * (h / 4 + 1);
+    tmp = (double *)malloc((size_t)(2 * h + 2 * w + nwork) * sizeof(double));
+    if (tmp == NULL) return -1;
+    double *row_l = tmp, *row_r = tmp + h, *col_t = tmp + 2 * h, *col_b = tmp + 2 * h + w, *work = tmp + 2 * h + 2 * w;
+    memset(col_t, 0, (size_t)(2 * w) * sizeof(double)); /* col_t and col_b accumulate; the rest is written first */
+    double smax[4] = {0.0, 0.0, 0.0, 0.0};
+    int bad = 0;
+    for (idx_t r = 0; r < h; r++) {
+        const double *row = a + r * w;
+        double sl = 0.0, sr = 0.0;
+        for (idx_t c = 0; c < kx; c++) sl += row[c];
+        for (idx_t c = w - kx; c < w; c++) sr += row[c];
+        row_l[r] = sl;
+        row_r[r] = sr;
+        if (r < ky)
+            for (idx_t c = 0; c < w; c++) col_t[c] += row[c];
+        if (r >= h - ky)
+            for (idx_t c = 0; c < w; c++) col_b[c] += row[c];
+        idx_t c = 0;
+#ifdef __SSE2__
+        /* |v| max two lanes at a time; v - v is 0 for a finite v, nan otherwise: summed, it flags any */
+        __m128d m0 = _mm_setzero_pd(), m1 = _mm_setzero_pd(), nan0 = _mm_setzero_pd();
+        const __m128d abs_mask = _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL));
+        for (; c + 4 <= w; c += 4) {
+            __m128d v0 = _mm_loadu_pd(row + c), v1 = _mm_loadu_pd(row + c + 2);
+            nan0 = _mm_add_pd(nan0, _mm_add_pd(_mm_sub_pd(v0, v0), _mm_sub_pd(v1, v1)));
+            m0 = _mm_max_pd(m0, _mm_and_pd(v0, abs_mask));
+            m1 = _mm_max_pd(m1, _mm_and_pd(v1, abs_mask));
+        }
+        double lanes[6];
+        _mm_storeu_pd(lanes, m0);
+        _mm_storeu_pd(lanes + 2, m1);
+        _mm_storeu_pd(lanes + 4, nan0);
+        for (int l = 0; l < 4; l++) smax[l] = lanes[l] > smax[l] ? lanes[l] : smax[l];
+        bad |= !(lanes[4] == 0.0 && lanes[5] == 0.0);
+#endif
+        for (; c < w; c++) {
+            double av = fabs(row[c]);
+            bad |= !(av <= DBL_MAX);
+            smax[0] = av > smax[0] ? av : smax[0];
+        }
+    }
+    if (bad) {
+        free(tmp);
+        return 1;
+    }
+    double scale = smax[0];
+    for (int l = 1; l < 4; l++) scale = smax[l] > scale ? smax[l] : scale;
+    double sxl = 0.0, sxr = 0.0, syt = 0.0, syb = 0.0;
+    for (idx_t r = 0; r < h; r++) {
+        sxl += row_l[r];
+        sxr += row_r[r];
+    }
+    for (idx_t c = 0; c < w; c++) {
+        syt += col_t[c];
+        syb += col_b[c];
+    }
+    double step_x = fabs(sxr / (double)(h * kx) - sxl / (double)(h * kx));
+    double step_y = fabs(syb / (double)(w * ky) - syt / (double)(w * ky));
+    const int transposed = step_y > step_x;
+    const idx_t nlin = transposed ? w : h, npix = transposed ? h : w, k = transposed ? ky : kx;
+    const double *lsum = transposed ? col_t : row_l, *rsum = transposed ? col_b : row_r;
+    for (idx_t r = 0; r < nlin; r++) work[r] = lsum[r] / (double)k;
+    double left = sfrk_select(work, nlin, nlin / 2);
+    for (idx_t r = 0; r < nlin; r++) work[r] = rsum[r] / (double)k;
+    double right = sfrk_select(work, nlin, nlin / 2);
+    const double sign = left > right ? -1.0 : 1.0;
+    if (sign < 0.0) {
+        left = -left;
+        right = -right;
+    }
+    if (!transposed) {
+        for (idx_t i = 0; i < h * w; i++) out[i] = sign * a[i];
+    } else {
+        const idx_t B = 16; /* blocked transpose: both sides stay in cache lines */
+        for (idx_t r0 = 0; r0 < h; r0 += B)
+            for (idx_t c0 = 0; c0 < w; c0 += B) {
+                idx_t r1 = r0 + B < h ? r0 + B : h, c1 = c0 + B < w ? c0 + B : w;
+                for (idx_t c = c0; c < c1; c++)
+                    for (idx_t r = r0; r < r1; r++) out[c * h + r] = sign * a[r * w + c];
+            }
+    }
+    for (idx_t r = 0; r < nlin; r++) { /* four partial sums: not one long chain of dependent adds */
+        const double *row = out + r * npix;
+        double s4[4] = {0.0, 0.0, 0.0, 0.0};
+        idx_t c = 0;
+        for (; c + 4 <= npix; c += 4)
+            for (int l = 0; l < 4; l++) s4[l] += row[c + l];
+        for (; c < npix; c++) s4[0] += row[c];
+        row_sums[r] = (s4[0] + s4[1]) + (s4[2] + s4[3]);
+    }
+    /* noise: a[1::2, ::4] - a[:-1:2, ::4], MAD -> sigma */
+    idx_t nd = 0;
+    for (idx_t r = 0; r + 1 < nlin; r += 2)
+        for (idx_t c = 0; c < npix; c += 4) work[nd++] = fabs(out[(r + 1) * npix + c] - out[r * npix + c]);
+    double noise = nd ? 1.4826 * sfrk_select(work, nd, nd / 2) / sqrt(2.0) : 0.0;
+    *transposed_out = transposed;
+    *negated = sign < 0.0;
+    levels[0] = left;
+    levels[1] = right;
+    *noise_out = noise;
+    *scale_out = scale;
+    free(tmp);
+    return 0;
+}
+
+/* centroids: per-row centroid of the derivative [-0.5, 0.5] of a (difference j at x = j + 0.5) under the
+ * window of half-width half_width about centre[r]; nan where the weights do not sum above zero
+ * (calibration.sfr._row_centroids; only the band about the centre is read). */
+void sfrk_centroids(const double *a, idx_t nlin, idx_t npix, const double *centre, double half_width, int kind,
+                    double alpha, double *loc) {
+    idx_t width = 2 * (idx_t)ceil(half_width) + 3;
+    if (width > npix) width = npix;
+    const double inv_hw = 1.0 / half_width;
+    /* Tukey taper: cos(pi t) with t stepping by a constant along a row, so after the first sample of
+     * each taper the cosine comes from a rotation (|error| ~1e-15 over a row), not a libm call */
+    const double inv_alpha = 1.0 / (alpha > 1e-12 ? alpha : 1e-12), flat = 1.0 - alpha;
+    const double step = M_PI * inv_hw * inv_alpha, cos_step = cos(step), sin_step = sin(step);
+    for (idx_t r = 0; r < nlin; r++) {
+        double cr = nearbyint(centre[r]); /* clamped before the cast: a nan or huge centre reads from 0 */
+        if (!(cr > -1e15)) cr = -1e15;
+        if (cr > 1e15) cr = 1e15;
+        idx_t start = (idx_t)cr - width / 2;
+        if (start > npix - width) start = npix - width;
+        if (start < 0) start = 0;
+        const double *row = a + r * npix + start;
+        double total = 0.0, moment = 0.0, c_prev = 0.0, s_prev = 0.0;
+        idx_t j_prev = -2;
+        int side_prev = 0;
+        for (idx_t j = 0; j + 1 < width; j++) {
+            double x = ((double)start + 0.5) + (double)j;
+            double u = (x - centre[r]) * inv_hw;
+            double wt;
+            if (kind != 0) {
+                wt = sfrk_window(u, kind, alpha);
+            } else {
+                double au = fabs(u), t = (au - flat) * inv_alpha;
+                if (au > 1.0 || t >= 1.0) {
+                    wt = 0.0;
+                } else if (t <= 0.0) {
+                    wt = 1.0;
+                } else {
+                    int side = u > 0.0 ? 1 : -1; /* right: t grows with j; left: t falls */
+                    double c, sn;
+                    if (j_prev == j - 1 && side_prev == side) {
+                        double ds = side > 0 ? sin_step : -sin_step;
+                        c = c_prev * cos_step - s_prev * ds;
+                        sn = s_prev * cos_step + c_prev * ds;
+                    } else {
+                        c = cos(t * M_PI);
+                        sn = sin(t * M_PI);
+                    }
+                    c_prev = c;
+                    s_prev = sn;
+                    j_prev = j;
+                    side_prev = side;
+                    wt = (c + 1.0) * 0.5;
+                }
+                wt = wt <= 0.0 ? 0.0 : wt * 0.95 + 0.05; /* sfrmat5: keeps the location stable */
+            }
+            double dw = (row[j + 1] - row[j]) * wt;
+            total += dw;
+            moment += dw * x;
+        }
+        loc[r] = total > 0.0 ? moment / total : NAN;
+    }
+}
+
+/* rise: 10-90% rise distance (px along x) of the 1 px ESF of every 2nd row about edge (nlin values), npix / 2
+ * when that ESF does not cross both levels (calibration.sfr._rise_10_90_px). 0, or -1 out of memory. */
+int sfrk_rise(const double *a, idx_t nlin, idx_t npix, const double *edge, double *rise_px) {
+    const idx_t nbin = 2 * npix, half = npix;
+    long long *counts = (long long *)calloc((size_t)nbin, sizeof(long long));
+    double *sums = (double *)calloc((size_t)nbin * 3, sizeof(double)), *pos, *e;
+    if (counts == NULL || sums == NULL) {
+        free(counts);
+        free(sums);
+        return -1;
+    }
+    pos = sums + nbin;
+    e = sums + 2 * nbin;
+    for (idx_t r = 0; r < nlin; r += 2) {
+        const double fl = floor(-edge[r]);
+        if (!(fabs(fl) < 1e15)) continue; /* a nan or far-off edge puts no pixel of this row in a bin */
+        const idx_t j0 = (idx_t)fl + half;
+        for (idx_t c = 0; c < npix; c++) {
+            idx_t j = j0 + c;
+            if (j < 0 || j >= nbin) continue;
+            counts[j] += 1;
+            sums[j] += a[r * npix + c];
+        }
+    }
+    idx_t m = 0;
+    for (idx_t j = 0; j < nbin; j++)
+        if (counts[j] > 0) {
+            e[m] = sums[j] / (double)counts[j];
+            pos[m++] = (double)j;
+        }
+    double out = (double)npix / 2.0;
+    if (m > 0) {
+        idx_t k = m / 8 > 1 ? m / 8 : 1;
+        double lo = 0.0, hi = 0.0;
+        for (idx_t i = 0; i < k; i++) {
+            lo += e[i];
+            hi += e[m - k + i];
+        }
+        lo /= (double)k;
+        hi /= (double)k;
+        for (idx_t i = 0; i < m; i++) e[i] = (e[i] - lo) / (hi - lo);
+        idx_t centre = 0;
+        for (idx_t i = 1; i < m; i++)
+            if (fabs(e[i] - 0.5) < fabs(e[centre] - 0.5)) centre = i;
+        idx_t i10 = -1, j90 = -1;
+        for (idx_t i = centre; i >= 0; i--)
+            if (e[i] < 0.1) {
+                i10 = i;
+                break;
+            }
+        for (idx_t j = centre; j < m; j++)
+            if (e[j] > 0.9) {
+                j90 = j;
+                break;
+            }
+        if (i10 >= 0 && j90 >= 1 && i10 + 1 < m) {
+            idx_t i = i10, j = j90;
+            double x10 = pos[i] + (0.1 - e[i]) * (pos[i + 1] - pos[i]) / (e[i + 1] - e[i]);
+            double x90 = pos[j - 1] + (0.9 - e[j - 1]) * (pos[j] - pos[j - 1]) / (e[j] - e[j - 1]);
+            double d = x90 - x10;
+            out = 0.5 > d ? 0.5 : d; /* Python's max(d, 0.5): a nan stays */
+        }
+    }
+    *rise_px = out;
+    free(counts);
+    free(sums);
+    return 0;
+}

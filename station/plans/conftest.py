@@ -90,6 +90,7 @@ def capture_cases(config: pytest.Config) -> list[str]:
 NEEDS = {"operator": "needs_operator", "m_lens": "needs_m_lens"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by them
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each plan test with what it needs (``NEEDS``), from the fixtures it (or its fixtures) take."""
     for item in items:

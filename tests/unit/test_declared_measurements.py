@@ -78,3 +78,19 @@ def test_take_records_every_declared_value_and_refuses_an_undeclared_one_or_a_wr
         take(Measure(), noise.measurements, "m/summicron-m-50-f2")
     with pytest.raises(ValueError, match="declares"):
         take(Measure(), measures(Declared("noise_snr", "1", "{sensor}"))(lambda: {"other": 1.0}), "main")
+
+
+def test_plan_tests_are_marked_with_what_they_need_of_a_station(pytester: pytest.Pytester) -> None:
+    """``-m`` selects by the needs_* markers the plans' conftest gives from the fixtures a test takes."""
+    from pathlib import Path
+
+    import station.plans
+
+    factory = str(Path(station.plans.__file__).parent / "factory")
+    result = pytester.runpytest_inprocess("--co", "-q", "-p", "no:cacheprovider", factory, "-m", "needs_m_lens")
+    lines = [line for line in result.outlines if "::" in line]
+    assert lines and all("[" in line for line in lines)  # every one is parametrized by the lens
+    result = pytester.runpytest_inprocess("--co", "-q", "-p", "no:cacheprovider", factory, "-m",
+                                          "not needs_operator")
+    names = {line.split("::")[-1] for line in result.outlines if "::" in line}
+    assert "test_mount_homing" in names and "test_shading" not in names and "test_calibration_writeback" in names

@@ -254,25 +254,46 @@ def isp_write(station: Station, measure: Any, results: dict, sensor: str, lens: 
 
 # --- RAW integrity (``station.procedures.raw_checks``) -----------------------------------------------------
 
-def raw_integrity(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
-    """RAW integrity of ``sensor`` (``station.procedures.raw_checks``): CFA order and RAW10 = DNG on the
-    ColorChecker, missing codes on a defocused step chart, black level from darks. The M sensor needs a lens to
-    see the charts: ``lens`` (mounted by the caller) focused by its datasheet ring at the chart's distance."""
+def _raw_scene(station: Station, sensor: str, lens: str | None) -> float | None:
+    """The ColorChecker's framing for ``sensor`` (the step chart's ramp is taken there too); the M lens's ring
+    at the datasheet angle for that distance (None: the main camera autofocuses)."""
     from station.procedures.color import CHART_FILL
     from station.procedures.framing import frame_scene, framing_distance_mm, ring_for_distance_deg
-    from station.procedures.raw_checks import check_raw_integrity
     from targets.colorchecker import ColorCheckerChart
 
     distance = framing_distance_mm(station, sensor, lens, ColorCheckerChart().width_mm, CHART_FILL)
     frame_scene(station, sensor, lens, distance)
-    focus_deg = ring_for_distance_deg(lens, distance) if sensor == "m" else None
-    # the procedure asks for its two charts, the one already up first
+    return ring_for_distance_deg(lens, distance) if sensor == "m" else None
+
+
+def raw_colour(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
+    """The colour half of RAW integrity (``capture_raw_colour``): CFA order and RAW10 = DNG on the ColorChecker,
+    taken while that chart is up; the capture goes on to ``raw_integrity``'s ramp and darks."""
+    from station.procedures.raw_checks import capture_raw_colour
+
+    focus_deg = _raw_scene(station, sensor, lens)
+    with procedure(f"RAW integrity of {case_name(sensor, lens)}, the ColorChecker: CFA order, RAW10 = DNG"):
+        capture = capture_raw_colour(station, sensor, focus_deg=focus_deg, colour_chart="colorchecker")
+    take(measure, capture.measurements, sensor)
+    return capture
+
+
+def raw_integrity(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
+                  colour: Any = None) -> Any:
+    """RAW integrity of ``sensor`` (``station.procedures.raw_checks``): CFA order and RAW10 = DNG on the
+    ColorChecker (or ``colour``, its capture taken earlier by ``raw_colour``: only the rest is measured here),
+    missing codes on a defocused step chart, black level from darks. The M sensor needs a lens to see the
+    charts: ``lens`` (mounted by the caller) focused by its datasheet ring at the chart's distance."""
+    from station.procedures.raw_checks import check_raw_integrity
+
+    focus_deg = _raw_scene(station, sensor, lens)
     label = case_name(sensor, lens)
-    with procedure(f"RAW integrity of {label}: CFA order, RAW10 = DNG, missing codes, black level"):
+    with procedure(f"RAW integrity of {label}: " + ("missing codes, black level" if colour is not None else
+                                                    "CFA order, RAW10 = DNG, missing codes, black level")):
         result = check_raw_integrity(station, sensor, focus_deg=focus_deg, colour_chart="colorchecker",
-                                     ramp_chart="steps")
+                                     ramp_chart="steps", colour=colour)
     attach_all(result.attachments())
-    take(measure, result.measurements, sensor)
+    take(measure, result.ramp_measurements if colour is not None else result.measurements, sensor)
     return result
 
 

@@ -142,12 +142,18 @@ class RawIntegrityResult:
               Declared("raw10_dng_differing_pixels", "1", "{sensor}"))
     def measurements(self) -> dict[str, float]:
         """Missing codes, the black level (mean and worst offset), the CFA order, RAW10 against DNG."""
-        measured = self.black["measured_dn"]
         differing = self.raw10_dng.get("differing_pixels")
+        return self.ramp_measurements() | {
+            "raw_cfa_order_match": 1.0 if self.cfa["match"] else 0.0,
+            "raw10_dng_differing_pixels": float(differing if differing is not None else 1e9)}
+
+    @measures(Declared("raw_missing_codes", "1", "{sensor}"), Declared("raw_black_offset_dn", "DN", "{sensor}"),
+              Declared("raw_black_level_dn", "DN", "{sensor}"))
+    def ramp_measurements(self) -> dict[str, float]:
+        """Missing codes on the ramp and darks, the black level (mean and worst offset) of the darks."""
+        measured = self.black["measured_dn"]
         return {"raw_missing_codes": self.codes["missing_count"], "raw_black_offset_dn": self.black["max_offset_dn"],
-                "raw_black_level_dn": float(sum(measured.values()) / len(measured)),
-                "raw_cfa_order_match": 1.0 if self.cfa["match"] else 0.0,
-                "raw10_dng_differing_pixels": float(differing if differing is not None else 1e9)}
+                "raw_black_level_dn": float(sum(measured.values()) / len(measured))}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
@@ -212,30 +218,94 @@ def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: s
     return ramp, exposure
 
 
+@dataclass
+class RawColourCapture:
+    """The colour chart of one sensor's RAW integrity check: RAW10, DNG and preview in one exposure, and the
+    exposure (us) the step chart's ramp is scaled from; with its CFA-order and RAW10 = DNG checks."""
+
+    sensor: str
+    shot: Any  # station.procedures.captures.Shot
+    exposure_us: int
+    cfa: dict[str, Any]
+    raw10_dng: dict[str, Any]
+
+    @measures(Declared("raw_cfa_order_match", "1", "{sensor}"), Declared("raw10_dng_differing_pixels", "1", "{sensor}"))
+    def measurements(self) -> dict[str, float]:
+        """The CFA order read off the chart against the declared one, RAW10 against DNG."""
+        differing = self.raw10_dng.get("differing_pixels")
+        return {"raw_cfa_order_match": 1.0 if self.cfa["match"] else 0.0,
+                "raw10_dng_differing_pixels": float(differing if differing is not None else 1e9)}
+
+
+def _require_lens_for_m(station: Station, sensor: str) -> None:
+    if sensor == "m" and not station.dut.info().get("m_lens"):
+        raise ProcedureError("RAW integrity on the M sensor needs a lens to see the charts: mount one")
+
+
+def capture_raw_colour(station: Station, sensor: str, *, gain: float = 1.0, colour_chart: str = "colorchecker",
+                       level_pct: float = 50.0, focus_deg: float | None = None) -> RawColourCapture:
+    """The colour chart in focus as RAW10, DNG and preview (its white at 60 %), and its CFA-order and
+    RAW10 = DNG checks. The light is on at ``level_pct`` for it and left off."""
+    _require_lens_for_m(station, sensor)
+    station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False}, peaking={"enabled": False})
+    try:
+        with lit(station, level_pct):
+            require_chart(station, colour_chart, sensor=sensor)
+            _focus_on_chart(station, sensor, focus_deg)
+            exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+            shot = capture_shot(station, sensor, ("raw10", "dng", "preview"))
+    finally:
+        if sensor == "main":
+            station.dut.configure(sensor, focus_m=None)
+    cfa, same = _colour_checks(sensor, shot, colour_chart)
+    return RawColourCapture(sensor, shot, int(exposure), cfa, same)
+
+
+def _colour_checks(sensor: str, colour: Any, colour_chart: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """CFA order from the chart's red and blue patches, and RAW10 = DNG (samples and declared levels)."""
+    frame = colour.frame
+    declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
+    same = raw10_equals_dng(frame.data, colour.dng.data)
+    meta_diff = {k: [v, getattr(colour.dng, k)] for k, v in declared.items() if getattr(colour.dng, k) != v}
+    same.update(declared_metadata_equal=not meta_diff, metadata_differences=meta_diff)
+    same["pass"] = bool(same["equal"] and not meta_diff)
+    try:
+        cfa = cfa_order_from_target(frame.data, frame.cfa, _patches(colour.preview, colour_chart or "colorchecker"),
+                                    float(frame.black_level))
+    except RawIntegrityError as exc:
+        raise ProcedureError(f"{sensor}: CFA order from the {colour_chart}: {exc}") from None
+    cfa["pass"] = bool(cfa["match"])
+    return cfa, same
+
+
 def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, colour_chart: str | None = "colorchecker",
                         ramp_chart: str | None = "steps", level_pct: float = 50.0, focus_deg: float | None = None,
-                        black_tolerance_dn: float = BLACK_TOLERANCE_DN) -> RawIntegrityResult:
+                        black_tolerance_dn: float = BLACK_TOLERANCE_DN,
+                        colour: RawColourCapture | None = None) -> RawIntegrityResult:
     """CFA order, RAW10 = DNG, missing codes and black level of ``sensor`` at analog ``gain`` (see the module).
 
     The lens must be on (the M sensor bare sees no chart). ``focus_deg``: the M lens's ring (degrees from
     infinity) on the colour chart (default: a sharpness search); the main camera autofocuses. The operator puts
-    the charts up (``station.scene``). The light is left off.
+    the charts up (``station.scene``). ``colour``: the colour chart's capture taken earlier
+    (``capture_raw_colour``: a plan takes both sensors' while that chart is up), else it is taken here. The
+    light is left off.
     """
-    if sensor == "m":
-        info = station.dut.info().get("m_lens")
-        if not info:
-            raise ProcedureError("RAW integrity on the M sensor needs a lens to see the charts: mount one")
+    _require_lens_for_m(station, sensor)
     station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False}, peaking={"enabled": False})
     scene = getattr(station, "operator", None)
-    ramp_first = ramp_chart is not None and getattr(scene, "chart_up", None) == ramp_chart
+    ramp_first = colour is None and ramp_chart is not None and getattr(scene, "chart_up", None) == ramp_chart
     try:
         with lit(station, level_pct):
             if ramp_first:  # the ramp chart is up already: its frames first, then one change to the colour chart
                 ramp, exposure = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg)
-            require_chart(station, colour_chart, sensor=sensor)
-            _focus_on_chart(station, sensor, focus_deg)
-            exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
-            colour = capture_shot(station, sensor, ("raw10", "dng", "preview"))
+            if colour is None:
+                require_chart(station, colour_chart, sensor=sensor)
+                _focus_on_chart(station, sensor, focus_deg)
+                exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99",
+                                               tolerance=0.15)
+                shot = capture_shot(station, sensor, ("raw10", "dng", "preview"))
+            else:
+                shot, exposure = colour.shot, colour.exposure_us
             if not ramp_first:
                 ramp, _ = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg, exposure)
             station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * RAMP_EXPOSURES[0]))))
@@ -244,21 +314,10 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
     finally:
         if sensor == "main":
             station.dut.configure(sensor, focus_m=None)
-    frame = colour.frame
+    frame = shot.frame
     declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
     black = float(frame.black_level)
-
-    same = raw10_equals_dng(frame.data, colour.dng.data)
-    meta_diff = {k: [v, getattr(colour.dng, k)] for k, v in declared.items() if getattr(colour.dng, k) != v}
-    same.update(declared_metadata_equal=not meta_diff, metadata_differences=meta_diff)
-    same["pass"] = bool(same["equal"] and not meta_diff)
-
-    try:
-        cfa = cfa_order_from_target(frame.data, frame.cfa, _patches(colour.preview, colour_chart or "colorchecker"),
-                                    black)
-    except RawIntegrityError as exc:
-        raise ProcedureError(f"{sensor}: CFA order from the {colour_chart}: {exc}") from None
-    cfa["pass"] = bool(cfa["match"])
+    cfa, same = (colour.cfa, colour.raw10_dng) if colour is not None else _colour_checks(sensor, shot, colour_chart)
 
     counts = code_counts(ramp[0])
     pile = np.flatnonzero(counts >= CLIP_PILE_FRACTION * ramp[0].size)

@@ -302,7 +302,7 @@ def _normalise_darks(darks: Sequence[Any]) -> tuple[list[Pair], list[list[Frame]
 
 
 def analyze_pairs(flats: Sequence[Pair], darks: Sequence[Any], *, cfa: str | None = None,
-                  black_level: float = 0.0, photons: Sequence[float] | None = None,
+                  photons: Sequence[float] | None = None,
                   spatial_flats: Sequence[Frame] | None = None,
                   spatial_darks: Sequence[Frame] | None = None) -> dict[str, SensorChannelResult]:
     """EMVA 1288 photon transfer per channel from flat pairs ``(exposure_s, A, B)`` and darks.
@@ -310,7 +310,7 @@ def analyze_pairs(flats: Sequence[Pair], darks: Sequence[Any], *, cfa: str | Non
     ``darks``: pairs ``(exposure_s, A, B)`` (at the flats' exposures, or any: their mean and variance
     are interpolated linearly in exposure), or a plain list of two or more dark frames taken at one
     exposure. ``cfa``: ``"RGGB"``... for R, Gr, Gb, B channels, None for one channel ``Y``.
-    ``black_level`` is informative only: the dark frames give the offset. ``photons``: mean photons
+    The dark frames give the offset (no black level is needed). ``photons``: mean photons
     per pixel for each flat (EMVA descriptor): the irradiation axis (sorting, linearity, clip level)
     instead of exposure time, so the light may also vary at one exposure time.
     ``spatial_flats`` / ``spatial_darks``: frame stacks for PRNU / DSNU (else the flat pair nearest

@@ -83,7 +83,7 @@ def raw_zebra(cfa: np.ndarray, t_raw_dn: float) -> np.ndarray:
 
 # --- calibration from a light sweep ----------------------------------------------------------------
 
-def _centre(shape: tuple[int, ...], fraction: float) -> tuple[slice, slice]:
+def centre_region(shape: tuple[int, ...], fraction: float) -> tuple[slice, slice]:
     """Slices of the centred region covering ``fraction`` of each side (whole quads)."""
     out = []
     for n in shape[:2]:
@@ -95,7 +95,7 @@ def _centre(shape: tuple[int, ...], fraction: float) -> tuple[slice, slice]:
 
 def channel_means(cfa_data: np.ndarray, cfa: str, roi_fraction: float = ROI_FRACTION) -> dict[str, float]:
     """Mean DN of each CFA channel (R, Gr, Gb, B) over the frame's central region."""
-    rows, cols = _centre(cfa_data.shape, roi_fraction)
+    rows, cols = centre_region(cfa_data.shape, roi_fraction)
     centre = cfa_data[rows, cols]
     return {name: float(centre[sl].mean(dtype=np.float64)) for name, sl in channel_slices(cfa).items()}
 
@@ -194,7 +194,7 @@ def luma_threshold(previews: Sequence[np.ndarray], raws: Sequence[np.ndarray], t
     for preview, raw in zip(previews, raws, strict=True):
         x.append(max(channel_means(np.asarray(raw), cfa, roi_fraction).values()))
         luma = preview_luma(np.asarray(preview))
-        rows, cols = _centre(luma.shape, roi_fraction)
+        rows, cols = centre_region(luma.shape, roi_fraction)
         y.append(float(luma[rows, cols].mean(dtype=np.float64)))
     xs, ys = np.array(x), np.array(y)
     order = np.argsort(xs, kind="stable")

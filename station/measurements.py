@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 PASS, MARGINAL, FAIL = "pass", "marginal", "fail"
 VERDICTS = (PASS, MARGINAL, FAIL)
@@ -20,6 +21,7 @@ VERDICTS = (PASS, MARGINAL, FAIL)
 DIRECTIONS = ("any", "increase", "decrease")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*\Z")
 _CASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=+\-]*\Z")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -203,3 +205,73 @@ def measure(name: str, value: float, limits: Limits, *, case: str = "", baseline
                        limits_verdict=limits.verdict(number),
                        baseline=None if baseline is None else float(baseline), delta=delta,
                        tolerance=tolerance, regression_verdict=regression)
+
+
+# --- what a step measures, declared next to the code that takes it (OpenHTF ``@measures``) ------------------
+
+#: Where a declared measurement's limits come from: the product's limits file (a failure is the phone's), or
+#: the same file's self-check entries judged as the station's (a failure is a station fault naming the device).
+LIMITS_SOURCES = ("product", "station")
+#: The case patterns a declaration may use: the fields a step fills in (``station.procedures.scene.case_name``).
+CASE_FIELDS = {"case": r"(main|m|m/[a-z0-9.\-]+)", "f_case": r"(main|m|m/[a-z0-9.\-]+)(/f[0-9.]+)?",
+               "sensor": r"(main|m)", "mode": r"[a-z]+", "source": r"[a-z]+"}
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One measurement a step takes: its name, unit (the limits file's), the case it is taken at (a pattern
+    of ``CASE_FIELDS``: ``"{case}"``, ``"{case}/{mode}"``, ``""`` for none) and where its limits come from."""
+
+    name: str
+    unit: str
+    case: str = "{case}"
+    limits: str = "product"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if self.limits not in LIMITS_SOURCES:
+            raise ValueError(f"measurement {self.name}: limits from {self.limits!r}, expected one of "
+                             f"{', '.join(LIMITS_SOURCES)}")
+
+    def case_matches(self, case: str) -> bool:
+        """``case`` is one this declaration's pattern allows."""
+        pattern = re.escape(self.case)
+        for field_name, expression in CASE_FIELDS.items():
+            pattern = pattern.replace(re.escape("{" + field_name + "}"), expression)
+        return re.fullmatch(pattern, case) is not None
+
+
+#: Every declared measurement of the code imported so far, by name.
+DECLARED: dict[str, Declared] = {}
+
+
+def measures(*declarations: Declared) -> Callable[[_F], _F]:
+    """Declare what a step (or a result's ``measurements`` method) measures: ``fn.measurements`` lists them,
+    and ``DECLARED`` knows every one by name. A name declared twice must say the same unit."""
+    def declare(fn: _F) -> _F:
+        for item in declarations:
+            known = DECLARED.setdefault(item.name, item)
+            if known.unit != item.unit:
+                raise ValueError(f"measurement {item.name} declared in {known.unit!r} and in {item.unit!r}")
+        fn.measurements = tuple(getattr(fn, "measurements", ())) + declarations  # type: ignore[attr-defined]
+        return fn
+    return declare
+
+
+def declarations_of(fn: Callable[..., Any]) -> dict[str, Declared]:
+    """What ``fn`` (a ``@measures`` function or bound method) declares, by name."""
+    return {item.name: item for item in getattr(fn, "measurements", ())}
+
+
+def all_declared() -> dict[str, Declared]:
+    """Every measurement the station's procedures and the plans' steps declare (their modules imported first)."""
+    import importlib
+    import pkgutil
+
+    import station.procedures as procedures
+
+    for module in pkgutil.iter_modules(procedures.__path__):
+        importlib.import_module(f"{procedures.__name__}.{module.name}")
+    importlib.import_module("station.plans.steps")
+    return dict(DECLARED)

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from station.errors import DeviceError
 from station.operator.protocol import Operator, OperatorRequest
 from station.procedures import ProcedureError
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: How many times a change is asked for before the run stops with a setup fault.
 MAX_ATTEMPTS = 3
@@ -39,7 +42,7 @@ def chart_label(chart_spec: str) -> tuple[str, str, tuple[float, float]]:
 class Scene:
     """What is in front of the phone, and the only way to change it."""
 
-    def __init__(self, station: Any, operator: Operator, *, max_attempts: int = MAX_ATTEMPTS, verify: bool = True,
+    def __init__(self, station: Station, operator: Operator, *, max_attempts: int = MAX_ATTEMPTS, verify: bool = True,
                  total: int = 0, on_request: Callable[[OperatorRequest], None] | None = None) -> None:
         self.station = station
         self.operator = operator
@@ -183,7 +186,7 @@ def _read(info: Any) -> str:
 
 # --- what procedures call ----------------------------------------------------------------------------
 
-def scene_of(station: Any) -> Scene:
+def scene_of(station: Station) -> Scene:
     """The station's scene; a ``ProcedureError`` when the station was opened without an operator."""
     scene = getattr(station, "operator", None)
     if scene is None:
@@ -192,13 +195,13 @@ def scene_of(station: Any) -> Scene:
     return scene
 
 
-def require_chart(station: Any, chart: str | None, *, sensor: str | None = None) -> None:
+def require_chart(station: Station, chart: str | None, *, sensor: str | None = None) -> None:
     """``chart`` on the holder (None: leave the holder as it is)."""
     if chart is not None:
         scene_of(station).chart(chart, sensor=sensor)
 
 
-def require_lens(station: Any, sensor: str, lens: str | None, aperture: float | None = None) -> None:
+def require_lens(station: Station, sensor: str, lens: str | None, aperture: float | None = None) -> None:
     """For sensor ``m``: M lens ``lens`` (None: bare) at f/``aperture``; the main sensor has its own lens."""
     if sensor != "m":
         if lens not in (None, "main"):

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from station.errors import InputError
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The chart spans this fraction of the main camera's view width for the check.
 CHECK_FILL = 0.8
@@ -125,11 +128,11 @@ def judge(chart_spec: str, grey: np.ndarray) -> ChartCheck:
     return ChartCheck(True, f"{chart.name}: correlation {r:.2f}")
 
 
-def check_chart(station: Any, chart_spec: str) -> ChartCheck:
+def check_chart(station: Station, chart_spec: str) -> ChartCheck:
     """Frame ``chart_spec`` in the main camera, take an auto-exposed RAW frame and ``judge`` it; the mount,
     the main camera's settings and the light are restored afterwards."""
-    from station.procedures.captures import auto_exposure
-    from station.procedures.geometry import framing_distance_mm
+    from station.procedures.captures import auto_exposure_us
+    from station.procedures.framing import framing_distance_mm
     from targets.registry import get_chart
 
     chart = get_chart(chart_spec)
@@ -147,7 +150,7 @@ def check_chart(station: Any, chart_spec: str) -> ChartCheck:
             station.light.set_output(True)
             station.light.wait_settled()
         statistic = "centre" if chart.name == "flat" else "p99"
-        _, shot = auto_exposure(station, "main", target_fraction=0.6, statistic=statistic, tolerance=0.2)
+        _, shot = auto_exposure_us(station, "main", target_fraction=0.6, statistic=statistic, tolerance=0.2)
         return judge(chart_spec, _grey(shot))
     finally:
         with contextlib.suppress(Exception):

@@ -63,7 +63,7 @@ class Station:
             mount, dut = _typed(opened, "mount", Mount), _typed(opened, "dut", Dut)
             twin = None
             if config.twin is not None and config.twin.control:
-                from station.twin.control import TwinControl
+                from station.twin.control_client import TwinControl
 
                 twin = TwinControl(config.twin.control)
         except BaseException as exc:

@@ -77,7 +77,7 @@ def analyze_dngs(files: list[str]) -> tuple[dict[str, SensorChannelResult], dict
                          "the photon transfer curve needs pairs at two or more exposure times")
     darks = [frames[n].data for n in dark_files]
     try:
-        results = analyze_pairs(flats, darks, cfa=first.cfa, black_level=float(first.black_level))
+        results = analyze_pairs(flats, darks, cfa=first.cfa)
     except SensorAnalysisError as exc:
         raise InputError(f"{flat_files[0]} ...: {exc}") from None
     summary = {"flat_pairs": len(flats), "dark_frames": len(dark_files), "cfa": first.cfa,

@@ -52,7 +52,7 @@ def measure(plan: str = "factory", lenses: list[str] | None = None, firmware: st
     from station.cli import main
     from station.config import TwinConfig, to_toml
     from station.records import load_record
-    from station.twin.control import TwinControl
+    from station.twin.control_client import TwinControl
     from station.twin.runner import Twin
 
     settings = TwinConfig(seed=seed, firmware=firmware, resolution="ci", time_scale=0.0)

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import allure
 import pytest
 
 from station.errors import DeviceError
-from station.procedures.profile import CaseResults
+from station.plans.helpers import RunResults
 from station.scene import Scene
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The twin's time scale for the plans unless ``--twin-time-scale`` is given: 0, no real waits.
 PLAN_TIME_SCALE = 0.0
@@ -83,6 +86,19 @@ def capture_cases(config: pytest.Config) -> list[str]:
     return lenses if plan_of(config) == "lens" else ["main", "m", *lenses]
 
 
+#: What a plan test needs of a station, by the fixtures it takes: markers that select what a station can do.
+NEEDS = {"operator": "needs_operator", "m_lens": "needs_m_lens"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by them
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each plan test with what it needs (``NEEDS``), from the fixtures it (or its fixtures) take."""
+    for item in items:
+        for fixture, marker in NEEDS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(getattr(pytest.mark, marker))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "m_lens" in metafunc.fixturenames:
         lenses = configured_lenses(metafunc.config)
@@ -101,16 +117,16 @@ def lens_ids(request: pytest.FixtureRequest, run_record: Any) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(station: Any) -> Scene:
+def operator(station: Station) -> Scene:
     """The scene: every chart, lens and aperture change of the plan, through the run's operator."""
     return station.operator
 
 
 @pytest.fixture(scope="session")
-def results() -> dict[str, CaseResults]:
+def results() -> RunResults:
     """What each case of the capture matrix measured, by case (``main``, ``m``, ``m/<lens>``): the profile
     sections and the phone's calibration entries, filled in by the tests and written at the end."""
-    return {}
+    return RunResults()
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +138,7 @@ def m_lens(request: pytest.FixtureRequest, operator: Scene, lens_ids: list[str])
 
 
 @pytest.fixture
-def lit_bench(station: Any) -> Iterator[None]:
+def lit_bench(station: Station) -> Iterator[None]:
     """The light on at the plans' working level for the test, off after it."""
     from station.procedures.captures import set_light
 

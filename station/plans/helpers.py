@@ -5,15 +5,19 @@ Charts, lenses and apertures are the scene's (``station.scene.Scene``, the ``ope
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import allure
 
 from fixtures.allure_glue import attach_png
 from station.errors import DeviceError
+from station.measurements import declarations_of
 from station.procedures import ProcedureError
 from station.procedures.profile import CaseResults
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 
 def attach_all(pictures: Mapping[str, bytes]) -> None:
@@ -35,19 +39,57 @@ def procedure(title: str) -> Iterator[None]:
             raise
 
 
-def station_check(measure: Any, name: str, value: float, device: str, case: str = "") -> Any:
-    """A self-check measurement: out of its limits it is the station's fault (``DeviceError`` naming the
-    device: exit 3, the run stops), never the phone's."""
-    m = measure(name, value, case=case, check=False)
-    if not m.passed:
-        raise DeviceError(device, f"self-check failed: {m.failure_message()}")
-    return m
+def take(measure: Any, values: Callable[[], Mapping[str, float]], case: str = "", *, check: bool = True) -> list[Any]:
+    """Take every measurement ``values`` (a ``@measures`` method, ``station.measurements``) declares, at
+    ``case``: each recorded before the test fails on any (``measure.check()``). A value the function did not
+    declare, a declared one it did not give, or a case its pattern does not allow is a bug of the step
+    (``ValueError``)."""
+    declared = declarations_of(values)
+    taken = dict(values())
+    if set(taken) != set(declared):
+        raise ValueError(f"{getattr(values, '__qualname__', values)}: gave {sorted(taken)}, "
+                         f"declares {sorted(declared)}")
+    wrong = [name for name, item in declared.items() if not item.case_matches(case)]
+    if wrong:
+        raise ValueError(f"case {case!r} does not match the declared case of {', '.join(wrong)}")
+    out = [measure(name, value, case=case, check=False) for name, value in taken.items()]
+    if check:
+        measure.check()
+    return out
 
 
-def case_results(results: dict[str, CaseResults], station: Any, sensor: str, lens: str | None = None
+def station_check(measure: Any, values: Callable[[], Mapping[str, float]], device: str) -> list[Any]:
+    """Self-check measurements (declared with limits from ``station``): out of its limits one is the station's
+    fault (``DeviceError`` naming the device: exit 3, the run stops), never the phone's."""
+    declared = declarations_of(values)
+    if any(item.limits != "station" for item in declared.values()):
+        raise ValueError(f"{getattr(values, '__qualname__', values)}: a self-check declares limits from 'station'")
+    taken = take(measure, values, check=False)
+    for m in taken:
+        if not m.passed:
+            raise DeviceError(device, f"self-check failed: {m.failure_message()}")
+    return taken
+
+
+class RunResults(dict[str, CaseResults]):
+    """What each case of the capture matrix measured, by case (``main``, ``m``, ``m/<lens>``): the session's
+    (the ``results`` fixture), filled by the measuring tests, read by the ones that write profiles and the phone."""
+
+    def need(self, case: str, what: str, by: str) -> CaseResults:
+        """The case's results; when nothing was measured for it (its tests failed, or ``-k`` left them out) the
+        test fails saying what it needs and which tests give it."""
+        if case not in self:
+            import pytest
+
+            pytest.fail(f"{case}: needs {what}, which {by} measure; nothing was measured for {case} (select those "
+                        "tests too, or see why they failed)", pytrace=False)
+        return self[case]
+
+
+def case_results(results: dict[str, CaseResults], station: Station, sensor: str, lens: str | None = None
                  ) -> CaseResults:
     """The results of one case, made on first use with the sensor's size and pixel pitch."""
-    from station.procedures.geometry import sensor_geometry
+    from station.procedures.framing import sensor_geometry
 
     key = sensor if lens is None else f"{sensor}/{lens}"
     if key not in results:
@@ -63,7 +105,7 @@ STOPPED_DOWN = 8.0
 
 def stopped_down(lens: str) -> float:
     """f/8, or the lens's smallest aperture when its ring stops before f/8 (the station's lens catalogue)."""
-    from station.procedures.geometry import lens_datasheet
+    from station.procedures.framing import lens_datasheet
 
     apertures = lens_datasheet("m", lens).apertures
     return STOPPED_DOWN if STOPPED_DOWN in apertures else float(max(apertures))
@@ -71,6 +113,6 @@ def stopped_down(lens: str) -> float:
 
 def wide_open(lens: str) -> float:
     """The lens's widest aperture (the station's lens catalogue)."""
-    from station.procedures.geometry import lens_datasheet
+    from station.procedures.framing import lens_datasheet
 
     return float(lens_datasheet("m", lens).apertures[0])

@@ -8,23 +8,23 @@ Measurement cases: ``main``, ``m`` (bare), ``m/<lens>``; an aperture-dependent o
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from fixtures.allure_glue import attach_png
-from station.plans.helpers import attach_all, case_results, procedure
+from station.measurements import Declared, measures
+from station.plans.helpers import attach_all, case_results, procedure, take
 from station.procedures import sensor as sensor_proc
 from station.procedures.color import measure_color
 from station.procedures.focus import adapter_focus
-from station.procedures.geometry import (
-    BOARD,
-    calibrate_geometry,
-    case_name,
-    lens_datasheet,
-    thin_lens_image_distance_mm,
-)
+from station.procedures.framing import case_name, lens_datasheet
+from station.procedures.geometry import BOARD, calibrate_geometry
 from station.procedures.sfr import lateral_ca, measure_sfr
 from station.procedures.shading import measure_shading, preview_shading
 from station.scene import Scene
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 
 def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:
@@ -33,7 +33,7 @@ def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:
     return f"{name}/f{f_number:g}" if f_number else name
 
 
-def sensor_characterization(station: Any, operator: Scene, measure: Any, results: dict, sensor: str,
+def sensor_characterization(station: Station, operator: Scene, measure: Any, results: dict, sensor: str,
                             lens: str | None = None) -> Any:
     operator.chart("flat", sensor=sensor)
     with procedure(f"EMVA 1288 photon transfer of {case_name(sensor, lens)}: flat pairs over an exposure sweep, "
@@ -41,95 +41,92 @@ def sensor_characterization(station: Any, operator: Scene, measure: Any, results
         result = sensor_proc.characterize_sensor(station, sensor, lens)
     attach_png(f"{case_name(sensor, lens)}: photon transfer curve (EMVA 1288)", result.ptc_png())
     case_results(results, station, sensor, lens).sections["sensor_response"] = result.profile_section()
-    case = case_name(sensor, lens)
-    summary = result.summary()
-    for name, key in (("sensor_conversion_gain_dn_per_e", "conversion_gain_dn_per_e"),
-                      ("sensor_read_noise_e", "read_noise_e"), ("sensor_clip_level_dn", "clip_level_dn"),
-                      ("sensor_saturation_capacity_e", "saturation_capacity_e"),
-                      ("sensor_linearity_error_pct", "linearity_error_pct"), ("sensor_dsnu_e", "dsnu_e"),
-                      ("sensor_prnu_pct", "prnu_pct")):
-        measure(name, summary[key], case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
-def geometry(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
+def defect_pixels(station: Station, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
+    """Defect pixels of ``sensor`` (``station.procedures.defects``) on the flat field: its profile section and the
+    phone's hot-pixel map."""
+    from station.procedures.defects import measure_defects
+
+    operator.chart("flat", sensor=sensor)
+    with procedure(f"defect pixels of {sensor}: dark frames at a long exposure, flat fields (EMVA 1288 4.0)"):
+        result = measure_defects(station, sensor)
+    entry = case_results(results, station, sensor)
+    entry.sections["defects"] = result.profile_section()
+    entry.phone["defect_pixels"] = result.phone_entry()
+    take(measure, result.measurements, sensor)
+    return result
+
+
+def awb(station: Station, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
+    """The unit's AWB against the golden module on the flat grey at two light CCTs (``station.procedures.awb``):
+    the phone's calibration transforms."""
+    from station.procedures.awb import measure_awb
+
+    operator.chart("flat", sensor=sensor)
+    with procedure(f"AWB of {sensor} against the golden module: flat grey at the golden illuminants' CCTs"):
+        result = measure_awb(station, sensor)
+    case_results(results, station, sensor).phone["awb"] = result.phone_entry()
+    take(measure, result.measurements, sensor)
+    return result
+
+
+def geometry(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
              f_number: float | None = None) -> Any:
     operator.chart(BOARD, sensor=sensor)
     with procedure(f"ChArUco {BOARD} at {5} pan/tilt poses through {f_case(sensor, lens, f_number)}"):
         result = calibrate_geometry(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     attach_png(f"{case_name(sensor, lens)}: distortion field", result.distortion_png())
     case_results(results, station, sensor, lens).sections["geometry"] = result.profile_section()
-    case = case_name(sensor, lens)
-    sheet = lens_datasheet(sensor, lens)
-    expected = thin_lens_image_distance_mm(sheet.focal_length_mm, result.distance_mm)
-    measure("geometry_rms_px", result.rms_px, case=case, check=False)
-    measure("geometry_views_used", result.views_used, case=case, check=False)
-    measure("geometry_image_distance_error_pct", (result.image_distance_mm / expected - 1.0) * 100.0, case=case,
-            check=False)
-    measure("geometry_corner_distortion_px", result.corner_distortion_px(), case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
-def shading(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
+def shading(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
             f_number: float | None = None) -> Any:
     operator.chart("flat", sensor=sensor)
     with procedure(f"flat fields through {f_case(sensor, lens, f_number)}: the lens shading map"):
         result = measure_shading(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     attach_png(f"{f_case(sensor, lens, f_number)}: lens shading map", result.png())
     entry = case_results(results, station, sensor, lens)
     entry.sections["shading"] = result.profile_section()
     entry.phone.update(result.isp_entry())
-    case = case_name(sensor, lens)
-    measure("shading_corner_falloff_pct", result.corner_falloff_pct(), case=case, check=False)
-    measure("shading_max_gain", result.max_gain(), case=case, check=False)
-    measure("shading_centre_offset_px", result.centre_offset_px(), case=case, check=False)
-    measure("shading_flat_residual_pct", float(result.result.flat_residual_pct), case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
-def sfr(station: Any, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
-        f_number: float | None = None, *, profile: bool = True) -> Any:
+def sfr(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
+        f_number: float | None = None) -> Any:
     operator.chart("sfr", sensor=sensor)
     with procedure(f"slanted-edge chart through {f_case(sensor, lens, f_number)}: e-SFR of every edge"):
         result = measure_sfr(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     label = f_case(sensor, lens, f_number)
     attach_png(f"{label}: MTF curves", result.curves_png())
     attach_png(f"{label}: MTF50 across the field", result.field_png())
     entry = case_results(results, station, sensor, lens)
     sfr_section = entry.sections.setdefault("sfr", {"apertures": {}})
     sfr_section["apertures"][f"f{f_number:g}" if f_number else "fixed"] = result.profile_section()
-    case = f_case(sensor, lens, f_number)
-    measure("mtf50_centre_cpp", result.zone_mtf50("centre"), case=case, check=False)
-    measure("mtf50_mid_cpp", result.zone_mtf50("mid"), case=case, check=False)
-    measure("mtf50_corner_cpp", result.zone_mtf50("corner"), case=case, check=False)
-    measure("mtf50_min_cpp", result.min_mtf50(), case=case, check=False)
-    measure("sfr_edges", len(result.edges), case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, f_case(sensor, lens, f_number))
     return result
 
 
-def chromatic(station: Any, measure: Any, results: dict, sfr_result: Any) -> Any:
+def chromatic(station: Station, measure: Any, results: dict, sfr_result: Any) -> Any:
     sensor, lens = sfr_result.sensor, sfr_result.lens
     with procedure(f"lateral CA from the slanted edges of {sfr_result.case}"):
         result = lateral_ca(sfr_result.frame, sfr_result.edges)
     attach_png(f"{case_name(sensor, lens)}: lateral chromatic aberration", result.png(
         f"Lateral CA relative to G: {sfr_result.case}"))
     case_results(results, station, sensor, lens).sections["chromatic"] = result.profile_section()
-    case = case_name(sensor, lens)
-    measure("ca_r_scale_ppm", (result.r_scale - 1.0) * 1e6, case=case, check=False)
-    measure("ca_b_scale_ppm", (result.b_scale - 1.0) * 1e6, case=case, check=False)
-    measure("ca_corner_shift_px", result.corner_shift_px(), case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
-def color(station: Any, operator: Scene, measure: Any, results: dict, sensor: str,
+def color(station: Station, operator: Scene, measure: Any, results: dict, sensor: str,
           lens: str | None = None) -> Any:
     operator.chart("colorchecker", sensor=sensor)
     entry = case_results(results, station, sensor, lens)
@@ -137,49 +134,39 @@ def color(station: Any, operator: Scene, measure: Any, results: dict, sensor: st
     with procedure(f"ColorChecker through {case_name(sensor, lens)}: white balance, colour matrix, CIEDE2000"
                    + (" (lens shading corrected)" if gain_map is not None else "")):
         result = measure_color(station, sensor, lens, gain_map=gain_map)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     attach_png(f"{case_name(sensor, lens)}: ColorChecker reference / before / after", result.png())
     entry.sections["color"] = result.profile_section()
     entry.phone.update(result.isp_entry())
-    case = case_name(sensor, lens)
-    measure("color_delta_e_mean", result.delta_e("after")["mean"], case=case, check=False)
-    measure("color_delta_e_max", result.delta_e("after")["max"], case=case, check=False)
-    measure("color_wb_gain_r", result.wb_gains[0], case=case, check=False)
-    measure("color_wb_gain_b", result.wb_gains[2], case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
-def focus(station: Any, operator: Scene, measure: Any, results: dict, lens: str, f_number: float) -> Any:
+def focus(station: Station, operator: Scene, measure: Any, results: dict, lens: str, f_number: float) -> Any:
     operator.chart("sfr", sensor="m")
     with procedure(f"through-focus sweep of the slanted-edge chart through {lens} f/{f_number:g}: the adapter's "
                    "flange back-focus and tilt"):
         result = adapter_focus(station, lens, f_number)
-    attach_all(result.attachments)
+    attach_all(result.attachments())
     attach_png(f"m/{lens}: through-focus sweep", result.sweep_png())
     case_results(results, station, "m", lens).sections["focus"] = result.profile_section()
-    case = f"m/{lens}"
-    measure("adapter_back_focus_mm", result.back_focus_mm, case=case, check=False)
-    measure("adapter_tilt_x_deg", result.tilt_x_deg, case=case, check=False)
-    measure("adapter_tilt_y_deg", result.tilt_y_deg, case=case, check=False)
-    measure("focus_fit_residual_um", result.residual_um, case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, f"m/{lens}")
     return result
 
 
-def preview_flatness(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
+def preview_flatness(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
     operator.chart("flat", sensor=sensor)
     with procedure(f"the phone's preview of the flat field through {case_name(sensor, lens)} (its stored shading "
                    "map applied)"):
         result = preview_shading(station, sensor, lens)
     attach_png(f"{case_name(sensor, lens)}: preview of the flat field", result.png())
-    measure("preview_shading_corner_ratio", result.corner_ratio, case=case_name(sensor, lens))
+    take(measure, result.measurements, case_name(sensor, lens))
     return result
 
 
 # --- zebra and peaking (``station.procedures.zebra`` / ``peaking``) ------------------------------------------
 
-def zebra_calibration(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
+def zebra_calibration(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
                       f_number: float | None = None, *, verify: tuple[str, ...] = ()) -> Any:
     from station.procedures.zebra import calibrate_zebra, verify_zebra
 
@@ -190,17 +177,13 @@ def zebra_calibration(station: Any, operator: Scene, measure: Any, sensor: str, 
         result = calibrate_zebra(station, sensor, gain=1.0, lens=lens, aperture=f_number, chart="flat")
     attach_all(result.attachments())
     case = case_name(sensor, lens)
-    measure("zebra_clip_level_dn", result.clip_level_dn, case=case, check=False)
-    measure("zebra_raw_threshold_dn", result.raw_threshold_dn, case=case, check=False)
-    measure("zebra_luma_threshold", result.luma_threshold, case=case, check=False)
+    take(measure, result.measurements, case, check=False)
     for mode in verify:
         operator.chart("steps", sensor=sensor)
         with procedure(f"zebra ({mode} mode) at the calibrated threshold against raw truth, step chart"):
             check = verify_zebra(station, sensor, result, mode, chart="steps")
         attach_all(check.attachments())
-        measure("zebra_missed_pct", 100.0 * (check.missed_fraction or 0.0), case=f"{case}/{mode}", check=False)
-        measure("zebra_false_flag_pct", 100.0 * (check.false_flag_fraction or 0.0), case=f"{case}/{mode}",
-                check=False)
+        take(measure, check.measurements, f"{case}/{mode}", check=False)
     measure.check()
     return result
 
@@ -212,10 +195,10 @@ PEAKING_SEARCH_MM = 0.15
 PEAKING_SEARCH_DPT = 1.5
 
 
-def peaking_scene(station: Any, sensor: str, lens: str | None) -> tuple[float, tuple[float, float]]:
+def peaking_scene(station: Station, sensor: str, lens: str | None) -> tuple[float, tuple[float, float]]:
     """The Siemens star filling the frame: its rail distance, and the focus range to search around it
     (ring degrees for an M lens, diopters for the main camera)."""
-    from station.procedures.geometry import framing_distance_mm, ring_for_distance_deg
+    from station.procedures.framing import framing_distance_mm, ring_for_distance_deg
     from targets.registry import get_chart
 
     distance = framing_distance_mm(station, sensor, lens, get_chart("siemens").width_mm, 1.0)
@@ -228,7 +211,7 @@ def peaking_scene(station: Any, sensor: str, lens: str | None) -> tuple[float, t
     return distance, (max(ring - span, 0.0), min(ring + span, float(sheet.focus_throw_deg)))
 
 
-def peaking_calibration(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
+def peaking_calibration(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
                         f_number: float | None = None, *, verify: bool = False) -> Any:
     from station.procedures.peaking import calibrate_peaking, verify_peaking
 
@@ -241,22 +224,18 @@ def peaking_calibration(station: Any, operator: Scene, measure: Any, sensor: str
                                    distance_mm=distance, focus_range=focus_range, flats=1)
     attach_all(result.attachments())
     case = f_case(sensor, lens, f_number)
-    measure("peaking_threshold", result.threshold, case=case, check=False)
-    measure("peaking_flat_rate_pct", 100.0 * result.flat_rate, case=case, check=False)
+    take(measure, result.measurements, case, check=False)
     if verify:
         with procedure("focus peaking at T_peak: in focus, beyond twice the depth of field, flat fields"):
             check = verify_peaking(station, sensor, result)
         attach_all(check.attachments())
-        in_focus = [f["coverage"] for f in check.frames if f["expected"] == "in_focus"]
-        beyond = [f["coverage"] for f in check.frames if f["expected"] == "beyond_2dof"]
-        measure("peaking_in_focus_coverage_pct", 100.0 * min(in_focus), case=case, check=False)
-        measure("peaking_far_coverage_pct", 100.0 * max(beyond), case=case, check=False)
-        measure("peaking_flat_rate_pct", 100.0 * max(check.flat_rates), case=f"{case}/verify", check=False)
+        take(measure, check.measurements, case, check=False)
+        take(measure, check.flat_measurements, f"{case}/verify", check=False)
     measure.check()
     return result
 
 
-def isp_write(station: Any, measure: Any, results: dict, sensor: str, lens: str | None = None) -> Any:
+def isp_write(station: Station, measure: Any, results: dict, sensor: str, lens: str | None = None) -> Any:
     """What the phone's ISP reads (shading map, white balance, colour matrix) of one case, into the phone."""
     from station.procedures import calibration_path
     from station.procedures.profile import write_calibration
@@ -269,51 +248,80 @@ def isp_write(station: Any, measure: Any, results: dict, sensor: str, lens: str 
         pytest.skip(f"{case_name(sensor, lens)}: no ISP calibration measured (shading / colour failed)")
     with procedure(f"write {', '.join(sorted(isp))} of {case_name(sensor, lens)} into the phone, read back"):
         written = write_calibration(station, [(calibration_path(sensor, lens, k), v) for k, v in isp.items()])
-    measure("calibration_readback_mismatches", len(written.mismatched), case=case_name(sensor, lens))
+    take(measure, written.case_measurements, case_name(sensor, lens))
     return written
 
 
 # --- RAW integrity (``station.procedures.raw_checks``) -----------------------------------------------------
 
-def raw_integrity(station: Any, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
-    """RAW integrity of ``sensor`` (``station.procedures.raw_checks``): CFA order and RAW10 = DNG on the
-    ColorChecker, missing codes on a defocused step chart, black level from darks. The M sensor needs a lens to
-    see the charts: ``lens`` (mounted by the caller) focused by its datasheet ring at the chart's distance."""
+def _raw_scene(station: Station, sensor: str, lens: str | None) -> float | None:
+    """The ColorChecker's framing for ``sensor`` (the step chart's ramp is taken there too); the M lens's ring
+    at the datasheet angle for that distance (None: the main camera autofocuses)."""
     from station.procedures.color import CHART_FILL
-    from station.procedures.geometry import frame_scene, framing_distance_mm, ring_for_distance_deg
-    from station.procedures.raw_checks import check_raw_integrity
+    from station.procedures.framing import frame_scene, framing_distance_mm, ring_for_distance_deg
     from targets.colorchecker import ColorCheckerChart
 
     distance = framing_distance_mm(station, sensor, lens, ColorCheckerChart().width_mm, CHART_FILL)
     frame_scene(station, sensor, lens, distance)
-    focus_deg = ring_for_distance_deg(lens, distance) if sensor == "m" else None
-    # the procedure asks for its two charts, the one already up first
+    return ring_for_distance_deg(lens, distance) if sensor == "m" else None
+
+
+def raw_colour(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None) -> Any:
+    """The colour half of RAW integrity (``capture_raw_colour``): CFA order and RAW10 = DNG on the ColorChecker,
+    taken while that chart is up; the capture goes on to ``raw_integrity``'s ramp and darks."""
+    from station.procedures.raw_checks import capture_raw_colour
+
+    focus_deg = _raw_scene(station, sensor, lens)
+    with procedure(f"RAW integrity of {case_name(sensor, lens)}, the ColorChecker: CFA order, RAW10 = DNG"):
+        capture = capture_raw_colour(station, sensor, focus_deg=focus_deg, colour_chart="colorchecker")
+    take(measure, capture.measurements, sensor)
+    return capture
+
+
+def raw_integrity(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
+                  colour: Any = None) -> Any:
+    """RAW integrity of ``sensor`` (``station.procedures.raw_checks``): CFA order and RAW10 = DNG on the
+    ColorChecker (or ``colour``, its capture taken earlier by ``raw_colour``: only the rest is measured here),
+    missing codes on a defocused step chart, black level from darks. The M sensor needs a lens to see the
+    charts: ``lens`` (mounted by the caller) focused by its datasheet ring at the chart's distance."""
+    from station.procedures.raw_checks import check_raw_integrity
+
+    focus_deg = _raw_scene(station, sensor, lens)
     label = case_name(sensor, lens)
-    with procedure(f"RAW integrity of {label}: CFA order, RAW10 = DNG, missing codes, black level"):
-        result = check_raw_integrity(station, sensor, focus=focus_deg, colour_chart="colorchecker",
-                                     ramp_chart="steps")
+    with procedure(f"RAW integrity of {label}: " + ("missing codes, black level" if colour is not None else
+                                                    "CFA order, RAW10 = DNG, missing codes, black level")):
+        result = check_raw_integrity(station, sensor, focus_deg=focus_deg, colour_chart="colorchecker",
+                                     ramp_chart="steps", colour=colour)
     attach_all(result.attachments())
-    case = sensor
-    measure("raw_missing_codes", result.codes["missing_count"], case=case, check=False)
-    measure("raw_black_offset_dn", result.black["max_offset_dn"], case=case, check=False)
-    measure("raw_black_level_dn", float(sum(result.black["measured_dn"].values()) / len(result.black["measured_dn"])),
-            case=case, check=False)
-    measure("raw_cfa_order_match", 1.0 if result.cfa["match"] else 0.0, case=case, check=False)
-    differing = result.raw10_dng.get("differing_pixels")
-    measure("raw10_dng_differing_pixels", float(differing if differing is not None else 1e9), case=case,
-            check=False)
-    measure.check()
+    take(measure, result.ramp_measurements if colour is not None else result.measurements, sensor)
     return result
 
 
 # --- regression: the app's masks and histogram against their definition on the very same frame --------------
 
-def _mask_stats(phone: Any, reference: Any) -> tuple[float, float]:
-    """% of pixels where the phone's mask and the reference differ, and % the reference flags."""
-    import numpy as np
+@dataclass(frozen=True)
+class MaskComparison:
+    """The phone's mask against the reference of the same frame: % of pixels where they differ, % the
+    reference flags."""
 
-    return (100.0 * float(np.count_nonzero(phone != reference)) / reference.size,
-            100.0 * float(np.count_nonzero(reference)) / reference.size)
+    mismatch_pct: float
+    flagged_pct: float
+
+    @classmethod
+    def of(cls, phone: Any, reference: Any) -> MaskComparison:
+        import numpy as np
+
+        return cls(100.0 * float(np.count_nonzero(phone != reference)) / reference.size,
+                   100.0 * float(np.count_nonzero(reference)) / reference.size)
+
+    @measures(Declared("zebra_mask_mismatch_pct", "%", "{sensor}/{mode}"),
+              Declared("zebra_flagged_pct", "%", "{sensor}/{mode}"))
+    def zebra_measurements(self) -> dict[str, float]:
+        return {"zebra_mask_mismatch_pct": self.mismatch_pct, "zebra_flagged_pct": self.flagged_pct}
+
+    @measures(Declared("peaking_mask_mismatch_pct", "%", "{sensor}"), Declared("peaking_flagged_pct", "%", "{sensor}"))
+    def peaking_measurements(self) -> dict[str, float]:
+        return {"peaking_mask_mismatch_pct": self.mismatch_pct, "peaking_flagged_pct": self.flagged_pct}
 
 
 def _mask_overlay(preview: Any, phone: Any, reference: Any) -> bytes:
@@ -327,24 +335,24 @@ def _mask_overlay(preview: Any, phone: Any, reference: Any) -> bytes:
     return png_bytes(out, 1024)
 
 
-def zebra_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
+def zebra_conformance(station: Station, operator: Scene, measure: Any, sensor: str = "main",
                       threshold: int = 235) -> None:
     """The phone's luma zebra at ``threshold`` against DESIGN 7's definition (``calibration.zebra``) on the
     same frame: the step chart out of focus (smooth ramps through the threshold), its top steps clipping."""
     from calibration.zebra import luma_zebra
-    from station.procedures.captures import auto_exposure, capture_shot
+    from station.procedures.captures import auto_exposure_us, capture_shot
 
     operator.chart("steps", sensor=sensor)
     with procedure(f"zebra (luma, T {threshold}) on the defocused step chart: the phone's mask against "
                    "Y' >= T of its own preview"):
-        from station.procedures.geometry import frame_scene, framing_distance_mm
+        from station.procedures.framing import frame_scene, framing_distance_mm
         from targets.registry import get_chart
 
         frame_scene(station, sensor, None, framing_distance_mm(station, sensor, None, get_chart("steps").width_mm,
                                                                1.1))
         station.dut.configure(sensor, focus_m=0.05, zebra={"enabled": False})
         try:
-            exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+            exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
             station.dut.configure(sensor, exposure_us=int(exposure * 1.6),
                                   zebra={"enabled": True, "mode": "luma", "threshold": int(threshold)})
             shot = capture_shot(station, sensor, ("preview", "zebra_mask"))
@@ -354,20 +362,17 @@ def zebra_conformance(station: Any, operator: Scene, measure: Any, sensor: str =
     phone = shot.masks["zebra_mask"]
     attach_png(f"{sensor}: zebra mask (magenta) vs definition: missed red, extra blue",
                _mask_overlay(shot.preview, phone, reference))
-    mismatch, flagged = _mask_stats(phone, reference)
-    measure("zebra_mask_mismatch_pct", mismatch, case=f"{sensor}/luma", check=False)
-    measure("zebra_flagged_pct", flagged, case=f"{sensor}/luma", check=False)
-    measure.check()
+    take(measure, MaskComparison.of(phone, reference).zebra_measurements, f"{sensor}/luma")
 
 
-def peaking_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
+def peaking_conformance(station: Station, operator: Scene, measure: Any, sensor: str = "main",
                         threshold: int = 40) -> None:
     """The phone's peaking at ``threshold`` against DESIGN 7's definition (``calibration.peaking``) on the same
     frame: the Siemens star in focus."""
     from calibration.peaking import peaking_mask
     from calibration.zebra import preview_luma
-    from station.procedures.captures import auto_exposure, capture_shot
-    from station.procedures.geometry import frame_scene, framing_distance_mm
+    from station.procedures.captures import auto_exposure_us, capture_shot
+    from station.procedures.framing import frame_scene, framing_distance_mm
     from targets.registry import get_chart
 
     operator.chart("siemens", sensor=sensor)
@@ -377,7 +382,7 @@ def peaking_conformance(station: Any, operator: Scene, measure: Any, sensor: str
                                                                1.1))
         station.dut.configure(sensor, peaking={"enabled": False})
         try:
-            auto_exposure(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
+            auto_exposure_us(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
             station.dut.configure(sensor, peaking={"enabled": True, "threshold": int(threshold)})
             shot = capture_shot(station, sensor, ("preview", "peaking_mask"))
         finally:
@@ -386,13 +391,10 @@ def peaking_conformance(station: Any, operator: Scene, measure: Any, sensor: str
     phone = shot.masks["peaking_mask"]
     attach_png(f"{sensor}: peaking mask (magenta) vs definition: missed red, extra blue",
                _mask_overlay(shot.preview, phone, reference))
-    mismatch, flagged = _mask_stats(phone, reference)
-    measure("peaking_mask_mismatch_pct", mismatch, case=sensor, check=False)
-    measure("peaking_flagged_pct", flagged, case=sensor, check=False)
-    measure.check()
+    take(measure, MaskComparison.of(phone, reference).peaking_measurements, sensor)
 
 
-def histogram_conformance(station: Any, operator: Scene, measure: Any, sensor: str = "main",
+def histogram_conformance(station: Station, operator: Scene, measure: Any, sensor: str = "main",
                           source: str = "preview") -> None:
     """The app's histogram of one frame against the reference of the same frame (``raw_checks``)."""
     from station.procedures.raw_checks import check_histogram
@@ -401,21 +403,15 @@ def histogram_conformance(station: Any, operator: Scene, measure: Any, sensor: s
     with procedure(f"the app's {source} histogram of one frame against the reference histogram of that frame"):
         result = check_histogram(station, sensor, source, level_pct=50.0)
     attach_all(result.attachments())
-    case = f"{sensor}/{source}"
-    measure("histogram_l1_normalised", result.l1_normalised, case=case, check=False)
-    measure("histogram_shift_bins", result.shift_bins, case=case, check=False)
-    measure.check()
+    take(measure, result.measurements, f"{sensor}/{source}")
 
 
-def noise(station: Any, operator: Scene, measure: Any, sensor: str = "main") -> Any:
+def noise(station: Station, operator: Scene, measure: Any, sensor: str = "main") -> Any:
     operator.chart("flat", sensor=sensor)
     with procedure(f"temporal noise of {sensor}: a flat pair at half scale, a dark pair (EMVA 1288 4.0, 6.2)"):
         result = sensor_proc.temporal_noise(station, sensor)
     allure_text("temporal noise", result.to_dict())
-    measure("noise_dark_dn", result.dark_noise, case=sensor, check=False)
-    measure("noise_lit_dn", float(max(result.lit_noise_dn.values())), case=sensor, check=False)
-    measure("noise_snr", result.snr, case=sensor, check=False)
-    measure.check()
+    take(measure, result.measurements, sensor)
     return result
 
 

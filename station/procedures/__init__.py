@@ -7,12 +7,14 @@ write-back of a calibration entry into the phone's stored blob (read, merge, wri
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from station.errors import ProductError, StationError
+from station.errors import StationError
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 __all__ = ["ProcedureError", "SweepError", "calibration_path", "write_back"]
 
@@ -40,44 +42,14 @@ def calibration_path(sensor: str, lens: str | None, *keys: str) -> list[str]:
     return path + [str(k) for k in keys]
 
 
-def _set(blob: dict[str, Any], path: Sequence[str], value: Any) -> None:
-    node = blob
-    for key in path[:-1]:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            child = {}
-            node[key] = child
-        node = child
-    node[path[-1]] = value
+def write_back(station: Station, path: Sequence[str], entry: dict[str, Any]) -> dict[str, Any]:
+    """Store ``entry`` at ``path`` in the phone's calibration blob, keeping everything else: the one write-back,
+    ``station.procedures.profile.write_calibration`` (read, merge, write, read back, compare every key; a phone
+    that stores something else is a ``ProductError`` naming the key). Returns ``{path, entry, bytes, sha256,
+    read_back_match}``."""
+    from station.procedures.profile import write_calibration
 
-
-def _get(blob: Any, path: Sequence[str]) -> Any:
-    node = blob
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def write_back(station: Any, path: Sequence[str], entry: dict[str, Any]) -> dict[str, Any]:
-    """Store ``entry`` at ``path`` in the phone's calibration blob, keeping everything else.
-
-    Reads the blob, sets the entry (creating the dicts on the way), writes it with ``calibration.write``,
-    reads it back and compares the whole blob with what was written. A phone that stores something else
-    is a ``ProductError`` naming the key. Returns ``{path, entry, bytes, sha256, read_back_match}``.
-    """
     entry = json.loads(json.dumps(entry, allow_nan=False))  # what the phone will hold: plain JSON
-    before = station.dut.calibration_read()
-    blob = copy.deepcopy(before)
-    _set(blob, list(path), entry)
-    receipt = station.dut.calibration_write(blob)
-    after = station.dut.calibration_read()
-    where = ".".join(path)
-    if _get(after, path) != entry:
-        raise ProductError(f"dut: calibration read back at {where} is {_get(after, path)!r}, "
-                           f"wrote {entry!r}")
-    if after != blob:
-        raise ProductError(f"dut: calibration read back differs from the blob written (beyond {where})")
-    return {"path": where, "entry": entry, "bytes": receipt.get("bytes"), "sha256": receipt.get("sha256"),
-            "read_back_match": True}
+    written = write_calibration(station, [(list(path), entry)])
+    return {"path": ".".join(path), "entry": entry, "bytes": written.receipt.get("bytes"),
+            "sha256": written.receipt.get("sha256"), "read_back_match": True}

@@ -9,13 +9,16 @@ the unit's own offset is what the sweep finds. The rail is left at the far end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from station.procedures import SweepError
-from station.procedures.captures import auto_exposure, capture_shot, move_rail
-from station.procedures.geometry import lens_datasheet, rail_limits, sensor_geometry
+from station.procedures.captures import auto_exposure_us, capture_shot, move_rail
+from station.procedures.framing import lens_datasheet, rail_limits, sensor_geometry
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The voice-coil module's datasheet: the code a nominal module focuses at infinity, um of lens travel per code.
 NOMINAL_INFINITY_CODE = 100.0
@@ -40,11 +43,11 @@ class AfMeasurement:
         return self.calibration.to_dict(self.macro_distance_mm) | {"hyperfocal_check": self.hyperfocal}
 
 
-def _focus(station: Any, code: int) -> None:
+def _focus(station: Station, code: int) -> None:
     station.dut.configure("main", focus_code=int(code))
 
 
-def _sweep(station: Any, distance_mm: float) -> tuple[float, list[int], list[float]]:
+def _sweep(station: Station, distance_mm: float) -> tuple[float, list[int], list[float]]:
     from calibration.af import extension_um, peak_code, sharpness
 
     sheet = lens_datasheet("main", None)
@@ -53,7 +56,7 @@ def _sweep(station: Any, distance_mm: float) -> tuple[float, list[int], list[flo
                                        SWEEP_STEP_CODES) if c >= 0]
     move_rail(station, distance_mm)
     _focus(station, codes[len(codes) // 2])
-    auto_exposure(station, "main", target_fraction=0.5, statistic="p99")
+    auto_exposure_us(station, "main", target_fraction=0.5, statistic="p99")
     scores = []
     for code in codes:
         _focus(station, code)
@@ -65,7 +68,7 @@ def _sweep(station: Any, distance_mm: float) -> tuple[float, list[int], list[flo
         raise SweepError(f"main: AF sweep at {distance_mm:g} mm: {exc}") from None
 
 
-def calibrate_main_af(station: Any, *, far_mm: float | None = None, near_mm: float | None = None) -> AfMeasurement:
+def calibrate_main_af(station: Station, *, far_mm: float | None = None, near_mm: float | None = None) -> AfMeasurement:
     """Sweeps at the rail's far and near ends (or the distances given), the unit's infinity and macro codes,
     and the hyperfocal check at the far end."""
     from calibration.af import calibrate_af, hyperfocal_check, sharpness

@@ -16,15 +16,19 @@ import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from calibration.focus_fit import pyramid_sharpness
 from calibration.zebra import channel_means
 from station.errors import DeviceError, InputError
 from station.frame import Frame
 from station.procedures import ProcedureError, SweepError
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Formats the phone renders from the preview pipeline (8-bit PNG payloads).
 PNG_FORMATS = ("preview", "zebra_mask", "peaking_mask")
@@ -104,7 +108,7 @@ class Shot:
         return truth if isinstance(truth, dict) else None
 
 
-def capture_shot(station: Any, sensor: str, formats: Sequence[str] = ("raw10",), *, new: bool = True) -> Shot:
+def capture_shot(station: Station, sensor: str, formats: Sequence[str] = ("raw10",), *, new: bool = True) -> Shot:
     """One frame in ``formats`` (the first ``new`` unless ``new=False``, the rest ``last``).
 
     ``raw10`` becomes ``Shot.frame`` (unpacked with the capture's declared metadata), ``dng`` ``Shot.dng``
@@ -145,21 +149,21 @@ def capture_shot(station: Any, sensor: str, formats: Sequence[str] = ("raw10",),
 
 # --- the scene ---------------------------------------------------------------------------------
 
-def set_light(station: Any, level_pct: float) -> None:
+def set_light(station: Station, level_pct: float) -> None:
     """The light on at ``level_pct`` % of full scale, settled."""
     station.light.set_level_pct(round(float(level_pct), 3))
     station.light.set_output(True)
     station.light.wait_settled()
 
 
-def light_off(station: Any) -> None:
+def light_off(station: Station) -> None:
     """The light off, settled (for dark frames)."""
     station.light.set_output(False)
     station.light.wait_settled()
 
 
 @contextlib.contextmanager
-def lit(station: Any, level_pct: float) -> Iterator[None]:
+def lit(station: Station, level_pct: float) -> Iterator[None]:
     """The light on at ``level_pct`` inside the block, off after it whatever happened."""
     try:
         set_light(station, level_pct)
@@ -169,7 +173,7 @@ def lit(station: Any, level_pct: float) -> Iterator[None]:
             station.light.set_output(False)
 
 
-def move_rail(station: Any, distance_mm: float | None) -> None:
+def move_rail(station: Station, distance_mm: float | None) -> None:
     """The chart ``distance_mm`` from the camera (the mount's rail); None leaves it."""
     if distance_mm is not None:
         station.mount.move_to(distance=float(distance_mm))
@@ -193,7 +197,7 @@ def signal_fraction(frame: Frame, statistic: str = "centre") -> float:
     return (top - frame.black_level) / span
 
 
-def auto_exposure(station: Any, sensor: str, *, target_fraction: float = 0.5, statistic: str = "centre",
+def auto_exposure_us(station: Station, sensor: str, *, target_fraction: float = 0.5, statistic: str = "centre",
                   start_us: int | None = None, tolerance: float = 0.05, max_iter: int = 10) -> tuple[int, Shot]:
     """The exposure (us) putting the brightest channel at ``target_fraction`` of (white - black) under the
     light as it is, and the RAW shot taken at it. The response is linear in exposure below clipping: each
@@ -240,8 +244,9 @@ class FocusAxis:
     lo: float
     hi: float
 
-    def move(self, station: Any, position: float) -> None:
-        position = float(min(max(position, self.lo), self.hi))
+    def move(self, station: Station, position_in_unit: float) -> None:
+        """Focus at ``position_in_unit``: ring degrees from infinity (``m``) or diopters (``main``), clamped."""
+        position = float(min(max(position_in_unit, self.lo), self.hi))
         if self.sensor == "m":
             station.mount.move_to(focus=position)
         else:
@@ -251,7 +256,7 @@ class FocusAxis:
         return float(min(max(position, self.lo), self.hi))
 
 
-def focus_axis(station: Any, sensor: str, focus_range: tuple[float, float] | None = None) -> FocusAxis:
+def focus_axis(station: Station, sensor: str, focus_range: tuple[float, float] | None = None) -> FocusAxis:
     """The focus axis of ``sensor``: the mount's ``focus`` axis within its soft limits for ``m``, diopters
     0.001..20 for ``main``; ``focus_range`` restricts it (within those)."""
     if sensor == "m":
@@ -267,22 +272,6 @@ def focus_axis(station: Any, sensor: str, focus_range: tuple[float, float] | Non
             raise InputError(f"{sensor}: focus range {a:g}..{b:g} {unit} must lie within {lo:g}..{hi:g} {unit}")
         lo, hi = a, b
     return FocusAxis(sensor, unit, lo, hi)
-
-
-def sharpness(cfa: np.ndarray) -> float:
-    """Contrast-normalised gradient energy (Tenengrad, Sobel) of the quad-mean image, summed over three
-    pyramid levels so that it still ranks frames blurred by tens of pixels. Exposure-invariant."""
-    h, w = cfa.shape
-    image = cv2.resize(cfa[: h // 2 * 2, : w // 2 * 2].astype(np.float32), (w // 2, h // 2),
-                       interpolation=cv2.INTER_AREA)  # the mean of each 2x2 quad
-    total = 0.0
-    for _ in range(3):
-        mean = float(image.mean())
-        gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
-        total += float(np.mean(gx * gx + gy * gy, dtype=np.float64)) / max(mean * mean, 1e-12)
-        image = cv2.pyrDown(image)
-    return total
 
 
 @dataclass
@@ -314,7 +303,7 @@ FLAT_TOP_FRACTION = 0.7
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
-def focus_search(station: Any, axis: FocusAxis, *, coarse_steps: int = 7, bracket: float | None = None
+def focus_search(station: Station, axis: FocusAxis, *, coarse_steps: int = 7, bracket: float | None = None
                  ) -> FocusSearch:
     """Best focus by sharpness (RAW frames): ``coarse_steps`` positions over the axis's range, then a golden
     section search (one frame per step, Kiefer 1953) in the coarse bracket around the sharpest, until the
@@ -337,7 +326,7 @@ def focus_search(station: Any, axis: FocusAxis, *, coarse_steps: int = 7, bracke
         position = round(axis.clamp(position), 4)
         if position not in measured:
             axis.move(station, position)
-            measured[position] = sharpness(capture_shot(station, axis.sensor, ("raw10",)).raw)
+            measured[position] = pyramid_sharpness(capture_shot(station, axis.sensor, ("raw10",)).raw)
         return measured[position]
 
     coarse = [round(float(p), 4) for p in np.linspace(axis.lo, axis.hi, coarse_steps)]

@@ -10,13 +10,17 @@ neutral), the exposure scale, the colour matrix (rows sum to 1) and CIEDE2000 be
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure
-from station.procedures.geometry import ChartNotFoundError, case_name, frame_scene, framing_distance_mm, preview_of_raw
+from station.procedures.captures import auto_exposure_us
+from station.procedures.framing import ChartNotFoundError, case_name, frame_scene, framing_distance_mm, preview_of_raw
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The chart spans this fraction of the frame's width (its fiducials well inside the view).
 CHART_FILL = 0.75
@@ -38,7 +42,11 @@ class ColorMeasurement:
     exposure_us: int
     result: Any  # calibration.color.ColorResult
     shading_corrected: bool = False
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     def delta_e(self, which: str = "after") -> dict[str, float]:
         """CIEDE2000 over the patches used: ``{"mean", "max"}`` before or after the colour matrix."""
@@ -57,6 +65,14 @@ class ColorMeasurement:
         """What the phone's ISP reads: white balance gains (R, G, B) and the colour matrix."""
         return {"wb_gains": [round(v, 6) for v in self.wb_gains], "ccm": np.round(self.result.ccm, 6).tolist()}
 
+    @measures(Declared("color_delta_e_mean", "dE00"), Declared("color_delta_e_max", "dE00"),
+              Declared("color_wb_gain_r", "1"), Declared("color_wb_gain_b", "1"))
+    def measurements(self) -> dict[str, float]:
+        """CIEDE2000 after the colour matrix, and the white balance's R and B gains."""
+        after = self.delta_e("after")
+        return {"color_delta_e_mean": after["mean"], "color_delta_e_max": after["max"],
+                "color_wb_gain_r": self.wb_gains[0], "color_wb_gain_b": self.wb_gains[2]}
+
     def profile_section(self) -> dict[str, Any]:
         return {"wb_gains": self.wb_gains, "ccm": self.ccm, "delta_e2000": {"before": self.delta_e("before"),
                                                                             "after": self.delta_e("after")},
@@ -70,7 +86,7 @@ class ColorMeasurement:
         return color_png(self.result, title=f"ColorChecker: reference / before / after ({label})")
 
 
-def measure_color(station: Any, sensor: str, lens: str | None = None, *,
+def measure_color(station: Station, sensor: str, lens: str | None = None, *,
                   gain_map: np.ndarray | None = None) -> ColorMeasurement:
     """Colour calibration of ``sensor`` (with M lens ``lens``, as mounted) from the ColorChecker.
 
@@ -88,7 +104,7 @@ def measure_color(station: Any, sensor: str, lens: str | None = None, *,
     chart = ColorCheckerChart()
     distance = framing_distance_mm(station, sensor, lens, chart.width_mm, CHART_FILL)
     frame_scene(station, sensor, lens, distance)
-    exposure, shot = auto_exposure(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
+    exposure, shot = auto_exposure_us(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
     frame = shot.frame
     label = case_name(sensor, lens)
     attachments = {f"{label}: ColorChecker capture": preview_of_raw(frame, 768)}
@@ -116,4 +132,4 @@ def measure_color(station: Any, sensor: str, lens: str | None = None, *,
     except ColorError as exc:
         raise ProcedureError(f"{label}: colour calibration failed: {exc}") from None
     return ColorMeasurement(sensor=sensor, lens=lens, distance_mm=float(distance), exposure_us=int(exposure),
-                            result=result, shading_corrected=gain_map is not None, attachments=attachments)
+                            result=result, shading_corrected=gain_map is not None, pictures=attachments)

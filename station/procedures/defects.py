@@ -9,12 +9,16 @@ for the flats; it is left off.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, capture_shot, light_off, set_light
+from station.procedures.captures import auto_exposure_us, capture_shot, light_off, set_light
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Dark frames at this exposure (s): a hot pixel's dark signal stands far above the read noise.
 DARK_EXPOSURE_S = 0.25
@@ -35,7 +39,17 @@ class DefectMeasurement:
     width: int
     height: int
     cfa: str
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
+
+    @measures(Declared("defect_pixels", "px", "{sensor}"), Declared("defect_clusters_over_limit", "1", "{sensor}"))
+    def measurements(self) -> dict[str, float]:
+        """Defect pixels of every kind, and the clusters too large for a correction by neighbours."""
+        return {"defect_pixels": len(self.defects.kind),
+                "defect_clusters_over_limit": len(self.defects.oversized_clusters)}
 
     def profile_section(self) -> dict[str, Any]:
         return self.defects.to_dict() | {"dark_exposure_s": self.dark_exposure_s,
@@ -52,12 +66,12 @@ class DefectMeasurement:
         return dng_opcode_list([fix_bad_pixels_from_map(self.defects.hot_pixel_map(), self.cfa)])
 
 
-def _frames(station: Any, sensor: str, exposure_us: int, frames: int) -> list[np.ndarray]:
+def _frames(station: Station, sensor: str, exposure_us: int, frames: int) -> list[np.ndarray]:
     station.dut.configure(sensor, exposure_us=int(exposure_us), analog_gain=1.0)
     return [capture_shot(station, sensor).frame.data for _ in range(frames)]
 
 
-def measure_defects(station: Any, sensor: str, *, level_pct: float = 60.0, dark_exposure_s: float = DARK_EXPOSURE_S,
+def measure_defects(station: Station, sensor: str, *, level_pct: float = 60.0, dark_exposure_s: float = DARK_EXPOSURE_S,
                     frames: int = FRAMES, thresholds: Any = None) -> DefectMeasurement:
     """Dark frames (light off) at ``dark_exposure_s``, flats at ``FLAT_LEVEL`` under ``level_pct`` and darks at
     the flats' exposure; the defect map. The caller puts the flat diffuser up."""
@@ -66,7 +80,7 @@ def measure_defects(station: Any, sensor: str, *, level_pct: float = 60.0, dark_
     light_off(station)
     dark_long = _frames(station, sensor, int(round(dark_exposure_s * 1e6)), frames)
     set_light(station, level_pct)
-    exposure_us, shot = auto_exposure(station, sensor, target_fraction=FLAT_LEVEL)
+    exposure_us, shot = auto_exposure_us(station, sensor, target_fraction=FLAT_LEVEL)
     flats = [shot.frame.data] + _frames(station, sensor, exposure_us, frames - 1)
     first = shot.frame
     light_off(station)

@@ -16,25 +16,29 @@ as ``calibration.peaking.fit_focus``). The vertices' extensions over the field, 
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from calibration.focus_fit import fit_plane, parabola_vertex
+from station.measurements import Declared, measures
 from station.procedures import SweepError
-from station.procedures.captures import auto_exposure, capture_shot, focus_axis
-from station.procedures.geometry import (
+from station.procedures.captures import auto_exposure_us, capture_shot, focus_axis
+from station.procedures.framing import (
     case_name,
     frame_scene,
     framing_distance_mm,
     lens_datasheet,
     preview_of_raw,
     sensor_geometry,
-    thin_lens_image_distance_mm,
 )
+from station.procedures.geometry import thin_lens_image_distance_mm
 from station.procedures.sfr import CHART_FILL, CHART_LEVEL, MIN_EDGES, edge_mtfs, find_edge_rois
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Steps of the sweep (odd: the datasheet's ring angle in the middle).
 SWEEP_STEPS = 7
@@ -68,7 +72,11 @@ class AdapterFocus:
     tilt_y_deg: float
     residual_um: float
     extension_offset_um: np.ndarray  # (E,) each vertex's extension minus the plane's centre value
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     @property
     def centre_best_ring_deg(self) -> float:
@@ -83,6 +91,12 @@ class AdapterFocus:
         """The tilt's magnitude, deg."""
         return float(math.hypot(self.tilt_x_deg, self.tilt_y_deg))
 
+    @measures(Declared("adapter_back_focus_mm", "mm"), Declared("adapter_tilt_x_deg", "deg"),
+              Declared("adapter_tilt_y_deg", "deg"), Declared("focus_fit_residual_um", "um"))
+    def measurements(self) -> dict[str, float]:
+        return {"adapter_back_focus_mm": self.back_focus_mm, "adapter_tilt_x_deg": self.tilt_x_deg,
+                "adapter_tilt_y_deg": self.tilt_y_deg, "focus_fit_residual_um": self.residual_um}
+
     def profile_section(self) -> dict[str, Any]:
         return {"method": "through-focus sweep of the slanted-edge chart, 1/MTF50^2 parabola per edge, plane fit",
                 "back_focus_error_mm": self.back_focus_mm, "tilt_x_deg": self.tilt_x_deg,
@@ -95,42 +109,7 @@ class AdapterFocus:
         return focus_sweep_png(self)
 
 
-def _parabola_vertex(x: np.ndarray, y: np.ndarray) -> float:
-    """Vertex of ``y = A + B (x - x0)^2`` fitted around the lowest point (NaN when it opens downward or lies
-    outside the points fitted)."""
-    ok = np.isfinite(y)
-    if ok.sum() < 4:
-        return math.nan
-    i = int(np.nanargmin(np.where(ok, y, np.nan)))
-    sel = ok & (np.abs(np.arange(len(x)) - i) <= FIT_HALF_WIDTH)
-    if sel.sum() < 4:
-        return math.nan
-    c2, c1, _ = np.polyfit(x[sel], y[sel], 2)
-    if not c2 > 0:
-        return math.nan
-    vertex = -c1 / (2.0 * c2)
-    return float(vertex) if x[sel].min() <= vertex <= x[sel].max() else math.nan
-
-
-def _plane(xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares plane ``z = a + b x + c y`` with one round of 3-sigma rejection: (coefficients, used)."""
-    used = np.isfinite(z)
-    coef = np.full(3, np.nan)
-    for _ in range(2):
-        if used.sum() < 3:
-            break
-        a = np.column_stack([np.ones(used.sum()), xy[used, 0], xy[used, 1]])
-        coef, *_ = np.linalg.lstsq(a, z[used], rcond=None)
-        res = z - (coef[0] + coef[1] * xy[:, 0] + coef[2] * xy[:, 1])
-        sigma = float(np.sqrt(np.mean(res[used] ** 2)))
-        keep = np.isfinite(z) & (np.abs(res) <= max(OUTLIER_SIGMA * sigma, 1e-4))
-        if keep.sum() == used.sum():
-            break
-        used = keep
-    return coef, used
-
-
-def adapter_focus(station: Any, lens: str, f_number: float, *, distance_mm: float | None = None,
+def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: float | None = None,
                   steps: int = SWEEP_STEPS, blur_step_px: float = BLUR_STEP_PX) -> AdapterFocus:
     """Back-focus error (mm) and tilt (deg) of the M adapter with ``lens`` mounted at ``f_number`` (wide open
     gives the shallowest depth of focus, the sharpest answer).
@@ -146,7 +125,7 @@ def adapter_focus(station: Any, lens: str, f_number: float, *, distance_mm: floa
         station, "m", lens, get_chart("sfr").width_mm, CHART_FILL)
     nominal = float(sheet.ring_for_distance_deg(distance))
     frame_scene(station, "m", lens, distance, focus_deg=nominal)
-    _, shot = auto_exposure(station, "m", target_fraction=CHART_LEVEL, statistic="p99")
+    _, shot = auto_exposure_us(station, "m", target_fraction=CHART_LEVEL, statistic="p99")
     label = f"{case_name('m', lens)} f/{f_number:g}"
     attachments = {f"{label}: through-focus sweep, datasheet focus": preview_of_raw(shot.frame, 512)}
     rois = find_edge_rois(shot.frame.data, shot.frame.black_level, shot.frame.white_level)
@@ -191,10 +170,10 @@ def adapter_focus(station: Any, lens: str, f_number: float, *, distance_mm: floa
     mtf50 = np.array([measured[r] for r in rings])  # (steps, edges)
     with np.errstate(divide="ignore", invalid="ignore"):
         score = 1.0 / mtf50 ** 2
-    best_ring = np.array([_parabola_vertex(rings, score[:, e]) for e in range(len(rois))])
+    best_ring = np.array([parabola_vertex(rings, score[:, e], FIT_HALF_WIDTH) for e in range(len(rois))])
     extension = sheet.close_extension_mm * best_ring / sheet.focus_throw_deg
     xy_mm = (xy_px - centre) * geometry.pixel_pitch_um * 1e-3
-    coef, used = _plane(xy_mm, extension)
+    coef, used = fit_plane(xy_mm, extension, OUTLIER_SIGMA)
     if used.sum() < MIN_EDGES or not np.all(np.isfinite(coef)):
         raise SweepError(f"{label}: {int(used.sum())} edges came into focus in the sweep of rings "
                          f"{rings.min():.2f}..{rings.max():.2f} deg (needs {MIN_EDGES})")
@@ -207,50 +186,42 @@ def adapter_focus(station: Any, lens: str, f_number: float, *, distance_mm: floa
                         rings_deg=[float(r) for r in rings], edge_xy_mm=xy_mm, mtf50=mtf50, best_ring_deg=best_ring,
                         used=used, back_focus_mm=float(back_focus), tilt_x_deg=-math.degrees(c),
                         tilt_y_deg=math.degrees(b), residual_um=residual,
-                        extension_offset_um=(extension - a) * 1000.0, attachments=attachments)
+                        extension_offset_um=(extension - a) * 1000.0, pictures=attachments)
 
 
 def focus_sweep_png(result: AdapterFocus) -> bytes:
     """Left: MTF50 against the ring for the centre and the four corner-most edges, their vertices marked.
     Right: each edge's best-focus extension over the field (um from the centre's) with the fitted tilt."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     rings = np.asarray(result.rings_deg)
     xy = result.edge_xy_mm
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.0, 4.6), dpi=100)
-    try:
-        picks = {"centre": int(np.argmin(np.hypot(*xy.T)))}
-        for name, sx, sy in (("top-left", -1, -1), ("top-right", 1, -1), ("bottom-left", -1, 1),
-                             ("bottom-right", 1, 1)):
-            picks[name] = int(np.argmax(sx * xy[:, 0] + sy * xy[:, 1]))
-        for name, e in picks.items():
-            line, = ax1.plot(rings, result.mtf50[:, e], "o-", ms=3, lw=1, label=name)
-            if math.isfinite(result.best_ring_deg[e]):
-                ax1.axvline(result.best_ring_deg[e], color=line.get_color(), lw=0.8, ls=":")
-        ax1.axvline(result.nominal_ring_deg, color="0.3", lw=1, ls="--", label="datasheet ring for the distance")
-        ax1.set_xlabel("focus ring (deg from infinity)")
-        ax1.set_ylabel("MTF50 (c/px)")
-        ax1.set_title(f"Through-focus: {result.lens} f/{result.f_number:g} at {result.distance_mm:.0f} mm", fontsize=9)
-        ax1.grid(alpha=0.3)
-        ax1.legend(fontsize=7)
-        used = result.used
-        sc = ax2.scatter(xy[used, 0], xy[used, 1], c=result.extension_offset_um[used], cmap="coolwarm", s=45,
-                         marker="s", edgecolors="k", linewidths=0.3)
-        if (~used).any():
-            ax2.scatter(xy[~used, 0], xy[~used, 1], marker="x", c="0.4", s=30, label="left out")
-            ax2.legend(fontsize=7)
-        fig.colorbar(sc, ax=ax2, shrink=0.85, label="best-focus extension - centre's (um)")
-        ax2.set_xlabel("sensor x from centre (mm)")
-        ax2.set_ylabel("sensor y from centre (mm)")
-        ax2.invert_yaxis()
-        ax2.set_aspect("equal")
-        ax2.set_title(f"back focus {result.back_focus_mm * 1000:+.1f} um, tilt x {result.tilt_x_deg:+.3f} deg, "
-                      f"y {result.tilt_y_deg:+.3f} deg (residual {result.residual_um:.2f} um)", fontsize=9)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(12.0, 4.6), dpi=100)
+    picks = {"centre": int(np.argmin(np.hypot(*xy.T)))}
+    for name, sx, sy in (("top-left", -1, -1), ("top-right", 1, -1), ("bottom-left", -1, 1),
+                         ("bottom-right", 1, 1)):
+        picks[name] = int(np.argmax(sx * xy[:, 0] + sy * xy[:, 1]))
+    for name, e in picks.items():
+        line, = ax1.plot(rings, result.mtf50[:, e], "o-", ms=3, lw=1, label=name)
+        if math.isfinite(result.best_ring_deg[e]):
+            ax1.axvline(result.best_ring_deg[e], color=line.get_color(), lw=0.8, ls=":")
+    ax1.axvline(result.nominal_ring_deg, color="0.3", lw=1, ls="--", label="datasheet ring for the distance")
+    ax1.set_xlabel("focus ring (deg from infinity)")
+    ax1.set_ylabel("MTF50 (c/px)")
+    ax1.set_title(f"Through-focus: {result.lens} f/{result.f_number:g} at {result.distance_mm:.0f} mm", fontsize=9)
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=7)
+    used = result.used
+    sc = ax2.scatter(xy[used, 0], xy[used, 1], c=result.extension_offset_um[used], cmap="coolwarm", s=45,
+                     marker="s", edgecolors="k", linewidths=0.3)
+    if (~used).any():
+        ax2.scatter(xy[~used, 0], xy[~used, 1], marker="x", c="0.4", s=30, label="left out")
+        ax2.legend(fontsize=7)
+    fig.colorbar(sc, ax=ax2, shrink=0.85, label="best-focus extension - centre's (um)")
+    ax2.set_xlabel("sensor x from centre (mm)")
+    ax2.set_ylabel("sensor y from centre (mm)")
+    ax2.invert_yaxis()
+    ax2.set_aspect("equal")
+    ax2.set_title(f"back focus {result.back_focus_mm * 1000:+.1f} um, tilt x {result.tilt_x_deg:+.3f} deg, "
+                  f"y {result.tilt_y_deg:+.3f} deg (residual {result.residual_um:.2f} um)", fontsize=9)
+    return figure_png(fig, tight=True)

@@ -1,10 +1,6 @@
-"""Camera geometry from a ChArUco board at several pan/tilt poses, and how far away a chart must sit.
+"""Camera geometry from a ChArUco board at several pan/tilt poses.
 
-Framing: the lens's datasheet (focal length, focus ring) and the sensor's size (``info``) give, by the thin
-lens (``1/f = 1/s + 1/v``, magnification ``f / (s - f)``), the rail distance at which a chart spans a wanted
-fraction of the frame, and the ring angle that focuses there. The datasheet is the station's lens
-catalogue (``station.lens_catalog``: focal length, apertures, focus throw, close focus as a lens maker publishes them);
-nothing here reads a capture's ground truth.
+Framing (the rail distance, the ring angle, the demosaiced views) is ``station.procedures.framing``.
 
 Geometry (Zhang's method, ``calibration.geometry``): ``BOARD`` at ``POSES_DEG`` (the gimbal's pan and tilt),
 the board about 1.3 frame widths wide so that every pose fills the view; each RAW frame becomes the G channel
@@ -14,17 +10,29 @@ corners saddle-refined, calibrated, re-refined from the model once, outliers rej
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from station.errors import ConfigError, InputError
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, capture_shot
+from station.procedures.captures import auto_exposure_us, capture_shot
+from station.procedures.framing import (
+    ChartNotFoundError,
+    case_name,
+    frame_scene,
+    framing_distance_mm,
+    green_image,
+    lens_datasheet,
+    preview_of_raw,
+    sensor_geometry,
+)
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The calibration board: 24 x 18 squares of 30 mm (720 x 540 mm), 22 mm markers.
 BOARD = "charuco:16x12:45:33:DICT_5X5_100"
@@ -36,122 +44,6 @@ POSES_DEG: tuple[tuple[float, float], ...] = ((0.0, 0.0), (10.5, 8.4), (-10.5, 8
 BOARD_LEVEL = 0.75
 #: Views a usable calibration needs.
 MIN_VIEWS = 3
-#: OpenCV's Bayer code for each CFA order (OpenCV names a pattern from its second row).
-BAYER_TO_RGB = {"RGGB": cv2.COLOR_BayerBG2RGB, "BGGR": cv2.COLOR_BayerRG2RGB,
-                "GRBG": cv2.COLOR_BayerGB2RGB, "GBRG": cv2.COLOR_BayerGR2RGB}
-
-
-class ChartNotFoundError(ProcedureError):
-    """A chart the step needs is not in the capture (not on the holder, or not framed): a station fault,
-    with the capture as a PNG in ``attachments`` for the report."""
-
-    def __init__(self, message: str, attachments: dict[str, bytes] | None = None) -> None:
-        super().__init__(message)
-        self.attachments = dict(attachments or {})
-
-
-# --- datasheet and framing ---------------------------------------------------------------------------
-
-def lens_datasheet(sensor: str, lens: str | None) -> Any:
-    """The datasheet of the lens in front of ``sensor``: the phone's own lens for ``main``, the M lens
-    ``lens`` for ``m`` (None: the bare sensor has no lens)."""
-    from station.lens_catalog import get_lens  # the station's catalogue: published lens data, not the twin's
-
-    if sensor == "main":
-        return get_lens("main")
-    if lens is None:
-        return None
-    try:
-        return get_lens(lens)
-    except ConfigError as exc:
-        raise InputError(str(exc)) from None
-
-
-@dataclass(frozen=True)
-class SensorGeometry:
-    """A sensor's readout as the phone declares it (``info``)."""
-
-    width_px: int
-    height_px: int
-    pixel_pitch_um: float
-
-    @property
-    def width_mm(self) -> float:
-        return self.width_px * self.pixel_pitch_um * 1e-3
-
-    @property
-    def height_mm(self) -> float:
-        return self.height_px * self.pixel_pitch_um * 1e-3
-
-
-def sensor_geometry(station: Any, sensor: str) -> SensorGeometry:
-    """Width, height and pixel pitch of ``sensor`` from the phone's ``info``."""
-    entry = (station.dut.info().get("sensors") or {}).get(sensor) or {}
-    try:
-        return SensorGeometry(int(entry["width"]), int(entry["height"]), float(entry["pixel_pitch_um"]))
-    except (KeyError, TypeError, ValueError):
-        raise ProcedureError(f"dut: info does not give sensor {sensor!r}'s width, height and pixel_pitch_um") from None
-
-
-def framing_distance_mm(station: Any, sensor: str, lens: str | None, width_mm: float, fill: float = 1.0) -> float:
-    """Rail distance at which an object ``width_mm`` wide spans ``fill`` of the frame's width (thin lens:
-    the image is ``width f / (s - f)``), within the rail's soft limits."""
-    sheet = lens_datasheet(sensor, lens)
-    if sheet is None:
-        raise InputError("framing needs a lens: the bare M sensor images no chart")
-    f = float(sheet.focal_length_mm)
-    geometry = sensor_geometry(station, sensor)
-    distance = f + f * float(width_mm) / (float(fill) * geometry.width_mm)
-    return rail_limits(station, distance)
-
-
-def rail_limits(station: Any, distance_mm: float) -> float:
-    """``distance_mm`` clamped into the rail's soft limits (the mount's ``distance`` axis)."""
-    axis = station.config.mount.axes.get("distance")
-    if axis is None:
-        raise ProcedureError("mount: no 'distance' axis configured: the chart rail cannot be driven")
-    return float(min(max(distance_mm, float(axis.min)), float(axis.max)))
-
-
-def ring_for_distance_deg(lens: str, distance_mm: float) -> float:
-    """The M lens's focus ring angle (deg from infinity) that focuses at ``distance_mm`` (its datasheet)."""
-    return float(lens_datasheet("m", lens).ring_for_distance_deg(float(distance_mm)))
-
-
-def frame_scene(station: Any, sensor: str, lens: str | None, distance_mm: float, *, pan_deg: float = 0.0,
-                tilt_deg: float = 0.0, focus_deg: float | None = None) -> dict[str, float]:
-    """Rail at ``distance_mm``, gimbal at (pan, tilt), focus on the chart: the M lens's ring by the mount
-    (``focus_deg``, default its datasheet angle for the distance), the main camera by its autofocus.
-    Returns the mount's position."""
-    moves: dict[str, float] = {"distance": float(distance_mm), "pan": float(pan_deg), "tilt": float(tilt_deg)}
-    if sensor == "m" and lens is not None:
-        moves["focus"] = float(ring_for_distance_deg(lens, distance_mm) if focus_deg is None else focus_deg)
-    if sensor == "main":
-        station.dut.configure("main", focus_m=None)  # autofocus on the chart
-    return station.mount.move_to(**moves)
-
-
-# --- images --------------------------------------------------------------------------------------------
-
-def demosaic_rgb16(data: np.ndarray, cfa: str, black_level: float, white_level: float) -> np.ndarray:
-    """OpenCV's bilinear demosaic of a RAW frame above black, scaled to 16 bits: (H, W, 3) uint16 RGB."""
-    scale = np.float32(65535.0 / max(float(white_level) - float(black_level), 1.0))
-    dn = np.clip((data.astype(np.float32) - np.float32(black_level)) * scale, 0, 65535).astype(np.uint16)
-    return cv2.cvtColor(dn, BAYER_TO_RGB.get(cfa, cv2.COLOR_BayerBG2RGB))
-
-
-def green_image(frame: Any) -> np.ndarray:
-    """The G channel of the bilinear demosaic above black (float32): the image the lens model is of."""
-    return demosaic_rgb16(frame.data, frame.cfa, frame.black_level, frame.white_level)[:, :, 1].astype(np.float32)
-
-
-def preview_of_raw(frame: Any, max_side: int = 1024) -> bytes:
-    """A downscaled PNG of a RAW frame for a person: white-balanced, exposed to its white (``capture_preview``)."""
-    from station.capture_preview import capture_png
-
-    return capture_png(frame, max_side=max_side)
-
-
 # --- geometry calibration --------------------------------------------------------------------------------
 
 @dataclass
@@ -167,7 +59,11 @@ class GeometryMeasurement:
     result: Any  # calibration.geometry.GeometryResult
     not_found: list[str]
     pixel_pitch_um: float
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     @property
     def rms_px(self) -> float:
@@ -193,6 +89,17 @@ class GeometryMeasurement:
         ideal = rays * np.array([k[0, 0], k[1, 1]]) + np.array([k[0, 2], k[1, 2]])
         return float(np.max(np.hypot(*(ideal - corners).T)))
 
+    @measures(Declared("geometry_rms_px", "px"), Declared("geometry_views_used", "1"),
+              Declared("geometry_image_distance_error_pct", "%",
+                       description="fx times the pixel pitch against the thin lens's image distance"),
+              Declared("geometry_corner_distortion_px", "px"))
+    def measurements(self) -> dict[str, float]:
+        sheet = lens_datasheet(self.sensor, self.lens)
+        expected = thin_lens_image_distance_mm(sheet.focal_length_mm, self.distance_mm)
+        return {"geometry_rms_px": self.rms_px, "geometry_views_used": self.views_used,
+                "geometry_image_distance_error_pct": (self.image_distance_mm / expected - 1.0) * 100.0,
+                "geometry_corner_distortion_px": self.corner_distortion_px()}
+
     def profile_section(self) -> dict[str, Any]:
         r = self.result
         return {"camera_matrix": np.asarray(r.camera_matrix, dtype=float).tolist(),
@@ -206,12 +113,7 @@ class GeometryMeasurement:
         return distortion_field_png(self.result, title=f"Distortion field: {case_name(self.sensor, self.lens)}")
 
 
-def case_name(sensor: str, lens: str | None) -> str:
-    """The capture-matrix case: ``main``, ``m`` (bare) or ``m/<lens>``."""
-    return sensor if lens is None or sensor == "main" else f"{sensor}/{lens}"
-
-
-def calibrate_geometry(station: Any, sensor: str, lens: str | None = None, *, f_number: float | None = None,
+def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *, f_number: float | None = None,
                        poses_deg: tuple[tuple[float, float], ...] = POSES_DEG, board: str = BOARD,
                        distance_mm: float | None = None) -> GeometryMeasurement:
     """Intrinsics and distortion of ``sensor`` (with M lens ``lens``) from ``board`` at ``poses_deg``.
@@ -221,8 +123,7 @@ def calibrate_geometry(station: Any, sensor: str, lens: str | None = None, *, f_
     The gimbal is back at (0, 0) afterwards. ``ChartNotFoundError`` when fewer than ``MIN_VIEWS`` views
     show the board; ``ProcedureError`` when the calibration fails.
     """
-    from calibration.geometry import ViewPoints as GeometryView
-    from calibration.geometry import calibrate, detect_board, refine_views_from_model
+    from calibration.geometry import calibrate_images
     from targets.charuco import parse_board_spec
 
     spec = parse_board_spec(board)
@@ -232,53 +133,41 @@ def calibrate_geometry(station: Any, sensor: str, lens: str | None = None, *, f_
         station, sensor, lens, board_w_mm, BOARD_FILL)
     frame_scene(station, sensor, lens, distance)
     attachments: dict[str, bytes] = {}
+    images: list[tuple[str, np.ndarray]] = []
     try:
-        auto_exposure(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
-        grays: dict[str, np.ndarray] = {}
-        views: list[Any] = []
-        not_found: list[str] = []
+        auto_exposure_us(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
         for pan, tilt in poses_deg:
             name = f"pan {pan:+g} tilt {tilt:+g}"
             station.mount.move_to(pan=float(pan), tilt=float(tilt))
             frame = capture_shot(station, sensor, ("raw10",)).frame
-            gray = green_image(frame)
             if not attachments:
                 attachments[f"{case_name(sensor, lens)}: ChArUco view ({name})"] = preview_of_raw(frame, 768)
-            found = detect_board(gray, spec)
-            if found is None:
-                not_found.append(name)
-                continue
-            obj, pts, ids = found
-            grays[name] = gray
-            views.append(GeometryView(name, obj, pts, ids))
+            images.append((name, green_image(frame)))
     finally:
         station.mount.move_to(pan=0.0, tilt=0.0)
-    if len(views) < MIN_VIEWS:
-        raise ChartNotFoundError(f"{case_name(sensor, lens)}: board {board} found in {len(views)} of "
+    found = 0
+    try:  # calibration.geometry's one pipeline: detect, calibrate, re-refine from the model, calibrate again
+        calibrated = calibrate_images(images, spec)
+        found = len(calibrated.views)
+    except (ValueError, cv2.error) as exc:
+        if not str(exc).startswith("board found in"):
+            raise ProcedureError(f"{case_name(sensor, lens)}: geometry calibration failed: "
+                                 f"{str(exc).splitlines()[0]}") from None
+    if found < MIN_VIEWS:
+        raise ChartNotFoundError(f"{case_name(sensor, lens)}: board {board} found in {found} of "
                                  f"{len(poses_deg)} views (needs {MIN_VIEWS}); is it on the holder, lit, framed?",
                                  attachments)
-    size = (sensor_info.width_px, sensor_info.height_px)
-    try:
-        result = calibrate(views, size)
-        views = refine_views_from_model(grays, views, result, spec)
-        result = calibrate(views, size)
-    except (ValueError, cv2.error) as exc:
-        raise ProcedureError(f"{case_name(sensor, lens)}: geometry calibration from {len(views)} views failed: "
-                             f"{str(exc).splitlines()[0]}") from None
+    result, not_found = calibrated.result, calibrated.not_found
     return GeometryMeasurement(sensor=sensor, lens=lens, f_number=f_number, distance_mm=float(distance),
                                board=board, poses_deg=[tuple(map(float, p)) for p in poses_deg], result=result,
                                not_found=not_found, pixel_pitch_um=sensor_info.pixel_pitch_um,
-                               attachments=attachments)
+                               pictures=attachments)
 
 
 def distortion_field_png(result: Any, *, title: str = "Distortion field", grid: int = 13) -> bytes:
     """Arrows from where a pinhole puts each point to where the lens puts it (exaggerated), over the frame,
     with the displacement's magnitude as a colour map (OpenCV's model, ``result.camera_matrix`` / ``dist_coeffs``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from calibration.figures import figure_png, new_figure
     from calibration.geometry import rays_to_pixels
 
     k = np.asarray(result.camera_matrix, dtype=np.float64)
@@ -294,24 +183,19 @@ def distortion_field_png(result: Any, *, title: str = "Distortion field", grid: 
     arrows = rays_to_pixels((pts - k[:2, 2]) / np.array([k[0, 0], k[1, 1]]), k, dist) - pts
     longest = float(np.max(np.hypot(*arrows.T))) or 1.0
     scale = 0.06 * w / longest
-    fig, ax = plt.subplots(figsize=(7.5, 5.6), dpi=100)
-    try:
-        im = ax.imshow(magnitude, extent=(-0.5, w - 0.5, h - 0.5, -0.5), cmap="magma", interpolation="bilinear")
-        ax.quiver(pts[:, 0], pts[:, 1], arrows[:, 0] * scale, arrows[:, 1] * scale, angles="xy", scale_units="xy",
-                  scale=1.0, color="cyan", width=0.003)
-        fig.colorbar(im, ax=ax, shrink=0.85, label="displacement by the lens (px)")
-        k1, k2, p1, p2, k3 = (dist.tolist() + [0.0] * 5)[:5]
-        ax.set_title(f"{title}\nk1 {k1:+.4g} k2 {k2:+.4g} p1 {p1:+.3g} p2 {p2:+.3g} k3 {k3:+.3g}; "
-                     f"arrows x{scale:.3g}", fontsize=9)
-        ax.set_xlabel("x (px)")
-        ax.set_ylabel("y (px)")
-        ax.set_xlim(-0.5, w - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
+    fig, ax = new_figure(figsize=(7.5, 5.6), dpi=100)
+    im = ax.imshow(magnitude, extent=(-0.5, w - 0.5, h - 0.5, -0.5), cmap="magma", interpolation="bilinear")
+    ax.quiver(pts[:, 0], pts[:, 1], arrows[:, 0] * scale, arrows[:, 1] * scale, angles="xy", scale_units="xy",
+              scale=1.0, color="cyan", width=0.003)
+    fig.colorbar(im, ax=ax, shrink=0.85, label="displacement by the lens (px)")
+    k1, k2, p1, p2, k3 = (dist.tolist() + [0.0] * 5)[:5]
+    ax.set_title(f"{title}\nk1 {k1:+.4g} k2 {k2:+.4g} p1 {p1:+.3g} p2 {p2:+.3g} k3 {k3:+.3g}; "
+                 f"arrows x{scale:.3g}", fontsize=9)
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    return figure_png(fig, tight=True)
 
 
 def thin_lens_image_distance_mm(focal_mm: float, object_mm: float) -> float:

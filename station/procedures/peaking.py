@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,13 +42,13 @@ from calibration.peaking import (
     lsf_variance,
 )
 from calibration.peaking import calibrate_peaking as calibrate_peaking_frames
-from calibration.plots import figure_png
 from calibration.zebra import preview_luma
 from station.errors import InputError
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError, SweepError, calibration_path, write_back
 from station.procedures.captures import (
     FocusAxis,
-    auto_exposure,
+    auto_exposure_us,
     capture_shot,
     focus_axis,
     focus_search,
@@ -57,6 +57,9 @@ from station.procedures.captures import (
     png_bytes,
 )
 from station.scene import require_chart, require_lens
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The fine sweep: offsets from best focus in depths of field (blur = 2 coc |offset|).
 SWEEP_OFFSETS_DOF = (0.0, -0.25, 0.25, -1.5, 1.5)
@@ -107,6 +110,10 @@ class PeakingResult:
     write_back: dict[str, Any] | None = None
     plot_png: bytes = field(default=b"", repr=False)
 
+    @measures(Declared("peaking_threshold", "1", "{f_case}"), Declared("peaking_flat_rate_pct", "%", "{f_case}"))
+    def measurements(self) -> dict[str, float]:
+        return {"peaking_threshold": self.threshold, "peaking_flat_rate_pct": 100.0 * self.flat_rate}
+
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k != "plot_png"}
 
@@ -118,7 +125,7 @@ class PeakingResult:
 class _Sweep:
     """Preview frames of a focus sweep, by position (the luma kept, the rest dropped)."""
 
-    def __init__(self, station: Any, axis: FocusAxis) -> None:
+    def __init__(self, station: Station, axis: FocusAxis) -> None:
         self.station, self.axis = station, axis
         self.luma: dict[float, np.ndarray] = {}
         self.truth: dict[float, float | None] = {}
@@ -137,7 +144,7 @@ class _Sweep:
         return any(abs(p - position) <= tolerance for p in self.luma)
 
 
-def calibrate_peaking(station: Any, sensor: str, *, lens: str | None = None, aperture: float | None = None,
+def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None, aperture: float | None = None,
                       gain: float = 1.0, coc_px: float = DEFAULT_COC_PX, chart: str | None = "siemens",
                       distance_mm: float | None = 1000.0, level_pct: float = 50.0, exposure_us: int | None = None,
                       focus_range: tuple[float, float] | None = None, coarse_steps: int = 7, flats: int = 2,
@@ -165,7 +172,7 @@ def calibrate_peaking(station: Any, sensor: str, *, lens: str | None = None, ape
     try:
         with lit(station, level_pct):
             if exposure_us is None:
-                exposure, _ = auto_exposure(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99",
+                exposure, _ = auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99",
                                             tolerance=0.15)
             else:
                 exposure = int(exposure_us)
@@ -269,7 +276,7 @@ def _blur_slope(sweep: _Sweep, best: float, step: float, coc_px: float, reach: f
                      f"(sharpest edge spread {math.sqrt(max(v_best, 0.0)):.1f} px RMS)")
 
 
-def _flats(station: Any, sensor: str, chart: str | None, count: int) -> list[np.ndarray]:
+def _flats(station: Station, sensor: str, chart: str | None, count: int) -> list[np.ndarray]:
     """Flat-field previews (luma) at the present settings. The flat field stays up: the next step asks for
     the chart it needs (``chart`` is the one the sweep used), so a flat-field step next costs no request."""
     del chart
@@ -279,33 +286,27 @@ def _flats(station: Any, sensor: str, chart: str | None, count: int) -> list[np.
 
 def sweep_plot(result: PeakingResult) -> bytes:
     """Estimated blur against focus position (CoC and 2 CoC marked) and the edge coverage at T_peak."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     pos = [f["position"] for f in result.frames]
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
-    try:
-        ax.plot(pos, [f["blur_px"] for f in result.frames], "o-", ms=3, color="tab:blue", label="blur (estimated)")
-        ax.axhline(result.coc_px, color="tab:green", ls="--", lw=0.8, label=f"CoC {result.coc_px:g} px")
-        ax.axhline(2 * result.coc_px, color="tab:orange", ls="--", lw=0.8, label="2 CoC")
-        ax.axvspan(*result.in_focus, color="tab:green", alpha=0.12)
-        ax.set_xlabel(f"focus position ({result.unit})")
-        ax.set_ylabel("defocus blur circle (px)")
-        right = ax.twinx()
-        right.plot(pos, [100 * f["coverage"] for f in result.frames], "s:", ms=3, color="tab:red",
-                   label="edge coverage")
-        right.axhline(100 * MIN_IN_FOCUS_COVERAGE, color="tab:red", lw=0.5)
-        right.axhline(100 * MAX_FAR_COVERAGE, color="tab:red", lw=0.5)
-        right.set_ylabel(f"edge pixels flagged at T_peak {result.threshold} (%)")
-        ax.set_title(f"peaking focus sweep: {result.sensor} {result.lens or ''} {_aperture_key(result.aperture)} "
-                     f"gain {result.gain:g}: T_peak {result.threshold} (feasible {result.feasible[0]}.."
-                     f"{result.feasible[1]}), flats {100 * result.flat_rate:.3f} %", fontsize=8)
-        ax.legend(fontsize=7, loc="upper left")
-        return figure_png(fig, tight=True)
-    finally:
-        plt.close(fig)
+    fig, ax = new_figure(figsize=(7.5, 4.2), dpi=100)
+    ax.plot(pos, [f["blur_px"] for f in result.frames], "o-", ms=3, color="tab:blue", label="blur (estimated)")
+    ax.axhline(result.coc_px, color="tab:green", ls="--", lw=0.8, label=f"CoC {result.coc_px:g} px")
+    ax.axhline(2 * result.coc_px, color="tab:orange", ls="--", lw=0.8, label="2 CoC")
+    ax.axvspan(*result.in_focus, color="tab:green", alpha=0.12)
+    ax.set_xlabel(f"focus position ({result.unit})")
+    ax.set_ylabel("defocus blur circle (px)")
+    right = ax.twinx()
+    right.plot(pos, [100 * f["coverage"] for f in result.frames], "s:", ms=3, color="tab:red",
+               label="edge coverage")
+    right.axhline(100 * MIN_IN_FOCUS_COVERAGE, color="tab:red", lw=0.5)
+    right.axhline(100 * MAX_FAR_COVERAGE, color="tab:red", lw=0.5)
+    right.set_ylabel(f"edge pixels flagged at T_peak {result.threshold} (%)")
+    ax.set_title(f"peaking focus sweep: {result.sensor} {result.lens or ''} {_aperture_key(result.aperture)} "
+                 f"gain {result.gain:g}: T_peak {result.threshold} (feasible {result.feasible[0]}.."
+                 f"{result.feasible[1]}), flats {100 * result.flat_rate:.3f} %", fontsize=8)
+    ax.legend(fontsize=7, loc="upper left")
+    return figure_png(fig, tight=True)
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -321,6 +322,20 @@ class PeakingVerification:
     flat_rates: list[float]
     passed: bool
     overlay_png: bytes = field(default=b"", repr=False)
+
+    @measures(Declared("peaking_in_focus_coverage_pct", "%", "{f_case}"),
+              Declared("peaking_far_coverage_pct", "%", "{f_case}"))
+    def measurements(self) -> dict[str, float]:
+        """The worst in-focus edge coverage, the largest beyond twice the depth of field."""
+        in_focus = [f["coverage"] for f in self.frames if f["expected"] == "in_focus"]
+        beyond = [f["coverage"] for f in self.frames if f["expected"] == "beyond_2dof"]
+        return {"peaking_in_focus_coverage_pct": 100.0 * min(in_focus),
+                "peaking_far_coverage_pct": 100.0 * max(beyond)}
+
+    @measures(Declared("peaking_flat_rate_pct", "%", "{f_case}/verify"))
+    def flat_measurements(self) -> dict[str, float]:
+        """The worst flag rate on the flat fields at T_peak."""
+        return {"peaking_flat_rate_pct": 100.0 * max(self.flat_rates)}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "overlay_png"}
@@ -338,13 +353,13 @@ def _expected(offset_dof: float) -> str | None:
     return None
 
 
-def _flat_masks(station: Any, sensor: str, count: int) -> list[np.ndarray]:
+def _flat_masks(station: Station, sensor: str, count: int) -> list[np.ndarray]:
     """The phone's peaking masks of ``count`` flat fields at the present settings (the flat field stays up)."""
     require_chart(station, "flat", sensor=sensor)
     return [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"] for _ in range(count)]
 
 
-def verify_peaking(station: Any, sensor: str, result: PeakingResult, *,
+def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
                    offsets_dof: tuple[float, ...] = VERIFY_OFFSETS_DOF, flats: int = 2,
                    threshold: int | None = None) -> PeakingVerification:
     """The phone's peaking at ``result.threshold`` (or ``threshold``) on the calibration's scene.

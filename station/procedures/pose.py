@@ -11,13 +11,16 @@ The gimbal is back at (0, 0) afterwards.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, capture_shot
-from station.procedures.geometry import ChartNotFoundError, frame_scene, green_image, sensor_geometry
+from station.procedures.captures import auto_exposure_us, capture_shot
+from station.procedures.framing import ChartNotFoundError, frame_scene, green_image, sensor_geometry
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: A board large enough to be seen by the wide main camera and to fill the M lens's view, 1 m away.
 BOARD = "charuco:48x36:24:18:DICT_5X5_1000"
@@ -40,7 +43,7 @@ class PoseMeasurement:
         return {"lens": self.lens} | self.pose.to_dict()
 
 
-def measure_pose(station: Any, lens: str, *, board: str = BOARD, distance_mm: float = DISTANCE_MM,
+def measure_pose(station: Station, lens: str, *, board: str = BOARD, distance_mm: float = DISTANCE_MM,
                  poses_deg: tuple[tuple[float, float], ...] = POSES_DEG) -> PoseMeasurement:
     """Views of ``board`` by both cameras at ``poses_deg``; intrinsics per camera, then the M camera's pose."""
     from calibration.geometry import ViewPoints, calibrate, detect_board
@@ -50,7 +53,8 @@ def measure_pose(station: Any, lens: str, *, board: str = BOARD, distance_mm: fl
     spec = parse_board_spec(board)
     frame_scene(station, "m", lens, distance_mm)
     station.dut.configure("main", focus_m=None)  # autofocus on the board
-    exposures = {s: auto_exposure(station, s, target_fraction=BOARD_LEVEL, statistic="p99")[0] for s in ("main", "m")}
+    exposures = {s: auto_exposure_us(station, s, target_fraction=BOARD_LEVEL, statistic="p99")[0]
+                 for s in ("main", "m")}
     views: dict[str, list[Any]] = {"main": [], "m": []}
     try:
         for pan, tilt in poses_deg:

@@ -20,11 +20,15 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from station.atomic import atomic_write_text
 from station.errors import ProductError
+from station.measurements import Declared, measures
 from station.procedures import calibration_path
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The blob's own header: what wrote it.
 BLOB_FORMAT = "m-station-calibration"
@@ -46,8 +50,13 @@ class CaseResults:
     def case(self) -> str:
         return self.sensor if self.lens is None else f"{self.sensor}/{self.lens}"
 
+    @measures(Declared("profile_sections", "1"))
+    def measurements(self) -> dict[str, float]:
+        """How many profile sections the case measured."""
+        return {"profile_sections": len(self.sections)}
 
-def provenance(station: Any, *, dut_serial: str | None = None, tool: str = "station run") -> dict[str, str]:
+
+def provenance(station: Station, *, dut_serial: str | None = None, tool: str = "station run") -> dict[str, str]:
     """Who made a profile: the station's name, the DUT's serial and firmware (its ``info``), now, the code."""
     from calibration.profile import make_provenance
 
@@ -58,14 +67,18 @@ def provenance(station: Any, *, dut_serial: str | None = None, tool: str = "stat
 
 
 def assemble_profile(results: CaseResults, prov: Mapping[str, Any]) -> dict[str, Any]:
-    """The validated profile document of one case (``calibration.profile.make_profile``)."""
+    """The validated profile document of one case (``calibration.profile.make_profile``). A section the
+    profile schema does not know is an error (``ValueError`` naming it), never dropped."""
     from calibration.profile import SECTIONS, make_profile
 
     if results.image_size is None or results.pixel_pitch_um is None:
         raise ValueError(f"{results.case}: image size and pixel pitch unknown (nothing was measured)")
-    sections = {k: v for k, v in results.sections.items() if k in SECTIONS}
+    unknown = sorted(set(results.sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"{results.case}: profile section(s) {', '.join(unknown)} unknown to the profile schema "
+                         f"(calibration.profile.SECTIONS: {', '.join(SECTIONS)})")
     return make_profile(sensor=results.sensor, lens=results.lens, image_size=list(results.image_size),
-                        pixel_pitch_um=float(results.pixel_pitch_um), provenance=dict(prov), **sections)
+                        pixel_pitch_um=float(results.pixel_pitch_um), provenance=dict(prov), **results.sections)
 
 
 def write_profile(doc: Mapping[str, Any], folder: str | Path) -> Path:
@@ -117,12 +130,23 @@ class WriteBack:
         text = json.dumps(self.blob, separators=(",", ":"), sort_keys=True, allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
+    @measures(Declared("calibration_blob_bytes", "bytes", ""), Declared("calibration_readback_mismatches", "1", ""))
+    def measurements(self) -> dict[str, float]:
+        """The whole blob written: its size, and the keys that came back different."""
+        return {"calibration_blob_bytes": float(self.receipt.get("bytes") or 0),
+                "calibration_readback_mismatches": len(self.mismatched)}
+
+    @measures(Declared("calibration_readback_mismatches", "1"))
+    def case_measurements(self) -> dict[str, float]:
+        """One case's entries written: the keys that came back different."""
+        return {"calibration_readback_mismatches": len(self.mismatched)}
+
     def to_dict(self) -> dict[str, Any]:
         return {"bytes": self.receipt.get("bytes"), "sha256": self.sha256, "phone_sha256": self.receipt.get("sha256"),
                 "keys": self.keys, "mismatched": self.mismatched}
 
 
-def write_calibration(station: Any, entries: Iterable[tuple[list[str], Any]]) -> WriteBack:
+def write_calibration(station: Station, entries: Iterable[tuple[list[str], Any]]) -> WriteBack:
     """Merge ``entries`` into the phone's calibration, write it (``calibration.write``), read it back and compare
     every key. ``ProductError`` naming the first keys that came back different (or missing)."""
     blob = merged_blob(station.dut.calibration_read(), entries)

@@ -21,9 +21,8 @@ definition, so any difference is the app's.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,9 +38,10 @@ from calibration.raw_integrity import (
     raw10_equals_dng,
 )
 from station.errors import DeviceError, InputError
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import (
-    auto_exposure,
+    auto_exposure_us,
     capture_shot,
     focus_axis,
     focus_search,
@@ -49,6 +49,9 @@ from station.procedures.captures import (
     lit,
 )
 from station.scene import require_chart
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Ramp exposures, as multiples of the exposure putting the colour chart's 99th percentile at 60 %: the
 #: ramp chart's white clips, then its middle steps, then its darkest ones near black.
@@ -74,6 +77,11 @@ class HistogramCheck:
     passed: bool
     plot_png: bytes = field(default=b"", repr=False)
 
+    @measures(Declared("histogram_l1_normalised", "1", "{sensor}/{source}"),
+              Declared("histogram_shift_bins", "bins", "{sensor}/{source}"))
+    def measurements(self) -> dict[str, float]:
+        return {"histogram_l1_normalised": self.l1_normalised, "histogram_shift_bins": self.shift_bins}
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
 
@@ -81,7 +89,7 @@ class HistogramCheck:
         return {f"histogram {self.source} {self.sensor}: phone vs reference": self.plot_png}
 
 
-def check_histogram(station: Any, sensor: str, source: str = "preview", *, chart: str | None = None,
+def check_histogram(station: Station, sensor: str, source: str = "preview", *, chart: str | None = None,
                     level_pct: float = 50.0, exposure_us: int | None = None,
                     max_l1_normalised: float = 0.0) -> HistogramCheck:
     """The phone's ``source`` histogram (``preview`` luma or ``raw`` DN) of one frame against the reference.
@@ -95,7 +103,7 @@ def check_histogram(station: Any, sensor: str, source: str = "preview", *, chart
     require_chart(station, chart)
     with lit(station, level_pct):
         if exposure_us is None:
-            auto_exposure(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
+            auto_exposure_us(station, sensor, target_fraction=0.7, statistic="p99", tolerance=0.15)
         else:
             station.dut.configure(sensor, exposure_us=int(exposure_us))
         shot = capture_shot(station, sensor, ("preview",) if source == "preview" else ("raw10",))
@@ -129,6 +137,24 @@ class RawIntegrityResult:
     passed: bool
     plot_png: bytes = field(default=b"", repr=False)
 
+    @measures(Declared("raw_missing_codes", "1", "{sensor}"), Declared("raw_black_offset_dn", "DN", "{sensor}"),
+              Declared("raw_black_level_dn", "DN", "{sensor}"), Declared("raw_cfa_order_match", "1", "{sensor}"),
+              Declared("raw10_dng_differing_pixels", "1", "{sensor}"))
+    def measurements(self) -> dict[str, float]:
+        """Missing codes, the black level (mean and worst offset), the CFA order, RAW10 against DNG."""
+        differing = self.raw10_dng.get("differing_pixels")
+        return self.ramp_measurements() | {
+            "raw_cfa_order_match": 1.0 if self.cfa["match"] else 0.0,
+            "raw10_dng_differing_pixels": float(differing if differing is not None else 1e9)}
+
+    @measures(Declared("raw_missing_codes", "1", "{sensor}"), Declared("raw_black_offset_dn", "DN", "{sensor}"),
+              Declared("raw_black_level_dn", "DN", "{sensor}"))
+    def ramp_measurements(self) -> dict[str, float]:
+        """Missing codes on the ramp and darks, the black level (mean and worst offset) of the darks."""
+        measured = self.black["measured_dn"]
+        return {"raw_missing_codes": self.codes["missing_count"], "raw_black_offset_dn": self.black["max_offset_dn"],
+                "raw_black_level_dn": float(sum(measured.values()) / len(measured))}
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
 
@@ -155,16 +181,16 @@ def _patches(preview: np.ndarray, chart: str) -> dict[str, tuple[int, int, int, 
     return boxes
 
 
-def _focus_on_chart(station: Any, sensor: str, focus: float | None) -> None:
-    """Focus on the chart: the main camera's own autofocus, the M lens's ring at ``focus`` or by a search."""
+def _focus_on_chart(station: Station, sensor: str, focus_deg: float | None) -> None:
+    """Focus on the chart: the main camera's own autofocus, the M lens's ring at ``focus_deg`` or by a search."""
     if sensor == "main":
         station.dut.configure(sensor, focus_m=None)
         return
     axis = focus_axis(station, sensor)
-    axis.move(station, focus if focus is not None else focus_search(station, axis).best)
+    axis.move(station, focus_deg if focus_deg is not None else focus_search(station, axis).best)
 
 
-def _defocus(station: Any, sensor: str) -> None:
+def _defocus(station: Station, sensor: str) -> None:
     """Throw the chart well out of focus (a smooth ramp): the main camera at its closest focus, the M
     lens's ring at its infinity end."""
     if sensor == "main":
@@ -174,7 +200,7 @@ def _defocus(station: Any, sensor: str) -> None:
         axis.move(station, axis.lo)
 
 
-def _ramp(station: Any, sensor: str, ramp_chart: str | None, colour_chart: str | None, focus: float | None,
+def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: str | None, focus_deg: float | None,
           exposure: int | None = None) -> tuple[list[np.ndarray], int]:
     """RAW frames of the defocused ramp chart at ``RAMP_EXPOSURES`` times the reference exposure: ``exposure``,
     or (the ramp chart first) the colour chart's, estimated on the ramp chart's own white (its 99th percentile
@@ -182,8 +208,8 @@ def _ramp(station: Any, sensor: str, ramp_chart: str | None, colour_chart: str |
     del colour_chart
     require_chart(station, ramp_chart, sensor=sensor)
     if exposure is None:
-        _focus_on_chart(station, sensor, focus)
-        exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+        _focus_on_chart(station, sensor, focus_deg)
+        exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
     _defocus(station, sensor)
     ramp = []
     for factor in RAMP_EXPOSURES:
@@ -192,53 +218,106 @@ def _ramp(station: Any, sensor: str, ramp_chart: str | None, colour_chart: str |
     return ramp, exposure
 
 
-def check_raw_integrity(station: Any, sensor: str, *, gain: float = 1.0, colour_chart: str | None = "colorchecker",
-                        ramp_chart: str | None = "steps", level_pct: float = 50.0, focus: float | None = None,
-                        black_tolerance_dn: float = BLACK_TOLERANCE_DN) -> RawIntegrityResult:
+@dataclass
+class RawColourCapture:
+    """The colour chart of one sensor's RAW integrity check: RAW10, DNG and preview in one exposure, and the
+    exposure (us) the step chart's ramp is scaled from; with its CFA-order and RAW10 = DNG checks."""
+
+    sensor: str
+    shot: Any  # station.procedures.captures.Shot
+    exposure_us: int
+    cfa: dict[str, Any]
+    raw10_dng: dict[str, Any]
+
+    @measures(Declared("raw_cfa_order_match", "1", "{sensor}"), Declared("raw10_dng_differing_pixels", "1", "{sensor}"))
+    def measurements(self) -> dict[str, float]:
+        """The CFA order read off the chart against the declared one, RAW10 against DNG."""
+        differing = self.raw10_dng.get("differing_pixels")
+        return {"raw_cfa_order_match": 1.0 if self.cfa["match"] else 0.0,
+                "raw10_dng_differing_pixels": float(differing if differing is not None else 1e9)}
+
+
+def _require_lens_for_m(station: Station, sensor: str) -> None:
+    if sensor == "m" and not station.dut.info().get("m_lens"):
+        raise ProcedureError("RAW integrity on the M sensor needs a lens to see the charts: mount one")
+
+
+def capture_raw_colour(station: Station, sensor: str, *, gain: float = 1.0, colour_chart: str = "colorchecker",
+                       level_pct: float = 50.0, focus_deg: float | None = None) -> RawColourCapture:
+    """The colour chart in focus as RAW10, DNG and preview (its white at 60 %), and its CFA-order and
+    RAW10 = DNG checks. The light is on at ``level_pct`` for it and left off."""
+    _require_lens_for_m(station, sensor)
+    station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False}, peaking={"enabled": False})
+    try:
+        with lit(station, level_pct):
+            require_chart(station, colour_chart, sensor=sensor)
+            _focus_on_chart(station, sensor, focus_deg)
+            exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
+            shot = capture_shot(station, sensor, ("raw10", "dng", "preview"))
+    finally:
+        if sensor == "main":
+            station.dut.configure(sensor, focus_m=None)
+    cfa, same = _colour_checks(sensor, shot, colour_chart)
+    return RawColourCapture(sensor, shot, int(exposure), cfa, same)
+
+
+def _colour_checks(sensor: str, colour: Any, colour_chart: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """CFA order from the chart's red and blue patches, and RAW10 = DNG (samples and declared levels)."""
+    frame = colour.frame
+    declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
+    same = raw10_equals_dng(frame.data, colour.dng.data)
+    meta_diff = {k: [v, getattr(colour.dng, k)] for k, v in declared.items() if getattr(colour.dng, k) != v}
+    same.update(declared_metadata_equal=not meta_diff, metadata_differences=meta_diff)
+    same["pass"] = bool(same["equal"] and not meta_diff)
+    try:
+        cfa = cfa_order_from_target(frame.data, frame.cfa, _patches(colour.preview, colour_chart or "colorchecker"),
+                                    float(frame.black_level))
+    except RawIntegrityError as exc:
+        raise ProcedureError(f"{sensor}: CFA order from the {colour_chart}: {exc}") from None
+    cfa["pass"] = bool(cfa["match"])
+    return cfa, same
+
+
+def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, colour_chart: str | None = "colorchecker",
+                        ramp_chart: str | None = "steps", level_pct: float = 50.0, focus_deg: float | None = None,
+                        black_tolerance_dn: float = BLACK_TOLERANCE_DN,
+                        colour: RawColourCapture | None = None) -> RawIntegrityResult:
     """CFA order, RAW10 = DNG, missing codes and black level of ``sensor`` at analog ``gain`` (see the module).
 
-    The lens must be on (the M sensor bare sees no chart). ``focus``: the M lens's ring on the colour chart
-    (default: a sharpness search); the main camera autofocuses. Charts go on the holder on the twin (a
-    bench's operator places them). The light is left off.
+    The lens must be on (the M sensor bare sees no chart). ``focus_deg``: the M lens's ring (degrees from
+    infinity) on the colour chart (default: a sharpness search); the main camera autofocuses. The operator puts
+    the charts up (``station.scene``). ``colour``: the colour chart's capture taken earlier
+    (``capture_raw_colour``: a plan takes both sensors' while that chart is up), else it is taken here. The
+    light is left off.
     """
-    if sensor == "m":
-        info = station.dut.info().get("m_lens")
-        if not info:
-            raise ProcedureError("RAW integrity on the M sensor needs a lens to see the charts: mount one")
+    _require_lens_for_m(station, sensor)
     station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False}, peaking={"enabled": False})
     scene = getattr(station, "operator", None)
-    ramp_first = ramp_chart is not None and getattr(scene, "chart_up", None) == ramp_chart
+    ramp_first = colour is None and ramp_chart is not None and getattr(scene, "chart_up", None) == ramp_chart
     try:
         with lit(station, level_pct):
             if ramp_first:  # the ramp chart is up already: its frames first, then one change to the colour chart
-                ramp, exposure = _ramp(station, sensor, ramp_chart, colour_chart, focus)
-            require_chart(station, colour_chart, sensor=sensor)
-            _focus_on_chart(station, sensor, focus)
-            exposure, _ = auto_exposure(station, sensor, target_fraction=0.6, statistic="p99", tolerance=0.15)
-            colour = capture_shot(station, sensor, ("raw10", "dng", "preview"))
+                ramp, exposure = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg)
+            if colour is None:
+                require_chart(station, colour_chart, sensor=sensor)
+                _focus_on_chart(station, sensor, focus_deg)
+                exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99",
+                                               tolerance=0.15)
+                shot = capture_shot(station, sensor, ("raw10", "dng", "preview"))
+            else:
+                shot, exposure = colour.shot, colour.exposure_us
             if not ramp_first:
-                ramp, _ = _ramp(station, sensor, ramp_chart, colour_chart, focus, exposure)
+                ramp, _ = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg, exposure)
             station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * RAMP_EXPOSURES[0]))))
             light_off(station)
             darks = [capture_shot(station, sensor, ("raw10",)).raw for _ in range(2)]
     finally:
         if sensor == "main":
             station.dut.configure(sensor, focus_m=None)
-    frame = colour.frame
+    frame = shot.frame
     declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
     black = float(frame.black_level)
-
-    same = raw10_equals_dng(frame.data, colour.dng.data)
-    meta_diff = {k: [v, getattr(colour.dng, k)] for k, v in declared.items() if getattr(colour.dng, k) != v}
-    same.update(declared_metadata_equal=not meta_diff, metadata_differences=meta_diff)
-    same["pass"] = bool(same["equal"] and not meta_diff)
-
-    try:
-        cfa = cfa_order_from_target(frame.data, frame.cfa, _patches(colour.preview, colour_chart or "colorchecker"),
-                                    black)
-    except RawIntegrityError as exc:
-        raise ProcedureError(f"{sensor}: CFA order from the {colour_chart}: {exc}") from None
-    cfa["pass"] = bool(cfa["match"])
+    cfa, same = (colour.cfa, colour.raw10_dng) if colour is not None else _colour_checks(sensor, shot, colour_chart)
 
     counts = code_counts(ramp[0])
     pile = np.flatnonzero(counts >= CLIP_PILE_FRACTION * ramp[0].size)
@@ -258,27 +337,19 @@ def check_raw_integrity(station: Any, sensor: str, *, gain: float = 1.0, colour_
 
 def codes_plot(counts: np.ndarray, black: float, clip: float, sensor: str) -> bytes:
     """Occurrences of every 10-bit code over the ramp and darks (log), the checked range and missing codes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     lo, hi = int(np.ceil(black)), int(np.floor(clip))
     missing = np.flatnonzero(counts[lo:hi + 1] == 0) + lo
-    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=100)
-    try:
-        ax.semilogy(np.arange(len(counts)), np.maximum(counts, 0.8), color="0.3", lw=0.6, drawstyle="steps-mid")
-        ax.axvspan(lo, hi, color="tab:green", alpha=0.08, label=f"checked {lo}..{hi} DN")
-        if len(missing):
-            ax.plot(missing, np.full(len(missing), 0.8), "|", color="tab:red", ms=8,
-                    label=f"{len(missing)} missing codes")
-        ax.set_xlabel("RAW code (DN)")
-        ax.set_ylabel("samples")
-        ax.set_title(f"RAW codes on a smooth ramp and darks ({sensor})", fontsize=9)
-        ax.legend(fontsize=7)
-        buffer = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
+    fig, ax = new_figure(figsize=(7.5, 3.6), dpi=100)
+    ax.semilogy(np.arange(len(counts)), np.maximum(counts, 0.8), color="0.3", lw=0.6, drawstyle="steps-mid")
+    ax.axvspan(lo, hi, color="tab:green", alpha=0.08, label=f"checked {lo}..{hi} DN")
+    if len(missing):
+        ax.plot(missing, np.full(len(missing), 0.8), "|", color="tab:red", ms=8,
+                label=f"{len(missing)} missing codes")
+    ax.set_xlabel("RAW code (DN)")
+    ax.set_ylabel("samples")
+    ax.set_title(f"RAW codes on a smooth ramp and darks ({sensor})", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return figure_png(fig)

@@ -15,14 +15,17 @@ world rather than from the controller under test).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from station.devices.light import set_illuminance
+from station.measurements import Declared, measures
 from station.procedures.captures import lit
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 LEVELS_PCT = (20.0, 40.0, 60.0, 80.0)
 CLOSED_LOOP_TARGET_LUX = 1000.0
@@ -32,7 +35,7 @@ REPEAT_FROM_MM = (600.0, 1000.0)  # approach the target alternately from below a
 REPEATS = 5
 
 
-def rail_mm(station: Any) -> float:
+def rail_mm(station: Station) -> float:
     """Where the rail is, as the controller reports it (MPos): the station's own reading, bench or twin."""
     return float(station.mount.position()["distance"])
 
@@ -61,36 +64,33 @@ class LightLinearity:
         top = float(np.max(np.abs(self.lux)))
         return float(np.max(np.abs(self.residual_lux)) / top * 100.0) if top > 0 else float("inf")
 
+    @measures(Declared("light_linearity_r2", "1", "", "station"),
+              Declared("light_linearity_max_dev_pct", "%", "", "station"))
+    def measurements(self) -> dict[str, float]:
+        return {"light_linearity_r2": self.r2, "light_linearity_max_dev_pct": self.max_dev_pct}
+
     def to_dict(self) -> dict[str, Any]:
         return {"levels_pct": self.levels_pct.tolist(), "lux": self.lux.tolist(),
                 "slope_lux_per_pct": self.slope_lux_per_pct, "offset_lux": self.offset_lux, "r2": self.r2,
                 "max_dev_pct": self.max_dev_pct}
 
     def png(self) -> bytes:
-        import matplotlib
+        from calibration.figures import figure_png, new_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=100)
-        try:
-            ax.plot(self.levels_pct, self.lux, "o", label="lux meter")
-            x = np.array([0.0, 100.0])
-            ax.plot(x, self.slope_lux_per_pct * x + self.offset_lux, "-", lw=1,
-                    label=f"fit {self.slope_lux_per_pct:.4g} lux/% {self.offset_lux:+.3g} lux")
-            ax.set_xlabel("light level (% of full scale)")
-            ax.set_ylabel("illuminance at the chart (lux)")
-            ax.set_title(f"Light linearity against the lux meter: R^2 {self.r2:.5f}")
-            ax.grid(True, alpha=0.3)
-            ax.legend()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-        finally:
-            plt.close(fig)
-        return buf.getvalue()
+        fig, ax = new_figure(figsize=(6.0, 4.0), dpi=100)
+        ax.plot(self.levels_pct, self.lux, "o", label="lux meter")
+        x = np.array([0.0, 100.0])
+        ax.plot(x, self.slope_lux_per_pct * x + self.offset_lux, "-", lw=1,
+                label=f"fit {self.slope_lux_per_pct:.4g} lux/% {self.offset_lux:+.3g} lux")
+        ax.set_xlabel("light level (% of full scale)")
+        ax.set_ylabel("illuminance at the chart (lux)")
+        ax.set_title(f"Light linearity against the lux meter: R^2 {self.r2:.5f}")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        return figure_png(fig)
 
 
-def light_linearity(station: Any, levels_pct: tuple[float, ...] = LEVELS_PCT) -> LightLinearity:
+def light_linearity(station: Station, levels_pct: tuple[float, ...] = LEVELS_PCT) -> LightLinearity:
     """The meter's reading at each level (the light settled each time, off afterwards), and the fit."""
     readings = []
     for level in levels_pct:
@@ -111,12 +111,16 @@ class ClosedLoop:
     def error_pct(self) -> float:
         return abs(self.reading_lux - self.target_lux) / self.target_lux * 100.0
 
+    @measures(Declared("light_closed_loop_error_pct", "%", "", "station"))
+    def measurements(self) -> dict[str, float]:
+        return {"light_closed_loop_error_pct": self.error_pct}
+
     def to_dict(self) -> dict[str, Any]:
         return {"target_lux": self.target_lux, "reading_lux": self.reading_lux, "level_pct": self.level_pct,
                 "error_pct": self.error_pct}
 
 
-def closed_loop(station: Any, target_lux: float = CLOSED_LOOP_TARGET_LUX) -> ClosedLoop:
+def closed_loop(station: Station, target_lux: float = CLOSED_LOOP_TARGET_LUX) -> ClosedLoop:
     """Set ``target_lux`` through the closed loop, read the meter again; the light is off afterwards."""
     try:
         set_illuminance(station.light, station.meter, target_lux)
@@ -135,8 +139,12 @@ class Homing:
     def error_mm(self) -> float:
         return float(max(self.positions_mm) - min(self.positions_mm))
 
+    @measures(Declared("mount_home_error_mm", "mm", "", "station"))
+    def measurements(self) -> dict[str, float]:
+        return {"mount_home_error_mm": self.error_mm}
 
-def mount_homing(station: Any, away_mm: float = HOME_FROM_MM) -> Homing:
+
+def mount_homing(station: Station, away_mm: float = HOME_FROM_MM) -> Homing:
     """Home twice, the second time after a move ``away_mm`` out: the homed positions must agree."""
     result = Homing()
     for attempt in (1, 2):
@@ -156,8 +164,12 @@ class Repeatability:
     def spread_mm(self) -> float:
         return float(max(self.reached_mm) - min(self.reached_mm))
 
+    @measures(Declared("mount_repeatability_mm", "mm", "", "station"))
+    def measurements(self) -> dict[str, float]:
+        return {"mount_repeatability_mm": self.spread_mm}
 
-def mount_repeatability(station: Any, target_mm: float = REPEAT_TARGET_MM,
+
+def mount_repeatability(station: Station, target_mm: float = REPEAT_TARGET_MM,
                         from_mm: tuple[float, float] = REPEAT_FROM_MM, repeats: int = REPEATS) -> Repeatability:
     """``repeats`` approaches of ``target_mm``, alternately from each of ``from_mm``: where the rail got to."""
     result = Repeatability(float(target_mm))

@@ -18,14 +18,18 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import EXPOSURE_US_RANGE, auto_exposure, capture_shot, light_off
-from station.procedures.geometry import case_name, frame_scene
+from station.procedures.captures import EXPOSURE_US_RANGE, auto_exposure_us, capture_shot, light_off
+from station.procedures.framing import case_name, frame_scene
 from station.procedures.shading import flat_distance_mm
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Flat-pair exposures as fractions of the exposure that brings the brightest channel to full scale:
 #: dense below saturation for the gain fit, then past it (R and B, less sensitive, saturate later).
@@ -36,6 +40,8 @@ PROBE_LEVEL = 0.4
 #: falloff within the region smears the clip level and adds to the PRNU).
 ROI_FRACTION = 0.5
 LENS_ROI_FRACTION = 0.2
+#: A hot pixel's dark signal rate above its channel's median, DN/s (``calibration.defects``' default).
+HOT_DN_PER_S = 1000.0
 #: Temporal noise: the flat pair's level.
 NOISE_LEVEL = 0.5
 
@@ -49,7 +55,7 @@ def central_roi(shape: tuple[int, int], fraction: float = ROI_FRACTION) -> tuple
 
 
 @contextlib.contextmanager
-def _light_restored(station: Any) -> Iterator[None]:
+def _light_restored(station: Station) -> Iterator[None]:
     """The light's output as it was before the block (a sweep switches it off for its darks)."""
     was_on = bool(station.light.output())
     try:
@@ -72,7 +78,12 @@ class SensorCharacterization:
     exposures_us: list[int]
     roi: tuple[int, int, int, int]  # x, y, w, h
     channels: dict[str, Any]  # name -> calibration.emva1288.SensorChannelResult
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    hot_pixels: int = 0  # in the ROI, from the longest dark pair (``hot_pixel_count``)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     def worst(self, key: str, how: str = "max") -> float:
         values = [getattr(r, key) for r in self.channels.values()]
@@ -90,11 +101,24 @@ class SensorCharacterization:
                 "linearity_error_pct": self.worst("linearity_error_pct"), "dsnu_e": self.worst("dsnu_e"),
                 "prnu_pct": self.worst("prnu_pct")}
 
+    @measures(Declared("sensor_conversion_gain_dn_per_e", "DN/e-"), Declared("sensor_read_noise_e", "e-"),
+              Declared("sensor_clip_level_dn", "DN"), Declared("sensor_saturation_capacity_e", "e-"),
+              Declared("sensor_linearity_error_pct", "%"), Declared("sensor_dsnu_e", "e-"),
+              Declared("sensor_prnu_pct", "%"),
+              Declared("sensor_hot_pixels", "px", description="hot pixels in the ROI, longest dark pair"))
+    def measurements(self) -> dict[str, float]:
+        """What the plan judges: ``summary`` under the limits file's names, and the hot-pixel count."""
+        summary = self.summary()
+        return {f"sensor_{key}": summary[key] for key in (
+            "conversion_gain_dn_per_e", "read_noise_e", "clip_level_dn", "saturation_capacity_e",
+            "linearity_error_pct", "dsnu_e", "prnu_pct")} | {"sensor_hot_pixels": self.hot_pixels}
+
     def profile_section(self) -> dict[str, Any]:
         return {"standard": "EMVA 1288 Release 4.0 Linear", "analog_gain": self.analog_gain, "cfa": self.cfa,
                 "black_level": self.black_level, "white_level": self.white_level, "roi_px": list(self.roi),
                 "exposures_us": self.exposures_us,
-                "channels": {name: r.to_dict() for name, r in self.channels.items()}}
+                "channels": {name: r.to_dict() for name, r in self.channels.items()},
+                "hot_pixels": {"count": self.hot_pixels, "dark_signal_dn_per_s": HOT_DN_PER_S}}
 
     def ptc_png(self) -> bytes:
         from calibration.ptc_plot import plot_ptc
@@ -103,13 +127,21 @@ class SensorCharacterization:
                                                     f"analog gain {self.analog_gain:g}")
 
 
-def _pair(station: Any, sensor: str, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+def hot_pixel_count(dark_a: np.ndarray, dark_b: np.ndarray, exposure_s: float, cfa: str) -> int:
+    """Pixels of a dark pair whose dark signal rate stands ``HOT_DN_PER_S`` or more above their CFA channel's
+    median (EMVA 1288 4.0 defect pixels, ``calibration.defects``)."""
+    from calibration.defects import dark_signal_rate
+
+    return int(np.count_nonzero(dark_signal_rate([dark_a, dark_b], exposure_s, cfa) >= HOT_DN_PER_S))
+
+
+def _pair(station: Station, sensor: str, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
     a = capture_shot(station, sensor, ("raw10",)).raw[rows, cols]
     b = capture_shot(station, sensor, ("raw10",)).raw[rows, cols]
     return np.ascontiguousarray(a), np.ascontiguousarray(b)
 
 
-def characterize_sensor(station: Any, sensor: str, lens: str | None = None, *, analog_gain: float = 1.0,
+def characterize_sensor(station: Station, sensor: str, lens: str | None = None, *, analog_gain: float = 1.0,
                         fractions: tuple[float, ...] = FRACTIONS, roi_fraction: float | None = None
                         ) -> SensorCharacterization:
     """EMVA 1288 photon transfer of ``sensor`` (through M lens ``lens`` as mounted, or bare) at ``analog_gain``.
@@ -121,7 +153,7 @@ def characterize_sensor(station: Any, sensor: str, lens: str | None = None, *, a
 
     frame_scene(station, sensor, lens, flat_distance_mm(station, sensor, lens))
     station.dut.configure(sensor, analog_gain=float(analog_gain))
-    probe_us, probe = auto_exposure(station, sensor, target_fraction=PROBE_LEVEL, statistic="centre")
+    probe_us, probe = auto_exposure_us(station, sensor, target_fraction=PROBE_LEVEL, statistic="centre")
     full_us = probe_us / PROBE_LEVEL
     lo, hi = EXPOSURE_US_RANGE
     exposures = sorted({int(min(max(round(f * full_us), lo), hi)) for f in fractions})
@@ -139,13 +171,14 @@ def characterize_sensor(station: Any, sensor: str, lens: str | None = None, *, a
             station.dut.configure(sensor, exposure_us=exposure)
             darks.append((exposure * 1e-6, *_pair(station, sensor, rows, cols)))
     try:
-        channels = analyze_pairs(flats, darks, cfa=frame.cfa, black_level=float(frame.black_level))
+        channels = analyze_pairs(flats, darks, cfa=frame.cfa)
     except SensorAnalysisError as exc:
         raise ProcedureError(f"{case_name(sensor, lens)}: EMVA 1288 photon transfer failed: {exc}") from None
     roi = (cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
     return SensorCharacterization(sensor=sensor, analog_gain=float(analog_gain), cfa=frame.cfa,
                                   black_level=int(frame.black_level), white_level=int(frame.white_level),
-                                  exposures_us=exposures, roi=roi, channels=channels)
+                                  exposures_us=exposures, roi=roi, channels=channels,
+                                  hot_pixels=hot_pixel_count(*darks[-1][1:], darks[-1][0], frame.cfa))
 
 
 # --- temporal noise -------------------------------------------------------------------------------------
@@ -170,6 +203,13 @@ class TemporalNoise:
         """The lowest lit signal-to-noise ratio over the channels."""
         return float(min(self.lit_signal_dn[c] / self.lit_noise_dn[c] for c in self.lit_noise_dn))
 
+    @measures(Declared("noise_dark_dn", "DN", "{sensor}"), Declared("noise_lit_dn", "DN", "{sensor}"),
+              Declared("noise_snr", "1", "{sensor}"))
+    def measurements(self) -> dict[str, float]:
+        """The worst channel's dark and lit temporal noise, and the lowest lit SNR."""
+        return {"noise_dark_dn": self.dark_noise, "noise_lit_dn": float(max(self.lit_noise_dn.values())),
+                "noise_snr": self.snr}
+
     def to_dict(self) -> dict[str, Any]:
         return {"exposure_us": self.exposure_us, "dark_noise_dn": self.dark_noise_dn,
                 "lit_noise_dn": self.lit_noise_dn, "lit_signal_dn": self.lit_signal_dn, "snr": self.snr}
@@ -187,13 +227,13 @@ def _pair_stats(a: np.ndarray, b: np.ndarray, cfa: str) -> tuple[dict[str, float
     return means, noise
 
 
-def temporal_noise(station: Any, sensor: str, lens: str | None = None, *, level: float = NOISE_LEVEL,
+def temporal_noise(station: Station, sensor: str, lens: str | None = None, *, level_fraction: float = NOISE_LEVEL,
                    roi_fraction: float = ROI_FRACTION) -> TemporalNoise:
     """Dark and lit temporal noise of ``sensor`` over the central ROI: a flat pair with the brightest channel at
-    ``level`` of full scale, then (light off) a dark pair at the same exposure. Expects the flat chart on the
+    ``level_fraction`` of full scale, then (light off) a dark pair at the same exposure. Expects the flat chart on the
     holder and the light on; the light is on again afterwards."""
     frame_scene(station, sensor, lens, flat_distance_mm(station, sensor, lens))
-    exposure, shot = auto_exposure(station, sensor, target_fraction=level, statistic="centre")
+    exposure, shot = auto_exposure_us(station, sensor, target_fraction=level_fraction, statistic="centre")
     rows, cols = central_roi(shot.frame.data.shape, roi_fraction)
     cfa = shot.frame.cfa
     with _light_restored(station):

@@ -14,22 +14,20 @@ plus a plane shift (lensfun's ``linear`` TCA model).
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from station.capture_preview import capture_png
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure
-from station.procedures.geometry import (
-    ChartNotFoundError,
-    case_name,
-    frame_scene,
-    framing_distance_mm,
-)
+from station.procedures.captures import auto_exposure_us
+from station.procedures.framing import ChartNotFoundError, case_name, frame_scene, framing_distance_mm
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: The chart overfills the frame by this much (its corner squares land near the frame's corners).
 CHART_FILL = 1.05
@@ -135,6 +133,12 @@ class CaMeasurement:
         """The larger CA shift (R or B against G) at the frame's farthest corner, sensor px."""
         return float(max(self.result.corner_shift_px(p) or 0.0 for p in ("R", "B")))
 
+    @measures(Declared("ca_r_scale_ppm", "ppm"), Declared("ca_b_scale_ppm", "ppm"),
+              Declared("ca_corner_shift_px", "px"))
+    def measurements(self) -> dict[str, float]:
+        return {"ca_r_scale_ppm": (self.r_scale - 1.0) * 1e6, "ca_b_scale_ppm": (self.b_scale - 1.0) * 1e6,
+                "ca_corner_shift_px": self.corner_shift_px()}
+
     def profile_section(self) -> dict[str, Any]:
         return {"r_scale": self.r_scale, "b_scale": self.b_scale, "center_px": list(self.result.center_px),
                 "r_scale_ppm": (self.r_scale - 1.0) * 1e6, "b_scale_ppm": (self.b_scale - 1.0) * 1e6,
@@ -187,7 +191,11 @@ class SfrMeasurement:
     edges: list[EdgeMtf]
     image_size: tuple[int, int]
     frame: Any = field(repr=False)
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     @property
     def case(self) -> str:
@@ -212,6 +220,13 @@ class SfrMeasurement:
                 "plane": "Y (bilinear demosaic luminance), cycles per sensor pixel",
                 "mtf50_cy_px": {z: _finite(self.zone_mtf50(z)) for z in ZONES} | {"min": _finite(self.min_mtf50())}}
 
+    @measures(*(Declared(f"mtf50_{zone}_cpp", "c/px", "{f_case}") for zone in ("centre", "mid", "corner", "min")),
+              Declared("sfr_edges", "1", "{f_case}"))
+    def measurements(self) -> dict[str, float]:
+        return {"mtf50_centre_cpp": self.zone_mtf50("centre"), "mtf50_mid_cpp": self.zone_mtf50("mid"),
+                "mtf50_corner_cpp": self.zone_mtf50("corner"), "mtf50_min_cpp": self.min_mtf50(),
+                "sfr_edges": len(self.edges)}
+
     def profile_section(self) -> dict[str, Any]:
         return self.summary() | {"per_edge": [e.to_dict() for e in self.edges]}
 
@@ -222,7 +237,7 @@ class SfrMeasurement:
         return mtf_field_png(self, title=f"MTF50 across the field: {self.case}")
 
 
-def measure_sfr(station: Any, sensor: str, lens: str | None = None, *, f_number: float | None = None,
+def measure_sfr(station: Station, sensor: str, lens: str | None = None, *, f_number: float | None = None,
                 distance_mm: float | None = None) -> SfrMeasurement:
     """The slanted-edge chart through ``sensor`` (and M lens ``lens`` at ``f_number``, as mounted): MTF50 of
     every edge across the field.
@@ -237,7 +252,7 @@ def measure_sfr(station: Any, sensor: str, lens: str | None = None, *, f_number:
     distance = distance_mm if distance_mm is not None else framing_distance_mm(
         station, sensor, lens, chart.width_mm, CHART_FILL)
     frame_scene(station, sensor, lens, distance)
-    exposure, shot = auto_exposure(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
+    exposure, shot = auto_exposure_us(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
     frame = shot.frame
     name = case_name(sensor, lens) + (f" f/{f_number:g}" if f_number else "")
     edges = edge_mtfs(frame)
@@ -249,7 +264,7 @@ def measure_sfr(station: Any, sensor: str, lens: str | None = None, *, f_number:
     height, width = frame.data.shape
     return SfrMeasurement(sensor=sensor, lens=lens, f_number=f_number, distance_mm=float(distance),
                           exposure_us=int(exposure), edges=edges, image_size=(width, height), frame=frame,
-                          attachments=attachments)
+                          pictures=attachments)
 
 
 # --- plots ---------------------------------------------------------------------------------------------
@@ -257,25 +272,11 @@ def measure_sfr(station: Any, sensor: str, lens: str | None = None, *, f_number:
 _ZONE_COLOURS = {"centre": "tab:blue", "mid": "tab:green", "corner": "tab:red"}
 
 
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
-
-
 def mtf_curves_png(measurement: SfrMeasurement, *, title: str) -> bytes:
     """Every edge's MTF curve, coloured by field zone, with each zone's mean MTF50."""
-    import matplotlib
+    from calibration.figures import figure_png, new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.0, 4.5), dpi=100)
+    fig, ax = new_figure(figsize=(7.0, 4.5), dpi=100)
     for zone, colour in _ZONE_COLOURS.items():
         edges = measurement.zone(zone)
         for i, edge in enumerate(edges):
@@ -291,18 +292,17 @@ def mtf_curves_png(measurement: SfrMeasurement, *, title: str) -> bytes:
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig, tight=True)
 
 
 def mtf_field_png(measurement: SfrMeasurement, *, title: str) -> bytes:
     """MTF50 of each edge at its place in the frame (colour), with the values written beside."""
-    import matplotlib
+    import matplotlib.colors
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     w, h = measurement.image_size
-    fig, ax = plt.subplots(figsize=(7.0, 5.4), dpi=100)
+    fig, ax = new_figure(figsize=(7.0, 5.4), dpi=100)
     xs = [e.centre_px[0] for e in measurement.edges]
     ys = [e.centre_px[1] for e in measurement.edges]
     values = [e.mtf50_cy_px if math.isfinite(e.mtf50_cy_px) else np.nan for e in measurement.edges]
@@ -327,7 +327,7 @@ def mtf_field_png(measurement: SfrMeasurement, *, title: str) -> bytes:
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
     ax.set_title(title, fontsize=10)
-    return _png(fig)
+    return figure_png(fig, tight=True)
 
 
 #: Where a value's label may sit around its marker (points right/up of it), tried in this order.
@@ -338,7 +338,7 @@ _LABEL_FONT_PT = 7.0
 def _label_without_overlap(fig: Any, ax: Any, xs: list[float], ys: list[float], values: list[float]) -> None:
     """Write each MTF50 beside its marker at the first offset whose box overlaps no marker and no label already
     placed (greedy placement in display pixels); a value with no free place keeps only its colour."""
-    fig.canvas.draw()  # the axes' final transform (equal aspect)
+    fig.draw_without_rendering()  # the axes' final transform (equal aspect)
     to_px = fig.dpi / 72.0
     points = ax.transData.transform(np.column_stack([xs, ys])) if xs else np.empty((0, 2))
     marker_r = 4.5 * to_px

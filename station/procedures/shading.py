@@ -13,13 +13,17 @@ with the centre's: ``corner_ratio`` 1 is flat, a firmware that skips the map lea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
-from station.procedures.captures import auto_exposure, capture_shot, png_bytes
-from station.procedures.geometry import case_name, frame_scene, framing_distance_mm, preview_of_raw
+from station.procedures.captures import auto_exposure_us, capture_shot, png_bytes
+from station.procedures.framing import case_name, frame_scene, framing_distance_mm, preview_of_raw
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Flat fields averaged into one map.
 FLAT_FRAMES = 2
@@ -45,7 +49,11 @@ class ShadingMeasurement:
     distance_mm: float
     exposure_us: int
     result: Any  # calibration.shading.ShadingResult
-    attachments: dict[str, bytes] = field(default_factory=dict)
+    pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
+
+    def attachments(self) -> dict[str, bytes]:
+        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
+        return dict(self.pictures)
 
     def corner_falloff_pct(self) -> float:
         """The mean corner illumination loss over the channels, % of the brightest point."""
@@ -64,6 +72,18 @@ class ShadingMeasurement:
     def isp_entry(self) -> dict[str, Any]:
         """What the phone's ISP reads: the gain map, Android layout."""
         return {"lens_shading_map": np.round(self.result.gain_map.astype(np.float64), 5).tolist()}
+
+    @measures(Declared("shading_corner_falloff_pct", "%"), Declared("shading_max_gain", "1"),
+              Declared("shading_centre_offset_px", "px"), Declared("shading_flat_residual_pct", "%"))
+    def measurements(self) -> dict[str, float]:
+        return {"shading_corner_falloff_pct": self.corner_falloff_pct(), "shading_max_gain": self.max_gain(),
+                "shading_centre_offset_px": self.centre_offset_px(),
+                "shading_flat_residual_pct": float(self.result.flat_residual_pct)}
+
+    @measures(Declared("shading_corner_falloff_pct", "%"), Declared("shading_max_gain", "1"))
+    def regression_measurements(self) -> dict[str, float]:
+        """The two a firmware regression follows against its baseline."""
+        return {"shading_corner_falloff_pct": self.corner_falloff_pct(), "shading_max_gain": self.max_gain()}
 
     def profile_section(self) -> dict[str, Any]:
         r = self.result
@@ -85,7 +105,7 @@ class ShadingMeasurement:
         return shading_png(self.result, title=f"Lens shading gain map (Android LENS_SHADING_MAP): {label}")
 
 
-def flat_distance_mm(station: Any, sensor: str, lens: str | None) -> float:
+def flat_distance_mm(station: Station, sensor: str, lens: str | None) -> float:
     """Where the flat chart fills the view (with a lens), or the bare sensor's distance to the light box."""
     if sensor == "m" and lens is None:
         return BARE_DISTANCE_MM
@@ -94,7 +114,7 @@ def flat_distance_mm(station: Any, sensor: str, lens: str | None) -> float:
     return framing_distance_mm(station, sensor, lens, get_chart("flat").width_mm, FLAT_FILL)
 
 
-def measure_shading(station: Any, sensor: str, lens: str | None = None, *, f_number: float | None = None,
+def measure_shading(station: Station, sensor: str, lens: str | None = None, *, f_number: float | None = None,
                     frames: int = FLAT_FRAMES) -> ShadingMeasurement:
     """The lens shading map of ``sensor`` (with M lens ``lens`` at ``f_number``, as mounted) from flat fields.
 
@@ -105,7 +125,7 @@ def measure_shading(station: Any, sensor: str, lens: str | None = None, *, f_num
 
     distance = flat_distance_mm(station, sensor, lens)
     frame_scene(station, sensor, lens, distance)
-    exposure, shot = auto_exposure(station, sensor, target_fraction=FLAT_LEVEL, statistic="centre")
+    exposure, shot = auto_exposure_us(station, sensor, target_fraction=FLAT_LEVEL, statistic="centre")
     flats = [shot.frame]
     while len(flats) < frames:
         flats.append(capture_shot(station, sensor, ("raw10",)).frame)
@@ -120,15 +140,16 @@ def measure_shading(station: Any, sensor: str, lens: str | None = None, *, f_num
         error.attachments = attachments  # the plan attaches them (station/plans/helpers.procedure)
         raise error from None
     return ShadingMeasurement(sensor=sensor, lens=lens, f_number=f_number, distance_mm=float(distance),
-                              exposure_us=int(exposure), result=result, attachments=attachments)
+                              exposure_us=int(exposure), result=result, pictures=attachments)
 
 
 # --- the preview's shading ----------------------------------------------------------------------------
 
 def srgb_to_linear(code8: np.ndarray) -> np.ndarray:
-    """8-bit sRGB codes to linear light 0..1 (IEC 61966-2-1)."""
-    v = np.asarray(code8, dtype=np.float64) / 255.0
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    """8-bit sRGB codes to linear light 0..1 (IEC 61966-2-1, colour-science's sRGB EOTF)."""
+    import colour
+
+    return colour.models.eotf_sRGB(np.asarray(code8, dtype=np.float64) / 255.0)
 
 
 @dataclass
@@ -148,6 +169,10 @@ class PreviewShading:
 
     def png(self) -> bytes:
         return png_bytes(self.preview, 768)
+
+    @measures(Declared("preview_shading_corner_ratio", "1"))
+    def measurements(self) -> dict[str, float]:
+        return {"preview_shading_corner_ratio": self.corner_ratio}
 
     def to_dict(self) -> dict[str, Any]:
         return {"corner_ratios": self.corner_ratios, "corner_ratio": self.corner_ratio,
@@ -170,7 +195,7 @@ def corner_ratios(luma8: np.ndarray, patch_fraction: float = PATCH_FRACTION) -> 
     return {k: float(v.mean()) / centre for k, v in patches.items()}, code
 
 
-def preview_shading(station: Any, sensor: str, lens: str | None = None) -> PreviewShading:
+def preview_shading(station: Station, sensor: str, lens: str | None = None) -> PreviewShading:
     """The phone's preview of the flat field (as the phone's stored calibration corrects it): corner / centre.
 
     Expects the flat chart on the holder and the light on.
@@ -178,7 +203,7 @@ def preview_shading(station: Any, sensor: str, lens: str | None = None) -> Previ
     from calibration.zebra import preview_luma
 
     frame_scene(station, sensor, lens, flat_distance_mm(station, sensor, lens))
-    exposure, _ = auto_exposure(station, sensor, target_fraction=PREVIEW_LEVEL, statistic="centre")
+    exposure, _ = auto_exposure_us(station, sensor, target_fraction=PREVIEW_LEVEL, statistic="centre")
     shot = capture_shot(station, sensor, ("preview",))
     ratios, code = corner_ratios(preview_luma(shot.preview))
     return PreviewShading(sensor=sensor, corner_ratios=ratios, centre_code=code, exposure_us=int(exposure),

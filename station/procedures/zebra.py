@@ -19,15 +19,15 @@ A sweep that never reaches clipping raises ``SweepError`` saying so; it never gi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from calibration.plots import figure_png
 from calibration.zebra import (
     DEFAULT_MARGIN,
     ROI_FRACTION,
     ZebraCalibrationError,
+    centre_region,
     channel_means,
     clip_levels_from_sweep,
     lowest_clip,
@@ -38,9 +38,10 @@ from calibration.zebra import (
 )
 from calibration.zebra import verify_zebra as verify_zebra_mask
 from station.errors import InputError
+from station.measurements import Declared, measures
 from station.procedures import SweepError, calibration_path, write_back
 from station.procedures.captures import (
-    auto_exposure,
+    auto_exposure_us,
     capture_shot,
     focus_axis,
     lit,
@@ -48,6 +49,9 @@ from station.procedures.captures import (
     set_light,
 )
 from station.scene import require_chart, require_lens
+
+if TYPE_CHECKING:
+    from station.station import Station
 
 #: Auto-exposure: the light at this fraction of the sweep's top level, the brightest channel at 40 % of full
 #: scale: the knee then sits at about 60 % of the light's range.
@@ -63,16 +67,6 @@ CLIPPED_BELOW_LINEAR = 0.97
 VERIFY_MIN_CLIPPED = 0.2
 VERIFY_MIN_BELOW = 0.1
 VERIFY_MAX_SCALE = 64.0
-
-
-def _centre_crop(shape: tuple[int, ...], fraction: float = ROI_FRACTION) -> tuple[slice, slice]:
-    """The central region ``calibration.zebra`` averages over (whole quads), as slices."""
-    out = []
-    for n in shape[:2]:
-        keep = max(2, int(round(n * fraction)) // 2 * 2)
-        start = (n - keep) // 4 * 2
-        out.append(slice(start, start + keep))
-    return out[0], out[1]
 
 
 @dataclass
@@ -97,6 +91,12 @@ class ZebraResult:
     write_back: dict[str, Any] | None = None
     plot_png: bytes = field(default=b"", repr=False)
 
+    @measures(Declared("zebra_clip_level_dn", "DN"), Declared("zebra_raw_threshold_dn", "DN"),
+              Declared("zebra_luma_threshold", "code"))
+    def measurements(self) -> dict[str, float]:
+        return {"zebra_clip_level_dn": self.clip_level_dn, "zebra_raw_threshold_dn": self.raw_threshold_dn,
+                "zebra_luma_threshold": self.luma_threshold}
+
     def to_dict(self) -> dict[str, Any]:
         """Everything but the plot, JSON-able."""
         return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
@@ -109,7 +109,7 @@ def _brightest_above_black(means: dict[str, float], black: float) -> float:
     return max(means.values()) - black
 
 
-def calibrate_zebra(station: Any, sensor: str, *, gain: float, lens: str | None = None,
+def calibrate_zebra(station: Station, sensor: str, *, gain: float, lens: str | None = None,
                     aperture: float | None = None, margin: float = DEFAULT_MARGIN, exposure_us: int | None = None,
                     max_level_pct: float = 100.0, fine_steps: int = 6, chart: str | None = "flat",
                     write: bool = True) -> ZebraResult:
@@ -142,7 +142,7 @@ def calibrate_zebra(station: Any, sensor: str, *, gain: float, lens: str | None 
     with lit(station, AE_LEVEL_FRACTION * max_level_pct):
         ae_level = round(AE_LEVEL_FRACTION * max_level_pct, 3)
         if exposure_us is None:
-            exposure, shot = auto_exposure(station, sensor, target_fraction=AE_TARGET_FRACTION)
+            exposure, shot = auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION)
         else:
             exposure = int(exposure_us)
             station.dut.configure(sensor, exposure_us=exposure)
@@ -200,11 +200,11 @@ def calibrate_zebra(station: Any, sensor: str, *, gain: float, lens: str | None 
 
 def _record(frames: dict[float, dict[str, Any]], level: float, shot: Any) -> dict[str, Any]:
     """Keep the central region of a sweep frame (RAW and preview luma) and its channel means."""
-    rows, cols = _centre_crop(shot.raw.shape)
+    rows, cols = centre_region(shot.raw.shape, ROI_FRACTION)
     raw = np.ascontiguousarray(shot.raw[rows, cols])
     luma = None
     if shot.preview is not None:
-        prow, pcol = _centre_crop(shot.preview.shape)
+        prow, pcol = centre_region(shot.preview.shape, ROI_FRACTION)
         luma = np.ascontiguousarray(preview_luma(np.ascontiguousarray(shot.preview[prow, pcol])))
     truth = shot.truth or {}
     record = {"raw": raw, "luma": luma, "seq": shot.seq, "means": channel_means(raw, shot.frame.cfa, 1.0),
@@ -230,34 +230,28 @@ def _knee_level(levels: list[float], frames: dict[float, dict[str, Any]], clip: 
 def sweep_plot(result: ZebraResult) -> bytes:
     """The light sweep: each channel's centre mean against the light, clip levels and T_raw; the preview
     luma on the right axis with T_luma (matplotlib, PNG bytes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from calibration.figures import figure_png, new_figure
 
     levels = [s["level_pct"] for s in result.sweep]
     colours = {"R": "tab:red", "Gr": "tab:green", "Gb": "olivedrab", "B": "tab:blue"}
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
-    try:
-        for name, colour in colours.items():
-            ax.plot(levels, [s["channel_means_dn"].get(name, np.nan) for s in result.sweep], "o-", ms=3,
-                    color=colour, lw=1, label=name)
-        ax.axhline(result.clip_level_dn, color="k", ls="--", lw=0.8, label=f"clip {result.clip_level_dn:.1f} DN")
-        ax.axhline(result.raw_threshold_dn, color="m", lw=1, label=f"T_raw {result.raw_threshold_dn} DN")
-        ax.set_xlabel("light level (% of full scale)")
-        ax.set_ylabel("centre mean (DN)")
-        luma = [(s["level_pct"], s["preview_luma"]) for s in result.sweep if s["preview_luma"] is not None]
-        if luma:
-            right = ax.twinx()
-            right.plot(*zip(*luma, strict=True), "s", color="0.3", ms=3, label="preview luma")
-            right.axhline(result.luma_threshold, color="0.3", ls=":", lw=1)
-            right.set_ylabel(f"preview luma Y' (T_luma {result.luma_threshold})")
-        ax.set_title(f"zebra sweep: {result.sensor} {result.lens or ''} gain {result.gain:g}, "
-                     f"{result.exposure_us} us", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
-        return figure_png(fig, tight=True)
-    finally:
-        plt.close(fig)
+    fig, ax = new_figure(figsize=(7.5, 4.2), dpi=100)
+    for name, colour in colours.items():
+        ax.plot(levels, [s["channel_means_dn"].get(name, np.nan) for s in result.sweep], "o-", ms=3,
+                color=colour, lw=1, label=name)
+    ax.axhline(result.clip_level_dn, color="k", ls="--", lw=0.8, label=f"clip {result.clip_level_dn:.1f} DN")
+    ax.axhline(result.raw_threshold_dn, color="m", lw=1, label=f"T_raw {result.raw_threshold_dn} DN")
+    ax.set_xlabel("light level (% of full scale)")
+    ax.set_ylabel("centre mean (DN)")
+    luma = [(s["level_pct"], s["preview_luma"]) for s in result.sweep if s["preview_luma"] is not None]
+    if luma:
+        right = ax.twinx()
+        right.plot(*zip(*luma, strict=True), "s", color="0.3", ms=3, label="preview luma")
+        right.axhline(result.luma_threshold, color="0.3", ls=":", lw=1)
+        right.set_ylabel(f"preview luma Y' (T_luma {result.luma_threshold})")
+    ax.set_title(f"zebra sweep: {result.sensor} {result.lens or ''} gain {result.gain:g}, "
+                 f"{result.exposure_us} us", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return figure_png(fig, tight=True)
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -281,6 +275,13 @@ class ZebraVerification:
     passed: bool
     overlay_png: bytes = field(default=b"", repr=False)
 
+    @measures(Declared("zebra_missed_pct", "%", "{case}/{mode}"),
+              Declared("zebra_false_flag_pct", "%", "{case}/{mode}"))
+    def measurements(self) -> dict[str, float]:
+        """% of the pixels raw truth flags that the phone missed, and of those it flagged without cause."""
+        return {"zebra_missed_pct": 100.0 * (self.missed_fraction or 0.0),
+                "zebra_false_flag_pct": 100.0 * (self.false_flag_fraction or 0.0)}
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "overlay_png"}
 
@@ -288,7 +289,7 @@ class ZebraVerification:
         return {f"zebra {self.mode} mask vs raw truth {self.sensor}": self.overlay_png}
 
 
-def verify_zebra(station: Any, sensor: str, result: ZebraResult, mode: str = "raw", *, chart: str | None = "steps",
+def verify_zebra(station: Station, sensor: str, result: ZebraResult, mode: str = "raw", *, chart: str | None = "steps",
                  defocus: bool = True, exposure_us: int | None = None,
                  clip_level_dn: float | None = None) -> ZebraVerification:
     """The phone's zebra (``mode`` raw or luma, at the thresholds of ``result``) against raw truth.

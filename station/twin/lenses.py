@@ -250,11 +250,6 @@ def get_lens(lens_id: str) -> Lens:
         raise ConfigError(f"unknown M lens {lens_id!r}; the catalog has: {known}") from None
 
 
-def lens_for_code(code: int) -> Lens | None:
-    """The M lens carrying a 6-bit code, or None."""
-    return next((lens for lens in M_LENSES.values() if lens.code == code), None)
-
-
 def catalog_truth() -> dict[str, Any]:
     """Every catalog lens's truth: ``{"main": {...}, "m": {id: {...}}}``."""
     return {"main": MAIN_LENS.truth(), "m": {lid: lens.truth() for lid, lens in sorted(M_LENSES.items())}}

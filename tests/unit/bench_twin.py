@@ -33,7 +33,7 @@ def bench_twin(folder: Path, seed: int = 1) -> Iterator[BenchTwin]:
             mount.set_aux_output(True)
         with PhoneClient(config.dut, name="dut") as phone:
             serial = str(phone.info()["serial"])
-        from station.twin.control import TwinControl
+        from station.twin.control_client import TwinControl
 
         with TwinControl(config.twin.control) as control:
             control.chart_set("siemens")  # whatever the last shift left on the holder

@@ -13,7 +13,7 @@ import socket
 import threading
 from typing import Any
 
-from station.twin.control import TwinControl
+from station.twin.control_client import TwinControl
 
 #: A wrong chart for each chart a plan asks for (what a confused operator might hang up instead).
 WRONG = {"flat": "siemens", "siemens": "flat", "sfr": "steps", "steps": "sfr", "colorchecker": "steps",

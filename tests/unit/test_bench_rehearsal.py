@@ -95,7 +95,7 @@ def test_peaking_flats_on_a_bench_are_flat_fields_asked_of_the_operator(bench_st
 def test_raw_integrity_on_a_bench_asks_for_the_step_chart(bench_station) -> None:
     """Today's bug: the ramp chart was put up only on the twin; on a bench the ColorChecker stayed up."""
     from station.procedures.color import CHART_FILL
-    from station.procedures.geometry import frame_scene, framing_distance_mm
+    from station.procedures.framing import frame_scene, framing_distance_mm
     from station.procedures.raw_checks import check_raw_integrity
     from targets.colorchecker import ColorCheckerChart
 

@@ -66,7 +66,7 @@ EXPOSURES = np.linspace(0.05e-3, 3.0e-3, 28)  # up to ~2.2x the full well of the
 @pytest.fixture(scope="module")
 def synthetic_results():
     sensor = Sensor()
-    return analyze_pairs(sensor.sweep(EXPOSURES), sensor.darks(), cfa="RGGB", black_level=BLACK)
+    return analyze_pairs(sensor.sweep(EXPOSURES), sensor.darks(), cfa="RGGB")
 
 
 def test_gain_read_noise_and_clip_level_match_the_truth_per_channel(synthetic_results) -> None:
@@ -93,7 +93,7 @@ def test_clip_level_is_none_when_exposures_never_reach_it() -> None:
 def test_dsnu_and_prnu_from_known_offset_and_gain_maps() -> None:
     prnu, dsnu_dn = 0.01, 1.0
     sensor = Sensor(shape=(512, 512), prnu=prnu, dsnu_dn=dsnu_dn, seed=9)
-    res = analyze_pairs(sensor.sweep(EXPOSURES), sensor.darks(6), cfa="RGGB", black_level=BLACK)
+    res = analyze_pairs(sensor.sweep(EXPOSURES), sensor.darks(6), cfa="RGGB")
     for name, r in res.items():
         assert r.dsnu_e == pytest.approx(dsnu_dn / GAIN, rel=0.1), name
         assert r.prnu_pct == pytest.approx(100 * prnu, rel=0.1), name

@@ -69,6 +69,16 @@ def test_a_profile_is_valid_has_its_digest_and_is_written_under_its_name(tmp_pat
         "m-summicron-m-50-f2.profile.json"
 
 
+def test_a_section_the_profile_schema_does_not_know_is_an_error_not_dropped() -> None:
+    station = SimpleNamespace(config=SimpleNamespace(name="line-3"), dut=FakePhone())
+    from station.procedures.profile import provenance
+
+    results = _results()
+    results.sections["hot_pixel_map"] = {"count": 3}
+    with pytest.raises(ValueError, match=r"^main: profile section\(s\) hot_pixel_map unknown to the profile schema"):
+        assemble_profile(results, provenance(station))
+
+
 def test_the_write_back_merges_into_what_the_phone_keeps_and_reads_it_back() -> None:
     phone = FakePhone({"sensors": {"main": {"zebra": {"1": {"raw_threshold_dn": 946}}}}})
     station = SimpleNamespace(dut=phone)

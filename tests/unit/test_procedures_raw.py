@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from station.procedures.captures import auto_exposure, lit
+from station.procedures.captures import auto_exposure_us, lit
 from station.procedures.raw_checks import check_histogram, check_raw_integrity
 from station.scene import require_chart
 from station.station import Station
@@ -35,7 +35,7 @@ def exposure_us(station: Station) -> int:
     """The main camera's exposure for the step chart at 50 % light (its white at 70 %)."""
     require_chart(station, "steps")
     with lit(station, 50.0):
-        exposure, _ = auto_exposure(station, "main", target_fraction=0.7, statistic="p99", tolerance=0.15)
+        exposure, _ = auto_exposure_us(station, "main", target_fraction=0.7, statistic="p99", tolerance=0.15)
     return exposure
 
 

@@ -11,7 +11,8 @@ import pytest
 from station.config import DutConfig
 from station.devices.phone import PhoneClient
 from station.errors import DeviceError, InputError
-from station.twin.control import ControlServer, TwinControl
+from station.twin.control import ControlServer
+from station.twin.control_client import TwinControl
 from station.twin.firmware import FIRMWARE_FAULTS
 from station.twin.lenses import M_LENSES
 from station.twin.phone_server import PHONE_FAULTS, PhoneServer

@@ -29,7 +29,7 @@ CHANNELS = ("R", "Gr", "Gb", "B")
 @pytest.fixture(scope="module", params=[1.0, 2.0], ids=["gain1", "gain2"])
 def measured(request) -> tuple[dict, dict]:
     flats, darks, truth = photon_transfer_frames(request.param)
-    result = analyze_pairs(list(flats), list(darks), cfa="RGGB", black_level=truth["black_level"])
+    result = analyze_pairs(list(flats), list(darks), cfa="RGGB")
     lines = [f"\ntwin EMVA 1288, bare M sensor, CI, gain {request.param:g}: truth K "
              f"{truth['conversion_gain_dn_per_e']:.5f} DN/e-, read noise {truth['read_noise_e']:.3f} e-, "
              f"clip {truth['clip_level_dn']:.1f} DN"]

@@ -7,41 +7,40 @@ device (exit 3), and the run stops before it touches the phone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import allure
-import pytest
 
 from fixtures.allure_glue import attach_png
 from station.plans.helpers import station_check
 from station.procedures import selfcheck
 
-pytestmark = pytest.mark.bench
+if TYPE_CHECKING:
+    from station.station import Station
 
 
-def test_mount_homing(station: Any, measure: Any) -> None:
+def test_mount_homing(station: Station, measure: Any) -> None:
     with allure.step(f"home the mount ($H) twice, the second time from {selfcheck.HOME_FROM_MM:g} mm"):
         homing = selfcheck.mount_homing(station)
-    station_check(measure, "mount_home_error_mm", homing.error_mm, "mount")
+    station_check(measure, homing.measurements, "mount")
 
 
-def test_mount_repeatability(station: Any, measure: Any) -> None:
+def test_mount_repeatability(station: Station, measure: Any) -> None:
     with allure.step(f"approach {selfcheck.REPEAT_TARGET_MM:g} mm {selfcheck.REPEATS} times from both sides"):
         result = selfcheck.mount_repeatability(station)
     allure.attach("\n".join(f"{r:.4f}" for r in result.reached_mm), name="rail positions reached (mm)",
                   attachment_type=allure.attachment_type.TEXT)
-    station_check(measure, "mount_repeatability_mm", result.spread_mm, "mount")
+    station_check(measure, result.measurements, "mount")
 
 
-def test_light_linearity(station: Any, measure: Any) -> None:
+def test_light_linearity(station: Station, measure: Any) -> None:
     with allure.step(f"read the lux meter at {', '.join(f'{v:g}' for v in selfcheck.LEVELS_PCT)} % of full scale"):
         result = selfcheck.light_linearity(station)
     attach_png("light linearity", result.png())
-    station_check(measure, "light_linearity_r2", result.r2, "light")
-    station_check(measure, "light_linearity_max_dev_pct", result.max_dev_pct, "light")
+    station_check(measure, result.measurements, "light")
 
 
-def test_light_closed_loop(station: Any, measure: Any) -> None:
+def test_light_closed_loop(station: Station, measure: Any) -> None:
     with allure.step(f"closed loop to {selfcheck.CLOSED_LOOP_TARGET_LUX:g} lux, then read the lux meter again"):
         result = selfcheck.closed_loop(station)
-    station_check(measure, "light_closed_loop_error_pct", result.error_pct, "light")
+    station_check(measure, result.measurements, "light")

@@ -1,40 +1,67 @@
 """ColorChecker and step chart: the main sensor's colour, its ISP calibration (shading, white balance, colour
-matrix) written into the phone; its zebra calibrated through that calibrated preview (flat field) and verified
-on the step chart; RAW integrity of both sensors (the M sensor through the run's first M lens, wide open).
+matrix) written into the phone; the colour half of RAW integrity of both sensors while the ColorChecker is up
+(the M sensor through the run's first M lens, wide open); the main sensor's zebra calibrated through that
+calibrated preview (flat field) and verified on the step chart; then, the step chart still up, the other half
+of RAW integrity (missing codes, black level) of both sensors. Three operator requests for the group.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from station.plans import steps
 from station.plans.conftest import configured_lenses
 
-pytestmark = pytest.mark.bench
+if TYPE_CHECKING:
+    from station.station import Station
 
 
-def test_color(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
-    steps.color(station, operator, measure, results, "main")
+@pytest.fixture(scope="module")
+def raw_colour() -> dict[str, Any]:
+    """The ColorChecker captures of RAW integrity, by sensor (``steps.raw_colour``): the step-chart half of the
+    check goes on from them; a test run alone (-k) takes its own."""
+    return {}
 
 
-def test_isp_calibration_written(station: Any, measure: Any, results: dict) -> None:
-    """Shading map, white balance and colour matrix into the phone before anything looks at its preview."""
-    steps.isp_write(station, measure, results, "main")
-
-
-def test_raw_integrity(station: Any, operator: Any, measure: Any) -> None:
-    steps.raw_integrity(station, operator, measure, "main")
-
-
-def test_zebra_calibration(station: Any, operator: Any, measure: Any) -> None:
-    steps.zebra_calibration(station, operator, measure, "main", verify=("raw",))
-
-
-def test_m_raw_integrity(station: Any, operator: Any, measure: Any, request: pytest.FixtureRequest) -> None:
+def _m_lens(operator: Any, request: pytest.FixtureRequest) -> str:
+    """The run's first M lens, mounted (the bare M sensor images no chart)."""
     lenses = configured_lenses(request.config)
     if not lenses:
         pytest.skip("RAW integrity of the M sensor needs an M lens to see the charts: give --lens")
     operator.lens(lenses[0], None)
-    steps.raw_integrity(station, operator, measure, "m", lenses[0])
+    return lenses[0]
+
+
+def test_color(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
+    steps.color(station, operator, measure, results, "main")
+
+
+def test_isp_calibration_written(station: Station, measure: Any, results: dict) -> None:
+    """Shading map, white balance and colour matrix into the phone before anything looks at its preview."""
+    steps.isp_write(station, measure, results, "main")
+
+
+def test_raw_colour(station: Station, operator: Any, measure: Any, raw_colour: dict[str, Any]) -> None:
+    raw_colour["main"] = steps.raw_colour(station, operator, measure, "main")
+
+
+def test_m_raw_colour(station: Station, operator: Any, measure: Any, raw_colour: dict[str, Any],
+                      request: pytest.FixtureRequest) -> None:
+    lens = _m_lens(operator, request)
+    raw_colour["m"] = steps.raw_colour(station, operator, measure, "m", lens)
+
+
+def test_zebra_calibration(station: Station, operator: Any, measure: Any) -> None:
+    steps.zebra_calibration(station, operator, measure, "main", verify=("raw",))
+
+
+def test_raw_integrity(station: Station, operator: Any, measure: Any, raw_colour: dict[str, Any]) -> None:
+    steps.raw_integrity(station, operator, measure, "main", colour=raw_colour.get("main"))
+
+
+def test_m_raw_integrity(station: Station, operator: Any, measure: Any, raw_colour: dict[str, Any],
+                         request: pytest.FixtureRequest) -> None:
+    lens = _m_lens(operator, request)
+    steps.raw_integrity(station, operator, measure, "m", lens, colour=raw_colour.get("m"))

@@ -5,14 +5,15 @@ back-focus and tilt from a through-focus sweep wide open.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from station.plans import steps
 from station.plans.helpers import stopped_down, wide_open
 
-pytestmark = pytest.mark.bench
+if TYPE_CHECKING:
+    from station.station import Station
 
 
 @pytest.fixture(scope="module")
@@ -21,45 +22,45 @@ def captures() -> dict[str, Any]:
     return {}
 
 
-def test_geometry(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
+def test_geometry(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
     steps.geometry(station, operator, measure, results, "main")
 
 
-def test_lens_geometry(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any,
+def test_lens_geometry(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any,
                        results: dict) -> None:
     operator.set_aperture(m_lens, stopped_down(m_lens))
     steps.geometry(station, operator, measure, results, "m", m_lens, stopped_down(m_lens))
 
 
-def test_sfr_stopped_down(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any, results: dict,
+def test_sfr_stopped_down(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any, results: dict,
                           captures: dict) -> None:
     operator.set_aperture(m_lens, stopped_down(m_lens))
     captures[m_lens] = steps.sfr(station, operator, measure, results, "m", m_lens, stopped_down(m_lens))
 
 
-def test_lens_lateral_ca(station: Any, m_lens: str, measure: Any, results: dict, captures: dict) -> None:
+def test_lens_lateral_ca(station: Station, m_lens: str, measure: Any, results: dict, captures: dict) -> None:
     if m_lens not in captures:
         pytest.skip("no stopped-down slanted-edge capture (test_sfr_stopped_down did not measure)")
     steps.chromatic(station, measure, results, captures[m_lens])
 
 
-def test_sfr(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict, captures: dict) -> None:
+def test_sfr(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict, captures: dict) -> None:
     captures["main"] = steps.sfr(station, operator, measure, results, "main")
 
 
-def test_lateral_ca(station: Any, measure: Any, results: dict, captures: dict) -> None:
+def test_lateral_ca(station: Station, measure: Any, results: dict, captures: dict) -> None:
     if "main" not in captures:
         pytest.skip("no slanted-edge capture (test_sfr did not measure)")
     steps.chromatic(station, measure, results, captures["main"])
 
 
-def test_sfr_wide_open(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any,
+def test_sfr_wide_open(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any,
                        results: dict) -> None:
     operator.set_aperture(m_lens, wide_open(m_lens))
     steps.sfr(station, operator, measure, results, "m", m_lens, wide_open(m_lens))
 
 
-def test_adapter_focus(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any,
+def test_adapter_focus(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any,
                        results: dict) -> None:
     operator.set_aperture(m_lens, wide_open(m_lens))
     steps.focus(station, operator, measure, results, m_lens, wide_open(m_lens))

@@ -5,23 +5,22 @@ with ``calibration.write`` and read back.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import allure
 import pytest
 
-from station.plans.helpers import case_results
+from station.plans.helpers import take
 from station.procedures import profile as profile_proc
 
-pytestmark = pytest.mark.bench
+if TYPE_CHECKING:
+    from station.station import Station
 
 
-def test_lens_profile(station: Any, case: str, results: dict, profile_dir: Any, run_record: Any, measure: Any,
+def test_lens_profile(station: Station, case: str, results: dict, profile_dir: Any, run_record: Any, measure: Any,
                       request: pytest.FixtureRequest) -> None:
     sensor, _, lens = case.partition("/")
-    if case not in results:
-        pytest.fail(f"{case}: nothing was measured for its profile (every step of the case failed)")
-    entry = case_results(results, station, sensor, lens or None)
+    entry = results.need(case, "its profile sections", "the shading, geometry, SFR, colour and sensor tests")
     with allure.step(f"assemble the {case} profile: {', '.join(sorted(entry.sections)) or 'no sections'}"):
         doc = profile_proc.assemble_profile(entry, profile_proc.provenance(
             station, dut_serial=request.config.option.dut_serial))
@@ -35,15 +34,14 @@ def test_lens_profile(station: Any, case: str, results: dict, profile_dir: Any, 
     run_record.add_profile(path, request.node.nodeid, case=case, sensor=sensor, lens=lens or None,
                            digest=doc["digest"], sections=sorted(entry.sections))
     allure.attach.file(str(path), name=path.name, attachment_type=allure.attachment_type.JSON)
-    measure("profile_sections", len(entry.sections), case=case)
+    take(measure, entry.measurements, case)
 
 
-def test_calibration_writeback(station: Any, results: dict, measure: Any, run_record: Any) -> None:
+def test_calibration_writeback(station: Station, results: dict, measure: Any, run_record: Any) -> None:
     entries = [item for entry in results.values() for item in profile_proc.phone_entries(entry)]
     with allure.step(f"write {len(entries)} calibration entries of {len(results)} cases into the phone, "
                      "read it back, compare"):
         written = profile_proc.write_calibration(station, entries)
     run_record.update(calibration=written.to_dict())
     allure.attach(str(written.to_dict()), name="calibration write-back", attachment_type=allure.attachment_type.TEXT)
-    measure("calibration_blob_bytes", float(written.receipt.get("bytes") or 0))
-    measure("calibration_readback_mismatches", len(written.mismatched))
+    take(measure, written.measurements)

@@ -8,7 +8,7 @@ bare M sensor's: a line runs ``factory`` per phone (with its reference lens), a 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,7 +18,8 @@ from station.plans.factory import test_04_charts as charts
 from station.plans.factory import test_05_peaking as peaking
 from station.plans.factory import test_06_calibration as writeback
 
-pytestmark = pytest.mark.bench
+if TYPE_CHECKING:
+    from station.station import Station
 
 
 @pytest.fixture(scope="module")
@@ -27,59 +28,59 @@ def captures() -> dict[str, Any]:
     return {}
 
 
-def test_mount_homing(station: Any, measure: Any) -> None:
+def test_mount_homing(station: Station, measure: Any) -> None:
     selfcheck.test_mount_homing(station, measure)
 
 
-def test_light_linearity(station: Any, measure: Any) -> None:
+def test_light_linearity(station: Station, measure: Any) -> None:
     selfcheck.test_light_linearity(station, measure)
 
 
-def test_lens_shading(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any,
+def test_lens_shading(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any,
                       results: dict) -> None:
     flat.test_lens_shading(station, operator, m_lens, lit_bench, measure, results)
 
 
-def test_lens_isp_calibration_written(station: Any, m_lens: str, measure: Any, results: dict) -> None:
+def test_lens_isp_calibration_written(station: Station, m_lens: str, measure: Any, results: dict) -> None:
     flat.test_lens_isp_calibration_written(station, m_lens, measure, results)
 
 
-def test_lens_zebra_calibration(station: Any, operator: Any, m_lens: str, measure: Any) -> None:
+def test_lens_zebra_calibration(station: Station, operator: Any, m_lens: str, measure: Any) -> None:
     flat.test_lens_zebra_calibration(station, operator, m_lens, measure)
 
 
-def test_lens_geometry(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any,
+def test_lens_geometry(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any,
                        results: dict) -> None:
     charts.test_lens_geometry(station, operator, m_lens, lit_bench, measure, results)
 
 
-def test_sfr_stopped_down(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any, results: dict,
+def test_sfr_stopped_down(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any, results: dict,
                           captures: dict) -> None:
     charts.test_sfr_stopped_down(station, operator, m_lens, lit_bench, measure, results, captures)
 
 
-def test_lens_lateral_ca(station: Any, m_lens: str, measure: Any, results: dict, captures: dict) -> None:
+def test_lens_lateral_ca(station: Station, m_lens: str, measure: Any, results: dict, captures: dict) -> None:
     charts.test_lens_lateral_ca(station, m_lens, measure, results, captures)
 
 
-def test_sfr_wide_open(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any,
+def test_sfr_wide_open(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any,
                        results: dict) -> None:
     charts.test_sfr_wide_open(station, operator, m_lens, lit_bench, measure, results)
 
 
-def test_adapter_focus(station: Any, operator: Any, m_lens: str, lit_bench: None, measure: Any,
+def test_adapter_focus(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any,
                        results: dict) -> None:
     charts.test_adapter_focus(station, operator, m_lens, lit_bench, measure, results)
 
 
-def test_lens_peaking_calibration(station: Any, operator: Any, m_lens: str, measure: Any) -> None:
+def test_lens_peaking_calibration(station: Station, operator: Any, m_lens: str, measure: Any) -> None:
     peaking.test_lens_peaking_calibration(station, operator, m_lens, measure)
 
 
-def test_lens_profile(station: Any, case: str, results: dict, profile_dir: Any, run_record: Any, measure: Any,
+def test_lens_profile(station: Station, case: str, results: dict, profile_dir: Any, run_record: Any, measure: Any,
                       request: pytest.FixtureRequest) -> None:
     writeback.test_lens_profile(station, case, results, profile_dir, run_record, measure, request)
 
 
-def test_calibration_writeback(station: Any, results: dict, measure: Any, run_record: Any) -> None:
+def test_calibration_writeback(station: Station, results: dict, measure: Any, run_record: Any) -> None:
     writeback.test_calibration_writeback(station, results, measure, run_record)

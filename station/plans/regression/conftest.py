@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import allure
 import pytest
@@ -12,11 +12,14 @@ import pytest
 from station.plans import steps
 from station.procedures.captures import lit
 
+if TYPE_CHECKING:
+    from station.station import Station
+
 SENSOR = "main"
 
 
 @pytest.fixture(scope="session")
-def stored_shading(station: Any, operator: Any, results: dict) -> Iterator[Any]:
+def stored_shading(station: Station, operator: Any, results: dict) -> Iterator[Any]:
     """The main sensor's shading measured from flat fields and its map written into the phone."""
     from station.procedures.shading import measure_shading
 

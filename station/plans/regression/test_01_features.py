@@ -5,28 +5,27 @@ and the preview's lens shading (with a stored shading map the preview of a flat 
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
+from typing import TYPE_CHECKING, Any
 
 from station.plans import steps
 
-pytestmark = pytest.mark.bench
+if TYPE_CHECKING:
+    from station.station import Station
 
 SENSOR = "main"
 
 
-def test_zebra(station: Any, operator: Any, lit_bench: None, measure: Any) -> None:
+def test_zebra(station: Station, operator: Any, lit_bench: None, measure: Any) -> None:
     steps.zebra_conformance(station, operator, measure, SENSOR)
 
 
-def test_peaking(station: Any, operator: Any, lit_bench: None, measure: Any) -> None:
+def test_peaking(station: Station, operator: Any, lit_bench: None, measure: Any) -> None:
     steps.peaking_conformance(station, operator, measure, SENSOR)
 
 
-def test_histogram(station: Any, operator: Any, measure: Any) -> None:
+def test_histogram(station: Station, operator: Any, measure: Any) -> None:
     steps.histogram_conformance(station, operator, measure, SENSOR, "preview")
 
 
-def test_preview_shading(station: Any, operator: Any, lit_bench: None, measure: Any, stored_shading: Any) -> None:
+def test_preview_shading(station: Station, operator: Any, lit_bench: None, measure: Any, stored_shading: Any) -> None:
     steps.preview_flatness(station, operator, measure, SENSOR)

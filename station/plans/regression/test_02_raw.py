@@ -6,18 +6,19 @@ The M sensor sees the charts through the run's first M lens (the bare sensor ima
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from station.plans import steps
 from station.plans.conftest import configured_lenses
 
-pytestmark = pytest.mark.bench
+if TYPE_CHECKING:
+    from station.station import Station
 
 
 @pytest.mark.parametrize("sensor", ["main", "m"])
-def test_raw_integrity(sensor: str, station: Any, operator: Any, measure: Any,
+def test_raw_integrity(sensor: str, station: Station, operator: Any, measure: Any,
                        request: pytest.FixtureRequest) -> None:
     lens = None
     if sensor == "m":

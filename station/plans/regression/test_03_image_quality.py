@@ -5,32 +5,29 @@ approved build's and the delta, and judged by the limits file's ``[regression.*]
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
+from typing import TYPE_CHECKING, Any
 
 from station.plans import steps
+from station.plans.helpers import take
 
-pytestmark = pytest.mark.bench
+if TYPE_CHECKING:
+    from station.station import Station
 
 SENSOR = "main"
 
 
-def test_sfr(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
+def test_sfr(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:
     steps.sfr(station, operator, measure, results, SENSOR)
 
 
 def test_raw_shading(measure: Any, stored_shading: Any) -> None:
-    case = SENSOR
-    measure("shading_corner_falloff_pct", stored_shading.corner_falloff_pct(), case=case, check=False)
-    measure("shading_max_gain", stored_shading.max_gain(), case=case, check=False)
-    measure.check()
+    take(measure, stored_shading.regression_measurements, SENSOR)
 
 
-def test_color(station: Any, operator: Any, lit_bench: None, measure: Any, results: dict,
+def test_color(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict,
                stored_shading: Any) -> None:
     steps.color(station, operator, measure, results, SENSOR)
 
 
-def test_noise(station: Any, operator: Any, lit_bench: None, measure: Any) -> None:
+def test_noise(station: Station, operator: Any, lit_bench: None, measure: Any) -> None:
     steps.noise(station, operator, measure, SENSOR)

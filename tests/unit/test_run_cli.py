@@ -156,7 +156,7 @@ def test_a_light_that_stops_answering_is_a_station_fault_and_the_bench_is_left_s
         assert fault["outcome"] == "failed" and fault["category"] == "station-fault"
         assert fault["message"].startswith("DeviceError: light: ") and "no answer" in fault["message"]
         assert "station fault in test_light_linearity" in record["reason"]
-        results = {r["name"]: r for r in _results(record)}
+        results = {r["fullName"].split("#")[-1]: r for r in _results(record)}  # by test function
         assert _labels(results["test_light_linearity"])["failure"] == "station-fault"
         assert results["test_light_linearity"]["status"] == "broken"
         # the bench is safe: light off, motion stopped (the rail does not move any more)

@@ -18,40 +18,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from calibration.cfa import CfaError, cfa_at, channel_offsets, check_cfa
 from calibration.sfr import LUMA_WEIGHTS, NYQUIST_CY_PX, SfrError, SfrResult, mtf_at, mtf_crossing, sfr
 
 __all__ = ["sfr_cfa", "cfa_plane", "cfa_at", "demosaic_luminance"]
 
 
-_CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
-
-
 def _check_cfa(cfa: str) -> str:
-    pattern = cfa.upper()
-    if pattern not in _CFA_PATTERNS:
-        raise SfrError(f"CFA pattern must be one of {', '.join(_CFA_PATTERNS)}, got {cfa!r}")
-    return pattern
-
-
-def cfa_at(cfa: str, x: int, y: int) -> str:
-    """The 2x2 pattern seen from pixel (x, y) of a mosaic whose (0, 0) pattern is ``cfa``."""
-    p = _check_cfa(cfa)
-    grid = [[p[0], p[1]], [p[2], p[3]]]
-    return "".join(grid[(y + i) % 2][(x + j) % 2] for i in range(2) for j in range(2))
+    try:
+        return check_cfa(cfa)
+    except CfaError as exc:
+        raise SfrError(str(exc)) from None
 
 
 def _plane_offsets(cfa: str) -> dict[str, tuple[int, int]]:
-    """(row, col) of R, Gr (green on the red row), Gb, B in the 2x2 tile."""
-    p = _check_cfa(cfa)
-    pos = {(0, 0): p[0], (0, 1): p[1], (1, 0): p[2], (1, 1): p[3]}
-    out: dict[str, tuple[int, int]] = {}
-    red_row = next(r for (r, _), c in pos.items() if c == "R")
-    for (r, c), colour in pos.items():
-        if colour == "G":
-            out["Gr" if r == red_row else "Gb"] = (r, c)
-        else:
-            out[colour] = (r, c)
-    return out
+    """(row, col) of R, Gr (green on the red row), Gb, B in the 2x2 tile (``calibration.cfa``)."""
+    _check_cfa(cfa)
+    return channel_offsets(cfa)
 
 
 def cfa_plane(cfa_data: np.ndarray, cfa: str, plane: str) -> np.ndarray:

@@ -12,15 +12,12 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from calibration.cfa import BAYER_TO_RGB
 from station.errors import ConfigError, InputError
 from station.procedures import ProcedureError
 
 if TYPE_CHECKING:
     from station.station import Station
-
-#: OpenCV's Bayer code for each CFA order (OpenCV names a pattern from its second row).
-BAYER_TO_RGB = {"RGGB": cv2.COLOR_BayerBG2RGB, "BGGR": cv2.COLOR_BayerRG2RGB,
-                "GRBG": cv2.COLOR_BayerGB2RGB, "GBRG": cv2.COLOR_BayerGR2RGB}
 
 
 class ChartNotFoundError(ProcedureError):

@@ -41,6 +41,8 @@ MOVED = {
     ("raw_black_level_dn", "main"),
     ("raw_black_offset_dn", "main"),
     ("zebra_clip_level_dn", "main"),
+    # not a frame: the calibration written into the phone carries the worked example's hot-pixel counts too
+    ("calibration_blob_bytes", ""),
 }
 
 

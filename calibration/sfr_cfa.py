@@ -18,7 +18,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from calibration.cfa import CfaError, cfa_at, channel_offsets, check_cfa
+from calibration.cfa import CfaError, channel_offsets, check_cfa
+from calibration.cfa import cfa_at as _cfa_at
 from calibration.sfr import LUMA_WEIGHTS, NYQUIST_CY_PX, SfrError, SfrResult, mtf_at, mtf_crossing, sfr
 
 __all__ = ["sfr_cfa", "cfa_plane", "cfa_at", "demosaic_luminance"]
@@ -29,6 +30,12 @@ def _check_cfa(cfa: str) -> str:
         return check_cfa(cfa)
     except CfaError as exc:
         raise SfrError(str(exc)) from None
+
+
+def cfa_at(cfa: str, x: int, y: int) -> str:
+    """The 2x2 pattern seen from pixel (x, y) of a mosaic whose (0, 0) pattern is ``cfa`` (``SfrError`` if none)."""
+    _check_cfa(cfa)
+    return _cfa_at(cfa, x, y)
 
 
 def _plane_offsets(cfa: str) -> dict[str, tuple[int, int]]:

@@ -37,8 +37,8 @@ class WireTime:
     busy_s: float = 0.0
 
     def since(self, earlier: WireTime) -> WireTime:
-        """What was spent between ``earlier`` and this snapshot."""
-        devices = set(self.by_device_s) | set(earlier.by_device_s)
+        """What was spent between ``earlier`` and this snapshot (devices with a block in between only)."""
+        devices = [d for d in self.blocks if self.blocks[d] > earlier.blocks.get(d, 0)]
         return WireTime(
             by_device_s={d: self.by_device_s.get(d, 0.0) - earlier.by_device_s.get(d, 0.0) for d in sorted(devices)},
             blocks={d: self.blocks.get(d, 0) - earlier.blocks.get(d, 0) for d in sorted(devices)},

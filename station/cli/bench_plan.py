@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import cProfile
 import json
+import os
 import pstats
 import re
 import resource
@@ -162,10 +163,13 @@ def measure(plan: str = "factory", lenses: list[str] | None = None, firmware: st
                 hw = _hw_time(dict(control.truth().get("hw_time_s") or {}))
             frames = _frames_taken(config.dut)
             tests, slowest = _tally(reports / "records")
+            pids = {"station": os.getpid(), "twin": twin.pid}
         station_rss = max_rss_bytes(resource.getrusage(resource.RUSAGE_SELF))
         twin_rss = twin.peak_rss_bytes
-    return {"plan": _result(plan, resolution, select, wall_s, waited, hw, station_rss, twin_rss, frames, tests,
-                            slowest, code, lenses, time_scale, top)}
+    result = _result(plan, resolution, select, wall_s, waited, hw, station_rss, twin_rss, frames, tests, slowest,
+                     code, lenses, time_scale, top)
+    result["pids"] = pids
+    return {"plan": result}
 
 
 def _result(plan: str, resolution: str, select: str | None, wall_s: float, waited: Any, hw: dict[str, float],
@@ -173,8 +177,8 @@ def _result(plan: str, resolution: str, select: str | None, wall_s: float, waite
             slowest: list[list[Any]], code: int, lenses: list[str] | None, time_scale: float,
             top: dict[str, Any] | None) -> dict[str, Any]:
     """The benchmark's JSON object."""
-    wire = {device: round(s, 3) for device, s in waited.by_device_s.items()}
-    wire["total"] = round(waited.busy_s, 3)
+    wire = {device: round(s, 6) for device, s in waited.by_device_s.items()}
+    wire["total"] = round(waited.busy_s, 6)
     critical_s = wall_s - waited.busy_s
     result: dict[str, Any] = {
         "name": plan, "resolution": resolution,

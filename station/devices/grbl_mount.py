@@ -36,6 +36,7 @@ from typing import Any
 import serial
 
 from station.config import GRBL_AXES, MountConfig
+from station.devices import wire_time
 from station.devices.protocols import MOUNT_AXES
 from station.devices.registry import register
 from station.errors import ConfigError, DeviceError, InputError
@@ -315,7 +316,8 @@ class GrblMount:
             if time.monotonic() > deadline:
                 return None
             try:
-                self._buffer += self._serial.read(max(1, self._serial.in_waiting))
+                with wire_time.waiting(self.name):
+                    self._buffer += self._serial.read(max(1, self._serial.in_waiting))
             except (serial.SerialException, OSError) as exc:
                 raise DeviceError(self.name, f"serial port {self.config.port} failed: {_one_line(exc)}") \
                     from None
@@ -451,7 +453,8 @@ class GrblMount:
             if now > deadline:
                 raise DeviceError(self.name, f"move {line!r} not Idle within {self.config.timeout_s:g} s "
                                              f"(last status {self.last_status})")
-            time.sleep(self._poll_s)
+            with wire_time.waiting(self.name):
+                time.sleep(self._poll_s)
 
     def _wait_hold(self) -> str:
         """After ``!``: poll until Hold:0, Idle or Alarm (hold_s at most); return the first state seen.
@@ -465,7 +468,8 @@ class GrblMount:
             first = first or state
             if state in ("Hold:0", "Idle", "Alarm", "Home") or time.monotonic() > deadline:
                 return first
-            time.sleep(self._poll_s)
+            with wire_time.waiting(self.name):
+                time.sleep(self._poll_s)
 
     @staticmethod
     def _quietly(fn: Any, *args: Any) -> Any:

@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from station.config import DutConfig
+from station.devices import wire_time
 from station.devices.registry import register
 from station.errors import DeviceError, InputError
 from station.frame import CFA_PATTERNS, Frame
@@ -250,7 +251,8 @@ class PhoneClient:
     def _recv(self, cmd: str, what: str) -> bytes:
         assert self._sock is not None
         try:
-            chunk = self._sock.recv(_CHUNK)
+            with wire_time.waiting(self.name):
+                chunk = self._sock.recv(_CHUNK)
         except TimeoutError:
             raise _WireError(self.name, f"{cmd}: no {what} within {self.config.timeout_s:g} s "
                                         "(frame dropped or phone hung)") from None
@@ -293,7 +295,8 @@ class PhoneClient:
         assert self._sock is not None
         while got < size:
             try:
-                n = self._sock.recv_into(view[got:], min(size - got, 4 * _CHUNK))
+                with wire_time.waiting(self.name):
+                    n = self._sock.recv_into(view[got:], min(size - got, 4 * _CHUNK))
             except TimeoutError:
                 raise _WireError(self.name, f"{cmd}: payload stalled after {got} of {size} bytes "
                                             f"(no data for {self.config.timeout_s:g} s)") from None

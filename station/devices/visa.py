@@ -26,6 +26,7 @@ from pyvisa.errors import Error as VisaError
 from pyvisa.errors import VisaIOError
 
 from station.config import InstrumentConfig
+from station.devices import wire_time
 from station.errors import ConfigError, DeviceError, InputError
 
 #: Bound on transient-error retries (a query that timed out is sent again this many times).
@@ -250,7 +251,9 @@ class VisaInstrument:
         for _attempt in range(retries + 1):
             try:
                 res.write(command)
-                return res.read().strip()
+                with wire_time.waiting(self.name):
+                    answer = res.read()
+                return answer.strip()
             except VisaIOError as exc:
                 if exc.error_code != constants.StatusCode.error_timeout:
                     raise self._wire_error(command, exc) from None

@@ -55,6 +55,9 @@ class Scene:
         self.aperture_set: Any = _UNKNOWN
         self.requests = 0
         self.log: list[dict[str, Any]] = []
+        #: Captures a step took while a chart was up, for a later step that would otherwise ask for it again
+        #: (the peaking calibration's flat fields, by case).
+        self.kept: dict[Any, Any] = {}
 
     # --- what a step needs ---------------------------------------------------------------------------
     def chart(self, chart_spec: str, *, sensor: str | None = None) -> None:

@@ -185,7 +185,9 @@ class _DryScene(Scene):
     """A scene that only counts: the same rules decide when to ask, nobody is asked, nothing is checked."""
 
     def __init__(self) -> None:
-        super().__init__(None, None, verify=False)  # type: ignore[arg-type]
+        from station.operator.prompt import PromptOperator
+
+        super().__init__(None, PromptOperator(ask=lambda _text: None), verify=False)  # type: ignore[arg-type]
 
     def _ask(self, request: OperatorRequest, act: Callable[[OperatorRequest], None]) -> None:
         self.requests += 1

@@ -11,7 +11,7 @@ is a ``SetupError`` (a setup fault: exit 3, with what to do), never a device fau
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from station.errors import DeviceError
@@ -55,6 +55,9 @@ class Scene:
         self.aperture_set: Any = _UNKNOWN
         self.requests = 0
         self.log: list[dict[str, Any]] = []
+        #: Captures a step took while a chart was up, for a later step that would otherwise ask for it again
+        #: (the peaking calibration's flat fields, by case).
+        self.kept: dict[Any, Any] = {}
 
     # --- what a step needs ---------------------------------------------------------------------------
     def chart(self, chart_spec: str, *, sensor: str | None = None) -> None:
@@ -176,6 +179,35 @@ class Scene:
         if not min(stops) - 1e-9 <= float(aperture) <= max(stops) + 1e-9:
             raise ProcedureError(f"lens {lens}: f/{aperture:g} is outside its ring f/{min(stops):g}..f/{max(stops):g}")
         return float(aperture)
+
+
+class _DryScene(Scene):
+    """A scene that only counts: the same rules decide when to ask, nobody is asked, nothing is checked."""
+
+    def __init__(self) -> None:
+        from station.operator.prompt import PromptOperator
+
+        super().__init__(None, PromptOperator(ask=lambda _text: None), verify=False)  # type: ignore[arg-type]
+
+    def _ask(self, request: OperatorRequest, act: Callable[[OperatorRequest], None]) -> None:
+        self.requests += 1
+
+
+def planned_requests(needs: Iterable[tuple[Any, ...]]) -> int:
+    """How many times a plan asks the operator, from its scene needs in run order (a dry pass through the
+    scene's own rules): ``("chart", spec)``, ``("lens", lens_or_None, aperture)``, ``("aperture", lens, f)``."""
+    scene = _DryScene()
+    for need in needs:
+        kind, *args = need
+        if kind == "chart":
+            scene.chart(*args)
+        elif kind == "lens":
+            scene.lens(*args)
+        elif kind == "aperture":
+            scene.set_aperture(*args)
+        else:
+            raise ValueError(f"scene need {need!r}: expected chart, lens or aperture")
+    return scene.requests
 
 
 def _read(info: Any) -> str:

@@ -39,6 +39,8 @@ def _number(value: Any, what: str) -> float:
 def request_message(request_id: int, request: OperatorRequest) -> dict[str, Any]:
     """The JSON object sent for ``request`` (checked field by field)."""
     msg: dict[str, Any] = {"id": int(request_id), "action": request.action, "step": int(request.step)}
+    if request.total >= request.step:
+        msg["of"] = int(request.total)  # the plan's planned requests, when known and not yet exceeded
     if request.sensor is not None:
         msg["sensor"] = _slug(request.sensor, "sensor")
     if request.action == "chart":

@@ -117,9 +117,27 @@ def lens_ids(request: pytest.FixtureRequest, run_record: Any) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(station: Station) -> Scene:
-    """The scene: every chart, lens and aperture change of the plan, through the run's operator."""
-    return station.operator
+def operator(request: pytest.FixtureRequest, station: Station, lens_ids: list[str]) -> Scene:
+    """The scene: every chart, lens and aperture change of the plan, through the run's operator; its ``total``
+    (the N of "step n of N") from the plan's ``scene_needs``, when the plan declares them."""
+    scene = station.operator
+    if scene is not None and not scene.total:
+        scene.total = planned_total(request.session.items, lens_ids)
+    return scene
+
+
+def planned_total(items: list[pytest.Item], lenses: list[str]) -> int:
+    """The operator requests the plan of ``items`` plans (``scene_needs`` of its package; 0: not declared)."""
+    import importlib
+
+    from station.scene import planned_requests
+
+    packages = {getattr(getattr(item, "module", None), "__package__", None) for item in items}
+    packages.discard(None)
+    if len(packages) != 1:
+        return 0
+    needs = getattr(importlib.import_module(packages.pop()), "scene_needs", None)
+    return planned_requests(needs(lenses)) if needs is not None else 0
 
 
 @pytest.fixture(scope="session")

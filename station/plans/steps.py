@@ -211,8 +211,27 @@ def peaking_scene(station: Station, sensor: str, lens: str | None) -> tuple[floa
     return distance, (max(ring - span, 0.0), min(ring + span, float(sheet.focus_throw_deg)))
 
 
+PEAKING_FLATS = 1
+
+
+def peaking_flats(station: Station, operator: Scene, sensor: str, lens: str | None = None,
+                  f_number: float | None = None) -> None:
+    """The peaking calibration's flat fields of one case, taken now while the flat field is up (after the case's
+    shading map is in the phone: the preview is what peaking sees), kept on the scene for ``peaking_calibration``
+    so the Siemens star needs no flat after it."""
+    from station.procedures.peaking import preview_flats
+
+    operator.chart("flat", sensor=sensor)
+    with procedure(f"flat fields through {f_case(sensor, lens, f_number)} for the peaking threshold's noise floor"):
+        operator.kept[("peaking_flats", sensor, lens, f_number)] = preview_flats(
+            station, sensor, lens=lens, aperture=f_number, gain=1.0, count=PEAKING_FLATS)
+
+
 def peaking_calibration(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None,
                         f_number: float | None = None, *, verify: bool = False) -> Any:
+    """T_peak of one case on the Siemens star (its flats kept from the flat phase, else taken after the sweep);
+    with ``verify`` the phone's masks at T_peak on the star, their flat-field half left to
+    ``peaking_flats_verified`` (kept on the scene) when the plan has the flat field up again."""
     from station.procedures.peaking import calibrate_peaking, verify_peaking
 
     operator.chart("siemens", sensor=sensor)
@@ -221,18 +240,38 @@ def peaking_calibration(station: Station, operator: Scene, measure: Any, sensor:
     with procedure(f"focus peaking: focus sweep of the Siemens star through {label}, T_peak (written into the "
                    "phone)"):
         result = calibrate_peaking(station, sensor, lens=lens, aperture=f_number, gain=1.0, chart="siemens",
-                                   distance_mm=distance, focus_range=focus_range, flats=1)
+                                   distance_mm=distance, focus_range=focus_range, flats=PEAKING_FLATS,
+                                   flat_lumas=operator.kept.pop(("peaking_flats", sensor, lens, f_number), None))
     attach_all(result.attachments())
     case = f_case(sensor, lens, f_number)
     take(measure, result.measurements, case, check=False)
     if verify:
-        with procedure("focus peaking at T_peak: in focus, beyond twice the depth of field, flat fields"):
-            check = verify_peaking(station, sensor, result)
+        with procedure("focus peaking at T_peak: in focus and beyond twice the depth of field"):
+            check = verify_peaking(station, sensor, result, flats=0)
         attach_all(check.attachments())
         take(measure, check.measurements, case, check=False)
-        take(measure, check.flat_measurements, f"{case}/verify", check=False)
+        operator.kept[("peaking_verify", sensor)] = (check, result)
     measure.check()
     return result
+
+
+def peaking_flats_verified(station: Station, operator: Scene, measure: Any, sensor: str) -> Any:
+    """The flat-field half of ``peaking_calibration(verify=True)``: the phone's peaking masks at T_peak on the
+    flat field (<= 0.1 % flagged)."""
+    import pytest
+
+    from station.procedures.peaking import verify_peaking_flats
+
+    kept = operator.kept.pop(("peaking_verify", sensor), None)
+    if kept is None:
+        pytest.skip(f"{sensor}: no peaking verification on the Siemens star to complete (its calibration failed)")
+    check, result = kept
+    operator.chart("flat", sensor=sensor)
+    with procedure(f"focus peaking at T_peak {check.threshold} on flat fields"):
+        check = verify_peaking_flats(station, check, result, flats=2)
+    take(measure, check.flat_measurements, f"{f_case(sensor, result.lens, result.aperture)}/verify", check=False)
+    measure.check()
+    return check
 
 
 def isp_write(station: Station, measure: Any, results: dict, sensor: str, lens: str | None = None) -> Any:

@@ -26,7 +26,7 @@ The station never reads the twin's truth to decide; frames carry it (``truth_blu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -148,12 +148,14 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
                       gain: float = 1.0, coc_px: float = DEFAULT_COC_PX, chart: str | None = "siemens",
                       distance_mm: float | None = 1000.0, level_pct: float = 50.0, exposure_us: int | None = None,
                       focus_range: tuple[float, float] | None = None, coarse_steps: int = 7, flats: int = 2,
-                      write: bool = True) -> PeakingResult:
+                      flat_lumas: list[np.ndarray] | None = None, write: bool = True) -> PeakingResult:
     """Calibrate the phone's focus peaking for ``sensor`` (M ``lens`` at f/``aperture``) at analog ``gain``.
 
     ``chart`` on the holder (twin; a bench's operator places it) ``distance_mm`` away on the rail, the light
     at ``level_pct``, the exposure ``exposure_us`` or auto (the chart's white at 70 %). ``focus_range``
-    restricts the focus travel searched (ring degrees for ``m``, diopters for ``main``). Raises
+    restricts the focus travel searched (ring degrees for ``m``, diopters for ``main``). ``flat_lumas``: flat
+    fields taken earlier while the flat field was up (``preview_flats``), so the star needs no flat after it;
+    None takes ``flats`` of them here, after the sweep. Raises
     ``SweepError`` when the sweep never comes into focus; no threshold is given then.
     """
     if sensor == "m" and lens is None:
@@ -192,7 +194,8 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
                 position = axis.clamp(best + offset * dof)
                 if not sweep.near(position, (0.1 if abs(offset) < 1.0 else 0.3) * dof):
                     sweep.take(position)
-            flat_lumas = _flats(station, sensor, chart, flats)
+            if not flat_lumas:
+                flat_lumas = _flats(station, sensor, chart, flats)
     finally:
         if sensor == "main":
             station.dut.configure(sensor, focus_m=None)
@@ -284,6 +287,21 @@ def _flats(station: Station, sensor: str, chart: str | None, count: int) -> list
     return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
 
 
+def preview_flats(station: Station, sensor: str, *, lens: str | None = None, aperture: float | None = None,
+                  gain: float = 1.0, level_pct: float = 50.0, count: int = 2) -> list[np.ndarray]:
+    """Flat-field previews (luma) for a later ``calibrate_peaking`` of the same case, taken while the flat field is
+    up: the preview at ``gain``, the flat auto-exposed as the calibration exposes the star (its white, p99, at
+    70 %), the light at ``level_pct``. The threshold's noise floor is the preview's peaking response on them."""
+    if count < 1:
+        raise InputError(f"peaking: flats {count}: expected 1 or more flat frames")
+    require_lens(station, sensor, lens, aperture)
+    require_chart(station, "flat", sensor=sensor)
+    station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
+    with lit(station, level_pct):
+        auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99", tolerance=0.15)
+        return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
+
+
 def sweep_plot(result: PeakingResult) -> bytes:
     """Estimated blur against focus position (CoC and 2 CoC marked) and the edge coverage at T_peak."""
     from calibration.figures import figure_png, new_figure
@@ -368,7 +386,8 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
     edge pixels from the frame at best focus (``calibration.peaking.chart_edges``); per frame the fraction
     of them flagged: >= 50 % in focus (|offset| <= 0.5 DoF), <= 5 % beyond twice the DoF (|offset| > 1);
     and ``flats`` flat fields: <= 0.1 % of pixels flagged (first, when the flat field is still up from the
-    calibration: the operator is asked once less).
+    calibration: the operator is asked once less). ``flats=0`` leaves them to ``verify_peaking_flats``, later,
+    when the plan has the flat field up anyway.
     """
     if 0.0 not in offsets_dof:
         raise InputError("verify_peaking: the offsets must include 0 (best focus gives the chart's edges)")
@@ -383,7 +402,7 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
     sharp_preview: np.ndarray | None = None
     flat_masks: list[np.ndarray] = []
     scene = getattr(station, "operator", None)
-    flat_first = getattr(scene, "chart_up", None) == "flat"  # the calibration's flats are still up: use them
+    flat_first = flats > 0 and getattr(scene, "chart_up", None) == "flat"  # the flat is still up: use it
     try:
         with lit(station, result.level_pct):
             if flat_first:
@@ -398,7 +417,7 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
                 if offset == 0.0:
                     sharp_preview = shot.preview
                     sharp_luma = preview_luma(shot.preview)
-            if not flat_first:
+            if not flat_first and flats > 0:
                 flat_masks = _flat_masks(station, sensor, flats)
     finally:
         station.dut.configure(sensor, peaking={"enabled": False},
@@ -423,3 +442,23 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
     overlay[sharp_mask] = (255, 0, 0)
     return PeakingVerification(sensor=sensor, threshold=t_peak, edge_pixels=int(edge_mask.sum()), frames=frames,
                                flat_rates=flat_rates, passed=bool(passed), overlay_png=png_bytes(overlay, 1024))
+
+
+def verify_peaking_flats(station: Station, check: PeakingVerification, result: PeakingResult, *,
+                         flats: int = 2) -> PeakingVerification:
+    """``check`` (a ``verify_peaking(..., flats=0)``) completed with the phone's peaking masks of ``flats`` flat
+    fields at its threshold, the calibration's gain, exposure and light: <= 0.1 % of pixels flagged."""
+    if flats < 1:
+        raise InputError(f"verify_peaking_flats: flats {flats}: expected 1 or more flat frames")
+    sensor = check.sensor
+    require_lens(station, sensor, result.lens, result.aperture)
+    station.dut.configure(sensor, analog_gain=result.gain, exposure_us=int(result.exposure_us),
+                          peaking={"enabled": True, "threshold": int(check.threshold)})
+    try:
+        with lit(station, result.level_pct):
+            masks = _flat_masks(station, sensor, flats)
+    finally:
+        station.dut.configure(sensor, peaking={"enabled": False})
+    rates = [*check.flat_rates, *(float(np.count_nonzero(m)) / m.size for m in masks)]
+    passed = check.passed and all(r <= MAX_FLAT_RATE for r in rates)
+    return replace(check, flat_rates=rates, passed=bool(passed))

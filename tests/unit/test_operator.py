@@ -164,3 +164,31 @@ def test_procedures_and_plans_never_import_the_twin() -> None:
     imports = [p.name for p in (root / "operator").rglob("*.py")
                if re.search(r"^\s*(from|import) station\.twin", p.read_text(), re.MULTILINE)]
     assert imports == []  # the twin stand-in is handed the station's control interface
+
+
+def test_the_tcp_request_says_of_how_many_while_the_plan_has_not_gone_past_it() -> None:
+    flat = OperatorRequest("chart", 3, 12, chart="flat", chart_spec="flat")
+    assert request_message(1, flat) == {"id": 1, "action": "chart", "step": 3, "of": 12, "chart": "flat"}
+    assert "of" not in request_message(2, OperatorRequest("chart", 13, 12, chart="flat", chart_spec="flat"))
+    assert "of" not in request_message(3, OperatorRequest("chart", 1, chart="flat", chart_spec="flat"))
+
+
+def test_a_dry_pass_counts_only_the_changes_the_scene_would_ask_for() -> None:
+    from station.scene import planned_requests
+
+    lens = "summicron-m-50-f2"
+    needs = [("lens", None, None), ("chart", "flat"), ("chart", "flat"),  # 2: the second flat is up already
+             ("lens", lens, None), ("lens", lens, 2.0),  # 1: wide open is f/2
+             ("aperture", lens, 8.0), ("aperture", lens, 8.0), ("chart", "sfr"), ("lens", None, None)]  # 3
+    assert planned_requests(needs) == 6
+    with pytest.raises(ValueError, match="expected chart, lens or aperture"):
+        planned_requests([("light", 50.0)])
+
+
+def test_the_factory_plan_asks_at_most_12_times_per_phone_with_one_lens() -> None:
+    from station.plans.factory import scene_needs
+    from station.scene import planned_requests
+
+    assert planned_requests(scene_needs(["summicron-m-50-f2"])) <= 12
+    # a second lens costs its mount and its rings, never fewer requests than one lens
+    assert planned_requests(scene_needs(["summicron-m-50-f2", "elmarit-m-28-f2.8"])) > 12

@@ -104,3 +104,26 @@ def test_focus_sweep_that_never_comes_into_focus_fails(station: Station, calibra
                           focus_range=focus_range, exposure_us=exposure)
     assert station.dut.calibration_read() == before
     assert station.light.output() is False
+
+
+def test_flats_taken_while_the_flat_is_up_leave_the_star_phase_without_a_flat(station: Station,
+                                                                                calibrated: Any) -> None:
+    """Issue 9 item 3: peaking's flat fields come from the flat phase (``preview_flats``), so the calibration on
+    the star asks for no flat; verification's flat half (``verify_peaking_flats``) runs when the flat is up."""
+    from station.procedures.peaking import preview_flats, verify_peaking_flats
+
+    reference = calibrated("main", None, None, 1.0, 500.0)
+    scene = station.operator
+    flats = preview_flats(station, "main", gain=1.0, count=1)
+    assert scene.chart_up == "flat" and len(flats) == 1 and flats[0].ndim == 2
+    asked = scene.requests
+    near = (max(reference.best_focus - 1.5, 0.05), reference.best_focus + 1.5)  # diopters, as the plan searches
+    result = calibrate_peaking(station, "main", gain=1.0, coc_px=COC_PX, distance_mm=500.0, flat_lumas=flats,
+                               exposure_us=reference.exposure_us, focus_range=near, coarse_steps=5, write=False)
+    assert scene.requests == asked + 1 and scene.chart_up == "siemens"  # the star only: no flat after it
+    assert result.feasible[0] <= result.threshold <= result.feasible[1]
+    check = verify_peaking(station, "main", result, flats=0)
+    assert scene.chart_up == "siemens" and check.flat_rates == [] and check.passed
+    done = verify_peaking_flats(station, check, result, flats=2)
+    assert scene.chart_up == "flat" and len(done.flat_rates) == 2
+    assert max(done.flat_rates) <= 0.001 and done.passed and done.frames == check.frames

@@ -66,4 +66,5 @@ def test_lens_isp_calibration_written(station: Station, m_lens: str, measure: An
 
 def test_lens_zebra_calibration(station: Station, operator: Any, m_lens: str, measure: Any) -> None:
     operator.set_aperture(m_lens, wide_open(m_lens))
+    steps.peaking_flats(station, operator, "m", m_lens, wide_open(m_lens))
     steps.zebra_calibration(station, operator, measure, "m", m_lens, wide_open(m_lens))

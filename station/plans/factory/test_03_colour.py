@@ -54,6 +54,7 @@ def test_m_raw_colour(station: Station, operator: Any, measure: Any, raw_colour:
 
 
 def test_zebra_calibration(station: Station, operator: Any, measure: Any) -> None:
+    steps.peaking_flats(station, operator, "main")
     steps.zebra_calibration(station, operator, measure, "main", verify=("raw",))
 
 

@@ -20,3 +20,7 @@ def test_peaking_calibration(station: Station, operator: Any, measure: Any) -> N
 def test_lens_peaking_calibration(station: Station, operator: Any, m_lens: str, measure: Any) -> None:
     operator.set_aperture(m_lens, wide_open(m_lens))
     steps.peaking_calibration(station, operator, measure, "m", m_lens, wide_open(m_lens))
+
+
+def test_peaking_flat_verification(station: Station, operator: Any, measure: Any) -> None:
+    steps.peaking_flats_verified(station, operator, measure, "main")

@@ -598,7 +598,7 @@ def render_mean_electrons(world: Any, sensor: str, settings: dict[str, Any]) -> 
     relative, a2, a4 = _relative_illumination(state, width, height)
     light = line.light_field(world, width, height)
     if light is not None:  # a line station's light box is not flat
-        relative *= light
+        relative = relative * light  # the cached map is read-only: a new one
     mean_e = np.empty((height, width), dtype=np.float32)
     sigma_px = {c: (state.lens.psf_sigma_um(state.f_number, c) / spec.pixel_pitch_um if state.lens else 0.0)
                 for c in CHANNELS}

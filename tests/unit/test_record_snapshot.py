@@ -43,6 +43,13 @@ MOVED = {
     ("raw_black_level_dn", "main"),
     ("raw_black_offset_dn", "main"),
     ("zebra_clip_level_dn", "main"),
+    # issue 9's peaking flats taken while the flat field is up (zebra steps of main and the lens): later frames move
+    ("color_delta_e_max", "main"),
+    ("color_delta_e_mean", "main"),
+    ("color_wb_gain_b", "main"),
+    ("color_wb_gain_r", "main"),
+    ("peaking_threshold", "main"),
+    ("zebra_clip_level_dn", "m/summicron-m-50-f2"),
     # not a frame: the calibration written into the phone carries the worked example's hot-pixel counts too
     ("calibration_blob_bytes", ""),
 }

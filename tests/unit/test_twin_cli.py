@@ -57,7 +57,7 @@ def test_station_twin_serves_visa_and_serial_at_the_printed_addresses() -> None:
             status = term.readline().decode().strip()
         assert re.fullmatch(r"<Idle\|MPos:-?[\d.]+,-?[\d.]+,-?[\d.]+,-?[\d.]+\|.*>", status), status
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=30) == 0  # a loaded CI machine: the twin stops its servers and threads
         assert "Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
@@ -118,7 +118,7 @@ def test_station_twin_as_pure_hardware_prints_a_bench_toml_says_what_it_does_and
         serial_no = re.search(r"phone serial (\S+);", head)
         assert serial_no and serial_no.group(1).startswith("TWIN-") and "pure hardware" in head
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=30) == 0  # a loaded CI machine: the twin stops its servers and threads
         progress = proc.stderr.read()
         assert "homing the mount" in progress and f"phone serial {serial_no.group(1)}" in progress
         assert "Traceback" not in progress

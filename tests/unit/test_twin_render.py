@@ -9,6 +9,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+from scipy.signal import fftconvolve
 
 from station.twin.lenses import M_LENSES, MAIN_LENS, get_lens
 from station.twin.render import lens_truth, render_raw, sensor_truth
@@ -241,7 +242,7 @@ def _predicted_10_90(diameter_px: float, sigma_px: float) -> float:
     else:
         lsf = (np.abs(x) == np.abs(x).min()) * 1.0
     for kernel in (np.exp(-0.5 * (x / max(sigma_px, step)) ** 2), (np.abs(x) <= 0.5) * 1.0):
-        lsf = np.convolve(lsf, kernel / kernel.sum(), mode="same")
+        lsf = fftconvolve(lsf, kernel / kernel.sum(), mode="same")  # np.convolve: the same, 16 s slower
     esf = np.cumsum(lsf) / lsf.sum()
     return float(np.interp(0.9, esf, x) - np.interp(0.1, esf, x))
 

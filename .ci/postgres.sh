@@ -5,7 +5,8 @@
 #   .ci/postgres.sh stop           # (executed, not sourced) stops that server and removes its folder
 set -euo pipefail
 action="${1:-start}"
-port="${M_STATION_PG_PORT:-55432}"
+# a free local port unless one is given (a server left on a fixed port would make the next start fail)
+port="${M_STATION_PG_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 run() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if [ "$action" = "stop" ]; then
     dir="${PGTMP:-$(cat /tmp/m-station-pg.dir 2>/dev/null || true)}"

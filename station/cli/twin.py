@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         serial = phone.info().get("serial")
     say(f"ready: phone serial {serial} (give it as --dut-serial)")
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM stop it, even when started with SIGINT ignored (a parent such as a pytest-xdist worker
+    # passes that on, and Python then installs no KeyboardInterrupt handler)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         text = bench_toml(to_toml(config)) if args.bench_toml else to_toml(config)
         if args.output:
@@ -106,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         twin.stop()
         print("# twin stopped", file=sys.stderr)
     return 0

@@ -102,7 +102,9 @@ def test_firmware_and_faults_catalogs(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_station_twin_as_pure_hardware_prints_a_bench_toml_says_what_it_does_and_the_phones_serial() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "station", "twin", "--time-scale", "0", "--bench-toml"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # started with SIGINT ignored (as under a pytest-xdist worker): Ctrl-C must still stop it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         head = proc.stdout.readline()
         lines: list[str] = []

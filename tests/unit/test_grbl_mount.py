@@ -13,7 +13,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -126,26 +126,33 @@ def test_target_beyond_machine_travel_is_refused_by_the_controller(twin: GrblEmu
         assert twin.lines[-2:] == ["$H", "G53 G0 Y500.000"] and "$X" not in twin.lines
 
 
+def interrupt_long_move(mount: GrblMount, twin: GrblEmulator, interrupt: Callable[[], None]) -> list[BaseException]:
+    """Start a 150 -> 3000 mm rail move on a thread, call ``interrupt`` once the rail passes 300 mm, and return
+    what the move raised."""
+    errors: list[BaseException] = []
+
+    def move() -> None:
+        try:
+            mount.move_to(distance=3000.0)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+
+    mover = threading.Thread(target=move)
+    mover.start()
+    deadline = time.monotonic() + 2.0
+    while twin.world.axes["Y"] < 300.0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    interrupt()
+    mover.join(2.0)
+    return errors
+
+
 def test_stop_mid_move_holds_resets_to_idle_and_the_next_move_needs_no_unlock() -> None:
     twin = start_twin(time_scale=0.02)  # 150 -> 3000 mm: 28.5 s simulated, 0.57 s real
     try:
         with open_mount(twin.port) as mount:
             mount.home()
-            errors: list[BaseException] = []
-
-            def move() -> None:
-                try:
-                    mount.move_to(distance=3000.0)
-                except BaseException as exc:  # noqa: BLE001 - handed to the test
-                    errors.append(exc)
-
-            mover = threading.Thread(target=move)
-            mover.start()
-            deadline = time.monotonic() + 2.0
-            while twin.world.axes["Y"] < 300.0 and time.monotonic() < deadline:
-                time.sleep(0.005)
-            mount.stop()
-            mover.join(2.0)
+            errors = interrupt_long_move(mount, twin, mount.stop)
             assert len(errors) == 1 and isinstance(errors[0], DeviceError)
             assert "interrupted by stop()" in str(errors[0])
             halted = twin.world.axes["Y"]
@@ -287,21 +294,7 @@ def test_alarm3_on_the_twin_homes_again_and_never_unlocks() -> None:
     try:
         with open_mount(twin.port) as mount:
             mount.home()
-            errors: list[BaseException] = []
-
-            def move() -> None:
-                try:
-                    mount.move_to(distance=3000.0)
-                except BaseException as exc:  # noqa: BLE001 - handed to the test
-                    errors.append(exc)
-
-            mover = threading.Thread(target=move)
-            mover.start()
-            deadline = time.monotonic() + 2.0
-            while twin.world.axes["Y"] < 300.0 and time.monotonic() < deadline:
-                time.sleep(0.005)
-            twin.reset_pin()  # the board's reset input while the rail runs
-            mover.join(2.0)
+            errors = interrupt_long_move(mount, twin, twin.reset_pin)  # the board's reset input while it runs
             assert len(errors) == 1 and "ALARM:3 Reset while in motion" in str(errors[0])
             assert twin.state == "Alarm"
             homes = twin.lines.count("$H")

@@ -14,9 +14,10 @@ Three injectable "faults" switch it on (``--twin-fault line_station=N``, ``--twi
 - ``line_repeat=K``: the K-th repeat of a unit on a station: the same unit and station, fresh
   temporal noise (``noise_seed``), so repeat runs measure repeatability.
 
-The render (``station.twin.render.state.optical_state`` and ``station.twin.render.frame.render_mean_electrons``) reads these
-through ``true_distance_mm``, ``true_tilt_deg``, ``unit_lens`` and ``light_field``; everything
-here is a pure function of the world's faults and seed (no calibration import: DESIGN 1).
+The render (``station.twin.render.state.optical_state`` and
+``station.twin.render.frame.render_mean_electrons``) reads these through ``true_distance_mm``,
+``true_tilt_deg``, ``unit_lens`` and ``light_field``; everything here is a pure function of the
+world's faults and seed (no calibration import: DESIGN 1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Helpers of the station's plans: pictures, procedures as Allure steps, station-side self-check limits.
+"""Helpers of the station's plans: pictures, procedures as Allure steps, any result kept the same way (``keep``),
+station-side self-check limits.
 
 Charts, lenses and apertures are the scene's (``station.scene.Scene``, the ``operator`` fixture)."""
 
@@ -15,6 +16,7 @@ from station.errors import DeviceError
 from station.measurements import declarations_of
 from station.procedures import ProcedureError
 from station.procedures.profile import CaseResults
+from station.procedures.result import ProcedureResult, store_result
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -56,6 +58,20 @@ def take(measure: Any, values: Callable[[], Mapping[str, float]], case: str = ""
     if check:
         measure.check()
     return out
+
+
+def keep(measure: Any, result: ProcedureResult, case: str = "", entry: CaseResults | None = None, *,
+         values: Callable[[], Mapping[str, float]] | None = None, check: bool = True) -> list[Any]:
+    """Any procedure result the same way (``station.procedures.result``): its pictures and figures attached, its
+    profile section and phone entries kept in ``entry`` (its case's results, when the plan keeps them), then its
+    measurements taken at ``case`` (``values``: another ``@measures`` method of it; ``take``)."""
+    if not isinstance(result, ProcedureResult):
+        raise TypeError(f"{type(result).__name__} is not a procedure result (station.procedures.result)")
+    attach_all(result.attachments())
+    attach_all(result.figures())
+    if entry is not None:
+        store_result(entry.sections, entry.phone, result)
+    return take(measure, values or result.measurements, case, check=check)
 
 
 def station_check(measure: Any, values: Callable[[], Mapping[str, float]], device: str) -> list[Any]:

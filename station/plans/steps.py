@@ -1,7 +1,9 @@
 """The plans' steps, shared by every case of the capture matrix: each puts its chart up (the operator), runs a
-procedure of ``station.procedures`` inside an Allure step, attaches what a person would rather look at,
-keeps its profile section and phone entries in ``results`` and takes its measurements against the limits
-file (every one recorded before the test fails on any: ``measure(..., check=False)`` then ``measure.check()``).
+procedure of ``station.procedures`` inside an Allure step and hands its result to ``keep``
+(``station.plans.helpers``), the same way for every result (``station.procedures.result``): its pictures and
+figures attached, its profile section and phone entries kept in ``results``, its measurements taken against the
+limits file (every one recorded before the test fails on any: ``measure(..., check=False)`` then
+``measure.check()``).
 
 Measurement cases: ``main``, ``m`` (bare), ``m/<lens>``; an aperture-dependent one adds ``/f<N>``.
 """
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fixtures.allure_glue import attach_png
 from station.measurements import Declared, measures
-from station.plans.helpers import attach_all, case_results, procedure, take
+from station.plans.helpers import case_results, keep, procedure, take
 from station.procedures import sensor as sensor_proc
 from station.procedures.color import measure_color
 from station.procedures.focus import adapter_focus
@@ -39,9 +41,7 @@ def sensor_characterization(station: Station, operator: Scene, measure: Any, res
     with procedure(f"EMVA 1288 photon transfer of {case_name(sensor, lens)}: flat pairs over an exposure sweep, "
                    "then dark pairs"):
         result = sensor_proc.characterize_sensor(station, sensor, lens)
-    attach_png(f"{case_name(sensor, lens)}: photon transfer curve (EMVA 1288)", result.ptc_png())
-    case_results(results, station, sensor, lens).sections["sensor_response"] = result.profile_section()
-    take(measure, result.measurements, case_name(sensor, lens))
+    keep(measure, result, case_name(sensor, lens), case_results(results, station, sensor, lens))
     return result
 
 
@@ -53,10 +53,7 @@ def defect_pixels(station: Station, operator: Scene, measure: Any, results: dict
     operator.chart("flat", sensor=sensor)
     with procedure(f"defect pixels of {sensor}: dark frames at a long exposure, flat fields (EMVA 1288 4.0)"):
         result = measure_defects(station, sensor)
-    entry = case_results(results, station, sensor)
-    entry.sections["defects"] = result.profile_section()
-    entry.phone["defect_pixels"] = result.phone_entry()
-    take(measure, result.measurements, sensor)
+    keep(measure, result, sensor, case_results(results, station, sensor))
     return result
 
 
@@ -68,8 +65,7 @@ def awb(station: Station, operator: Scene, measure: Any, results: dict, sensor: 
     operator.chart("flat", sensor=sensor)
     with procedure(f"AWB of {sensor} against the golden module: flat grey at the golden illuminants' CCTs"):
         result = measure_awb(station, sensor)
-    case_results(results, station, sensor).phone["awb"] = result.phone_entry()
-    take(measure, result.measurements, sensor)
+    keep(measure, result, sensor, case_results(results, station, sensor))
     return result
 
 
@@ -78,10 +74,7 @@ def geometry(station: Station, operator: Scene, measure: Any, results: dict, sen
     operator.chart(BOARD, sensor=sensor)
     with procedure(f"ChArUco {BOARD} at {5} pan/tilt poses through {f_case(sensor, lens, f_number)}"):
         result = calibrate_geometry(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments())
-    attach_png(f"{case_name(sensor, lens)}: distortion field", result.distortion_png())
-    case_results(results, station, sensor, lens).sections["geometry"] = result.profile_section()
-    take(measure, result.measurements, case_name(sensor, lens))
+    keep(measure, result, case_name(sensor, lens), case_results(results, station, sensor, lens))
     return result
 
 
@@ -90,12 +83,7 @@ def shading(station: Station, operator: Scene, measure: Any, results: dict, sens
     operator.chart("flat", sensor=sensor)
     with procedure(f"flat fields through {f_case(sensor, lens, f_number)}: the lens shading map"):
         result = measure_shading(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments())
-    attach_png(f"{f_case(sensor, lens, f_number)}: lens shading map", result.png())
-    entry = case_results(results, station, sensor, lens)
-    entry.sections["shading"] = result.profile_section()
-    entry.phone.update(result.isp_entry())
-    take(measure, result.measurements, case_name(sensor, lens))
+    keep(measure, result, case_name(sensor, lens), case_results(results, station, sensor, lens))
     return result
 
 
@@ -104,25 +92,15 @@ def sfr(station: Station, operator: Scene, measure: Any, results: dict, sensor: 
     operator.chart("sfr", sensor=sensor)
     with procedure(f"slanted-edge chart through {f_case(sensor, lens, f_number)}: e-SFR of every edge"):
         result = measure_sfr(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments())
-    label = f_case(sensor, lens, f_number)
-    attach_png(f"{label}: MTF curves", result.curves_png())
-    attach_png(f"{label}: MTF50 across the field", result.field_png())
-    entry = case_results(results, station, sensor, lens)
-    sfr_section = entry.sections.setdefault("sfr", {"apertures": {}})
-    sfr_section["apertures"][f"f{f_number:g}" if f_number else "fixed"] = result.profile_section()
-    take(measure, result.measurements, f_case(sensor, lens, f_number))
+    keep(measure, result, f_case(sensor, lens, f_number), case_results(results, station, sensor, lens))
     return result
 
 
 def chromatic(station: Station, measure: Any, results: dict, sfr_result: Any) -> Any:
     sensor, lens = sfr_result.sensor, sfr_result.lens
     with procedure(f"lateral CA from the slanted edges of {sfr_result.case}"):
-        result = lateral_ca(sfr_result.frame, sfr_result.edges)
-    attach_png(f"{case_name(sensor, lens)}: lateral chromatic aberration", result.png(
-        f"Lateral CA relative to G: {sfr_result.case}"))
-    case_results(results, station, sensor, lens).sections["chromatic"] = result.profile_section()
-    take(measure, result.measurements, case_name(sensor, lens))
+        result = lateral_ca(sfr_result.frame, sfr_result.edges, lens=lens, f_number=sfr_result.f_number)
+    keep(measure, result, case_name(sensor, lens), case_results(results, station, sensor, lens))
     return result
 
 
@@ -134,11 +112,7 @@ def color(station: Station, operator: Scene, measure: Any, results: dict, sensor
     with procedure(f"ColorChecker through {case_name(sensor, lens)}: white balance, colour matrix, CIEDE2000"
                    + (" (lens shading corrected)" if gain_map is not None else "")):
         result = measure_color(station, sensor, lens, gain_map=gain_map)
-    attach_all(result.attachments())
-    attach_png(f"{case_name(sensor, lens)}: ColorChecker reference / before / after", result.png())
-    entry.sections["color"] = result.profile_section()
-    entry.phone.update(result.isp_entry())
-    take(measure, result.measurements, case_name(sensor, lens))
+    keep(measure, result, case_name(sensor, lens), entry)
     return result
 
 
@@ -147,10 +121,7 @@ def focus(station: Station, operator: Scene, measure: Any, results: dict, lens: 
     with procedure(f"through-focus sweep of the slanted-edge chart through {lens} f/{f_number:g}: the adapter's "
                    "flange back-focus and tilt"):
         result = adapter_focus(station, lens, f_number)
-    attach_all(result.attachments())
-    attach_png(f"m/{lens}: through-focus sweep", result.sweep_png())
-    case_results(results, station, "m", lens).sections["focus"] = result.profile_section()
-    take(measure, result.measurements, f"m/{lens}")
+    keep(measure, result, f"m/{lens}", case_results(results, station, "m", lens))
     return result
 
 
@@ -159,8 +130,7 @@ def preview_flatness(station: Station, operator: Scene, measure: Any, sensor: st
     with procedure(f"the phone's preview of the flat field through {case_name(sensor, lens)} (its stored shading "
                    "map applied)"):
         result = preview_shading(station, sensor, lens)
-    attach_png(f"{case_name(sensor, lens)}: preview of the flat field", result.png())
-    take(measure, result.measurements, case_name(sensor, lens))
+    keep(measure, result, case_name(sensor, lens))
     return result
 
 
@@ -175,15 +145,13 @@ def zebra_calibration(station: Station, operator: Scene, measure: Any, sensor: s
     with procedure(f"zebra: light sweep on the flat field through {label}, T_raw and T_luma (written into the "
                    "phone)"):
         result = calibrate_zebra(station, sensor, gain=1.0, lens=lens, aperture=f_number, chart="flat")
-    attach_all(result.attachments())
     case = case_name(sensor, lens)
-    take(measure, result.measurements, case, check=False)
+    keep(measure, result, case, check=False)
     for mode in verify:
         operator.chart("steps", sensor=sensor)
         with procedure(f"zebra ({mode} mode) at the calibrated threshold against raw truth, step chart"):
             check = verify_zebra(station, sensor, result, mode, chart="steps")
-        attach_all(check.attachments())
-        take(measure, check.measurements, f"{case}/{mode}", check=False)
+        keep(measure, check, f"{case}/{mode}", check=False)
     measure.check()
     return result
 
@@ -242,14 +210,12 @@ def peaking_calibration(station: Station, operator: Scene, measure: Any, sensor:
         result = calibrate_peaking(station, sensor, lens=lens, aperture=f_number, gain=1.0, chart="siemens",
                                    distance_mm=distance, focus_range=focus_range, flats=PEAKING_FLATS,
                                    flat_lumas=operator.kept.pop(("peaking_flats", sensor, lens, f_number), None))
-    attach_all(result.attachments())
     case = f_case(sensor, lens, f_number)
-    take(measure, result.measurements, case, check=False)
+    keep(measure, result, case, check=False)
     if verify:
         with procedure("focus peaking at T_peak: in focus and beyond twice the depth of field"):
             check = verify_peaking(station, sensor, result, flats=0)
-        attach_all(check.attachments())
-        take(measure, check.measurements, case, check=False)
+        keep(measure, check, case, check=False)
         operator.kept[("peaking_verify", sensor)] = (check, result)
     measure.check()
     return result
@@ -269,7 +235,8 @@ def peaking_flats_verified(station: Station, operator: Scene, measure: Any, sens
     operator.chart("flat", sensor=sensor)
     with procedure(f"focus peaking at T_peak {check.threshold} on flat fields"):
         check = verify_peaking_flats(station, check, result, flats=2)
-    take(measure, check.flat_measurements, f"{f_case(sensor, result.lens, result.aperture)}/verify", check=False)
+    keep(measure, check, f"{f_case(sensor, result.lens, result.aperture)}/verify", values=check.flat_measurements,
+         check=False)
     measure.check()
     return check
 
@@ -287,7 +254,7 @@ def isp_write(station: Station, measure: Any, results: dict, sensor: str, lens: 
         pytest.skip(f"{case_name(sensor, lens)}: no ISP calibration measured (shading / colour failed)")
     with procedure(f"write {', '.join(sorted(isp))} of {case_name(sensor, lens)} into the phone, read back"):
         written = write_calibration(station, [(calibration_path(sensor, lens, k), v) for k, v in isp.items()])
-    take(measure, written.case_measurements, case_name(sensor, lens))
+    keep(measure, written, case_name(sensor, lens), values=written.case_measurements)
     return written
 
 
@@ -313,7 +280,7 @@ def raw_colour(station: Station, operator: Scene, measure: Any, sensor: str, len
     focus_deg = _raw_scene(station, sensor, lens)
     with procedure(f"RAW integrity of {case_name(sensor, lens)}, the ColorChecker: CFA order, RAW10 = DNG"):
         capture = capture_raw_colour(station, sensor, focus_deg=focus_deg, colour_chart="colorchecker")
-    take(measure, capture.measurements, sensor)
+    keep(measure, capture, sensor)
     return capture
 
 
@@ -331,8 +298,7 @@ def raw_integrity(station: Station, operator: Scene, measure: Any, sensor: str, 
                                                     "CFA order, RAW10 = DNG, missing codes, black level")):
         result = check_raw_integrity(station, sensor, focus_deg=focus_deg, colour_chart="colorchecker",
                                      ramp_chart="steps", colour=colour)
-    attach_all(result.attachments())
-    take(measure, result.ramp_measurements if colour is not None else result.measurements, sensor)
+    keep(measure, result, sensor, values=result.ramp_measurements if colour is not None else None)
     return result
 
 
@@ -441,8 +407,7 @@ def histogram_conformance(station: Station, operator: Scene, measure: Any, senso
     operator.chart("colorchecker", sensor=sensor)
     with procedure(f"the app's {source} histogram of one frame against the reference histogram of that frame"):
         result = check_histogram(station, sensor, source, level_pct=50.0)
-    attach_all(result.attachments())
-    take(measure, result.measurements, f"{sensor}/{source}")
+    keep(measure, result, f"{sensor}/{source}")
 
 
 def noise(station: Station, operator: Scene, measure: Any, sensor: str = "main") -> Any:
@@ -450,7 +415,7 @@ def noise(station: Station, operator: Scene, measure: Any, sensor: str = "main")
     with procedure(f"temporal noise of {sensor}: a flat pair at half scale, a dark pair (EMVA 1288 4.0, 6.2)"):
         result = sensor_proc.temporal_noise(station, sensor)
     allure_text("temporal noise", result.to_dict())
-    take(measure, result.measurements, sensor)
+    keep(measure, result, sensor)
     return result
 
 

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from station.measurements import measures
 from station.procedures import SweepError
 from station.procedures.captures import auto_exposure_us, capture_shot, move_rail
 from station.procedures.framing import lens_datasheet, rail_limits, sensor_geometry
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -31,13 +33,18 @@ COC_PX = 2.0
 
 
 @dataclass
-class AfMeasurement:
+class AfMeasurement(ResultParts):
     """The unit's AF calibration, its sweeps and the hyperfocal check."""
 
     calibration: Any  # calibration.af.AfCalibration
     macro_distance_mm: float
     sweeps: list[dict[str, Any]]
     hyperfocal: dict[str, Any]
+
+    @measures()
+    def measurements(self) -> dict[str, float]:
+        """Nothing judged against the limits file yet (``ProcedureResult``: every result says what it measures)."""
+        return {}
 
     def phone_entry(self) -> dict[str, Any]:
         return self.calibration.to_dict(self.macro_distance_mm) | {"hyperfocal_check": self.hyperfocal}

@@ -15,6 +15,7 @@ from station.golden import ILLUMINANTS, load_golden_awb
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, light_off, set_light
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -24,7 +25,7 @@ FLAT_LEVEL = 0.5
 
 
 @dataclass
-class AwbMeasurement:
+class AwbMeasurement(ResultParts):
     """One sensor's AWB calibration at both illuminants."""
 
     sensor: str
@@ -36,6 +37,9 @@ class AwbMeasurement:
 
         return {"illuminants": [r.to_dict() for r in self.results]} | android_transforms(self.results,
                                                                                           self.illuminants)
+
+    def phone_entries(self) -> dict[str, Any]:
+        return {"awb": self.phone_entry()}
 
     @measures(Declared("awb_golden_deviation_pct", "%", "{sensor}"))
     def measurements(self) -> dict[str, float]:

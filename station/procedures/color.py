@@ -18,6 +18,7 @@ from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us
 from station.procedures.framing import ChartNotFoundError, case_name, frame_scene, framing_distance_mm, preview_of_raw
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -33,8 +34,10 @@ NEUTRAL_PATCH = 20
 
 
 @dataclass
-class ColorMeasurement:
+class ColorMeasurement(ResultParts):
     """White balance, colour matrix and CIEDE2000 of one sensor's ColorChecker capture."""
+
+    PROFILE_SECTION = "color"
 
     sensor: str
     lens: str | None
@@ -43,10 +46,6 @@ class ColorMeasurement:
     result: Any  # calibration.color.ColorResult
     shading_corrected: bool = False
     pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
-
-    def attachments(self) -> dict[str, bytes]:
-        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
-        return dict(self.pictures)
 
     def delta_e(self, which: str = "after") -> dict[str, float]:
         """CIEDE2000 over the patches used: ``{"mean", "max"}`` before or after the colour matrix."""
@@ -79,11 +78,15 @@ class ColorMeasurement:
                 "exposure_scale": float(self.result.exposure_scale), "distance_mm": self.distance_mm,
                 "shading_corrected": self.shading_corrected}
 
-    def png(self) -> bytes:
+    def phone_entries(self) -> dict[str, Any]:
+        return self.isp_entry()
+
+    def figures(self) -> dict[str, bytes]:
         from calibration.plots import color_png
 
         label = case_name(self.sensor, self.lens)
-        return color_png(self.result, title=f"ColorChecker: reference / before / after ({label})")
+        return {f"{label}: ColorChecker reference / before / after":
+                color_png(self.result, title=f"ColorChecker: reference / before / after ({label})")}
 
 
 def measure_color(station: Station, sensor: str, lens: str | None = None, *,

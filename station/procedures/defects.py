@@ -16,6 +16,7 @@ import numpy as np
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot, light_off, set_light
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -29,8 +30,10 @@ FRAMES = 2
 
 
 @dataclass
-class DefectMeasurement:
+class DefectMeasurement(ResultParts):
     """A sensor's defect map and what it was measured with."""
+
+    PROFILE_SECTION = "defects"
 
     sensor: str
     dark_exposure_s: float
@@ -40,10 +43,6 @@ class DefectMeasurement:
     height: int
     cfa: str
     pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
-
-    def attachments(self) -> dict[str, bytes]:
-        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
-        return dict(self.pictures)
 
     @measures(Declared("defect_pixels", "px", "{sensor}"), Declared("defect_clusters_over_limit", "1", "{sensor}"))
     def measurements(self) -> dict[str, float]:
@@ -58,6 +57,9 @@ class DefectMeasurement:
     def phone_entry(self) -> dict[str, Any]:
         """The phone's defect block for this sensor: Android ``hotPixelMap`` (x, y pairs) and the image size."""
         return {"hot_pixel_map": self.defects.hot_pixel_map(), "width": self.width, "height": self.height}
+
+    def phone_entries(self) -> dict[str, Any]:
+        return {"defect_pixels": self.phone_entry()}
 
     def dng_opcode_list1(self) -> bytes:
         """``FixBadPixelsList`` as a DNG OpcodeList1 for this sensor's DNGs."""

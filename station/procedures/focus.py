@@ -35,6 +35,7 @@ from station.procedures.framing import (
     sensor_geometry,
 )
 from station.procedures.geometry import thin_lens_image_distance_mm
+from station.procedures.result import ResultParts
 from station.procedures.sfr import CHART_FILL, CHART_LEVEL, MIN_EDGES, edge_mtfs, find_edge_rois
 
 if TYPE_CHECKING:
@@ -55,8 +56,10 @@ OUTLIER_SIGMA = 3.0
 
 
 @dataclass
-class AdapterFocus:
+class AdapterFocus(ResultParts):
     """The adapter's back-focus error and tilt, and the sweep they come from."""
+
+    PROFILE_SECTION = "focus"
 
     lens: str
     f_number: float
@@ -73,10 +76,6 @@ class AdapterFocus:
     residual_um: float
     extension_offset_um: np.ndarray  # (E,) each vertex's extension minus the plane's centre value
     pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
-
-    def attachments(self) -> dict[str, bytes]:
-        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
-        return dict(self.pictures)
 
     @property
     def centre_best_ring_deg(self) -> float:
@@ -105,8 +104,8 @@ class AdapterFocus:
                 "best_ring_deg": self.centre_best_ring_deg, "rings_deg": self.rings_deg,
                 "edges_used": int(self.used.sum()), "edges": int(len(self.used))}
 
-    def sweep_png(self) -> bytes:
-        return focus_sweep_png(self)
+    def figures(self) -> dict[str, bytes]:
+        return {f"m/{self.lens}: through-focus sweep": focus_sweep_png(self)}
 
 
 def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: float | None = None,

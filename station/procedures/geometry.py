@@ -30,6 +30,7 @@ from station.procedures.framing import (
     preview_of_raw,
     sensor_geometry,
 )
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -47,8 +48,10 @@ MIN_VIEWS = 3
 # --- geometry calibration --------------------------------------------------------------------------------
 
 @dataclass
-class GeometryMeasurement:
+class GeometryMeasurement(ResultParts):
     """The camera model of one (sensor, lens) and how it was made."""
+
+    PROFILE_SECTION = "geometry"
 
     sensor: str
     lens: str | None
@@ -60,10 +63,6 @@ class GeometryMeasurement:
     not_found: list[str]
     pixel_pitch_um: float
     pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
-
-    def attachments(self) -> dict[str, bytes]:
-        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
-        return dict(self.pictures)
 
     @property
     def rms_px(self) -> float:
@@ -109,8 +108,9 @@ class GeometryMeasurement:
                 "poses_deg": [list(p) for p in self.poses_deg],
                 "views": [v.to_dict() for v in r.views]}
 
-    def distortion_png(self) -> bytes:
-        return distortion_field_png(self.result, title=f"Distortion field: {case_name(self.sensor, self.lens)}")
+    def figures(self) -> dict[str, bytes]:
+        label = case_name(self.sensor, self.lens)
+        return {f"{label}: distortion field": distortion_field_png(self.result, title=f"Distortion field: {label}")}
 
 
 def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *, f_number: float | None = None,

@@ -56,6 +56,7 @@ from station.procedures.captures import (
     move_rail,
     png_bytes,
 )
+from station.procedures.result import ResultParts
 from station.scene import require_chart, require_lens
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def _aperture_key(aperture: float | None) -> str:
 
 
 @dataclass
-class PeakingResult:
+class PeakingResult(ResultParts):
     """A peaking calibration: T_peak, the focus sweep behind it, the write-back and the sweep plot."""
 
     sensor: str
@@ -117,7 +118,7 @@ class PeakingResult:
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k != "plot_png"}
 
-    def attachments(self) -> dict[str, bytes]:
+    def figures(self) -> dict[str, bytes]:
         return {f"focus sweep {self.sensor} {self.lens or ''} {_aperture_key(self.aperture)} gain {self.gain:g}"
                 .replace("  ", " "): self.plot_png}
 
@@ -330,7 +331,7 @@ def sweep_plot(result: PeakingResult) -> bytes:
 # --- verification -------------------------------------------------------------------------------
 
 @dataclass
-class PeakingVerification:
+class PeakingVerification(ResultParts):
     """The phone's peaking masks at T_peak: edge coverage per focus position, flag rate on flat fields."""
 
     sensor: str

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 
+from station.measurements import measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot
 from station.procedures.framing import ChartNotFoundError, frame_scene, green_image, sensor_geometry
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -32,12 +34,17 @@ MIN_VIEWS = 4
 
 
 @dataclass
-class PoseMeasurement:
+class PoseMeasurement(ResultParts):
     """The pose, each camera's intrinsics it rests on, and the lens it was measured with."""
 
     lens: str
     pose: Any  # calibration.stereo.StereoPose
     intrinsics: dict[str, Any]  # sensor -> calibration.geometry.GeometryResult
+
+    @measures()
+    def measurements(self) -> dict[str, float]:
+        """Nothing judged against the limits file yet (``ProcedureResult``: every result says what it measures)."""
+        return {}
 
     def phone_entry(self) -> dict[str, Any]:
         return {"lens": self.lens} | self.pose.to_dict()

@@ -26,6 +26,7 @@ from station.atomic import atomic_write_text
 from station.errors import ProductError
 from station.measurements import Declared, measures
 from station.procedures import calibration_path
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -116,7 +117,7 @@ def merged_blob(current: Mapping[str, Any], entries: Iterable[tuple[list[str], A
 
 
 @dataclass
-class WriteBack:
+class WriteBack(ResultParts):
     """What was written into the phone and what it read back."""
 
     blob: dict[str, Any]

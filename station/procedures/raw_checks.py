@@ -48,6 +48,7 @@ from station.procedures.captures import (
     light_off,
     lit,
 )
+from station.procedures.result import ResultParts
 from station.scene import require_chart
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ CLIP_PILE_FRACTION = 1e-4
 # --- histogram ------------------------------------------------------------------------------------
 
 @dataclass
-class HistogramCheck:
+class HistogramCheck(ResultParts):
     """The phone's histogram against the reference histogram of the same frame."""
 
     sensor: str
@@ -85,7 +86,7 @@ class HistogramCheck:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
 
-    def attachments(self) -> dict[str, bytes]:
+    def figures(self) -> dict[str, bytes]:
         return {f"histogram {self.source} {self.sensor}: phone vs reference": self.plot_png}
 
 
@@ -125,7 +126,7 @@ def check_histogram(station: Station, sensor: str, source: str = "preview", *, c
 # --- RAW integrity ----------------------------------------------------------------------------------
 
 @dataclass
-class RawIntegrityResult:
+class RawIntegrityResult(ResultParts):
     """The four RAW checks of one sensor and the code-occupancy plot."""
 
     sensor: str
@@ -158,7 +159,7 @@ class RawIntegrityResult:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
 
-    def attachments(self) -> dict[str, bytes]:
+    def figures(self) -> dict[str, bytes]:
         return {f"RAW codes between black and clip {self.sensor}": self.plot_png}
 
 
@@ -219,7 +220,7 @@ def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: s
 
 
 @dataclass
-class RawColourCapture:
+class RawColourCapture(ResultParts):
     """The colour chart of one sensor's RAW integrity check: RAW10, DNG and preview in one exposure, and the
     exposure (us) the step chart's ramp is scaled from; with its CFA-order and RAW10 = DNG checks."""
 

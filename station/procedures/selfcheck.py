@@ -23,6 +23,7 @@ import numpy as np
 from station.devices.light import set_illuminance
 from station.measurements import Declared, measures
 from station.procedures.captures import lit
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -41,7 +42,7 @@ def rail_mm(station: Station) -> float:
 
 
 @dataclass
-class LightLinearity:
+class LightLinearity(ResultParts):
     """Meter readings against light level and their straight-line fit."""
 
     levels_pct: np.ndarray
@@ -74,7 +75,7 @@ class LightLinearity:
                 "slope_lux_per_pct": self.slope_lux_per_pct, "offset_lux": self.offset_lux, "r2": self.r2,
                 "max_dev_pct": self.max_dev_pct}
 
-    def png(self) -> bytes:
+    def figures(self) -> dict[str, bytes]:
         from calibration.figures import figure_png, new_figure
 
         fig, ax = new_figure(figsize=(6.0, 4.0), dpi=100)
@@ -87,7 +88,7 @@ class LightLinearity:
         ax.set_title(f"Light linearity against the lux meter: R^2 {self.r2:.5f}")
         ax.grid(True, alpha=0.3)
         ax.legend()
-        return figure_png(fig)
+        return {"light linearity": figure_png(fig)}
 
 
 def light_linearity(station: Station, levels_pct: tuple[float, ...] = LEVELS_PCT) -> LightLinearity:
@@ -102,7 +103,7 @@ def light_linearity(station: Station, levels_pct: tuple[float, ...] = LEVELS_PCT
 
 
 @dataclass
-class ClosedLoop:
+class ClosedLoop(ResultParts):
     target_lux: float
     reading_lux: float
     level_pct: float
@@ -132,7 +133,7 @@ def closed_loop(station: Station, target_lux: float = CLOSED_LOOP_TARGET_LUX) ->
 
 
 @dataclass
-class Homing:
+class Homing(ResultParts):
     positions_mm: list[float] = field(default_factory=list)
 
     @property
@@ -156,7 +157,7 @@ def mount_homing(station: Station, away_mm: float = HOME_FROM_MM) -> Homing:
 
 
 @dataclass
-class Repeatability:
+class Repeatability(ResultParts):
     target_mm: float
     reached_mm: list[float] = field(default_factory=list)
 

@@ -26,6 +26,7 @@ from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import EXPOSURE_US_RANGE, auto_exposure_us, capture_shot, light_off
 from station.procedures.framing import case_name, frame_scene
+from station.procedures.result import ResultParts
 from station.procedures.shading import flat_distance_mm
 
 if TYPE_CHECKING:
@@ -67,8 +68,10 @@ def _light_restored(station: Station) -> Iterator[None]:
 
 
 @dataclass
-class SensorCharacterization:
+class SensorCharacterization(ResultParts):
     """EMVA 1288 figures per CFA channel of one sensor at one analog gain."""
+
+    PROFILE_SECTION = "sensor_response"
 
     sensor: str
     analog_gain: float
@@ -80,10 +83,7 @@ class SensorCharacterization:
     channels: dict[str, Any]  # name -> calibration.emva1288.SensorChannelResult
     hot_pixels: int = 0  # in the ROI, from the longest dark pair (``hot_pixel_count``)
     pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
-
-    def attachments(self) -> dict[str, bytes]:
-        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
-        return dict(self.pictures)
+    lens: str | None = None  # the M lens mounted (None: main, or the bare M sensor)
 
     def worst(self, key: str, how: str = "max") -> float:
         values = [getattr(r, key) for r in self.channels.values()]
@@ -120,11 +120,12 @@ class SensorCharacterization:
                 "channels": {name: r.to_dict() for name, r in self.channels.items()},
                 "hot_pixels": {"count": self.hot_pixels, "dark_signal_dn_per_s": HOT_DN_PER_S}}
 
-    def ptc_png(self) -> bytes:
+    def figures(self) -> dict[str, bytes]:
         from calibration.ptc_plot import plot_ptc
 
-        return plot_ptc(self.channels, "png", title=f"Photon transfer curve (EMVA 1288): {self.sensor}, "
-                                                    f"analog gain {self.analog_gain:g}")
+        return {f"{case_name(self.sensor, self.lens)}: photon transfer curve (EMVA 1288)":
+                plot_ptc(self.channels, "png", title=f"Photon transfer curve (EMVA 1288): {self.sensor}, "
+                                                     f"analog gain {self.analog_gain:g}")}
 
 
 def hot_pixel_count(dark_a: np.ndarray, dark_b: np.ndarray, exposure_s: float, cfa: str) -> int:
@@ -178,13 +179,14 @@ def characterize_sensor(station: Station, sensor: str, lens: str | None = None, 
     return SensorCharacterization(sensor=sensor, analog_gain=float(analog_gain), cfa=frame.cfa,
                                   black_level=int(frame.black_level), white_level=int(frame.white_level),
                                   exposures_us=exposures, roi=roi, channels=channels,
-                                  hot_pixels=hot_pixel_count(*darks[-1][1:], darks[-1][0], frame.cfa))
+                                  hot_pixels=hot_pixel_count(*darks[-1][1:], darks[-1][0], frame.cfa),
+                                  lens=lens)
 
 
 # --- temporal noise -------------------------------------------------------------------------------------
 
 @dataclass
-class TemporalNoise:
+class TemporalNoise(ResultParts):
     """Temporal noise per CFA channel (DN), dark and at a lit level, and the lit signal above dark."""
 
     sensor: str

@@ -25,6 +25,7 @@ from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us
 from station.procedures.framing import ChartNotFoundError, case_name, frame_scene, framing_distance_mm
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -116,10 +117,15 @@ def edge_mtfs(frame: Any, rois: list[tuple[tuple[int, int, int, int], str, float
 
 
 @dataclass
-class CaMeasurement:
+class CaMeasurement(ResultParts):
     """Lateral CA: R and B magnification relative to G and the largest shift at a corner."""
 
+    PROFILE_SECTION = "chromatic"
+
     result: Any  # calibration.chromatic.LateralCaResult
+    sensor: str = ""  # the case the edges come from (the figure's name and title)
+    lens: str | None = None
+    f_number: float | None = None
 
     @property
     def r_scale(self) -> float:
@@ -145,13 +151,16 @@ class CaMeasurement:
                 "corner_shift_px": self.corner_shift_px(), "edges": int(self.result.planes["R"].n_points),
                 "model": "lensfun linear TCA about the frame centre, from slanted edges"}
 
-    def png(self, title: str) -> bytes:
+    def figures(self) -> dict[str, bytes]:
         from calibration.plots import lateral_ca_png
 
-        return lateral_ca_png(self.result, title=title)
+        case = case_name(self.sensor, self.lens)
+        title = f"Lateral CA relative to G: {case}" + (f"/f{self.f_number:g}" if self.f_number else "")
+        return {f"{case}: lateral chromatic aberration": lateral_ca_png(self.result, title=title)}
 
 
-def lateral_ca(frame: Any, edges: list[EdgeMtf]) -> CaMeasurement:
+def lateral_ca(frame: Any, edges: list[EdgeMtf], *, lens: str | None = None, f_number: float | None = None
+               ) -> CaMeasurement:
     """Lateral CA from the edges of a RAW ``frame``: per edge the R and B shifts against G along its normal,
     on the quad RGB image (one pixel per 2x2 quad), fitted about the frame centre."""
     from calibration.chromatic import CaError, edge_shifts, lateral_ca_from_edges
@@ -176,12 +185,14 @@ def lateral_ca(frame: Any, edges: list[EdgeMtf]) -> CaMeasurement:
                                        image_size=(width, height))
     except CaError as exc:
         raise ProcedureError(f"lateral CA: {exc}") from None
-    return CaMeasurement(result)
+    return CaMeasurement(result, sensor=str(frame.sensor), lens=lens, f_number=f_number)
 
 
 @dataclass
-class SfrMeasurement:
+class SfrMeasurement(ResultParts):
     """The MTF across the field of one (sensor, lens, aperture), and the capture it comes from."""
+
+    PROFILE_SECTION = "sfr"
 
     sensor: str
     lens: str | None
@@ -192,10 +203,6 @@ class SfrMeasurement:
     image_size: tuple[int, int]
     frame: Any = field(repr=False)
     pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
-
-    def attachments(self) -> dict[str, bytes]:
-        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
-        return dict(self.pictures)
 
     @property
     def case(self) -> str:
@@ -228,13 +235,14 @@ class SfrMeasurement:
                 "sfr_edges": len(self.edges)}
 
     def profile_section(self) -> dict[str, Any]:
-        return self.summary() | {"per_edge": [e.to_dict() for e in self.edges]}
+        """This aperture's entry of the section (``apertures``: ``f<N>`` or ``fixed``)."""
+        aperture = f"f{self.f_number:g}" if self.f_number else "fixed"
+        return {"apertures": {aperture: self.summary() | {"per_edge": [e.to_dict() for e in self.edges]}}}
 
-    def curves_png(self) -> bytes:
-        return mtf_curves_png(self, title=f"MTF across the field: {self.case}")
-
-    def field_png(self) -> bytes:
-        return mtf_field_png(self, title=f"MTF50 across the field: {self.case}")
+    def figures(self) -> dict[str, bytes]:
+        case = self.case
+        return {f"{case}: MTF curves": mtf_curves_png(self, title=f"MTF across the field: {case}"),
+                f"{case}: MTF50 across the field": mtf_field_png(self, title=f"MTF50 across the field: {case}")}
 
 
 def measure_sfr(station: Station, sensor: str, lens: str | None = None, *, f_number: float | None = None,

@@ -21,6 +21,7 @@ from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot, png_bytes
 from station.procedures.framing import case_name, frame_scene, framing_distance_mm, preview_of_raw
+from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -40,8 +41,10 @@ PREVIEW_LEVEL = 0.35
 
 
 @dataclass
-class ShadingMeasurement:
+class ShadingMeasurement(ResultParts):
     """The shading of one (sensor, lens, aperture): the map, its falloff, and the frames' level."""
+
+    PROFILE_SECTION = "shading"
 
     sensor: str
     lens: str | None
@@ -50,10 +53,6 @@ class ShadingMeasurement:
     exposure_us: int
     result: Any  # calibration.shading.ShadingResult
     pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
-
-    def attachments(self) -> dict[str, bytes]:
-        """The pictures to attach to the report (name -> PNG), as every procedure result gives them."""
-        return dict(self.pictures)
 
     def corner_falloff_pct(self) -> float:
         """The mean corner illumination loss over the channels, % of the brightest point."""
@@ -98,11 +97,16 @@ class ShadingMeasurement:
             section["f_number"] = float(self.f_number)
         return section
 
-    def png(self) -> bytes:
+    def phone_entries(self) -> dict[str, Any]:
+        return self.isp_entry()
+
+    def figures(self) -> dict[str, bytes]:
         from calibration.plots import shading_png
 
-        label = case_name(self.sensor, self.lens) + (f" f/{self.f_number:g}" if self.f_number else "")
-        return shading_png(self.result, title=f"Lens shading gain map (Android LENS_SHADING_MAP): {label}")
+        case = case_name(self.sensor, self.lens)
+        label = case + (f" f/{self.f_number:g}" if self.f_number else "")
+        name = case + (f"/f{self.f_number:g}" if self.f_number else "") + ": lens shading map"
+        return {name: shading_png(self.result, title=f"Lens shading gain map (Android LENS_SHADING_MAP): {label}")}
 
 
 def flat_distance_mm(station: Station, sensor: str, lens: str | None) -> float:
@@ -153,7 +157,7 @@ def srgb_to_linear(code8: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class PreviewShading:
+class PreviewShading(ResultParts):
     """How flat the phone's preview of a flat field is: each corner's linear luma over the centre's."""
 
     sensor: str
@@ -161,14 +165,15 @@ class PreviewShading:
     centre_code: float  # the centre's mean luma, 8-bit code
     exposure_us: int
     preview: np.ndarray = field(repr=False)
+    lens: str | None = None
 
     @property
     def corner_ratio(self) -> float:
         """The darkest corner's ratio (1: flat)."""
         return float(min(self.corner_ratios.values()))
 
-    def png(self) -> bytes:
-        return png_bytes(self.preview, 768)
+    def attachments(self) -> dict[str, bytes]:
+        return {f"{case_name(self.sensor, self.lens)}: preview of the flat field": png_bytes(self.preview, 768)}
 
     @measures(Declared("preview_shading_corner_ratio", "1"))
     def measurements(self) -> dict[str, float]:
@@ -207,4 +212,4 @@ def preview_shading(station: Station, sensor: str, lens: str | None = None) -> P
     shot = capture_shot(station, sensor, ("preview",))
     ratios, code = corner_ratios(preview_luma(shot.preview))
     return PreviewShading(sensor=sensor, corner_ratios=ratios, centre_code=code, exposure_us=int(exposure),
-                          preview=shot.preview)
+                          preview=shot.preview, lens=lens)

@@ -48,6 +48,7 @@ from station.procedures.captures import (
     png_bytes,
     set_light,
 )
+from station.procedures.result import ResultParts
 from station.scene import require_chart, require_lens
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ VERIFY_MAX_SCALE = 64.0
 
 
 @dataclass
-class ZebraResult:
+class ZebraResult(ResultParts):
     """A zebra calibration: thresholds, the sweep behind them, the write-back and the sweep plot."""
 
     sensor: str
@@ -101,7 +102,7 @@ class ZebraResult:
         """Everything but the plot, JSON-able."""
         return {k: v for k, v in self.__dict__.items() if k != "plot_png"}
 
-    def attachments(self) -> dict[str, bytes]:
+    def figures(self) -> dict[str, bytes]:
         return {f"zebra sweep {self.sensor} {self.lens or ''} gain {self.gain:g}".replace("  ", " "): self.plot_png}
 
 
@@ -257,7 +258,7 @@ def sweep_plot(result: ZebraResult) -> bytes:
 # --- verification -------------------------------------------------------------------------------
 
 @dataclass
-class ZebraVerification:
+class ZebraVerification(ResultParts):
     """The phone's zebra mask against raw truth on one frame of a scene with clipped and unclipped areas."""
 
     sensor: str

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import allure
 
-from fixtures.allure_glue import attach_png
-from station.plans.helpers import station_check
+from station.plans.helpers import attach_all, station_check
 from station.procedures import selfcheck
 
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ def test_mount_repeatability(station: Station, measure: Any) -> None:
 def test_light_linearity(station: Station, measure: Any) -> None:
     with allure.step(f"read the lux meter at {', '.join(f'{v:g}' for v in selfcheck.LEVELS_PCT)} % of full scale"):
         result = selfcheck.light_linearity(station)
-    attach_png("light linearity", result.png())
+    attach_all(result.figures())
     station_check(measure, result.measurements, "light")
 
 

@@ -12,18 +12,21 @@
     r_g = 0.83687
     b_g = 0.32019
 
-Every error is one line naming the file and the key (ConfigError, exit 2).
+The file's shape is a pydantic v2 model (``extra="forbid"``, like ``station.limits``): one error, on one line,
+names the file and lists every problem with its key path, the value and what is allowed (ConfigError, exit 2).
 """
 
 from __future__ import annotations
 
-import math
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from station.errors import ConfigError
-from station.limits import limits_dir
+from station.limits import MetaSpec, limits_dir
+from station.validation import FiniteFloat, pattern, read_text_limited, validate
 
 DEFAULT_GOLDEN = limits_dir() / "m-phone.golden.toml"
 ILLUMINANTS = ("illuminant1", "illuminant2")
@@ -31,42 +34,50 @@ ANDROID_ILLUMINANTS = ("STANDARD_A", "D65", "D50", "D55", "D75", "FLUORESCENT", 
                        "COOL_WHITE_FLUORESCENT", "WHITE_FLUORESCENT", "TUNGSTEN", "STANDARD_B", "STANDARD_C")
 CCT_RANGE_K = (2700.0, 6500.0)  # what the light source reaches
 
+_FORBID = ConfigDict(extra="forbid")
+SensorName = Annotated[str, pattern(r"[a-z][a-z0-9_]{0,31}", "a sensor name such as main or m")]
+Ratio = Annotated[FiniteFloat, Field(gt=0.0, description="a raw channel ratio on a flat grey")]
+
+
+class IlluminantSpec(BaseModel):
+    """``[awb.<sensor>.illuminant1]`` (or 2): the golden module's R/G and B/G at one light CCT."""
+
+    model_config = _FORBID
+    cct_k: Annotated[FiniteFloat, Field(ge=CCT_RANGE_K[0], le=CCT_RANGE_K[1])]
+    android_illuminant: Literal[ANDROID_ILLUMINANTS]  # type: ignore[valid-type]
+    r_g: Ratio
+    b_g: Ratio
+
+
+class SensorAwbSpec(BaseModel):
+    """``[awb.<sensor>]``: both illuminants."""
+
+    model_config = _FORBID
+    illuminant1: IlluminantSpec
+    illuminant2: IlluminantSpec
+
+
+class GoldenDocument(BaseModel):
+    """A golden-values TOML document."""
+
+    model_config = _FORBID
+    meta: MetaSpec
+    awb: Annotated[dict[SensorName, SensorAwbSpec], Field(min_length=1)]
+
+
+def parse_golden(data: object, source: str = "<golden>") -> GoldenDocument:
+    """Validate a parsed golden-values document; ``ConfigError`` listing every problem otherwise."""
+    return validate(GoldenDocument, data, source, ConfigError)
+
 
 def load_golden_awb(path: str | Path = DEFAULT_GOLDEN) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{sensor: {illuminant1|illuminant2: {cct_k, android_illuminant, r_g, b_g}}}`` from the golden file."""
-    name = str(path)
+    """``{sensor: {illuminant1|illuminant2: {cct_k, android_illuminant, r_g, b_g}}}`` from the golden file
+    (read as a regular file of bounded size)."""
+    text = read_text_limited(path, "golden-values file", ConfigError)
     try:
-        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{name}: no such golden-values file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{name}: not a readable TOML file ({exc})") from None
-    for key in ("product", "version"):
-        if not isinstance(doc.get("meta", {}).get(key), str):
-            raise ConfigError(f"{name}: meta.{key}: missing; expected text")
-    awb = doc.get("awb")
-    if not isinstance(awb, dict) or not awb:
-        raise ConfigError(f"{name}: awb: missing; expected [awb.<sensor>.illuminant1] and illuminant2")
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for sensor, entry in awb.items():
-        out[sensor] = {}
-        for illuminant in ILLUMINANTS:
-            out[sensor][illuminant] = _illuminant(name, f"awb.{sensor}.{illuminant}",
-                                                  entry.get(illuminant) if isinstance(entry, dict) else None)
-    return out
-
-
-def _illuminant(name: str, key: str, entry: Any) -> dict[str, Any]:
-    if not isinstance(entry, dict):
-        raise ConfigError(f"{name}: {key}: missing; expected a table with cct_k, android_illuminant, r_g, b_g")
-    for field in ("cct_k", "r_g", "b_g"):
-        value = entry.get(field)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise ConfigError(f"{name}: {key}.{field} {value!r}: expected a positive number")
-    if not CCT_RANGE_K[0] <= entry["cct_k"] <= CCT_RANGE_K[1]:
-        raise ConfigError(f"{name}: {key}.cct_k {entry['cct_k']}: expected {CCT_RANGE_K[0]:g}..{CCT_RANGE_K[1]:g} K")
-    if entry.get("android_illuminant") not in ANDROID_ILLUMINANTS:
-        raise ConfigError(f"{name}: {key}.android_illuminant {entry.get('android_illuminant')!r}; "
-                          f"allowed: {', '.join(ANDROID_ILLUMINANTS)}")
-    return {"cct_k": float(entry["cct_k"]), "android_illuminant": entry["android_illuminant"],
-            "r_g": float(entry["r_g"]), "b_g": float(entry["b_g"])}
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not a readable TOML file ({exc})") from None
+    doc = parse_golden(data, str(path))
+    return {sensor: {name: getattr(entry, name).model_dump() for name in ILLUMINANTS}
+            for sensor, entry in doc.awb.items()}

@@ -61,7 +61,8 @@ def test_a_bad_golden_file_is_one_line_naming_the_key(tmp_path):
     path = tmp_path / "g.toml"
     path.write_text('[meta]\nproduct = "m-phone"\nversion = "1"\n[awb.main.illuminant1]\ncct_k = 2850\n'
                     'android_illuminant = "STANDARD_A"\nr_g = -1\nb_g = 0.3\n')
-    with pytest.raises(ConfigError, match=r"g\.toml: awb\.main\.illuminant1\.r_g -1: expected a positive number"):
+    with pytest.raises(ConfigError, match=r"g\.toml: 2 problems: awb\.main\.illuminant1\.r_g: -1: Input should be "
+                                          r"greater than 0; awb\.main\.illuminant2: missing"):
         load_golden_awb(path)
     with pytest.raises(ConfigError, match="no such golden-values file"):
         load_golden_awb(tmp_path / "missing.toml")

@@ -26,10 +26,11 @@ from calibration.geometry import (
     saddle_points_on_model,
 )
 from targets.charuco import CharucoSpec
+from tests.unit.reference import reference_dir
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
-CHESS_DIR = REFERENCE / "chessboard_opencv_left_right"
-CHARUCO_DIR = REFERENCE / "charuco_opencv_aruco_tutorial"
+#: Reference data sets (tests/unit/reference.py): OpenCV's stereo chessboard samples and ChArUco tutorial.
+CHESS = "chessboard_opencv_left_right"
+CHARUCO_TUTORIAL = "charuco_opencv_aruco_tutorial"
 
 SIZE = (640, 480)
 K_TRUE = np.array([[500.0, 0.0, 318.4], [0.0, 500.0, 243.7], [0.0, 0.0, 1.0]])
@@ -301,13 +302,8 @@ def test_refinement_from_the_model_adds_charuco_corners_cut_by_the_frame_edge() 
 # --------------------------------------------------------------------------------------------------
 # Real data: OpenCV's published calibrations
 # --------------------------------------------------------------------------------------------------
-def _need(folder: Path) -> None:
-    if not folder.is_dir():
-        pytest.skip(f"reference data not present: {folder}")
-
-
 def _left_images() -> list[tuple[str, np.ndarray]]:
-    files = sorted(CHESS_DIR.glob("left*.jpg"))
+    files = sorted(reference_dir(CHESS).glob("left*.jpg"))
     return [(f.name, cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files]
 
 
@@ -323,8 +319,7 @@ def _yml(path: Path) -> dict[str, np.ndarray | float]:
 
 @pytest.mark.reference
 def test_chessboard_reference_reproduces_left_intrinsics_yml() -> None:
-    _need(CHESS_DIR)
-    ref = _yml(CHESS_DIR / "left_intrinsics.yml")
+    ref = _yml(reference_dir(CHESS) / "left_intrinsics.yml")
     images = _left_images()
     spec = ChessboardSpec(9, 6, 25.0)
     views = []
@@ -346,8 +341,7 @@ def test_chessboard_reference_reproduces_left_intrinsics_yml() -> None:
 
 @pytest.mark.reference
 def test_chessboard_reference_station_refinement_beats_the_published_rms() -> None:
-    _need(CHESS_DIR)
-    ref = _yml(CHESS_DIR / "left_intrinsics.yml")
+    ref = _yml(reference_dir(CHESS) / "left_intrinsics.yml")
     cal = calibrate_images(_left_images(), ChessboardSpec(9, 6, 25.0), fix_aspect=True)
     res = cal.result
     print(f"\nleft*.jpg (saddle refinement): fx {res.camera_matrix[0, 0]:.3f}, RMS {res.rms_px:.4f} px,"
@@ -359,8 +353,7 @@ def test_chessboard_reference_station_refinement_beats_the_published_rms() -> No
 
 @pytest.mark.reference
 def test_charuco_tutorial_images_calibrate_below_02_px() -> None:
-    _need(CHARUCO_DIR)
-    files = sorted(CHARUCO_DIR.glob("img_0*.jpg"))
+    files = sorted(reference_dir(CHARUCO_TUTORIAL).glob("img_0*.jpg"))
     images = [(f.name, cv2.imread(str(f))) for f in files]
     res = calibrate_images(images, CHARUCO).result
     print(f"\nChArUco tutorial: RMS {res.rms_px:.4f} px, fx {res.camera_matrix[0, 0]:.2f}")

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from scipy.special import ndtr
 
-from calibration import sfr as sfr_module
+from calibration import sfr_steps
 from calibration.sfr import sfr
 from station.errors import ConfigError, StationError
 
@@ -115,7 +115,7 @@ def measure(n: int = 1000, roi_px: int = 128, repeats: int = 3) -> dict[str, flo
     finally:
         cv2.setNumThreads(threads)
     return {"edges_per_s": 1.0 / best, "edge_s": best, "cpu_edges_per_s": 1.0 / cpu, "roi_px": roi_px, "n": n,
-            "kernel": "C" if sfr_module._kernel is not None else "numpy",
+            "kernel": "C" if sfr_steps._kernel is not None else "numpy",
             "numpy_edges_per_s": 1.0 / numpy_best, "numpy_cpu_edges_per_s": 1.0 / numpy_cpu,
             "speedup_cpu": numpy_cpu / cpu,
             "reference_fft_s": fft_best, "fft_per_edge": best / fft_best, "fit": "auto (ISO 12233:2023)",

@@ -44,9 +44,6 @@ class ColorCheckerChart(FiducialChart):
     name = "colorchecker"
     title = "ColorChecker 24, 4 x 6 patches (colour-science reference, linear sRGB under D65)"
 
-    def __init__(self, width_mm: float = 400.0, height_mm: float = 300.0, **kwargs: Any) -> None:
-        super().__init__(width_mm, height_mm, **kwargs)
-
     def sheet_reflectance_value(self) -> float:
         return BLACK
 

@@ -36,9 +36,6 @@ class StepChart(FiducialChart):
     name = "steps"
     title = "grey step chart, 20 steps 0.0-1.9 D (OECF, ISO 14524)"
 
-    def __init__(self, width_mm: float = 400.0, height_mm: float = 300.0, **kwargs: Any) -> None:
-        super().__init__(width_mm, height_mm, **kwargs)
-
     def sheet_reflectance_value(self) -> float:
         return HOLDER_REFLECTANCE
 

@@ -43,9 +43,7 @@ def colorchecker_reference() -> tuple[tuple[str, ...], np.ndarray]:
 class ColorCheckerChart(FiducialChart):
     name = "colorchecker"
     title = "ColorChecker 24, 4 x 6 patches (colour-science reference, linear sRGB under D65)"
-
-    def sheet_reflectance_value(self) -> float:
-        return BLACK
+    sheet_reflectance = BLACK
 
     def patch_rects_mm(self) -> np.ndarray:
         """Patch rectangles (24, 4) as x, y, w, h mm in chart order (row-major)."""

@@ -35,9 +35,7 @@ def step_reflectances(n: int = STEPS, step: float = DENSITY_STEP) -> np.ndarray:
 class StepChart(FiducialChart):
     name = "steps"
     title = "grey step chart, 20 steps 0.0-1.9 D (OECF, ISO 14524)"
-
-    def sheet_reflectance_value(self) -> float:
-        return HOLDER_REFLECTANCE
+    sheet_reflectance = HOLDER_REFLECTANCE
 
     def patch_rects_mm(self) -> np.ndarray:
         """Patch rectangles (20, 4) as x, y, w, h mm in chart order."""
@@ -55,7 +53,7 @@ class StepChart(FiducialChart):
                          np.full(STEPS, side), np.full(STEPS, side)], axis=1)
 
     def paint(self, painter: Painter) -> None:
-        sheet = self.sheet_reflectance_value()
+        sheet = self.sheet_reflectance
         painter.rect(0, 0, self.width_mm, self.height_mm, sheet, self.background)
         for (x, y, w, h), refl in zip(self.patch_rects_mm(), step_reflectances(), strict=True):
             painter.rect(x, y, w, h, refl, sheet)

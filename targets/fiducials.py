@@ -216,7 +216,7 @@ class FiducialChart(Chart):
     fiducial_fraction = 0.07
     margin_fraction = 0.03
     #: Reflectance of the sheet the fiducials sit on (before the shapes exist); each chart sets its own.
-    sheet_reflectance: float
+    sheet_reflectance_value: float
 
     @property
     def fiducial_size_mm(self) -> float:
@@ -235,7 +235,7 @@ class FiducialChart(Chart):
         return self.fiducial_margin_mm + self.fiducial_size_mm * (1 + 1 / _CELLS)
 
     def paint_fiducials(self, painter: Painter) -> None:
-        paint_fiducials(painter, self.fiducial_corners_mm(), self.sheet_reflectance)
+        paint_fiducials(painter, self.fiducial_corners_mm(), self.sheet_reflectance_value)
 
     def features_mm(self) -> dict[str, Any]:
         return {"fiducials": self.fiducial_corners_mm()}

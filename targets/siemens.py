@@ -20,7 +20,7 @@ from targets.fiducials import FiducialChart
 class SiemensStar(FiducialChart):
     name = "siemens"
     title = "Siemens star, 72 binary cycles (focus, peaking)"
-    sheet_reflectance = WHITE
+    sheet_reflectance_value = WHITE
 
     def __init__(self, width_mm: float = 400.0, height_mm: float = 300.0, cycles: int = 72,
                  radius_fraction: float = 0.45, **kwargs: Any) -> None:

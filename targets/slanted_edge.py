@@ -32,7 +32,7 @@ ROI_ACROSS = 0.4
 class SlantedEdgeChart(FiducialChart):
     name = "sfr"
     title = "slanted-edge SFR chart, 13 squares at 5 deg, 4:1 contrast (ISO 12233:2017 e-SFR)"
-    sheet_reflectance = LIGHT
+    sheet_reflectance_value = LIGHT
 
     def __init__(self, width_mm: float = 400.0, height_mm: float = 300.0, angle_deg: float = 5.0,
                  square_fraction: float = 0.08, **kwargs: Any) -> None:

@@ -8,6 +8,7 @@ Measurement cases: ``main``, ``m`` (bare), ``m/<lens>``; an aperture-dependent o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,12 +74,21 @@ def awb(station: Station, operator: Scene, measure: Any, results: dict, sensor: 
     return result
 
 
+def _through_lens(station: Station, operator: Scene, chart: str, title: str, run: Callable[..., Any], sensor: str,
+                  lens: str | None, f_number: float | None) -> Any:
+    """A lens case's procedure: ``chart`` up, ``run(station, sensor, lens, f_number=...)`` inside the Allure step
+    ``title`` (its ``{case}`` the aperture case), and the attachments its result keeps."""
+    operator.chart(chart, sensor=sensor)
+    with procedure(title.format(case=f_case(sensor, lens, f_number))):
+        result = run(station, sensor, lens, f_number=f_number)
+    attach_all(result.attachments())
+    return result
+
+
 def geometry(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
              f_number: float | None = None) -> Any:
-    operator.chart(BOARD, sensor=sensor)
-    with procedure(f"ChArUco {BOARD} at {5} pan/tilt poses through {f_case(sensor, lens, f_number)}"):
-        result = calibrate_geometry(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments())
+    result = _through_lens(station, operator, BOARD, f"ChArUco {BOARD} at 5 pan/tilt poses through {{case}}",
+                           calibrate_geometry, sensor, lens, f_number)
     attach_png(f"{case_name(sensor, lens)}: distortion field", result.distortion_png())
     case_results(results, station, sensor, lens).sections["geometry"] = result.profile_section()
     take(measure, result.measurements, case_name(sensor, lens))
@@ -87,10 +97,8 @@ def geometry(station: Station, operator: Scene, measure: Any, results: dict, sen
 
 def shading(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
             f_number: float | None = None) -> Any:
-    operator.chart("flat", sensor=sensor)
-    with procedure(f"flat fields through {f_case(sensor, lens, f_number)}: the lens shading map"):
-        result = measure_shading(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments())
+    result = _through_lens(station, operator, "flat", "flat fields through {case}: the lens shading map",
+                           measure_shading, sensor, lens, f_number)
     attach_png(f"{f_case(sensor, lens, f_number)}: lens shading map", result.png())
     entry = case_results(results, station, sensor, lens)
     entry.sections["shading"] = result.profile_section()
@@ -101,17 +109,15 @@ def shading(station: Station, operator: Scene, measure: Any, results: dict, sens
 
 def sfr(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
         f_number: float | None = None) -> Any:
-    operator.chart("sfr", sensor=sensor)
-    with procedure(f"slanted-edge chart through {f_case(sensor, lens, f_number)}: e-SFR of every edge"):
-        result = measure_sfr(station, sensor, lens, f_number=f_number)
-    attach_all(result.attachments())
+    result = _through_lens(station, operator, "sfr", "slanted-edge chart through {case}: e-SFR of every edge",
+                           measure_sfr, sensor, lens, f_number)
     label = f_case(sensor, lens, f_number)
     attach_png(f"{label}: MTF curves", result.curves_png())
     attach_png(f"{label}: MTF50 across the field", result.field_png())
     entry = case_results(results, station, sensor, lens)
     sfr_section = entry.sections.setdefault("sfr", {"apertures": {}})
     sfr_section["apertures"][f"f{f_number:g}" if f_number else "fixed"] = result.profile_section()
-    take(measure, result.measurements, f_case(sensor, lens, f_number))
+    take(measure, result.measurements, label)
     return result
 
 

@@ -79,7 +79,7 @@ def _through_lens(station: Station, operator: Scene, chart: str, title: str, run
     """A lens case's procedure: ``chart`` up, ``run(station, sensor, lens, f_number=...)`` inside the Allure step
     ``title`` (its ``{case}`` the aperture case), and the attachments its result keeps."""
     operator.chart(chart, sensor=sensor)
-    with procedure(title.format(case=f_case(sensor, lens, f_number))):
+    with procedure(title.replace("{case}", f_case(sensor, lens, f_number))):
         result = run(station, sensor, lens, f_number=f_number)
     attach_all(result.attachments())
     return result

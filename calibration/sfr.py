@@ -61,27 +61,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from calibration import sfr_steps
 from calibration.sfr_fit import EdgeFit, FitError, f_table, fit_edge
 from calibration.sfr_quality import edge_quality
-from calibration.sfr_steps import (
-    _WINDOW_KIND,
-    LSF_TAIL_FRACTION,
-    MAX_CORRECTION,
-    TAIL_SMOOTH_PX,
-    SfrError,
-    _esf_numpy,
-    _kernel,
-    _median,
-    _plateau_shading,
-    _prep_kernel,
-    _prep_numpy,
-    _project_rows,
-    _rise_10_90_px,
-    _row_centroids,
-    _spectrum_axis,
-    _tail_extent_bins,
-    _window,
-)
+from calibration.sfr_steps import LSF_TAIL_FRACTION, MAX_CORRECTION, TAIL_SMOOTH_PX, SfrError
 
 __all__ = [
     "SfrError", "SfrResult", "sfr", "mtf_at", "mtf_crossing", "MAX_CORRECTION", "LSF_TAIL_FRACTION", "TAIL_SMOOTH_PX",
@@ -149,11 +132,11 @@ def mtf_crossing(freq: np.ndarray, mtf: np.ndarray, level: float = 0.5, *, kerne
     """First frequency where ``mtf`` falls below ``level``, on the cubic through the two samples either
     side (uniform ``freq``; linear at the ends of the array); nan if it never does. ``kernel=False``: the
     Python reference even where ``calibration._sfrk`` (the same steps in C) is built."""
-    if kernel and _kernel is not None:
+    if kernel and sfr_steps._kernel is not None:
         f = np.ascontiguousarray(freq, dtype=np.float64)
         m = np.ascontiguousarray(mtf, dtype=np.float64)
         if f.ndim == 1 and f.shape == m.shape and f.size > 0:
-            return _kernel.crossing(f, m, f.size, float(level))
+            return sfr_steps._kernel.crossing(f, m, f.size, float(level))
     below = np.nonzero(mtf < level)[0]
     below = below[below > 0]
     if below.size == 0:
@@ -216,9 +199,10 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     """
     a = np.asarray(roi, dtype=np.float64)
     select, max_order = _check_options(a, fit_order, oversample, window)
-    use_kernel = kernel and _kernel is not None
+    use_kernel = kernel and sfr_steps._kernel is not None
     clipped = None if clip_level is None else float(np.count_nonzero(a >= clip_level)) / a.size
-    a, transposed, negated, left, right, noise, scale, row_sums = (_prep_kernel if use_kernel else _prep_numpy)(a)
+    prep = sfr_steps._prep_kernel if use_kernel else sfr_steps._prep_numpy
+    a, transposed, negated, left, right, noise, scale, row_sums = prep(a)
     nlin, npix = a.shape
     levels = (-right, -left) if negated else (left, right)
     contrast = right - left
@@ -278,7 +262,7 @@ def _check_options(a: np.ndarray, fit_order: int | str, oversample: int, window:
         raise SfrError(f"fit_order must be 'auto' or 1..5, got {fit_order!r}")
     if oversample < 1:
         raise SfrError(f"oversample must be >= 1, got {oversample}")
-    if window not in _WINDOW_KIND:
+    if window not in sfr_steps._WINDOW_KIND:
         raise ValueError(f"window must be 'hamming', 'tukey' or 'none', got {window!r}")
     return select, max_order
 
@@ -293,15 +277,15 @@ def _locate_edge(a: np.ndarray, loc: np.ndarray, contrast: float, max_order: int
     k = max(1, npix // 8)
     try:
         edge_x = fit_edge(rows, loc, 1, kernel=use_kernel).fitted(rows)
-        rise_px = _rise_10_90_px(a, edge_x, use_kernel)
+        rise_px = sfr_steps._rise_10_90_px(a, edge_x, use_kernel)
         if plateau_slope:
-            shading = _plateau_shading(a, edge_x, max(3.0 * rise_px, 4.0))
+            shading = sfr_steps._plateau_shading(a, edge_x, max(3.0 * rise_px, 4.0))
             if shading is not None:
                 a = a / shading
-                contrast = _median(a[:, -k:].mean(axis=1)) - _median(a[:, :k].mean(axis=1))
+                contrast = sfr_steps._median(a[:, -k:].mean(axis=1)) - sfr_steps._median(a[:, :k].mean(axis=1))
         half_width = min(max(3.0 * rise_px + 4.0, 6.0), npix / 2.0)
         for _ in range(CENTROID_PASSES):
-            loc = _row_centroids(a, edge_x, half_width, window, alpha, use_kernel)
+            loc = sfr_steps._row_centroids(a, edge_x, half_width, window, alpha, use_kernel)
             fit = fit_edge(rows, loc, max_order, select=select, kernel=use_kernel)
             edge_x = fit.fitted(rows)
     except FitError as exc:
@@ -322,8 +306,9 @@ def _locate_edge_kernel(a: np.ndarray, row_sums: np.ndarray, left: float, contra
     keep = np.empty(nlin, dtype=np.bool_)
     edge_x = np.empty(nlin)
     table = f_table(max(nlin, 2))
-    got = _kernel.locate(a, nlin, npix, row_sums, left, contrast, max_order, select, _WINDOW_KIND[window], alpha,
-                         CENTROID_PASSES, table, table.shape[1], coef, keep.view(np.uint8), edge_x)
+    got = sfr_steps._kernel.locate(a, nlin, npix, row_sums, left, contrast, max_order, select,
+                                   sfr_steps._WINDOW_KIND[window], alpha, CENTROID_PASSES, table, table.shape[1],
+                                   coef, keep.view(np.uint8), edge_x)
     if got is None:
         raise SfrError("no edge: too few rows with an edge location")
     order, centre, scale, slope_t, bend, rms, _, rise_px = got
@@ -358,18 +343,18 @@ def _esf_lsf(a: np.ndarray, edge_x: np.ndarray, r0: int, nkeep: int, oversample:
     nbin = oversample * npix
     if use_kernel and not bin_phase and lsf_span in ("auto", "full"):
         esf, lsf = np.empty(nbin), np.empty(nbin)
-        inner_empty, half = _kernel.esf_lsf(
+        inner_empty, half = sfr_steps._kernel.esf_lsf(
             a, nlin, npix, edge_x, r0, nkeep, oversample, nbin, noise, contrast, rise_px, lsf_span == "auto",
-            LSF_SPAN_RISES, LSF_MIN_HALF_WIDTH_PX, LSF_TAIL_FRACTION, TAIL_SMOOTH_PX, _WINDOW_KIND[window], alpha,
-            np.empty(nbin, dtype=np.int64), esf, lsf)
+            LSF_SPAN_RISES, LSF_MIN_HALF_WIDTH_PX, LSF_TAIL_FRACTION, TAIL_SMOOTH_PX,
+            sfr_steps._WINDOW_KIND[window], alpha, np.empty(nbin, dtype=np.int64), esf, lsf)
         _check_empty_bins(inner_empty, nbin, angle)
         return esf, lsf, inner_empty, half
-    counts, sums, phase_sums = _project_rows(a, edge_x, r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
+    counts, sums, phase_sums = sfr_steps._project_rows(a, edge_x, r0, 1, nkeep, oversample, nbin, bin_phase, use_kernel)
     if use_kernel and phase_sums is None:
         esf = np.empty(nbin)
-        inner_empty = _kernel.esf(counts, sums, nbin, esf)
+        inner_empty = sfr_steps._kernel.esf(counts, sums, nbin, esf)
     else:
-        esf, inner_empty = _esf_numpy(counts, sums, phase_sums)
+        esf, inner_empty = sfr_steps._esf_numpy(counts, sums, phase_sums)
     _check_empty_bins(inner_empty, nbin, angle)
     lsf, half = _windowed_lsf(esf, counts, oversample, noise, contrast, rise_px, lsf_span, window, alpha, use_kernel)
     return esf, lsf, inner_empty, half
@@ -383,18 +368,19 @@ def _windowed_lsf(esf: np.ndarray, counts: np.ndarray, oversample: int, noise: f
     centre = nbin // 2 - 1
     half = float(max(centre, nbin - 1 - centre))
     if lsf_span == "auto":
-        tail = (_kernel.tail(esf, counts, nbin, oversample, noise, contrast, LSF_TAIL_FRACTION, TAIL_SMOOTH_PX)
-                if use_kernel else _tail_extent_bins(esf, counts, oversample, noise, contrast))
+        tail = (sfr_steps._kernel.tail(esf, counts, nbin, oversample, noise, contrast, LSF_TAIL_FRACTION,
+                                       TAIL_SMOOTH_PX)
+                if use_kernel else sfr_steps._tail_extent_bins(esf, counts, oversample, noise, contrast))
         half = min(half, max(max(LSF_SPAN_RISES * rise_px, LSF_MIN_HALF_WIDTH_PX) * oversample, 2.0 * tail))
     elif lsf_span != "full":
         raise SfrError(f"lsf_span must be 'auto' or 'full', got {lsf_span!r}")
     if use_kernel:
         lsf = np.empty(nbin)
-        _kernel.lsf(esf, nbin, centre, half, _WINDOW_KIND[window], alpha, lsf)
+        sfr_steps._kernel.lsf(esf, nbin, centre, half, sfr_steps._WINDOW_KIND[window], alpha, lsf)
     else:
         lsf = np.zeros(nbin)
         lsf[:-1] = 0.5 * (esf[1:] - esf[:-1])  # FIR [-0.5, 0.5]; lsf[j] sits at bin boundary j + 1
-        lsf *= _window((np.arange(nbin) - centre) / half, window, alpha)
+        lsf *= sfr_steps._window((np.arange(nbin) - centre) / half, window, alpha)
     return lsf, half
 
 
@@ -403,7 +389,7 @@ def _mtf(lsf: np.ndarray, correct_binning: bool, pitch_px: float) -> tuple[np.nd
     spec = np.abs(np.fft.rfft(lsf))
     if spec[0] <= 0:
         raise SfrError("no edge: the line spread function integrates to zero")
-    kk, divisor = _spectrum_axis(lsf.size, correct_binning)
+    kk, divisor = sfr_steps._spectrum_axis(lsf.size, correct_binning)
     mtf = spec / spec[0]
     mtf /= divisor
     return kk / pitch_px, mtf

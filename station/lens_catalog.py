@@ -152,8 +152,3 @@ def get_lens(lens_id: str) -> LensData:
         raise ConfigError(f"lens {lens_id!r} is not in the station's lens catalogue; known: "
                           f"{', '.join(sorted(lenses))} (add it with --lens-catalog FILE)")
     return lenses[lens_id]
-
-
-def lens_for_code(code: int) -> LensData | None:
-    """The M lens carrying 6-bit ``code``, or None."""
-    return next((lens for lens in m_lenses().values() if lens.code == code), None)

@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from targets.base import BLACK, Detection, Painter, centre_quads, roi_from_quad
-from targets.fiducials import FiducialChart
+from targets.base import BLACK, Detection, roi_from_quad
+from targets.patches import PatchChart
 
 SPECTRAL_SET = "ColorChecker N Ohta"
 ROWS, COLUMNS = 4, 6
-ROI_FRACTION = 0.5
 
 
 @lru_cache(maxsize=1)
@@ -40,15 +39,10 @@ def colorchecker_reference() -> tuple[tuple[str, ...], np.ndarray]:
     return names, np.clip(rgb, 0.0, 1.0)
 
 
-class ColorCheckerChart(FiducialChart):
+class ColorCheckerChart(PatchChart):
     name = "colorchecker"
     title = "ColorChecker 24, 4 x 6 patches (colour-science reference, linear sRGB under D65)"
-
-    def __init__(self, width_mm: float = 400.0, height_mm: float = 300.0, **kwargs: Any) -> None:
-        super().__init__(width_mm, height_mm, **kwargs)
-
-    def sheet_reflectance_value(self) -> float:
-        return BLACK
+    sheet_reflectance_value = BLACK
 
     def patch_rects_mm(self) -> np.ndarray:
         """Patch rectangles (24, 4) as x, y, w, h mm in chart order (row-major)."""
@@ -65,21 +59,13 @@ class ColorCheckerChart(FiducialChart):
         return np.stack([x0 + (i % COLUMNS) * pitch, y0 + (i // COLUMNS) * pitch,
                          np.full(i.size, side), np.full(i.size, side)], axis=1)
 
-    def paint(self, painter: Painter) -> None:
-        painter.rect(0, 0, self.width_mm, self.height_mm, BLACK, self.background)
-        _, rgb = colorchecker_reference()
-        for (x, y, w, h), refl in zip(self.patch_rects_mm(), rgb, strict=True):
-            painter.rect(x, y, w, h, refl, BLACK)
-        self.paint_fiducials(painter)
-
-    def roi_quads_mm(self) -> np.ndarray:
-        return centre_quads(self.patch_rects_mm(), ROI_FRACTION)
+    def patch_reflectances(self) -> np.ndarray:
+        """Linear sRGB (24, 3) of the patches (``colorchecker_reference``)."""
+        return colorchecker_reference()[1]
 
     def features_mm(self) -> dict[str, Any]:
         d = super().features_mm()
-        names, rgb = colorchecker_reference()
-        d.update(patches=self.patch_rects_mm(), rois=self.roi_quads_mm(), names=names,
-                 reflectances=rgb.copy())
+        d["names"] = colorchecker_reference()[0]
         return d
 
     def info(self) -> dict[str, Any]:

@@ -215,6 +215,8 @@ class FiducialChart(Chart):
     #: Fiducial side and its distance from the sheet edges, as fractions of the sheet's shorter side.
     fiducial_fraction = 0.07
     margin_fraction = 0.03
+    #: Reflectance of the sheet the fiducials sit on (before the shapes exist); each chart sets its own.
+    sheet_reflectance_value: float
 
     @property
     def fiducial_size_mm(self) -> float:
@@ -233,11 +235,7 @@ class FiducialChart(Chart):
         return self.fiducial_margin_mm + self.fiducial_size_mm * (1 + 1 / _CELLS)
 
     def paint_fiducials(self, painter: Painter) -> None:
-        paint_fiducials(painter, self.fiducial_corners_mm(), self.sheet_reflectance_value())
-
-    def sheet_reflectance_value(self) -> Any:
-        """Reflectance of the sheet the fiducials sit on (before the shapes exist)."""
-        raise NotImplementedError
+        paint_fiducials(painter, self.fiducial_corners_mm(), self.sheet_reflectance_value)
 
     def features_mm(self) -> dict[str, Any]:
         return {"fiducials": self.fiducial_corners_mm()}

@@ -20,6 +20,7 @@ from targets.fiducials import FiducialChart
 class SiemensStar(FiducialChart):
     name = "siemens"
     title = "Siemens star, 72 binary cycles (focus, peaking)"
+    sheet_reflectance_value = WHITE
 
     def __init__(self, width_mm: float = 400.0, height_mm: float = 300.0, cycles: int = 72,
                  radius_fraction: float = 0.45, **kwargs: Any) -> None:
@@ -28,9 +29,6 @@ class SiemensStar(FiducialChart):
             raise ValueError(f"Siemens star cycles must be 4..1024, got {cycles}")
         self.cycles = int(cycles)
         self.radius_mm = float(radius_fraction) * min(self.width_mm, self.height_mm)
-
-    def sheet_reflectance_value(self) -> float:
-        return WHITE
 
     @property
     def centre_mm(self) -> np.ndarray:

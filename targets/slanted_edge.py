@@ -32,6 +32,7 @@ ROI_ACROSS = 0.4
 class SlantedEdgeChart(FiducialChart):
     name = "sfr"
     title = "slanted-edge SFR chart, 13 squares at 5 deg, 4:1 contrast (ISO 12233:2017 e-SFR)"
+    sheet_reflectance_value = LIGHT
 
     def __init__(self, width_mm: float = 400.0, height_mm: float = 300.0, angle_deg: float = 5.0,
                  square_fraction: float = 0.08, **kwargs: Any) -> None:
@@ -40,9 +41,6 @@ class SlantedEdgeChart(FiducialChart):
             raise ValueError(f"slanted-edge angle must be 1..20 degrees, got {angle_deg}")
         self.angle_deg = float(angle_deg)
         self.square_mm = float(square_fraction) * min(self.width_mm, self.height_mm)
-
-    def sheet_reflectance_value(self) -> float:
-        return LIGHT
 
     def centres_mm(self) -> np.ndarray:
         half = np.array([self.width_mm / 2, self.height_mm / 2])

@@ -11,15 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from targets.base import HOLDER_REFLECTANCE, Detection, Painter, centre_quads, roi_from_quad
-from targets.fiducials import FiducialChart
+from targets.base import HOLDER_REFLECTANCE, Detection, roi_from_quad
+from targets.patches import PatchChart
 
 STEPS = 20
 DENSITY_STEP = 0.1
 WHITE_STEP = 0.9
 COLUMNS = 10
-#: Fraction (linear) of each patch that its ROI covers, centred.
-ROI_FRACTION = 0.5
 
 
 def step_densities(n: int = STEPS, step: float = DENSITY_STEP) -> np.ndarray:
@@ -32,15 +30,10 @@ def step_reflectances(n: int = STEPS, step: float = DENSITY_STEP) -> np.ndarray:
     return WHITE_STEP * 10.0 ** (-step_densities(n, step))
 
 
-class StepChart(FiducialChart):
+class StepChart(PatchChart):
     name = "steps"
     title = "grey step chart, 20 steps 0.0-1.9 D (OECF, ISO 14524)"
-
-    def __init__(self, width_mm: float = 400.0, height_mm: float = 300.0, **kwargs: Any) -> None:
-        super().__init__(width_mm, height_mm, **kwargs)
-
-    def sheet_reflectance_value(self) -> float:
-        return HOLDER_REFLECTANCE
+    sheet_reflectance_value = HOLDER_REFLECTANCE
 
     def patch_rects_mm(self) -> np.ndarray:
         """Patch rectangles (20, 4) as x, y, w, h mm in chart order."""
@@ -57,21 +50,12 @@ class StepChart(FiducialChart):
         return np.stack([x0 + (i % COLUMNS) * (side + gap), y0 + (i // COLUMNS) * (side + gap),
                          np.full(STEPS, side), np.full(STEPS, side)], axis=1)
 
-    def paint(self, painter: Painter) -> None:
-        sheet = self.sheet_reflectance_value()
-        painter.rect(0, 0, self.width_mm, self.height_mm, sheet, self.background)
-        for (x, y, w, h), refl in zip(self.patch_rects_mm(), step_reflectances(), strict=True):
-            painter.rect(x, y, w, h, refl, sheet)
-        self.paint_fiducials(painter)
-
-    def roi_quads_mm(self) -> np.ndarray:
-        """ROI quads (20, 4, 2) mm: the centre ROI_FRACTION of each patch."""
-        return centre_quads(self.patch_rects_mm(), ROI_FRACTION)
+    def patch_reflectances(self) -> np.ndarray:
+        return step_reflectances()
 
     def features_mm(self) -> dict[str, Any]:
         d = super().features_mm()
-        d.update(patches=self.patch_rects_mm(), rois=self.roi_quads_mm(), densities=step_densities(),
-                 reflectances=step_reflectances())
+        d["densities"] = step_densities()
         return d
 
     def info(self) -> dict[str, Any]:

@@ -10,13 +10,14 @@ best of ``--repeats`` runs; ``ratio = unpack_s / copy_s`` (issue 13: goal <= 1.0
 from __future__ import annotations
 
 import argparse
-import json
 import timeit
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from station import raw10
+from station.cli.bench import bench_parser, print_bench
 from station.errors import ConfigError, StationError
 from station.raw10 import pack_raw10, unpack_raw10
 
@@ -24,12 +25,10 @@ RATIO_LIMIT = 1.5
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("raw10", help="RAW10 unpack time vs np.copy of the frame")
+    parser = bench_parser(sub, "raw10", "RAW10 unpack time vs np.copy of the frame", run, repeats=5,
+                          repeats_help="runs of each; the best counts")
     parser.add_argument("--width", type=int, default=8192, help="frame width, pixels (multiple of 4)")
     parser.add_argument("--height", type=int, default=6144, help="frame height, pixels")
-    parser.add_argument("--repeats", type=int, default=5, help="runs of each; the best counts")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
 
 
 def _best_s(fn: Callable[[], object], repeats: int) -> float:
@@ -60,12 +59,12 @@ def measure(width: int, height: int, repeats: int = 5, seed: int = 0) -> dict[st
 
 
 def run(args: argparse.Namespace) -> int:
-    result = measure(args.width, args.height, args.repeats)
-    if args.json:
-        print(json.dumps({"raw10": result}))
-    else:
-        verdict = "ok" if result["ratio"] <= RATIO_LIMIT else "over the limit"
-        print(f"raw10 {args.width}x{args.height}: unpack {result['unpack_s'] * 1e3:.1f} ms, "
-              f"np.copy {result['copy_s'] * 1e3:.1f} ms, ratio {result['ratio']:.2f} "
-              f"(limit {RATIO_LIMIT:g}, {verdict})")
-    return 0
+    return print_bench(args, "raw10", measure(args.width, args.height, args.repeats),
+                       lambda result: _summary(args.width, args.height, result))
+
+
+def _summary(width: int, height: int, result: dict[str, Any]) -> str:
+    verdict = "ok" if result["ratio"] <= RATIO_LIMIT else "over the limit"
+    return (f"raw10 {width}x{height}: unpack {result['unpack_s'] * 1e3:.1f} ms, "
+            f"np.copy {result['copy_s'] * 1e3:.1f} ms, ratio {result['ratio']:.2f} "
+            f"(limit {RATIO_LIMIT:g}, {verdict})")

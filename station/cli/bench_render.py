@@ -12,13 +12,13 @@ Issue 13 on a 2-core machine: CI <= 0.25 s (bar 0.5 s), full 8192 x 6144 <= 3 s 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
 import cv2
 import numpy as np
 
+from station.cli.bench import bench_parser, print_bench
 from station.errors import ConfigError
 
 LIMITS_S = {"ci": 0.5, "full": 3.0}
@@ -38,11 +38,9 @@ def _bench_world(resolution: str, focus_deg: float) -> Any:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("render", help="twin render time of one chart frame, CI and full resolution")
-    parser.add_argument("--repeats", type=int, default=2, help="timed renders per mode; the best counts")
+    parser = bench_parser(sub, "render", "twin render time of one chart frame, CI and full resolution", run,
+                          repeats=2, repeats_help="timed renders per mode; the best counts")
     parser.add_argument("--modes", default="ci,full", help="comma-separated readout modes to time (ci, full)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
 
 
 def measure(modes: tuple[str, ...] = ("ci", "full"), repeats: int = 2) -> dict[str, Any]:
@@ -83,14 +81,15 @@ def measure(modes: tuple[str, ...] = ("ci", "full"), repeats: int = 2) -> dict[s
 
 def run(args: argparse.Namespace) -> int:
     modes = tuple(m.strip() for m in str(args.modes).split(",") if m.strip())
-    result = measure(modes, args.repeats)
-    if args.json:
-        print(json.dumps({"render": result}))
-    else:
-        for mode in modes:
-            verdict = "ok" if result[f"{mode}_s"] <= LIMITS_S[mode] else "over the limit"
-            w, h = result[f"{mode}_size"]
-            print(f"render {mode} {w}x{h}: {result[f'{mode}_s']:.2f} s (CPU {result[f'{mode}_cpu_s']:.2f} s; "
-                  f"first {result[f'{mode}_first_s']:.2f} s; "
-                  f"one blur pass {result[f'{mode}_blur_s'] * 1e3:.0f} ms; limit {LIMITS_S[mode]:g} s, {verdict})")
-    return 0
+    return print_bench(args, "render", measure(modes, args.repeats), lambda result: _summary(modes, result))
+
+
+def _summary(modes: tuple[str, ...], result: dict[str, Any]) -> str:
+    lines = []
+    for mode in modes:
+        verdict = "ok" if result[f"{mode}_s"] <= LIMITS_S[mode] else "over the limit"
+        w, h = result[f"{mode}_size"]
+        lines.append(f"render {mode} {w}x{h}: {result[f'{mode}_s']:.2f} s (CPU {result[f'{mode}_cpu_s']:.2f} s; "
+                     f"first {result[f'{mode}_first_s']:.2f} s; "
+                     f"one blur pass {result[f'{mode}_blur_s'] * 1e3:.0f} ms; limit {LIMITS_S[mode]:g} s, {verdict})")
+    return "\n".join(lines)

@@ -18,16 +18,17 @@ what ran: ``"C"`` or ``"numpy"`` (no compiler at install). Issue 13: at least 5,
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
+from typing import Any
 
 import cv2
 import numpy as np
 from scipy.special import ndtr
 
-from calibration import sfr as sfr_module
+from calibration import sfr_steps
 from calibration.sfr import sfr
+from station.cli.bench import bench_parser, print_bench
 from station.errors import ConfigError, StationError
 
 TARGET_EDGES_PER_S = 5000.0
@@ -37,12 +38,9 @@ BATCH = 100
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("sfr", help="e-SFR edges per second on 128x128 ROIs, one core")
+    parser = bench_parser(sub, "sfr", "e-SFR edges per second on 128x128 ROIs, one core", run, repeats=3)
     parser.add_argument("--n", type=int, default=1000, help="edges per run")
     parser.add_argument("--roi-px", type=int, default=128, help="ROI side, pixels")
-    parser.add_argument("--repeats", type=int, default=3, help="runs; the best counts")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=run)
 
 
 def _edges(roi_px: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -115,7 +113,7 @@ def measure(n: int = 1000, roi_px: int = 128, repeats: int = 3) -> dict[str, flo
     finally:
         cv2.setNumThreads(threads)
     return {"edges_per_s": 1.0 / best, "edge_s": best, "cpu_edges_per_s": 1.0 / cpu, "roi_px": roi_px, "n": n,
-            "kernel": "C" if sfr_module._kernel is not None else "numpy",
+            "kernel": "C" if sfr_steps._kernel is not None else "numpy",
             "numpy_edges_per_s": 1.0 / numpy_best, "numpy_cpu_edges_per_s": 1.0 / numpy_cpu,
             "speedup_cpu": numpy_cpu / cpu,
             "reference_fft_s": fft_best, "fft_per_edge": best / fft_best, "fit": "auto (ISO 12233:2023)",
@@ -124,19 +122,19 @@ def measure(n: int = 1000, roi_px: int = 128, repeats: int = 3) -> dict[str, flo
 
 
 def run(args: argparse.Namespace) -> int:
-    result = measure(args.n, args.roi_px, args.repeats)
-    if args.json:
-        print(json.dumps({"sfr": result}))
+    return print_bench(args, "sfr", measure(args.n, args.roi_px, args.repeats), _summary)
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if result["edges_per_s"] >= TARGET_EDGES_PER_S:
+        verdict = "ok"
+    elif result["cpu_edges_per_s"] >= TARGET_EDGES_PER_S:
+        verdict = "ok in CPU time, below it on the wall clock (a loaded machine?)"
     else:
-        if result["edges_per_s"] >= TARGET_EDGES_PER_S:
-            verdict = "ok"
-        elif result["cpu_edges_per_s"] >= TARGET_EDGES_PER_S:
-            verdict = "ok in CPU time, below it on the wall clock (a loaded machine?)"
-        else:
-            verdict = "below the target"
-        print(f"sfr {args.roi_px}x{args.roi_px} ROIs ({result['kernel']} kernels): {result['edges_per_s']:.0f} edges/s "
-              f"({result['edge_s'] * 1e3:.3f} ms each, {result['fft_per_edge']:.0f}x one rfft2 of the ROI "
-              f"at {result['reference_fft_s'] * 1e6:.1f} us; {result['cpu_edges_per_s']:.0f}/s in CPU time, "
-              f"{result['speedup_cpu']:.1f}x the numpy path's {result['numpy_cpu_edges_per_s']:.0f}/s); "
-              f"target {TARGET_EDGES_PER_S:g}/s, {verdict}")
-    return 0
+        verdict = "below the target"
+    roi = result["roi_px"]
+    return (f"sfr {roi}x{roi} ROIs ({result['kernel']} kernels): {result['edges_per_s']:.0f} edges/s "
+            f"({result['edge_s'] * 1e3:.3f} ms each, {result['fft_per_edge']:.0f}x one rfft2 of the ROI "
+            f"at {result['reference_fft_s'] * 1e6:.1f} us; {result['cpu_edges_per_s']:.0f}/s in CPU time, "
+            f"{result['speedup_cpu']:.1f}x the numpy path's {result['numpy_cpu_edges_per_s']:.0f}/s); "
+            f"target {TARGET_EDGES_PER_S:g}/s, {verdict}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from station.cli.common import print_json
-from station.db.options import add_database_options, open_database
+from station.db.options import add_database_options, load_database_runs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,18 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from station.db.store import load_runs
     from station.errors import InputError
     from station.records import check_serial
     from station.stats.msa_data import msa
 
     if args.golden_unit:
         check_serial(args.golden_unit, "--golden-unit")
-    engine = open_database(args)
-    try:
-        runs = load_runs(engine)
-    finally:
-        engine.dispose()
+    runs = load_database_runs(args)
     result = msa(runs, args.golden_unit)
     if not result["measurements"]:
         raise InputError("no measurement has repeat runs of >= 2 DUTs at every station (station line simulate "

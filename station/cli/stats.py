@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from station.cli.common import print_json
-from station.db.options import add_database_options, golden_serials, open_database
+from station.db.options import add_database_options, golden_serials, load_database_runs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,16 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from station.db.store import load_runs
     from station.errors import InputError
     from station.stats.report import statistics
 
     serials = golden_serials(args)
-    engine = open_database(args)
-    try:
-        runs = load_runs(engine)
-    finally:
-        engine.dispose()
+    runs = load_database_runs(args)
     if not runs:
         raise InputError("the records database has no runs yet (station run uploads them; station db status)")
     result = statistics(runs, serials)

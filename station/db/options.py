@@ -68,3 +68,14 @@ def open_database(args: argparse.Namespace) -> Any:
     engine = open_engine(database_url(args))
     migrate(engine)
     return engine
+
+
+def load_database_runs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every run of the records database the options name (``station.db.store.load_runs`` rows)."""
+    from station.db.store import load_runs
+
+    engine = open_database(args)
+    try:
+        return load_runs(engine)
+    finally:
+        engine.dispose()

@@ -43,14 +43,8 @@ class PromptOperator:
             if self._capman is not None:
                 self._capman.resume_global_capture()
 
-    def chart(self, request: OperatorRequest) -> None:
-        self._prompt(request)
-
-    def lens(self, request: OperatorRequest) -> None:
-        self._prompt(request)
-
-    def aperture(self, request: OperatorRequest) -> None:
-        self._prompt(request)
+    #: Every change is asked the same way: the request's text says which.
+    chart = lens = aperture = _prompt
 
     def close(self) -> None:
         """Nothing held."""

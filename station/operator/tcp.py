@@ -127,14 +127,8 @@ class TcpOperator:
             text = error if isinstance(error, str) and error.isprintable() else "no reason given"
             raise DeviceError("operator", f"could not {request.action} ({request.text()}): {text[:200]}")
 
-    def chart(self, request: OperatorRequest) -> None:
-        self._exchange(request)
-
-    def lens(self, request: OperatorRequest) -> None:
-        self._exchange(request)
-
-    def aperture(self, request: OperatorRequest) -> None:
-        self._exchange(request)
+    #: Every change is one exchange: the request names its action on the wire.
+    chart = lens = aperture = _exchange
 
     def close(self) -> None:
         if self._sock is not None:

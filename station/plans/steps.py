@@ -10,6 +10,7 @@ Measurement cases: ``main``, ``m`` (bare), ``m/<lens>``; an aperture-dependent o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,31 +70,35 @@ def awb(station: Station, operator: Scene, measure: Any, results: dict, sensor: 
     return result
 
 
+def _through_lens(station: Station, operator: Scene, measure: Any, results: dict, chart: str, title: str,
+                  run: Callable[..., Any], sensor: str, lens: str | None, f_number: float | None,
+                  case: str) -> Any:
+    """A lens case's procedure: ``chart`` up, ``run(station, sensor, lens, f_number=...)`` inside the Allure step
+    ``title`` (its ``{case}`` the aperture case), then the result kept at ``case`` (``keep``)."""
+    operator.chart(chart, sensor=sensor)
+    with procedure(title.replace("{case}", f_case(sensor, lens, f_number))):
+        result = run(station, sensor, lens, f_number=f_number)
+    keep(measure, result, case, case_results(results, station, sensor, lens))
+    return result
+
+
 def geometry(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
              f_number: float | None = None) -> Any:
-    operator.chart(BOARD, sensor=sensor)
-    with procedure(f"ChArUco {BOARD} at {5} pan/tilt poses through {f_case(sensor, lens, f_number)}"):
-        result = calibrate_geometry(station, sensor, lens, f_number=f_number)
-    keep(measure, result, case_name(sensor, lens), case_results(results, station, sensor, lens))
-    return result
+    return _through_lens(station, operator, measure, results, BOARD,
+                         f"ChArUco {BOARD} at 5 pan/tilt poses through {{case}}", calibrate_geometry, sensor, lens,
+                         f_number, case_name(sensor, lens))
 
 
 def shading(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
             f_number: float | None = None) -> Any:
-    operator.chart("flat", sensor=sensor)
-    with procedure(f"flat fields through {f_case(sensor, lens, f_number)}: the lens shading map"):
-        result = measure_shading(station, sensor, lens, f_number=f_number)
-    keep(measure, result, case_name(sensor, lens), case_results(results, station, sensor, lens))
-    return result
+    return _through_lens(station, operator, measure, results, "flat", "flat fields through {case}: the lens shading "
+                         "map", measure_shading, sensor, lens, f_number, case_name(sensor, lens))
 
 
 def sfr(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,
         f_number: float | None = None) -> Any:
-    operator.chart("sfr", sensor=sensor)
-    with procedure(f"slanted-edge chart through {f_case(sensor, lens, f_number)}: e-SFR of every edge"):
-        result = measure_sfr(station, sensor, lens, f_number=f_number)
-    keep(measure, result, f_case(sensor, lens, f_number), case_results(results, station, sensor, lens))
-    return result
+    return _through_lens(station, operator, measure, results, "sfr", "slanted-edge chart through {case}: e-SFR of "
+                         "every edge", measure_sfr, sensor, lens, f_number, f_case(sensor, lens, f_number))
 
 
 def chromatic(station: Station, measure: Any, results: dict, sfr_result: Any) -> Any:

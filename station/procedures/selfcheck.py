@@ -133,16 +133,33 @@ def closed_loop(station: Station, target_lux: float = CLOSED_LOOP_TARGET_LUX) ->
 
 
 @dataclass
-class Homing(ResultParts):
+class RailSpread(ResultParts):
+    """Rail positions (mm, where the controller says it is) that should coincide: their spread, max - min."""
+
     positions_mm: list[float] = field(default_factory=list)
 
     @property
-    def error_mm(self) -> float:
+    def spread_mm(self) -> float:
         return float(max(self.positions_mm) - min(self.positions_mm))
+
+
+class Homing(RailSpread):
+    """Where ``$H`` homed the rail, each time."""
 
     @measures(Declared("mount_home_error_mm", "mm", "", "station"))
     def measurements(self) -> dict[str, float]:
-        return {"mount_home_error_mm": self.error_mm}
+        return {"mount_home_error_mm": self.spread_mm}
+
+
+@dataclass
+class Repeatability(RailSpread):
+    """Where the rail got to, approaching ``target_mm`` alternately from either side."""
+
+    target_mm: float = 0.0
+
+    @measures(Declared("mount_repeatability_mm", "mm", "", "station"))
+    def measurements(self) -> dict[str, float]:
+        return {"mount_repeatability_mm": self.spread_mm}
 
 
 def mount_homing(station: Station, away_mm: float = HOME_FROM_MM) -> Homing:
@@ -156,26 +173,12 @@ def mount_homing(station: Station, away_mm: float = HOME_FROM_MM) -> Homing:
     return result
 
 
-@dataclass
-class Repeatability(ResultParts):
-    target_mm: float
-    reached_mm: list[float] = field(default_factory=list)
-
-    @property
-    def spread_mm(self) -> float:
-        return float(max(self.reached_mm) - min(self.reached_mm))
-
-    @measures(Declared("mount_repeatability_mm", "mm", "", "station"))
-    def measurements(self) -> dict[str, float]:
-        return {"mount_repeatability_mm": self.spread_mm}
-
-
 def mount_repeatability(station: Station, target_mm: float = REPEAT_TARGET_MM,
                         from_mm: tuple[float, float] = REPEAT_FROM_MM, repeats: int = REPEATS) -> Repeatability:
     """``repeats`` approaches of ``target_mm``, alternately from each of ``from_mm``: where the rail got to."""
-    result = Repeatability(float(target_mm))
+    result = Repeatability(target_mm=float(target_mm))
     for k in range(repeats):
         station.mount.move_to(distance=from_mm[k % 2])
         station.mount.move_to(distance=target_mm)
-        result.reached_mm.append(rail_mm(station))
+        result.positions_mm.append(rail_mm(station))
     return result

@@ -7,22 +7,13 @@ by the ADC.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from calibration.emva1288 import (
-    SensorAnalysisError,
-    analyze_descriptor,
-    analyze_pairs,
-    channel_slices,
-)
+from calibration.emva1288 import SensorAnalysisError, analyze_descriptor, analyze_pairs, channel_slices
 from calibration.ptc_plot import plot_ptc
 from station.emva_files import load_descriptor, read_image_unchanged
-
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
-EMVA_DIR = REFERENCE / "emva1288_ccd12bit_basler_subset"
+from tests.unit.reference import reference_dir
 
 GAIN = 0.25  # DN/e-
 READ_NOISE_DN = 2.0
@@ -178,9 +169,8 @@ def test_load_descriptor_groups_series_like_the_emva1288_parser(tmp_path) -> Non
 
 @pytest.mark.reference
 def test_reference_subset_matches_the_emva1288_package() -> None:
-    if not EMVA_DIR.is_dir():
-        pytest.skip(f"reference data not present: {EMVA_DIR}")
-    res = analyze_descriptor(load_descriptor(EMVA_DIR / "EMVA1288_Data_subset.txt"), read_image_unchanged)
+    descriptor = reference_dir("emva1288_ccd12bit_basler_subset") / "EMVA1288_Data_subset.txt"
+    res = analyze_descriptor(load_descriptor(descriptor), read_image_unchanged)
     assert list(res) == ["Y"]
     y = res["Y"]
     print(f"\nEMVA subset: K {y.system_gain_dn_per_e:.6f} DN/e- (ref 0.28124), sigma_y.dark {y.read_noise_dn:.4f} DN"

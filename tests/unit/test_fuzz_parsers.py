@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import tomllib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,15 @@ toml_values = st.one_of(toml_scalars, st.lists(toml_scalars, max_size=3),
 def one_line(exc: BaseException, source: str) -> None:
     text = str(exc)
     assert "\n" not in text and "\r" not in text and text.startswith(source), text
+
+
+def accepted(parse: Callable[[], Any], error: type[Exception], source: str) -> Any:
+    """What ``parse()`` returns, or None when it refuses with ``error`` in one line starting with ``source``."""
+    try:
+        return parse()
+    except error as exc:
+        one_line(exc, source)
+        return None
 
 
 def both(strategy: Any) -> Any:
@@ -106,10 +116,8 @@ def _valid_station(config: StationConfig) -> None:
 
 
 def _station_property(doc: dict[str, Any]) -> None:
-    try:
-        config = parse_config(doc, "fuzz.toml")
-    except ConfigError as exc:
-        one_line(exc, "fuzz.toml: ")
+    config = accepted(lambda: parse_config(doc, "fuzz.toml"), ConfigError, "fuzz.toml: ")
+    if config is None:
         return
     _valid_station(config)
     again = parse_config(tomllib.loads(to_toml(config)), "fuzz.toml")  # what we write we read back
@@ -140,10 +148,8 @@ SMALL_LIMITS = {"meta": GOOD_LIMITS["meta"], "measurements": dict(list(GOOD_LIMI
 
 
 def _limits_property(doc: dict[str, Any]) -> None:
-    try:
-        limits = parse_limits(doc, "fuzz-limits.toml")
-    except ConfigError as exc:
-        one_line(exc, "fuzz-limits.toml: ")
+    limits = accepted(lambda: parse_limits(doc, "fuzz-limits.toml"), ConfigError, "fuzz-limits.toml: ")
+    if limits is None:
         return
     for name, lim in limits.measurements.items():
         for case_lim in [lim, *limits.cases.get(name, {}).values()]:
@@ -175,10 +181,8 @@ def metadata(draw: Any) -> dict[str, Any]:
 
 
 def _metadata_property(meta: dict[str, Any]) -> None:
-    try:
-        m = parse_raw10_metadata("dut", meta)
-    except DeviceError as exc:
-        one_line(exc, "dut: capture: raw10 metadata: ")
+    m = accepted(lambda: parse_raw10_metadata("dut", meta), DeviceError, "dut: capture: raw10 metadata: ")
+    if m is None:
         return
     for key in ("width", "height", "black_level", "white_level", "bit_depth"):
         value = getattr(m, key)
@@ -260,10 +264,8 @@ def raw10_inputs(draw: Any) -> tuple[bytes, int, int, int | None]:
 
 def _raw10_property(args: tuple[bytes, int, int, int | None]) -> None:
     buf, width, height, stride = args
-    try:
-        out = unpack_raw10(buf, width, height, stride)
-    except InputError as exc:
-        one_line(exc, "RAW10")
+    out = accepted(lambda: unpack_raw10(buf, width, height, stride), InputError, "RAW10")
+    if out is None:
         return
     assert out.shape == (height, width) and out.dtype == np.uint16 and int(out.max(initial=0)) <= 1023
     # independent check of the first pixel group: 4 high bytes then a byte of 2-bit low parts
@@ -300,10 +302,8 @@ def dng_mutants(draw: Any) -> bytes:
 
 
 def _dng_property(buf: bytes) -> None:
-    try:
-        frame = read_dng(buf)
-    except InputError as exc:
-        one_line(exc, "<DNG bytes>")
+    frame = accepted(lambda: read_dng(buf), InputError, "<DNG bytes>")
+    if frame is None:
         return
     assert frame.data.ndim == 2 and frame.data.dtype == np.uint16 and min(frame.data.shape) >= 1
     assert 0 <= frame.black_level < frame.white_level <= 65535

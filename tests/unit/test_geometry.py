@@ -26,10 +26,11 @@ from calibration.geometry import (
     saddle_points_on_model,
 )
 from targets.charuco import CharucoSpec
+from tests.unit.reference import reference_dir
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
-CHESS_DIR = REFERENCE / "chessboard_opencv_left_right"
-CHARUCO_DIR = REFERENCE / "charuco_opencv_aruco_tutorial"
+#: Reference data sets (tests/unit/reference.py): OpenCV's stereo chessboard samples and ChArUco tutorial.
+CHESS = "chessboard_opencv_left_right"
+CHARUCO_TUTORIAL = "charuco_opencv_aruco_tutorial"
 
 SIZE = (640, 480)
 K_TRUE = np.array([[500.0, 0.0, 318.4], [0.0, 500.0, 243.7], [0.0, 0.0, 1.0]])
@@ -89,6 +90,19 @@ def board_poses(width_mm: float, height_mm: float, K: np.ndarray, size: tuple[in
         tvec = ray * rng.uniform(*distance_mm) - R @ np.array([width_mm / 2, height_mm / 2, 0.0])
         poses.append((rvec, tvec))
     return poses
+
+
+#: The ChArUco board of the synthetic views (OpenCV's tutorial board), and its texture's pixels per mm.
+CHARUCO = CharucoSpec(5, 7, 40.0, 20.0, "DICT_6X6_250")
+CHARUCO_PX_PER_MM = 8
+
+
+def charuco_views(poses: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    """Exact renders ``(name, image)`` of ``CHARUCO`` through ``K_TRUE`` at ``poses``, view i's noise seeded i."""
+    size_px = (5 * 40 * CHARUCO_PX_PER_MM, 7 * 40 * CHARUCO_PX_PER_MM)
+    texture = CHARUCO.cv_board().generateImage(size_px, marginSize=0, borderBits=1).astype(np.float32) / 255.0
+    return [(f"v{i}", warp_texture(texture, CHARUCO_PX_PER_MM, 0.0, homography(K_TRUE, rvec, tvec), SIZE, seed=i))
+            for i, (rvec, tvec) in enumerate(poses)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -202,17 +216,13 @@ def test_refine_saddle_finds_sheared_blurred_corners_to_002_px() -> None:
 
 
 def test_detect_charuco_beats_plain_opencv_on_exact_renders() -> None:
-    spec = CharucoSpec(5, 7, 40.0, 20.0, "DICT_6X6_250")
-    ppmm = 8
-    texture = spec.cv_board().generateImage((5 * 40 * ppmm, 7 * 40 * ppmm), marginSize=0, borderBits=1)
-    texture = texture.astype(np.float32) / 255.0
-    board_xy, _ = spec.chessboard_corners_mm()
+    board_xy, _ = CHARUCO.chessboard_corners_mm()
     errs = {"saddle": [], "opencv": []}
-    for i, (rvec, tvec) in enumerate(board_poses(200, 280, K_TRUE, SIZE, 4, seed=11, distance_mm=(420, 520))):
+    poses = board_poses(200, 280, K_TRUE, SIZE, 4, seed=11, distance_mm=(420, 520))
+    for (_, img), (rvec, tvec) in zip(charuco_views(poses), poses, strict=True):
         H = homography(K_TRUE, rvec, tvec)
-        img = warp_texture(texture, ppmm, 0.0, H, SIZE, seed=i)
         for method in errs:
-            found = detect_charuco(img, spec, method=method)
+            found = detect_charuco(img, CHARUCO, method=method)
             assert found is not None
             pts, ids = found
             assert pts.shape == (len(ids), 2) and ids.ndim == 1
@@ -228,16 +238,11 @@ def test_detect_charuco_beats_plain_opencv_on_exact_renders() -> None:
 def test_calibrate_images_model_gap_beats_plain_opencv_on_exact_renders() -> None:
     """Ten exact ChArUco views through a pinhole: the station's pipeline (saddle corners, one round of
     model-based re-refinement) against plain OpenCV (CharucoDetector corners, calibrateCamera defaults)."""
-    spec = CharucoSpec(5, 7, 40.0, 20.0, "DICT_6X6_250")
-    ppmm = 8
-    texture = spec.cv_board().generateImage((5 * 40 * ppmm, 7 * 40 * ppmm), marginSize=0, borderBits=1)
-    texture = texture.astype(np.float32) / 255.0
     poses = board_poses(200, 280, K_TRUE, SIZE, 10, seed=33, distance_mm=(380, 520), tilt_rad=0.6, spread=0.15)
-    images = [(f"v{i}", warp_texture(texture, ppmm, 0.0, homography(K_TRUE, rvec, tvec), SIZE, seed=i))
-              for i, (rvec, tvec) in enumerate(poses)]
+    images = charuco_views(poses)
     zero = np.zeros(5)
-    plain = calibrate_images(images, spec, method="opencv", reject=False).result
-    station = calibrate_images(images, spec).result
+    plain = calibrate_images(images, CHARUCO, method="opencv", reject=False).result
+    station = calibrate_images(images, CHARUCO).result
     gap_plain = model_gap_px(K_TRUE, zero, plain.camera_matrix, plain.dist_coeffs, SIZE)
     gap_station = model_gap_px(K_TRUE, zero, station.camera_matrix, station.dist_coeffs, SIZE)
     print(f"\nmodel gap on exact ChArUco renders: station {gap_station:.3f} px, plain OpenCV {gap_plain:.3f} px")
@@ -277,16 +282,11 @@ def test_saddle_points_on_model_find_corners_through_the_true_model() -> None:
 
 
 def test_refinement_from_the_model_adds_charuco_corners_cut_by_the_frame_edge() -> None:
-    spec = CharucoSpec(5, 7, 40.0, 20.0, "DICT_6X6_250")
-    ppmm = 8
-    texture = spec.cv_board().generateImage((5 * 40 * ppmm, 7 * 40 * ppmm), marginSize=0, borderBits=1)
-    texture = texture.astype(np.float32) / 255.0
-    board_xy, _ = spec.chessboard_corners_mm()
+    board_xy, _ = CHARUCO.chessboard_corners_mm()
     poses = board_poses(200, 280, K_TRUE, SIZE, 8, seed=41, distance_mm=(330, 420), tilt_rad=0.5, spread=0.0)
-    images = [(f"v{i}", warp_texture(texture, ppmm, 0.0, homography(K_TRUE, rvec, tvec), SIZE, seed=i))
-              for i, (rvec, tvec) in enumerate(poses)]
-    first = calibrate_images(images, spec, iterations=0)
-    again = calibrate_images(images, spec, iterations=1)
+    images = charuco_views(poses)
+    first = calibrate_images(images, CHARUCO, iterations=0)
+    again = calibrate_images(images, CHARUCO, iterations=1)
     n_first = sum(len(v.image_points) for v in first.views)
     n_again = sum(len(v.image_points) for v in again.views)
     print(f"\nChArUco corners: {n_first} detected, {n_again} after one refinement from the model")
@@ -302,13 +302,8 @@ def test_refinement_from_the_model_adds_charuco_corners_cut_by_the_frame_edge() 
 # --------------------------------------------------------------------------------------------------
 # Real data: OpenCV's published calibrations
 # --------------------------------------------------------------------------------------------------
-def _need(folder: Path) -> None:
-    if not folder.is_dir():
-        pytest.skip(f"reference data not present: {folder}")
-
-
 def _left_images() -> list[tuple[str, np.ndarray]]:
-    files = sorted(CHESS_DIR.glob("left*.jpg"))
+    files = sorted(reference_dir(CHESS).glob("left*.jpg"))
     return [(f.name, cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files]
 
 
@@ -324,8 +319,7 @@ def _yml(path: Path) -> dict[str, np.ndarray | float]:
 
 @pytest.mark.reference
 def test_chessboard_reference_reproduces_left_intrinsics_yml() -> None:
-    _need(CHESS_DIR)
-    ref = _yml(CHESS_DIR / "left_intrinsics.yml")
+    ref = _yml(reference_dir(CHESS) / "left_intrinsics.yml")
     images = _left_images()
     spec = ChessboardSpec(9, 6, 25.0)
     views = []
@@ -347,8 +341,7 @@ def test_chessboard_reference_reproduces_left_intrinsics_yml() -> None:
 
 @pytest.mark.reference
 def test_chessboard_reference_station_refinement_beats_the_published_rms() -> None:
-    _need(CHESS_DIR)
-    ref = _yml(CHESS_DIR / "left_intrinsics.yml")
+    ref = _yml(reference_dir(CHESS) / "left_intrinsics.yml")
     cal = calibrate_images(_left_images(), ChessboardSpec(9, 6, 25.0), fix_aspect=True)
     res = cal.result
     print(f"\nleft*.jpg (saddle refinement): fx {res.camera_matrix[0, 0]:.3f}, RMS {res.rms_px:.4f} px,"
@@ -360,11 +353,9 @@ def test_chessboard_reference_station_refinement_beats_the_published_rms() -> No
 
 @pytest.mark.reference
 def test_charuco_tutorial_images_calibrate_below_02_px() -> None:
-    _need(CHARUCO_DIR)
-    files = sorted(CHARUCO_DIR.glob("img_0*.jpg"))
+    files = sorted(reference_dir(CHARUCO_TUTORIAL).glob("img_0*.jpg"))
     images = [(f.name, cv2.imread(str(f))) for f in files]
-    spec = CharucoSpec(5, 7, 40.0, 20.0, "DICT_6X6_250")
-    res = calibrate_images(images, spec).result
+    res = calibrate_images(images, CHARUCO).result
     print(f"\nChArUco tutorial: RMS {res.rms_px:.4f} px, fx {res.camera_matrix[0, 0]:.2f}")
     assert len(files) == 4 and all(v.used for v in res.views)
     assert res.rms_px <= 0.2

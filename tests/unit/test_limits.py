@@ -68,26 +68,28 @@ def test_a_measurement_missing_from_the_file_is_a_config_error(tmp_path: Path) -
         load_limits(path).limits_for("sfr_x")
 
 
-@pytest.mark.parametrize("edit, key", [
-    (lambda t: t.replace('[meta]\nproduct = "m-phone"\n', "[meta]\n"), "meta.product"),
-    (lambda t: t.replace('version = "2.1"', "version = true"), "meta.version"),
-    (lambda t: t.replace('unit = "c/px"', 'unit = ""'), "measurements.mtf50_cpp.unit"),
-    (lambda t: t.replace('unit = "c/px"\n', ""), "measurements.mtf50_cpp.unit"),
-    (lambda t: t.replace("high = 0.5", "high = 0.1"), "measurements.mtf50_cpp"),
-    (lambda t: t.replace("high = 0.5", 'high = "0.5"'), "measurements.mtf50_cpp.high"),
-    (lambda t: t.replace("high = 0.5", "hihg = 0.5"), "measurements.mtf50_cpp.hihg"),
-    (lambda t: t.replace("marginal_pct = 10", "marginal_pct = 60"), "measurements.mtf50_cpp.marginal_pct"),
-    (lambda t: t.replace("tolerance_pct = 5", "tolerance_pct = 5\ntolerance_abs = 0.01"), "regression.mtf50_cpp"),
-    (lambda t: t.replace('"decrease"', '"down"'), "regression.mtf50_cpp.direction"),
-    (lambda t: t.replace("[regression.mtf50_cpp]", "[regression.nope]"), "top level: regression.nope"),
-    (lambda t: t.replace('case."m"]', 'case."m b"]'), 'measurements.mtf50_cpp.case."m b"'),
-    (lambda t: t + "\n[extra]\n", "extra: unknown key (allowed: measurements, meta, regression)"),
-    (lambda t: t.replace("high = 0.5", "high = inf"), "measurements.mtf50_cpp.high: inf: not a finite number"),
-    (lambda t: t.replace("low = 0.10", "low = 0.6"), "measurements.mtf50_cpp: case 'm/noctilux-m-50-f0.95'"),
-    (lambda t: t.replace('unit = "c/px"', 'unit = "c/px\\n"'), "measurements.mtf50_cpp.unit"),
+# Each case: a text in GOOD, what replaces it, and the key path the one-line error names.
+@pytest.mark.parametrize("old, new, key", [
+    ('[meta]\nproduct = "m-phone"\n', "[meta]\n", "meta.product"),
+    ('version = "2.1"', "version = true", "meta.version"),
+    ('unit = "c/px"', 'unit = ""', "measurements.mtf50_cpp.unit"),
+    ('unit = "c/px"\n', "", "measurements.mtf50_cpp.unit"),
+    ("high = 0.5", "high = 0.1", "measurements.mtf50_cpp"),
+    ("high = 0.5", 'high = "0.5"', "measurements.mtf50_cpp.high"),
+    ("high = 0.5", "hihg = 0.5", "measurements.mtf50_cpp.hihg"),
+    ("marginal_pct = 10", "marginal_pct = 60", "measurements.mtf50_cpp.marginal_pct"),
+    ("tolerance_pct = 5", "tolerance_pct = 5\ntolerance_abs = 0.01", "regression.mtf50_cpp"),
+    ('"decrease"', '"down"', "regression.mtf50_cpp.direction"),
+    ("[regression.mtf50_cpp]", "[regression.nope]", "top level: regression.nope"),
+    ('case."m"]', 'case."m b"]', 'measurements.mtf50_cpp.case."m b"'),
+    ("[meta]", "[extra]\n[meta]", "extra: unknown key (allowed: measurements, meta, regression)"),
+    ("high = 0.5", "high = inf", "measurements.mtf50_cpp.high: inf: not a finite number"),
+    ("low = 0.10", "low = 0.6", "measurements.mtf50_cpp: case 'm/noctilux-m-50-f0.95'"),
+    ('unit = "c/px"', 'unit = "c/px\\n"', "measurements.mtf50_cpp.unit"),
 ])
-def test_every_error_is_one_line_naming_file_and_key(tmp_path: Path, edit, key: str) -> None:
-    path = _write(tmp_path, edit(GOOD))
+def test_every_error_is_one_line_naming_file_and_key(tmp_path: Path, old: str, new: str, key: str) -> None:
+    assert old in GOOD
+    path = _write(tmp_path, GOOD.replace(old, new))
     with pytest.raises(ConfigError) as err:
         load_limits(path)
     text = str(err.value)

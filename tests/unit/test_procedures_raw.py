@@ -19,15 +19,12 @@ from station.scene import require_chart
 from station.station import Station
 from station.twin import firmware as fw
 from station.twin.sensor import BLACK_LEVEL_DN, CFA, sensor_params, sensor_spec
-from tests.unit.twin_station import twin_station
+from tests.unit.twin_station import station_fixture
 
 TRUE_CLIP_DN = sensor_params(sensor_spec("ci"), 1.0)["clip_level_dn"]
 
 
-@pytest.fixture(scope="module")
-def station() -> Iterator[Station]:
-    with twin_station(seed=9, distance_mm=1000.0) as st:
-        yield st
+station = station_fixture(seed=9, distance_mm=1000.0)
 
 
 @pytest.fixture(scope="module")

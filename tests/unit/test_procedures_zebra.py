@@ -11,7 +11,6 @@ The zebra-shift build is caught; a sweep that never clips fails saying so and wr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from station.procedures import SweepError, calibration_path, write_back
 from station.procedures.zebra import ZebraResult, calibrate_zebra, verify_zebra
 from station.station import Station
 from station.twin.lenses import M_LENSES
-from tests.unit.twin_station import twin_station
+from tests.unit.twin_station import station_fixture
 
 MARGIN = 0.02
 LIMIT = 0.005
@@ -35,10 +34,7 @@ def _param(combo: tuple[str, float, float]) -> Any:
     return pytest.param(*combo, marks=marks, id=f"{combo[0]}-f{combo[1]:g}-gain{combo[2]:g}")
 
 
-@pytest.fixture(scope="module")
-def station() -> Iterator[Station]:
-    with twin_station(seed=5, distance_mm=1000.0) as st:
-        yield st
+station = station_fixture(seed=5, distance_mm=1000.0)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import fixtures.allure_glue  # noqa: F401
 from station.cli import build_parser, main
 from station.errors import ConfigError, InputError
 from station.report import allure_config, build_report, embedded_files, repo_root, strip_analytics
+from tests.unit.inner_plan import run_inner_plan
 
 build_parser()  # imports every subcommand module now, before pytester's sys.modules snapshots
 
@@ -88,13 +89,8 @@ TREE = {("light good", None): ("station", "self-check", "04 charts"),
 @pytest.fixture
 def allure_results(pytester: pytest.Pytester, tmp_path: Path) -> Path:
     """allure-results of a small inner session: passes (one marginal), a product defect and a station fault."""
-    limits = tmp_path / "limits.toml"
-    limits.write_text(LIMITS)
-    results = tmp_path / "reports" / "runs" / "20250101T000000Z-abcd" / "allure-results"
-    pytester.makepyfile(test_04_charts=PLAN)
-    result = pytester.runpytest("--alluredir", str(results), "--limits", str(limits), "-p", "no:cacheprovider",
-                                "--reports", str(tmp_path / "reports"), "--run-id", "20250101T000000Z-abcd")
-    result.assert_outcomes(passed=6, failed=2)
+    results, outcome = run_inner_plan(pytester, tmp_path, LIMITS, PLAN)
+    outcome.assert_outcomes(passed=6, failed=2)
     return results
 
 

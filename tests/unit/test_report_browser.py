@@ -21,6 +21,7 @@ import pytest
 import fixtures.allure_glue  # noqa: F401
 from station.cli import build_parser
 from station.report import build_report, embedded_files, repo_root
+from tests.unit.inner_plan import run_inner_plan
 
 build_parser()
 
@@ -66,13 +67,8 @@ def chromium(url: str, out: Path, *, screenshot: Path | None = None) -> str:
 
 @pytest.fixture
 def report(pytester: pytest.Pytester, tmp_path: Path) -> Path:
-    limits = tmp_path / "limits.toml"
-    limits.write_text(LIMITS)
-    results = tmp_path / "reports" / "runs" / "20250101T000000Z-abcd" / "allure-results"
-    pytester.makepyfile(test_04_charts=PLAN)
-    pytester.runpytest("--alluredir", str(results), "--limits", str(limits), "-p", "no:cacheprovider",
-                       "--reports", str(tmp_path / "reports"), "--run-id", "20250101T000000Z-abcd"
-                       ).assert_outcomes(passed=1, failed=1)
+    results, outcome = run_inner_plan(pytester, tmp_path, LIMITS, PLAN)
+    outcome.assert_outcomes(passed=1, failed=1)
     return build_report(results, tmp_path / "report.html", report_name="M-Station browser test")
 
 

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from calibration import sfr as sfr_module
-from calibration import sfr_fit
+from calibration import sfr_fit, sfr_steps
 from calibration.sfr import SfrError, mtf_crossing, sfr
 from calibration.sfr_fit import FitError, fit_edge
 from tests.unit.sfr_synth import edge_image
@@ -191,7 +190,7 @@ def test_crossing_kernel_equals_the_python_steps() -> None:
 def test_without_the_kernel_module_the_numpy_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     img = _curved_edge(96, 96, 6.0, 4e-4, 1.0, 0.002, 11)
     fast = sfr(img)
-    monkeypatch.setattr(sfr_module, "_kernel", None)
+    monkeypatch.setattr(sfr_steps, "_kernel", None)
     monkeypatch.setattr(sfr_fit, "_kernel", None)
     _assert_same(fast, sfr(img), img.shape)
 

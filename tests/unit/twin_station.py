@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
+
+import pytest
 
 from station.config import TwinConfig
 from station.operator.twin import TwinOperator
@@ -27,3 +30,15 @@ def twin_station(seed: int = 1, distance_mm: float | None = None) -> Iterator[St
         finally:
             station.safe_state()
             station.close()
+
+
+def station_fixture(seed: int = 1, distance_mm: float | None = None) -> Any:
+    """A module's ``station`` fixture: ``twin_station(seed, distance_mm)`` once for the module's tests
+    (``station = station_fixture(seed=9)`` at module level)."""
+
+    @pytest.fixture(scope="module", name="station")
+    def station() -> Iterator[Station]:
+        with twin_station(seed, distance_mm) as st:
+            yield st
+
+    return station

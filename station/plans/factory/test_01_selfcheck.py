@@ -27,7 +27,7 @@ def test_mount_homing(station: Station, measure: Any) -> None:
 def test_mount_repeatability(station: Station, measure: Any) -> None:
     with allure.step(f"approach {selfcheck.REPEAT_TARGET_MM:g} mm {selfcheck.REPEATS} times from both sides"):
         result = selfcheck.mount_repeatability(station)
-    allure.attach("\n".join(f"{r:.4f}" for r in result.reached_mm), name="rail positions reached (mm)",
+    allure.attach("\n".join(f"{r:.4f}" for r in result.positions_mm), name="rail positions reached (mm)",
                   attachment_type=allure.attachment_type.TEXT)
     station_check(measure, result.measurements, "mount")
 

@@ -19,7 +19,8 @@ from station.procedures.result import ProcedureResult, ResultParts, check_sectio
 
 #: Dataclasses of ``station.procedures`` that are parts or tools of a procedure, not its result.
 NOT_RESULTS = {"Shot", "FocusAxis", "FocusSearch", "SensorGeometry", "EdgeMtf",
-               "CaseResults"}  # CaseResults: a case's collection of results' sections and phone entries
+               "CaseResults",  # a case's collection of results' sections and phone entries
+               "RailSpread"}  # the base of the self-check's two rail results
 #: What the Protocol asks of a result besides ``PROFILE_SECTION``.
 METHODS = ("measurements", "attachments", "figures", "profile_section", "phone_entries")
 #: The plot methods the interface replaced (``figures``): none may come back.

@@ -24,7 +24,11 @@ What the twin does, where GRBL leaves a choice:
 - A target beyond machine travel (``AXES``, wider than the station's soft limits; ``$20=1``)
   raises ``ALARM:2`` and ``[MSG:Reset to continue]`` before moving, as GRBL 1.1's
   ``limits_soft_check`` does: lines are ignored until Ctrl-X, which answers the pending
-  ``ok``, the banner and Alarm. A hard-limit switch trips only mid-move, under
+  ``ok``, the banner and Alarm. With ``flavour="grbl"`` the message comes
+  ``critical_delay_s`` after the alarm (GRBL 1.1h's ``report_alarm_message`` waits 500 ms,
+  scaled here by the world's time scale unless given), and a Ctrl-X in between is lost, as
+  recorded from the real firmware (tests/unit/data/grbl/recorded_soft_limit.json).
+  A hard-limit switch trips only mid-move, under
   the ``mount_alarm`` fault: ``ALARM:1``, ``[MSG:Reset to continue]``, every line ignored
   until Ctrl-X, then Alarm until ``$H``/``$X``.
 - ``!`` holds: ``Hold:1`` until the motion slice under way ends (the deceleration), then
@@ -48,32 +52,20 @@ import select
 import threading
 import time
 import tty
-from dataclasses import dataclass
 from typing import Any
 
+from station.twin.grbl_bench import (
+    AXES,
+    CRITICAL_DELAY_S,
+    FLAVOURS,
+    HOMING_LOCATE_S,
+    SETTINGS,
+    SLICE_REAL_S,
+    STALL_AT,
+    TRIP_AT,
+)
 from station.twin.grbl_gcode import ERROR, ReplyError, parse_block, set_offset, target_of
 from station.twin.world import World
-
-
-@dataclass(frozen=True)
-class AxisSpec:
-    """One controller axis of the twin's bench: machine travel, home and max rate (per minute)."""
-
-    letter: str
-    travel_min: float
-    travel_max: float
-    home: float
-    max_rate_per_min: float
-
-
-#: X focus ring (deg), Y chart rail (mm), Z pan (deg), A tilt (deg).
-AXES: tuple[AxisSpec, ...] = (
-    AxisSpec("X", 0.0, 320.0, 0.0, 3600.0),
-    AxisSpec("Y", 100.0, 3200.0, 150.0, 6000.0),
-    AxisSpec("Z", -35.0, 35.0, 0.0, 1800.0),
-    AxisSpec("A", -25.0, 25.0, 0.0, 1800.0),
-)
-LETTERS = tuple(a.letter for a in AXES)
 
 #: Faults this emulator reads from ``world.faults`` (name -> what it does on the wire).
 MOUNT_FAULTS: dict[str, str] = {
@@ -85,21 +77,6 @@ MOUNT_FAULTS: dict[str, str] = {
                      "bytes, not UTF-8: line noise; commands still act",
 }
 
-BANNER = "GrblHAL 1.1f ['$' or '$HELP' for help]"
-VERSION = "[VER:1.1f.20240101:M-Station twin]"
-#: flavour -> (banner, $I lines before ok): grblHAL (the twin's bench) or a GRBL 1.1h board.
-FLAVOURS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "grblHAL": (BANNER, (VERSION, "[OPT:VH,15,128]", "[FIRMWARE:grblHAL]")),
-    "grbl": ("Grbl 1.1h ['$' for help]", ("[VER:1.1h.20190825:M-Station twin]", "[OPT:V,15,128]")),
-}
-HOMING_LOCATE_S = 1.0  # simulated seconds to locate the switches and pull off
-SLICE_REAL_S = 0.01  # real seconds per motion slice: the resolution of MPos during a move
-STALL_AT = 1 / 3  # fraction of a move done when a stall stops it
-TRIP_AT = 0.5  # fraction of a move done when the faulty limit switch trips
-_SETTINGS = ("$0=10", "$10=1", "$20=1", "$21=1", "$22=1", "$27=1.000",
-             *(f"${110 + i}={a.max_rate_per_min:.3f}" for i, a in enumerate(AXES)),
-             *(f"${130 + i}={a.travel_max - a.travel_min:.3f}" for i, a in enumerate(AXES)))
-
 
 class GrblEmulator:
     """A grblHAL (or GRBL 1.1h) controller on a pty; ``start()`` returns self, ``port`` is the slave path.
@@ -108,7 +85,8 @@ class GrblEmulator:
     """
 
     def __init__(self, world: World, name: str = "twin-mount", *, n_axes: int = 4,
-                 flavour: str = "grblHAL", double_boot_s: float = 0.0) -> None:
+                 flavour: str = "grblHAL", double_boot_s: float = 0.0,
+                 critical_delay_s: float | None = None) -> None:
         if not 1 <= n_axes <= len(AXES) or flavour not in FLAVOURS:
             raise ValueError(f"{name}: n_axes 1..{len(AXES)} and flavour in {sorted(FLAVOURS)}")
         self.world = world
@@ -117,6 +95,11 @@ class GrblEmulator:
         self.letters = tuple(a.letter for a in self.axes)
         self.flavour = flavour
         self.double_boot_s = double_boot_s
+        if critical_delay_s is None:
+            critical_delay_s = CRITICAL_DELAY_S * world.time_scale if flavour == "grbl" else 0.0
+        self.critical_delay_s = critical_delay_s
+        self.dropped_resets = 0  # Ctrl-X bytes lost in the critical alarm's delay
+        self._deaf = False  # in that delay: a Ctrl-X is lost
         self._offsets = [[0.0] * n_axes for _ in range(6)]  # G54..G59 work offsets (kept over resets)
         self._coord = 0  # active work coordinate system: 0 = G54
         self._pending_ok: int | None = None  # the line a soft-limit alarm cut short: ok after Ctrl-X
@@ -230,6 +213,8 @@ class GrblEmulator:
                     self._hold()
                 elif byte == 0x7E:  # ~
                     self._resume()
+                elif byte == 0x18 and self._deaf:  # cleared with the flag once the message is out
+                    self.dropped_resets += 1
                 elif byte == 0x18:  # Ctrl-X
                     line.clear()
                     self._reset()
@@ -352,7 +337,7 @@ class GrblEmulator:
                 self._send(text, gen)
             return
         if line == "$$":
-            for text in (*_SETTINGS, "ok"):
+            for text in (*SETTINGS, "ok"):
                 self._send(text, gen)
             return
         if line == "$G":
@@ -426,9 +411,26 @@ class GrblEmulator:
         with self._lock:
             if gen != self._gen:
                 return
-            self._state, self._critical, self._pending_ok = "Alarm", True, gen
-            self._send("ALARM:2")
-            self._send("[MSG:Reset to continue]")
+            self._pending_ok = gen
+            self._critical_alarm(2)
+
+    def _critical_alarm(self, code: int) -> None:
+        """ALARM:1/2: Alarm, mute until Ctrl-X; ``[MSG:Reset to continue]`` after ``critical_delay_s``."""
+        with self._lock:
+            self._state, self._critical = "Alarm", True
+            self._send(f"ALARM:{code}")
+            if self.critical_delay_s <= 0:
+                self._send("[MSG:Reset to continue]")
+                return
+            self._deaf = True
+            timer = threading.Timer(self.critical_delay_s, self._reset_to_continue, args=(self._gen,))
+            timer.daemon = True
+            timer.start()
+
+    def _reset_to_continue(self, gen: int) -> None:
+        with self._lock:
+            self._deaf = False
+            self._send("[MSG:Reset to continue]", gen)
 
     # --- motion ---------------------------------------------------------------------
     def _motion(self, gen: int, target: list[float], duration_s: float, faults: dict[str, Any],
@@ -473,9 +475,8 @@ class GrblEmulator:
             self._moving, self._rate = False, 0.0
             if trip:
                 moving = [a.letter for a, s, t in zip(self.axes, start, target, strict=True) if s != t]
-                self._state, self._critical, self._pins = "Alarm", True, "".join(moving[:1])
-                self._send("ALARM:1")
-                self._send("[MSG:Reset to continue]")
+                self._pins = "".join(moving[:1])
+                self._critical_alarm(1)
                 return False
             self._set_pos(target)
             self._state = "Hold:0" if self._state.startswith("Hold") else "Idle"

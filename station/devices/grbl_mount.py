@@ -66,7 +66,9 @@ ALARMS: dict[int, str] = {
 }
 _STATUS_RE = re.compile(r"^<([A-Za-z]+(?::\d+)?)((?:\|[^|<>]*)*)>$")
 _BANNER_RE = re.compile(r"^(Grbl(?:HAL)?\s+\S+)")
-_OTHER_RE = re.compile(r"^(\[.*\]|\$\d+=.*|>.*:ok)$")  # push messages, settings, startup-line echo
+_OTHER_RE = re.compile(r"^(\[.*\]|\$\d+=.*|>.*:(ok|error:\d+))$")  # push messages, settings, startup lines
+#: GRBL 1.1h's boot on a blank EEPROM: error:7, the restored settings, >:error:7 (recorded_fresh_board.json).
+_BOOT_RE = re.compile(r"^(error:7|\$\d+=\S*|>.*:(ok|error:\d+))$")
 _MAX_LINE = 256
 _CRITICAL_ALARMS = (1, 2)  # hard and soft limit: GRBL ignores everything but Ctrl-X
 _CONTINUE = b"[MSG:Reset to continue]"  # after it (not before) a critical alarm takes Ctrl-X
@@ -374,7 +376,9 @@ class GrblMount:
                 banner, quiet_until = line, time.monotonic() + self._boot_quiet_s
             elif line.startswith("ALARM:"):
                 self._note_alarm(line)
-            elif line and not (line.startswith(("[", "<")) or line == "ok"):
+            elif line and not (line.startswith(("[", "<")) or line == "ok" or _BOOT_RE.match(line)):
+                if not banner and raw.isascii() and line.isprintable():
+                    continue  # the tail of a line the port's opening cut (pyserial flushes input at open)
                 raise DeviceError(self.name, f"unexpected answer {raw[:40]!r} to Ctrl-X: not a GRBL banner")
         if banner:
             self._critical = False

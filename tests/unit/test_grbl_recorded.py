@@ -28,7 +28,7 @@ from tests.unit.replay import PtyReplay
 from tests.unit.test_grbl_mount import one_line_device_error, open_mount
 
 DATA = Path(__file__).parent / "data" / "grbl"
-RECORDED = ("alarm3_reset_in_motion", "g54_offset", "hold_then_reset", "soft_limit", "power_up")
+RECORDED = ("alarm3_reset_in_motion", "g54_offset", "hold_then_reset", "soft_limit", "power_up", "fresh_board")
 #: The recorded bench: 200 mm of travel per axis, homing towards + with a 1 mm pull-off.
 AXES = {"focus": AxisConfig("X", -199.0, -1.0), "distance": AxisConfig("Y", -199.0, -1.0),
         "pan": AxisConfig("Z", -199.0, -1.0)}
@@ -91,6 +91,16 @@ def test_recorded_power_up_then_coolant() -> None:
         mount.set_aux_output(False)
         assert mount.state() == "Idle" and "A:F" not in mount.last_status
         assert mount.last_status.startswith("<Idle|MPos:-1.000,-1.000,-1.000|")  # homed: machine space below 0
+
+
+def test_recorded_first_boot_of_a_blank_eeprom_opens() -> None:
+    """A freshly flashed board: error:7, the restored settings (mangled by the Ctrl-X: grbl/serial.c drops bytes
+    while a reset is pending), one banner, >:error:7 twice; the driver opens it and reads its state."""
+    boot, reset = recording("fresh_board")["steps"][:2]
+    assert boot[1].startswith("error:7\r\n$0=10\r\n") and reset[1].endswith(">:error:7\r\n>:error:7\r\n")
+    with replayed("fresh_board") as mount:
+        assert mount.identity == "Grbl 1.1h; VER:1.1h.20190825:" and mount.n_axes == 3
+        assert mount.state() == "Idle"  # no homing on a blank EEPROM ($22=0): Idle
 
 
 def test_recorded_alarm3_homes_again_and_never_unlocks() -> None:

@@ -9,7 +9,8 @@ Replies end in CR LF: ``ok``, ``error:N``, ``ALARM:N``, ``[MSG:...]`` and status
 ``<Idle|MPos:x,y,z,a|FS:f,s>`` (3 decimals; ``WCO``, the active work offset, every 10th report,
 ``Pn`` on a tripped switch). ``flavour="grbl"`` with ``n_axes=3`` is a GRBL 1.1h board instead
 (its banner, 3-field MPos, no status report while a critical alarm waits for Ctrl-X, as
-grbl/protocol.c's empty wait loop). Behaviour follows tests/unit/data/grbl/ (GRBL 1.1h source).
+grbl/protocol.c's empty wait loop). Behaviour follows tests/unit/data/grbl/ (GRBL 1.1h: recorded
+from the release firmware in simavr, and derived from its source).
 
 What the twin does, where GRBL leaves a choice:
 

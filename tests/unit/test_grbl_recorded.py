@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -124,31 +125,62 @@ def test_recorded_g54_offset_moves_in_machine_coordinates() -> None:
         assert mount.position() == {"focus": -50.0, "distance": -120.0, "pan": -1.0}
 
 
+class GatedReplay(PtyReplay):
+    """A replay that holds the reply of step ``gate_step`` until ``gate`` is set (to stop() a move mid-poll)."""
+
+    def __init__(self, transcript: list[tuple[bytes, bytes]], gate_step: int) -> None:
+        self.gate = threading.Event()
+        self._held_write = sum(1 for _, reply in transcript[:gate_step] if reply)  # replies written before it
+        super().__init__(transcript)
+
+    def _run(self) -> None:
+        writes = 0
+
+        def write(data: bytes) -> None:
+            nonlocal writes
+            if writes == self._held_write:
+                self.gate.wait(5.0)
+            writes += 1
+            os.write(self._master, data)
+
+        self._serve(lambda: os.read(self._master, 65536), write)
+
+
 def test_recorded_hold_then_reset_is_idle_and_the_next_move_needs_no_unlock() -> None:
-    steps = recording("hold_then_reset")["steps"]
-    at = next(i for i, (sent, _) in enumerate(steps) if sent.startswith("!"))
-    last_run = steps[at - 1][1].strip()  # the status the driver had when stop() came
-    assert "Hold:1" in steps[at][1] and "Hold:0" in "".join(r for _, r in steps[at:at + 3])
-    with replayed("hold_then_reset", poll_s=0.1, hold_s=3.0) as mount:
-        mount.home()
-        errors: list[BaseException] = []
+    doc = recording("hold_then_reset")
+    steps = [(sent.encode("latin-1"), reply.encode("latin-1")) for sent, reply in doc["steps"]]
+    at = next(i for i, (sent, _) in enumerate(steps) if sent.startswith(b"!"))
+    assert b"Hold:1" in steps[at][1] and b"Hold:0" in b"".join(r for _, r in steps[at:at + 3])
+    replay = GatedReplay(steps, gate_step=at - 1)  # stop() comes while the driver waits for this report
+    try:
+        with open_mount(replay.port, axes=AXES, poll_s=0.01, hold_s=3.0) as mount:
+            mount.home()
+            errors: list[BaseException] = []
 
-        def move() -> None:
-            try:
-                mount.move_to(distance=-150.0)
-            except BaseException as exc:  # noqa: BLE001 - handed to the test
-                errors.append(exc)
+            def move() -> None:
+                try:
+                    mount.move_to(distance=-150.0)
+                except BaseException as exc:  # noqa: BLE001 - handed to the test
+                    errors.append(exc)
 
-        mover = threading.Thread(target=move)
-        mover.start()
-        deadline = time.monotonic() + 5.0
-        while mount.last_status != last_run and time.monotonic() < deadline:
-            time.sleep(0.001)
-        mount.stop()
-        mover.join(5.0)
-        assert len(errors) == 1 and "interrupted by stop()" in str(errors[0])
-        assert mount.lost_position == "" and mount.confirm_stopped() == ""
-        assert mount.move_to(distance=-100.0)["distance"] == -100.0  # straight on: no $X, no $H
+            mover = threading.Thread(target=move)
+            mover.start()
+            deadline = time.monotonic() + 5.0
+            while len(replay.received) < at and time.monotonic() < deadline:
+                time.sleep(0.001)
+            stopper = threading.Thread(target=mount.stop)
+            stopper.start()
+            while not mount._stopping.is_set() and time.monotonic() < deadline:  # noqa: SLF001 - the order on the wire
+                time.sleep(0.001)
+            replay.gate.set()
+            mover.join(5.0)
+            stopper.join(5.0)
+            assert len(errors) == 1 and "interrupted by stop()" in str(errors[0])
+            assert mount.lost_position == "" and mount.confirm_stopped() == ""
+            assert mount.move_to(distance=-100.0)["distance"] == -100.0  # straight on: no $X, no $H
+        replay.check()
+    finally:
+        replay.close()
 
 
 def test_recorded_soft_limit_resets_after_the_message_and_homes() -> None:

@@ -16,7 +16,8 @@ What the twin does, where GRBL leaves a choice:
 
 - Homing is enabled: the controller boots in Alarm until ``$H`` (or ``$X``). ``$H`` runs
   at each axis' max rate from where it is to the switch, plus ``HOMING_LOCATE_S`` to locate
-  and pull off; MPos then reads each axis' home position.
+  and pull off; MPos then reads each axis' home position. (GRBL 1.1h answers a ``?`` meanwhile
+  once, as ``<Home|..>``, just before the ``ok``; ``!`` is ignored: recorded.)
 - Motion is linear in time (acceleration ignored): a move lasts the max over axes of
   distance / max rate (``G0``), or at least path length / F (``G1``), and is spent through
   ``world.spend("move", ...)`` in slices, so ``?`` mid-move reports Run and the interpolated
@@ -101,6 +102,7 @@ class GrblEmulator:
         self.critical_delay_s = critical_delay_s
         self.dropped_resets = 0  # Ctrl-X bytes lost in the critical alarm's delay
         self._deaf = False  # in that delay: a Ctrl-X is lost
+        self._report_due = False  # a ? came while GRBL 1.1h homed
         self._offsets = [[0.0] * n_axes for _ in range(6)]  # G54..G59 work offsets (kept over resets)
         self._coord = 0  # active work coordinate system: 0 = G54
         self._pending_ok: int | None = None  # the line a soft-limit alarm cut short: ok after Ctrl-X
@@ -207,7 +209,9 @@ class GrblEmulator:
                 return
             self.bytes_in += len(data)
             for byte in data:
-                if byte == 0x3F:  # ?
+                if byte == 0x3F and self.flavour == "grbl" and self._state == "Home":
+                    self._report_due = True  # GRBL 1.1h reports once, as homing ends (recorded)
+                elif byte == 0x3F:  # ?
                     if not (self._critical and self.flavour == "grbl"):  # GRBL's critical loop is mute
                         self._send(self._status())
                 elif byte == 0x21:  # !
@@ -264,7 +268,7 @@ class GrblEmulator:
             if self._pending_ok is not None:
                 self._send("ok")  # the line that raised ALARM:2 is answered after the reset
                 self._pending_ok = None
-            self._moving = self._critical = False
+            self._moving = self._critical = self._report_due = False
             self._coord = 0
             self._pins = ""
             self._set_aux(False)  # a reset switches the coolant outputs off (GRBL)
@@ -368,7 +372,11 @@ class GrblEmulator:
                 return
             self._state, self._rate = "Home", AXES[0].max_rate_per_min
         if self._motion(gen, home, duration_s, faults, trip=False):
-            self._send("ok", gen)
+            with self._lock:
+                if self._report_due:
+                    self._report_due = False
+                    self._send(self._status().replace("<Idle|", "<Home|", 1), gen)
+                self._send("ok", gen)
 
     def _gcode(self, gen: int, line: str, faults: dict[str, Any]) -> None:
         if self._state == "Alarm":

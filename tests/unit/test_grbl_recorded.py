@@ -234,3 +234,25 @@ def test_after_a_soft_limit_on_the_twin_the_driver_waits_for_the_message_then_re
         assert twin.dropped_resets == 0 and "$X" not in twin.lines
     finally:
         twin.stop()
+
+
+def test_the_twins_grbl_answers_status_during_homing_once_as_it_ends_as_recorded() -> None:
+    """Real GRBL 1.1h answers no ? and ignores ! while $H runs, then one <Home|...> report and ok."""
+    events = recording("status_during_homing")["events"]
+    sent_h = next(t for t, who, b in events if who == "setup" and b == "$H\n")
+    last_poll = max(t for t, who, b in events if who == "setup" and b == "?")
+    during = [b for t, who, b in events if who == "grbl" and sent_h < t < last_poll]
+    recorded = [line.split("|")[0] for line in "".join(during).split("\r\n") if line]
+    assert recorded == ["<Home", "ok"]
+    twin = GrblEmulator(World(time_scale=0.1), n_axes=3, flavour="grbl").start()
+    try:
+        with serial.serial_for_url(twin.port, baudrate=115200, timeout=2.0) as terminal:
+            terminal.write(b"$H\n")
+            deadline = time.monotonic() + 2.0
+            while twin.state != "Home" and time.monotonic() < deadline:
+                time.sleep(0.001)
+            terminal.write(b"?!?")
+            lines = terminal.read_until(b"ok\r\n").decode().split("\r\n")
+            assert [line.split("|")[0] for line in lines if line and not line.startswith(("Grbl", "[MSG"))] == recorded
+    finally:
+        twin.stop()

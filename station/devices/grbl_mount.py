@@ -17,7 +17,7 @@ coordinate system. Soft limits from the config are checked before anything is se
 
 Alarms: the driver never unlocks with ``$X``. After an ``ALARM:N`` (hard or soft limit, reset
 in motion, homing failure) or a stall, the next move or output change first homes again
-(``$H``; Ctrl-X first after a critical ALARM:1/2); a controller without homing (error:5)
+(``$H``; first Ctrl-X, once a critical ALARM:1/2 says Reset to continue); without homing (error:5)
 makes that a station fault in GRBL's words. ``stop()`` is a feed hold, a wait for Hold:0 and
 Ctrl-X: after a completed hold GRBL comes back Idle with its position (grbl/motion_control.c,
 ``mc_reset``); if the hold did not complete it reports ALARM:3 and the mount is homed again.

@@ -17,7 +17,7 @@ coordinate system. Soft limits from the config are checked before anything is se
 
 Alarms: the driver never unlocks with ``$X``. After an ``ALARM:N`` (hard or soft limit, reset
 in motion, homing failure) or a stall, the next move or output change first homes again
-(``$H``; Ctrl-X first after a critical ALARM:1/2); a controller without homing (error:5)
+(``$H``; first Ctrl-X, once a critical ALARM:1/2 says Reset to continue); without homing (error:5)
 makes that a station fault in GRBL's words. ``stop()`` is a feed hold, a wait for Hold:0 and
 Ctrl-X: after a completed hold GRBL comes back Idle with its position (grbl/motion_control.c,
 ``mc_reset``); if the hold did not complete it reports ALARM:3 and the mount is homed again.
@@ -66,9 +66,13 @@ ALARMS: dict[int, str] = {
 }
 _STATUS_RE = re.compile(r"^<([A-Za-z]+(?::\d+)?)((?:\|[^|<>]*)*)>$")
 _BANNER_RE = re.compile(r"^(Grbl(?:HAL)?\s+\S+)")
-_OTHER_RE = re.compile(r"^(\[.*\]|\$\d+=.*|>.*:ok)$")  # push messages, settings, startup-line echo
+_OTHER_RE = re.compile(r"^(\[.*\]|\$\d+=.*|>.*:(ok|error:\d+))$")  # push messages, settings, startup lines
+#: GRBL 1.1h's boot on a blank EEPROM: error:7, the restored settings, >:error:7 (recorded_fresh_board.json).
+_BOOT_RE = re.compile(r"^(error:7|\$\d+=\S*|>.*:(ok|error:\d+))$")
 _MAX_LINE = 256
 _CRITICAL_ALARMS = (1, 2)  # hard and soft limit: GRBL ignores everything but Ctrl-X
+_CONTINUE = b"[MSG:Reset to continue]"  # after it (not before) a critical alarm takes Ctrl-X
+_CONTINUE_WAIT_S = 1.5  # GRBL 1.1h prints it 500 ms after the ALARM line
 _HANDSHAKES = 3  # banners in the middle of the open hand-shake tolerated before giving up
 
 
@@ -105,6 +109,7 @@ class GrblMount:
         self._wco: dict[str, float] = {}
         self._feed = 0.0  # the feed rate of the last status report (FS:f,s)
         self._critical = False  # an ALARM:1/2 waits for Ctrl-X
+        self._continue_seen = False  # [MSG:Reset to continue] came after the last alarm
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         try:
@@ -288,7 +293,16 @@ class GrblMount:
                 self._critical = False
 
     def _reset_controller(self) -> None:
-        """Ctrl-X out of a critical alarm (GRBL answers nothing else) and read the banner."""
+        """Ctrl-X out of a critical alarm (GRBL answers nothing else) and read the banner.
+
+        GRBL 1.1h (protocol.c, protocol_exec_rt_system) prints ALARM:1/2, waits 500 ms in
+        report_alarm_message(), prints ``[MSG:Reset to continue]`` and only then clears the reset
+        flag: a Ctrl-X sent before that message is lost and GRBL stays locked (recorded from the
+        real firmware: tests/unit/data/grbl/recorded_soft_limit.json). So wait for the message.
+        """
+        deadline = time.monotonic() + _CONTINUE_WAIT_S
+        while not self._continue_seen and self._read_line(deadline) is not None:
+            pass
         self._write(b"\x18")
         self._critical = False
         self._read_banner(min(self.config.timeout_s, 10.0))
@@ -298,6 +312,7 @@ class GrblMount:
         text = f"{line} {ALARMS.get(code, 'unknown alarm')}"
         self.lost_position = text
         self._critical = code in _CRITICAL_ALARMS
+        self._continue_seen = False
         return text
 
     # --- wire -----------------------------------------------------------------------
@@ -322,7 +337,10 @@ class GrblMount:
                 raise DeviceError(self.name, f"serial port {self.config.port} failed: {_one_line(exc)}") \
                     from None
         line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.rstrip(b"\r")
+        line = line.rstrip(b"\r")
+        if line == _CONTINUE:
+            self._continue_seen = True
+        return line
 
     def _next(self, sent: str, deadline: float, during: str = "") -> str | None:
         """Next meaningful line: ok, error:N, <status>, [push], $N=..; alarms and garbage raise."""
@@ -358,7 +376,9 @@ class GrblMount:
                 banner, quiet_until = line, time.monotonic() + self._boot_quiet_s
             elif line.startswith("ALARM:"):
                 self._note_alarm(line)
-            elif line and not (line.startswith(("[", "<")) or line == "ok"):
+            elif line and not (line.startswith(("[", "<")) or line == "ok" or _BOOT_RE.match(line)):
+                if not banner and raw.isascii() and line.isprintable():
+                    continue  # the tail of a line the port's opening cut (pyserial flushes input at open)
                 raise DeviceError(self.name, f"unexpected answer {raw[:40]!r} to Ctrl-X: not a GRBL banner")
         if banner:
             self._critical = False

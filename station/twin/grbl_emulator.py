@@ -9,13 +9,15 @@ Replies end in CR LF: ``ok``, ``error:N``, ``ALARM:N``, ``[MSG:...]`` and status
 ``<Idle|MPos:x,y,z,a|FS:f,s>`` (3 decimals; ``WCO``, the active work offset, every 10th report,
 ``Pn`` on a tripped switch). ``flavour="grbl"`` with ``n_axes=3`` is a GRBL 1.1h board instead
 (its banner, 3-field MPos, no status report while a critical alarm waits for Ctrl-X, as
-grbl/protocol.c's empty wait loop). Behaviour follows tests/unit/data/grbl/ (GRBL 1.1h source).
+grbl/protocol.c's empty wait loop). Behaviour follows tests/unit/data/grbl/ (GRBL 1.1h: recorded
+from the release firmware in simavr, and derived from its source).
 
 What the twin does, where GRBL leaves a choice:
 
 - Homing is enabled: the controller boots in Alarm until ``$H`` (or ``$X``). ``$H`` runs
   at each axis' max rate from where it is to the switch, plus ``HOMING_LOCATE_S`` to locate
-  and pull off; MPos then reads each axis' home position.
+  and pull off; MPos then reads each axis' home position. (GRBL 1.1h answers a ``?`` meanwhile
+  once, as ``<Home|..>``, just before the ``ok``; ``!`` is ignored: recorded.)
 - Motion is linear in time (acceleration ignored): a move lasts the max over axes of
   distance / max rate (``G0``), or at least path length / F (``G1``), and is spent through
   ``world.spend("move", ...)`` in slices, so ``?`` mid-move reports Run and the interpolated
@@ -24,7 +26,11 @@ What the twin does, where GRBL leaves a choice:
 - A target beyond machine travel (``AXES``, wider than the station's soft limits; ``$20=1``)
   raises ``ALARM:2`` and ``[MSG:Reset to continue]`` before moving, as GRBL 1.1's
   ``limits_soft_check`` does: lines are ignored until Ctrl-X, which answers the pending
-  ``ok``, the banner and Alarm. A hard-limit switch trips only mid-move, under
+  ``ok``, the banner and Alarm. With ``flavour="grbl"`` the message comes
+  ``critical_delay_s`` after the alarm (GRBL 1.1h's ``report_alarm_message`` waits 500 ms,
+  scaled here by the world's time scale unless given), and a Ctrl-X in between is lost, as
+  recorded from the real firmware (tests/unit/data/grbl/recorded_soft_limit.json).
+  A hard-limit switch trips only mid-move, under
   the ``mount_alarm`` fault: ``ALARM:1``, ``[MSG:Reset to continue]``, every line ignored
   until Ctrl-X, then Alarm until ``$H``/``$X``.
 - ``!`` holds: ``Hold:1`` until the motion slice under way ends (the deceleration), then
@@ -48,32 +54,20 @@ import select
 import threading
 import time
 import tty
-from dataclasses import dataclass
 from typing import Any
 
+from station.twin.grbl_bench import (
+    AXES,
+    CRITICAL_DELAY_S,
+    FLAVOURS,
+    HOMING_LOCATE_S,
+    SETTINGS,
+    SLICE_REAL_S,
+    STALL_AT,
+    TRIP_AT,
+)
 from station.twin.grbl_gcode import ERROR, ReplyError, parse_block, set_offset, target_of
 from station.twin.world import World
-
-
-@dataclass(frozen=True)
-class AxisSpec:
-    """One controller axis of the twin's bench: machine travel, home and max rate (per minute)."""
-
-    letter: str
-    travel_min: float
-    travel_max: float
-    home: float
-    max_rate_per_min: float
-
-
-#: X focus ring (deg), Y chart rail (mm), Z pan (deg), A tilt (deg).
-AXES: tuple[AxisSpec, ...] = (
-    AxisSpec("X", 0.0, 320.0, 0.0, 3600.0),
-    AxisSpec("Y", 100.0, 3200.0, 150.0, 6000.0),
-    AxisSpec("Z", -35.0, 35.0, 0.0, 1800.0),
-    AxisSpec("A", -25.0, 25.0, 0.0, 1800.0),
-)
-LETTERS = tuple(a.letter for a in AXES)
 
 #: Faults this emulator reads from ``world.faults`` (name -> what it does on the wire).
 MOUNT_FAULTS: dict[str, str] = {
@@ -85,21 +79,6 @@ MOUNT_FAULTS: dict[str, str] = {
                      "bytes, not UTF-8: line noise; commands still act",
 }
 
-BANNER = "GrblHAL 1.1f ['$' or '$HELP' for help]"
-VERSION = "[VER:1.1f.20240101:M-Station twin]"
-#: flavour -> (banner, $I lines before ok): grblHAL (the twin's bench) or a GRBL 1.1h board.
-FLAVOURS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "grblHAL": (BANNER, (VERSION, "[OPT:VH,15,128]", "[FIRMWARE:grblHAL]")),
-    "grbl": ("Grbl 1.1h ['$' for help]", ("[VER:1.1h.20190825:M-Station twin]", "[OPT:V,15,128]")),
-}
-HOMING_LOCATE_S = 1.0  # simulated seconds to locate the switches and pull off
-SLICE_REAL_S = 0.01  # real seconds per motion slice: the resolution of MPos during a move
-STALL_AT = 1 / 3  # fraction of a move done when a stall stops it
-TRIP_AT = 0.5  # fraction of a move done when the faulty limit switch trips
-_SETTINGS = ("$0=10", "$10=1", "$20=1", "$21=1", "$22=1", "$27=1.000",
-             *(f"${110 + i}={a.max_rate_per_min:.3f}" for i, a in enumerate(AXES)),
-             *(f"${130 + i}={a.travel_max - a.travel_min:.3f}" for i, a in enumerate(AXES)))
-
 
 class GrblEmulator:
     """A grblHAL (or GRBL 1.1h) controller on a pty; ``start()`` returns self, ``port`` is the slave path.
@@ -108,7 +87,8 @@ class GrblEmulator:
     """
 
     def __init__(self, world: World, name: str = "twin-mount", *, n_axes: int = 4,
-                 flavour: str = "grblHAL", double_boot_s: float = 0.0) -> None:
+                 flavour: str = "grblHAL", double_boot_s: float = 0.0,
+                 critical_delay_s: float | None = None) -> None:
         if not 1 <= n_axes <= len(AXES) or flavour not in FLAVOURS:
             raise ValueError(f"{name}: n_axes 1..{len(AXES)} and flavour in {sorted(FLAVOURS)}")
         self.world = world
@@ -117,6 +97,12 @@ class GrblEmulator:
         self.letters = tuple(a.letter for a in self.axes)
         self.flavour = flavour
         self.double_boot_s = double_boot_s
+        if critical_delay_s is None:
+            critical_delay_s = CRITICAL_DELAY_S * world.time_scale if flavour == "grbl" else 0.0
+        self.critical_delay_s = critical_delay_s
+        self.dropped_resets = 0  # Ctrl-X bytes lost in the critical alarm's delay
+        self._deaf = False  # in that delay: a Ctrl-X is lost
+        self._report_due = False  # a ? came while GRBL 1.1h homed
         self._offsets = [[0.0] * n_axes for _ in range(6)]  # G54..G59 work offsets (kept over resets)
         self._coord = 0  # active work coordinate system: 0 = G54
         self._pending_ok: int | None = None  # the line a soft-limit alarm cut short: ok after Ctrl-X
@@ -223,13 +209,17 @@ class GrblEmulator:
                 return
             self.bytes_in += len(data)
             for byte in data:
-                if byte == 0x3F:  # ?
+                if byte == 0x3F and self.flavour == "grbl" and self._state == "Home":
+                    self._report_due = True  # GRBL 1.1h reports once, as homing ends (recorded)
+                elif byte == 0x3F:  # ?
                     if not (self._critical and self.flavour == "grbl"):  # GRBL's critical loop is mute
                         self._send(self._status())
                 elif byte == 0x21:  # !
                     self._hold()
                 elif byte == 0x7E:  # ~
                     self._resume()
+                elif byte == 0x18 and self._deaf:  # cleared with the flag once the message is out
+                    self.dropped_resets += 1
                 elif byte == 0x18:  # Ctrl-X
                     line.clear()
                     self._reset()
@@ -278,7 +268,7 @@ class GrblEmulator:
             if self._pending_ok is not None:
                 self._send("ok")  # the line that raised ALARM:2 is answered after the reset
                 self._pending_ok = None
-            self._moving = self._critical = False
+            self._moving = self._critical = self._report_due = False
             self._coord = 0
             self._pins = ""
             self._set_aux(False)  # a reset switches the coolant outputs off (GRBL)
@@ -352,7 +342,7 @@ class GrblEmulator:
                 self._send(text, gen)
             return
         if line == "$$":
-            for text in (*_SETTINGS, "ok"):
+            for text in (*SETTINGS, "ok"):
                 self._send(text, gen)
             return
         if line == "$G":
@@ -382,7 +372,11 @@ class GrblEmulator:
                 return
             self._state, self._rate = "Home", AXES[0].max_rate_per_min
         if self._motion(gen, home, duration_s, faults, trip=False):
-            self._send("ok", gen)
+            with self._lock:
+                if self._report_due:
+                    self._report_due = False
+                    self._send(self._status().replace("<Idle|", "<Home|", 1), gen)
+                self._send("ok", gen)
 
     def _gcode(self, gen: int, line: str, faults: dict[str, Any]) -> None:
         if self._state == "Alarm":
@@ -426,9 +420,26 @@ class GrblEmulator:
         with self._lock:
             if gen != self._gen:
                 return
-            self._state, self._critical, self._pending_ok = "Alarm", True, gen
-            self._send("ALARM:2")
-            self._send("[MSG:Reset to continue]")
+            self._pending_ok = gen
+            self._critical_alarm(2)
+
+    def _critical_alarm(self, code: int) -> None:
+        """ALARM:1/2: Alarm, mute until Ctrl-X; ``[MSG:Reset to continue]`` after ``critical_delay_s``."""
+        with self._lock:
+            self._state, self._critical = "Alarm", True
+            self._send(f"ALARM:{code}")
+            if self.critical_delay_s <= 0:
+                self._send("[MSG:Reset to continue]")
+                return
+            self._deaf = True
+            timer = threading.Timer(self.critical_delay_s, self._reset_to_continue, args=(self._gen,))
+            timer.daemon = True
+            timer.start()
+
+    def _reset_to_continue(self, gen: int) -> None:
+        with self._lock:
+            self._deaf = False
+            self._send("[MSG:Reset to continue]", gen)
 
     # --- motion ---------------------------------------------------------------------
     def _motion(self, gen: int, target: list[float], duration_s: float, faults: dict[str, Any],
@@ -473,9 +484,8 @@ class GrblEmulator:
             self._moving, self._rate = False, 0.0
             if trip:
                 moving = [a.letter for a, s, t in zip(self.axes, start, target, strict=True) if s != t]
-                self._state, self._critical, self._pins = "Alarm", True, "".join(moving[:1])
-                self._send("ALARM:1")
-                self._send("[MSG:Reset to continue]")
+                self._pins = "".join(moving[:1])
+                self._critical_alarm(1)
                 return False
             self._set_pos(target)
             self._state = "Hold:0" if self._state.startswith("Hold") else "Idle"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from station.measurements import Declared, measures
 from station.procedures import SweepError
 from station.procedures.captures import auto_exposure_us, capture_shot, move_rail
 from station.procedures.framing import lens_datasheet, rail_limits, sensor_geometry
@@ -41,6 +42,14 @@ class AfMeasurement:
 
     def phone_entry(self) -> dict[str, Any]:
         return self.calibration.to_dict(self.macro_distance_mm) | {"hyperfocal_check": self.hyperfocal}
+
+    @measures(Declared("af_infinity_code", "code", "main"), Declared("af_um_per_code", "um", "main"),
+              Declared("af_hyperfocal_ratio", "1", "main"))
+    def measurements(self) -> dict[str, float]:
+        """The unit's infinity code and stroke per code, and the hyperfocal check's sharpness ratio."""
+        return {"af_infinity_code": float(self.calibration.infinity_code),
+                "af_um_per_code": float(self.calibration.um_per_code),
+                "af_hyperfocal_ratio": float(self.hyperfocal["ratio"])}
 
 
 def _focus(station: Station, code: int) -> None:

@@ -1,0 +1,82 @@
+"""The plans' steps for what a phone line calibrates and hands on (issue 14): the main camera's AF, the two
+cameras' pose, and the checksummed calibration blob (``station.calblob``) written into the phone and read
+back byte for byte. Each puts its chart up through the scene, runs its procedure inside an Allure step, keeps
+its phone entry in ``results`` and takes the measurements its procedure declares (``@measures``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from station.plans.helpers import case_results, procedure, take
+from station.scene import Scene
+
+if TYPE_CHECKING:
+    from station.station import Station
+
+
+def main_af(station: Station, operator: Scene, measure: Any, results: dict) -> Any:
+    """AF of the main camera on the slanted-edge chart (``station.procedures.af``): infinity and macro codes
+    from through-focus sweeps at the rail's ends, the hyperfocal check; the phone's AF entry."""
+    from station.procedures.af import calibrate_main_af
+
+    operator.chart("sfr", sensor="main")
+    with procedure("AF of the main camera: through-focus sweeps of its actuator at the rail's far and near "
+                   "ends, the hyperfocal check"):
+        result = calibrate_main_af(station)
+    case_results(results, station, "main").phone["af"] = result.phone_entry()
+    take(measure, result.measurements, "main")
+    return result
+
+
+def pose(station: Station, operator: Scene, measure: Any, results: dict, lens: str, board: str,
+         distance_mm: float) -> Any:
+    """The M camera's pose against the main camera through ``lens`` (mounted by the caller) on the geometry
+    phase's ChArUco ``board`` at ``distance_mm`` (``station.procedures.pose``): the phone's ``LENS_POSE_*``
+    and the bare sensor's pose (``sensor_plane``)."""
+    from station.procedures.pose import measure_pose
+
+    operator.chart(board, sensor="m")
+    with procedure(f"pose of the M camera through {lens} against the main camera: the board {board} seen by "
+                   "both at each gimbal pose, stereoCalibrate"):
+        result = measure_pose(station, lens, board=board, distance_mm=distance_mm)
+    case_results(results, station, "m", lens).phone["pose"] = result.phone_entry()
+    take(measure, result.measurements, f"m/{lens}")
+    return result
+
+
+#: The blob's items (``station.calblob.ITEMS``) from the phone entries the steps keep, by entry key.
+BLOB_ITEMS = {"defect_pixels": "dpc", "af": "afc", "awb": "wbc", "pose": "pose", "lens_shading_map": "lsc"}
+
+
+#: Lens-shading gains are stored to this many decimals in the blob (a phone's OTP keeps them fixed-point).
+LSC_DECIMALS = 3
+
+
+def blob_items(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The calibration blob's items from every case's phone entries: ``{item: {case: entry}}``."""
+    import numpy as np
+
+    items: dict[str, dict[str, Any]] = {}
+    for case, entry in results.items():
+        for key, item in BLOB_ITEMS.items():
+            if key in entry.phone:
+                value = entry.phone[key]
+                if item == "lsc":
+                    value = np.round(np.asarray(value, np.float64), LSC_DECIMALS).tolist()
+                items.setdefault(item, {})[case] = value
+    return items
+
+
+def calblob_write(station: Station, measure: Any, results: Mapping[str, Any]) -> Any:
+    """Build the checksummed blob from the calibration entries, write it (refused before writing when over the
+    phone's declared capacity), read it back and compare byte for byte (``procedures.profile.write_calblob``)."""
+    from station import calblob
+    from station.procedures.profile import write_calblob
+
+    items = blob_items(results)
+    with procedure(f"calibration blob: {', '.join(i for i in calblob.ITEMS if i in items)} written, read back, "
+                   "compared byte for byte"):
+        written = write_calblob(station, items)
+    take(measure, written.measurements)
+    return written

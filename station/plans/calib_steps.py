@@ -54,7 +54,9 @@ LSC_DECIMALS = 3
 
 
 def blob_items(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The calibration blob's items from every case's phone entries: ``{item: {case: entry}}``."""
+    """The calibration blob's items from every case's phone entries: ``{item: {case: entry}}``. Lens shading
+    is the sensor modules' own (``main``, ``m`` bare), as a module's OTP keeps it; an M lens's shading goes
+    with its profile and the phone's JSON calibration (``calibration.write``), not into the module's blob."""
     import numpy as np
 
     items: dict[str, dict[str, Any]] = {}
@@ -63,6 +65,8 @@ def blob_items(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             if key in entry.phone:
                 value = entry.phone[key]
                 if item == "lsc":
+                    if "/" in case:
+                        continue
                     value = np.round(np.asarray(value, np.float64), LSC_DECIMALS).tolist()
                 items.setdefault(item, {})[case] = value
     return items

@@ -34,9 +34,19 @@ PLAN_TIME_SCALE = 0.0
 WORKING_LEVEL_PCT = 80.0
 
 
+#: A line's units differ: the factory plan's twin phone is a unit with its own variation (defect pixels seeded
+#: by its sensors' serials, channel gains against golden, its main camera's pose beside the M camera; its AF
+#: actuator always differs), unless ``--twin-fault NAME=false`` asks for the ideal unit.
+PER_UNIT_FAULTS = ("unit_variation", "sensor_defects")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not any(str(a).startswith("--twin-time-scale") for a in config.invocation_params.args):
         config.option.twin_time_scale = PLAN_TIME_SCALE
+    if not config.option.station and plan_of(config) == "factory":
+        named = {str(f).partition("=")[0].strip() for f in config.option.twin_fault or []}
+        config.option.twin_fault = [*(config.option.twin_fault or []),
+                                    *(f for f in PER_UNIT_FAULTS if f not in named)]
 
 
 def on_twin(config: pytest.Config) -> bool:

@@ -60,7 +60,7 @@ def _sweep(station: Station, distance_mm: float) -> tuple[float, list[int], list
     from calibration.af import extension_um, peak_code, sharpness
 
     sheet = lens_datasheet("main", None)
-    centre = NOMINAL_INFINITY_CODE + extension_um(sheet.nominal_focal_mm, distance_mm) / NOMINAL_UM_PER_CODE
+    centre = NOMINAL_INFINITY_CODE + extension_um(sheet.focal_length_mm, distance_mm) / NOMINAL_UM_PER_CODE
     codes = [int(c) for c in np.arange(round(centre) - SWEEP_HALF_CODES, round(centre) + SWEEP_HALF_CODES + 1,
                                        SWEEP_STEP_CODES) if c >= 0]
     move_rail(station, distance_mm)
@@ -91,7 +91,7 @@ def calibrate_main_af(station: Station, *, far_mm: float | None = None, near_mm:
         best, codes, scores = _sweep(station, distance)
         measured.append((distance, best))
         sweeps.append({"distance_mm": distance, "codes": codes, "sharpness": scores, "best_code": best})
-    cal = calibrate_af(measured, sheet.nominal_focal_mm, sheet.widest_f_number, coc_mm, NOMINAL_UM_PER_CODE)
+    cal = calibrate_af(measured, sheet.focal_length_mm, float(sheet.apertures[0]), coc_mm, NOMINAL_UM_PER_CODE)
     _focus(station, int(round(cal.code_for(cal.hyperfocal_mm))))
     frame = capture_shot(station, "main").frame  # the rail is at the far end: inside [H/2, inf)
     check = hyperfocal_check(sharpness(frame.data, frame.black_level), max(sweeps[-1]["sharpness"]))

@@ -66,8 +66,8 @@ class PoseMeasurement:
                   "LENS_POSE_TRANSLATION": [float(v) / 1000.0 for v in self.sensor_centre_mm]}
         return {"lens": self.lens} | self.pose.to_dict() | {"sensor_plane": sensor}
 
-    @measures(Declared("pose_rotation_deg", "deg", "m/{lens}"), Declared("pose_baseline_mm", "mm", "m/{lens}"),
-              Declared("pose_rms_px", "px", "m/{lens}"))
+    @measures(Declared("pose_rotation_deg", "deg", "{case}"), Declared("pose_baseline_mm", "mm", "{case}"),
+              Declared("pose_rms_px", "px", "{case}"))
     def measurements(self) -> dict[str, float]:
         """The M camera's rotation against the main camera, the distance between their centres, the fit's RMS."""
         from calibration.stereo import rotation_angle_deg

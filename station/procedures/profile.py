@@ -185,7 +185,11 @@ class BlobWritten:
         return {"calblob_bytes": float(len(self.blob)), "calblob_readback_ok": float(self.read_back == self.blob)}
 
     def to_dict(self) -> dict[str, Any]:
+        from station import calblob
+
+        sizes = {name: end - start for name, start, end in calblob.block_spans(self.blob)}
         return {"bytes": len(self.blob), "capacity_bytes": self.capacity, "blocks": self.blocks,
+                "block_payload_bytes": sizes,
                 "sha256": hashlib.sha256(self.blob).hexdigest(), "phone_sha256": self.receipt.get("sha256")}
 
 

@@ -79,6 +79,12 @@ def calblob_write(station: Station, measure: Any, results: Mapping[str, Any]) ->
     from station.procedures.profile import write_calblob
 
     items = blob_items(results)
+    if not items:
+        import allure
+
+        with allure.step("calibration blob: no defects, AF, AWB, module shading or pose measured: nothing to "
+                         "write"):
+            return None
     with procedure(f"calibration blob: {', '.join(i for i in calblob.ITEMS if i in items)} written, read back, "
                    "compared byte for byte"):
         written = write_calblob(station, items)

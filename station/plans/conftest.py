@@ -22,7 +22,7 @@ import allure
 import pytest
 
 from station.errors import DeviceError
-from station.plans.helpers import RunResults
+from station.plans.helpers import Kept, RunResults
 from station.scene import Scene
 
 if TYPE_CHECKING:
@@ -155,6 +155,13 @@ def results() -> RunResults:
     """What each case of the capture matrix measured, by case (``main``, ``m``, ``m/<lens>``): the profile
     sections and the phone's calibration entries, filled in by the tests and written at the end."""
     return RunResults()
+
+
+@pytest.fixture(scope="session")
+def kept() -> Kept:
+    """Captures a test takes for a later one (``Kept``): the slanted-edge captures the lateral CA reuses
+    (``sfr/<case>``), the ColorChecker half of RAW integrity (``raw_colour/<sensor>``)."""
+    return Kept()
 
 
 @pytest.fixture(scope="module")

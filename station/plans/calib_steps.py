@@ -49,16 +49,37 @@ def pose(station: Station, operator: Scene, measure: Any, results: dict, lens: s
 BLOB_ITEMS = {"defect_pixels": "dpc", "af": "afc", "awb": "wbc", "pose": "pose", "lens_shading_map": "lsc"}
 
 
-#: Lens-shading gains are stored to this many decimals in the blob (a phone's OTP keeps them fixed-point).
-LSC_DECIMALS = 3
+#: Lens-shading gains in the blob as a module's OTP keeps them: unsigned 16-bit fixed point with this many
+#: fraction bits (1/1024 steps, gains up to 64), little-endian, base64 in the block's JSON.
+LSC_FRACTION_BITS = 10
+
+
+def lsc_entry(gain_map: Any) -> dict[str, Any]:
+    """A lens-shading gain map (Android ``LENS_SHADING_MAP`` layout) as the blob stores it."""
+    import base64
+
+    import numpy as np
+
+    gains = np.asarray(gain_map, np.float64)
+    fixed = np.clip(np.rint(gains * (1 << LSC_FRACTION_BITS)), 0, 65535).astype("<u2")
+    return {"shape": list(gains.shape), "fraction_bits": LSC_FRACTION_BITS,
+            "gains_u16le_b64": base64.b64encode(fixed.tobytes()).decode("ascii")}
+
+
+def lsc_gains(entry: dict[str, Any]) -> Any:
+    """The gain map back from ``lsc_entry``'s form (float64, its shape)."""
+    import base64
+
+    import numpy as np
+
+    fixed = np.frombuffer(base64.b64decode(entry["gains_u16le_b64"]), "<u2")
+    return fixed.reshape(entry["shape"]) / float(1 << int(entry["fraction_bits"]))
 
 
 def blob_items(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The calibration blob's items from every case's phone entries: ``{item: {case: entry}}``. Lens shading
     is the sensor modules' own (``main``, ``m`` bare), as a module's OTP keeps it; an M lens's shading goes
     with its profile and the phone's JSON calibration (``calibration.write``), not into the module's blob."""
-    import numpy as np
-
     items: dict[str, dict[str, Any]] = {}
     for case, entry in results.items():
         for key, item in BLOB_ITEMS.items():
@@ -67,7 +88,7 @@ def blob_items(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                 if item == "lsc":
                     if "/" in case:
                         continue
-                    value = np.round(np.asarray(value, np.float64), LSC_DECIMALS).tolist()
+                    value = lsc_entry(value)
                 items.setdefault(item, {})[case] = value
     return items
 

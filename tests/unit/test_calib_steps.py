@@ -13,7 +13,7 @@ from station import calblob
 from station.config import DutConfig
 from station.devices.phone import PhoneClient
 from station.errors import InputError
-from station.plans.calib_steps import LSC_DECIMALS, blob_items
+from station.plans.calib_steps import LSC_FRACTION_BITS, blob_items, lsc_entry, lsc_gains
 from station.plans.helpers import RunResults
 from station.procedures.profile import CaseResults, write_calblob
 from station.twin.phone_server import CALBLOB_CAPACITY_BYTES, PhoneServer
@@ -38,8 +38,19 @@ def test_the_blob_items_come_from_the_phone_entries_of_every_case() -> None:
     assert items == {"dpc": {"main": {"hot_pixel_map": [3, 4, 10, 11], "width": 64, "height": 48}},
                      "afc": {"main": {"infinity_code": 97.3}},
                      "wbc": {"main": {"SENSOR_CALIBRATION_TRANSFORM1": [1.0] * 9}},
-                     "lsc": {"main": [[round(1.23456, LSC_DECIMALS), 1.0]], "m": [[1.5, 1.0]]},
+                     "lsc": {"main": lsc_entry([[1.23456, 1.0]]), "m": lsc_entry([[1.5, 1.0]])},
                      "pose": {"m/summicron-m-50-f2": {"centre_mm": [28.0, 0.0, 0.1]}}}
+    assert items["lsc"]["main"]["fraction_bits"] == LSC_FRACTION_BITS
+
+
+def test_lens_shading_goes_into_the_blob_as_16_bit_fixed_point_within_half_a_step() -> None:
+    rng = np.random.default_rng(3)
+    gains = 1.0 + 3.0 * rng.random((4, 13, 17))
+    entry = lsc_entry(gains)
+    back = lsc_gains(entry)
+    assert back.shape == gains.shape and entry["shape"] == [4, 13, 17]
+    assert np.max(np.abs(back - gains)) <= 0.5 / (1 << LSC_FRACTION_BITS) + 1e-12
+    assert len(entry["gains_u16le_b64"]) == 4 * ((gains.size * 2 + 2) // 3)  # two bytes a gain, base64
 
 
 @pytest.fixture

@@ -161,13 +161,14 @@ def check_each(data: bytes) -> list[tuple[str, bool]]:
 
 
 #: The items a phone line stores, as blocks: name -> (block version, checksum). The names are Qualcomm
-#: mm-camera's EEPROM items (``is_dpc`` defect pixels, ``is_afc`` AF, ``is_wbc`` white balance) and the pose.
+#: mm-camera's EEPROM items (``is_dpc`` defect pixels, ``is_afc`` AF, ``is_wbc`` white balance, ``is_lsc``
+#: lens shading) and the pose.
 ITEMS: dict[str, tuple[int, str]] = {"dpc": (1, "sha256"), "afc": (1, "crc32"), "wbc": (1, "crc32"),
-                                     "pose": (1, "crc32")}
+                                     "lsc": (1, "crc32"), "pose": (1, "crc32")}
 
 
 def build_blob(items: Mapping[str, Mapping[str, Any]]) -> bytes:
-    """The blob of the items measured (``dpc``, ``afc``, ``wbc``, ``pose``: each ``{sensor or key: entry}``),
+    """The blob of the items measured (``dpc``, ``afc``, ``wbc``, ``lsc``, ``pose``: each ``{sensor or key: entry}``),
     in that order; InputError for an item this format does not know."""
     unknown = sorted(set(items) - set(ITEMS))
     if unknown:

@@ -163,6 +163,7 @@ class RunRecord:
             "reason": "", "tests": [], "measurements": [], "profiles": [], "attachments": [],
             "safe_state": None, "paths": {}, "versions": {},
             "incomplete": False, "tests_planned": 0, "tests_never_ran": 0, "operator_requests": 0,
+            "hw_time_s": None,
         }
         base.update(self.data)
         self.data = base
@@ -245,6 +246,15 @@ class RecordTest(BaseModel):
     duration_s: Annotated[FiniteFloat, Field(ge=0.0)] = 0.0
 
 
+class HardwareTime(BaseModel):
+    """A record's ``hw_time_s``: seconds blocked on the devices' wires, the union and per device."""
+
+    model_config = ConfigDict(extra="forbid")
+    total: Annotated[FiniteFloat, Field(ge=0.0)]
+    by_device: dict[StrictStr, Annotated[FiniteFloat, Field(ge=0.0)]] = Field(default_factory=dict)
+    blocks: dict[StrictStr, Annotated[StrictInt, Field(ge=0)]] = Field(default_factory=dict)
+
+
 class RecordDocument(BaseModel):
     """A run record as ``RunRecord`` writes it: every key it writes, with its type.
 
@@ -274,6 +284,16 @@ class RecordDocument(BaseModel):
     attachments: list[dict[str, Any]] = Field(default_factory=list)
     paths: dict[str, StrictStr | None] = Field(default_factory=dict)
     versions: dict[str, Any] = Field(default_factory=dict)
+    hw_time_s: HardwareTime | None = None
+
+
+def hardware_time(spent: Any) -> dict[str, Any]:
+    """A record's ``hw_time_s`` from a ``station.devices.wire_time.WireTime`` difference: the seconds the
+    station was blocked on each device's wire during the run, and ``total``, their union over devices and
+    threads (on a bench: moves, settling, exposure, transfer)."""
+    return {"total": round(float(spent.busy_s), 4),
+            "by_device": {str(d): round(float(s), 4) for d, s in sorted(spent.by_device_s.items())},
+            "blocks": {str(d): int(n) for d, n in sorted(spent.blocks.items())}}
 
 
 def load_record(path: str | Path) -> dict[str, Any]:

@@ -102,6 +102,20 @@ class RunResults(dict[str, CaseResults]):
         return self[case]
 
 
+class Kept(dict[str, Any]):
+    """What a test captured for a later test of the plan (a slanted-edge capture for the lateral CA, the
+    ColorChecker half of RAW integrity), by key: the session's (the ``kept`` fixture). ``need`` is how a test
+    takes one: when the test that keeps it did not run (``-k``) or failed, it fails in one line naming it."""
+
+    def need(self, key: str, what: str, by: str) -> Any:
+        if key not in self:
+            import pytest
+
+            pytest.fail(f"{key}: needs {what}, which {by} takes; it was not taken in this run (select that test "
+                        "too, or see why it failed)", pytrace=False)
+        return self[key]
+
+
 def case_results(results: dict[str, CaseResults], station: Station, sensor: str, lens: str | None = None
                  ) -> CaseResults:
     """The results of one case, made on first use with the sensor's size and pixel pitch."""

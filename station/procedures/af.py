@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from station.measurements import measures
+from station.measurements import Declared, measures
 from station.procedures import SweepError
 from station.procedures.captures import auto_exposure_us, capture_shot, move_rail
 from station.procedures.framing import lens_datasheet, rail_limits, sensor_geometry
@@ -41,13 +41,19 @@ class AfMeasurement(ResultParts):
     sweeps: list[dict[str, Any]]
     hyperfocal: dict[str, Any]
 
-    @measures()
-    def measurements(self) -> dict[str, float]:
-        """Nothing judged against the limits file yet (``ProcedureResult``: every result says what it measures)."""
-        return {}
+    def phone_entries(self) -> dict[str, Any]:
+        return {"af": self.phone_entry()}
 
     def phone_entry(self) -> dict[str, Any]:
         return self.calibration.to_dict(self.macro_distance_mm) | {"hyperfocal_check": self.hyperfocal}
+
+    @measures(Declared("af_infinity_code", "code", "main"), Declared("af_um_per_code", "um", "main"),
+              Declared("af_hyperfocal_ratio", "1", "main"))
+    def measurements(self) -> dict[str, float]:
+        """The unit's infinity code and stroke per code, and the hyperfocal check's sharpness ratio."""
+        return {"af_infinity_code": float(self.calibration.infinity_code),
+                "af_um_per_code": float(self.calibration.um_per_code),
+                "af_hyperfocal_ratio": float(self.hyperfocal["ratio"])}
 
 
 def _focus(station: Station, code: int) -> None:
@@ -58,7 +64,7 @@ def _sweep(station: Station, distance_mm: float) -> tuple[float, list[int], list
     from calibration.af import extension_um, peak_code, sharpness
 
     sheet = lens_datasheet("main", None)
-    centre = NOMINAL_INFINITY_CODE + extension_um(sheet.nominal_focal_mm, distance_mm) / NOMINAL_UM_PER_CODE
+    centre = NOMINAL_INFINITY_CODE + extension_um(sheet.focal_length_mm, distance_mm) / NOMINAL_UM_PER_CODE
     codes = [int(c) for c in np.arange(round(centre) - SWEEP_HALF_CODES, round(centre) + SWEEP_HALF_CODES + 1,
                                        SWEEP_STEP_CODES) if c >= 0]
     move_rail(station, distance_mm)
@@ -89,7 +95,7 @@ def calibrate_main_af(station: Station, *, far_mm: float | None = None, near_mm:
         best, codes, scores = _sweep(station, distance)
         measured.append((distance, best))
         sweeps.append({"distance_mm": distance, "codes": codes, "sharpness": scores, "best_code": best})
-    cal = calibrate_af(measured, sheet.nominal_focal_mm, sheet.widest_f_number, coc_mm, NOMINAL_UM_PER_CODE)
+    cal = calibrate_af(measured, sheet.focal_length_mm, float(sheet.apertures[0]), coc_mm, NOMINAL_UM_PER_CODE)
     _focus(station, int(round(cal.code_for(cal.hyperfocal_mm))))
     frame = capture_shot(station, "main").frame  # the rail is at the far end: inside [H/2, inf)
     check = hyperfocal_check(sharpness(frame.data, frame.black_level), max(sweeps[-1]["sharpness"]))

@@ -3,9 +3,16 @@ same ChArUco board at each gimbal pose (the mount holds still between the two ca
 "at once"), each camera's intrinsics are calibrated from its own views, and ``stereoCalibrate`` with those
 intrinsics fixed gives the pose, written as Android ``LENS_POSE_*`` with the main camera as the reference.
 
-The caller puts the large ChArUco board up and mounts the M lens (a lens is needed: the bare sensor images
-no board; its pose is the one found with any lens, the adapter holding the sensor). The light must be on.
-The gimbal is back at (0, 0) afterwards.
+The caller puts the ChArUco board up and mounts the M lens. The light must be on. The gimbal is back at
+(0, 0) afterwards.
+
+"Without a lens": the bare M sensor forms no image, so its pose cannot be measured optically. What is
+measured is the M camera's pose through the lens: its centre of projection (the thin lens's nodal point,
+which moves with the lens and its focus) and its axes. The sensor's own pose (what the adapter holds, the
+same for every lens) follows from it: same rotation, and the point where the optical axis meets the sensor
+plane one image distance ``v`` behind the centre along the camera's axis, ``C_sensor = C - R^T (0, 0, v)``,
+with ``v = f_x * pixel pitch`` from the M camera's own calibrated intrinsics (pinhole model). Both are
+written: ``LENS_POSE_*`` through the lens, and ``sensor_plane`` for the bare sensor.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import cv2
+import numpy as np
 
-from station.measurements import measures
+from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot
 from station.procedures.framing import ChartNotFoundError, frame_scene, green_image, sensor_geometry
@@ -40,14 +48,37 @@ class PoseMeasurement(ResultParts):
     lens: str
     pose: Any  # calibration.stereo.StereoPose
     intrinsics: dict[str, Any]  # sensor -> calibration.geometry.GeometryResult
+    pixel_pitch_mm: float = 0.0
 
-    @measures()
-    def measurements(self) -> dict[str, float]:
-        """Nothing judged against the limits file yet (``ProcedureResult``: every result says what it measures)."""
-        return {}
+    @property
+    def image_distance_mm(self) -> float:
+        """The M camera's pinhole-to-sensor distance, ``f_x`` (px) times the pixel pitch (mm)."""
+        return float(np.asarray(self.intrinsics["m"].camera_matrix)[0][0]) * self.pixel_pitch_mm
+
+    @property
+    def sensor_centre_mm(self) -> np.ndarray:
+        """Where the M camera's optical axis meets its sensor, in the main camera's frame: the bare sensor's
+        pose (the lens's centre of projection ``C`` less ``v`` along the camera's axis, ``C - R^T (0, 0, v)``)."""
+        return self.pose.centre_mm - self.pose.rotation.T @ np.array([0.0, 0.0, self.image_distance_mm])
+
+    def phone_entries(self) -> dict[str, Any]:
+        return {"pose": self.phone_entry()}
 
     def phone_entry(self) -> dict[str, Any]:
-        return {"lens": self.lens} | self.pose.to_dict()
+        sensor = {"centre_mm": [float(v) for v in self.sensor_centre_mm],
+                  "image_distance_mm": round(self.image_distance_mm, 4),
+                  "LENS_POSE_TRANSLATION": [float(v) / 1000.0 for v in self.sensor_centre_mm]}
+        return {"lens": self.lens} | self.pose.to_dict() | {"sensor_plane": sensor}
+
+    @measures(Declared("pose_rotation_deg", "deg", "{case}"), Declared("pose_baseline_mm", "mm", "{case}"),
+              Declared("pose_rms_px", "px", "{case}"))
+    def measurements(self) -> dict[str, float]:
+        """The M camera's rotation against the main camera, the distance between their centres, the fit's RMS."""
+        from calibration.stereo import rotation_angle_deg
+
+        return {"pose_rotation_deg": rotation_angle_deg(self.pose.rotation),
+                "pose_baseline_mm": float(np.linalg.norm(self.pose.centre_mm)),
+                "pose_rms_px": float(self.pose.rms_px)}
 
 
 def measure_pose(station: Station, lens: str, *, board: str = BOARD, distance_mm: float = DISTANCE_MM,
@@ -88,4 +119,4 @@ def measure_pose(station: Station, lens: str, *, board: str = BOARD, distance_mm
         pose = stereo_pose(views["main"], views["m"], cams["main"], cams["m"], (info.width_px, info.height_px))
     except StereoPoseError as exc:
         raise ProcedureError(f"pose of m/{lens} against main: {exc}") from None
-    return PoseMeasurement(lens, pose, intrinsics)
+    return PoseMeasurement(lens, pose, intrinsics, info.pixel_pitch_um * 1e-3)

@@ -170,3 +170,38 @@ def write_calibration(station: Station, entries: Iterable[tuple[list[str], Any]]
 def phone_entries(results: CaseResults) -> list[tuple[list[str], Any]]:
     """The ``(path, value)`` entries of one case in the phone's blob."""
     return [(calibration_path(results.sensor, results.lens, key), value) for key, value in results.phone.items()]
+
+
+class BlobWritten:
+    """What the write-back of the checksummed blob did: its size, the blocks, and the read-back verdict."""
+
+    def __init__(self, blob: bytes, blocks: list[str], receipt: Mapping[str, Any], capacity: int,
+                 read_back: bytes) -> None:
+        self.blob, self.blocks, self.receipt, self.capacity = blob, blocks, dict(receipt), capacity
+        self.read_back = read_back
+
+    @measures(Declared("calblob_bytes", "bytes", ""), Declared("calblob_readback_ok", "1", ""))
+    def measurements(self) -> dict[str, float]:
+        """The blob's size (against the phone's capacity) and 1 when it read back byte for byte."""
+        return {"calblob_bytes": float(len(self.blob)), "calblob_readback_ok": float(self.read_back == self.blob)}
+
+    def to_dict(self) -> dict[str, Any]:
+        from station import calblob
+
+        sizes = {name: end - start for name, start, end in calblob.block_spans(self.blob)}
+        return {"bytes": len(self.blob), "capacity_bytes": self.capacity, "blocks": self.blocks,
+                "block_payload_bytes": sizes,
+                "sha256": hashlib.sha256(self.blob).hexdigest(), "phone_sha256": self.receipt.get("sha256")}
+
+
+def write_calblob(station: Station, items: Mapping[str, Mapping[str, Any]]) -> BlobWritten:
+    """The checksummed blob of ``items`` (``station.calblob.build_blob``) written into the phone, read back and
+    compared byte for byte; ``InputError`` before anything is written when it exceeds the phone's declared
+    capacity, ``DeviceError`` naming the block when the read-back does not check."""
+    from station import calblob
+
+    blob = calblob.build_blob(items)
+    capacity = calblob.phone_capacity_bytes(station.dut)
+    receipt = calblob.write_to_phone(station.dut, blob)
+    read_back = calblob.read_from_phone(station.dut)
+    return BlobWritten(blob, [i for i in calblob.ITEMS if i in items], receipt, capacity, read_back)

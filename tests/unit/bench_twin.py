@@ -24,8 +24,8 @@ class BenchTwin:
 
 
 @contextlib.contextmanager
-def bench_twin(folder: Path, seed: int = 1) -> Iterator[BenchTwin]:
-    with Twin(TwinConfig(time_scale=0.0, seed=seed)) as twin:
+def bench_twin(folder: Path, seed: int = 1, faults: dict | None = None) -> Iterator[BenchTwin]:
+    with Twin(TwinConfig(time_scale=0.0, seed=seed, faults=dict(faults or {}))) as twin:
         config = twin.config
         assert config is not None and config.twin is not None
         with GrblMount(config.mount) as mount:

@@ -15,7 +15,9 @@ from tests.unit.record_snapshot import FIELDS, snapshot
 
 BEFORE = Path(__file__).parent / "data" / "record_before_house.json"
 #: Measurements added on purpose since the snapshot was kept (name: why); every other one must be as before.
-ADDED: dict[str, str] = {"sensor_hot_pixels": "issue 11's worked example: the dark-frame hot-pixel count"}
+ADDED: dict[str, str] = {"sensor_hot_pixels": "issue 11's worked example: the dark-frame hot-pixel count",
+                         "calblob_bytes": "issue 14: the checksummed calibration blob written at the write-back",
+                         "calblob_readback_ok": "issue 14: the blob read back byte for byte"}
 #: Tests added on purpose since (name: why).
 ADDED_TESTS: dict[str, str] = {"test_raw_colour": "issue 9: RAW integrity's ColorChecker half, while it is up",
                                "test_peaking_flat_verification": "issue 9 item 3: peaking's flat-field check, "

@@ -13,16 +13,10 @@ import pytest
 
 from station.plans import steps
 from station.plans.conftest import configured_lenses
+from station.plans.helpers import Kept
 
 if TYPE_CHECKING:
     from station.station import Station
-
-
-@pytest.fixture(scope="module")
-def raw_colour() -> dict[str, Any]:
-    """The ColorChecker captures of RAW integrity, by sensor (``steps.raw_colour``): the step-chart half of the
-    check goes on from them; a test run alone (-k) takes its own."""
-    return {}
 
 
 def _m_lens(operator: Any, request: pytest.FixtureRequest) -> str:
@@ -43,14 +37,14 @@ def test_isp_calibration_written(station: Station, measure: Any, results: dict) 
     steps.isp_write(station, measure, results, "main")
 
 
-def test_raw_colour(station: Station, operator: Any, measure: Any, raw_colour: dict[str, Any]) -> None:
-    raw_colour["main"] = steps.raw_colour(station, operator, measure, "main")
+def test_raw_colour(station: Station, operator: Any, measure: Any, kept: Kept) -> None:
+    kept["raw_colour/main"] = steps.raw_colour(station, operator, measure, "main")
 
 
-def test_m_raw_colour(station: Station, operator: Any, measure: Any, raw_colour: dict[str, Any],
+def test_m_raw_colour(station: Station, operator: Any, measure: Any, kept: Kept,
                       request: pytest.FixtureRequest) -> None:
     lens = _m_lens(operator, request)
-    raw_colour["m"] = steps.raw_colour(station, operator, measure, "m", lens)
+    kept["raw_colour/m"] = steps.raw_colour(station, operator, measure, "m", lens)
 
 
 def test_zebra_calibration(station: Station, operator: Any, measure: Any) -> None:
@@ -58,11 +52,13 @@ def test_zebra_calibration(station: Station, operator: Any, measure: Any) -> Non
     steps.zebra_calibration(station, operator, measure, "main", verify=("raw",))
 
 
-def test_raw_integrity(station: Station, operator: Any, measure: Any, raw_colour: dict[str, Any]) -> None:
-    steps.raw_integrity(station, operator, measure, "main", colour=raw_colour.get("main"))
+def test_raw_integrity(station: Station, operator: Any, measure: Any, kept: Kept) -> None:
+    """The step-chart half of RAW integrity, going on from ``test_raw_colour``'s capture; run alone (-k) it
+    takes the ColorChecker half itself."""
+    steps.raw_integrity(station, operator, measure, "main", colour=kept.get("raw_colour/main"))
 
 
-def test_m_raw_integrity(station: Station, operator: Any, measure: Any, raw_colour: dict[str, Any],
+def test_m_raw_integrity(station: Station, operator: Any, measure: Any, kept: Kept,
                          request: pytest.FixtureRequest) -> None:
     lens = _m_lens(operator, request)
-    steps.raw_integrity(station, operator, measure, "m", lens, colour=raw_colour.get("m"))
+    steps.raw_integrity(station, operator, measure, "m", lens, colour=kept.get("raw_colour/m"))

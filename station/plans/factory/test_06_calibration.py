@@ -1,6 +1,8 @@
 """The end of the factory plan: a lens profile for every case of the capture matrix (main, m bare, m + each
 lens) written beside the run and listed in the record; then the whole calibration written into the phone
-with ``calibration.write`` and read back.
+with ``calibration.write`` and read back, and the checksummed calibration blob (defects, AF, AWB, lens
+shading, pose: ``station.calblob``) built from the same entries, written, read back and compared byte for
+byte.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import allure
 import pytest
 
+from station.plans import calib_steps
 from station.plans.helpers import take
 from station.procedures import profile as profile_proc
 
@@ -44,4 +47,9 @@ def test_calibration_writeback(station: Station, results: dict, measure: Any, ru
         written = profile_proc.write_calibration(station, entries)
     run_record.update(calibration=written.to_dict())
     allure.attach(str(written.to_dict()), name="calibration write-back", attachment_type=allure.attachment_type.TEXT)
-    take(measure, written.measurements)
+    take(measure, written.measurements, check=False)
+    blob = calib_steps.calblob_write(station, measure, results)
+    if blob is not None:
+        run_record.update(calblob=blob.to_dict())
+        allure.attach(str(blob.to_dict()), name="calibration blob", attachment_type=allure.attachment_type.TEXT)
+    measure.check()

@@ -17,15 +17,10 @@ from station.plans.factory import test_02_flat as flat
 from station.plans.factory import test_04_charts as charts
 from station.plans.factory import test_05_peaking as peaking
 from station.plans.factory import test_06_calibration as writeback
+from station.plans.helpers import Kept
 
 if TYPE_CHECKING:
     from station.station import Station
-
-
-@pytest.fixture(scope="module")
-def captures() -> dict[str, Any]:
-    """Slanted-edge captures reused for the lateral CA, by lens."""
-    return {}
 
 
 def test_mount_homing(station: Station, measure: Any) -> None:
@@ -55,12 +50,12 @@ def test_lens_geometry(station: Station, operator: Any, m_lens: str, lit_bench: 
 
 
 def test_sfr_stopped_down(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any, results: dict,
-                          captures: dict) -> None:
-    charts.test_sfr_stopped_down(station, operator, m_lens, lit_bench, measure, results, captures)
+                          kept: Kept) -> None:
+    charts.test_sfr_stopped_down(station, operator, m_lens, lit_bench, measure, results, kept)
 
 
-def test_lens_lateral_ca(station: Station, m_lens: str, measure: Any, results: dict, captures: dict) -> None:
-    charts.test_lens_lateral_ca(station, m_lens, measure, results, captures)
+def test_lens_lateral_ca(station: Station, m_lens: str, measure: Any, results: dict, kept: Kept) -> None:
+    charts.test_lens_lateral_ca(station, m_lens, measure, results, kept)
 
 
 def test_sfr_wide_open(station: Station, operator: Any, m_lens: str, lit_bench: None, measure: Any,

@@ -111,6 +111,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(getattr(pytest.mark, marker))
 
 
+#: Set when ``-k``, ``-m`` or ``--deselect`` left part of the plan out: its declared scene needs then over-count.
+PART_OF_PLAN = pytest.StashKey[bool]()
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        items[0].config.stash[PART_OF_PLAN] = True
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "m_lens" in metafunc.fixturenames:
         lenses = configured_lenses(metafunc.config)
@@ -131,9 +140,9 @@ def lens_ids(request: pytest.FixtureRequest, run_record: Any) -> list[str]:
 @pytest.fixture(scope="session")
 def operator(request: pytest.FixtureRequest, station: Station, lens_ids: list[str]) -> Scene:
     """The scene: every chart, lens and aperture change of the plan, through the run's operator; its ``total``
-    (the N of "step n of N") from the plan's ``scene_needs``, when the plan declares them."""
+    (the N of "step n of N") from the plan's ``scene_needs``, when the plan declares them and runs whole."""
     scene = station.operator
-    if scene is not None and not scene.total:
+    if scene is not None and not scene.total and not request.config.stash.get(PART_OF_PLAN, False):
         scene.total = planned_total(request.session.items, lens_ids)
     return scene
 

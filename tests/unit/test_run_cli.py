@@ -114,6 +114,7 @@ def test_golden_factory_run_passes_with_a_record_profiles_and_allure_results(tmp
     assert record["operator_requests"] == len(robot.requests) > 0
     assert f"operator: {len(robot.requests)} request(s) (tcp)" in out
     assert record["incomplete"] is True and record["tests_never_ran"] > 0  # QUICK is a subset of the plan
+    assert not any("of" in r for r in robot.requests)  # a part of the plan: its declared N would over-count
     # the record is named after the operator's serial and the run, which names the folders too
     assert Path(record["paths"]["record"]).name == f"{bench.serial}-{record['run_id']}.json"
     assert record["dut"]["serial"] == bench.serial and record["dut"]["reported_serial"].startswith("TWIN-")
@@ -283,6 +284,8 @@ def golden_baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
                      "--reports", str(reports), "--no-report", "--lens", LENS]) == 0
     golden = _record(reports)
     assert golden["station"]["twin"] is False and golden["operator_requests"] == len(robot.requests) > 0
+    # the plan's declared scene needs (station.plans.regression.scene_needs) gave every request its "of N"
+    assert [r.get("of") for r in robot.requests] == [len(robot.requests)] * len(robot.requests)
     assert golden["incomplete"] is False
     baseline_file = folder / "golden.json"
     assert main(["baseline", "save", golden["run_id"], "--reports", str(reports), "-o", str(baseline_file)]) == 0

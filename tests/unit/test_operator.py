@@ -192,3 +192,15 @@ def test_the_factory_plan_asks_at_most_12_times_per_phone_with_one_lens() -> Non
     assert planned_requests(scene_needs(["summicron-m-50-f2"])) <= 12
     # a second lens costs its mount and its rings, never fewer requests than one lens
     assert planned_requests(scene_needs(["summicron-m-50-f2", "elmarit-m-28-f2.8"])) > 12
+
+
+def test_the_lens_plan_declares_what_a_one_lens_run_asks() -> None:
+    """The lens plan's "of N" (its ``scene_needs``) for one lens is the 7 changes a run of it asks for (lens on
+    wide open, flat field, f/8, ChArUco, slanted edges, wide open, Siemens star: ``station run --plan lens
+    --lens summicron-m-50-f2``'s record, 7 requests); two lenses ask twice as often, the star up when the next
+    lens goes on."""
+    from station.plans.lens import scene_needs
+    from station.scene import planned_requests
+
+    assert planned_requests(scene_needs(["summicron-m-50-f2"])) == 7
+    assert planned_requests(scene_needs(["summicron-m-50-f2", "elmarit-m-28-f2.8"])) == 14

@@ -24,18 +24,47 @@ def as_gray_float(gray: np.ndarray) -> np.ndarray:
     return img.astype(np.float32, copy=False)
 
 
+#: The 8-bit normalisation's 0.5 % and 99.5 % levels come from at most about this many samples (a strided
+#: subsample of a larger image; a 2048 x 1536 frame is used whole): 4 M samples put them within a small
+#: fraction of a code of the whole frame's.
+QUANTILE_SAMPLES = 1 << 22
+#: Rows converted at once by ``as_gray_u8`` (bounds its float32 temporaries on a 50 MP frame).
+_BAND_ROWS = 512
+
+
 def as_gray_u8(gray: np.ndarray) -> np.ndarray:
+    """An 8-bit image of ``gray``: as it is when it holds 8-bit codes, else its 0.5 %..99.5 % levels stretched
+    to 0..255 (rounded, clipped), converted in row bands with the levels from a strided subsample."""
     img = np.asarray(gray)
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.shape[2] == 3 else img[..., 0]
     if img.dtype == np.uint8:
         return img
-    f = img.astype(np.float32)
-    if f.size and f.min() >= 0 and f.max() <= 255 and np.array_equal(f, np.round(f)):
-        return f.astype(np.uint8)  # 8-bit codes held as floats: keep them as they are
-    lo, hi = float(np.percentile(f, 0.5)), float(np.percentile(f, 99.5))
+    if img.size == 0:
+        return img.astype(np.uint8)
+    if img.min() >= 0 and img.max() <= 255 and _integral(img):
+        return img.astype(np.uint8)  # 8-bit codes held in a wider type: keep them as they are
+    step = max(1, int(np.ceil(np.sqrt(img.size / QUANTILE_SAMPLES))))
+    sample = img[::step, ::step].astype(np.float32)
+    lo, hi = float(np.percentile(sample, 0.5)), float(np.percentile(sample, 99.5))
     scale = 255.0 / (hi - lo) if hi > lo else 1.0
-    return np.clip((f - lo) * scale + 0.5, 0, 255).astype(np.uint8)
+    out = np.empty(img.shape, dtype=np.uint8)
+    for r0 in range(0, img.shape[0], _BAND_ROWS):
+        band = img[r0:r0 + _BAND_ROWS].astype(np.float32)
+        band -= lo
+        band *= scale
+        band += 0.5
+        np.clip(band, 0, 255, out=band)
+        out[r0:r0 + _BAND_ROWS] = band
+    return out
+
+
+def _integral(img: np.ndarray) -> bool:
+    """True when every value is a whole number (integer types always), checked band by band."""
+    if not np.issubdtype(img.dtype, np.floating):
+        return True
+    return all(np.array_equal(img[r0:r0 + _BAND_ROWS], np.round(img[r0:r0 + _BAND_ROWS]))
+               for r0 in range(0, img.shape[0], _BAND_ROWS))
 
 
 def nearest_neighbour_px(points: np.ndarray) -> np.ndarray:

@@ -77,8 +77,10 @@ def detection_factor(gray: np.ndarray) -> int:
 
 def _charuco_opencv(gray: np.ndarray, spec: CharucoSpec, reduce_by: int) -> tuple[np.ndarray, np.ndarray] | None:
     """CharucoDetector's corners (full-resolution px) and ids, found on the image block-averaged by
-    ``reduce_by`` (pixel centres map back as ``x f + (f - 1) / 2``); at full resolution when that finds none."""
+    ``reduce_by`` (pixel centres map back as ``x f + (f - 1) / 2``); also at full resolution when that finds
+    under half the board's corners (markers too small there), keeping the detection with more corners."""
     img = np.asarray(gray)
+    reduced = None
     if reduce_by > 1:
         if img.ndim == 3:
             img = as_gray_u8(img)
@@ -87,13 +89,16 @@ def _charuco_opencv(gray: np.ndarray, spec: CharucoSpec, reduce_by: int) -> tupl
                            interpolation=cv2.INTER_AREA)
         found = _charuco_opencv(small, spec, 1)
         if found is not None:
-            return found[0] * reduce_by + 0.5 * (reduce_by - 1), found[1]
+            reduced = (found[0] * reduce_by + 0.5 * (reduce_by - 1), found[1])
+            if 2 * len(reduced[1]) >= len(spec.chessboard_corners_mm()[1]):
+                return reduced
     detector = cv2.aruco.CharucoDetector(spec.cv_board())
     corners, ids, _marker_corners, _marker_ids = detector.detectBoard(as_gray_u8(img))
     if corners is None or ids is None:
-        return None
+        return reduced
     # OpenCV 5: (N,2) and (N,); 4.x: (N,1,2) and (N,1)
-    return np.asarray(corners, dtype=np.float64).reshape(-1, 2), np.asarray(ids, dtype=np.int32).reshape(-1)
+    full = np.asarray(corners, dtype=np.float64).reshape(-1, 2), np.asarray(ids, dtype=np.int32).reshape(-1)
+    return full if reduced is None or len(full[1]) >= len(reduced[1]) else reduced
 
 
 def _refine_on_board(gray: np.ndarray, pts: np.ndarray, board_xy: np.ndarray, fraction: float,

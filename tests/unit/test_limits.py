@@ -193,5 +193,8 @@ def test_the_product_file_overrides_per_pixel_limits_at_full_resolution() -> Non
                        ("shading_centre_offset_px", "main"), ("ca_corner_shift_px", "main")]:
         ci, full = limits.limits_for(name, case, "ci"), limits.limits_for(name, case, "full")
         assert full.high == 4 * ci.high and (full.low or 0) == 4 * (ci.low or 0), (name, case)
-    for name in ("mtf50_centre_cpp", "mtf50_mid_cpp", "mtf50_corner_cpp", "mtf50_min_cpp"):
+    for name in ("mtf50_centre_cpp", "mtf50_mid_cpp", "mtf50_corner_cpp", "mtf50_min_cpp",
+                 "sensor_saturation_capacity_e"):
         assert limits.limits_for(name, "main", "full").low < limits.limits_for(name, "main", "ci").low
+    k_ci, k_full = (limits.limits_for("sensor_conversion_gain_dn_per_e", "main", mode) for mode in ("ci", "full"))
+    assert (k_full.low, k_full.high) == pytest.approx((2 * k_ci.low, 2 * k_ci.high))  # the full mode's K is twice

@@ -178,39 +178,59 @@ def android_channels(cfa: str | None, *, rgb: bool = False) -> list[tuple[str, i
     return [(names[a], *tile[a]) for a in ANDROID_CHANNELS]
 
 
-def _planes(image: np.ndarray, cfa: str | None) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """Per Android channel: (name, plane view, sensor x of its columns, sensor y of its rows)."""
-    h, w = image.shape[:2]
+def _planes(shape: tuple[int, ...], cfa: str | None) -> list[tuple[str, Any, np.ndarray, np.ndarray]]:
+    """Per Android channel: (name, the function that takes its plane view of a frame, sensor x of the
+    plane's columns, sensor y of its rows)."""
+    h, w = shape[:2]
     out = []
-    for name, r, c in android_channels(cfa, rgb=image.ndim == 3):
+    for name, r, c in android_channels(cfa, rgb=len(shape) == 3):
         if cfa is not None:
-            plane = image[r::2, c::2]
+            def view(image: np.ndarray, r: int = r, c: int = c) -> np.ndarray:
+                return image[r::2, c::2]
             xs, ys = np.arange(c, w, 2, dtype=float), np.arange(r, h, 2, dtype=float)
+            out.append((name, view, xs, ys))
         else:
-            plane = image[..., c] if image.ndim == 3 else image
-            xs, ys = np.arange(w, dtype=float), np.arange(h, dtype=float)
-        out.append((name, plane, xs[: plane.shape[1]], ys[: plane.shape[0]]))
+            def view(image: np.ndarray, c: int = c) -> np.ndarray:
+                return image[..., c] if image.ndim == 3 else image
+            out.append((name, view, np.arange(w, dtype=float), np.arange(h, dtype=float)))
     return out
 
 
 # --------------------------------------------------------------------------------------------- the map
 
-def _block_levels(plane: np.ndarray, block: int) -> tuple[np.ndarray, slice, slice]:
-    """3-sigma-clipped block means of a plane (blocks centred in it); the row/col slices they cover."""
-    ph, pw = plane.shape
-    nby, nbx = ph // block, pw // block
-    if nby < 3 or nbx < 3:
-        raise ShadingError(f"a {pw}x{ph} channel plane is too small for a shading map (need 3x3 blocks of {block} px)")
-    y0, x0 = (ph - nby * block) // 2, (pw - nbx * block) // 2
-    rows, cols = slice(y0, y0 + nby * block), slice(x0, x0 + nbx * block)
-    blocks = plane[rows, cols].reshape(nby, block, nbx, block).swapaxes(1, 2).reshape(nby, nbx, -1)
+def _clipped_means(blocks: np.ndarray) -> np.ndarray:
+    """Mean of each block (..., n samples) after one 3-sigma clip about its mean."""
     mean = blocks.mean(axis=-1, dtype=np.float64)
     std = blocks.std(axis=-1, dtype=np.float64)
     limit = (3.0 * std[..., None] + 1e-6).astype(np.float32)
     keep = np.abs(blocks - mean[..., None].astype(np.float32)) <= limit
     count = keep.sum(axis=-1)
     clipped = np.where(keep, blocks, 0.0).sum(axis=-1, dtype=np.float64) / np.maximum(count, 1)
-    return np.where(count > 0, clipped, mean), rows, cols
+    return np.where(count > 0, clipped, mean)
+
+
+def _block_levels(stack: Sequence[np.ndarray], view: Any, block: int,
+                  black_level: float) -> tuple[np.ndarray, slice, slice]:
+    """3-sigma-clipped block means of one channel plane of the flats' mean above black (blocks centred in
+    the plane); the row/col slices they cover. One row of blocks at a time: the mean of a 50 MP stack is
+    never held whole (each block is averaged exactly as on the whole mean)."""
+    ph, pw = view(stack[0]).shape
+    nby, nbx = ph // block, pw // block
+    if nby < 3 or nbx < 3:
+        raise ShadingError(f"a {pw}x{ph} channel plane is too small for a shading map (need 3x3 blocks of {block} px)")
+    y0, x0 = (ph - nby * block) // 2, (pw - nbx * block) // 2
+    rows, cols = slice(y0, y0 + nby * block), slice(x0, x0 + nbx * block)
+    levels = np.empty((nby, nbx))
+    mean = np.empty((block, nbx * block), np.float32)
+    for by in range(nby):
+        band = slice(y0 + by * block, y0 + (by + 1) * block)
+        mean[...] = 0.0
+        for f in stack:
+            mean += view(f)[band, cols]
+        mean *= np.float32(1.0 / len(stack))
+        mean -= np.float32(black_level)
+        levels[by] = _clipped_means(mean.reshape(block, nbx, block).swapaxes(0, 1).reshape(nbx, -1))
+    return levels, rows, cols
 
 
 def _norm(coord: np.ndarray, size: int) -> np.ndarray:
@@ -248,17 +268,9 @@ def map_sample_positions(image_size: tuple[int, int], grid: tuple[int, int]) -> 
     return np.linspace(0.0, w - 1.0, cols), np.linspace(0.0, h - 1.0, rows)
 
 
-def lens_shading(frames: np.ndarray | Sequence[np.ndarray], *, cfa: str | None, black_level: float = 0.0,
-                 white_level: float | None = None, grid: tuple[int, int] = DEFAULT_GRID,
-                 degree: int = DEFAULT_DEGREE, blocks: int = DEFAULT_BLOCKS,
-                 max_residual: float = MAX_FLAT_RESIDUAL) -> ShadingResult:
-    """The shading map and radial fits from flat-field frames (averaged); see the module doc.
-
-    ``frames``: one array or a sequence of same-shape arrays -- CFA mosaics (H, W) in DN with ``cfa`` the
-    2x2 pattern at (0, 0), or full-resolution linear images (H, W, 3) / (H, W) with ``cfa=None``.
-    ``black_level`` is subtracted; samples at or above ``white_level`` count as clipped.
-    ``grid`` = (rows, cols) of the map (each >= 2). Raises ``ShadingError``.
-    """
+def _checked_stack(frames: np.ndarray | Sequence[np.ndarray], cfa: str | None, grid: tuple[int, int],
+                   degree: int) -> tuple[list[np.ndarray], tuple[int, int]]:
+    """The flats as a list of same-shape arrays and the map's (rows, cols); ``ShadingError`` otherwise."""
     stack = [frames] if isinstance(frames, np.ndarray) else list(frames)
     if not stack:
         raise ShadingError("no flat-field frames given")
@@ -274,25 +286,62 @@ def lens_shading(frames: np.ndarray | Sequence[np.ndarray], *, cfa: str | None, 
         raise ShadingError(f"surface degree must be >= 2, got {degree}")
     if cfa is not None and (len(shape) != 2 or shape[0] % 2 or shape[1] % 2):
         raise ShadingError(f"a CFA frame must be 2-D with even width and height, got {shape}")
-    mean = np.zeros(shape, np.float32)
-    clipped = 0
-    for f in stack:
-        mean += f
-        if white_level is not None:
-            clipped += int(np.count_nonzero(f >= white_level))
-    total = mean.size * len(stack)
-    if white_level is not None and clipped > MAX_CLIPPED_FRACTION * total:
+    return stack, (rows, cols)
+
+
+def _check_clipping(stack: Sequence[np.ndarray], white_level: float | None) -> None:
+    """``ShadingError`` when more than ``MAX_CLIPPED_FRACTION`` of the samples reach ``white_level``."""
+    if white_level is None:
+        return
+    band_rows = 256
+    clipped = sum(int(np.count_nonzero(f[r0:r0 + band_rows] >= white_level))
+                  for f in stack for r0 in range(0, f.shape[0], band_rows))
+    total = stack[0].size * len(stack)
+    if clipped > MAX_CLIPPED_FRACTION * total:
         raise ShadingError(f"{100.0 * clipped / total:.2f}% of the samples are at the white level "
                            f"{white_level:g}: the flat is clipped, lower the exposure")
-    mean *= np.float32(1.0 / len(stack))
-    mean -= np.float32(black_level)
+
+
+def _channel_surface(name: str, levels: np.ndarray, bx: np.ndarray, by: np.ndarray, size: tuple[int, int],
+                     degree: int, max_residual: float, signal_range: float | None) -> tuple[np.ndarray, float]:
+    """The log-Legendre surface's coefficients fitted to one channel's block levels, and its RMS residual
+    (fraction); ``ShadingError`` when the channel is too dark or not flat."""
+    top = float(levels.max())
+    if top <= 0 or (signal_range is not None and top < MIN_SIGNAL_FRACTION * signal_range):
+        raise ShadingError(f"channel {name}: brightest block is {top:.4g} above black: too dark for a flat")
+    if levels.min() <= 0.05 * top:
+        raise ShadingError(f"channel {name}: the light falls to zero inside the frame: not a flat field")
+    gx, gy = np.meshgrid(bx, by)
+    deg = int(min(degree, levels.shape[0] - 1, levels.shape[1] - 1))
+    coef = _fit_surface(gx.ravel(), gy.ravel(), np.log(levels.ravel()), size, deg)
+    fitted = np.exp(_eval_surface(coef, bx, by, size))
+    residual = float(np.sqrt(np.mean((levels / fitted - 1.0) ** 2)))
+    if residual > max_residual:
+        raise ShadingError(f"the frame is not a flat field: channel {name}'s block levels scatter "
+                           f"{100 * residual:.1f}% RMS around a smooth surface (at most "
+                           f"{100 * max_residual:.1f}%)")
+    return coef, residual
+
+
+def lens_shading(frames: np.ndarray | Sequence[np.ndarray], *, cfa: str | None, black_level: float = 0.0,
+                 white_level: float | None = None, grid: tuple[int, int] = DEFAULT_GRID,
+                 degree: int = DEFAULT_DEGREE, blocks: int = DEFAULT_BLOCKS,
+                 max_residual: float = MAX_FLAT_RESIDUAL) -> ShadingResult:
+    """The shading map and radial fits from flat-field frames (averaged); see the module doc.
+
+    ``frames``: one array or a sequence of same-shape arrays -- CFA mosaics (H, W) in DN with ``cfa`` the
+    2x2 pattern at (0, 0), or full-resolution linear images (H, W, 3) / (H, W) with ``cfa=None``.
+    ``black_level`` is subtracted; samples at or above ``white_level`` count as clipped.
+    ``grid`` = (rows, cols) of the map (each >= 2). Raises ``ShadingError``.
+    """
+    stack, (rows, cols) = _checked_stack(frames, cfa, grid, degree)
+    _check_clipping(stack, white_level)
+    shape = stack[0].shape
     h, w = shape[:2]
     size = (w, h)
-    plane_long = max(h, w) // (2 if cfa is not None else 1)
-    block = max(2, plane_long // max(8, int(blocks)))
+    block = max(2, max(h, w) // (2 if cfa is not None else 1) // max(8, int(blocks)))
     xs_map, ys_map = map_sample_positions(size, (rows, cols))
     signal_range = (white_level - black_level) if white_level is not None else None
-
     gain_map = np.empty((rows, cols, 4), np.float64)
     names: list[str] = []
     radial: dict[str, RadialFit] = {}
@@ -300,33 +349,16 @@ def lens_shading(frames: np.ndarray | Sequence[np.ndarray], *, cfa: str | None, 
     corner_gain: dict[str, dict[str, float]] = {}
     residuals = []
     done: dict[str, int] = {}
-    for k, (name, plane, xs, ys) in enumerate(_planes(mean, cfa)):
+    for k, (name, view, xs, ys) in enumerate(_planes(shape, cfa)):
         names.append(name)
         if name in done:  # RGB / gray inputs: the same channel twice
             gain_map[..., k] = gain_map[..., done[name]]
             continue
         done[name] = k
-        levels, rsl, csl = _block_levels(plane, block)
-        if levels.shape[0] < 3 or levels.shape[1] < 3:
-            raise ShadingError(f"frame {w}x{h} is too small for a shading map "
-                               f"(need 3x3 blocks of {block} px)")
+        levels, rsl, csl = _block_levels(stack, view, block, black_level)
         bx = xs[csl].reshape(-1, block).mean(axis=1)
         by = ys[rsl].reshape(-1, block).mean(axis=1)
-        gx, gy = np.meshgrid(bx, by)
-        top = float(levels.max())
-        if top <= 0 or (signal_range is not None and top < MIN_SIGNAL_FRACTION * signal_range):
-            raise ShadingError(f"channel {name}: brightest block is {top:.4g} above black: "
-                               "too dark for a flat")
-        if levels.min() <= 0.05 * top:
-            raise ShadingError(f"channel {name}: the light falls to zero inside the frame: not a flat field")
-        deg = int(min(degree, levels.shape[0] - 1, levels.shape[1] - 1))
-        coef = _fit_surface(gx.ravel(), gy.ravel(), np.log(levels.ravel()), size, deg)
-        fitted = np.exp(_eval_surface(coef, bx, by, size))
-        residual = float(np.sqrt(np.mean((levels / fitted - 1.0) ** 2)))
-        if residual > max_residual:
-            raise ShadingError(f"the frame is not a flat field: channel {name}'s block levels scatter "
-                               f"{100 * residual:.1f}% RMS around a smooth surface (at most "
-                               f"{100 * max_residual:.1f}%)")
+        coef, residual = _channel_surface(name, levels, bx, by, size, degree, max_residual, signal_range)
         residuals.append(residual)
         surface = np.exp(_eval_surface(coef, xs_map, ys_map, size))
         if surface.max() / surface.min() > MAX_FALLOFF_RATIO:
@@ -336,14 +368,13 @@ def lens_shading(frames: np.ndarray | Sequence[np.ndarray], *, cfa: str | None, 
         peak[name] = float(surface.max())
         corner = gain_map[[0, 0, -1, -1], [0, -1, 0, -1], k]
         corner_gain[name] = {c: float(g) for c, g in zip(_CORNERS, corner, strict=True)}
+        gx, gy = np.meshgrid(bx, by)
         radial[name] = fit_radial_vignetting(gx.ravel(), gy.ravel(), levels.ravel(), size)
     return ShadingResult(gain_map=gain_map.astype(np.float32), channels=tuple(names),  # type: ignore[arg-type]
                          image_size=size, cfa=cfa, corner_gain=corner_gain, radial=radial,
                          flat_residual_pct=100.0 * max(residuals), peak_signal_dn=peak, frames=len(stack),
                          degree=int(degree), block_px=block)
 
-
-# --------------------------------------------------------------------------------------------- radial fit
 
 def radial_model(r: np.ndarray, k: Sequence[float]) -> np.ndarray:
     """lensfun ``pa`` vignetting: ``1 + k1 r^2 + k2 r^4 + k3 r^6``."""

@@ -18,6 +18,16 @@
     tolerance_abs = 1.0        # or tolerance_pct = 2.0 (of the baseline value)
     direction = "any"          # any | increase | decrease: which change is a regression
 
+    [readout.full]             # a sensor readout mode, known by its frame size (the phone's ``info``)
+    width = 8192
+    height = 6144
+    [readout.full.measurements.mtf50_cpp]
+    low = 0.12                 # overrides for a sensor read out in this mode (its own .case."..." too)
+
+Limits of one measurement for a case and a readout: the longest case prefix with an override wins (the
+readout's own case override before the file's at the same prefix), else the readout's override of the
+measurement, else the file's.
+
 The file's shape is a set of pydantic v2 models (``extra="forbid"``): one error, on one line,
 lists every problem with its key path, the value and what is allowed.
 """
@@ -54,6 +64,16 @@ def default_limits_path(product: str = DEFAULT_PRODUCT) -> Path:
 
 
 @dataclass(frozen=True)
+class Readout:
+    """``[readout.<name>]``: a sensor readout mode by its frame size, and the limits that differ in it."""
+
+    width: int
+    height: int
+    measurements: dict[str, Limits] = field(default_factory=dict)  # name -> override
+    cases: dict[str, dict[str, Limits]] = field(default_factory=dict)  # name -> case -> override
+
+
+@dataclass(frozen=True)
 class LimitsFile:
     """A product's limits: per measurement its unit and limits, and regression tolerances."""
 
@@ -63,19 +83,35 @@ class LimitsFile:
     measurements: dict[str, Limits]
     regression: dict[str, Tolerance] = field(default_factory=dict)
     cases: dict[str, dict[str, Limits]] = field(default_factory=dict)  # name -> case -> override
+    readouts: dict[str, Readout] = field(default_factory=dict)  # readout name -> its size and overrides
 
-    def limits_for(self, name: str, case: str = "") -> Limits:
-        """The limits of ``name`` for ``case`` (the longest matching case prefix overrides)."""
+    def limits_for(self, name: str, case: str = "", readout: str | None = None) -> Limits:
+        """The limits of ``name`` for ``case`` and the sensor's ``readout`` mode (None: the file's own):
+        the longest matching case prefix overrides, the readout's case overrides first."""
         if name not in self.measurements:
             raise ConfigError(f"{self.path}: measurements.{name}: missing; every measurement a plan takes "
                               f"needs its unit and limits here")
-        overrides = self.cases.get(name, {})
+        base, overrides = self.measurements[name], self.cases.get(name, {})
+        if readout is not None:
+            if readout not in self.readouts:
+                raise ConfigError(f"{self.path}: readout.{readout}: missing; declared readouts: "
+                                  f"{', '.join(self.readouts) or 'none'}")
+            mode = self.readouts[readout]
+            base = mode.measurements.get(name, base)
+            overrides = {**overrides, **mode.cases.get(name, {})}
         probe = case
         while probe:
             if probe in overrides:
                 return overrides[probe]
             probe = probe.rpartition("/")[0]
-        return self.measurements[name]
+        return base
+
+    def readout_of(self, width: int, height: int) -> str | None:
+        """The readout mode declared for a ``width`` x ``height`` frame, or None (the file's own limits)."""
+        for name, mode in self.readouts.items():
+            if (mode.width, mode.height) == (int(width), int(height)):
+                return name
+        return None
 
     def tolerance_for(self, name: str) -> Tolerance | None:
         return self.regression.get(name)
@@ -121,6 +157,26 @@ class MeasurementSpec(_Bounds):
         return self
 
 
+ReadoutName = Annotated[str, pattern(r"[a-z][a-z0-9_\-]{0,31}", "lower-case letters, digits, '_' and '-'")]
+FrameSide = Annotated[int, Field(ge=2, le=100_000, strict=True)]
+
+
+class ReadoutMeasurementSpec(_Bounds):
+    """``[readout.<name>.measurements.<name>]``: overrides of low / high / marginal_pct, and per case."""
+
+    case: dict[CaseName, CaseSpec] = Field(default_factory=dict)
+
+
+class ReadoutSpec(BaseModel):
+    """``[readout.<name>]``: a readout mode's frame size (pixels) and its limit overrides."""
+
+    model_config = _FORBID
+    width: FrameSide
+    height: FrameSide
+    description: SafeStr | None = None
+    measurements: dict[MeasurementName, ReadoutMeasurementSpec] = Field(default_factory=dict)
+
+
 class ToleranceSpec(BaseModel):
     """``[regression.<name>]``: exactly one of tolerance_abs (in the unit) or tolerance_pct."""
 
@@ -160,6 +216,7 @@ class LimitsDocument(BaseModel):
     meta: MetaSpec
     measurements: Annotated[dict[MeasurementName, MeasurementSpec], Field(min_length=1)]
     regression: dict[MeasurementName, ToleranceSpec] = Field(default_factory=dict)
+    readout: dict[ReadoutName, ReadoutSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _regression_has_measurements(self) -> LimitsDocument:
@@ -167,6 +224,42 @@ class LimitsDocument(BaseModel):
         if unknown:
             raise ValueError(f"regression.{unknown[0]}: no [measurements.{unknown[0]}] for its unit and limits")
         return self
+
+    @model_validator(mode="after")
+    def _readouts_known_and_distinct(self) -> LimitsDocument:
+        sizes: dict[tuple[int, int], str] = {}
+        for name, mode in self.readout.items():
+            unknown = sorted(set(mode.measurements) - set(self.measurements))
+            if unknown:
+                raise ValueError(f"readout.{name}.measurements.{unknown[0]}: no [measurements.{unknown[0]}] "
+                                 "to override")
+            other = sizes.setdefault((mode.width, mode.height), name)
+            if other != name:
+                raise ValueError(f"readout.{name}: {mode.width}x{mode.height} is readout.{other}'s size already")
+            for key, spec in mode.measurements.items():
+                _check_order(f"readout.{name}.measurements.{key}", spec, self.measurements[key])
+        return self
+
+
+def _check_order(where: str, spec: ReadoutMeasurementSpec, parent: MeasurementSpec) -> None:
+    """A readout override and its cases, with what they inherit, must keep low below high."""
+    low = spec.low if spec.low is not None else parent.low
+    high = spec.high if spec.high is not None else parent.high
+    if low is not None and high is not None and not low < high:
+        raise ValueError(f"{where}: low {low:g} must be below high {high:g}")
+    for case, c in spec.case.items():
+        c_low = c.low if c.low is not None else low
+        c_high = c.high if c.high is not None else high
+        if c_low is not None and c_high is not None and not c_low < c_high:
+            raise ValueError(f"{where}.case {case!r}: low {c_low:g} must be below high {c_high:g}")
+
+
+def _readout(spec: ReadoutSpec, measurements: dict[str, Limits]) -> Readout:
+    """A readout's limits: each override inherits what it leaves out from the file's measurement."""
+    bases = {name: _limits(m, measurements[name].unit, measurements[name]) for name, m in spec.measurements.items()}
+    cases = {name: {case: _limits(c, bases[name].unit, bases[name]) for case, c in m.case.items()}
+             for name, m in spec.measurements.items() if m.case}
+    return Readout(width=spec.width, height=spec.height, measurements=bases, cases=cases)
 
 
 def _limits(spec: _Bounds, unit: str, base: Limits | None = None) -> Limits:
@@ -189,8 +282,9 @@ def parse_limits(data: object, source: str = "<limits>") -> LimitsFile:
             cases[name] = {case: _limits(c, spec.unit, measurements[name]) for case, c in spec.case.items()}
     regression = {name: Tolerance(tolerance_abs=t.tolerance_abs, tolerance_pct=t.tolerance_pct,
                                   direction=t.direction) for name, t in doc.regression.items()}
+    readouts = {name: _readout(spec, measurements) for name, spec in doc.readout.items()}
     return LimitsFile(path=source, product=doc.meta.product, version=str(doc.meta.version),
-                      measurements=measurements, regression=regression, cases=cases)
+                      measurements=measurements, regression=regression, cases=cases, readouts=readouts)
 
 
 def load_limits(path: str | Path | None = None) -> LimitsFile:
@@ -205,4 +299,4 @@ def load_limits(path: str | Path | None = None) -> LimitsFile:
     return parse_limits(data, str(path))
 
 
-__all__ = ["LimitsFile", "load_limits", "parse_limits", "default_limits_path", "limits_dir"]
+__all__ = ["LimitsFile", "Readout", "load_limits", "parse_limits", "default_limits_path", "limits_dir"]

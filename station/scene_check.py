@@ -34,6 +34,8 @@ CHECK_FILL = 0.8
 MIN_CORRELATION = 0.6
 #: Flat field: (p98 - p2) / median of the local level over the background, central 60 %, at most this.
 FLAT_MAX_SPREAD = 0.15
+#: The check's image has at most this many block means on its long side (whole CFA quads, see ``_grey``).
+GREY_MAX_SIDE_PX = 1024
 #: The light level for the check when the light is off, % of full scale.
 CHECK_LEVEL_PCT = 80.0
 
@@ -46,14 +48,18 @@ class ChartCheck:
     detail: str
 
 
-def _grey(shot: Any) -> np.ndarray:
-    """The RAW frame's 2x2 quad means above black, float32 (half resolution, linear)."""
+def _grey(shot: Any) -> tuple[np.ndarray, int]:
+    """The RAW frame's block means above black, float32 (linear), and the block's side in sensor pixels: 2x2
+    quads up to ``GREY_MAX_SIDE_PX`` quads on the long side, larger even blocks beyond (a 50 MP frame: 8x8,
+    the CI readout's 1024 x 768 again), reduced straight from the uint16 frame without a float copy of it."""
     frame = shot.frame
     data = frame.data
     h, w = data.shape
-    quads = data[: h // 2 * 2, : w // 2 * 2].astype(np.float32)
-    grey = 0.25 * (quads[0::2, 0::2] + quads[0::2, 1::2] + quads[1::2, 0::2] + quads[1::2, 1::2])
-    return np.maximum(grey - np.float32(frame.black_level), 0.0)
+    block = 2 * max(1, -(-max(h, w) // (2 * GREY_MAX_SIDE_PX)))
+    gh, gw = h // block, w // block
+    grey = data[: gh * block, : gw * block].reshape(gh, block, gw, block).mean(axis=(1, 3), dtype=np.float32)
+    grey -= np.float32(frame.black_level)
+    return np.maximum(grey, np.float32(0.0), out=grey), block
 
 
 def _u8(grey: np.ndarray) -> np.ndarray:
@@ -61,12 +67,13 @@ def _u8(grey: np.ndarray) -> np.ndarray:
     return np.clip(grey * (255.0 / top), 0, 255).astype(np.uint8)
 
 
-def _correlation(chart: Any, homography: np.ndarray, grey: np.ndarray, step: int = 4) -> float:
-    """Pearson correlation of ``grey`` (quad-mean image) with the chart's reflectance through ``homography``
-    (chart mm -> full-resolution px), over the grid points that fall on the chart."""
+def _correlation(chart: Any, homography: np.ndarray, grey: np.ndarray, block: int = 2, step: int = 4) -> float:
+    """Pearson correlation of ``grey`` (means of ``block`` x ``block`` pixels) with the chart's reflectance
+    through ``homography`` (chart mm -> full-resolution px), over the grid points that fall on the chart."""
     h, w = grey.shape
     v, u = np.mgrid[0:h:step, 0:w:step].astype(np.float64)
-    full_u, full_v = 2.0 * u + 0.5, 2.0 * v + 0.5  # quad centre in full-resolution pixels
+    centre = 0.5 * (block - 1)
+    full_u, full_v = block * u + centre, block * v + centre  # block centre in full-resolution pixels
     inv = np.linalg.inv(homography)
     den = inv[2, 0] * full_u + inv[2, 1] * full_v + inv[2, 2]
     x = (inv[0, 0] * full_u + inv[0, 1] * full_v + inv[0, 2]) / den
@@ -90,8 +97,9 @@ def _markers_seen(image8: np.ndarray) -> int:
     return 0 if ids is None else int(np.asarray(ids).size)
 
 
-def judge(chart_spec: str, grey: np.ndarray) -> ChartCheck:
-    """Does the quad-mean image ``grey`` show ``chart_spec``? (pure: the capture is given)"""
+def judge(chart_spec: str, grey: np.ndarray, block: int = 2) -> ChartCheck:
+    """Does ``grey``, the means of ``block`` x ``block`` sensor pixels (2: CFA quads), show ``chart_spec``?
+    (pure: the capture is given)"""
     from targets.base import ChartNotFound
     from targets.registry import get_chart
 
@@ -120,8 +128,8 @@ def judge(chart_spec: str, grey: np.ndarray) -> ChartCheck:
     if detection.homography is None:
         return ChartCheck(False, f"the {chart.name} chart was not located")
     full = np.asarray(detection.homography, dtype=np.float64).copy()
-    full[:2] *= 2.0  # the detection ran on the half-resolution image
-    r = _correlation(chart, full, grey)
+    full[:2] *= float(block)  # the detection ran on the block-mean image
+    r = _correlation(chart, full, grey, block)
     if r < MIN_CORRELATION:
         return ChartCheck(False, f"markers found, but the pattern is not the {chart.name} chart's "
                                  f"(correlation {r:.2f}, at least {MIN_CORRELATION:g})")
@@ -151,7 +159,7 @@ def check_chart(station: Station, chart_spec: str) -> ChartCheck:
             station.light.wait_settled()
         statistic = "centre" if chart.name == "flat" else "p99"
         _, shot = auto_exposure_us(station, "main", target_fraction=0.6, statistic=statistic, tolerance=0.2)
-        return judge(chart_spec, _grey(shot))
+        return judge(chart_spec, *_grey(shot))
     finally:
         with contextlib.suppress(Exception):
             if not light_on:

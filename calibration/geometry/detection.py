@@ -20,6 +20,10 @@ from calibration.geometry.saddle import (
 from calibration.geometry.views import Board, ChessboardSpec
 from targets.charuco import CharucoSpec
 
+#: The longest side ChArUco markers are looked for on: a larger image is block-averaged by a whole factor
+#: first (a 50 MP frame by 4, to the CI readout's 2048 px), and the corners refined at full resolution.
+DETECT_MAX_SIDE_PX = 2560
+
 
 def detect_chessboard(gray: np.ndarray, cols: int, rows: int, *, method: str = "saddle") -> np.ndarray | None:
     """Inner corners (N,2) of a ``cols`` x ``rows`` chessboard, row-major, or None when not found.
@@ -54,19 +58,47 @@ def detect_charuco(gray: np.ndarray, spec: CharucoSpec, *, method: str = "saddle
     the white margin around each corner; ``opencv`` returns CharucoDetector's corners as they are
     (plain OpenCV, default parameters).
     """
-    img = as_gray_u8(gray)
-    detector = cv2.aruco.CharucoDetector(spec.cv_board())
-    corners, ids, _marker_corners, _marker_ids = detector.detectBoard(img)
-    if corners is None or ids is None:
+    found = _charuco_opencv(gray, spec, reduce_by=1 if method == "opencv" else detection_factor(gray))
+    if found is None:
         return None
-    pts = np.asarray(corners, dtype=np.float64).reshape(-1, 2)  # OpenCV 5: (N,2); 4.x: (N,1,2)
-    ids = np.asarray(ids, dtype=np.int32).reshape(-1)
+    pts, ids = found
     if len(ids) < min_corners:
         return None
     if method != "opencv":
         board_xy, _ = spec.chessboard_corners_mm()
         pts = _refine_on_board(gray, pts, board_xy[ids], charuco_window_fraction(spec), method)
     return pts, ids
+
+
+def detection_factor(gray: np.ndarray) -> int:
+    """The whole factor that brings the image's longer side to at most ``DETECT_MAX_SIDE_PX``."""
+    return max(1, -(-max(np.asarray(gray).shape[:2]) // DETECT_MAX_SIDE_PX))
+
+
+def _charuco_opencv(gray: np.ndarray, spec: CharucoSpec, reduce_by: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """CharucoDetector's corners (full-resolution px) and ids, found on the image block-averaged by
+    ``reduce_by`` (pixel centres map back as ``x f + (f - 1) / 2``); also at full resolution when that finds
+    under half the board's corners (markers too small there), keeping the detection with more corners."""
+    img = np.asarray(gray)
+    reduced = None
+    if reduce_by > 1:
+        if img.ndim == 3:
+            img = as_gray_u8(img)
+        h, w = img.shape[:2]
+        small = cv2.resize(img[: h - h % reduce_by, : w - w % reduce_by], (w // reduce_by, h // reduce_by),
+                           interpolation=cv2.INTER_AREA)
+        found = _charuco_opencv(small, spec, 1)
+        if found is not None:
+            reduced = (found[0] * reduce_by + 0.5 * (reduce_by - 1), found[1])
+            if 2 * len(reduced[1]) >= len(spec.chessboard_corners_mm()[1]):
+                return reduced
+    detector = cv2.aruco.CharucoDetector(spec.cv_board())
+    corners, ids, _marker_corners, _marker_ids = detector.detectBoard(as_gray_u8(img))
+    if corners is None or ids is None:
+        return reduced
+    # OpenCV 5: (N,2) and (N,); 4.x: (N,1,2) and (N,1)
+    full = np.asarray(corners, dtype=np.float64).reshape(-1, 2), np.asarray(ids, dtype=np.int32).reshape(-1)
+    return full if reduced is None or len(full[1]) >= len(reduced[1]) else reduced
 
 
 def _refine_on_board(gray: np.ndarray, pts: np.ndarray, board_xy: np.ndarray, fraction: float,

@@ -44,6 +44,16 @@ def _check_size(name: str, gray: np.ndarray, size: tuple[int, int] | None) -> tu
     return (w, h)
 
 
+def _kept_gray(image: np.ndarray, method: str) -> np.ndarray:
+    """The image a view keeps for re-refinement: a 2-D image as it is for ``saddle`` (its windows are converted
+    where they are sampled; a 50 MP uint16 green stays 100 MB), float32 for ``subpix``, 8-bit for ``opencv``."""
+    if method == "opencv":
+        return as_gray_u8(image)
+    if method == "saddle" and np.ndim(image) == 2:
+        return np.asarray(image)
+    return as_gray_float(image)
+
+
 def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoints], result: GeometryResult,
                             board: Board, method: str = "saddle", *, on_model: bool = False) -> list[ViewPoints]:
     """Re-refine every used view's corners starting at their reprojection under ``result``.
@@ -124,7 +134,7 @@ def calibrate_images(images: Iterable[tuple[str, np.ndarray]], board: Board, *, 
     not_found: list[str] = []
     for name, image in images:
         size = _check_size(name, image, size)
-        gray = as_gray_float(image) if method != "opencv" else as_gray_u8(image)
+        gray = _kept_gray(image, method)
         found = detect_board(image, board, method=method)
         if found is None:
             not_found.append(name)

@@ -24,18 +24,47 @@ def as_gray_float(gray: np.ndarray) -> np.ndarray:
     return img.astype(np.float32, copy=False)
 
 
+#: The 8-bit normalisation's 0.5 % and 99.5 % levels come from at most about this many samples (a strided
+#: subsample of a larger image; a 2048 x 1536 frame is used whole): 4 M samples put them within a small
+#: fraction of a code of the whole frame's.
+QUANTILE_SAMPLES = 1 << 22
+#: Rows converted at once by ``as_gray_u8`` (bounds its float32 temporaries on a 50 MP frame).
+_BAND_ROWS = 512
+
+
 def as_gray_u8(gray: np.ndarray) -> np.ndarray:
+    """An 8-bit image of ``gray``: as it is when it holds 8-bit codes, else its 0.5 %..99.5 % levels stretched
+    to 0..255 (rounded, clipped), converted in row bands with the levels from a strided subsample."""
     img = np.asarray(gray)
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.shape[2] == 3 else img[..., 0]
     if img.dtype == np.uint8:
         return img
-    f = img.astype(np.float32)
-    if f.size and f.min() >= 0 and f.max() <= 255 and np.array_equal(f, np.round(f)):
-        return f.astype(np.uint8)  # 8-bit codes held as floats: keep them as they are
-    lo, hi = float(np.percentile(f, 0.5)), float(np.percentile(f, 99.5))
+    if img.size == 0:
+        return img.astype(np.uint8)
+    if img.min() >= 0 and img.max() <= 255 and _integral(img):
+        return img.astype(np.uint8)  # 8-bit codes held in a wider type: keep them as they are
+    step = max(1, int(np.ceil(np.sqrt(img.size / QUANTILE_SAMPLES))))
+    sample = img[::step, ::step].astype(np.float32)
+    lo, hi = float(np.percentile(sample, 0.5)), float(np.percentile(sample, 99.5))
     scale = 255.0 / (hi - lo) if hi > lo else 1.0
-    return np.clip((f - lo) * scale + 0.5, 0, 255).astype(np.uint8)
+    out = np.empty(img.shape, dtype=np.uint8)
+    for r0 in range(0, img.shape[0], _BAND_ROWS):
+        band = img[r0:r0 + _BAND_ROWS].astype(np.float32)
+        band -= lo
+        band *= scale
+        band += 0.5
+        np.clip(band, 0, 255, out=band)
+        out[r0:r0 + _BAND_ROWS] = band
+    return out
+
+
+def _integral(img: np.ndarray) -> bool:
+    """True when every value is a whole number (integer types always), checked band by band."""
+    if not np.issubdtype(img.dtype, np.floating):
+        return True
+    return all(np.array_equal(img[r0:r0 + _BAND_ROWS], np.round(img[r0:r0 + _BAND_ROWS]))
+               for r0 in range(0, img.shape[0], _BAND_ROWS))
 
 
 def nearest_neighbour_px(points: np.ndarray) -> np.ndarray:
@@ -100,59 +129,107 @@ def refine_saddle(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray
                          tol_px=tol_px)[0]
 
 
+def _reflect101(index: np.ndarray, size: int) -> np.ndarray:
+    """Indices mirrored into 0 .. size-1 without repeating the edge (OpenCV's BORDER_REFLECT_101)."""
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    folded = np.mod(index, period)
+    return np.where(folded > size - 1, period - folded, folded)
+
+
+def _gauss_radius_px(sigma: float) -> int:
+    """Half the float32 kernel ``cv2.GaussianBlur`` builds for ``sigma`` (its size: round(8 sigma + 1) | 1)."""
+    return (int(round(sigma * 8 + 1)) | 1) // 2
+
+
+def blurred_tile_atlas(gray: np.ndarray, centres_px: np.ndarray, radius_px: int,
+                       sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Square tiles (side ``2 radius + 1``) of ``gray`` around the pixels nearest ``centres_px`` (N,2), each
+    Gaussian-smoothed (``sigma``) as the whole frame would be, laid out in a near-square float32 atlas.
+
+    Only the tiles are converted and smoothed, never the whole frame (a 50 MP frame is 200 MB as float32).
+    Returns the atlas and, per tile, the (x, y) offset that maps a frame position to its atlas position.
+    """
+    img = np.asarray(gray)
+    if img.ndim == 3:
+        img = as_gray_float(img)
+    h, w = img.shape
+    side = 2 * int(radius_px) + 1
+    margin = _gauss_radius_px(sigma) if sigma > 0 else 0
+    span = side + 2 * margin
+    n = len(centres_px)
+    base = np.rint(np.asarray(centres_px, dtype=np.float64).reshape(-1, 2)).astype(np.int64) - int(radius_px)
+    steps = np.arange(span) - margin
+    rows = _reflect101(base[:, 1, None] + steps, h)
+    cols = _reflect101(base[:, 0, None] + steps, w)
+    tiles = img[rows[:, :, None], cols[:, None, :]].astype(np.float32, copy=False)  # (n, span, span)
+    if margin:  # stacked tiles smoothed at once: a tile's margin absorbs its neighbours' rows
+        tiles = cv2.GaussianBlur(tiles.reshape(n * span, span), (0, 0), sigma).reshape(n, span, span)
+        tiles = tiles[:, margin:margin + side, margin:margin + side]
+    grid_cols = max(1, int(np.ceil(np.sqrt(n))))
+    grid_rows = max(1, -(-n // grid_cols))
+    atlas = np.zeros((grid_rows * grid_cols, side, side), dtype=np.float32)
+    atlas[:n] = tiles
+    atlas = atlas.reshape(grid_rows, grid_cols, side, side).swapaxes(1, 2).reshape(grid_rows * side, grid_cols * side)
+    slot = np.arange(n)
+    offset = np.column_stack([(slot % grid_cols) * side, (slot // grid_cols) * side]) - base
+    return atlas, offset.astype(np.float64)
+
+
 def saddle_points(gray: np.ndarray, corners: np.ndarray, half_window: np.ndarray | float, *,
                   smooth_sigma: float | None = None, iterations: int = 20,
                   tol_px: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
     """``refine_saddle`` that also returns each corner's saddle strength sqrt(b^2 - 4ac) of the fitted
-    quadratic (intensity / px^2; 0 where no saddle was found): how corner-like the point is."""
+    quadratic (intensity / px^2; 0 where no saddle was found): how corner-like the point is.
+
+    The smoothing and sampling work on a tile around each corner (``blurred_tile_atlas``: twice the
+    window plus a pixel), never on the whole frame; a corner that wanders out of its tile is clamped to
+    it, and then lost (it moved further than its window).
+    """
     pts = np.asarray(corners, dtype=np.float64).reshape(-1, 2).copy()
     strength = np.zeros(len(pts))
     if len(pts) == 0:
         return pts, strength
     halves = np.broadcast_to(np.asarray(half_window, dtype=np.float64), (len(pts),))
     halves = np.clip(np.round(halves), 2, 25).astype(int)
-    img = as_gray_float(gray)
+    shape = np.asarray(gray).shape[:2]
     sigma = float(smooth_sigma) if smooth_sigma is not None else max(0.5, float(np.median(halves)) / 3.0)
-    if sigma > 0:
-        img = cv2.GaussianBlur(img, (0, 0), sigma)
     start = pts.copy()
     ok = np.ones(len(pts), dtype=bool)
     for half in np.unique(halves):
         idx = np.flatnonzero(halves == half)
         solver, r = _saddle_design(int(half))
         n = len(r)
+        reach = int(half) + 1  # how far a corner may go from its tile's centre with its window inside the tile
+        atlas, offset = blurred_tile_atlas(gray, pts[idx], 2 * int(half) + 2, sigma)
+        centre = np.rint(pts[idx])
         cur = pts[idx].copy()
         active = np.ones(len(idx), dtype=bool)
         for _ in range(iterations):
             if not active.any():
                 break
             sel = np.flatnonzero(active)
+            at = cur[sel] + offset[sel]
             # The active corners' windows stacked into a (len(sel)*n, n) map, remapped in chunks.
-            map_x = (cur[sel, 0][:, None, None] + r[None, None, :]).astype(np.float32)
-            map_y = (cur[sel, 1][:, None, None] + r[None, :, None]).astype(np.float32)
+            map_x = (at[:, 0][:, None, None] + r[None, None, :]).astype(np.float32)
+            map_y = (at[:, 1][:, None, None] + r[None, :, None]).astype(np.float32)
             map_x = np.broadcast_to(map_x, (len(sel), n, n)).reshape(-1, n)
             map_y = np.broadcast_to(map_y, (len(sel), n, n)).reshape(-1, n)
-            patches = _remap_rows(img, map_x, map_y)
+            patches = _remap_rows(atlas, map_x, map_y)
             coeffs = solver @ patches.reshape(len(sel), n * n).T.astype(np.float64)  # (6, m)
-            a, b, c, d, e = coeffs[0], coeffs[1], coeffs[2], coeffs[3], coeffs[4]
-            det = 4 * a * c - b * b
-            saddle = det < 0
-            safe = np.where(np.abs(det) < 1e-12, -1e-12, det)
-            dx = (b * e - 2 * c * d) / safe
-            dy = (b * d - 2 * a * e) / safe
-            step = np.column_stack([dx, dy])
+            step, saddle, strength[idx[sel]] = _saddle_step(coeffs)
             limit = 0.5 * half
             step = np.clip(step, -limit, limit)
             bad = ~saddle
             step[bad] = 0.0
-            cur[sel] += step
-            strength[idx[sel]] = np.sqrt(np.maximum(-det, 0.0))
+            cur[sel] = np.clip(cur[sel] + step, centre[sel] - reach, centre[sel] + reach)
             moved = np.hypot(step[:, 0], step[:, 1])
             active[sel[bad | (moved < tol_px)]] = False
             ok[idx[sel[bad]]] = False
         pts[idx] = cur
     drift = np.hypot(*(pts - start).T)
-    lost = ~ok | (drift > halves) | ~inside_frame(pts, halves + 1.0, img.shape)
+    lost = ~ok | (drift > halves) | ~inside_frame(pts, halves + 1.0, shape)
     pts[lost] = start[lost]
     strength[lost] = 0.0
     return pts, strength

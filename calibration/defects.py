@@ -14,6 +14,12 @@ per CFA channel:
 - clusters: 8-connected groups of defect pixels in the mosaic (``scipy.ndimage.label``); a cluster
   larger than ``max_cluster_px`` is one a correction by neighbours cannot hide.
 
+For the spatial statistics of a characterisation (``calibration.emva1288``'s ``exclude_mask``), whose
+darks are short, ``dark_outliers`` and ``flat_outliers`` mark the defect pixels that stand out of the same
+frames: hot by the dark signal rate, warm only where it also stands ``NOISE_SIGMAS`` robust standard
+deviations off (a warm pixel at a few ms is lost in the noise, and so is its share of the DSNU), and dead,
+weak or stuck by the flat response, again beyond the noise.
+
 Maps go out as Android's ``hotPixelMap`` layout (``[x0, y0, x1, y1, ...]``, CaptureResult
 ``STATISTICS_HOT_PIXEL_MAP``) and as DNG ``FixBadPixelsList`` (``calibration.export_dng``).
 """
@@ -148,3 +154,39 @@ def defects_from_hot_pixel_map(values: list[int]) -> list[tuple[int, int]]:
     if len(values) % 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
         raise ValueError("hotPixelMap: expected an even-length list of non-negative integers (x, y pairs)")
     return list(zip(values[0::2], values[1::2], strict=True))
+
+
+#: A pixel is an outlier of a characterisation's frames only this many robust standard deviations off.
+NOISE_SIGMAS = 6.0
+#: MAD to standard deviation for a normal distribution.
+_MAD_TO_SIGMA = 1.4826
+
+
+def _robust_sigma(values: np.ndarray, cfa: str) -> np.ndarray:
+    """(H, W) each CFA site's robust standard deviation of ``values`` (1.4826 x the median absolute deviation)."""
+    sigma = np.empty_like(values)
+    for row, col in (s for sites in _channel_sites(cfa).values() for s in sites):
+        plane = values[row::2, col::2]
+        sigma[row::2, col::2] = _MAD_TO_SIGMA * np.median(np.abs(plane - np.median(plane)))
+    return sigma
+
+
+def dark_outliers(dark_frames: np.ndarray | list[np.ndarray], exposure_s: float, cfa: str,
+                  thresholds: DefectThresholds | None = None, noise_sigmas: float = NOISE_SIGMAS) -> np.ndarray:
+    """(H, W) bool: hot and warm pixels of the darks (dark signal rate >= ``warm_dn_per_s``, as ``find_defects``;
+    stuck pixels reading high too) that also stand ``noise_sigmas`` robust standard deviations above their CFA
+    site's median (EMVA 1288 4.0 defect pixels): at a short exposure the rate thresholds alone sit in the noise."""
+    t = thresholds or DefectThresholds()
+    rate = dark_signal_rate(dark_frames, exposure_s, cfa)
+    above_dn = rate * float(exposure_s)
+    return (rate >= t.warm_dn_per_s) & (above_dn >= noise_sigmas * _robust_sigma(above_dn, cfa))
+
+
+def flat_outliers(flat_frames: np.ndarray | list[np.ndarray], dark: np.ndarray | float, cfa: str,
+                  thresholds: DefectThresholds | None = None, noise_sigmas: float = NOISE_SIGMAS) -> np.ndarray:
+    """(H, W) bool: dead, weak and stuck pixels of the flats (``relative_response`` below ``weak_ratio``, as
+    ``find_defects``) whose shortfall also stands ``noise_sigmas`` robust standard deviations off."""
+    t = thresholds or DefectThresholds()
+    response = relative_response(flat_frames, dark, cfa, t.median_window_px)
+    shortfall = 1.0 - response
+    return (response < t.weak_ratio) & (shortfall >= noise_sigmas * _robust_sigma(response, cfa))

@@ -158,28 +158,34 @@ def defects_from_hot_pixel_map(values: list[int]) -> list[tuple[int, int]]:
 
 #: A pixel is an outlier of a characterisation's frames only this many robust standard deviations off.
 NOISE_SIGMAS = 6.0
-#: MAD to standard deviation for a normal distribution.
-_MAD_TO_SIGMA = 1.4826
+#: The robust standard deviation: the std of each CFA site's values between these percentiles (defect pixels are
+#: far fewer than 0.1 %), over what the same trim leaves of a normal distribution's (a MAD of DN codes is too coarse).
+TRIM_PCT = (0.1, 99.9)
+_TRIMMED_NORMAL_STD = 0.98952
 
 
 def _robust_sigma(values: np.ndarray, cfa: str) -> np.ndarray:
-    """(H, W) each CFA site's robust standard deviation of ``values`` (1.4826 x the median absolute deviation)."""
+    """(H, W) each CFA site's robust standard deviation of ``values``: their std between ``TRIM_PCT``."""
     sigma = np.empty_like(values)
     for row, col in (s for sites in _channel_sites(cfa).values() for s in sites):
         plane = values[row::2, col::2]
-        sigma[row::2, col::2] = _MAD_TO_SIGMA * np.median(np.abs(plane - np.median(plane)))
+        lo, hi = np.percentile(plane, TRIM_PCT)
+        inner = plane[(plane >= lo) & (plane <= hi)]
+        sigma[row::2, col::2] = float(inner.std()) / _TRIMMED_NORMAL_STD
     return sigma
 
 
 def dark_outliers(dark_frames: np.ndarray | list[np.ndarray], exposure_s: float, cfa: str,
                   thresholds: DefectThresholds | None = None, noise_sigmas: float = NOISE_SIGMAS) -> np.ndarray:
-    """(H, W) bool: hot and warm pixels of the darks (dark signal rate >= ``warm_dn_per_s``, as ``find_defects``;
-    stuck pixels reading high too) that also stand ``noise_sigmas`` robust standard deviations above their CFA
-    site's median (EMVA 1288 4.0 defect pixels): at a short exposure the rate thresholds alone sit in the noise."""
+    """(H, W) bool: hot pixels of the darks (dark signal rate >= ``hot_dn_per_s``, as ``find_defects``; stuck
+    pixels reading high too), and warm ones (>= ``warm_dn_per_s``) that also stand ``noise_sigmas`` robust
+    standard deviations above their CFA site's median (EMVA 1288 4.0 defect pixels): at a short exposure the
+    warm rate sits in the noise."""
     t = thresholds or DefectThresholds()
     rate = dark_signal_rate(dark_frames, exposure_s, cfa)
     above_dn = rate * float(exposure_s)
-    return (rate >= t.warm_dn_per_s) & (above_dn >= noise_sigmas * _robust_sigma(above_dn, cfa))
+    warm = (rate >= t.warm_dn_per_s) & (above_dn >= noise_sigmas * _robust_sigma(above_dn, cfa))
+    return (rate >= t.hot_dn_per_s) | warm
 
 
 def flat_outliers(flat_frames: np.ndarray | list[np.ndarray], dark: np.ndarray | float, cfa: str,

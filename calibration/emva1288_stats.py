@@ -66,9 +66,14 @@ def highpass_1288(image: np.ndarray, keep: np.ndarray | None = None) -> np.ndarr
     y = np.ascontiguousarray(image, dtype=np.float64)
     if keep is None:
         return y - _lowpass_1288(y)
+    weight, norm = _lowpass_weight(keep)
+    return y - _lowpass_1288(y * weight) / norm
+
+
+def _lowpass_weight(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised convolution's weight (1 kept, 0 left out) and its lowpass (floored above 0)."""
     weight = np.ascontiguousarray(keep, dtype=np.float64)
-    smooth = _lowpass_1288(y * weight) / np.maximum(_lowpass_1288(weight), 1e-12)
-    return y - smooth
+    return weight, np.maximum(_lowpass_1288(weight), 1e-12)
 
 
 def _stack_stats(frames: Sequence[np.ndarray], highpass: bool = False,
@@ -80,15 +85,21 @@ def _stack_stats(frames: Sequence[np.ndarray], highpass: bool = False,
         m = HIGHPASS_MARGIN_PX
         inner = all(min(np.shape(f)) > 4 * m for f in frames)
         crop = (slice(m, -m), slice(m, -m)) if inner else (slice(None), slice(None))
-        stack = np.stack([highpass_1288(f, keep)[crop] for f in frames])
+        if keep is None:
+            stack = np.stack([highpass_1288(f)[crop] for f in frames])
+        else:
+            weight, norm = _lowpass_weight(keep)  # once for the stack
+            stack = np.stack([(y - _lowpass_1288(y * weight) / norm)[crop]
+                              for y in (np.asarray(f, dtype=np.float64) for f in frames)])
         keep = None if keep is None else keep[crop]
     else:
         stack = np.stack([np.asarray(f, dtype=np.float64) for f in frames])
-    if keep is not None:
-        stack = stack[:, keep]  # (L, pixels kept)
     L = stack.shape[0]
     avg = stack.mean(axis=0)
-    temporal = float(stack.var(axis=0, ddof=1).mean())
+    per_pixel = stack.var(axis=0, ddof=1)
+    if keep is not None:  # the per-pixel figures of the pixels kept (2-D selections: far cheaper than the stack's)
+        avg, per_pixel = avg[keep], per_pixel[keep]
+    temporal = float(per_pixel.mean())
     spatial = float(avg.var(ddof=1))
     return float(avg.mean()), temporal, spatial, L
 

@@ -116,3 +116,15 @@ def test_no_pixel_excluded_is_exactly_the_whole_roi_and_a_wrong_mask_is_refused(
         assert empty[name].to_dict() == result.to_dict() and empty[name].excluded_px == 0
     with pytest.raises(SensorAnalysisError, match="exclude mask"):
         analyze_pairs(list(flats), list(darks), cfa="RGGB", exclude_mask=np.zeros((4, 4), dtype=bool))
+
+
+def test_the_characterisation_keeps_the_count_in_its_profile_section(measured) -> None:
+    from station.procedures.sensor import SensorCharacterization
+
+    result = SensorCharacterization(sensor="m", analog_gain=1.0, cfa="RGGB", black_level=64, white_level=1023,
+                                    exposures_us=[100, 200], roi=(0, 0, 2048, 1536), channels=measured["without"],
+                                    excluded_pixels=measured["counts"])
+    section = result.profile_section()
+    assert section["excluded_pixels"] == measured["counts"] and measured["counts"]["total"] > 0
+    assert sum(ch["excluded_px"] for ch in section["channels"].values()) == measured["counts"]["total"]
+    assert result.summary()["dsnu_e"] == pytest.approx(measured["truth"]["dsnu_e"], rel=0.05)

@@ -16,9 +16,9 @@ per CFA channel:
 
 For the spatial statistics of a characterisation (``calibration.emva1288``'s ``exclude_mask``), whose
 darks are short, ``dark_outliers`` and ``flat_outliers`` mark the defect pixels that stand out of the same
-frames: hot by the dark signal rate, warm only where it also stands ``NOISE_SIGMAS`` robust standard
-deviations off (a warm pixel at a few ms is lost in the noise, and so is its share of the DSNU), and dead,
-weak or stuck by the flat response, again beyond the noise.
+frames: hot and warm by the dark signal rate, and dead, weak or stuck by the flat response, each only where
+it also stands clear of the noise (``noise_sigmas``: where pure noise would flag ``FALSE_ALARMS_PER_FRAME``
+pixels of the frame); a warm pixel in a few-ms dark is lost in the noise, and so is its share of the DSNU.
 
 Maps go out as Android's ``hotPixelMap`` layout (``[x0, y0, x1, y1, ...]``, CaptureResult
 ``STATISTICS_HOT_PIXEL_MAP``) and as DNG ``FixBadPixelsList`` (``calibration.export_dng``).
@@ -32,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 from scipy import ndimage
+from scipy.stats import norm
 
 KINDS = ("hot", "warm", "dead", "weak", "stuck")
 
@@ -156,8 +157,16 @@ def defects_from_hot_pixel_map(values: list[int]) -> list[tuple[int, int]]:
     return list(zip(values[0::2], values[1::2], strict=True))
 
 
-#: A pixel is an outlier of a characterisation's frames only this many robust standard deviations off.
-NOISE_SIGMAS = 6.0
+#: A pixel is an outlier of a characterisation's frames only beyond the noise: where a normal noise would flag
+#: this many pixels in the whole frame (about 5.6 sigma for a 1024 x 768 ROI, 6.3 for 50 MP).
+FALSE_ALARMS_PER_FRAME = 0.01
+
+
+def noise_sigmas(pixels: int, false_alarms: float = FALSE_ALARMS_PER_FRAME) -> float:
+    """One-sided normal threshold (sigma) that ``pixels`` of pure noise cross ``false_alarms`` times."""
+    return float(norm.isf(false_alarms / max(int(pixels), 1)))
+
+
 #: The robust standard deviation: the std of each CFA site's values between these percentiles (defect pixels are
 #: far fewer than 0.1 %), over what the same trim leaves of a normal distribution's (a MAD of DN codes is too coarse).
 TRIM_PCT = (0.1, 99.9)
@@ -176,23 +185,26 @@ def _robust_sigma(values: np.ndarray, cfa: str) -> np.ndarray:
 
 
 def dark_outliers(dark_frames: np.ndarray | list[np.ndarray], exposure_s: float, cfa: str,
-                  thresholds: DefectThresholds | None = None, noise_sigmas: float = NOISE_SIGMAS) -> np.ndarray:
-    """(H, W) bool: hot pixels of the darks (dark signal rate >= ``hot_dn_per_s``, as ``find_defects``; stuck
-    pixels reading high too), and warm ones (>= ``warm_dn_per_s``) that also stand ``noise_sigmas`` robust
-    standard deviations above their CFA site's median (EMVA 1288 4.0 defect pixels): at a short exposure the
-    warm rate sits in the noise."""
+                  thresholds: DefectThresholds | None = None,
+                  false_alarms: float = FALSE_ALARMS_PER_FRAME) -> np.ndarray:
+    """(H, W) bool: hot and warm pixels of the darks (dark signal rate >= ``warm_dn_per_s``, as ``find_defects``;
+    stuck pixels reading high too) that also stand clear of the noise (``noise_sigmas`` robust standard
+    deviations above their CFA site's median; EMVA 1288 4.0 defect pixels): at a short exposure the rate
+    thresholds alone sit in the noise."""
     t = thresholds or DefectThresholds()
     rate = dark_signal_rate(dark_frames, exposure_s, cfa)
     above_dn = rate * float(exposure_s)
-    warm = (rate >= t.warm_dn_per_s) & (above_dn >= noise_sigmas * _robust_sigma(above_dn, cfa))
-    return (rate >= t.hot_dn_per_s) | warm
+    k = noise_sigmas(rate.size, false_alarms)
+    return (rate >= t.warm_dn_per_s) & (above_dn >= k * _robust_sigma(above_dn, cfa))
 
 
 def flat_outliers(flat_frames: np.ndarray | list[np.ndarray], dark: np.ndarray | float, cfa: str,
-                  thresholds: DefectThresholds | None = None, noise_sigmas: float = NOISE_SIGMAS) -> np.ndarray:
+                  thresholds: DefectThresholds | None = None,
+                  false_alarms: float = FALSE_ALARMS_PER_FRAME) -> np.ndarray:
     """(H, W) bool: dead, weak and stuck pixels of the flats (``relative_response`` below ``weak_ratio``, as
-    ``find_defects``) whose shortfall also stands ``noise_sigmas`` robust standard deviations off."""
+    ``find_defects``) whose shortfall also stands clear of the noise (``noise_sigmas`` robust standard
+    deviations)."""
     t = thresholds or DefectThresholds()
     response = relative_response(flat_frames, dark, cfa, t.median_window_px)
-    shortfall = 1.0 - response
-    return (response < t.weak_ratio) & (shortfall >= noise_sigmas * _robust_sigma(response, cfa))
+    k = noise_sigmas(response.size, false_alarms)
+    return (response < t.weak_ratio) & (1.0 - response >= k * _robust_sigma(response, cfa))

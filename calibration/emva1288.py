@@ -25,7 +25,11 @@ For every exposure, per CFA channel (R, Gr, Gb, B; or one channel ``Y`` for a mo
   ``prnu_highpass_pct``, the pixel-to-pixel nonuniformity without the low-frequency part (vignetting,
   cos^4 falloff, an uneven light), which a flat-field correction removes anyway;
 - clip level (absolute DN, black included): where the mean output stops rising with exposure (a plateau
-  of two or more exposures); it can sit below the white level when the full well fills first.
+  of two or more exposures); it can sit below the white level when the full well fills first;
+- ``exclude_mask``: defect pixels (EMVA 4.0's defect-pixel chapter: hot in the darks, dead / weak / stuck
+  in the flats, ``calibration.defects``) left out of every statistic above, spatial and temporal, and of the
+  highpass's lowpass (normalised convolution): a phone line limits them separately, and a few of them would
+  otherwise swamp the DSNU. With no pixel excluded the arithmetic is exactly that of the whole ROI.
 
 Modules: ``emva1288_results`` (the result types), ``emva1288_stats`` (statistics, fits, clip level),
 ``emva1288_descriptor`` (the emva1288 package's descriptor format, parsed from text). This module
@@ -101,7 +105,8 @@ def _normalise_darks(darks: Sequence[Any]) -> tuple[list[Pair], list[list[Frame]
 def analyze_pairs(flats: Sequence[Pair], darks: Sequence[Any], *, cfa: str | None = None,
                   photons: Sequence[float] | None = None,
                   spatial_flats: Sequence[Frame] | None = None,
-                  spatial_darks: Sequence[Frame] | None = None) -> dict[str, SensorChannelResult]:
+                  spatial_darks: Sequence[Frame] | None = None,
+                  exclude_mask: np.ndarray | None = None) -> dict[str, SensorChannelResult]:
     """EMVA 1288 photon transfer per channel from flat pairs ``(exposure_s, A, B)`` and darks.
 
     ``darks``: pairs ``(exposure_s, A, B)`` (at the flats' exposures, or any: their mean and variance
@@ -111,9 +116,10 @@ def analyze_pairs(flats: Sequence[Pair], darks: Sequence[Any], *, cfa: str | Non
     per pixel for each flat (EMVA descriptor): the irradiation axis (sorting, linearity, clip level)
     instead of exposure time, so the light may also vary at one exposure time.
     ``spatial_flats`` / ``spatial_darks``: frame stacks for PRNU / DSNU (else the flat pair nearest
-    50 % saturation and the dark frames are used).
+    50 % saturation and the dark frames are used). ``exclude_mask``: boolean, the frames' shape, True for
+    the (defect) pixels every statistic leaves out; each result's ``excluded_px`` counts its channel's.
 
-    Raises SensorAnalysisError on a single exposure, no darks or mismatched frame sizes.
+    Raises SensorAnalysisError on a single exposure, no darks, mismatched frame or mask sizes.
     """
     if not flats:
         raise SensorAnalysisError("no flat-field pairs")
@@ -140,16 +146,30 @@ def analyze_pairs(flats: Sequence[Pair], darks: Sequence[Any], *, cfa: str | Non
     for frames in [*(spatial_flats and [spatial_flats] or []), *(spatial_darks and [spatial_darks] or [])]:
         if any(np.shape(f) != shape for f in frames):
             raise SensorAnalysisError(f"spatial frames must be {shape} like the flats")
+    if exclude_mask is not None and np.shape(exclude_mask) != shape:
+        raise SensorAnalysisError(f"exclude mask is {np.shape(exclude_mask)}, frames are {shape}")
     photons_arr = light if photons is not None else None
+    excluded = None if exclude_mask is None else np.asarray(exclude_mask, dtype=bool)
     return {name: _analyze_channel(name, sl, flats, exposures, dark_pairs, dark_stacks, photons_arr,
-                                   spatial_flats, spatial_darks)
+                                   spatial_flats, spatial_darks, _kept(excluded, sl, name))
             for name, sl in channel_slices(cfa).items()}
 
 
-def _dark_model(dark_pairs: list[Pair], sl: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _kept(excluded: np.ndarray | None, sl: tuple[slice, slice], name: str) -> np.ndarray | None:
+    """The channel's pixels that count (None: all of them, the whole-ROI arithmetic unchanged)."""
+    if excluded is None or not excluded[sl].any():
+        return None
+    keep = ~excluded[sl]
+    if np.count_nonzero(keep) < 2:
+        raise SensorAnalysisError(f"channel {name}: fewer than two pixels left once the excluded ones are out")
+    return keep
+
+
+def _dark_model(dark_pairs: list[Pair], sl: tuple[slice, slice],
+                keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dark exposures, means and temporal variances per pair (sorted by exposure)."""
     t = np.array([p[0] for p in dark_pairs])
-    stats = np.array([pair_stats(a[sl], b[sl]) for _, a, b in dark_pairs])
+    stats = np.array([pair_stats(a[sl], b[sl], keep) for _, a, b in dark_pairs])
     order = np.argsort(t)
     return t[order], stats[order, 0], stats[order, 1]
 
@@ -170,10 +190,10 @@ def _at(t_dark: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
 def _analyze_channel(name: str, sl: tuple[slice, slice], flats: list[Pair], exposures: np.ndarray,
                      dark_pairs: list[Pair], dark_stacks: list[list[Frame]], photons: np.ndarray | None,
                      spatial_flats: Sequence[Frame] | None,
-                     spatial_darks: Sequence[Frame] | None) -> SensorChannelResult:
-    stats = np.array([pair_stats(a[sl], b[sl]) for _, a, b in flats])
+                     spatial_darks: Sequence[Frame] | None, keep: np.ndarray | None) -> SensorChannelResult:
+    stats = np.array([pair_stats(a[sl], b[sl], keep) for _, a, b in flats])
     raw_mean, raw_var = stats[:, 0], stats[:, 1]
-    t_dark, dark_mean_p, dark_var_p = _dark_model(dark_pairs, sl)
+    t_dark, dark_mean_p, dark_var_p = _dark_model(dark_pairs, sl, keep)
     dark_mean = _at(t_dark, dark_mean_p, exposures)
     dark_var = _at(t_dark, dark_var_p, exposures)
     mean = raw_mean - dark_mean
@@ -211,9 +231,9 @@ def _analyze_channel(name: str, sl: tuple[slice, slice], flats: list[Pair], expo
     # DSNU: the largest dark stack (or the given spatial darks).
     dstack = [np.asarray(f)[sl] for f in spatial_darks] if spatial_darks else \
         [f[sl] for f in max(dark_stacks, key=len)]
-    s2_y_dark, dark_spatial_mean = spatial_variance(dstack)
+    s2_y_dark, dark_spatial_mean = spatial_variance(dstack, keep=keep)
     dsnu_e = float(np.sqrt(max(s2_y_dark, 0.0)) / K)
-    s2_y_dark_hp, _ = spatial_variance(dstack, highpass=True)
+    s2_y_dark_hp, _ = spatial_variance(dstack, highpass=True, keep=keep)
     dsnu_hp_e = float(np.sqrt(max(s2_y_dark_hp, 0.0)) / K)
 
     # PRNU: the spatial flat stack, or the flat pair closest to 50 % of saturation.
@@ -222,10 +242,10 @@ def _analyze_channel(name: str, sl: tuple[slice, slice], flats: list[Pair], expo
     else:
         half = int(np.argmin(np.abs(mean[: sat + 1] - 0.5 * mu_y_sat)))
         fstack = [flats[half][1][sl], flats[half][2][sl]]
-    s2_y, flat_mean = spatial_variance(fstack)
+    s2_y, flat_mean = spatial_variance(fstack, keep=keep)
     signal = flat_mean - dark_spatial_mean
     prnu = float(100.0 * np.sqrt(max(s2_y - s2_y_dark, 0.0)) / signal) if signal > 0 else float("nan")
-    s2_y_hp, _ = spatial_variance(fstack, highpass=True)
+    s2_y_hp, _ = spatial_variance(fstack, highpass=True, keep=keep)
     prnu_hp = float(100.0 * np.sqrt(max(s2_y_hp - s2_y_dark_hp, 0.0)) / signal) if signal > 0 else float("nan")
 
     curve = PhotonTransferCurve(exposures.copy(), mean, var, dark_mean, raw_mean, photons, gain_fit, lin_fit, sat)
@@ -234,7 +254,7 @@ def _analyze_channel(name: str, sl: tuple[slice, slice], flats: list[Pair], expo
         clip_level_dn=clip, mu_y_sat_dn=mu_y_sat, linearity_error_pct=le, dsnu_e=dsnu_e, prnu_pct=prnu,
         dsnu_highpass_e=dsnu_hp_e, prnu_highpass_pct=prnu_hp,
         linearity_error_min_pct=le_min, linearity_error_max_pct=le_max, saturation_capacity_e=mu_y_sat / K,
-        curve=curve,
+        excluded_px=0 if keep is None else int(keep.size - np.count_nonzero(keep)), curve=curve,
     )
 
 

@@ -56,6 +56,7 @@ class SensorChannelResult:
     linearity_error_min_pct: float = float("nan")
     linearity_error_max_pct: float = float("nan")
     saturation_capacity_e: float = float("nan")
+    excluded_px: int = 0  # pixels of the channel left out of every statistic (``exclude_mask``: defect pixels)
     curve: PhotonTransferCurve | None = field(default=None, repr=False)
 
     #: Keys of ``to_dict`` (the CLI's JSON per channel).
@@ -69,6 +70,7 @@ class SensorChannelResult:
         out["saturation_capacity_e"] = _json_number(self.saturation_capacity_e)
         out["dsnu_highpass_e"] = _json_number(self.dsnu_highpass_e)
         out["prnu_highpass_pct"] = _json_number(self.prnu_highpass_pct)
+        out["excluded_px"] = int(self.excluded_px)
         if curve and self.curve is not None:
             out["curve"] = self.curve.to_dict()
         return out

@@ -30,10 +30,11 @@ def channel_slices(cfa: str | None) -> dict[str, tuple[slice, slice]]:
         raise SensorAnalysisError(f"{exc} (or None for a monochrome sensor)") from None
 
 
-def pair_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Mean of (A+B)/2 and temporal variance var(A-B)/2 (EMVA 1288 4.0, eqs. for mu_y and sigma2_y)."""
-    a64 = a.astype(np.float64)
-    b64 = b.astype(np.float64)
+def pair_stats(a: np.ndarray, b: np.ndarray, keep: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean of (A+B)/2 and temporal variance var(A-B)/2 (EMVA 1288 4.0, eqs. for mu_y and sigma2_y);
+    ``keep``: a boolean mask of the pixels that count (None: all)."""
+    a64 = a.astype(np.float64) if keep is None else a[keep].astype(np.float64)
+    b64 = b.astype(np.float64) if keep is None else b[keep].astype(np.float64)
     mean = 0.5 * (float(a64.mean()) + float(b64.mean()))
     diff = a64 - b64
     var = float(diff.var()) / 2.0
@@ -48,39 +49,67 @@ _BINOMIAL_3 = np.array([0.25, 0.5, 0.25])
 HIGHPASS_MARGIN_PX = 9
 
 
-def highpass_1288(image: np.ndarray) -> np.ndarray:
-    """EMVA 1288 4.0 (8.1, correction for uneven illumination): ``y - B3 * B11 * B7 * y`` (float64), box
-    filters of 7 and 11 px and a 3x3 binomial, borders reflected. Removes shading, keeps pixel-scale
-    nonuniformity (white noise keeps 99 % of its variance)."""
-    y = np.ascontiguousarray(image, dtype=np.float64)
+def _lowpass_1288(y: np.ndarray) -> np.ndarray:
+    """EMVA 1288 4.0, 8.1's lowpass ``B3 * B11 * B7 * y``, borders reflected."""
     smooth = y
     for size in HIGHPASS_BOXES:
         smooth = cv2.blur(smooth, (size, size), borderType=cv2.BORDER_REFLECT)
-    smooth = cv2.sepFilter2D(smooth, -1, _BINOMIAL_3, _BINOMIAL_3, borderType=cv2.BORDER_REFLECT)
-    return y - smooth
+    return cv2.sepFilter2D(smooth, -1, _BINOMIAL_3, _BINOMIAL_3, borderType=cv2.BORDER_REFLECT)
 
 
-def _stack_stats(frames: Sequence[np.ndarray], highpass: bool = False) -> tuple[float, float, float, int]:
+def highpass_1288(image: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """EMVA 1288 4.0 (8.1, correction for uneven illumination): ``y - B3 * B11 * B7 * y`` (float64), box
+    filters of 7 and 11 px and a 3x3 binomial, borders reflected. Removes shading, keeps pixel-scale
+    nonuniformity (white noise keeps 99 % of its variance). ``keep``: a boolean mask of the pixels that
+    count; the others carry no weight in the lowpass (normalised convolution, Knutsson & Westin 1993), so a
+    hot pixel does not dent its neighbours; their own output is meaningless."""
+    y = np.ascontiguousarray(image, dtype=np.float64)
+    if keep is None:
+        return y - _lowpass_1288(y)
+    weight, norm = _lowpass_weight(keep)
+    return y - _lowpass_1288(y * weight) / norm
+
+
+def _lowpass_weight(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The normalised convolution's weight (1 kept, 0 left out) and its lowpass (floored above 0)."""
+    weight = np.ascontiguousarray(keep, dtype=np.float64)
+    return weight, np.maximum(_lowpass_1288(weight), 1e-12)
+
+
+def _stack_stats(frames: Sequence[np.ndarray], highpass: bool = False,
+                 keep: np.ndarray | None = None) -> tuple[float, float, float, int]:
     """From L >= 2 frames (each ``highpass_1288``-filtered with ``highpass``, less the
     ``HIGHPASS_MARGIN_PX`` border): mean, mean temporal variance (ddof=1 per pixel), spatial variance of
-    the frame average (ddof=1) and L."""
+    the frame average (ddof=1) and L; over the ``keep`` pixels only when given."""
     if highpass:
         m = HIGHPASS_MARGIN_PX
         inner = all(min(np.shape(f)) > 4 * m for f in frames)
-        stack = np.stack([highpass_1288(f)[m:-m, m:-m] if inner else highpass_1288(f) for f in frames])
+        crop = (slice(m, -m), slice(m, -m)) if inner else (slice(None), slice(None))
+        if keep is None:
+            stack = np.stack([highpass_1288(f)[crop] for f in frames])
+        else:
+            weight, norm = _lowpass_weight(keep)  # once for the stack
+            stack = np.stack([(y - _lowpass_1288(y * weight) / norm)[crop]
+                              for y in (np.asarray(f, dtype=np.float64) for f in frames)])
+        keep = None if keep is None else keep[crop]
     else:
         stack = np.stack([np.asarray(f, dtype=np.float64) for f in frames])
     L = stack.shape[0]
     avg = stack.mean(axis=0)
-    temporal = float(stack.var(axis=0, ddof=1).mean())
+    per_pixel = stack.var(axis=0, ddof=1)
+    if keep is not None:  # the per-pixel figures of the pixels kept (2-D selections: far cheaper than the stack's)
+        avg, per_pixel = avg[keep], per_pixel[keep]
+    temporal = float(per_pixel.mean())
     spatial = float(avg.var(ddof=1))
     return float(avg.mean()), temporal, spatial, L
 
 
-def spatial_variance(frames: Sequence[np.ndarray], highpass: bool = False) -> tuple[float, float]:
+def spatial_variance(frames: Sequence[np.ndarray], highpass: bool = False,
+                     keep: np.ndarray | None = None) -> tuple[float, float]:
     """EMVA spatial variance s2_y (DN^2) of L frames: var of their average less sigma2_stack / L; and the
-    mean. ``highpass``: of the ``highpass_1288``-filtered frames (the mean is then ~0)."""
-    mean, temporal, spatial, L = _stack_stats(frames, highpass)
+    mean. ``highpass``: of the ``highpass_1288``-filtered frames (the mean is then ~0). ``keep``: a boolean
+    mask of the pixels that count (None: all)."""
+    mean, temporal, spatial, L = _stack_stats(frames, highpass, keep)
     return spatial - temporal / L, mean
 
 

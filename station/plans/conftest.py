@@ -35,11 +35,11 @@ WORKING_LEVEL_PCT = 80.0
 
 
 #: A line's units differ: the factory plan's twin phone is a unit with its own variation (channel gains against
-#: golden, its main camera's pose beside the M camera; its AF actuator always differs), unless
-#: ``--twin-fault unit_variation=false`` asks for the ideal unit. The seeded defect pixels stay a fault
-#: (``--twin-fault sensor_defects``): the EMVA 1288 DSNU counts the hot pixels in its ROI (the bare M sensor's
-#: 3 make it 18.8 e- against the 4 e- limit) until it leaves the defect map out.
-PER_UNIT_FAULTS = ("unit_variation",)
+#: golden, its main camera's pose beside the M camera; its AF actuator always differs) and its sensors carry
+#: their serial-seeded defect pixels, unless ``--twin-fault unit_variation=false`` / ``sensor_defects=false``
+#: asks for the ideal unit. The EMVA 1288 characterisation leaves the defects its frames show out of its DSNU
+#: and PRNU (``station.procedures.sensor.defect_exclusion``); the defect step measures and limits them.
+PER_UNIT_FAULTS = ("unit_variation", "sensor_defects")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -6,7 +6,11 @@ brightest channel to full scale (metered from one frame at ``PROBE_LEVEL``, the 
 clipping), past saturation so the clip level shows; then the light off and dark pairs at the shortest and the
 longest exposure. ``calibration.emva1288.analyze_pairs`` per CFA channel over a central region of interest
 (EMVA 1288 allows an ROI; it keeps the lens's falloff out of the spatial non-uniformities): conversion gain K,
-read noise, clip level, saturation capacity, linearity error, DSNU, PRNU.
+read noise, clip level, saturation capacity, linearity error, DSNU, PRNU. The defect pixels found in the same
+frames (``defect_exclusion``: hot and warm ones clear of the noise in the longest darks, dead, weak and stuck ones in
+the mid-scale flats) are left out of those statistics (a phone line limits defect pixels on their own, EMVA 1288
+4.0's defect-pixel chapter: ``station.procedures.defects``); how many, by the frames that showed them, is in the
+result.
 
 Temporal noise (a regression check): one dark pair and one flat pair at ``NOISE_LEVEL``: the temporal noise
 ``sqrt(var(A - B) / 2)`` per channel (EMVA 1288 4.0, 6.2), dark and lit, and the lit SNR.
@@ -82,6 +86,7 @@ class SensorCharacterization(ResultParts):
     roi: tuple[int, int, int, int]  # x, y, w, h
     channels: dict[str, Any]  # name -> calibration.emva1288.SensorChannelResult
     hot_pixels: int = 0  # in the ROI, from the longest dark pair (``hot_pixel_count``)
+    excluded_pixels: dict[str, int] = field(default_factory=dict)  # ``defect_exclusion``'s counts
     pictures: dict[str, bytes] = field(default_factory=dict)  # what a person would rather look at
     lens: str | None = None  # the M lens mounted (None: main, or the bare M sensor)
 
@@ -118,7 +123,8 @@ class SensorCharacterization(ResultParts):
                 "black_level": self.black_level, "white_level": self.white_level, "roi_px": list(self.roi),
                 "exposures_us": self.exposures_us,
                 "channels": {name: r.to_dict() for name, r in self.channels.items()},
-                "hot_pixels": {"count": self.hot_pixels, "dark_signal_dn_per_s": HOT_DN_PER_S}}
+                "hot_pixels": {"count": self.hot_pixels, "dark_signal_dn_per_s": HOT_DN_PER_S},
+                "excluded_pixels": dict(self.excluded_pixels)}
 
     def figures(self) -> dict[str, bytes]:
         from calibration.ptc_plot import plot_ptc
@@ -134,6 +140,27 @@ def hot_pixel_count(dark_a: np.ndarray, dark_b: np.ndarray, exposure_s: float, c
     from calibration.defects import dark_signal_rate
 
     return int(np.count_nonzero(dark_signal_rate([dark_a, dark_b], exposure_s, cfa) >= HOT_DN_PER_S))
+
+
+def defect_exclusion(flats: list[tuple[float, np.ndarray, np.ndarray]],
+                     darks: list[tuple[float, np.ndarray, np.ndarray]], cfa: str, black_level: float,
+                     white_level: float) -> tuple[np.ndarray, dict[str, int]]:
+    """The defect pixels a characterisation's statistics leave out, from its own frames: hot and warm ones clear of
+    the noise in the longest dark pair (``calibration.defects.dark_outliers``), dead, weak and stuck ones in the flat
+    pair nearest mid-scale over the shortest dark pair (``flat_outliers``). The (H, W) mask and its counts: ``dark``,
+    ``flat`` and ``total`` (a pixel both show counts once in the total)."""
+    from calibration.defects import dark_outliers, flat_outliers
+
+    t_long, *long_pair = max(darks, key=lambda d: d[0])
+    _, *short_pair = min(darks, key=lambda d: d[0])
+    half_dn = 0.5 * (white_level - black_level)
+    _, *mid_pair = min(flats, key=lambda f: abs(0.5 * (float(f[1].mean()) + float(f[2].mean())) - black_level
+                                                  - half_dn))
+    in_dark = dark_outliers(long_pair, t_long, cfa)
+    in_flat = flat_outliers(mid_pair, np.mean(short_pair, axis=0, dtype=np.float64), cfa)
+    mask = in_dark | in_flat
+    return mask, {"dark": int(np.count_nonzero(in_dark)), "flat": int(np.count_nonzero(in_flat)),
+                  "total": int(np.count_nonzero(mask))}
 
 
 def _pair(station: Station, sensor: str, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +198,9 @@ def characterize_sensor(station: Station, sensor: str, lens: str | None = None, 
         for exposure in (exposures[0], exposures[-1]):
             station.dut.configure(sensor, exposure_us=exposure)
             darks.append((exposure * 1e-6, *_pair(station, sensor, rows, cols)))
+    excluded, excluded_counts = defect_exclusion(flats, darks, frame.cfa, frame.black_level, frame.white_level)
     try:
-        channels = analyze_pairs(flats, darks, cfa=frame.cfa)
+        channels = analyze_pairs(flats, darks, cfa=frame.cfa, exclude_mask=excluded)
     except SensorAnalysisError as exc:
         raise ProcedureError(f"{case_name(sensor, lens)}: EMVA 1288 photon transfer failed: {exc}") from None
     roi = (cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
@@ -180,7 +208,7 @@ def characterize_sensor(station: Station, sensor: str, lens: str | None = None, 
                                   black_level=int(frame.black_level), white_level=int(frame.white_level),
                                   exposures_us=exposures, roi=roi, channels=channels,
                                   hot_pixels=hot_pixel_count(*darks[-1][1:], darks[-1][0], frame.cfa),
-                                  lens=lens)
+                                  excluded_pixels=excluded_counts, lens=lens)
 
 
 # --- temporal noise -------------------------------------------------------------------------------------

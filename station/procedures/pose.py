@@ -4,7 +4,7 @@ same ChArUco board at each gimbal pose (the mount holds still between the two ca
 pose, written as Android ``LENS_POSE_*`` with the main camera as the reference.
 
 The caller puts the ChArUco board up and mounts the M lens. The light must be on. The gimbal is back at
-(0, 0) afterwards.
+(0, 0) and the main camera on autofocus afterwards; the rail is left at the farther distance.
 
 "Without a lens": the bare M sensor forms no image, so its pose cannot be measured optically. What is
 measured is the M camera's pose through the lens: its centre of projection (the thin lens's nodal point,
@@ -32,7 +32,7 @@ import numpy as np
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot
-from station.procedures.framing import ChartNotFoundError, frame_scene, green_image, sensor_geometry
+from station.procedures.framing import ChartNotFoundError, frame_scene, green_image, rail_limits, sensor_geometry
 from station.procedures.result import ResultParts
 
 if TYPE_CHECKING:
@@ -41,8 +41,11 @@ if TYPE_CHECKING:
 #: A board large enough to be seen by the wide main camera and to fill the M lens's view, 1 m away.
 BOARD = "charuco:48x36:24:18:DICT_5X5_1000"
 DISTANCE_MM = 1000.0
-POSES_DEG: tuple[tuple[float, float], ...] = ((0.0, 0.0), (15.0, 0.0), (-15.0, 0.0), (0.0, 12.0), (0.0, -12.0),
-                                              (10.5, 8.4), (-10.5, 8.4), (10.5, -8.4), (-10.5, -8.4))
+#: The gimbal poses (pan, tilt) at each rail distance: straight on, then the four diagonals.
+POSES_DEG: tuple[tuple[float, float], ...] = ((0.0, 0.0), (10.5, 8.4), (-10.5, 8.4), (10.5, -8.4), (-10.5, -8.4))
+#: The rail distances of the views as ratios of the first: the board at two depths (the M ring and the main
+#: camera's focus held at the first) ties the long lens's focal length, which one depth trades for distance.
+DEPTH_RATIOS: tuple[float, ...] = (1.0, 1.3)
 BOARD_LEVEL = 0.7
 MIN_VIEWS = 4
 
@@ -91,7 +94,9 @@ class PoseMeasurement(ResultParts):
 
 def measure_pose(station: Station, lens: str, *, board: str = BOARD, distance_mm: float = DISTANCE_MM,
                  poses_deg: tuple[tuple[float, float], ...] = POSES_DEG) -> PoseMeasurement:
-    """Views of ``board`` by both cameras at ``poses_deg``; intrinsics per camera, then the M camera's pose."""
+    """Views of ``board`` by both cameras at ``poses_deg``, at ``distance_mm`` times each of ``DEPTH_RATIOS``
+    (within the rail's limits), both cameras focused at ``distance_mm``; intrinsics per camera, then the rig's
+    bundle adjustment gives the M camera's pose."""
     from calibration.geometry import ViewPoints, calibrate, detect_board
     from calibration.stereo import StereoPoseError
     from calibration.stereo_bundle import refine_rig
@@ -99,18 +104,21 @@ def measure_pose(station: Station, lens: str, *, board: str = BOARD, distance_mm
 
     spec = parse_board_spec(board)
     frame_scene(station, "m", lens, distance_mm)
-    station.dut.configure("main", focus_m=None)  # autofocus on the board
+    station.dut.configure("main", focus_m=distance_mm / 1000.0)  # one focus, one camera model for every view
     exposures = {s: auto_exposure_us(station, s, target_fraction=BOARD_LEVEL, statistic="p99")[0]
                  for s in ("main", "m")}
     views: dict[str, list[Any]] = {"main": [], "m": []}
     try:
-        for pan, tilt in poses_deg:
-            station.mount.move_to(pan=float(pan), tilt=float(tilt))
-            for sensor in ("main", "m"):
-                station.dut.configure(sensor, exposure_us=int(exposures[sensor]))
-                views[sensor].append(detect_board(green_image(capture_shot(station, sensor).frame), spec))
+        for depth in dict.fromkeys(rail_limits(station, distance_mm * r) for r in DEPTH_RATIOS):
+            station.mount.move_to(distance=depth)
+            for pan, tilt in poses_deg:
+                station.mount.move_to(pan=float(pan), tilt=float(tilt))
+                for sensor in ("main", "m"):
+                    station.dut.configure(sensor, exposure_us=int(exposures[sensor]))
+                    views[sensor].append(detect_board(green_image(capture_shot(station, sensor).frame), spec))
     finally:
         station.mount.move_to(pan=0.0, tilt=0.0)
+        station.dut.configure("main", focus_m=None)  # the main camera's autofocus back on
     intrinsics = {}
     for sensor, found in views.items():
         seen = [ViewPoints(f"{sensor}{i}", *v) for i, v in enumerate(found) if v is not None]

@@ -13,6 +13,7 @@ from calibration.stereo import StereoPoseError, pose_from_android, rotation_angl
 from calibration.stereo_bundle import refine_rig
 from station.cli.analyze_geometry import to_gray
 from station.imageio import LoadedImage
+from station.procedures.pose import DEPTH_RATIOS, POSES_DEG
 from station.twin.lenses import sensor_pose_truth
 from targets.charuco import parse_board_spec
 from tests.unit.twin_scenes import CALIBRATION_BOARD, CALIBRATION_POSES, fill_exposure_us, scene
@@ -62,18 +63,19 @@ def test_stereo_pose_recovers_a_known_pose_and_round_trips_through_android():
         stereo_pose(v1[:2], v2[:2], (K1, D1), (K2, D2), (2048, 1536))
 
 
-def narrow_views(rotation: np.ndarray, translation: np.ndarray, noise_px: float, seed: int = 5):
-    """A 16 x 12 board of 45 mm squares 1 m away at nine gimbal poses, seen whole by a wide camera 1 and a
-    window of it by a long camera 2 (``K_LONG``, ``D_LONG``: ~20 corners a view, as the plan's 50 mm lens sees it),
+def narrow_views(rotation: np.ndarray, translation: np.ndarray, noise_px: float, depths_mm: tuple[float, ...],
+                 seed: int = 5):
+    """A 16 x 12 board of 45 mm squares at ``depths_mm`` at the pose procedure's gimbal poses, seen whole by a
+    wide camera 1 and a window of it by a long camera 2 (``K_LONG``, ``D_LONG``: 15-30 corners a view),
     projected by ``cv2.projectPoints`` with Gaussian noise of ``noise_px`` on every corner."""
     xs, ys = np.meshgrid(np.arange(1, 16) * 45.0, np.arange(1, 12) * 45.0)
     obj = np.column_stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)])
     ids = np.arange(len(obj))
     rng = np.random.default_rng(seed)
     v1, v2 = [], []
-    for pan, tilt in CALIBRATION_POSES:
+    for depth, (pan, tilt) in ((d, p) for d in depths_mm for p in POSES_DEG):
         r_board = Rotation.from_euler("yx", [pan, -tilt], degrees=True).as_matrix()
-        t_board = r_board @ np.array([-360.0, -270.0, 0.0]) + np.array([0.0, 0.0, 1000.0])
+        t_board = r_board @ np.array([-360.0, -270.0, 0.0]) + np.array([0.0, 0.0, depth])
         for k, d, (r, t), out in ((K1, D1, (np.eye(3), np.zeros(3)), v1),
                                   (K_LONG, D_LONG, (rotation, translation), v2)):
             img, _ = cv2.projectPoints(obj, cv2.Rodrigues(r @ r_board)[0], r @ t_board + t, k, d)
@@ -86,8 +88,9 @@ def narrow_views(rotation: np.ndarray, translation: np.ndarray, noise_px: float,
 def test_the_rig_bundle_fixes_a_long_lens_focal_length_that_its_own_calibration_trades_for_distance():
     truth = sensor_pose_truth("TEST-UNIT")
     r_true, t_true, c_true = (np.array(truth[k]) for k in ("rotation", "translation_mm", "centre_mm"))
-    v1, v2 = narrow_views(r_true, t_true, noise_px=0.02)
-    assert np.median([len(v[2]) for v in v2]) <= 25  # a window of the board, as the plan's 50 mm lens sees
+    depths = tuple(1000.0 * r for r in DEPTH_RATIOS)
+    v1, v2 = narrow_views(r_true, t_true, 0.02, depths)
+    assert np.median([len(v[2]) for v in v2]) <= 30  # a window of the board, as the plan's 50 mm lens sees
     # camera 2's own calibration 0.1 % long: stereoCalibrate with it fixed puts the centre ~1 mm along the axis
     k2_long = K_LONG @ np.diag([1.001, 1.001, 1.0])
     fixed = stereo_pose(v1, v2, (K1, D1), (k2_long, D_LONG), (2048, 1536))
@@ -96,12 +99,16 @@ def test_the_rig_bundle_fixes_a_long_lens_focal_length_that_its_own_calibration_
     assert rotation_angle_deg(fit.pose.rotation @ r_true.T) < 0.05
     assert np.linalg.norm(fit.pose.centre_mm - c_true) < 0.1
     assert fit.camera_matrix_2[0, 0] == pytest.approx(K_LONG[0, 0], rel=1e-4)
-    assert fit.pose.rms_px == pytest.approx(0.02, rel=0.2) and fit.pose.views == 9
+    assert fit.pose.rms_px == pytest.approx(0.02, rel=0.2) and fit.pose.views == len(v1)
+    # the same views at one depth: the bundle's focal length trades for distance, noise moves the centre
+    one_depth = [refine_rig(*narrow_views(r_true, t_true, 0.02, depths[:1], seed), (K1, D1), (k2_long, D_LONG))
+                 for seed in (5, 6, 7)]
+    assert max(np.linalg.norm(f.pose.centre_mm - c_true) for f in one_depth) > 0.2
     # started from stereoCalibrate's pose, the bundle lands on the same rig
     again = refine_rig(v1, v2, (K1, D1), (k2_long, D_LONG), fixed)
     np.testing.assert_allclose(again.pose.centre_mm, fit.pose.centre_mm, atol=1e-3)
     with pytest.raises(StereoPoseError, match="2 or more"):
-        refine_rig(v1, [None] * 8 + [v2[8]], (K1, D1), (K_LONG, D_LONG))
+        refine_rig(v1, [None] * (len(v1) - 1) + [v2[-1]], (K1, D1), (K_LONG, D_LONG))
 
 
 def gray(raw: np.ndarray, name: str) -> np.ndarray:

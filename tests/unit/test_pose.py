@@ -168,3 +168,29 @@ def test_the_twin_places_the_main_camera_at_the_units_pose_only_with_unit_variat
     # X_m = R X_main + T for every chart point (independent composition of the two chart poses)
     np.testing.assert_allclose(np.array(truth["rotation"]) @ r_main, r_m, atol=1e-12)
     np.testing.assert_allclose(np.array(truth["rotation"]) @ t_main + truth["translation_mm"], t_m, atol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_the_50mm_lens_pose_on_the_plans_geometry_board_within_a_tenth_degree_and_a_fifth_mm(seed):
+    """The factory plan's case over the wire: the geometry board (16 x 12, 45 mm squares) at the plan's pose
+    distance, the 50 mm lens stopped down, units of three seeds; the twin's truth held out."""
+    from station.plans.factory.test_04_charts import POSE_DISTANCE_MM
+    from station.procedures.geometry import BOARD
+    from station.procedures.pose import measure_pose
+    from tests.unit.twin_station import twin_station
+
+    lens = "summicron-m-50-f2"
+    with twin_station(seed=seed) as station:
+        station.twin.chart_set(BOARD)
+        station.twin.fault_set("unit_variation")
+        station.twin.lens_mount(lens, 8.0)
+        station.light.set_level_pct(80.0)
+        station.light.set_output(True)
+        result = measure_pose(station, lens, board=BOARD, distance_mm=POSE_DISTANCE_MM)
+        truth = sensor_pose_truth(station.twin.truth()["serial"])
+    angle = rotation_angle_deg(result.pose.rotation @ np.array(truth["rotation"]).T)
+    offset = result.pose.centre_mm - np.array(truth["centre_mm"])
+    print(f"\nseed {seed}: pose of M ({lens}) on {BOARD}: {angle:.4f} deg, {np.linalg.norm(offset):.3f} mm off "
+          f"{np.round(offset, 3)}; {result.pose.views} views, {result.pose.corners} M corners")
+    assert angle < 0.1 and np.linalg.norm(offset) < 0.2

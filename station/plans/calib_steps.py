@@ -37,7 +37,7 @@ def pose(station: Station, operator: Scene, measure: Any, results: dict, lens: s
 
     operator.chart(board, sensor="m")
     with procedure(f"pose of the M camera through {lens} against the main camera: the board {board} seen by "
-                   "both at each gimbal pose, stereoCalibrate"):
+                   "both at each gimbal pose, the rig's bundle adjustment"):
         result = measure_pose(station, lens, board=board, distance_mm=distance_mm)
     keep(measure, result, f"m/{lens}", case_results(results, station, "m", lens))
     return result

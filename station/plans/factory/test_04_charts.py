@@ -27,7 +27,8 @@ def test_lens_geometry(station: Station, operator: Any, m_lens: str, lit_bench: 
 
 
 #: The pose's rail distance on the geometry board (charuco 16x12, 45 mm squares): both cameras see enough of
-#: it at every gimbal pose (the main camera's squares ~50 px, the M lens's view a third of the board).
+#: it at every gimbal pose (the main camera's squares ~50 px, the M lens's view a third of the board); the pose
+#: takes its views here and 1.3 times farther (station.procedures.pose.DEPTH_RATIOS).
 POSE_DISTANCE_MM = 1000.0
 
 

@@ -30,13 +30,13 @@ POOL_ALPHA = 0.05
 class GageRR:
     """Variance components (squared units) and the ANOVA behind them."""
 
-    parts: int
-    appraisers: int
-    trials: int
-    ss: dict[str, float]
-    df: dict[str, int]
-    ms: dict[str, float]
-    p_interaction: float
+    parts: int  # DUTs
+    appraisers: int  # stations
+    trials: int  # repeat runs of each DUT on each station
+    ss: dict[str, float]  # sums of squares by source: part, appraiser, interaction, repeatability, total
+    df: dict[str, int]  # their degrees of freedom
+    ms: dict[str, float]  # their mean squares, ss / df
+    p_interaction: float  # F-test of part x appraiser; pooled into repeatability when above POOL_ALPHA
     pooled: bool
     var_repeatability: float
     var_appraiser: float

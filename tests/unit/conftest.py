@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from station.config import InstrumentConfig
+from station.config import DutConfig, InstrumentConfig
 from station.devices.light import ScpiLight
 from station.devices.lux_meter import ScpiLuxMeter
+from station.devices.phone import PhoneClient
 from station.twin.phone_server import PhoneServer
 from station.twin.scpi_server import ScpiServer
 from station.twin.world import World
@@ -75,3 +76,13 @@ def phone_server(world: World) -> Iterator[PhoneServer]:
     """The twin's phone service on a free port."""
     with PhoneServer(world) as phone:
         yield phone
+
+
+@pytest.fixture
+def phone_client(phone_server: PhoneServer) -> Iterator[PhoneClient]:
+    """The station's phone driver connected to ``phone_server``."""
+    client = PhoneClient(DutConfig(host="127.0.0.1", port=phone_server.port))
+    try:
+        yield client
+    finally:
+        client.close()

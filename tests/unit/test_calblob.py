@@ -10,10 +10,9 @@ import pytest
 
 from station import calblob
 from station.calblob import Block, CorruptBlockError, pack, unpack
-from station.config import DutConfig
 from station.devices.phone import PhoneClient
 from station.errors import DeviceError, InputError
-from station.twin.phone_server import CALBLOB_CAPACITY_BYTES, PhoneServer
+from station.twin.phone_server import CALBLOB_CAPACITY_BYTES
 from station.twin.world import World
 
 BLOCKS = [Block("dpc", 1, {"main": {"hot_pixel_map": [10, 20, 11, 20]}}),
@@ -65,15 +64,13 @@ def test_bad_blocks_are_refused_on_pack():
 
 
 @pytest.fixture
-def phone():
-    world = World(seed=3, time_scale=0.0)
-    server = PhoneServer(world).start()
-    client = PhoneClient(DutConfig(host="127.0.0.1", port=server.port))
-    try:
-        yield world, client
-    finally:
-        client.close()
-        server.stop()
+def world() -> World:
+    return World(seed=3, time_scale=0.0)
+
+
+@pytest.fixture
+def phone(world: World, phone_client: PhoneClient) -> tuple[World, PhoneClient]:
+    return world, phone_client
 
 
 def test_written_and_read_back_byte_for_byte(phone):

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from station import calblob
-from station.config import DutConfig
 from station.devices.phone import PhoneClient
 from station.errors import InputError
 from station.plans.calib_steps import LSC_FRACTION_BITS, blob_items, lsc_entry, lsc_gains
 from station.plans.helpers import RunResults
 from station.procedures.profile import CaseResults, write_calblob
-from station.twin.phone_server import CALBLOB_CAPACITY_BYTES, PhoneServer
+from station.twin.phone_server import CALBLOB_CAPACITY_BYTES
 from station.twin.world import World
 
 
@@ -54,15 +53,13 @@ def test_lens_shading_goes_into_the_blob_as_16_bit_fixed_point_within_half_a_ste
 
 
 @pytest.fixture
-def station():
-    world = World(seed=3, time_scale=0.0)
-    server = PhoneServer(world).start()
-    client = PhoneClient(DutConfig(host="127.0.0.1", port=server.port))
-    try:
-        yield SimpleNamespace(dut=client)
-    finally:
-        client.close()
-        server.stop()
+def world() -> World:
+    return World(seed=3, time_scale=0.0)
+
+
+@pytest.fixture
+def station(phone_client: PhoneClient) -> SimpleNamespace:
+    return SimpleNamespace(dut=phone_client)
 
 
 def test_the_blob_is_written_and_read_back_byte_for_byte(station) -> None:

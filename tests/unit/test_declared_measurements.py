@@ -59,20 +59,12 @@ def test_measures_lists_the_declarations_on_the_function_and_refuses_a_second_un
 def test_take_records_every_declared_value_and_refuses_an_undeclared_one_or_a_wrong_case() -> None:
     from station.plans.helpers import take
     from station.procedures.sensor import TemporalNoise
-
-    taken: list[tuple[str, float, str]] = []
-
-    class Measure:
-        def __call__(self, name: str, value: float, *, case: str = "", check: bool = True) -> tuple:
-            taken.append((name, value, case))
-            return (name, value)
-
-        def check(self) -> None:
-            taken.append(("checked", 0.0, ""))
+    from tests.unit.measure_log import MeasureLog as Measure
 
     noise = TemporalNoise("main", 1000, {"R": 2.0, "B": 3.0}, {"R": 4.0, "B": 5.0}, {"R": 400.0, "B": 300.0})
-    take(Measure(), noise.measurements, "main")
-    assert taken == [("noise_dark_dn", 3.0, "main"), ("noise_lit_dn", 5.0, "main"), ("noise_snr", 60.0, "main"),
+    measure = Measure()
+    take(measure, noise.measurements, "main")
+    assert measure.taken == [("noise_dark_dn", 3.0, "main"), ("noise_lit_dn", 5.0, "main"), ("noise_snr", 60.0, "main"),
                      ("checked", 0.0, "")]
     with pytest.raises(ValueError, match="does not match the declared case"):
         take(Measure(), noise.measurements, "m/summicron-m-50-f2")

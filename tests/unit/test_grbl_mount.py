@@ -126,19 +126,25 @@ def test_target_beyond_machine_travel_is_refused_by_the_controller(twin: GrblEmu
         assert twin.lines[-2:] == ["$H", "G53 G0 Y500.000"] and "$X" not in twin.lines
 
 
-def interrupt_long_move(mount: GrblMount, twin: GrblEmulator, interrupt: Callable[[], None]) -> list[BaseException]:
-    """Start a 150 -> 3000 mm rail move on a thread, call ``interrupt`` once the rail passes 300 mm, and return
-    what the move raised."""
+def moving(mount: GrblMount, **target: float) -> tuple[threading.Thread, list[BaseException]]:
+    """``mount.move_to(**target)`` started on a thread: the thread, and the list that gets what it raised."""
     errors: list[BaseException] = []
 
     def move() -> None:
         try:
-            mount.move_to(distance=3000.0)
+            mount.move_to(**target)
         except BaseException as exc:  # noqa: BLE001 - handed to the test
             errors.append(exc)
 
     mover = threading.Thread(target=move)
     mover.start()
+    return mover, errors
+
+
+def interrupt_long_move(mount: GrblMount, twin: GrblEmulator, interrupt: Callable[[], None]) -> list[BaseException]:
+    """Start a 150 -> 3000 mm rail move on a thread, call ``interrupt`` once the rail passes 300 mm, and return
+    what the move raised."""
+    mover, errors = moving(mount, distance=3000.0)
     deadline = time.monotonic() + 2.0
     while twin.world.axes["Y"] < 300.0 and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -267,26 +273,21 @@ def transcript(name: str) -> Transcript:
 
 
 @contextlib.contextmanager
-def replayed(name: str, axes: dict[str, AxisConfig] | None = None, **options: float) -> Iterator[GrblMount]:
-    """A driver on a pty that plays GRBL 1.1h's side of the transcript; every step must be exchanged."""
-    replay = PtyReplay(transcript(name))
+def replaying(steps: Transcript, axes: dict[str, AxisConfig], **options: float) -> Iterator[GrblMount]:
+    """A driver on a pty that plays GRBL's side of ``steps``; every step must be exchanged."""
+    replay = PtyReplay(steps)
     try:
-        with open_mount(replay.port, axes=axes or GRBL_AXES, **options) as mount:
+        with open_mount(replay.port, axes=axes, **options) as mount:
             yield mount
         replay.check()
     finally:
         replay.close()
 
 
-def test_replay_alarm3_homes_again_and_never_unlocks() -> None:
-    with replayed("alarm3_reset_in_motion") as mount:
-        assert mount.identity == "Grbl 1.1h; VER:1.1h.20190825:" and mount.n_axes == 3
-        mount.home()
-        with pytest.raises(DeviceError) as exc:
-            mount.move_to(distance=-800.0)
-        one_line_device_error(exc, "ALARM:3 Reset while in motion", "G53 G0 Y-800.000")
-        assert mount.lost_position.startswith("ALARM:3")
-        assert mount.move_to(distance=-300.0) == GRBL_HOME | {"distance": -300.0}  # $H, never $X
+def replayed(name: str, axes: dict[str, AxisConfig] | None = None, **options: float
+             ) -> contextlib.AbstractContextManager[GrblMount]:
+    """The driver against the derived transcript ``name`` (GRBL 1.1h's side of it)."""
+    return replaying(transcript(name), axes or GRBL_AXES, **options)
 
 
 def test_alarm3_on_the_twin_homes_again_and_never_unlocks() -> None:
@@ -319,13 +320,6 @@ def test_no_homing_after_an_alarm_is_a_station_fault_in_grbls_words() -> None:
         replay.close()
 
 
-def test_replay_g54_offset_moves_in_machine_coordinates() -> None:
-    with replayed("g54_offset") as mount:
-        mount.home()
-        assert mount.move_to(focus=-50.0, distance=-500.0) == {"focus": -50.0, "distance": -500.0, "pan": -1.0}
-        assert mount.position() == {"focus": -50.0, "distance": -500.0, "pan": -1.0}
-
-
 def test_g54_offset_on_the_twin_moves_where_asked(twin: GrblEmulator) -> None:
     with serial.serial_for_url(twin.port, baudrate=115200, timeout=1.0) as terminal:
         for line in (b"$H\n", b"G10 L2 P1 X10 Y-100\n"):  # another program leaves a work offset
@@ -336,38 +330,6 @@ def test_g54_offset_on_the_twin_moves_where_asked(twin: GrblEmulator) -> None:
         assert mount.move_to(focus=50.0, distance=800.0) == HOME | {"focus": 50.0, "distance": 800.0}
         assert twin.world.axes["X"] == 50.0 and twin.world.axes["Y"] == 800.0  # machine coordinates
         assert mount.position() == twin.world.pose()
-
-
-def test_replay_hold_then_reset_is_idle_and_the_next_move_needs_no_unlock() -> None:
-    with replayed("hold_then_reset", poll_s=0.8, hold_s=3.0) as mount:
-        mount.home()
-        errors: list[BaseException] = []
-
-        def move() -> None:
-            try:
-                mount.move_to(distance=-800.0)
-            except BaseException as exc:  # noqa: BLE001 - handed to the test
-                errors.append(exc)
-
-        mover = threading.Thread(target=move)
-        mover.start()
-        time.sleep(0.2)  # the move's first status report (Run) came back; the next poll is 0.8 s away
-        mount.stop()
-        mover.join(3.0)
-        assert len(errors) == 1 and "interrupted by stop()" in str(errors[0])
-        assert mount.lost_position == ""
-        assert mount.confirm_stopped() == ""
-        assert mount.move_to(distance=-300.0)["distance"] == -300.0  # straight on: no $X, no $H
-
-
-def test_replay_soft_limit_alarm_resets_and_homes_before_the_next_move() -> None:
-    wide = GRBL_AXES | {"distance": AxisConfig("Y", -1500.0, -1.0)}  # a config wider than the machine
-    with replayed("soft_limit", axes=wide) as mount:
-        mount.home()
-        with pytest.raises(DeviceError) as exc:
-            mount.move_to(distance=-1200.0)
-        one_line_device_error(exc, "ALARM:2 Soft limit", "G53 G0 Y-1200.000")
-        assert mount.move_to(distance=-500.0)["distance"] == -500.0  # Ctrl-X, $H, the move
 
 
 def test_replay_coolant_output_and_status_reports() -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from station.errors import DeviceError
 from station.twin.grbl_emulator import GrblEmulator
 from station.twin.world import World
 from tests.unit.replay import PtyReplay
-from tests.unit.test_grbl_mount import one_line_device_error, open_mount
+from tests.unit.test_grbl_mount import moving, one_line_device_error, open_mount, replaying
 
 DATA = Path(__file__).parent / "data" / "grbl"
 RECORDED = ("alarm3_reset_in_motion", "g54_offset", "hold_then_reset", "soft_limit", "power_up", "fresh_board")
@@ -40,16 +39,11 @@ def recording(name: str) -> dict[str, Any]:
     return json.loads((DATA / f"recorded_{name}.json").read_text())
 
 
-@contextlib.contextmanager
-def replayed(name: str, axes: dict[str, AxisConfig] | None = None, **options: float) -> Iterator[GrblMount]:
+def replayed(name: str, axes: dict[str, AxisConfig] | None = None, **options: float
+             ) -> contextlib.AbstractContextManager[GrblMount]:
+    """The driver against the recording ``name`` (real GRBL 1.1h's side of it)."""
     steps = [(sent.encode("latin-1"), reply.encode("latin-1")) for sent, reply in recording(name)["steps"]]
-    replay = PtyReplay(steps)
-    try:
-        with open_mount(replay.port, axes=axes or AXES, **options) as mount:
-            yield mount
-        replay.check()
-    finally:
-        replay.close()
+    return replaying(steps, axes or AXES, **options)
 
 
 def arrival(events: list[list[Any]], text: str) -> float:
@@ -155,16 +149,7 @@ def test_recorded_hold_then_reset_is_idle_and_the_next_move_needs_no_unlock() ->
     try:
         with open_mount(replay.port, axes=AXES, poll_s=0.01, hold_s=3.0) as mount:
             mount.home()
-            errors: list[BaseException] = []
-
-            def move() -> None:
-                try:
-                    mount.move_to(distance=-150.0)
-                except BaseException as exc:  # noqa: BLE001 - handed to the test
-                    errors.append(exc)
-
-            mover = threading.Thread(target=move)
-            mover.start()
+            mover, errors = moving(mount, distance=-150.0)
             deadline = time.monotonic() + 5.0
             while len(replay.received) < at and time.monotonic() < deadline:
                 time.sleep(0.001)

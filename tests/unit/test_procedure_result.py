@@ -158,27 +158,21 @@ def test_keep_attaches_pictures_then_figures_stores_and_takes_the_measurements(m
 
     attached: list[str] = []
     monkeypatch.setattr(helpers, "attach_png", lambda name, png: attached.append(name))
-    taken: list[tuple[str, float, str]] = []
+    from tests.unit.measure_log import MeasureLog as Measure
 
-    class Measure:
-        def __call__(self, name: str, value: float, *, case: str = "", check: bool = True) -> tuple:
-            taken.append((name, value, case))
-            return (name, value)
-
-        def check(self) -> None:
-            taken.append(("checked", 0.0, ""))
-
+    measure = Measure()
+    taken = measure.taken
     entry = CaseResults(sensor="main")
     result = _Result("color", {"ccm": [[1.0]]}, {"ccm": [[1.0]]}, pictures={"capture": b"a", "empty": b""},
                      figures={"plot": b"b"})
-    helpers.keep(Measure(), result, "main", entry)
+    helpers.keep(measure, result, "main", entry)
     assert attached == ["capture", "plot"]  # nothing empty attached
     assert entry.sections == {"color": {"ccm": [[1.0]]}} and entry.phone == {"ccm": [[1.0]]}
     assert taken == [("checked", 0.0, "")]
 
     taken.clear()
     noise = TemporalNoise("main", 1000, {"R": 2.0, "B": 3.0}, {"R": 4.0, "B": 5.0}, {"R": 400.0, "B": 300.0})
-    helpers.keep(Measure(), noise, "main", check=False)
+    helpers.keep(measure, noise, "main", check=False)
     assert [t[0] for t in taken] == ["noise_dark_dn", "noise_lit_dn", "noise_snr"]
     assert set(declarations_of(noise.measurements)) == {t[0] for t in taken}
     with pytest.raises(TypeError, match="not a procedure result"):

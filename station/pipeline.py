@@ -126,6 +126,18 @@ class Pipeline:
 
 
 _END = object()
+_ABORT = object()
+
+
+class StreamAbortedError(RuntimeError):
+    """The caller left a stream's block on an error: its analysis stops at the next item."""
+
+
+def _consume(items: list[Any]) -> Iterator[Any]:
+    """The items in order, each let go of as it is handed on."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 class Stream(Generic[T]):
@@ -133,8 +145,9 @@ class Stream(Generic[T]):
 
     On a pool, ``fn`` runs on a worker from the start and takes each item as it is put (it occupies one
     slot and one worker throughout); serial, the items are kept and ``fn`` runs inline at ``finish()``.
-    Either way ``fn`` sees the same items in the same order. Leaving the ``with`` block without ``finish()``
-    (an error in the capture loop) ends the item stream so the worker stops.
+    Either way ``fn`` sees the same items in the same order. Leaving the ``with`` block on an error (in the
+    capture loop) makes the item stream raise ``StreamAbortedError`` in ``fn``, so the worker stops at once; left
+    normally, the stream ends and ``finish()`` gives the result.
     """
 
     def __init__(self, pipeline: Pipeline, step: str, fn: Callable[[Iterator[Any]], T]) -> None:
@@ -150,6 +163,8 @@ class Stream(Generic[T]):
     def _drain(self) -> Iterator[Any]:
         assert self._queue is not None
         while (item := self._queue.get()) is not _END:
+            if item is _ABORT:
+                raise StreamAbortedError(f"{self.step}: the capture loop stopped on an error")
             yield item
 
     def put(self, item: Any) -> None:
@@ -160,25 +175,27 @@ class Stream(Generic[T]):
         else:
             self._items.append(item)
 
-    def _close(self) -> None:
+    def _close(self, aborted: bool = False) -> None:
         if not self._closed:
             self._closed = True
             if self._queue is not None:
-                self._queue.put(_END)
+                self._queue.put(_ABORT if aborted else _END)
+            elif aborted:
+                self._items.clear()
 
     def finish(self) -> T:
         """The analysis's result (its error re-raised here, naming the step)."""
         self._close()
         if self._pending is None:
             items, self._items = self._items, []
-            self._pending = self._pipeline.submit(self.step, self._fn, iter(items))
+            self._pending = self._pipeline.submit(self.step, self._fn, _consume(items))
         return self._pending.result()
 
     def __enter__(self) -> Stream[T]:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._close(aborted=exc_type is not None)
 
 
 def override_workers(workers: int | None) -> None:

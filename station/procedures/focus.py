@@ -24,6 +24,7 @@ import numpy as np
 
 from calibration.focus_fit import fit_plane, parabola_vertex
 from station.measurements import Declared, measures
+from station.pipeline import Pending, analysis_pool
 from station.procedures import SweepError
 from station.procedures.captures import auto_exposure_us, capture_shot, focus_axis
 from station.procedures.framing import (
@@ -139,19 +140,22 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
     xy_px = np.array([[x + w / 2.0, y + h / 2.0] for (x, y, w, h), _, _ in rois])
     centre_edges = np.argsort(np.hypot(*(xy_px - centre).T))[:8]
     measured: dict[float, np.ndarray] = {}
+    pool = analysis_pool(station)
 
-    def take(ring: float) -> None:
-        ring = round(axis.clamp(ring), 4)
-        if ring in measured:
-            return
-        axis.move(station, ring)
-        frame = capture_shot(station, "m", ("raw10",)).frame
-        by_roi = {e.roi: e.mtf50_cy_px for e in edge_mtfs(frame, rois)}
-        measured[ring] = np.array([by_roi.get(r[0], math.nan) for r in rois])
+    def take(rings: list[float]) -> None:
+        """Each ring's MTF50 per edge, in order; a frame's edges measured behind the next ring's move."""
+        jobs: dict[float, Pending[np.ndarray]] = {}
+        for ring in rings:
+            ring = round(axis.clamp(ring), 4)
+            if ring not in measured and ring not in jobs:
+                axis.move(station, ring)
+                frame = capture_shot(station, "m", ("raw10",)).frame
+                jobs[ring] = pool.submit(f"{label}: edges at ring {ring:g} deg", _edge_mtf50, frame, rois)
+        for ring, job in jobs.items():
+            measured[ring] = job.result()
 
     half = steps // 2
-    for k in range(-half, half + 1):
-        take(nominal + k * step)
+    take([nominal + k * step for k in range(-half, half + 1)])
     for _ in range(MAX_EXTENSIONS):
         rings = np.array(sorted(measured))
         score = np.array([np.nanmedian(1.0 / measured[r][centre_edges] ** 2) if np.isfinite(
@@ -164,8 +168,7 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
         direction = -1.0 if best == 0 else 1.0
         if axis.clamp(rings[best] + direction * step) == rings[best]:
             break  # the ring is at its stop
-        for k in range(1, EXTEND_STEPS + 1):
-            take(rings[best] + direction * k * step)
+        take([rings[best] + direction * k * step for k in range(1, EXTEND_STEPS + 1)])
     rings = np.array(sorted(measured))
     mtf50 = np.array([measured[r] for r in rings])  # (steps, edges)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -187,6 +190,12 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
                         used=used, back_focus_mm=float(back_focus), tilt_x_deg=-math.degrees(c),
                         tilt_y_deg=math.degrees(b), residual_um=residual,
                         extension_offset_um=(extension - a) * 1000.0, pictures=attachments)
+
+
+def _edge_mtf50(frame: Any, rois: list[tuple[tuple[int, int, int, int], str, float]]) -> np.ndarray:
+    """MTF50 (c/px) of each of ``rois`` in ``frame``, NaN where an edge does not measure."""
+    by_roi = {e.roi: e.mtf50_cy_px for e in edge_mtfs(frame, rois)}
+    return np.array([by_roi.get(r[0], math.nan) for r in rois])
 
 
 def focus_sweep_png(result: AdapterFocus) -> bytes:

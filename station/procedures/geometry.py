@@ -11,6 +11,7 @@ corners saddle-refined, calibrated, re-refined from the model once, outliers rej
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from station.measurements import Declared, measures
+from station.pipeline import analysis_pool
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot
 from station.procedures.framing import (
@@ -133,21 +135,25 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
         station, sensor, lens, board_w_mm, BOARD_FILL)
     frame_scene(station, sensor, lens, distance)
     attachments: dict[str, bytes] = {}
-    images: list[tuple[str, np.ndarray]] = []
-    try:
-        auto_exposure_us(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
-        for pan, tilt in poses_deg:
-            name = f"pan {pan:+g} tilt {tilt:+g}"
-            station.mount.move_to(pan=float(pan), tilt=float(tilt))
-            frame = capture_shot(station, sensor, ("raw10",)).frame
-            if not attachments:
-                attachments[f"{case_name(sensor, lens)}: ChArUco view ({name})"] = preview_of_raw(frame, 768)
-            images.append((name, green_image(frame)))
-    finally:
-        station.mount.move_to(pan=0.0, tilt=0.0)
+    # calibration.geometry's one pipeline (detect, calibrate, re-refine from the model, calibrate again) takes the
+    # views as they come: each view's board is found on the analysis pool while the gimbal moves to the next pose
+    with analysis_pool(station).stream(f"{case_name(sensor, lens)}: geometry calibration",
+                                       lambda views: calibrate_images(_green_views(views), spec)) as stream:
+        try:
+            auto_exposure_us(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
+            for pan, tilt in poses_deg:
+                name = f"pan {pan:+g} tilt {tilt:+g}"
+                station.mount.move_to(pan=float(pan), tilt=float(tilt))
+                frame = capture_shot(station, sensor, ("raw10",)).frame
+                if not attachments:
+                    attachments[f"{case_name(sensor, lens)}: ChArUco view ({name})"] = preview_of_raw(frame, 768)
+                stream.put((name, frame))
+                del frame  # the pool holds it until its green image is made
+        finally:
+            station.mount.move_to(pan=0.0, tilt=0.0)
     found = 0
-    try:  # calibration.geometry's one pipeline: detect, calibrate, re-refine from the model, calibrate again
-        calibrated = calibrate_images(images, spec)
+    try:
+        calibrated = stream.finish()
         found = len(calibrated.views)
     except (ValueError, cv2.error) as exc:
         if not str(exc).startswith("board found in"):
@@ -162,6 +168,12 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
                                board=board, poses_deg=[tuple(map(float, p)) for p in poses_deg], result=result,
                                not_found=not_found, pixel_pitch_um=sensor_info.pixel_pitch_um,
                                pictures=attachments)
+
+
+def _green_views(views: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, RAW frame) -> (name, its green image), one at a time (the RAW let go as soon as it is converted)."""
+    for name, frame in views:
+        yield name, green_image(frame)
 
 
 def distortion_field_png(result: Any, *, title: str = "Distortion field", grid: int = 13) -> bytes:

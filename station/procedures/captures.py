@@ -323,6 +323,23 @@ PLATEAU_FRACTION = 0.95
 FLAT_TOP_FRACTION = 0.7
 
 
+def _measure_sharpness(station: Station, axis: FocusAxis, positions: Sequence[float],
+                       measured: dict[float, float]) -> None:
+    """The sharpness at each of ``positions`` not in ``measured`` yet (clamped, rounded; captured in order),
+    each frame's analysed on the pool behind the next one's move."""
+    pool = analysis_pool(station)
+    pending = {}
+    for position in positions:
+        position = round(axis.clamp(position), 4)
+        if position not in measured and position not in pending:
+            axis.move(station, position)
+            shot = capture_shot(station, axis.sensor, ("raw10",))
+            pending[position] = pool.submit(f"focus search: sharpness at {position:g} {axis.unit}",
+                                            _raw_sharpness, shot)
+    for position, job in pending.items():
+        measured[position] = job.result()
+
+
 def _raw_sharpness(shot: Shot) -> float:
     """The focus search's sharpness of a RAW shot (``calibration.focus_fit.pyramid_sharpness``)."""
     return pyramid_sharpness(shot.raw)
@@ -350,27 +367,13 @@ def focus_search(station: Station, axis: FocusAxis, *, coarse_steps: int = 7, br
     span = axis.hi - axis.lo
     bracket = span / 60.0 if bracket is None else float(bracket)
     measured: dict[float, float] = {}
-    pool = analysis_pool(station)
-
-    def measure_all(positions: Sequence[float]) -> None:
-        """Each position's sharpness (in order), each frame's analysed behind the next one's move."""
-        pending = {}
-        for position in positions:
-            position = round(axis.clamp(position), 4)
-            if position not in measured and position not in pending:
-                axis.move(station, position)
-                shot = capture_shot(station, axis.sensor, ("raw10",))
-                pending[position] = pool.submit(f"focus search: sharpness at {position:g} {axis.unit}",
-                                                _raw_sharpness, shot)
-        for position, job in pending.items():
-            measured[position] = job.result()
 
     def measure(position: float) -> float:
-        measure_all([position])
+        _measure_sharpness(station, axis, [position], measured)
         return measured[round(axis.clamp(position), 4)]
 
     coarse = [round(float(p), 4) for p in np.linspace(axis.lo, axis.hi, coarse_steps)]
-    measure_all(coarse)
+    _measure_sharpness(station, axis, coarse, measured)
     values = np.array([measured[p] for p in coarse])
     best_i = int(np.argmax(values))
     top = float(values[best_i])

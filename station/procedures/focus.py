@@ -140,19 +140,9 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
     xy_px = np.array([[x + w / 2.0, y + h / 2.0] for (x, y, w, h), _, _ in rois])
     centre_edges = np.argsort(np.hypot(*(xy_px - centre).T))[:8]
     measured: dict[float, np.ndarray] = {}
-    pool = analysis_pool(station)
 
     def take(rings: list[float]) -> None:
-        """Each ring's MTF50 per edge, in order; a frame's edges measured behind the next ring's move."""
-        jobs: dict[float, Pending[np.ndarray]] = {}
-        for ring in rings:
-            ring = round(axis.clamp(ring), 4)
-            if ring not in measured and ring not in jobs:
-                axis.move(station, ring)
-                frame = capture_shot(station, "m", ("raw10",)).frame
-                jobs[ring] = pool.submit(f"{label}: edges at ring {ring:g} deg", _edge_mtf50, frame, rois)
-        for ring, job in jobs.items():
-            measured[ring] = job.result()
+        _measure_rings(station, axis, rings, rois, measured, label)
 
     half = steps // 2
     take([nominal + k * step for k in range(-half, half + 1)])
@@ -190,6 +180,22 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
                         used=used, back_focus_mm=float(back_focus), tilt_x_deg=-math.degrees(c),
                         tilt_y_deg=math.degrees(b), residual_um=residual,
                         extension_offset_um=(extension - a) * 1000.0, pictures=attachments)
+
+
+def _measure_rings(station: Station, axis: Any, rings: list[float], rois: list[Any], measured: dict[float, np.ndarray],
+                   label: str) -> None:
+    """Each ring's MTF50 per edge (``measured``, by ring clamped and rounded), new rings captured in order; a
+    frame's edges measured on the analysis pool behind the next ring's move."""
+    pool = analysis_pool(station)
+    jobs: dict[float, Pending[np.ndarray]] = {}
+    for ring in rings:
+        ring = round(axis.clamp(ring), 4)
+        if ring not in measured and ring not in jobs:
+            axis.move(station, ring)
+            frame = capture_shot(station, "m", ("raw10",)).frame
+            jobs[ring] = pool.submit(f"{label}: edges at ring {ring:g} deg", _edge_mtf50, frame, rois)
+    for ring, job in jobs.items():
+        measured[ring] = job.result()
 
 
 def _edge_mtf50(frame: Any, rois: list[tuple[tuple[int, int, int, int], str, float]]) -> np.ndarray:

@@ -57,6 +57,7 @@ from station.procedures.captures import (
     move_rail,
     png_bytes,
 )
+from station.procedures.preview_sweep import PreviewSweep, preview_lumas
 from station.procedures.sweep_plots import RightAxis, twin_axis_png
 from station.scene import require_chart, require_lens
 
@@ -124,53 +125,6 @@ class PeakingResult:
                 .replace("  ", " "): self.plot_png}
 
 
-class _Sweep:
-    """Preview frames of a focus sweep, by position (the luma kept, the rest dropped); each frame's luma is
-    worked out on the analysis pool while the next position is moved to and captured."""
-
-    def __init__(self, station: Station, axis: FocusAxis) -> None:
-        self.station, self.axis = station, axis
-        self.luma: dict[float, np.ndarray] = {}
-        self.truth: dict[float, float | None] = {}
-
-    def take(self, position: float) -> tuple[float, np.ndarray]:
-        (taken,) = self.take_all([position])
-        return taken
-
-    def take_all(self, positions: list[float]) -> list[tuple[float, np.ndarray]]:
-        """Each of ``positions`` (clamped, rounded) and its preview luma, in order; new ones captured in order."""
-        rounded = [round(self.axis.clamp(p), 4) for p in positions]
-        pool = analysis_pool(self.station)
-        pending = {}
-        for position in rounded:
-            if position not in self.luma and position not in pending:
-                self.axis.move(self.station, position)
-                shot = capture_shot(self.station, self.axis.sensor, ("preview",))
-                focus = (shot.truth or {}).get("focus") or {}
-                self.truth[position] = focus.get("blur_circle_px")
-                pending[position] = pool.submit(f"peaking sweep: preview at {position:g} {self.axis.unit}",
-                                                _shot_luma, shot)
-        for position, job in pending.items():
-            self.luma[position] = job.result()
-        return [(p, self.luma[p]) for p in rounded]
-
-    def near(self, position: float, tolerance: float) -> bool:
-        return any(abs(p - position) <= tolerance for p in self.luma)
-
-
-def _shot_luma(shot: Any) -> np.ndarray:
-    """The preview luma of a shot (its PNG decoded here)."""
-    return preview_luma(shot.preview)
-
-
-def _preview_lumas(station: Station, sensor: str, count: int) -> list[np.ndarray]:
-    """``count`` previews at the present settings, as luma: each decoded behind the next capture."""
-    pool = analysis_pool(station)
-    jobs = [pool.submit(f"{sensor}: flat-field preview {i + 1}", _shot_luma,
-                        capture_shot(station, sensor, ("preview",))) for i in range(count)]
-    return [job.result() for job in jobs]
-
-
 def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None, aperture: float | None = None,
                       gain: float = 1.0, coc_px: float = DEFAULT_COC_PX, chart: str | None = "siemens",
                       distance_mm: float | None = 1000.0, level_pct: float = 50.0, exposure_us: int | None = None,
@@ -196,7 +150,7 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
     move_rail(station, distance_mm)
     station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
     axis = focus_axis(station, sensor, focus_range)
-    sweep = _Sweep(station, axis)
+    sweep = PreviewSweep(station, axis)
     reach = _reach(coc_px)
     try:
         with lit(station, level_pct):
@@ -249,7 +203,7 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
     return result
 
 
-def _fine_positions(sweep: _Sweep, axis: FocusAxis, best: float, dof: float) -> list[float]:
+def _fine_positions(sweep: PreviewSweep, axis: FocusAxis, best: float, dof: float) -> list[float]:
     """The fine sweep's positions (best focus + ``SWEEP_OFFSETS_DOF``) not near a frame taken or planned."""
     planned: list[float] = []
     taken: list[float] = []
@@ -262,7 +216,7 @@ def _fine_positions(sweep: _Sweep, axis: FocusAxis, best: float, dof: float) -> 
     return planned
 
 
-def _blur_slope(sweep: _Sweep, best: float, step: float, coc_px: float, reach: float) -> tuple[float, float]:
+def _blur_slope(sweep: PreviewSweep, best: float, step: float, coc_px: float, reach: float) -> tuple[float, float]:
     """Best focus and the blur slope (px of blur circle per focus unit) from the edge spread of previews.
 
     Blur is linear in the focus displacement, so the line spread variance is a parabola in the position,
@@ -320,7 +274,7 @@ def _flats(station: Station, sensor: str, chart: str | None, count: int) -> list
     the chart it needs (``chart`` is the one the sweep used), so a flat-field step next costs no request."""
     del chart
     require_chart(station, "flat", sensor=sensor)
-    return _preview_lumas(station, sensor, count)
+    return preview_lumas(station, sensor, count)
 
 
 def preview_flats(station: Station, sensor: str, *, lens: str | None = None, aperture: float | None = None,
@@ -335,7 +289,7 @@ def preview_flats(station: Station, sensor: str, *, lens: str | None = None, ape
     station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
     with lit(station, level_pct):
         auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99", tolerance=0.15)
-        return _preview_lumas(station, sensor, count)
+        return preview_lumas(station, sensor, count)
 
 
 def sweep_plot(result: PeakingResult) -> bytes:

@@ -109,10 +109,11 @@ class Shot:
 
     def _png(self, fmt: str) -> np.ndarray | None:
         if fmt not in self._decoded:
-            payload = self.pngs.pop(fmt, None)
+            payload = self.pngs.get(fmt)
             if payload is None:
                 return None
             self._decoded[fmt] = decode_png(payload, fmt) if fmt == "preview" else decode_mask(payload, fmt)
+            del self.pngs[fmt]  # decoded: the payload let go (a payload that fails stays, and fails again)
         return self._decoded[fmt]
 
     @property

@@ -166,6 +166,33 @@ def test_stream_stops_its_analysis_when_the_capture_loop_fails() -> None:
     assert seen == [1]
 
 
+def test_shot_decodes_its_pngs_on_first_use_where_it_is_used() -> None:
+    """A shot keeps the phone's PNG payloads and decodes them on first use (on the pool when an analysis
+    there uses them): once, to the same arrays ``decode_png`` / ``decode_mask`` give; a payload that is no
+    PNG is a ``DeviceError`` naming the format where it is used."""
+    import cv2
+
+    from station.errors import DeviceError
+    from station.procedures.captures import Shot, decode_mask, decode_png
+
+    rgb = np.random.default_rng(1).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+    preview_png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    mask = np.zeros((24, 32), np.uint8)
+    mask[3:9, 4:20] = 255
+    mask_png = cv2.imencode(".png", mask)[1].tobytes()
+    shot = Shot("main", {"seq": 7}, pngs={"preview": preview_png, "peaking_mask": mask_png})
+    with Pipeline(1) as pool:
+        decoded = pool.submit("decode", lambda s: (s.preview, s.masks), shot).result()
+    assert np.array_equal(decoded[0], rgb) and np.array_equal(decoded[0], decode_png(preview_png))
+    assert np.array_equal(decoded[1]["peaking_mask"], decode_mask(mask_png)) and decoded[1]["peaking_mask"].sum() == 96
+    assert shot.preview is decoded[0] and not shot.pngs  # decoded once, the payloads let go
+    broken = Shot("main", {"seq": 8}, pngs={"zebra_mask": b"not a png"})
+    for _ in range(2):  # and again on a second use
+        with pytest.raises(DeviceError, match="zebra_mask payload"):
+            broken.masks  # noqa: B018 - the property decodes
+    assert Shot("main", {}).preview is None
+
+
 # --- how many workers -----------------------------------------------------------------------------------------
 
 def test_workers_come_from_the_override_then_the_config() -> None:

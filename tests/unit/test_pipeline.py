@@ -216,6 +216,12 @@ def test_run_rejects_a_bad_worker_count(capsys: pytest.CaptureFixture[str]) -> N
     assert err == ["station run: error: --analysis-workers 99: expected 0..16 threads (0: serial)"]
 
 
+def test_bench_plan_rejects_a_bad_worker_count(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "plan", "--analysis-workers", "-1", "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["station bench: error: --analysis-workers -1: expected 0..16 threads (0: serial)"]
+
+
 def test_station_file_key_is_checked(tmp_path: Path) -> None:
     from station.config import load_config, to_toml
     from station.errors import ConfigError

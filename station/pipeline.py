@@ -9,7 +9,8 @@ inline. A procedure takes its results in capture order, so measurements and verd
 step and come out in the order they would serially.
 
 The pool is bounded: at most ``in_flight`` analyses are queued or running (a submit past that blocks until
-one finishes), so at most that many frames wait in memory. ``workers=0`` is the serial mode: ``submit`` runs
+one finishes), so at most that many frames wait in memory. An analysis never submits to the pool itself (with
+one worker it would wait for itself). ``workers=0`` is the serial mode: ``submit`` runs
 the analysis inline at once (the station's behaviour before the pool), for tests and for a machine without
 cores to spare.
 

@@ -128,7 +128,7 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
     frame_scene(station, "m", lens, distance, focus_deg=nominal)
     _, shot = auto_exposure_us(station, "m", target_fraction=CHART_LEVEL, statistic="p99")
     label = f"{case_name('m', lens)} f/{f_number:g}"
-    attachments = {f"{label}: through-focus sweep, datasheet focus": preview_of_raw(shot.frame, 512)}
+    picture = analysis_pool(station).submit(f"{label}: datasheet-focus picture", preview_of_raw, shot.frame, 512)
     rois = find_edge_rois(shot.frame.data, shot.frame.black_level, shot.frame.white_level)
     if len(rois) < MIN_EDGES:
         raise SweepError(f"{label}: {len(rois)} slanted edges at the datasheet's focus (needs {MIN_EDGES}); "
@@ -179,7 +179,8 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
                         rings_deg=[float(r) for r in rings], edge_xy_mm=xy_mm, mtf50=mtf50, best_ring_deg=best_ring,
                         used=used, back_focus_mm=float(back_focus), tilt_x_deg=-math.degrees(c),
                         tilt_y_deg=math.degrees(b), residual_um=residual,
-                        extension_offset_um=(extension - a) * 1000.0, pictures=attachments)
+                        extension_offset_um=(extension - a) * 1000.0,
+                        pictures={f"{label}: through-focus sweep, datasheet focus": picture.result()})
 
 
 def _measure_rings(station: Station, axis: Any, rings: list[float], rois: list[Any], measured: dict[float, np.ndarray],

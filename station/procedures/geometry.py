@@ -134,21 +134,17 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
     distance = distance_mm if distance_mm is not None else framing_distance_mm(
         station, sensor, lens, board_w_mm, BOARD_FILL)
     frame_scene(station, sensor, lens, distance)
-    attachments: dict[str, bytes] = {}
+    attachments: dict[str, bytes] = {}  # the first view's picture, drawn on the pool
     # calibration.geometry's one pipeline (detect, calibrate, re-refine from the model, calibrate again) takes the
     # views as they come: each view's board is found on the analysis pool while the gimbal moves to the next pose
-    with analysis_pool(station).stream(f"{case_name(sensor, lens)}: geometry calibration",
-                                       lambda views: calibrate_images(_green_views(views), spec)) as stream:
+    with analysis_pool(station).stream(
+            f"{case_name(sensor, lens)}: geometry calibration",
+            lambda views: calibrate_images(_green_views(views, case_name(sensor, lens), attachments), spec)) as stream:
         try:
             auto_exposure_us(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
             for pan, tilt in poses_deg:
-                name = f"pan {pan:+g} tilt {tilt:+g}"
                 station.mount.move_to(pan=float(pan), tilt=float(tilt))
-                frame = capture_shot(station, sensor, ("raw10",)).frame
-                if not attachments:
-                    attachments[f"{case_name(sensor, lens)}: ChArUco view ({name})"] = preview_of_raw(frame, 768)
-                stream.put((name, frame))
-                del frame  # the pool holds it until its green image is made
+                stream.put((f"pan {pan:+g} tilt {tilt:+g}", capture_shot(station, sensor, ("raw10",)).frame))
         finally:
             station.mount.move_to(pan=0.0, tilt=0.0)
     found = 0
@@ -170,9 +166,13 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
                                pictures=attachments)
 
 
-def _green_views(views: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, RAW frame) -> (name, its green image), one at a time (the RAW let go as soon as it is converted)."""
+def _green_views(views: Iterator[tuple[str, Any]], case: str, pictures: dict[str, bytes]
+                 ) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, RAW frame) -> (name, its green image), one at a time (the RAW let go as soon as it is converted);
+    the first view's picture for a person goes into ``pictures``."""
     for name, frame in views:
+        if not pictures:
+            pictures[f"{case}: ChArUco view ({name})"] = preview_of_raw(frame, 768)
         yield name, green_image(frame)
 
 

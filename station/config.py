@@ -32,6 +32,7 @@ from pydantic.dataclasses import dataclass
 from station.devices import registry
 from station.devices.protocols import MOUNT_AXES
 from station.errors import ConfigError
+from station.pipeline import DEFAULT_WORKERS, MAX_WORKERS
 from station.validation import (
     FiniteFloat,
     SafeStr,
@@ -225,6 +226,8 @@ class StationConfig:
     #: A lens catalogue file (absolute, or relative to the station file's folder when loaded).
     lens_catalog: Path | None = None
     records: RecordsConfig = RecordsConfig()
+    #: Threads analysing frames behind the next capture (``station.pipeline``; 0: inline, serial).
+    analysis_workers: int = DEFAULT_WORKERS
 
 
 # --- the file's shape ------------------------------------------------------------------
@@ -236,6 +239,8 @@ class StationTable(BaseModel):
     name: Slug = "station"
     operator: Annotated[SafeStr, pattern(OPERATOR_RE, "prompt or tcp://HOST:PORT")] | None = None
     lens_catalog: Annotated[SafeStr, Field(min_length=1, max_length=4096)] | None = None
+    analysis_workers: Annotated[StrictInteger, Field(ge=0, le=MAX_WORKERS,
+                                               description=f"0..{MAX_WORKERS} threads (0: serial)")] = DEFAULT_WORKERS
 
 
 class DutTable(BaseModel):
@@ -298,7 +303,7 @@ def parse_config(data: dict[str, Any], source: str = "<built-in>") -> StationCon
                          dut=DutConfig(host=host, port=int(port), timeout_s=doc.dut.timeout_s,
                                                  driver=doc.dut.driver), twin=doc.twin,
                          source=source, operator=doc.station.operator, lens_catalog=lens_catalog,
-                         records=doc.records)
+                         records=doc.records, analysis_workers=doc.station.analysis_workers)
 
 
 def load_config(path: str | Path) -> StationConfig:
@@ -358,6 +363,8 @@ def to_document(config: StationConfig) -> dict[str, Any]:
         station["operator"] = config.operator
     if config.lens_catalog is not None:
         station["lens_catalog"] = str(config.lens_catalog)
+    if config.analysis_workers != DEFAULT_WORKERS:
+        station["analysis_workers"] = config.analysis_workers
     m = config.mount
     doc: dict[str, Any] = {
         "station": station,

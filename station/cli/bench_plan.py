@@ -75,6 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="keep the run's record and Allure results here (default: a temporary folder)")
     parser.add_argument("--profile", metavar="FILE",
                         help="run under cProfile, write the stats to FILE and add the top functions to the JSON")
+    parser.add_argument("--analysis-workers", metavar="N", type=int,
+                        help="threads analysing frames behind the next capture (0: serial; default: the "
+                             "station's, 1)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -160,7 +163,8 @@ def _run_plan(argv: list[str], profile: str | None) -> tuple[int, float, dict[st
 
 def measure(plan: str = "factory", lenses: list[str] | None = None, firmware: str = "golden",
             seed: int = 1, reports_dir: str | None = None, *, resolution: str = "ci", select: str | None = None,
-            time_scale: float = 0.0, profile: str | None = None) -> dict[str, Any]:
+            time_scale: float = 0.0, profile: str | None = None, analysis_workers: int | None = None
+            ) -> dict[str, Any]:
     """Run ``plan`` against a twin in its own process; the takt figures, memory, frames and test outcomes."""
     from station.atomic import atomic_write_text
     from station.config import load_config, to_toml
@@ -178,6 +182,8 @@ def measure(plan: str = "factory", lenses: list[str] | None = None, firmware: st
             reports = Path(reports_dir) if reports_dir else Path(tmp) / "reports"
             argv = ["run", "--plan", plan, "--station", str(station_file), "--reports", str(reports),
                     "--no-report"]
+            if analysis_workers is not None:
+                argv += ["--analysis-workers", str(analysis_workers)]
             for lens in lenses or []:
                 argv += ["--lens", lens]
             argv += ["--", "-q"] + (["-k", select] if select else [])
@@ -196,6 +202,7 @@ def measure(plan: str = "factory", lenses: list[str] | None = None, firmware: st
     result = _result(plan, resolution, select, wall_s, waited, hw, station_rss, twin_rss, frames, tests, slowest,
                      code, lenses, time_scale, top)
     result["pids"] = pids
+    result["analysis_workers"] = config.analysis_workers if analysis_workers is None else analysis_workers
     result["dut_timeout_s"] = dut_timeout_s
     return {"plan": result}
 
@@ -229,6 +236,7 @@ def _result(plan: str, resolution: str, select: str | None, wall_s: float, waite
 
 
 def run(args: argparse.Namespace) -> int:
+    from station.pipeline import MAX_WORKERS
     from station.twin.firmware import FIRMWARE_BUILDS
 
     if not args.time_scale >= 0:
@@ -236,12 +244,15 @@ def run(args: argparse.Namespace) -> int:
     if args.select is not None and not _SELECT_RE.match(args.select):
         raise ConfigError(f"--select {args.select!r}: expected a pytest -k expression (names, and/or/not, "
                           "brackets; printable ASCII, at most 200 characters)")
+    if args.analysis_workers is not None and not 0 <= args.analysis_workers <= MAX_WORKERS:
+        raise ConfigError(f"--analysis-workers {args.analysis_workers}: expected 0..{MAX_WORKERS} threads "
+                          "(0: serial)")
     if args.firmware not in FIRMWARE_BUILDS:
         raise ConfigError(f"--firmware {args.firmware!r}: the twin has no such build; allowed: "
                           f"{', '.join(FIRMWARE_BUILDS)}")
     result = measure(args.plan, list(dict.fromkeys(args.lens)), args.firmware, args.seed, args.reports,
                      resolution=args.resolution, select=args.select, time_scale=args.time_scale,
-                     profile=args.profile)
+                     profile=args.profile, analysis_workers=args.analysis_workers)
     plan = result["plan"]
     if args.json:
         print(json.dumps(result, indent=2))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from station.errors import ConfigError, StationError
+from station.pipeline import MAX_WORKERS, workers_overridden
 
 PLANS = ("factory", "lens", "regression")
 _LENS_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]*\Z")
@@ -50,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--reports", metavar="DIR", default="reports",
                         help="where the run writes records, results and the report (default ./reports)")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report at the end")
+    parser.add_argument("--analysis-workers", metavar="N", type=int,
+                        help="threads analysing frames behind the next capture (0: serial; default: the station "
+                             "file's [station] analysis_workers, else 1)")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST_ARGS",
                         help="after --, options for pytest (-k EXPR, -x, -v ...)")
     parser.set_defaults(func=run)
@@ -91,6 +95,9 @@ def check_args(args: argparse.Namespace) -> dict[str, Any]:
             if args.firmware not in FIRMWARE_BUILDS:
                 raise ConfigError(f"--firmware {args.firmware!r}: the twin has no such build; allowed: "
                                   f"{', '.join(FIRMWARE_BUILDS)}")
+    workers = getattr(args, "analysis_workers", None)
+    if workers is not None and not 0 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"--analysis-workers {workers}: expected 0..{MAX_WORKERS} threads (0: serial)")
     lenses = list(dict.fromkeys(args.lens))
     for lens in lenses:
         if not _LENS_RE.match(lens):
@@ -160,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     results = run_dir / "allure-results"
     print(f"station run: plan {args.plan} on {_where(checked, args)}, run {run_id}", flush=True)
     started = time.monotonic()
-    code = int(pytest.main(pytest_argv(args, checked, run_id, results)))
+    with workers_overridden(getattr(args, "analysis_workers", None)):
+        code = int(pytest.main(pytest_argv(args, checked, run_id, results)))
     elapsed_s = time.monotonic() - started
 
     written = sorted((reports / "records").glob(f"*-{run_id}.json"))

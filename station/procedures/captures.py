@@ -25,6 +25,7 @@ from calibration.focus_fit import pyramid_sharpness
 from calibration.zebra import channel_means
 from station.errors import DeviceError, InputError
 from station.frame import Frame
+from station.pipeline import analysis_pool
 from station.procedures import ProcedureError, SweepError
 
 if TYPE_CHECKING:
@@ -82,14 +83,19 @@ def png_bytes(image: np.ndarray, max_side: int | None = 1024) -> bytes:
 
 @dataclass
 class Shot:
-    """One frame of a sensor in the formats asked for."""
+    """One frame of a sensor in the formats asked for.
+
+    PNG formats (``preview``, masks) are kept as the phone sent them and decoded on first use, so an analysis
+    on the pool (``station.pipeline``) decodes them there, behind the next capture; a payload that is no PNG
+    raises ``DeviceError`` where it is first used.
+    """
 
     sensor: str
     meta: dict[str, Any]  # the first format's capture metadata (seq, exposure, gain, declared levels)
     frame: Frame | None = None  # the RAW (raw10, else dng) as a Frame, declared metadata
     dng: Frame | None = None
-    preview: np.ndarray | None = None  # RGB8
-    masks: dict[str, np.ndarray] = field(default_factory=dict)  # zebra_mask / peaking_mask -> bool
+    pngs: dict[str, bytes] = field(default_factory=dict, repr=False)  # PNG payloads by format, not yet decoded
+    _decoded: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def seq(self) -> int:
@@ -100,6 +106,26 @@ class Shot:
         if self.frame is None:
             raise ProcedureError(f"{self.sensor}: no RAW format in this shot")
         return self.frame.data
+
+    def _png(self, fmt: str) -> np.ndarray | None:
+        if fmt not in self._decoded:
+            payload = self.pngs.get(fmt)
+            if payload is None:
+                return None
+            self._decoded[fmt] = decode_png(payload, fmt) if fmt == "preview" else decode_mask(payload, fmt)
+            del self.pngs[fmt]  # decoded: the payload let go (a payload that fails stays, and fails again)
+        return self._decoded[fmt]
+
+    @property
+    def preview(self) -> np.ndarray | None:
+        """The preview as RGB8 (None when not captured)."""
+        return self._png("preview")
+
+    @property
+    def masks(self) -> dict[str, np.ndarray]:
+        """zebra_mask / peaking_mask -> bool (H, W), the ones captured."""
+        names = [f for f in PNG_FORMATS if f != "preview" and (f in self.pngs or f in self._decoded)]
+        return {f: mask for f in names if (mask := self._png(f)) is not None}
 
     @property
     def truth(self) -> dict[str, Any] | None:
@@ -112,7 +138,8 @@ def capture_shot(station: Station, sensor: str, formats: Sequence[str] = ("raw10
     """One frame in ``formats`` (the first ``new`` unless ``new=False``, the rest ``last``).
 
     ``raw10`` becomes ``Shot.frame`` (unpacked with the capture's declared metadata), ``dng`` ``Shot.dng``
-    (and ``frame`` when no raw10 is asked for), ``preview`` an RGB8 array, masks bool arrays.
+    (and ``frame`` when no raw10 is asked for), ``preview`` an RGB8 array, masks bool arrays (decoded on
+    first use).
     """
     if not formats:
         raise InputError("capture_shot: no format asked for")
@@ -137,10 +164,8 @@ def capture_shot(station: Station, sensor: str, formats: Sequence[str] = ("raw10
             shot.dng = read_dng(payload)
             if shot.frame is None:
                 shot.frame = shot.dng
-        elif fmt == "preview":
-            shot.preview = decode_png(payload, "preview")
         elif fmt in PNG_FORMATS:
-            shot.masks[fmt] = decode_mask(payload, fmt)
+            shot.pngs[fmt] = payload
         else:
             raise InputError(f"capture_shot: format {fmt!r}; allowed: raw10, dng, {', '.join(PNG_FORMATS)}")
     assert shot is not None
@@ -299,6 +324,28 @@ PLATEAU_FRACTION = 0.95
 FLAT_TOP_FRACTION = 0.7
 
 
+def _measure_sharpness(station: Station, axis: FocusAxis, positions: Sequence[float],
+                       measured: dict[float, float]) -> None:
+    """The sharpness at each of ``positions`` not in ``measured`` yet (clamped, rounded; captured in order),
+    each frame's analysed on the pool behind the next one's move."""
+    pool = analysis_pool(station)
+    pending = {}
+    for position in positions:
+        position = round(axis.clamp(position), 4)
+        if position not in measured and position not in pending:
+            axis.move(station, position)
+            shot = capture_shot(station, axis.sensor, ("raw10",))
+            pending[position] = pool.submit(f"focus search: sharpness at {position:g} {axis.unit}",
+                                            _raw_sharpness, shot)
+    for position, job in pending.items():
+        measured[position] = job.result()
+
+
+def _raw_sharpness(shot: Shot) -> float:
+    """The focus search's sharpness of a RAW shot (``calibration.focus_fit.pyramid_sharpness``)."""
+    return pyramid_sharpness(shot.raw)
+
+
 #: Golden section ratio (Kiefer 1953): the search bracket shrinks by this factor per frame.
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
@@ -323,14 +370,12 @@ def focus_search(station: Station, axis: FocusAxis, *, coarse_steps: int = 7, br
     measured: dict[float, float] = {}
 
     def measure(position: float) -> float:
-        position = round(axis.clamp(position), 4)
-        if position not in measured:
-            axis.move(station, position)
-            measured[position] = pyramid_sharpness(capture_shot(station, axis.sensor, ("raw10",)).raw)
-        return measured[position]
+        _measure_sharpness(station, axis, [position], measured)
+        return measured[round(axis.clamp(position), 4)]
 
     coarse = [round(float(p), 4) for p in np.linspace(axis.lo, axis.hi, coarse_steps)]
-    values = np.array([measure(p) for p in coarse])
+    _measure_sharpness(station, axis, coarse, measured)
+    values = np.array([measured[p] for p in coarse])
     best_i = int(np.argmax(values))
     top = float(values[best_i])
     where = f"{axis.lo:g}..{axis.hi:g} {axis.unit}"

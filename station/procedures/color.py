@@ -110,22 +110,25 @@ def measure_color(station: Station, sensor: str, lens: str | None = None, *,
     exposure, shot = auto_exposure_us(station, sensor, target_fraction=CHART_LEVEL, statistic="p99")
     frame = shot.frame
     label = case_name(sensor, lens)
-    attachments = {f"{label}: ColorChecker capture": preview_of_raw(frame, 768)}
+
+    def as_captured() -> dict[str, bytes]:  # a failure's picture (found, the picture shows the patches instead)
+        return {f"{label}: ColorChecker capture": preview_of_raw(frame, 768)}
+
     rgb = cfa_to_rgb(frame.data.astype(np.float32) - np.float32(frame.black_level), frame.cfa)
     try:
         detection = chart.detect(rgb)
     except ChartNotFound as exc:
         raise ChartNotFoundError(f"{label}: no ColorChecker in the capture ({exc.reason}); is it on the holder?",
-                                 attachments) from None
+                                 as_captured()) from None
     boxes = {int(roi.extra.get("index", i)): tuple(int(v) for v in roi.box) for i, roi in enumerate(detection.rois)}
     if sorted(boxes) != list(range(24)):
         raise ChartNotFoundError(f"{label}: the ColorChecker's detector placed {len(boxes)} of its 24 patches in "
-                                 "the capture", attachments)
+                                 "the capture", as_captured())
     rois = [boxes[i] for i in range(24)]
     try:
         means, maxima = patch_means(rgb, rois)
-        attachments[f"{label}: ColorChecker capture"] = capture_png(  # balanced on a grey patch, ROIs drawn
-            frame, [(2 * x, 2 * y, 2 * w, 2 * h) for x, y, w, h in rois], 768, gains_of_neutral(means[NEUTRAL_PATCH]))
+        attachments = {f"{label}: ColorChecker capture": capture_png(  # balanced on a grey patch, ROIs drawn
+            frame, [(2 * x, 2 * y, 2 * w, 2 * h) for x, y, w, h in rois], 768, gains_of_neutral(means[NEUTRAL_PATCH]))}
         if gain_map is not None:
             corrected = apply_shading(frame.data, np.asarray(gain_map), cfa=frame.cfa,
                                       black_level=float(frame.black_level))

@@ -24,6 +24,7 @@ import numpy as np
 
 from calibration.focus_fit import fit_plane, parabola_vertex
 from station.measurements import Declared, measures
+from station.pipeline import Pending, analysis_pool
 from station.procedures import SweepError
 from station.procedures.captures import auto_exposure_us, capture_shot, focus_axis
 from station.procedures.framing import (
@@ -126,7 +127,7 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
     frame_scene(station, "m", lens, distance, focus_deg=nominal)
     _, shot = auto_exposure_us(station, "m", target_fraction=CHART_LEVEL, statistic="p99")
     label = f"{case_name('m', lens)} f/{f_number:g}"
-    attachments = {f"{label}: through-focus sweep, datasheet focus": preview_of_raw(shot.frame, 512)}
+    picture = analysis_pool(station).submit(f"{label}: datasheet-focus picture", preview_of_raw, shot.frame, 512)
     rois = find_edge_rois(shot.frame.data, shot.frame.black_level, shot.frame.white_level)
     if len(rois) < MIN_EDGES:
         raise SweepError(f"{label}: {len(rois)} slanted edges at the datasheet's focus (needs {MIN_EDGES}); "
@@ -139,18 +140,11 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
     centre_edges = np.argsort(np.hypot(*(xy_px - centre).T))[:8]
     measured: dict[float, np.ndarray] = {}
 
-    def take(ring: float) -> None:
-        ring = round(axis.clamp(ring), 4)
-        if ring in measured:
-            return
-        axis.move(station, ring)
-        frame = capture_shot(station, "m", ("raw10",)).frame
-        by_roi = {e.roi: e.mtf50_cy_px for e in edge_mtfs(frame, rois)}
-        measured[ring] = np.array([by_roi.get(r[0], math.nan) for r in rois])
+    def take(rings: list[float]) -> None:
+        _measure_rings(station, axis, rings, rois, measured, label)
 
     half = steps // 2
-    for k in range(-half, half + 1):
-        take(nominal + k * step)
+    take([nominal + k * step for k in range(-half, half + 1)])
     for _ in range(MAX_EXTENSIONS):
         rings = np.array(sorted(measured))
         score = np.array([np.nanmedian(1.0 / measured[r][centre_edges] ** 2) if np.isfinite(
@@ -163,8 +157,7 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
         direction = -1.0 if best == 0 else 1.0
         if axis.clamp(rings[best] + direction * step) == rings[best]:
             break  # the ring is at its stop
-        for k in range(1, EXTEND_STEPS + 1):
-            take(rings[best] + direction * k * step)
+        take([rings[best] + direction * k * step for k in range(1, EXTEND_STEPS + 1)])
     rings = np.array(sorted(measured))
     mtf50 = np.array([measured[r] for r in rings])  # (steps, edges)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -185,7 +178,30 @@ def adapter_focus(station: Station, lens: str, f_number: float, *, distance_mm: 
                         rings_deg=[float(r) for r in rings], edge_xy_mm=xy_mm, mtf50=mtf50, best_ring_deg=best_ring,
                         used=used, back_focus_mm=float(back_focus), tilt_x_deg=-math.degrees(c),
                         tilt_y_deg=math.degrees(b), residual_um=residual,
-                        extension_offset_um=(extension - a) * 1000.0, pictures=attachments)
+                        extension_offset_um=(extension - a) * 1000.0,
+                        pictures={f"{label}: through-focus sweep, datasheet focus": picture.result()})
+
+
+def _measure_rings(station: Station, axis: Any, rings: list[float], rois: list[Any], measured: dict[float, np.ndarray],
+                   label: str) -> None:
+    """Each ring's MTF50 per edge (``measured``, by ring clamped and rounded), new rings captured in order; a
+    frame's edges measured on the analysis pool behind the next ring's move."""
+    pool = analysis_pool(station)
+    jobs: dict[float, Pending[np.ndarray]] = {}
+    for ring in rings:
+        ring = round(axis.clamp(ring), 4)
+        if ring not in measured and ring not in jobs:
+            axis.move(station, ring)
+            frame = capture_shot(station, "m", ("raw10",)).frame
+            jobs[ring] = pool.submit(f"{label}: edges at ring {ring:g} deg", _edge_mtf50, frame, rois)
+    for ring, job in jobs.items():
+        measured[ring] = job.result()
+
+
+def _edge_mtf50(frame: Any, rois: list[tuple[tuple[int, int, int, int], str, float]]) -> np.ndarray:
+    """MTF50 (c/px) of each of ``rois`` in ``frame``, NaN where an edge does not measure."""
+    by_roi = {e.roi: e.mtf50_cy_px for e in edge_mtfs(frame, rois)}
+    return np.array([by_roi.get(r[0], math.nan) for r in rois])
 
 
 def focus_sweep_png(result: AdapterFocus) -> bytes:

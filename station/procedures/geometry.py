@@ -11,6 +11,7 @@ corners saddle-refined, calibrated, re-refined from the model once, outliers rej
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from station.measurements import Declared, measures
+from station.pipeline import analysis_pool
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot
 from station.procedures.framing import (
@@ -132,22 +134,22 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
     distance = distance_mm if distance_mm is not None else framing_distance_mm(
         station, sensor, lens, board_w_mm, BOARD_FILL)
     frame_scene(station, sensor, lens, distance)
-    attachments: dict[str, bytes] = {}
-    images: list[tuple[str, np.ndarray]] = []
-    try:
-        auto_exposure_us(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
-        for pan, tilt in poses_deg:
-            name = f"pan {pan:+g} tilt {tilt:+g}"
-            station.mount.move_to(pan=float(pan), tilt=float(tilt))
-            frame = capture_shot(station, sensor, ("raw10",)).frame
-            if not attachments:
-                attachments[f"{case_name(sensor, lens)}: ChArUco view ({name})"] = preview_of_raw(frame, 768)
-            images.append((name, green_image(frame)))
-    finally:
-        station.mount.move_to(pan=0.0, tilt=0.0)
+    attachments: dict[str, bytes] = {}  # the first view's picture, drawn on the pool
+    # calibration.geometry's one pipeline (detect, calibrate, re-refine from the model, calibrate again) takes the
+    # views as they come: each view's board is found on the analysis pool while the gimbal moves to the next pose
+    with analysis_pool(station).stream(
+            f"{case_name(sensor, lens)}: geometry calibration",
+            lambda views: calibrate_images(_green_views(views, case_name(sensor, lens), attachments), spec)) as stream:
+        try:
+            auto_exposure_us(station, sensor, target_fraction=BOARD_LEVEL, statistic="p99")
+            for pan, tilt in poses_deg:
+                station.mount.move_to(pan=float(pan), tilt=float(tilt))
+                stream.put((f"pan {pan:+g} tilt {tilt:+g}", capture_shot(station, sensor, ("raw10",)).frame))
+        finally:
+            station.mount.move_to(pan=0.0, tilt=0.0)
     found = 0
-    try:  # calibration.geometry's one pipeline: detect, calibrate, re-refine from the model, calibrate again
-        calibrated = calibrate_images(images, spec)
+    try:
+        calibrated = stream.finish()
         found = len(calibrated.views)
     except (ValueError, cv2.error) as exc:
         if not str(exc).startswith("board found in"):
@@ -162,6 +164,16 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
                                board=board, poses_deg=[tuple(map(float, p)) for p in poses_deg], result=result,
                                not_found=not_found, pixel_pitch_um=sensor_info.pixel_pitch_um,
                                pictures=attachments)
+
+
+def _green_views(views: Iterator[tuple[str, Any]], case: str, pictures: dict[str, bytes]
+                 ) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, RAW frame) -> (name, its green image), one at a time (the RAW let go as soon as it is converted);
+    the first view's picture for a person goes into ``pictures``."""
+    for name, frame in views:
+        if not pictures:
+            pictures[f"{case}: ChArUco view ({name})"] = preview_of_raw(frame, 768)
+        yield name, green_image(frame)
 
 
 def distortion_field_png(result: Any, *, title: str = "Distortion field", grid: int = 13) -> bytes:

@@ -45,6 +45,7 @@ from calibration.peaking import calibrate_peaking as calibrate_peaking_frames
 from calibration.zebra import preview_luma
 from station.errors import InputError
 from station.measurements import Declared, measures
+from station.pipeline import Pending, analysis_pool
 from station.procedures import ProcedureError, SweepError, calibration_path, write_back
 from station.procedures.captures import (
     FocusAxis,
@@ -56,7 +57,9 @@ from station.procedures.captures import (
     move_rail,
     png_bytes,
 )
+from station.procedures.preview_sweep import PreviewSweep, preview_lumas
 from station.procedures.result import ResultParts
+from station.procedures.sweep_plots import RightAxis, twin_axis_png
 from station.scene import require_chart, require_lens
 
 if TYPE_CHECKING:
@@ -123,28 +126,6 @@ class PeakingResult(ResultParts):
                 .replace("  ", " "): self.plot_png}
 
 
-class _Sweep:
-    """Preview frames of a focus sweep, by position (the luma kept, the rest dropped)."""
-
-    def __init__(self, station: Station, axis: FocusAxis) -> None:
-        self.station, self.axis = station, axis
-        self.luma: dict[float, np.ndarray] = {}
-        self.truth: dict[float, float | None] = {}
-
-    def take(self, position: float) -> tuple[float, np.ndarray]:
-        position = round(self.axis.clamp(position), 4)
-        if position not in self.luma:
-            self.axis.move(self.station, position)
-            shot = capture_shot(self.station, self.axis.sensor, ("preview",))
-            self.luma[position] = preview_luma(shot.preview)
-            focus = (shot.truth or {}).get("focus") or {}
-            self.truth[position] = focus.get("blur_circle_px")
-        return position, self.luma[position]
-
-    def near(self, position: float, tolerance: float) -> bool:
-        return any(abs(p - position) <= tolerance for p in self.luma)
-
-
 def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None, aperture: float | None = None,
                       gain: float = 1.0, coc_px: float = DEFAULT_COC_PX, chart: str | None = "siemens",
                       distance_mm: float | None = 1000.0, level_pct: float = 50.0, exposure_us: int | None = None,
@@ -170,7 +151,7 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
     move_rail(station, distance_mm)
     station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
     axis = focus_axis(station, sensor, focus_range)
-    sweep = _Sweep(station, axis)
+    sweep = PreviewSweep(station, axis)
     reach = _reach(coc_px)
     try:
         with lit(station, level_pct):
@@ -191,10 +172,7 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
                                  f"{axis.hi:g}) and the frame there shows no focused edges; the chart is beyond "
                                  "the lens's reach or the focus range is restricted") from None
             dof = 2.0 * coc_px / slope
-            for offset in SWEEP_OFFSETS_DOF:
-                position = axis.clamp(best + offset * dof)
-                if not sweep.near(position, (0.1 if abs(offset) < 1.0 else 0.3) * dof):
-                    sweep.take(position)
+            sweep.take_all(_fine_positions(sweep, axis, best, dof))
             if not flat_lumas:
                 flat_lumas = _flats(station, sensor, chart, flats)
     finally:
@@ -226,7 +204,20 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
     return result
 
 
-def _blur_slope(sweep: _Sweep, best: float, step: float, coc_px: float, reach: float) -> tuple[float, float]:
+def _fine_positions(sweep: PreviewSweep, axis: FocusAxis, best: float, dof: float) -> list[float]:
+    """The fine sweep's positions (best focus + ``SWEEP_OFFSETS_DOF``) not near a frame taken or planned."""
+    planned: list[float] = []
+    taken: list[float] = []
+    for offset in SWEEP_OFFSETS_DOF:
+        position = axis.clamp(best + offset * dof)
+        tolerance = (0.1 if abs(offset) < 1.0 else 0.3) * dof
+        if not sweep.near(position, tolerance) and not any(abs(p - position) <= tolerance for p in taken):
+            planned.append(position)
+            taken.append(round(position, 4))  # where ``take_all`` keeps it
+    return planned
+
+
+def _blur_slope(sweep: PreviewSweep, best: float, step: float, coc_px: float, reach: float) -> tuple[float, float]:
     """Best focus and the blur slope (px of blur circle per focus unit) from the edge spread of previews.
 
     Blur is linear in the focus displacement, so the line spread variance is a parabola in the position,
@@ -253,8 +244,7 @@ def _blur_slope(sweep: _Sweep, best: float, step: float, coc_px: float, reach: f
         if len(offsets) == 1:
             offsets.append(2.0 * offsets[0])
         points = [(best, v_best)]
-        for offset in offsets:
-            position, image = sweep.take(best + offset)
+        for position, image in sweep.take_all([best + o for o in offsets]):
             points.append((position, lsf_variance(image, edges, reach_px=reach)))
         x = np.array([p for p, _ in points])
         y = np.array([v for _, v in points])
@@ -285,7 +275,7 @@ def _flats(station: Station, sensor: str, chart: str | None, count: int) -> list
     the chart it needs (``chart`` is the one the sweep used), so a flat-field step next costs no request."""
     del chart
     require_chart(station, "flat", sensor=sensor)
-    return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
+    return preview_lumas(station, sensor, count)
 
 
 def preview_flats(station: Station, sensor: str, *, lens: str | None = None, aperture: float | None = None,
@@ -300,12 +290,12 @@ def preview_flats(station: Station, sensor: str, *, lens: str | None = None, ape
     station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
     with lit(station, level_pct):
         auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99", tolerance=0.15)
-        return [preview_luma(capture_shot(station, sensor, ("preview",)).preview) for _ in range(count)]
+        return preview_lumas(station, sensor, count)
 
 
 def sweep_plot(result: PeakingResult) -> bytes:
     """Estimated blur against focus position (CoC and 2 CoC marked) and the edge coverage at T_peak."""
-    from calibration.figures import figure_png, new_figure
+    from calibration.figures import new_figure
 
     pos = [f["position"] for f in result.frames]
     fig, ax = new_figure(figsize=(7.5, 4.2), dpi=100)
@@ -315,17 +305,14 @@ def sweep_plot(result: PeakingResult) -> bytes:
     ax.axvspan(*result.in_focus, color="tab:green", alpha=0.12)
     ax.set_xlabel(f"focus position ({result.unit})")
     ax.set_ylabel("defocus blur circle (px)")
-    right = ax.twinx()
-    right.plot(pos, [100 * f["coverage"] for f in result.frames], "s:", ms=3, color="tab:red",
-               label="edge coverage")
-    right.axhline(100 * MIN_IN_FOCUS_COVERAGE, color="tab:red", lw=0.5)
-    right.axhline(100 * MAX_FAR_COVERAGE, color="tab:red", lw=0.5)
-    right.set_ylabel(f"edge pixels flagged at T_peak {result.threshold} (%)")
-    ax.set_title(f"peaking focus sweep: {result.sensor} {result.lens or ''} {_aperture_key(result.aperture)} "
-                 f"gain {result.gain:g}: T_peak {result.threshold} (feasible {result.feasible[0]}.."
-                 f"{result.feasible[1]}), flats {100 * result.flat_rate:.3f} %", fontsize=8)
-    ax.legend(fontsize=7, loc="upper left")
-    return figure_png(fig, tight=True)
+    limit = {"color": "tab:red", "lw": 0.5}
+    right = RightAxis(pos, [100 * f["coverage"] for f in result.frames], "s:", "tab:red", "edge coverage",
+                      f"edge pixels flagged at T_peak {result.threshold} (%)",
+                      ((100 * MIN_IN_FOCUS_COVERAGE, limit), (100 * MAX_FAR_COVERAGE, limit)))
+    return twin_axis_png(fig, ax, f"peaking focus sweep: {result.sensor} {result.lens or ''} "
+                         f"{_aperture_key(result.aperture)} gain {result.gain:g}: T_peak {result.threshold} "
+                         f"(feasible {result.feasible[0]}..{result.feasible[1]}), flats "
+                         f"{100 * result.flat_rate:.3f} %", right=right, title_size=8, legend_loc="upper left")
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -375,7 +362,21 @@ def _expected(offset_dof: float) -> str | None:
 def _flat_masks(station: Station, sensor: str, count: int) -> list[np.ndarray]:
     """The phone's peaking masks of ``count`` flat fields at the present settings (the flat field stays up)."""
     require_chart(station, "flat", sensor=sensor)
-    return [capture_shot(station, sensor, ("peaking_mask",)).masks["peaking_mask"] for _ in range(count)]
+    pool = analysis_pool(station)
+    jobs = [pool.submit(f"{sensor}: flat-field peaking mask {i + 1}", _peaking_mask,
+                        capture_shot(station, sensor, ("peaking_mask",))) for i in range(count)]
+    return [job.result() for job in jobs]
+
+
+def _peaking_mask(shot: Any) -> np.ndarray:
+    return shot.masks["peaking_mask"]
+
+
+def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A verification frame's peaking mask; at best focus (``sharp``) also its preview and the preview's luma."""
+    if not sharp:
+        return shot.masks["peaking_mask"], None, None
+    return shot.masks["peaking_mask"], shot.preview, preview_luma(shot.preview)
 
 
 def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
@@ -398,9 +399,7 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
     axis = focus_axis(station, sensor)
     station.dut.configure(sensor, analog_gain=result.gain, exposure_us=int(result.exposure_us),
                           peaking={"enabled": True, "threshold": t_peak})
-    shots: list[tuple[float, float, np.ndarray, float | None]] = []
-    sharp_luma: np.ndarray | None = None
-    sharp_preview: np.ndarray | None = None
+    taken: list[tuple[float, float, Pending[Any], float | None]] = []
     flat_masks: list[np.ndarray] = []
     scene = getattr(station, "operator", None)
     flat_first = flats > 0 and getattr(scene, "chart_up", None) == "flat"  # the flat is still up: use it
@@ -414,22 +413,22 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
                 axis.move(station, position)
                 shot = capture_shot(station, sensor, ("preview", "peaking_mask"))
                 focus = (shot.truth or {}).get("focus") or {}
-                shots.append((offset, position, shot.masks["peaking_mask"], focus.get("blur_circle_px")))
-                if offset == 0.0:
-                    sharp_preview = shot.preview
-                    sharp_luma = preview_luma(shot.preview)
+                job = analysis_pool(station).submit(f"peaking verification: mask at {position:g} {axis.unit}",
+                                                    _decode_check, shot, offset == 0.0)
+                taken.append((offset, position, job, focus.get("blur_circle_px")))
             if not flat_first and flats > 0:
                 flat_masks = _flat_masks(station, sensor, flats)
     finally:
         station.dut.configure(sensor, peaking={"enabled": False},
                               **({"focus_m": None} if sensor == "main" else {}))
-    assert sharp_luma is not None and sharp_preview is not None
+    shots = [(offset, position, job.result(), blur) for offset, position, job, blur in taken]
+    sharp_preview, sharp_luma = next(decoded[1:] for o, _, decoded, _ in shots if o == 0.0)
     try:
         edge_mask = chart_edges(sharp_luma, reach_px=_reach(result.coc_px)).edge_mask
     except PeakingCalibrationError as exc:
         raise ProcedureError(f"{sensor}: peaking verification: no chart edges at best focus ({exc})") from None
     frames = []
-    for offset, position, mask, truth_blur in shots:
+    for offset, position, (mask, _, _), truth_blur in shots:
         coverage = edge_coverage(mask, edge_mask)
         expected = _expected(offset)
         ok = (expected != "in_focus" or coverage >= MIN_IN_FOCUS_COVERAGE) and \
@@ -438,7 +437,7 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
                        "passed": bool(ok), "truth_blur_px": truth_blur})
     flat_rates = [float(np.count_nonzero(m)) / m.size for m in flat_masks]
     passed = all(f["passed"] for f in frames) and all(r <= MAX_FLAT_RATE for r in flat_rates)
-    sharp_mask = next(m for o, _, m, _ in shots if o == 0.0)
+    sharp_mask = next(decoded[0] for o, _, decoded, _ in shots if o == 0.0)
     overlay = sharp_preview.copy()
     overlay[sharp_mask] = (255, 0, 0)
     return PeakingVerification(sensor=sensor, threshold=t_peak, edge_pixels=int(edge_mask.sum()), frames=frames,

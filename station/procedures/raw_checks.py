@@ -39,6 +39,7 @@ from calibration.raw_integrity import (
 )
 from station.errors import DeviceError, InputError
 from station.measurements import Declared, measures
+from station.pipeline import analysis_pool
 from station.procedures import ProcedureError
 from station.procedures.captures import (
     auto_exposure_us,
@@ -305,6 +306,8 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
                 exposure, _ = auto_exposure_us(station, sensor, target_fraction=0.6, statistic="p99",
                                                tolerance=0.15)
                 shot = capture_shot(station, sensor, ("raw10", "dng", "preview"))
+                checks = analysis_pool(station).submit(f"{sensor}: CFA order and RAW10 = DNG", _colour_checks,
+                                                       sensor, shot, colour_chart)  # behind the ramp and darks
             else:
                 shot, exposure = colour.shot, colour.exposure_us
             if not ramp_first:
@@ -318,7 +321,7 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
     frame = shot.frame
     declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
     black = float(frame.black_level)
-    cfa, same = (colour.cfa, colour.raw10_dng) if colour is not None else _colour_checks(sensor, shot, colour_chart)
+    cfa, same = (colour.cfa, colour.raw10_dng) if colour is not None else checks.result()
 
     counts = code_counts(ramp[0])
     pile = np.flatnonzero(counts >= CLIP_PILE_FRACTION * ramp[0].size)

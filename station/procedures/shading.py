@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from station.measurements import Declared, measures
+from station.pipeline import analysis_pool
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot, png_bytes
 from station.procedures.framing import case_name, frame_scene, framing_distance_mm, preview_of_raw
@@ -131,11 +132,12 @@ def measure_shading(station: Station, sensor: str, lens: str | None = None, *, f
     frame_scene(station, sensor, lens, distance)
     exposure, shot = auto_exposure_us(station, sensor, target_fraction=FLAT_LEVEL, statistic="centre")
     flats = [shot.frame]
-    while len(flats) < frames:
-        flats.append(capture_shot(station, sensor, ("raw10",)).frame)
     first = flats[0]
     label = case_name(sensor, lens) + (f" f/{f_number:g}" if f_number else "")
-    attachments = {f"{label}: flat field": preview_of_raw(first, 512)}
+    picture = analysis_pool(station).submit(f"{label}: flat-field picture", preview_of_raw, first, 512)
+    while len(flats) < frames:  # the picture is drawn meanwhile
+        flats.append(capture_shot(station, sensor, ("raw10",)).frame)
+    attachments = {f"{label}: flat field": picture.result()}
     try:
         result = lens_shading([f.data for f in flats], cfa=first.cfa, black_level=float(first.black_level),
                               white_level=float(first.white_level))

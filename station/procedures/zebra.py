@@ -39,6 +39,7 @@ from calibration.zebra import (
 from calibration.zebra import verify_zebra as verify_zebra_mask
 from station.errors import InputError
 from station.measurements import Declared, measures
+from station.pipeline import Pending, analysis_pool
 from station.procedures import SweepError, calibration_path, write_back
 from station.procedures.captures import (
     auto_exposure_us,
@@ -49,6 +50,7 @@ from station.procedures.captures import (
     set_light,
 )
 from station.procedures.result import ResultParts
+from station.procedures.sweep_plots import RightAxis, twin_axis_png
 from station.scene import require_chart, require_lens
 
 if TYPE_CHECKING:
@@ -130,16 +132,53 @@ def calibrate_zebra(station: Station, sensor: str, *, gain: float, lens: str | N
     require_lens(station, sensor, lens, aperture)
     require_chart(station, chart)
     station.dut.configure(sensor, analog_gain=float(gain), zebra={"enabled": False})
+    sweep = _light_sweep(station, sensor, exposure_us, max_level_pct, fine_steps)
+    frames, black = sweep.frames, sweep.black
+    levels = sorted(frames)
+    try:
+        clips = clip_levels_from_sweep([(lv, frames[lv]["raw"]) for lv in levels], sweep.cfa, black,
+                                       roi_fraction=1.0)
+        clip = lowest_clip(clips)
+        t_raw = raw_threshold(clip, black, margin)
+        with_luma = [lv for lv in levels if frames[lv]["luma"] is not None]
+        t_luma = luma_threshold([frames[lv]["luma"] for lv in with_luma], [frames[lv]["raw"] for lv in with_luma],
+                                t_raw, sweep.cfa, black, roi_fraction=1.0)
+    except ZebraCalibrationError as exc:
+        raise SweepError(f"{sensor}: zebra light sweep at {sweep.exposure_us} us, gain {gain:g}, light up to "
+                         f"{max_level_pct:g} %: {exc}") from None
+    result = ZebraResult(sensor=sensor, lens=lens, aperture=aperture, gain=float(gain), margin=float(margin),
+                         exposure_us=sweep.exposure_us, cfa=sweep.cfa, black_level_dn=black,
+                         white_level_dn=sweep.white, clip_levels_dn=clips, clip_level_dn=clip,
+                         raw_threshold_dn=t_raw, luma_threshold=t_luma,
+                         knee_level_pct=_knee_level(levels, frames, clip, black, sweep.slope, sweep.knee),
+                         sweep=[_sweep_row(lv, frames[lv]) for lv in levels])
+    result.plot_png = sweep_plot(result)
+    if write:
+        entry = {"raw_threshold_dn": t_raw, "luma_threshold": t_luma, "clip_level_dn": clip,
+                 "clip_levels_dn": clips, "black_level_dn": black, "margin": float(margin),
+                 "exposure_us": sweep.exposure_us, "aperture": aperture}
+        result.write_back = write_back(station, calibration_path(sensor, lens, "zebra", f"{float(gain):g}"), entry)
+    return result
+
+
+@dataclass
+class _LightSweep:
+    """The frames of a zebra light sweep by level (``_summary``), and what the sweep was planned from."""
+
+    frames: dict[float, dict[str, Any]]
+    exposure_us: int
+    black: float
+    white: float
+    cfa: str
+    slope: float  # DN per % of light below clipping
+    knee: float  # the knee's first estimate, % of the light
+
+
+def _light_sweep(station: Station, sensor: str, exposure_us: int | None, max_level_pct: float,
+                 fine_steps: int) -> _LightSweep:
+    """The flat field's light sweep (see ``calibrate_zebra``): exposure, top frame, then the planned levels,
+    each planned frame summarised on the analysis pool while the light moves to the next level."""
     frames: dict[float, dict[str, Any]] = {}
-
-    def take(level: float, preview: bool) -> dict[str, Any]:
-        level = round(min(max(level, 0.001), max_level_pct), 3)
-        if level in frames and (frames[level]["luma"] is not None or not preview):
-            return frames[level]
-        set_light(station, level)
-        shot = capture_shot(station, sensor, ("raw10", "preview") if preview else ("raw10",))
-        return _record(frames, level, shot)
-
     with lit(station, AE_LEVEL_FRACTION * max_level_pct):
         ae_level = round(AE_LEVEL_FRACTION * max_level_pct, 3)
         if exposure_us is None:
@@ -148,15 +187,12 @@ def calibrate_zebra(station: Station, sensor: str, *, gain: float, lens: str | N
             exposure = int(exposure_us)
             station.dut.configure(sensor, exposure_us=exposure)
             shot = capture_shot(station, sensor, ("raw10",))
-        first = _record(frames, ae_level, shot)
-        black = float(shot.frame.black_level)
-        white = float(shot.frame.white_level)
-        cfa = shot.frame.cfa
-        slope = _brightest_above_black(first["means"], black) / ae_level  # DN per % below clipping
-        top = take(max_level_pct, False)
-        top_dn = _brightest_above_black(top["means"], black)
-        clipped = slope > 0 and top_dn < CLIPPED_BELOW_LINEAR * slope * max_level_pct
-        if clipped:
+        frames[ae_level] = _summary(shot)
+        black, white, cfa = float(shot.frame.black_level), float(shot.frame.white_level), shot.frame.cfa
+        slope = _brightest_above_black(frames[ae_level]["means"], black) / ae_level  # DN per % below clipping
+        _take_levels(station, sensor, frames, [(max_level_pct, False)], max_level_pct)
+        top_dn = _brightest_above_black(frames[round(max_level_pct, 3)]["means"], black)
+        if slope > 0 and top_dn < CLIPPED_BELOW_LINEAR * slope * max_level_pct:  # clipped: a knee below the top
             knee = top_dn / slope
             plan = [0.6 * knee] + [knee * (1.0 + FINE_STEP * k) for k in range(-(fine_steps - 4), 4)]
             plan += [knee * f for f in PAST_KNEE]
@@ -165,42 +201,32 @@ def calibrate_zebra(station: Station, sensor: str, *, gain: float, lens: str | N
             knee = max_level_pct
             plan = list(np.linspace(ae_level, max_level_pct, 6)[1:-1])
             fine = set()
-        for level in sorted(plan):
-            if 0.0 < level <= max_level_pct:
-                take(level, round(level, 3) in fine)
-
-    levels = sorted(frames)
-    try:
-        clips = clip_levels_from_sweep([(lv, frames[lv]["raw"]) for lv in levels], cfa, black, roi_fraction=1.0)
-        clip = lowest_clip(clips)
-        t_raw = raw_threshold(clip, black, margin)
-        with_luma = [lv for lv in levels if frames[lv]["luma"] is not None]
-        t_luma = luma_threshold([frames[lv]["luma"] for lv in with_luma], [frames[lv]["raw"] for lv in with_luma],
-                                t_raw, cfa, black, roi_fraction=1.0)
-    except ZebraCalibrationError as exc:
-        raise SweepError(f"{sensor}: zebra light sweep at {exposure} us, gain {gain:g}, light up to "
-                         f"{max_level_pct:g} %: {exc}") from None
-
-    sweep = [{"level_pct": lv, "seq": frames[lv]["seq"], "channel_means_dn": frames[lv]["means"],
-              "preview_luma": frames[lv]["luma_mean"], "truth_clip_level_dn": frames[lv]["truth_clip"],
-              "truth_black_level_dn": frames[lv]["truth_black"]}
-             for lv in levels]
-    knee_level = _knee_level(levels, frames, clip, black, slope, knee)
-    result = ZebraResult(sensor=sensor, lens=lens, aperture=aperture, gain=float(gain), margin=float(margin),
-                         exposure_us=exposure, cfa=cfa, black_level_dn=black, white_level_dn=white,
-                         clip_levels_dn=clips, clip_level_dn=clip, raw_threshold_dn=t_raw, luma_threshold=t_luma,
-                         knee_level_pct=knee_level, sweep=sweep)
-    result.plot_png = sweep_plot(result)
-    if write:
-        entry = {"raw_threshold_dn": t_raw, "luma_threshold": t_luma, "clip_level_dn": clip,
-                 "clip_levels_dn": clips, "black_level_dn": black, "margin": float(margin),
-                 "exposure_us": exposure, "aperture": aperture}
-        result.write_back = write_back(station, calibration_path(sensor, lens, "zebra", f"{float(gain):g}"), entry)
-    return result
+        _take_levels(station, sensor, frames, [(lv, round(lv, 3) in fine) for lv in sorted(plan)
+                                               if 0.0 < lv <= max_level_pct], max_level_pct)
+    return _LightSweep(frames, exposure, black, white, cfa, slope, knee)
 
 
-def _record(frames: dict[float, dict[str, Any]], level: float, shot: Any) -> dict[str, Any]:
-    """Keep the central region of a sweep frame (RAW and preview luma) and its channel means."""
+def _take_levels(station: Station, sensor: str, frames: dict[float, dict[str, Any]],
+                 levels: list[tuple[float, bool]], max_level_pct: float) -> None:
+    """A frame at each (level, with preview) not yet in ``frames`` (or wanting a preview it lacks), in order;
+    each summarised on the analysis pool behind the next one's light change and capture."""
+    pool = analysis_pool(station)
+    jobs: list[tuple[float, Pending[dict[str, Any]]]] = []
+    has_luma = {lv: frames[lv]["luma"] is not None for lv in frames}
+    for level, preview in levels:
+        level = round(min(max(level, 0.001), max_level_pct), 3)
+        if level in has_luma and (has_luma[level] or not preview):
+            continue
+        set_light(station, level)
+        shot = capture_shot(station, sensor, ("raw10", "preview") if preview else ("raw10",))
+        jobs.append((level, pool.submit(f"zebra sweep: frame at {level:g} % light", _summary, shot)))
+        has_luma[level] = preview
+    for level, job in jobs:
+        frames[level] = job.result()
+
+
+def _summary(shot: Any) -> dict[str, Any]:
+    """The central region of a sweep frame (RAW and preview luma) and its channel means."""
     rows, cols = centre_region(shot.raw.shape, ROI_FRACTION)
     raw = np.ascontiguousarray(shot.raw[rows, cols])
     luma = None
@@ -208,11 +234,16 @@ def _record(frames: dict[float, dict[str, Any]], level: float, shot: Any) -> dic
         prow, pcol = centre_region(shot.preview.shape, ROI_FRACTION)
         luma = np.ascontiguousarray(preview_luma(np.ascontiguousarray(shot.preview[prow, pcol])))
     truth = shot.truth or {}
-    record = {"raw": raw, "luma": luma, "seq": shot.seq, "means": channel_means(raw, shot.frame.cfa, 1.0),
-              "luma_mean": None if luma is None else float(luma.mean(dtype=np.float64)),
-              "truth_clip": truth.get("clip_level_dn"), "truth_black": truth.get("black_level")}
-    frames[round(level, 3)] = record
-    return record
+    return {"raw": raw, "luma": luma, "seq": shot.seq, "means": channel_means(raw, shot.frame.cfa, 1.0),
+            "luma_mean": None if luma is None else float(luma.mean(dtype=np.float64)),
+            "truth_clip": truth.get("clip_level_dn"), "truth_black": truth.get("black_level")}
+
+
+def _sweep_row(level: float, record: dict[str, Any]) -> dict[str, Any]:
+    """One sweep frame as the result lists it."""
+    return {"level_pct": level, "seq": record["seq"], "channel_means_dn": record["means"],
+            "preview_luma": record["luma_mean"], "truth_clip_level_dn": record["truth_clip"],
+            "truth_black_level_dn": record["truth_black"]}
 
 
 def _knee_level(levels: list[float], frames: dict[float, dict[str, Any]], clip: float, black: float,
@@ -231,7 +262,7 @@ def _knee_level(levels: list[float], frames: dict[float, dict[str, Any]], clip: 
 def sweep_plot(result: ZebraResult) -> bytes:
     """The light sweep: each channel's centre mean against the light, clip levels and T_raw; the preview
     luma on the right axis with T_luma (matplotlib, PNG bytes)."""
-    from calibration.figures import figure_png, new_figure
+    from calibration.figures import new_figure
 
     levels = [s["level_pct"] for s in result.sweep]
     colours = {"R": "tab:red", "Gr": "tab:green", "Gb": "olivedrab", "B": "tab:blue"}
@@ -244,15 +275,13 @@ def sweep_plot(result: ZebraResult) -> bytes:
     ax.set_xlabel("light level (% of full scale)")
     ax.set_ylabel("centre mean (DN)")
     luma = [(s["level_pct"], s["preview_luma"]) for s in result.sweep if s["preview_luma"] is not None]
+    right = None
     if luma:
-        right = ax.twinx()
-        right.plot(*zip(*luma, strict=True), "s", color="0.3", ms=3, label="preview luma")
-        right.axhline(result.luma_threshold, color="0.3", ls=":", lw=1)
-        right.set_ylabel(f"preview luma Y' (T_luma {result.luma_threshold})")
-    ax.set_title(f"zebra sweep: {result.sensor} {result.lens or ''} gain {result.gain:g}, "
-                 f"{result.exposure_us} us", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
-    return figure_png(fig, tight=True)
+        right = RightAxis(*zip(*luma, strict=True), "s", "0.3", "preview luma",
+                          f"preview luma Y' (T_luma {result.luma_threshold})",
+                          ((result.luma_threshold, {"color": "0.3", "ls": ":", "lw": 1}),))
+    return twin_axis_png(fig, ax, f"zebra sweep: {result.sensor} {result.lens or ''} gain {result.gain:g}, "
+                         f"{result.exposure_us} us", right=right, title_size=9, legend_loc="lower right")
 
 
 # --- verification -------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from station.procedures.result import ProcedureResult, ResultParts, check_sectio
 #: Dataclasses of ``station.procedures`` that are parts or tools of a procedure, not its result.
 NOT_RESULTS = {"Shot", "FocusAxis", "FocusSearch", "SensorGeometry", "EdgeMtf",
                "CaseResults",  # a case's collection of results' sections and phone entries
-               "RailSpread"}  # the base of the self-check's two rail results
+               "RailSpread",  # the base of the self-check's two rail results
+               "RightAxis"}  # a sweep plot's second axis (sweep_plots)
 #: What the Protocol asks of a result besides ``PROFILE_SECTION``.
 METHODS = ("measurements", "attachments", "figures", "profile_section", "phone_entries")
 #: The plot methods the interface replaced (``figures``): none may come back.
@@ -32,7 +33,8 @@ def _procedure_dataclasses() -> dict[str, type]:
     for module in pkgutil.iter_modules(procedures.__path__):
         mod = importlib.import_module(f"{procedures.__name__}.{module.name}")
         for name, obj in vars(mod).items():
-            if inspect.isclass(obj) and obj.__module__ == mod.__name__ and dataclasses.is_dataclass(obj):
+            public = not name.startswith("_")  # a module's private helper classes are not results
+            if public and inspect.isclass(obj) and obj.__module__ == mod.__name__ and dataclasses.is_dataclass(obj):
                 found[f"{module.name}.{name}"] = obj
     return found
 

@@ -346,15 +346,7 @@ def calibrate_peaking(frames: Sequence[tuple[float, np.ndarray]], flats: Sequenc
         raise PeakingCalibrationError(f"chart edge mask must be a non-empty {shape} mask")
 
     variance = np.array([lsf_variance(img, edges, tone=tone, reach_px=reach) for img in lumas])
-    fit = fit_focus(focus, variance, coc_px)
-    blur = 4.0 * np.sqrt(np.maximum(variance - fit.var0, 0.0))
-    in_focus = blur <= coc_px
-    far = blur > 2.0 * coc_px
-    if not in_focus.any():
-        i = int(np.argmin(blur))
-        raise PeakingCalibrationError(f"focus sweep never reaches focus: smallest blur {blur[i]:.2f} px > coc "
-                                      f"{coc_px:g} px (at focus {focus[i]:g})")
-
+    fit, blur, in_focus, far = focus_state(focus, variance, coc_px)
     n_edges = int(edge_mask.sum())
     coverage = np.array([_counts(peaking_response(img), edge_mask) / n_edges for img in lumas])  # (F, P_MAX+1)
     flat_rates = []
@@ -363,8 +355,29 @@ def calibrate_peaking(frames: Sequence[tuple[float, np.ndarray]], flats: Sequenc
         if flat.shape != shape:
             raise PeakingCalibrationError(f"flat frame is {flat.shape}, the sweep's frames {shape}")
         flat_rates.append(_counts(peaking_response(flat)) / flat.size)
-    flat_rate = np.max(flat_rates, axis=0)
+    return choose_threshold(focus, variance, (fit, blur, in_focus, far), coverage, np.max(flat_rates, axis=0),
+                            edge_mask, coc_px)
 
+
+def focus_state(focus: np.ndarray, variance: np.ndarray,
+                coc_px: float) -> tuple[FocusFit, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 4-5: the focus parabola, each frame's blur, which frames are in focus and which beyond 2 DoF."""
+    fit = fit_focus(focus, variance, coc_px)
+    blur = 4.0 * np.sqrt(np.maximum(variance - fit.var0, 0.0))
+    in_focus = blur <= coc_px
+    far = blur > 2.0 * coc_px
+    if not in_focus.any():
+        i = int(np.argmin(blur))
+        raise PeakingCalibrationError(f"focus sweep never reaches focus: smallest blur {blur[i]:.2f} px > coc "
+                                      f"{coc_px:g} px (at focus {focus[i]:g})")
+    return fit, blur, in_focus, far
+
+
+def choose_threshold(focus: np.ndarray, variance: np.ndarray,
+                     state: tuple[FocusFit, np.ndarray, np.ndarray, np.ndarray], coverage: np.ndarray,
+                     flat_rate: np.ndarray, edge_mask: np.ndarray, coc_px: float) -> PeakingCalibration:
+    """Step 6: T_peak from the frames' edge coverage (F, P_MAX+1) and the flats' largest flag rate (P_MAX+1)."""
+    fit, blur, in_focus, far = state
     t_flat = _first_at_most(flat_rate, MAX_FLAT_RATE)
     focus_ok = np.flatnonzero(coverage[in_focus].min(0) >= MIN_IN_FOCUS_COVERAGE)
     t_focus = int(focus_ok[-1]) if len(focus_ok) else None
@@ -380,7 +393,7 @@ def calibrate_peaking(frames: Sequence[tuple[float, np.ndarray]], flats: Sequenc
         coc_px=float(coc_px), focus=focus.tolist(), blur_px=[float(b) for b in blur],
         in_focus_frames=[bool(v) for v in in_focus], beyond_2dof_frames=[bool(v) for v in far],
         coverage=[float(c[threshold]) for c in coverage], flat_rate=float(flat_rate[threshold]),
-        feasible=(lo, t_focus), edge_pixels=n_edges, lsf_variance_px2=variance.tolist(),
+        feasible=(lo, t_focus), edge_pixels=int(edge_mask.sum()), lsf_variance_px2=variance.tolist(),
         base_variance_px2=fit.var0, edge_mask=edge_mask)
 
 

@@ -41,7 +41,7 @@ from calibration.peaking import (
     edge_coverage,
     lsf_variance,
 )
-from calibration.peaking import calibrate_peaking as calibrate_peaking_frames
+from calibration.peaking_sweep import PeakingSweep
 from calibration.zebra import preview_luma
 from station.errors import InputError
 from station.measurements import Declared, measures
@@ -151,39 +151,32 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
     move_rail(station, distance_mm)
     station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
     axis = focus_axis(station, sensor, focus_range)
-    sweep = PreviewSweep(station, axis)
-    reach = _reach(coc_px)
-    try:
-        with lit(station, level_pct):
-            if exposure_us is None:
-                exposure, _ = auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99",
-                                            tolerance=0.15)
-            else:
-                exposure = int(exposure_us)
-                station.dut.configure(sensor, exposure_us=exposure)
-            search = focus_search(station, axis, coarse_steps=coarse_steps)
-            try:
-                best, slope = _blur_slope(sweep, search.best, search.step, coc_px, reach)
-            except (ProcedureError, PeakingCalibrationError):
-                if search.at_end is None:
-                    raise
-                raise SweepError(f"{sensor}: focus sweep never comes into focus: the sharpness is highest at the "
-                                 f"{search.at_end} end of the range ({search.best:g} {axis.unit} of {axis.lo:g}.."
-                                 f"{axis.hi:g}) and the frame there shows no focused edges; the chart is beyond "
-                                 "the lens's reach or the focus range is restricted") from None
-            dof = 2.0 * coc_px / slope
-            sweep.take_all(_fine_positions(sweep, axis, best, dof))
-            if not flat_lumas:
-                flat_lumas = _flats(station, sensor, chart, flats)
-    finally:
-        if sensor == "main":
-            station.dut.configure(sensor, focus_m=None)
-    positions = sorted(sweep.luma)
-    try:
-        cal = calibrate_peaking_frames([(p, sweep.luma[p]) for p in positions], flat_lumas, coc_px=coc_px)
-    except PeakingCalibrationError as exc:
-        kind = SweepError if "never" in str(exc) else ProcedureError
-        raise kind(f"{sensor}: peaking focus sweep ({axis.lo:g}..{axis.hi:g} {axis.unit}): {exc}") from None
+    with PeakingSweep(coc_px) as sweep_frames:
+        sweep = PreviewSweep(station, axis, sweep_frames)
+        try:
+            with lit(station, level_pct):
+                if exposure_us is None:
+                    exposure, _ = auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION,
+                                                   statistic="p99", tolerance=0.15)
+                else:
+                    exposure = int(exposure_us)
+                    station.dut.configure(sensor, exposure_us=exposure)
+                search = focus_search(station, axis, coarse_steps=coarse_steps)
+                best, slope = _focused_slope(sweep, search, coc_px)
+                dof = 2.0 * coc_px / slope
+                sweep.take_all(_fine_positions(sweep, axis, best, dof), luma=False)
+                if not flat_lumas:
+                    flat_lumas = _flats(station, sensor, chart, flats)
+        finally:
+            if sensor == "main":
+                station.dut.configure(sensor, focus_m=None)
+        for flat in flat_lumas:
+            sweep_frames.add_flat(flat)
+        try:
+            cal = sweep_frames.calibrate()
+        except PeakingCalibrationError as exc:
+            kind = SweepError if "never" in str(exc) else ProcedureError
+            raise kind(f"{sensor}: peaking focus sweep ({axis.lo:g}..{axis.hi:g} {axis.unit}): {exc}") from None
     frames = [{"position": p, "blur_px": b, "in_focus": i, "beyond_2dof": o, "coverage": c,
                "truth_blur_px": sweep.truth.get(p)}
               for p, b, i, o, c in zip(cal.focus, cal.blur_px, cal.in_focus_frames, cal.beyond_2dof_frames,
@@ -202,6 +195,21 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
         path = calibration_path(sensor, lens, "peaking", _aperture_key(aperture), f"{float(gain):g}")
         result.write_back = write_back(station, path, entry)
     return result
+
+
+def _focused_slope(sweep: PreviewSweep, search: Any, coc_px: float) -> tuple[float, float]:
+    """``_blur_slope`` about the focus search's best; a search that peaked at a range end and shows no focused
+    edges there never came into focus (``SweepError``)."""
+    axis = sweep.axis
+    try:
+        return _blur_slope(sweep, search.best, search.step, coc_px, _reach(coc_px))
+    except (ProcedureError, PeakingCalibrationError):
+        if search.at_end is None:
+            raise
+        raise SweepError(f"{axis.sensor}: focus sweep never comes into focus: the sharpness is highest at the "
+                         f"{search.at_end} end of the range ({search.best:g} {axis.unit} of {axis.lo:g}.."
+                         f"{axis.hi:g}) and the frame there shows no focused edges; the chart is beyond "
+                         "the lens's reach or the focus range is restricted") from None
 
 
 def _fine_positions(sweep: PreviewSweep, axis: FocusAxis, best: float, dof: float) -> list[float]:

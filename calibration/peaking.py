@@ -71,6 +71,8 @@ MIN_CONTRAST_CODES = 16
 #: Frames within this many CoC (relative blur) of the sharpest feed the focus parabola.
 FIT_REACH_COC = 3.0
 _TRIM = 0.10
+#: Boundary pixels tested for a clean profile at once.
+_CLEAN_CHUNK = 32768
 
 
 class PeakingCalibrationError(ValueError):
@@ -192,21 +194,28 @@ def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
     keep = norm > 0
     points = np.column_stack([xs[keep], ys[keep]]).astype(np.float32)
     normals = (np.column_stack([gx[keep], gy[keep]]) / norm[keep, None]).astype(np.float32)
-    # One boundary only along the normal: dark at t <= -1.5 px, light at t >= 1.5 px, out to the reach + 2 px.
-    h, w = luma.shape
     t = np.arange(-(reach_px + 2.0), reach_px + 2.0 + 1e-6, PROFILE_STEP_PX, dtype=np.float32)
+    clean = np.zeros(len(points), dtype=bool)
+    for i in range(0, len(points), _CLEAN_CHUNK):  # a 50 MP star has ~1e6 boundary pixels: bounded memory
+        clean[i:i + _CLEAN_CHUNK] = _one_boundary(binary, points[i:i + _CLEAN_CHUNK], normals[i:i + _CLEAN_CHUNK], t)
+    points, normals = points[clean], normals[clean]
+    if len(points) > max_profiles:
+        pick = np.linspace(0, len(points) - 1, max_profiles).astype(np.intp)
+        points, normals = points[pick], normals[pick]
+    return ChartEdges(dark, light, binary > 0, edge_mask, points, normals)
+
+
+def _one_boundary(binary: np.ndarray, points: np.ndarray, normals: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Profiles (points along their normals at ``t`` px) inside the frame that cross one boundary only: dark at
+    t <= -1.5 px, light at t >= 1.5 px, out to the reach + 2 px."""
+    h, w = binary.shape
     mx = points[:, :1] + normals[:, :1] * t
     my = points[:, 1:] + normals[:, 1:] * t
     inside = (mx.min(1) >= 0) & (my.min(1) >= 0) & (mx.max(1) <= w - 1) & (my.max(1) <= h - 1)
     bx = np.rint(mx).astype(np.intp).clip(0, w - 1)
     by = np.rint(my).astype(np.intp).clip(0, h - 1)
     side = binary[by, bx] > 0
-    clean = inside & ~side[:, t <= -1.5].any(1) & side[:, t >= 1.5].all(1)
-    points, normals = points[clean], normals[clean]
-    if len(points) > max_profiles:
-        pick = np.linspace(0, len(points) - 1, max_profiles).astype(np.intp)
-        points, normals = points[pick], normals[pick]
-    return ChartEdges(dark, light, binary > 0, edge_mask, points, normals)
+    return inside & ~side[:, t <= -1.5].any(1) & side[:, t >= 1.5].all(1)
 
 
 def lsf_variance(luma: np.ndarray, edges: ChartEdges, *, tone: str = "srgb", reach_px: float = 8.0) -> float:

@@ -74,3 +74,14 @@ def test_errors_as_the_batch(frames, flat_frames) -> None:
         calibrate_sweep(sweep(np.linspace(1.6, 4.0, 7)), flat_frames, coc_px=COC_PX)
     with pytest.raises(ValueError, match="coc_px"):
         PeakingSweep(0.0)
+
+
+def test_chart_edges_in_chunks_equal_all_at_once(frames, monkeypatch) -> None:
+    import calibration.peaking as peaking
+
+    luma = frames[7][1]
+    whole = peaking.chart_edges(luma)
+    assert len(whole.points) > 100
+    monkeypatch.setattr(peaking, "_CLEAN_CHUNK", 7)
+    chunked = peaking.chart_edges(luma)
+    _same(chunked, whole)

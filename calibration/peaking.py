@@ -180,14 +180,13 @@ def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
     if light - dark < MIN_CONTRAST_CODES:
         raise PeakingCalibrationError(f"chart contrast {light - dark:.0f} luma codes in the sharpest frame is "
                                       f"below {MIN_CONTRAST_CODES}: no usable edges")
-    lin = lut[luma]
     mid = 0.5 * (np.interp(dark, np.arange(256), lut) + np.interp(light, np.arange(256), lut))
-    binary = cv2.medianBlur((lin >= mid).astype(np.uint8), 3)
+    binary = cv2.medianBlur((lut >= mid).astype(np.uint8)[luma], 3)  # lin >= mid, by code
     kernel = np.ones((3, 3), np.uint8)
     edge_mask = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, kernel) > 0
     light_side = (binary > 0) & (cv2.erode(binary, kernel) == 0)
     ys, xs = np.nonzero(light_side)
-    smooth = cv2.GaussianBlur(lin, (0, 0), 1.5)
+    smooth = cv2.GaussianBlur(lut[luma], (0, 0), 1.5)  # linear light, its float copy gone at once
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)[ys, xs]
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)[ys, xs]
     norm = np.hypot(gx, gy)

@@ -380,11 +380,22 @@ def _peaking_mask(shot: Any) -> np.ndarray:
     return shot.masks["peaking_mask"]
 
 
-def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """A verification frame's peaking mask; at best focus (``sharp``) also its preview and the preview's luma."""
+def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, tuple[int, ...], bytes, np.ndarray | None]:
+    """A verification frame's peaking mask, bit-packed (1 bit a pixel: four 50 MP masks wait in 25 MB, not
+    200 MB), and its shape; at best focus (``sharp``) also the mask over the preview (PNG, drawn here so the
+    RGB preview is let go at once) and the preview's luma."""
+    mask = shot.masks["peaking_mask"]
+    packed = np.packbits(mask, axis=None)
     if not sharp:
-        return shot.masks["peaking_mask"], None, None
-    return shot.masks["peaking_mask"], shot.preview, preview_luma(shot.preview)
+        return packed, mask.shape, b"", None
+    overlay = shot.preview.copy()
+    overlay[mask] = (255, 0, 0)
+    return packed, mask.shape, png_bytes(overlay, 1024), preview_luma(shot.preview)
+
+
+def _unpacked(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A ``_decode_check`` mask back as bool (H, W)."""
+    return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).view(bool)
 
 
 def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
@@ -430,14 +441,15 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
         station.dut.configure(sensor, peaking={"enabled": False},
                               **({"focus_m": None} if sensor == "main" else {}))
     shots = [(offset, position, job.result(), blur) for offset, position, job, blur in taken]
-    sharp_preview, sharp_luma = next(decoded[1:] for o, _, decoded, _ in shots if o == 0.0)
+    del taken  # the jobs' results are in ``shots`` alone
+    overlay_png, sharp_luma = next(decoded[2:] for o, _, decoded, _ in shots if o == 0.0)
     try:
         edge_mask = chart_edges(sharp_luma, reach_px=_reach(result.coc_px)).edge_mask
     except PeakingCalibrationError as exc:
         raise ProcedureError(f"{sensor}: peaking verification: no chart edges at best focus ({exc})") from None
     frames = []
-    for offset, position, (mask, _, _), truth_blur in shots:
-        coverage = edge_coverage(mask, edge_mask)
+    for offset, position, (packed, shape, _, _), truth_blur in shots:
+        coverage = edge_coverage(_unpacked(packed, shape), edge_mask)
         expected = _expected(offset)
         ok = (expected != "in_focus" or coverage >= MIN_IN_FOCUS_COVERAGE) and \
              (expected != "beyond_2dof" or coverage <= MAX_FAR_COVERAGE)
@@ -445,11 +457,8 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
                        "passed": bool(ok), "truth_blur_px": truth_blur})
     flat_rates = [float(np.count_nonzero(m)) / m.size for m in flat_masks]
     passed = all(f["passed"] for f in frames) and all(r <= MAX_FLAT_RATE for r in flat_rates)
-    sharp_mask = next(decoded[0] for o, _, decoded, _ in shots if o == 0.0)
-    overlay = sharp_preview.copy()
-    overlay[sharp_mask] = (255, 0, 0)
     return PeakingVerification(sensor=sensor, threshold=t_peak, edge_pixels=int(edge_mask.sum()), frames=frames,
-                               flat_rates=flat_rates, passed=bool(passed), overlay_png=png_bytes(overlay, 1024))
+                               flat_rates=flat_rates, passed=bool(passed), overlay_png=overlay_png)
 
 
 def verify_peaking_flats(station: Station, check: PeakingVerification, result: PeakingResult, *,

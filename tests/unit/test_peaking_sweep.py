@@ -8,6 +8,7 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -76,12 +77,19 @@ def test_errors_as_the_batch(frames, flat_frames) -> None:
         PeakingSweep(0.0)
 
 
-def test_chart_edges_in_chunks_equal_all_at_once(frames, monkeypatch) -> None:
+def test_chart_edges_in_chunks_and_bands_equal_all_at_once(frames, monkeypatch) -> None:
     import calibration.peaking as peaking
 
     luma = frames[7][1]
     whole = peaking.chart_edges(luma)
     assert len(whole.points) > 100
     monkeypatch.setattr(peaking, "_CLEAN_CHUNK", 7)
+    monkeypatch.setattr(peaking, "_GRADIENT_BAND_ROWS", 13)  # 192 rows: 15 bands, each with its margins
     chunked = peaking.chart_edges(luma)
     _same(chunked, whole)
+    lin = peaking._decode_lut("srgb")[luma]
+    smooth = cv2.GaussianBlur(lin, (0, 0), 1.5)  # the whole-frame filters, as chart_edges had them
+    ys, xs = np.nonzero(luma > 0)
+    gx, gy = peaking._gradient_at(luma, peaking._decode_lut("srgb"), ys, xs)
+    assert np.array_equal(gx, cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)[ys, xs])
+    assert np.array_equal(gy, cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)[ys, xs])

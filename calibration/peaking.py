@@ -73,6 +73,8 @@ FIT_REACH_COC = 3.0
 _TRIM = 0.10
 #: Boundary pixels tested for a clean profile at once.
 _CLEAN_CHUNK = 32768
+#: Pixels histogrammed at once.
+_HIST_CHUNK = 1 << 20
 #: Rows of the frame smoothed at once for the edge normals, and the rows added each side (the Gaussian's
 #: radius, 6 px at sigma 1.5 in OpenCV, plus the Sobel's 1, with room to spare).
 _GRADIENT_BAND_ROWS = 512
@@ -112,8 +114,16 @@ def peaking_mask(luma: np.ndarray, t: int) -> np.ndarray:
 def _counts(response: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     """Pixels with P >= T for every T = 0..P_MAX (int64, P_MAX + 1 entries)."""
     values = response[where] if where is not None else response.ravel()
-    hist = np.bincount(values.astype(np.intp, copy=False), minlength=P_MAX + 1)
-    return np.cumsum(hist[::-1])[::-1]
+    return np.cumsum(histogram(values)[::-1])[::-1]
+
+
+def histogram(values: np.ndarray) -> np.ndarray:
+    """Pixels at each P = 0..P_MAX (int64), counted a million at a time (no whole-frame intp copy)."""
+    flat = values.ravel()
+    hist = np.zeros(P_MAX + 1, np.int64)
+    for i in range(0, flat.size, _HIST_CHUNK):
+        hist += np.bincount(flat[i:i + _HIST_CHUNK].astype(np.intp), minlength=P_MAX + 1)
+    return hist
 
 
 # --- verification ---------------------------------------------------------------------------------

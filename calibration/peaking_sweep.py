@@ -22,13 +22,13 @@ import numpy as np
 from calibration.peaking import (
     DEFAULT_COC_PX,
     MIN_PROFILES,
-    P_MAX,
     PeakingCalibration,
     PeakingCalibrationError,
     _counts,
     chart_edges,
     choose_threshold,
     focus_state,
+    histogram,
     lsf_variance,
     peaking_response,
 )
@@ -38,7 +38,7 @@ from calibration.preview import preview_luma
 def sharpness(response: np.ndarray) -> float:
     """Mean P^2 of a peaking response, from its histogram (equal to ``np.mean(np.square(P, float64))``: every
     partial sum is an integer below 2^53, so both are the exact sum divided once by the pixel count)."""
-    hist = np.bincount(response.ravel().astype(np.intp, copy=False), minlength=P_MAX + 1)
+    hist = histogram(response)
     values = np.arange(hist.size, dtype=np.int64)
     return float(int(hist @ (values * values))) / response.size
 

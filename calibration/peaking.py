@@ -71,6 +71,14 @@ MIN_CONTRAST_CODES = 16
 #: Frames within this many CoC (relative blur) of the sharpest feed the focus parabola.
 FIT_REACH_COC = 3.0
 _TRIM = 0.10
+#: Boundary pixels tested for a clean profile at once.
+_CLEAN_CHUNK = 32768
+#: Pixels histogrammed at once.
+_HIST_CHUNK = 1 << 20
+#: Rows of the frame smoothed at once for the edge normals, and the rows added each side (the Gaussian's
+#: radius, 6 px at sigma 1.5 in OpenCV, plus the Sobel's 1, with room to spare).
+_GRADIENT_BAND_ROWS = 512
+_GRADIENT_MARGIN_ROWS = 16
 
 
 class PeakingCalibrationError(ValueError):
@@ -106,8 +114,16 @@ def peaking_mask(luma: np.ndarray, t: int) -> np.ndarray:
 def _counts(response: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     """Pixels with P >= T for every T = 0..P_MAX (int64, P_MAX + 1 entries)."""
     values = response[where] if where is not None else response.ravel()
-    hist = np.bincount(values.astype(np.intp, copy=False), minlength=P_MAX + 1)
-    return np.cumsum(hist[::-1])[::-1]
+    return np.cumsum(histogram(values)[::-1])[::-1]
+
+
+def histogram(values: np.ndarray) -> np.ndarray:
+    """Pixels at each P = 0..P_MAX (int64), counted a million at a time (no whole-frame intp copy)."""
+    flat = values.ravel()
+    hist = np.zeros(P_MAX + 1, np.int64)
+    for i in range(0, flat.size, _HIST_CHUNK):
+        hist += np.bincount(flat[i:i + _HIST_CHUNK].astype(np.intp), minlength=P_MAX + 1)
+    return hist
 
 
 # --- verification ---------------------------------------------------------------------------------
@@ -178,35 +194,58 @@ def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
     if light - dark < MIN_CONTRAST_CODES:
         raise PeakingCalibrationError(f"chart contrast {light - dark:.0f} luma codes in the sharpest frame is "
                                       f"below {MIN_CONTRAST_CODES}: no usable edges")
-    lin = lut[luma]
     mid = 0.5 * (np.interp(dark, np.arange(256), lut) + np.interp(light, np.arange(256), lut))
-    binary = cv2.medianBlur((lin >= mid).astype(np.uint8), 3)
+    binary = cv2.medianBlur((lut >= mid).astype(np.uint8)[luma], 3)  # lin >= mid, by code
     kernel = np.ones((3, 3), np.uint8)
     edge_mask = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, kernel) > 0
     light_side = (binary > 0) & (cv2.erode(binary, kernel) == 0)
     ys, xs = np.nonzero(light_side)
-    smooth = cv2.GaussianBlur(lin, (0, 0), 1.5)
-    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)[ys, xs]
-    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)[ys, xs]
+    gx, gy = _gradient_at(luma, lut, ys, xs)
     norm = np.hypot(gx, gy)
     keep = norm > 0
     points = np.column_stack([xs[keep], ys[keep]]).astype(np.float32)
     normals = (np.column_stack([gx[keep], gy[keep]]) / norm[keep, None]).astype(np.float32)
-    # One boundary only along the normal: dark at t <= -1.5 px, light at t >= 1.5 px, out to the reach + 2 px.
-    h, w = luma.shape
     t = np.arange(-(reach_px + 2.0), reach_px + 2.0 + 1e-6, PROFILE_STEP_PX, dtype=np.float32)
+    clean = np.zeros(len(points), dtype=bool)
+    for i in range(0, len(points), _CLEAN_CHUNK):  # a 50 MP star has ~1e6 boundary pixels: bounded memory
+        clean[i:i + _CLEAN_CHUNK] = _one_boundary(binary, points[i:i + _CLEAN_CHUNK], normals[i:i + _CLEAN_CHUNK], t)
+    points, normals = points[clean], normals[clean]
+    if len(points) > max_profiles:
+        pick = np.linspace(0, len(points) - 1, max_profiles).astype(np.intp)
+        points, normals = points[pick], normals[pick]
+    return ChartEdges(dark, light, binary > 0, edge_mask, points, normals)
+
+
+def _gradient_at(luma: np.ndarray, lut: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 3x3 Sobel gradient of the linear frame smoothed by a Gaussian (sigma 1.5 px) at the pixels
+    (``ys`` ascending, as ``np.nonzero`` gives them), worked out band of rows by band with a margin wider than
+    both kernels, so each band's rows are those of the whole frame's filters and no float frame is made."""
+    height = luma.shape[0]
+    gx, gy = np.empty(len(ys), np.float32), np.empty(len(ys), np.float32)
+    for r0 in range(0, height, _GRADIENT_BAND_ROWS):
+        r1 = min(r0 + _GRADIENT_BAND_ROWS, height)
+        i0, i1 = np.searchsorted(ys, (r0, r1))
+        if i0 == i1:
+            continue
+        a0, a1 = max(0, r0 - _GRADIENT_MARGIN_ROWS), min(height, r1 + _GRADIENT_MARGIN_ROWS)
+        smooth = cv2.GaussianBlur(lut[luma[a0:a1]], (0, 0), 1.5)
+        rows, cols = ys[i0:i1] - a0, xs[i0:i1]
+        gx[i0:i1] = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)[rows, cols]
+        gy[i0:i1] = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)[rows, cols]
+    return gx, gy
+
+
+def _one_boundary(binary: np.ndarray, points: np.ndarray, normals: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Profiles (points along their normals at ``t`` px) inside the frame that cross one boundary only: dark at
+    t <= -1.5 px, light at t >= 1.5 px, out to the reach + 2 px."""
+    h, w = binary.shape
     mx = points[:, :1] + normals[:, :1] * t
     my = points[:, 1:] + normals[:, 1:] * t
     inside = (mx.min(1) >= 0) & (my.min(1) >= 0) & (mx.max(1) <= w - 1) & (my.max(1) <= h - 1)
     bx = np.rint(mx).astype(np.intp).clip(0, w - 1)
     by = np.rint(my).astype(np.intp).clip(0, h - 1)
     side = binary[by, bx] > 0
-    clean = inside & ~side[:, t <= -1.5].any(1) & side[:, t >= 1.5].all(1)
-    points, normals = points[clean], normals[clean]
-    if len(points) > max_profiles:
-        pick = np.linspace(0, len(points) - 1, max_profiles).astype(np.intp)
-        points, normals = points[pick], normals[pick]
-    return ChartEdges(dark, light, binary > 0, edge_mask, points, normals)
+    return inside & ~side[:, t <= -1.5].any(1) & side[:, t >= 1.5].all(1)
 
 
 def lsf_variance(luma: np.ndarray, edges: ChartEdges, *, tone: str = "srgb", reach_px: float = 8.0) -> float:
@@ -346,15 +385,7 @@ def calibrate_peaking(frames: Sequence[tuple[float, np.ndarray]], flats: Sequenc
         raise PeakingCalibrationError(f"chart edge mask must be a non-empty {shape} mask")
 
     variance = np.array([lsf_variance(img, edges, tone=tone, reach_px=reach) for img in lumas])
-    fit = fit_focus(focus, variance, coc_px)
-    blur = 4.0 * np.sqrt(np.maximum(variance - fit.var0, 0.0))
-    in_focus = blur <= coc_px
-    far = blur > 2.0 * coc_px
-    if not in_focus.any():
-        i = int(np.argmin(blur))
-        raise PeakingCalibrationError(f"focus sweep never reaches focus: smallest blur {blur[i]:.2f} px > coc "
-                                      f"{coc_px:g} px (at focus {focus[i]:g})")
-
+    fit, blur, in_focus, far = focus_state(focus, variance, coc_px)
     n_edges = int(edge_mask.sum())
     coverage = np.array([_counts(peaking_response(img), edge_mask) / n_edges for img in lumas])  # (F, P_MAX+1)
     flat_rates = []
@@ -363,8 +394,29 @@ def calibrate_peaking(frames: Sequence[tuple[float, np.ndarray]], flats: Sequenc
         if flat.shape != shape:
             raise PeakingCalibrationError(f"flat frame is {flat.shape}, the sweep's frames {shape}")
         flat_rates.append(_counts(peaking_response(flat)) / flat.size)
-    flat_rate = np.max(flat_rates, axis=0)
+    return choose_threshold(focus, variance, (fit, blur, in_focus, far), coverage, np.max(flat_rates, axis=0),
+                            edge_mask, coc_px)
 
+
+def focus_state(focus: np.ndarray, variance: np.ndarray,
+                coc_px: float) -> tuple[FocusFit, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 4-5: the focus parabola, each frame's blur, which frames are in focus and which beyond 2 DoF."""
+    fit = fit_focus(focus, variance, coc_px)
+    blur = 4.0 * np.sqrt(np.maximum(variance - fit.var0, 0.0))
+    in_focus = blur <= coc_px
+    far = blur > 2.0 * coc_px
+    if not in_focus.any():
+        i = int(np.argmin(blur))
+        raise PeakingCalibrationError(f"focus sweep never reaches focus: smallest blur {blur[i]:.2f} px > coc "
+                                      f"{coc_px:g} px (at focus {focus[i]:g})")
+    return fit, blur, in_focus, far
+
+
+def choose_threshold(focus: np.ndarray, variance: np.ndarray,
+                     state: tuple[FocusFit, np.ndarray, np.ndarray, np.ndarray], coverage: np.ndarray,
+                     flat_rate: np.ndarray, edge_mask: np.ndarray, coc_px: float) -> PeakingCalibration:
+    """Step 6: T_peak from the frames' edge coverage (F, P_MAX+1) and the flats' largest flag rate (P_MAX+1)."""
+    fit, blur, in_focus, far = state
     t_flat = _first_at_most(flat_rate, MAX_FLAT_RATE)
     focus_ok = np.flatnonzero(coverage[in_focus].min(0) >= MIN_IN_FOCUS_COVERAGE)
     t_focus = int(focus_ok[-1]) if len(focus_ok) else None
@@ -380,7 +432,7 @@ def calibrate_peaking(frames: Sequence[tuple[float, np.ndarray]], flats: Sequenc
         coc_px=float(coc_px), focus=focus.tolist(), blur_px=[float(b) for b in blur],
         in_focus_frames=[bool(v) for v in in_focus], beyond_2dof_frames=[bool(v) for v in far],
         coverage=[float(c[threshold]) for c in coverage], flat_rate=float(flat_rate[threshold]),
-        feasible=(lo, t_focus), edge_pixels=n_edges, lsf_variance_px2=variance.tolist(),
+        feasible=(lo, t_focus), edge_pixels=int(edge_mask.sum()), lsf_variance_px2=variance.tolist(),
         base_variance_px2=fit.var0, edge_mask=edge_mask)
 
 

@@ -41,7 +41,7 @@ from calibration.peaking import (
     edge_coverage,
     lsf_variance,
 )
-from calibration.peaking import calibrate_peaking as calibrate_peaking_frames
+from calibration.peaking_sweep import PeakingSweep
 from calibration.zebra import preview_luma
 from station.errors import InputError
 from station.measurements import Declared, measures
@@ -151,39 +151,32 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
     move_rail(station, distance_mm)
     station.dut.configure(sensor, analog_gain=float(gain), peaking={"enabled": False})
     axis = focus_axis(station, sensor, focus_range)
-    sweep = PreviewSweep(station, axis)
-    reach = _reach(coc_px)
-    try:
-        with lit(station, level_pct):
-            if exposure_us is None:
-                exposure, _ = auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION, statistic="p99",
-                                            tolerance=0.15)
-            else:
-                exposure = int(exposure_us)
-                station.dut.configure(sensor, exposure_us=exposure)
-            search = focus_search(station, axis, coarse_steps=coarse_steps)
-            try:
-                best, slope = _blur_slope(sweep, search.best, search.step, coc_px, reach)
-            except (ProcedureError, PeakingCalibrationError):
-                if search.at_end is None:
-                    raise
-                raise SweepError(f"{sensor}: focus sweep never comes into focus: the sharpness is highest at the "
-                                 f"{search.at_end} end of the range ({search.best:g} {axis.unit} of {axis.lo:g}.."
-                                 f"{axis.hi:g}) and the frame there shows no focused edges; the chart is beyond "
-                                 "the lens's reach or the focus range is restricted") from None
-            dof = 2.0 * coc_px / slope
-            sweep.take_all(_fine_positions(sweep, axis, best, dof))
-            if not flat_lumas:
-                flat_lumas = _flats(station, sensor, chart, flats)
-    finally:
-        if sensor == "main":
-            station.dut.configure(sensor, focus_m=None)
-    positions = sorted(sweep.luma)
-    try:
-        cal = calibrate_peaking_frames([(p, sweep.luma[p]) for p in positions], flat_lumas, coc_px=coc_px)
-    except PeakingCalibrationError as exc:
-        kind = SweepError if "never" in str(exc) else ProcedureError
-        raise kind(f"{sensor}: peaking focus sweep ({axis.lo:g}..{axis.hi:g} {axis.unit}): {exc}") from None
+    with PeakingSweep(coc_px) as sweep_frames:
+        sweep = PreviewSweep(station, axis, sweep_frames)
+        try:
+            with lit(station, level_pct):
+                if exposure_us is None:
+                    exposure, _ = auto_exposure_us(station, sensor, target_fraction=AE_TARGET_FRACTION,
+                                                   statistic="p99", tolerance=0.15)
+                else:
+                    exposure = int(exposure_us)
+                    station.dut.configure(sensor, exposure_us=exposure)
+                search = focus_search(station, axis, coarse_steps=coarse_steps)
+                best, slope = _focused_slope(sweep, search, coc_px)
+                dof = 2.0 * coc_px / slope
+                sweep.take_all(_fine_positions(sweep, axis, best, dof), luma=False)
+                if not flat_lumas:
+                    flat_lumas = _flats(station, sensor, chart, flats)
+        finally:
+            if sensor == "main":
+                station.dut.configure(sensor, focus_m=None)
+        for flat in flat_lumas:
+            sweep_frames.add_flat(flat)
+        try:
+            cal = sweep_frames.calibrate()
+        except PeakingCalibrationError as exc:
+            kind = SweepError if "never" in str(exc) else ProcedureError
+            raise kind(f"{sensor}: peaking focus sweep ({axis.lo:g}..{axis.hi:g} {axis.unit}): {exc}") from None
     frames = [{"position": p, "blur_px": b, "in_focus": i, "beyond_2dof": o, "coverage": c,
                "truth_blur_px": sweep.truth.get(p)}
               for p, b, i, o, c in zip(cal.focus, cal.blur_px, cal.in_focus_frames, cal.beyond_2dof_frames,
@@ -202,6 +195,21 @@ def calibrate_peaking(station: Station, sensor: str, *, lens: str | None = None,
         path = calibration_path(sensor, lens, "peaking", _aperture_key(aperture), f"{float(gain):g}")
         result.write_back = write_back(station, path, entry)
     return result
+
+
+def _focused_slope(sweep: PreviewSweep, search: Any, coc_px: float) -> tuple[float, float]:
+    """``_blur_slope`` about the focus search's best; a search that peaked at a range end and shows no focused
+    edges there never came into focus (``SweepError``)."""
+    axis = sweep.axis
+    try:
+        return _blur_slope(sweep, search.best, search.step, coc_px, _reach(coc_px))
+    except (ProcedureError, PeakingCalibrationError):
+        if search.at_end is None:
+            raise
+        raise SweepError(f"{axis.sensor}: focus sweep never comes into focus: the sharpness is highest at the "
+                         f"{search.at_end} end of the range ({search.best:g} {axis.unit} of {axis.lo:g}.."
+                         f"{axis.hi:g}) and the frame there shows no focused edges; the chart is beyond "
+                         "the lens's reach or the focus range is restricted") from None
 
 
 def _fine_positions(sweep: PreviewSweep, axis: FocusAxis, best: float, dof: float) -> list[float]:
@@ -372,11 +380,22 @@ def _peaking_mask(shot: Any) -> np.ndarray:
     return shot.masks["peaking_mask"]
 
 
-def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """A verification frame's peaking mask; at best focus (``sharp``) also its preview and the preview's luma."""
+def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, tuple[int, ...], bytes, np.ndarray | None]:
+    """A verification frame's peaking mask, bit-packed (1 bit a pixel: four 50 MP masks wait in 25 MB, not
+    200 MB), and its shape; at best focus (``sharp``) also the mask over the preview (PNG, drawn here so the
+    RGB preview is let go at once) and the preview's luma."""
+    mask = shot.masks["peaking_mask"]
+    packed = np.packbits(mask, axis=None)
     if not sharp:
-        return shot.masks["peaking_mask"], None, None
-    return shot.masks["peaking_mask"], shot.preview, preview_luma(shot.preview)
+        return packed, mask.shape, b"", None
+    overlay = shot.preview.copy()
+    overlay[mask] = (255, 0, 0)
+    return packed, mask.shape, png_bytes(overlay, 1024), preview_luma(shot.preview)
+
+
+def _unpacked(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A ``_decode_check`` mask back as bool (H, W)."""
+    return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).view(bool)
 
 
 def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
@@ -422,14 +441,15 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
         station.dut.configure(sensor, peaking={"enabled": False},
                               **({"focus_m": None} if sensor == "main" else {}))
     shots = [(offset, position, job.result(), blur) for offset, position, job, blur in taken]
-    sharp_preview, sharp_luma = next(decoded[1:] for o, _, decoded, _ in shots if o == 0.0)
+    del taken  # the jobs' results are in ``shots`` alone
+    overlay_png, sharp_luma = next(decoded[2:] for o, _, decoded, _ in shots if o == 0.0)
     try:
         edge_mask = chart_edges(sharp_luma, reach_px=_reach(result.coc_px)).edge_mask
     except PeakingCalibrationError as exc:
         raise ProcedureError(f"{sensor}: peaking verification: no chart edges at best focus ({exc})") from None
     frames = []
-    for offset, position, (mask, _, _), truth_blur in shots:
-        coverage = edge_coverage(mask, edge_mask)
+    for offset, position, (packed, shape, _, _), truth_blur in shots:
+        coverage = edge_coverage(_unpacked(packed, shape), edge_mask)
         expected = _expected(offset)
         ok = (expected != "in_focus" or coverage >= MIN_IN_FOCUS_COVERAGE) and \
              (expected != "beyond_2dof" or coverage <= MAX_FAR_COVERAGE)
@@ -437,11 +457,8 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
                        "passed": bool(ok), "truth_blur_px": truth_blur})
     flat_rates = [float(np.count_nonzero(m)) / m.size for m in flat_masks]
     passed = all(f["passed"] for f in frames) and all(r <= MAX_FLAT_RATE for r in flat_rates)
-    sharp_mask = next(decoded[0] for o, _, decoded, _ in shots if o == 0.0)
-    overlay = sharp_preview.copy()
-    overlay[sharp_mask] = (255, 0, 0)
     return PeakingVerification(sensor=sensor, threshold=t_peak, edge_pixels=int(edge_mask.sum()), frames=frames,
-                               flat_rates=flat_rates, passed=bool(passed), overlay_png=png_bytes(overlay, 1024))
+                               flat_rates=flat_rates, passed=bool(passed), overlay_png=overlay_png)
 
 
 def verify_peaking_flats(station: Station, check: PeakingVerification, result: PeakingResult, *,

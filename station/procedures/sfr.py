@@ -77,13 +77,29 @@ def find_edge_rois(data: np.ndarray, black_level: float, white_level: float) -> 
     on the 2x2-binned mosaic above black (even sensor coordinates)."""
     from calibration.edges import find_edges
 
-    m = data.astype(np.float32) - np.float32(black_level)
-    h2, w2 = (m.shape[0] // 2) * 2, (m.shape[1] // 2) * 2
-    m = m[:h2, :w2]
-    binned = 0.25 * (m[0::2, 0::2] + m[0::2, 1::2] + m[1::2, 0::2] + m[1::2, 1::2])
+    binned = binned_above_black(data, black_level)
     edges = find_edges(binned, roi_along_px=ROI_ALONG_PX, roi_across_px=ROI_ACROSS_PX, min_along_px=MIN_ALONG_PX,
                        clip_level=0.999 * float(white_level - black_level))
     return [((2 * e.x, 2 * e.y, 2 * e.w, 2 * e.h), e.orientation, float(e.angle_deg)) for e in edges]
+
+
+def binned_above_black(data: np.ndarray, black_level: float) -> np.ndarray:
+    """The mosaic above black, 2x2-binned (float32, the quads' mean; odd last row/column dropped): the four
+    quad planes converted one at a time and summed in place, so no float copy of the whole frame is made
+    (the same float32 sums, in the same order, as binning a float copy)."""
+    h2, w2 = (data.shape[0] // 2) * 2, (data.shape[1] // 2) * 2
+    black = np.float32(black_level)
+    binned: np.ndarray | None = None
+    for row, col in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        plane = data[row:h2:2, col:w2:2].astype(np.float32)
+        plane -= black
+        if binned is None:
+            binned = plane
+        else:
+            binned += plane
+    assert binned is not None
+    binned *= np.float32(0.25)
+    return binned
 
 
 def field_radius(x_px: float, y_px: float, width: int, height: int) -> float:
@@ -101,12 +117,14 @@ def edge_mtfs(frame: Any, rois: list[tuple[tuple[int, int, int, int], str, float
     data = frame.data
     if rois is None:
         rois = find_edge_rois(data, frame.black_level, frame.white_level)
-    mosaic = data.astype(np.float32) - np.float32(frame.black_level)
+    black = np.float32(frame.black_level)
     height, width = data.shape
     out: list[EdgeMtf] = []
     for (x, y, w, h), orientation, angle in rois:
+        roi = data[y:y + h, x:x + w].astype(np.float32)  # each ROI converted, never the whole frame
+        roi -= black
         try:
-            res = sfr_cfa(mosaic[y:y + h, x:x + w], cfa_at(frame.cfa, x, y), "Y")
+            res = sfr_cfa(roi, cfa_at(frame.cfa, x, y), "Y")
         except SfrError:
             continue
         out.append(EdgeMtf((x, y, w, h), orientation, float(res.angle_deg if math.isfinite(res.angle_deg) else angle),
@@ -162,17 +180,19 @@ class CaMeasurement(ResultParts):
 def lateral_ca(frame: Any, edges: list[EdgeMtf], *, lens: str | None = None, f_number: float | None = None
                ) -> CaMeasurement:
     """Lateral CA from the edges of a RAW ``frame``: per edge the R and B shifts against G along its normal,
-    on the quad RGB image (one pixel per 2x2 quad), fitted about the frame centre."""
+    on the quad RGB image (one pixel per 2x2 quad) of the edge's ROI, fitted about the frame centre."""
     from calibration.chromatic import CaError, edge_shifts, lateral_ca_from_edges
     from calibration.color import cfa_to_rgb
 
-    rgb = cfa_to_rgb(frame.data.astype(np.float32) - np.float32(frame.black_level), frame.cfa)
+    black = np.float32(frame.black_level)
     positions, normals, shift_r, shift_b = [], [], [], []
     for edge in edges:
-        x, y, w, h = (v // 2 for v in edge.roi)
+        x, y, w, h = (v // 2 for v in edge.roi)  # quad px; the ROI's mosaic crop starts on a quad (even px)
         vertical = edge.orientation == "vertical"
+        mosaic = frame.data[2 * y:2 * (y + h), 2 * x:2 * (x + w)].astype(np.float32)
+        mosaic -= black
         try:
-            shifts = edge_shifts(rgb[y:y + h, x:x + w], reference=1, vertical=vertical)
+            shifts = edge_shifts(cfa_to_rgb(mosaic, frame.cfa), reference=1, vertical=vertical)
         except CaError:
             continue
         positions.append(edge.centre_px)

@@ -44,13 +44,20 @@ def _frames(data: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(d) for d in data]
 
 
+#: Pixels counted at a time by ``code_counts`` (its intp temporary: 8 MB).
+_COUNT_CHUNK = 1 << 20
+
+
 def code_counts(data: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     """Occurrences of every 10-bit code (1024 counts) over one frame or several."""
     counts = np.zeros(CODES, dtype=np.int64)
     for frame in _frames(data):
         if frame.size and int(frame.max()) >= CODES:
             raise RawIntegrityError(f"RAW sample {int(frame.max())} exceeds the 10-bit range 0..{CODES - 1}")
-        counts += np.bincount(frame.ravel(), minlength=CODES)
+        rows = frame.reshape(-1, frame.shape[-1]) if frame.ndim >= 2 else frame.reshape(1, -1)
+        band = max(1, _COUNT_CHUNK // max(1, rows.shape[1]))
+        for r in range(0, rows.shape[0], band):  # bincount converts to intp: 400 MB for a whole 50 MP frame
+            counts += np.bincount(rows[r:r + band].ravel(), minlength=CODES)
     return counts
 
 

@@ -51,8 +51,10 @@ def decode_png(payload: bytes, what: str = "preview") -> np.ndarray:
     if image.dtype != np.uint8:
         raise DeviceError("dut", f"capture: the {what} PNG is {image.dtype}, expected 8-bit")
     if image.ndim == 3:
-        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        image = cv2.cvtColor(image, code)
+        if image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+        else:
+            cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: no second 150 MB frame at 50 MP
     return image
 
 

@@ -184,3 +184,15 @@ def test_raw10_equals_dng_of_one_capture(tmp_path) -> None:
     diff = raw10_equals_dng(unpacked, corrupted)
     assert not diff["equal"] and diff["differing_pixels"] == 1 and diff["max_abs_diff_dn"] == 1
     assert not raw10_equals_dng(unpacked, dng[:, :32])["equal"]
+
+
+def test_code_counts_in_row_bands_equal_one_bincount_of_the_whole_frame() -> None:
+    """``code_counts`` counts a frame a band of rows at a time (no whole-frame intp copy at 50 MP): the counts are
+    numpy's one-shot ``bincount`` of every frame, for a frame of more rows than a band and a strided view."""
+    from calibration.raw_integrity import _COUNT_CHUNK, code_counts
+
+    frame = np.random.default_rng(5).integers(0, 1024, (2 * _COUNT_CHUNK // 3001 + 7, 3001), dtype=np.uint16)
+    view = frame[:, ::3]
+    expected = np.bincount(frame.ravel(), minlength=1024) + np.bincount(view.ravel(), minlength=1024)
+    assert np.array_equal(code_counts([frame, view]), expected)
+    assert np.array_equal(code_counts(frame[0]), np.bincount(frame[0], minlength=1024))

@@ -14,17 +14,11 @@ import pytest
 
 from calibration.peaking import PeakingCalibrationError, calibrate_peaking, peaking_response
 from calibration.peaking_sweep import PeakingSweep, calibrate_sweep, sharpness
-from tests.unit.test_peaking import COC_PX, flat, sweep
+from tests.unit import test_peaking
+from tests.unit.test_peaking import COC_PX, sweep
 
-
-@pytest.fixture(scope="module")
-def frames() -> list[tuple[float, np.ndarray]]:
-    return sweep()
-
-
-@pytest.fixture(scope="module")
-def flat_frames() -> list[np.ndarray]:
-    return [flat(0.3, 100), flat(0.3, 101)]
+#: The batch tests' module fixtures: the same sweep and flat fields feed the incremental calibration.
+focus_sweep, flats = test_peaking.focus_sweep, test_peaking.flats
 
 
 def _same(a: object, b: object) -> None:
@@ -37,26 +31,26 @@ def _same(a: object, b: object) -> None:
             assert x == y, f.name
 
 
-def test_incremental_equals_batch_in_any_order_and_from_threads(frames, flat_frames) -> None:
-    reference = calibrate_peaking(sorted(frames, key=lambda f: f[0]), flat_frames, coc_px=COC_PX)
-    shuffled = [frames[i] for i in np.random.default_rng(3).permutation(len(frames))]
-    _same(calibrate_sweep(shuffled, flat_frames, coc_px=COC_PX), reference)
+def test_incremental_equals_batch_in_any_order_and_from_threads(focus_sweep, flats) -> None:
+    reference = calibrate_peaking(sorted(focus_sweep, key=lambda f: f[0]), flats, coc_px=COC_PX)
+    shuffled = [focus_sweep[i] for i in np.random.default_rng(3).permutation(len(focus_sweep))]
+    _same(calibrate_sweep(shuffled, flats, coc_px=COC_PX), reference)
     with PeakingSweep(COC_PX) as acc, ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda f: acc.add_frame(*f), shuffled))
-        list(pool.map(acc.add_flat, flat_frames))
+        list(pool.map(acc.add_flat, flats))
         _same(acc.calibrate(), reference)
-        position, luma = frames[4]
+        position, luma = focus_sweep[4]
         assert np.array_equal(acc.luma(position), luma)
         spill = Path(acc._dir.name)
-        assert len(list(spill.iterdir())) == len(frames)
+        assert len(list(spill.iterdir())) == len(focus_sweep)
     assert not spill.exists()
 
 
-def test_sharpness_from_the_histogram_is_the_float_mean(frames, monkeypatch) -> None:
+def test_sharpness_from_the_histogram_is_the_float_mean(focus_sweep, monkeypatch) -> None:
     import calibration.peaking as peaking
 
     monkeypatch.setattr(peaking, "_HIST_CHUNK", 1000)  # several chunks per frame
-    for _, luma in frames[:4]:
+    for _, luma in focus_sweep[:4]:
         response = peaking_response(luma)
         assert sharpness(response) == float(np.mean(np.square(response, dtype=np.float64)))
     extreme = np.zeros((64, 64), np.uint8)
@@ -65,25 +59,25 @@ def test_sharpness_from_the_histogram_is_the_float_mean(frames, monkeypatch) -> 
     assert sharpness(response) == float(np.mean(np.square(response, dtype=np.float64)))
 
 
-def test_errors_as_the_batch(frames, flat_frames) -> None:
+def test_errors_as_the_batch(focus_sweep, flats) -> None:
     with pytest.raises(PeakingCalibrationError, match="two or more frames, got 1"):
-        calibrate_sweep(frames[:1], flat_frames, coc_px=COC_PX)
+        calibrate_sweep(focus_sweep[:1], flats, coc_px=COC_PX)
     with pytest.raises(PeakingCalibrationError, match="no flat-field frames"):
-        calibrate_sweep(frames, [], coc_px=COC_PX)
+        calibrate_sweep(focus_sweep, [], coc_px=COC_PX)
     with pytest.raises(PeakingCalibrationError, match=r"frame at focus 9 is \(8, 8\), expected"):
-        calibrate_sweep([*frames, (9.0, np.zeros((8, 8), np.uint8))], flat_frames, coc_px=COC_PX)
+        calibrate_sweep([*focus_sweep, (9.0, np.zeros((8, 8), np.uint8))], flats, coc_px=COC_PX)
     with pytest.raises(PeakingCalibrationError, match=r"flat frame is \(8, 8\), the sweep's frames"):
-        calibrate_sweep(frames, [np.zeros((8, 8), np.uint8)], coc_px=COC_PX)
+        calibrate_sweep(focus_sweep, [np.zeros((8, 8), np.uint8)], coc_px=COC_PX)
     with pytest.raises(PeakingCalibrationError, match="focus sweep never reaches focus"):
-        calibrate_sweep(sweep(np.linspace(1.6, 4.0, 7)), flat_frames, coc_px=COC_PX)
+        calibrate_sweep(sweep(np.linspace(1.6, 4.0, 7)), flats, coc_px=COC_PX)
     with pytest.raises(ValueError, match="coc_px"):
         PeakingSweep(0.0)
 
 
-def test_chart_edges_in_chunks_and_bands_equal_all_at_once(frames, monkeypatch) -> None:
+def test_chart_edges_in_chunks_and_bands_equal_all_at_once(focus_sweep, monkeypatch) -> None:
     import calibration.peaking as peaking
 
-    luma = frames[7][1]
+    luma = focus_sweep[7][1]
     whole = peaking.chart_edges(luma)
     assert len(whole.points) > 100
     monkeypatch.setattr(peaking, "_CLEAN_CHUNK", 7)

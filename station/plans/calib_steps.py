@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from station.plans.helpers import case_results, keep, procedure, take
+from station.plans.helpers import chart_step, procedure, take
 from station.scene import Scene
 
 if TYPE_CHECKING:
@@ -20,12 +20,9 @@ def main_af(station: Station, operator: Scene, measure: Any, results: dict) -> A
     from through-focus sweeps at the rail's ends, the hyperfocal check; the phone's AF entry."""
     from station.procedures.af import calibrate_main_af
 
-    operator.chart("sfr", sensor="main")
-    with procedure("AF of the main camera: through-focus sweeps of its actuator at the rail's far and near "
-                   "ends, the hyperfocal check"):
-        result = calibrate_main_af(station)
-    keep(measure, result, "main", case_results(results, station, "main"))
-    return result
+    return chart_step(station, operator, measure, results, "sfr", "AF of the main camera: through-focus sweeps of "
+                      "its actuator at the rail's far and near ends, the hyperfocal check",
+                      lambda: calibrate_main_af(station), "main", None, "main")
 
 
 def pose(station: Station, operator: Scene, measure: Any, results: dict, lens: str, board: str,
@@ -35,12 +32,10 @@ def pose(station: Station, operator: Scene, measure: Any, results: dict, lens: s
     and the bare sensor's pose (``sensor_plane``)."""
     from station.procedures.pose import measure_pose
 
-    operator.chart(board, sensor="m")
-    with procedure(f"pose of the M camera through {lens} against the main camera: the board {board} seen by "
-                   "both at each gimbal pose, the rig's bundle adjustment"):
-        result = measure_pose(station, lens, board=board, distance_mm=distance_mm)
-    keep(measure, result, f"m/{lens}", case_results(results, station, "m", lens))
-    return result
+    return chart_step(station, operator, measure, results, board, f"pose of the M camera through {lens} against "
+                      f"the main camera: the board {board} seen by both at each gimbal pose, the rig's bundle "
+                      "adjustment", lambda: measure_pose(station, lens, board=board, distance_mm=distance_mm),
+                      "m", lens, f"m/{lens}")
 
 
 #: The blob's items (``station.calblob.ITEMS``) from the phone entries the steps keep, by entry key.

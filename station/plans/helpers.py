@@ -74,6 +74,17 @@ def keep(measure: Any, result: ProcedureResult, case: str = "", entry: CaseResul
     return take(measure, values or result.measurements, case, check=check)
 
 
+def chart_step(station: Station, operator: Any, measure: Any, results: dict[str, CaseResults], chart: str,
+               title: str, run: Callable[[], ProcedureResult], sensor: str, lens: str | None, case: str) -> Any:
+    """One plan step on a chart: ``chart`` up for ``sensor`` (the scene asks only when it must), ``run()`` inside
+    the Allure step ``title``, then its result kept at ``case`` in the results of ``sensor`` / ``lens``."""
+    operator.chart(chart, sensor=sensor)
+    with procedure(title):
+        result = run()
+    keep(measure, result, case, case_results(results, station, sensor, lens))
+    return result
+
+
 def station_check(measure: Any, values: Callable[[], Mapping[str, float]], device: str) -> list[Any]:
     """Self-check measurements (declared with limits from ``station``): out of its limits one is the station's
     fault (``DeviceError`` naming the device: exit 3, the run stops), never the phone's."""

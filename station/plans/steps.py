@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fixtures.allure_glue import attach_png
 from station.measurements import Declared, measures
-from station.plans.helpers import case_results, keep, procedure, take
+from station.plans.helpers import case_results, chart_step, keep, procedure, take
 from station.procedures import sensor as sensor_proc
 from station.procedures.color import measure_color
 from station.procedures.focus import adapter_focus
@@ -38,12 +38,10 @@ def f_case(sensor: str, lens: str | None, f_number: float | None) -> str:
 
 def sensor_characterization(station: Station, operator: Scene, measure: Any, results: dict, sensor: str,
                             lens: str | None = None) -> Any:
-    operator.chart("flat", sensor=sensor)
-    with procedure(f"EMVA 1288 photon transfer of {case_name(sensor, lens)}: flat pairs over an exposure sweep, "
-                   "then dark pairs"):
-        result = sensor_proc.characterize_sensor(station, sensor, lens)
-    keep(measure, result, case_name(sensor, lens), case_results(results, station, sensor, lens))
-    return result
+    return chart_step(station, operator, measure, results, "flat", f"EMVA 1288 photon transfer of "
+                      f"{case_name(sensor, lens)}: flat pairs over an exposure sweep, then dark pairs",
+                      lambda: sensor_proc.characterize_sensor(station, sensor, lens), sensor, lens,
+                      case_name(sensor, lens))
 
 
 def defect_pixels(station: Station, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
@@ -51,11 +49,9 @@ def defect_pixels(station: Station, operator: Scene, measure: Any, results: dict
     phone's hot-pixel map."""
     from station.procedures.defects import measure_defects
 
-    operator.chart("flat", sensor=sensor)
-    with procedure(f"defect pixels of {sensor}: dark frames at a long exposure, flat fields (EMVA 1288 4.0)"):
-        result = measure_defects(station, sensor)
-    keep(measure, result, sensor, case_results(results, station, sensor))
-    return result
+    return chart_step(station, operator, measure, results, "flat", f"defect pixels of {sensor}: dark frames at a "
+                      "long exposure, flat fields (EMVA 1288 4.0)", lambda: measure_defects(station, sensor),
+                      sensor, None, sensor)
 
 
 def awb(station: Station, operator: Scene, measure: Any, results: dict, sensor: str) -> Any:
@@ -63,11 +59,9 @@ def awb(station: Station, operator: Scene, measure: Any, results: dict, sensor: 
     the phone's calibration transforms."""
     from station.procedures.awb import measure_awb
 
-    operator.chart("flat", sensor=sensor)
-    with procedure(f"AWB of {sensor} against the golden module: flat grey at the golden illuminants' CCTs"):
-        result = measure_awb(station, sensor)
-    keep(measure, result, sensor, case_results(results, station, sensor))
-    return result
+    return chart_step(station, operator, measure, results, "flat", f"AWB of {sensor} against the golden module: "
+                      "flat grey at the golden illuminants' CCTs", lambda: measure_awb(station, sensor),
+                      sensor, None, sensor)
 
 
 def _through_lens(station: Station, operator: Scene, measure: Any, results: dict, chart: str, title: str,
@@ -75,11 +69,9 @@ def _through_lens(station: Station, operator: Scene, measure: Any, results: dict
                   case: str) -> Any:
     """A lens case's procedure: ``chart`` up, ``run(station, sensor, lens, f_number=...)`` inside the Allure step
     ``title`` (its ``{case}`` the aperture case), then the result kept at ``case`` (``keep``)."""
-    operator.chart(chart, sensor=sensor)
-    with procedure(title.replace("{case}", f_case(sensor, lens, f_number))):
-        result = run(station, sensor, lens, f_number=f_number)
-    keep(measure, result, case, case_results(results, station, sensor, lens))
-    return result
+    title = title.replace("{case}", f_case(sensor, lens, f_number))
+    return chart_step(station, operator, measure, results, chart, title,
+                      lambda: run(station, sensor, lens, f_number=f_number), sensor, lens, case)
 
 
 def geometry(station: Station, operator: Scene, measure: Any, results: dict, sensor: str, lens: str | None = None,

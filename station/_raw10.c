@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include <tmmintrin.h>
 #define HAVE_SSSE3_PATH 1
 #endif
 
@@ -90,57 +90,17 @@ __attribute__((target("ssse3"))) static Py_ssize_t unpack_pairs_ssse3(const uint
     }
     return g;
 }
-
-/* Four groups (20 bytes -> 16 pixels) per step with AVX2: the same shuffles as the SSSE3 path, one pair of groups
- * in each 128-bit lane (loaded from s and s + 10). The second load reads 6 bytes past the four groups: only while
- * they are in the row; the SSSE3 and word paths finish it. Returns the groups done. */
-__attribute__((target("avx2"))) static Py_ssize_t unpack_quads_avx2(const uint8_t *s, uint16_t *d,
-                                                                    Py_ssize_t groups) {
-    const __m256i hi_shuf = _mm256_setr_epi8(0, -1, 1, -1, 2, -1, 3, -1, 5, -1, 6, -1, 7, -1, 8, -1,
-                                             0, -1, 1, -1, 2, -1, 3, -1, 5, -1, 6, -1, 7, -1, 8, -1);
-    const __m256i lo_shuf = _mm256_setr_epi8(4, -1, 4, -1, 4, -1, 4, -1, 9, -1, 9, -1, 9, -1, 9, -1,
-                                             4, -1, 4, -1, 4, -1, 4, -1, 9, -1, 9, -1, 9, -1, 9, -1);
-    const __m256i lo_mul = _mm256_setr_epi16(64, 16, 4, 1, 64, 16, 4, 1, 64, 16, 4, 1, 64, 16, 4, 1);
-    const __m256i three = _mm256_set1_epi16(3);
-    const Py_ssize_t row_bytes = groups * 5;
-    const int aligned = ((uintptr_t)d & 15) == 0;
-    Py_ssize_t g = 0;
-    for (; g * 5 + 26 <= row_bytes; g += 4, s += 20, d += 16) {
-        const __m128i a = _mm_loadu_si128((const __m128i *)s);
-        const __m128i b = _mm_loadu_si128((const __m128i *)(s + 10));
-        const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
-        const __m256i hi = _mm256_slli_epi16(_mm256_shuffle_epi8(v, hi_shuf), 2);
-        __m256i lo = _mm256_mullo_epi16(_mm256_shuffle_epi8(v, lo_shuf), lo_mul);
-        lo = _mm256_and_si256(_mm256_srli_epi16(lo, 6), three);
-        const __m256i out = _mm256_or_si256(hi, lo);
-        if (aligned) { /* streaming stores: the output is not read back soon */
-            _mm_stream_si128((__m128i *)d, _mm256_castsi256_si128(out));
-            _mm_stream_si128((__m128i *)(d + 8), _mm256_extracti128_si256(out, 1));
-        } else {
-            _mm256_storeu_si256((__m256i *)d, out);
-        }
-    }
-    if (aligned) _mm_sfence();
-    return g;
-}
 #endif
 
 static int use_ssse3 = 0;
-static int use_avx2 = 0;
 
 static void unpack_row(const uint8_t *s, uint16_t *d, Py_ssize_t groups) {
     Py_ssize_t g = 0;
 #ifdef HAVE_SSSE3_PATH
-    if (use_avx2) {
-        g = unpack_quads_avx2(s, d, groups);
+    if (use_ssse3) {
+        g = unpack_pairs_ssse3(s, d, groups);
         s += g * 5;
         d += g * 4;
-    }
-    if (use_ssse3) {
-        const Py_ssize_t done = unpack_pairs_ssse3(s, d, groups - g);
-        g += done;
-        s += done * 5;
-        d += done * 4;
     }
 #endif
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -273,10 +233,9 @@ PyMODINIT_FUNC PyInit__raw10(void) {
 #ifdef HAVE_SSSE3_PATH
     __builtin_cpu_init();
     use_ssse3 = __builtin_cpu_supports("ssse3");
-    use_avx2 = __builtin_cpu_supports("avx2");
 #endif
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddStringConstant(m, "SIMD", use_avx2 ? "avx2" : use_ssse3 ? "ssse3" : "none") < 0) {
+    if (m != NULL && PyModule_AddStringConstant(m, "SIMD", use_ssse3 ? "ssse3" : "none") < 0) {
         Py_DECREF(m);
         return NULL;
     }

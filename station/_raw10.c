@@ -18,7 +18,7 @@
 #endif
 
 #define MAX_THREADS 8
-/* 2 MB of an 8192-wide uint16 frame, one huge page: two threads never fault in the same one */
+/* 2 MB of an 8192-wide uint16 frame, the size of a huge page: two threads seldom fault in the same one */
 #define ROWS_PER_TAKE 128
 
 typedef struct {

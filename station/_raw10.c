@@ -2,7 +2,9 @@
  *
  * Four pixels in five bytes: bytes 0-3 hold P0..P3[9:2], byte 4 holds P3[1:0]<<6|P2<<4|P1<<2|P0.
  * The Python side (station/raw10.py) checks every size, stride and dtype before calling in; here the
- * buffers are taken as given. Rows are split between up to MAX_THREADS POSIX threads, the GIL released.
+ * buffers are taken as given. Up to MAX_THREADS POSIX threads, the GIL released, take bands of ROWS_PER_TAKE rows
+ * from a shared counter until none is left, so a thread the scheduler holds back (a loaded machine) leaves its
+ * share to the others rather than making every one wait for it.
  * Built by setup.py as an optional extension: without a C compiler station.raw10 falls back to numpy.
  */
 #define PY_SSIZE_T_CLEAN
@@ -11,18 +13,28 @@
 #include <stdint.h>
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <tmmintrin.h>
+#include <immintrin.h>
 #define HAVE_SSSE3_PATH 1
 #endif
 
 #define MAX_THREADS 8
+#define ROWS_PER_TAKE 32
 
 typedef struct {
     const uint8_t *src;
     uint16_t *dst;
-    Py_ssize_t width, stride, row0, row1;
+    Py_ssize_t width, stride, height;
+    Py_ssize_t *next_row; /* shared by every job of a call: the first row no thread has taken yet */
     int bad; /* pack: a code above 1023 was seen */
 } job_t;
+
+/* The next band [*row0, *row1) of rows for this job; 0 when every row is taken. */
+static int take_rows(job_t *j, Py_ssize_t *row0, Py_ssize_t *row1) {
+    *row0 = __atomic_fetch_add(j->next_row, ROWS_PER_TAKE, __ATOMIC_RELAXED);
+    if (*row0 >= j->height) return 0;
+    *row1 = *row0 + ROWS_PER_TAKE < j->height ? *row0 + ROWS_PER_TAKE : j->height;
+    return 1;
+}
 
 /* One group from its 8-byte little-endian word (the group's 5 bytes and 3 of the next): the four high
  * bytes spread into the four 16-bit lanes, the low bit pairs spread by one multiply. */
@@ -78,41 +90,84 @@ __attribute__((target("ssse3"))) static Py_ssize_t unpack_pairs_ssse3(const uint
     }
     return g;
 }
+
+/* Four groups (20 bytes -> 16 pixels) per step with AVX2: the same shuffles as the SSSE3 path, one pair of groups
+ * in each 128-bit lane (loaded from s and s + 10). The second load reads 6 bytes past the four groups: only while
+ * they are in the row; the SSSE3 and word paths finish it. Returns the groups done. */
+__attribute__((target("avx2"))) static Py_ssize_t unpack_quads_avx2(const uint8_t *s, uint16_t *d,
+                                                                    Py_ssize_t groups) {
+    const __m256i hi_shuf = _mm256_setr_epi8(0, -1, 1, -1, 2, -1, 3, -1, 5, -1, 6, -1, 7, -1, 8, -1,
+                                             0, -1, 1, -1, 2, -1, 3, -1, 5, -1, 6, -1, 7, -1, 8, -1);
+    const __m256i lo_shuf = _mm256_setr_epi8(4, -1, 4, -1, 4, -1, 4, -1, 9, -1, 9, -1, 9, -1, 9, -1,
+                                             4, -1, 4, -1, 4, -1, 4, -1, 9, -1, 9, -1, 9, -1, 9, -1);
+    const __m256i lo_mul = _mm256_setr_epi16(64, 16, 4, 1, 64, 16, 4, 1, 64, 16, 4, 1, 64, 16, 4, 1);
+    const __m256i three = _mm256_set1_epi16(3);
+    const Py_ssize_t row_bytes = groups * 5;
+    const int aligned = ((uintptr_t)d & 15) == 0;
+    Py_ssize_t g = 0;
+    for (; g * 5 + 26 <= row_bytes; g += 4, s += 20, d += 16) {
+        const __m128i a = _mm_loadu_si128((const __m128i *)s);
+        const __m128i b = _mm_loadu_si128((const __m128i *)(s + 10));
+        const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
+        const __m256i hi = _mm256_slli_epi16(_mm256_shuffle_epi8(v, hi_shuf), 2);
+        __m256i lo = _mm256_mullo_epi16(_mm256_shuffle_epi8(v, lo_shuf), lo_mul);
+        lo = _mm256_and_si256(_mm256_srli_epi16(lo, 6), three);
+        const __m256i out = _mm256_or_si256(hi, lo);
+        if (aligned) { /* streaming stores: the output is not read back soon */
+            _mm_stream_si128((__m128i *)d, _mm256_castsi256_si128(out));
+            _mm_stream_si128((__m128i *)(d + 8), _mm256_extracti128_si256(out, 1));
+        } else {
+            _mm256_storeu_si256((__m256i *)d, out);
+        }
+    }
+    if (aligned) _mm_sfence();
+    return g;
+}
 #endif
 
 static int use_ssse3 = 0;
+static int use_avx2 = 0;
 
-static void unpack_rows(job_t *j) {
-    const Py_ssize_t groups = j->width / 4;
-    for (Py_ssize_t r = j->row0; r < j->row1; r++) {
-        const uint8_t *s = j->src + r * j->stride;
-        uint16_t *d = j->dst + r * j->width;
-        Py_ssize_t g = 0;
+static void unpack_row(const uint8_t *s, uint16_t *d, Py_ssize_t groups) {
+    Py_ssize_t g = 0;
 #ifdef HAVE_SSSE3_PATH
-        if (use_ssse3) {
-            g = unpack_pairs_ssse3(s, d, groups);
-            s += g * 5;
-            d += g * 4;
-        }
+    if (use_avx2) {
+        g = unpack_quads_avx2(s, d, groups);
+        s += g * 5;
+        d += g * 4;
+    }
+    if (use_ssse3) {
+        const Py_ssize_t done = unpack_pairs_ssse3(s, d, groups - g);
+        g += done;
+        s += done * 5;
+        d += done * 4;
+    }
 #endif
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        for (; g + 1 < groups; g++, s += 5, d += 4) { /* the next group's bytes are in the row */
-            uint64_t x;
-            memcpy(&x, s, 8);
-            x = unpack_word(x);
-            memcpy(d, &x, 8);
-        }
-#endif
-        for (; g + 1 < groups; g++, s += 5, d += 4) unpack_bytes(s, d);
-        unpack_bytes(s, d); /* the row's last group: byte by byte, never past its 5 bytes */
+    for (; g + 1 < groups; g++, s += 5, d += 4) { /* the next group's bytes are in the row */
+        uint64_t x;
+        memcpy(&x, s, 8);
+        x = unpack_word(x);
+        memcpy(d, &x, 8);
     }
+#endif
+    for (; g + 1 < groups; g++, s += 5, d += 4) unpack_bytes(s, d);
+    unpack_bytes(s, d); /* the row's last group: byte by byte, never past its 5 bytes */
+}
+
+static void unpack_rows(job_t *j) {
+    Py_ssize_t row0, row1;
+    while (take_rows(j, &row0, &row1))
+        for (Py_ssize_t r = row0; r < row1; r++)
+            unpack_row(j->src + r * j->stride, j->dst + r * j->width, j->width / 4);
 }
 
 static void pack_rows(job_t *j) {
     const Py_ssize_t groups = j->width / 4;
     const Py_ssize_t row_bytes = groups * 5;
     unsigned any = 0;
-    for (Py_ssize_t r = j->row0; r < j->row1; r++) {
+    Py_ssize_t row0, row1;
+    while (take_rows(j, &row0, &row1)) for (Py_ssize_t r = row0; r < row1; r++) {
         const uint16_t *s = j->dst + r * j->width; /* dst is the uint16 side for both directions */
         uint8_t *d = (uint8_t *)j->src + r * j->stride;
         for (Py_ssize_t g = 0; g < groups; g++, s += 4, d += 5) {
@@ -132,12 +187,13 @@ static void pack_rows(job_t *j) {
 static void *run_unpack(void *arg) { unpack_rows((job_t *)arg); return NULL; }
 static void *run_pack(void *arg) { pack_rows((job_t *)arg); return NULL; }
 
-/* Split [0, height) into `threads` row ranges and run `fn` on each; returns 1 if any job set bad. */
+/* Run `fn` on `threads` jobs sharing one row counter over [0, height); returns 1 if any job set bad. */
 static int run_jobs(void *(*fn)(void *), const uint8_t *bytes, uint16_t *pixels, Py_ssize_t width,
                     Py_ssize_t stride, Py_ssize_t height, int threads) {
     job_t jobs[MAX_THREADS];
     pthread_t tids[MAX_THREADS];
     int started[MAX_THREADS] = {0};
+    Py_ssize_t next_row = 0;
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > height) threads = (int)height;
@@ -146,8 +202,8 @@ static int run_jobs(void *(*fn)(void *), const uint8_t *bytes, uint16_t *pixels,
         jobs[t].dst = pixels;
         jobs[t].width = width;
         jobs[t].stride = stride;
-        jobs[t].row0 = height * t / threads;
-        jobs[t].row1 = height * (t + 1) / threads;
+        jobs[t].height = height;
+        jobs[t].next_row = &next_row;
         jobs[t].bad = 0;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -156,7 +212,7 @@ static int run_jobs(void *(*fn)(void *), const uint8_t *bytes, uint16_t *pixels,
     fn(&jobs[0]);
     for (int t = 1; t < threads; t++) {
         if (started[t]) pthread_join(tids[t], NULL);
-        else fn(&jobs[t]); /* no thread to be had: do that share here */
+        else fn(&jobs[t]); /* no thread to be had: the rows are taken already, or taken here */
     }
     Py_END_ALLOW_THREADS
     int bad = 0;
@@ -217,9 +273,10 @@ PyMODINIT_FUNC PyInit__raw10(void) {
 #ifdef HAVE_SSSE3_PATH
     __builtin_cpu_init();
     use_ssse3 = __builtin_cpu_supports("ssse3");
+    use_avx2 = __builtin_cpu_supports("avx2");
 #endif
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddStringConstant(m, "SIMD", use_ssse3 ? "ssse3" : "none") < 0) {
+    if (m != NULL && PyModule_AddStringConstant(m, "SIMD", use_avx2 ? "avx2" : use_ssse3 ? "ssse3" : "none") < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -9,25 +9,41 @@
 
 #include "sfrk.h"
 
+/* The k-th smallest of x[0..n) (x reordered): quickselect with a median-of-3 pivot and a branch-free Lomuto
+ * partition (a conditional swap per element, no mispredicted branch on random data), insertion sort for the last
+ * few. The value is the k-th order statistic whatever the method: the same as np.partition's. */
 static double quickselect(double *x, idx_t n, idx_t k) {
     idx_t lo = 0, hi = n - 1;
-    while (hi > lo) {
-        double pivot = x[lo + (hi - lo) / 2];
-        idx_t i = lo, j = hi;
-        while (i <= j) {
-            while (x[i] < pivot) i++;
-            while (x[j] > pivot) j--;
-            if (i <= j) {
-                double t = x[i];
-                x[i] = x[j];
-                x[j] = t;
-                i++;
-                j--;
-            }
+    while (hi - lo > 16) {
+        idx_t mid = lo + (hi - lo) / 2;
+        /* median of x[lo], x[mid], x[hi] moved to x[hi] as the pivot */
+        double a0 = x[lo], a1 = x[mid], a2 = x[hi];
+        idx_t pm = (a0 < a1) ? ((a1 < a2) ? mid : ((a0 < a2) ? hi : lo)) : ((a0 < a2) ? lo : ((a1 < a2) ? hi : mid));
+        double pivot = x[pm];
+        x[pm] = x[hi];
+        x[hi] = pivot;
+        idx_t store = lo;
+        for (idx_t i = lo; i < hi; i++) {
+            double v = x[i], s = x[store];
+            int less = v < pivot;
+            x[i] = less ? s : v;
+            x[store] = less ? v : s;
+            store += less;
         }
-        if (k <= j) hi = j;
-        else if (k >= i) lo = i;
-        else break;
+        x[hi] = x[store];
+        x[store] = pivot;
+        if (k == store) return pivot;
+        if (k < store) hi = store - 1;
+        else lo = store + 1;
+    }
+    for (idx_t i = lo + 1; i <= hi; i++) { /* insertion sort of the last few */
+        double v = x[i];
+        idx_t j = i - 1;
+        while (j >= lo && x[j] > v) {
+            x[j + 1] = x[j];
+            j--;
+        }
+        x[j + 1] = v;
     }
     return x[k];
 }
@@ -179,18 +195,59 @@ int sfrk_prep(const double *a, idx_t h, idx_t w, double *out, double *row_sums, 
     return 0;
 }
 
+/* One row's Tukey-windowed centroid sums (sfrk_centroids, kind 0): u and t per sample exactly as the numpy
+ * reference computes them (the window's support and flat top decided the same way), the taper's cos(pi t) by the
+ * angle-sum rule from a table cos/sin(j step) shared by all rows and one cos/sin per row (|error| ~1e-16): no
+ * libm call and no dependency chain per sample. Two partial sums per total. */
+static void tukey_row(const double *row, idx_t width, double x0, double c, double inv_hw, double flat,
+                      double inv_alpha, double step, const double *ctab, const double *stab, double cos_k,
+                      double sin_k, double *total_out, double *moment_out) {
+    /* right taper: pi t_j = step (x_j - c) - K = j step + (g step - K), g = x0 - c, K = pi flat / alpha;
+     * left taper: pi t_j = step (c - x_j) - K, cos of it = cos(j step + (g step + K)) */
+    const double gs = (x0 - c) * step, cg = cos(gs), sg = sin(gs);
+    const double cr = cg * cos_k + sg * sin_k, sr = sg * cos_k - cg * sin_k; /* cos, sin (gs - K) */
+    const double cl = cg * cos_k - sg * sin_k, sl = sg * cos_k + cg * sin_k; /* cos, sin (gs + K) */
+    double total[2] = {0.0, 0.0}, moment[2] = {0.0, 0.0};
+    for (idx_t j = 0; j + 1 < width; j++) {
+        const double x = x0 + (double)j;
+        const double u = (x - c) * inv_hw, au = fabs(u), t = (au - flat) * inv_alpha;
+        double wt;
+        if (au > 1.0 || t >= 1.0) {
+            wt = 0.0;
+        } else if (t <= 0.0) {
+            wt = 1.0;
+        } else {
+            const double cs = u > 0.0 ? ctab[j] * cr - stab[j] * sr : ctab[j] * cl - stab[j] * sl;
+            wt = (cs + 1.0) * 0.5;
+        }
+        wt = wt <= 0.0 ? 0.0 : wt * 0.95 + 0.05; /* sfrmat5: keeps the location stable */
+        const double dw = (row[j + 1] - row[j]) * wt;
+        total[j & 1] += dw;
+        moment[j & 1] += dw * x;
+    }
+    *total_out = total[0] + total[1];
+    *moment_out = moment[0] + moment[1];
+}
+
 /* centroids: per-row centroid of the derivative [-0.5, 0.5] of a (difference j at x = j + 0.5) under the
  * window of half-width half_width about centre[r]; nan where the weights do not sum above zero
  * (calibration.sfr._row_centroids; only the band about the centre is read). */
 void sfrk_centroids(const double *a, idx_t nlin, idx_t npix, const double *centre, double half_width, int kind,
                     double alpha, double *loc) {
+    enum { MAX_TABLE = 512 };
     idx_t width = 2 * (idx_t)ceil(half_width) + 3;
     if (width > npix) width = npix;
     const double inv_hw = 1.0 / half_width;
-    /* Tukey taper: cos(pi t) with t stepping by a constant along a row, so after the first sample of
-     * each taper the cosine comes from a rotation (|error| ~1e-15 over a row), not a libm call */
     const double inv_alpha = 1.0 / (alpha > 1e-12 ? alpha : 1e-12), flat = 1.0 - alpha;
-    const double step = M_PI * inv_hw * inv_alpha, cos_step = cos(step), sin_step = sin(step);
+    const double step = M_PI * inv_hw * inv_alpha, k_phase = M_PI * flat * inv_alpha;
+    const int table = kind == 0 && width <= MAX_TABLE;
+    double ctab[MAX_TABLE], stab[MAX_TABLE];
+    if (table)
+        for (idx_t j = 0; j < width; j++) {
+            ctab[j] = cos((double)j * step);
+            stab[j] = sin((double)j * step);
+        }
+    const double cos_k = cos(k_phase), sin_k = sin(k_phase);
     for (idx_t r = 0; r < nlin; r++) {
         double cr = nearbyint(centre[r]); /* clamped before the cast: a nan or huge centre reads from 0 */
         if (!(cr > -1e15)) cr = -1e15;
@@ -199,43 +256,20 @@ void sfrk_centroids(const double *a, idx_t nlin, idx_t npix, const double *centr
         if (start > npix - width) start = npix - width;
         if (start < 0) start = 0;
         const double *row = a + r * npix + start;
-        double total = 0.0, moment = 0.0, c_prev = 0.0, s_prev = 0.0;
-        idx_t j_prev = -2;
-        int side_prev = 0;
-        for (idx_t j = 0; j + 1 < width; j++) {
-            double x = ((double)start + 0.5) + (double)j;
-            double u = (x - centre[r]) * inv_hw;
-            double wt;
-            if (kind != 0) {
-                wt = sfrk_window(u, kind, alpha);
-            } else {
-                double au = fabs(u), t = (au - flat) * inv_alpha;
-                if (au > 1.0 || t >= 1.0) {
-                    wt = 0.0;
-                } else if (t <= 0.0) {
-                    wt = 1.0;
-                } else {
-                    int side = u > 0.0 ? 1 : -1; /* right: t grows with j; left: t falls */
-                    double c, sn;
-                    if (j_prev == j - 1 && side_prev == side) {
-                        double ds = side > 0 ? sin_step : -sin_step;
-                        c = c_prev * cos_step - s_prev * ds;
-                        sn = s_prev * cos_step + c_prev * ds;
-                    } else {
-                        c = cos(t * M_PI);
-                        sn = sin(t * M_PI);
-                    }
-                    c_prev = c;
-                    s_prev = sn;
-                    j_prev = j;
-                    side_prev = side;
-                    wt = (c + 1.0) * 0.5;
-                }
-                wt = wt <= 0.0 ? 0.0 : wt * 0.95 + 0.05; /* sfrmat5: keeps the location stable */
+        const double x0 = (double)start + 0.5;
+        double total = 0.0, moment = 0.0;
+        if (table && isfinite(centre[r])) {
+            tukey_row(row, width, x0, centre[r], inv_hw, flat, inv_alpha, step, ctab, stab, cos_k, sin_k, &total,
+                      &moment);
+        } else {
+            for (idx_t j = 0; j + 1 < width; j++) {
+                double x = x0 + (double)j;
+                double wt = sfrk_window((x - centre[r]) * inv_hw, kind, alpha);
+                if (kind == 0) wt = wt <= 0.0 ? 0.0 : wt * 0.95 + 0.05;
+                double dw = (row[j + 1] - row[j]) * wt;
+                total += dw;
+                moment += dw * x;
             }
-            double dw = (row[j + 1] - row[j]) * wt;
-            total += dw;
-            moment += dw * x;
         }
         loc[r] = total > 0.0 ? moment / total : NAN;
     }

@@ -23,12 +23,11 @@ static double quickselect(double *x, idx_t n, idx_t k) {
         x[pm] = x[hi];
         x[hi] = pivot;
         idx_t store = lo;
-        for (idx_t i = lo; i < hi; i++) {
-            double v = x[i], s = x[store];
-            int less = v < pivot;
-            x[i] = less ? s : v;
-            x[store] = less ? v : s;
-            store += less;
+        for (idx_t i = lo; i < hi; i++) { /* x[store..i) all >= pivot: swapping an x[i] >= pivot in keeps it so */
+            double v = x[i];
+            x[i] = x[store];
+            x[store] = v;
+            store += v < pivot;
         }
         x[hi] = x[store];
         x[store] = pivot;
@@ -207,26 +206,60 @@ static void tukey_row(const double *row, idx_t width, double x0, double c, doubl
     const double gs = (x0 - c) * step, cg = cos(gs), sg = sin(gs);
     const double cr = cg * cos_k + sg * sin_k, sr = sg * cos_k - cg * sin_k; /* cos, sin (gs - K) */
     const double cl = cg * cos_k - sg * sin_k, sl = sg * cos_k + cg * sin_k; /* cos, sin (gs + K) */
-    double total[2] = {0.0, 0.0}, moment[2] = {0.0, 0.0};
-    for (idx_t j = 0; j + 1 < width; j++) {
-        const double x = x0 + (double)j;
-        const double u = (x - c) * inv_hw, au = fabs(u), t = (au - flat) * inv_alpha;
+    double wts[512]; /* width <= MAX_TABLE (sfrk_centroids) */
+    idx_t j = 0;
+#ifdef __SSE2__
+    { /* two samples at a time, every choice a mask: the region shifts by a phase from row to row (no branch) */
+        const __m128d vc = _mm_set1_pd(c), vinv_hw = _mm_set1_pd(inv_hw), vflat = _mm_set1_pd(flat);
+        const __m128d vinv_alpha = _mm_set1_pd(inv_alpha), zero = _mm_setzero_pd(), one = _mm_set1_pd(1.0);
+        const __m128d half = _mm_set1_pd(0.5), w95 = _mm_set1_pd(0.95), w05 = _mm_set1_pd(0.05);
+        const __m128d vcr = _mm_set1_pd(cr), vsr = _mm_set1_pd(sr), vcl = _mm_set1_pd(cl), vsl = _mm_set1_pd(sl);
+        const __m128d abs_mask = _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL));
+        for (; j + 2 < width; j += 2) {
+            const __m128d x = _mm_set_pd(x0 + (double)(j + 1), x0 + (double)j);
+            const __m128d u = _mm_mul_pd(_mm_sub_pd(x, vc), vinv_hw), au = _mm_and_pd(u, abs_mask);
+            const __m128d t = _mm_mul_pd(_mm_sub_pd(au, vflat), vinv_alpha);
+            const __m128d ct = _mm_loadu_pd(ctab + j), st = _mm_loadu_pd(stab + j);
+            const __m128d cs_r = _mm_sub_pd(_mm_mul_pd(ct, vcr), _mm_mul_pd(st, vsr));
+            const __m128d cs_l = _mm_sub_pd(_mm_mul_pd(ct, vcl), _mm_mul_pd(st, vsl));
+            const __m128d right = _mm_cmpgt_pd(u, zero);
+            const __m128d cs = _mm_or_pd(_mm_and_pd(right, cs_r), _mm_andnot_pd(right, cs_l));
+            const __m128d taper = _mm_mul_pd(_mm_add_pd(cs, one), half);
+            const __m128d flat_top = _mm_cmple_pd(t, zero);
+            const __m128d wt = _mm_or_pd(_mm_and_pd(flat_top, one), _mm_andnot_pd(flat_top, taper));
+            const __m128d inside = _mm_and_pd(_mm_and_pd(_mm_cmple_pd(au, one), _mm_cmplt_pd(t, one)),
+                                              _mm_cmpgt_pd(wt, zero));
+            _mm_storeu_pd(wts + j, _mm_and_pd(inside, _mm_add_pd(_mm_mul_pd(wt, w95), w05)));
+        }
+    }
+#endif
+    for (; j + 1 < width; j++) { /* the weights (the rest, or all without SSE2) */
+        const double u = ((x0 + (double)j) - c) * inv_hw, au = fabs(u), t = (au - flat) * inv_alpha;
         double wt;
         if (au > 1.0 || t >= 1.0) {
             wt = 0.0;
         } else if (t <= 0.0) {
             wt = 1.0;
         } else {
-            const double cs = u > 0.0 ? ctab[j] * cr - stab[j] * sr : ctab[j] * cl - stab[j] * sl;
-            wt = (cs + 1.0) * 0.5;
+            wt = ((u > 0.0 ? ctab[j] * cr - stab[j] * sr : ctab[j] * cl - stab[j] * sl) + 1.0) * 0.5;
         }
-        wt = wt <= 0.0 ? 0.0 : wt * 0.95 + 0.05; /* sfrmat5: keeps the location stable */
-        const double dw = (row[j + 1] - row[j]) * wt;
-        total[j & 1] += dw;
-        moment[j & 1] += dw * x;
+        wts[j] = wt <= 0.0 ? 0.0 : wt * 0.95 + 0.05; /* sfrmat5: keeps the location stable */
     }
-    *total_out = total[0] + total[1];
-    *moment_out = moment[0] + moment[1];
+    double total[4] = {0.0, 0.0, 0.0, 0.0}, moment[4] = {0.0, 0.0, 0.0, 0.0};
+    j = 0;
+    for (; j + 4 < width; j += 4)
+        for (int l = 0; l < 4; l++) {
+            const double dw = (row[j + l + 1] - row[j + l]) * wts[j + l];
+            total[l] += dw;
+            moment[l] += dw * (x0 + (double)(j + l));
+        }
+    for (; j + 1 < width; j++) {
+        const double dw = (row[j + 1] - row[j]) * wts[j];
+        total[0] += dw;
+        moment[0] += dw * (x0 + (double)j);
+    }
+    *total_out = (total[0] + total[1]) + (total[2] + total[3]);
+    *moment_out = (moment[0] + moment[1]) + (moment[2] + moment[3]);
 }
 
 /* centroids: per-row centroid of the derivative [-0.5, 0.5] of a (difference j at x = j + 0.5) under the

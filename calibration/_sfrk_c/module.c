@@ -191,31 +191,14 @@ static PyObject *py_locate(PyObject *self, PyObject *args) {
         || src.len < nlin * npix * F8 || rsb.len < nlin * F8 || fb.len < SFRK_MAX_ORDER * fcols * F8
         || cb.len < 6 * F8 || kb.len < nlin || eb.len < nlin * F8)
         return release(bad_size("locate"), all, 6);
-    double *rows = (double *)malloc((size_t)nlin * 2 * sizeof(double));
-    if (rows == NULL) return release(PyErr_NoMemory(), all, 6);
-    double *loc = rows + nlin, *edge_x = eb.buf, rise_px = 0.0;
-    const double *a = src.buf, *row_sums = rsb.buf;
     const fcrit_t f = {fb.buf, fcols};
     fit_out_t o;
-    for (Py_ssize_t r = 0; r < nlin; r++) {
-        rows[r] = (double)r;
-        /* the row's area: a step at x0 over [-0.5, W - 0.5] integrates to W - 0.5 - x0 */
-        loc[r] = ((double)npix - 0.5) - (row_sums[r] - (double)npix * left) / contrast;
-    }
+    double rise_px = 0.0;
     int rc;
     Py_BEGIN_ALLOW_THREADS /* plain C on buffers this call holds: other threads (an analysis pool) run meanwhile */
-    rc = sfrk_fit(rows, loc, nlin, 1, 1, 3, &f, cb.buf, kb.buf, edge_x, &o);
-    if (rc == 0) rc = sfrk_rise(a, nlin, npix, edge_x, &rise_px);
-    /* min(max(3 rise + 4, 6), npix / 2) with Python's min/max (a nan passes as there) */
-    double half_width = 3.0 * rise_px + 4.0;
-    half_width = 6.0 > half_width ? 6.0 : half_width;
-    half_width = (double)npix / 2.0 < half_width ? (double)npix / 2.0 : half_width;
-    for (int pass = 0; pass < passes && rc == 0; pass++) {
-        sfrk_centroids(a, nlin, npix, edge_x, half_width, kind, alpha, loc);
-        rc = sfrk_fit(rows, loc, nlin, max_order, select, 3, &f, cb.buf, kb.buf, edge_x, &o);
-    }
+    rc = sfrk_locate(src.buf, nlin, npix, rsb.buf, left, contrast, max_order, select, kind, alpha, passes, &f, cb.buf,
+                     kb.buf, eb.buf, &o, &rise_px);
     Py_END_ALLOW_THREADS
-    free(rows);
     if (rc < 0) return release(PyErr_NoMemory(), all, 6);
     if (rc > 0) return release(Py_NewRef(Py_None), all, 6);
     return release(Py_BuildValue("(idddddnd)", o.order, o.centre, o.scale, o.slope_t, o.bend, o.rms,
@@ -243,29 +226,81 @@ static PyObject *py_esf_lsf(PyObject *self, PyObject *args) {
         || src.len < nlin * npix * F8 || ex.len < nlin * F8 || cb.len < nbin * 8 || eb.len < nbin * F8
         || lb.len < nbin * F8)
         return release(bad_size("esf_lsf"), all, 5);
-    double *sums = (double *)malloc((size_t)nbin * sizeof(double));
-    if (sums == NULL) return release(PyErr_NoMemory(), all, 5);
-    const Py_ssize_t centre = nbin / 2 - 1;
-    double half = (double)(centre > nbin - 1 - centre ? centre : nbin - 1 - centre);
-    Py_ssize_t inner, reach = 0;
-    int rc = 0;
+    if (nbin != oversample * npix) return release(bad_size("esf_lsf"), all, 5);
+    const lsf_opts_t p = {oversample, smooth_px, span_auto, kind, rises, min_half_px, fraction, alpha};
+    Py_ssize_t inner;
+    double half;
+    int rc;
     Py_BEGIN_ALLOW_THREADS
-    sfrk_project(src.buf, npix, row0, 1, rows, ex.buf, oversample, nbin, cb.buf, sums, NULL);
-    inner = sfrk_esf(cb.buf, sums, nbin, eb.buf);
-    if (inner >= 0 && inner <= nbin / 8) {
-        if (span_auto) {
-            rc = sfrk_tail(eb.buf, cb.buf, nbin, oversample, noise, contrast, fraction, smooth_px, &reach);
-            /* min(half, max(max(rises * rise, min_half) * oversample, 2 reach)) with Python's min/max */
-            double rise_bins = (min_half_px > rises * rise_px ? min_half_px : rises * rise_px) * (double)oversample;
-            double want = 2.0 * (double)reach > rise_bins ? 2.0 * (double)reach : rise_bins;
-            half = want < half ? want : half;
-        }
-        if (rc == 0) sfrk_lsf(eb.buf, nbin, centre, half, kind, alpha, lb.buf);
-    }
+    rc = sfrk_esf_lsf(src.buf, npix, ex.buf, row0, rows, &p, noise, contrast, rise_px, cb.buf, eb.buf, lb.buf, &inner,
+                      &half);
     Py_END_ALLOW_THREADS
-    free(sums);
     if (rc < 0) return release(PyErr_NoMemory(), all, 5);
     return release(Py_BuildValue("(nd)", inner, half), all, 5);
+}
+
+/* measure(src, h, w, opts, ftab, fcols, a, row_sums, coef, keep, edge_x, counts, esf, lsf) -> (turned, negated,
+ * left, right, noise, scale, order, centre, scale_t, slope_t, bend, rms, rise_px, nkeep, inner_empty, half), None
+ * when the edge is refused (calibration.sfr's step path then says why). sfr.sfr's default path in one call: prep
+ * (src (h, w) turned into a), then sfrk_measure. opts: 15 float64, calibration.sfr._measure_opts's order. a: h * w;
+ * row_sums, keep, edge_x: max(h, w); counts, esf, lsf: oversample * max(h, w) (the first oversample * npix used). */
+static PyObject *py_measure(PyObject *self, PyObject *args) {
+    Py_buffer src = {0}, ob = {0}, fb = {0}, ab = {0}, rsb = {0}, cb = {0}, kb = {0}, eb = {0}, nb = {0}, sb = {0},
+              lb = {0};
+    Py_buffer *all[] = {&src, &ob, &fb, &ab, &rsb, &cb, &kb, &eb, &nb, &sb, &lb};
+    Py_ssize_t h, w, fcols;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nny*y*nw*w*w*w*w*w*w*w*", &src, &h, &w, &ob, &fb, &fcols, &ab, &rsb, &cb, &kb, &eb,
+                          &nb, &sb, &lb))
+        return release(NULL, all, 11);
+    const double *op = ob.buf;
+    const Py_ssize_t big = h > w ? h : w, oversample = ob.len >= 15 * F8 ? (Py_ssize_t)op[5] : 0;
+    if (h < 2 || w < 2 || ob.len < 15 * F8 || oversample < 1 || fcols < 2 || src.len < h * w * F8
+        || ab.len < h * w * F8 || rsb.len < big * F8 || fb.len < SFRK_MAX_ORDER * fcols * F8 || cb.len < 6 * F8
+        || kb.len < big || eb.len < big * F8 || nb.len < oversample * big * 8 || sb.len < oversample * big * F8
+        || lb.len < oversample * big * F8 || !(op[0] >= 1 && op[0] <= SFRK_MAX_ORDER) || !(op[4] >= 1)
+        || !(op[10] >= 1))
+        return release(bad_size("measure"), all, 11);
+    const measure_opts_t m = {
+        {oversample, (idx_t)op[10], op[6] != 0.0, (int)op[2], op[7], op[8], op[9], op[3]},
+        (int)op[0], op[1] != 0.0, (int)op[4], op[11] != 0.0, (idx_t)op[12], op[13], op[14]};
+    const fcrit_t f = {fb.buf, fcols};
+    measure_out_t o = {0};
+    int turned = 0, negated = 0, rc;
+    double levels[2];
+    Py_BEGIN_ALLOW_THREADS
+    rc = sfrk_prep(src.buf, h, w, ab.buf, rsb.buf, &turned, &negated, levels, &o.noise, &o.scale);
+    if (rc == 0) {
+        o.left = levels[0];
+        o.right = levels[1];
+        o.row_sums = rsb.buf;
+        rc = sfrk_measure(ab.buf, turned ? w : h, turned ? h : w, &m, &f, cb.buf, kb.buf, eb.buf, nb.buf, sb.buf,
+                          lb.buf, &o);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return release(PyErr_NoMemory(), all, 11);
+    if (rc > 0) return release(Py_NewRef(Py_None), all, 11);
+    return release(Py_BuildValue("(iiddddiddddddnnd)", turned, negated, o.left, o.right, o.noise, o.scale, o.fit.order,
+                                 o.fit.centre, o.fit.scale, o.fit.slope_t, o.fit.bend, o.fit.rms, o.rise_px,
+                                 (Py_ssize_t)o.nkeep, (Py_ssize_t)o.inner_empty, o.half),
+                   all, 11);
+}
+
+/* mtf(spec, n, kk, divisor, pitch, max_freq, at_freq, freq, mtf) -> (mtf50, mtf_at_freq, nreport), None when
+ * |spec[0]| is not above 0: steps 7-8 from the LSF's rfft (n complex128 values). */
+static PyObject *py_mtf(PyObject *self, PyObject *args) {
+    Py_buffer sb = {0}, kb = {0}, db = {0}, fb = {0}, mb = {0};
+    Py_buffer *all[] = {&sb, &kb, &db, &fb, &mb};
+    Py_ssize_t n, nreport;
+    double pitch, max_freq, at_freq, mtf50, at;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*ny*y*dddw*w*", &sb, &n, &kb, &db, &pitch, &max_freq, &at_freq, &fb, &mb))
+        return release(NULL, all, 5);
+    if (n < 1 || sb.len < 2 * n * F8 || kb.len < n * F8 || db.len < n * F8 || fb.len < n * F8 || mb.len < n * F8)
+        return release(bad_size("mtf"), all, 5);
+    if (sfrk_mtf(sb.buf, n, kb.buf, db.buf, pitch, max_freq, at_freq, fb.buf, mb.buf, &mtf50, &at, &nreport))
+        return release(Py_NewRef(Py_None), all, 5);
+    return release(Py_BuildValue("(ddn)", mtf50, at, nreport), all, 5);
 }
 
 static PyMethodDef methods[] = {
@@ -284,6 +319,8 @@ static PyMethodDef methods[] = {
     {"crossing", py_crossing, METH_VARARGS, "crossing(freq, mtf, n, level) -> first crossing of level (cubic)"},
     {"locate", py_locate, METH_VARARGS, "locate(...) -> the edge's fit, steps 2-3 (see module.c)"},
     {"esf_lsf", py_esf_lsf, METH_VARARGS, "esf_lsf(...) -> (inner_empty, half), steps 5-6 (see module.c)"},
+    {"measure", py_measure, METH_VARARGS, "measure(...) -> one edge to its windowed LSF, or None (see module.c)"},
+    {"mtf", py_mtf, METH_VARARGS, "mtf(...) -> (mtf50, mtf_at_freq, nreport): steps 7-8 (see module.c)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -301,3 +301,53 @@ def _plateau_shading(a: np.ndarray, edge_x: np.ndarray, clear_px: float) -> np.n
         (c_left, c_right, p, q), *_ = np.linalg.lstsq(design, vals, rcond=None)
         level = np.where(side > 0, c_right, c_left)
     return 1.0 + p * x + q * y
+
+
+@lru_cache(maxsize=64)
+def measure_options(max_order: int, select: bool, kind: str, alpha: float, passes: int, oversample: int,
+                    span_auto: bool, rises: float, min_half_px: float, integer_cycles: bool, min_roi_px: int,
+                    min_contrast_to_noise: float, max_rms_px: float) -> np.ndarray:
+    """The options of ``_kernel.measure`` as it reads them (15 float64, module.c's order), built once per set."""
+    opts = np.array([max_order, select, _WINDOW_KIND[kind], alpha, passes, oversample, span_auto, rises, min_half_px,
+                     LSF_TAIL_FRACTION, TAIL_SMOOTH_PX, integer_cycles, min_roi_px, min_contrast_to_noise,
+                     max_rms_px], dtype=np.float64)
+    opts.flags.writeable = False
+    return opts
+
+
+def measure_kernel(a: np.ndarray, opts: np.ndarray, oversample: int, table: np.ndarray) -> tuple | None:
+    """The default e-SFR path from the ROI ``a`` to its windowed LSF in one C call (``_kernel.measure``: prep,
+    the edge's location and fit, the checks, whole phase cycles, ESF and LSF); a transposed (Fortran-order) view
+    is read as its C-order base. None when any check refuses the edge (the step path then names the reason), else
+    ``(transposed, negated, left, right, noise, scale, order, coef_t, centre, scale_t, slope_t, bend, rms, rise_px,
+    rows_kept, inner_empty, half, esf, lsf)``."""
+    swapped = not a.flags.c_contiguous and a.T.flags.c_contiguous
+    src = a.T if swapped else np.ascontiguousarray(a)
+    h, w = src.shape
+    big = max(h, w)
+    coef = np.empty(6)
+    bins = np.empty(2 * oversample * big)  # the ESF and the LSF
+    got = _kernel.measure(src, h, w, opts, table, table.shape[1], np.empty(h * w), np.empty(big), coef,
+                          np.empty(big, dtype=np.uint8), np.empty(big), np.empty(oversample * big, dtype=np.int64),
+                          bins[:oversample * big], bins[oversample * big:])
+    if got is None:
+        return None
+    turned, negated, left, right, noise, scale, order, centre, scale_t, slope_t, bend, rms, rise, nkeep, inner, half \
+        = got
+    nbin = oversample * (h if turned else w)
+    return (bool(turned) != swapped, bool(negated), left, right, noise, scale, order, coef[:order + 1], centre,
+            scale_t, slope_t, bend, rms, rise, nkeep, inner, half, bins[:nbin], bins[oversample * big:][:nbin])
+
+
+def mtf_kernel(lsf: np.ndarray, correct_binning: bool, pitch_px: float, max_freq: float,
+               at_freq: float) -> tuple[np.ndarray, np.ndarray, float, float, int] | None:
+    """Steps 7-8 in one C call on ``np.fft.rfft(lsf)``: frequencies (cycles/px), MTF, MTF50, the MTF at ``at_freq``
+    and how many frequencies are <= ``max_freq``; None when the LSF integrates to zero."""
+    spec = np.fft.rfft(lsf)
+    n = spec.size
+    kk, divisor = _spectrum_axis(lsf.size, correct_binning)
+    freq, mtf = np.empty(n), np.empty(n)
+    got = _kernel.mtf(spec, n, kk, divisor, pitch_px, max_freq, at_freq, freq, mtf)
+    if got is None:
+        return None
+    return freq, mtf, got[0], got[1], got[2]

@@ -325,13 +325,15 @@ int sfrk_rise(const double *a, idx_t nlin, idx_t npix, const double *edge, doubl
         const double fl = floor(-edge[r]);
         if (!(fabs(fl) < 1e15)) continue; /* a nan or far-off edge puts no pixel of this row in a bin */
         const idx_t j0 = (idx_t)fl + half;
-        for (idx_t c = 0; c < npix; c++) {
-            idx_t j = j0 + c;
-            if (j < 0 || j >= nbin) continue;
-            counts[j] += 1;
-            sums[j] += a[r * npix + c];
-        }
+        /* the columns whose bin j0 + c lies in [0, nbin); counts through a difference array (summed below) */
+        const idx_t c0 = j0 >= 0 ? 0 : -j0, c1 = nbin - j0 < npix ? nbin - j0 : npix;
+        if (c1 <= c0) continue;
+        counts[j0 + c0] += 1;
+        if (j0 + c1 < nbin) counts[j0 + c1] -= 1;
+        const double *row = a + r * npix;
+        for (idx_t c = c0; c < c1; c++) sums[j0 + c] += row[c];
     }
+    for (idx_t j = 1; j < nbin; j++) counts[j] += counts[j - 1];
     idx_t m = 0;
     for (idx_t j = 0; j < nbin; j++)
         if (counts[j] > 0) {

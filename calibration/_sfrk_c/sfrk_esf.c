@@ -11,6 +11,9 @@
  * (calibration.sfr._project). counts, sums and where (NULL: not wanted) have nbin values, zeroed here. */
 void sfrk_project(const double *a, idx_t npix, idx_t row0, idx_t row_step, idx_t rows, const double *edge,
                   idx_t oversample, idx_t nbin, long long *counts, double *sums, double *where) {
+    /* counts through a difference array per residue class: a row adds one to every oversample-th bin of a run,
+     * +1 at the run's first bin and -1 one step past its last, summed with stride oversample at the end (the
+     * same integers, one pass over the bins instead of one increment per pixel) */
     memset(counts, 0, (size_t)nbin * sizeof(long long));
     memset(sums, 0, (size_t)nbin * sizeof(double));
     if (where) memset(where, 0, (size_t)nbin * sizeof(double));
@@ -28,13 +31,14 @@ void sfrk_project(const double *a, idx_t npix, idx_t row0, idx_t row_step, idx_t
         idx_t c0 = j0 >= 0 ? 0 : (-j0 + oversample - 1) / oversample;
         idx_t c1 = j0 >= nbin ? 0 : (nbin - 1 - j0) / oversample + 1;
         if (c1 > npix) c1 = npix;
-        for (idx_t c = c0; c < c1; c++) {
-            idx_t j = j0 + c * oversample;
-            counts[j] += 1;
-            sums[j] += row[c];
-            if (where) where[j] += frac;
-        }
+        if (c1 <= c0) continue;
+        counts[j0 + c0 * oversample] += 1;
+        if (j0 + c1 * oversample < nbin) counts[j0 + c1 * oversample] -= 1;
+        for (idx_t c = c0, j = j0 + c0 * oversample; c < c1; c++, j += oversample) sums[j] += row[c];
+        if (where)
+            for (idx_t c = c0; c < c1; c++) where[j0 + c * oversample] += frac;
     }
+    for (idx_t j = oversample; j < nbin; j++) counts[j] += counts[j - oversample];
 }
 
 /* esf: each filled bin's mean, empty bins on the line between their filled neighbours, the ends at the nearest

@@ -100,7 +100,7 @@ static PyObject *py_fit(PyObject *self, PyObject *args) {
         return release(bad_size("fit"), all, 6);
     fcrit_t f = {fb.buf, fcols};
     fit_out_t o;
-    int rc = sfrk_fit(yb.buf, xb.buf, n, max_order, select, rounds, &f, cb.buf, kb.buf, vb.buf, &o);
+    int rc = sfrk_fit(yb.buf, xb.buf, n, max_order, select, rounds, &f, cb.buf, kb.buf, vb.buf, &o, NULL);
     if (rc < 0) return release(PyErr_NoMemory(), all, 6);
     if (rc > 0) return release(Py_NewRef(Py_None), all, 6);
     return release(Py_BuildValue("(iddddd)", o.order, o.centre, o.scale, o.slope_t, o.bend, o.rms), all, 6);

@@ -21,6 +21,15 @@ typedef struct {
     idx_t fcols;
 } fcrit_t;
 
+/* The QR of one Vandermonde (m columns of n rows of t), kept between fits on the same y with every row kept
+ * (sfrk_locate's centroid passes): q holds SFRK_MAX_ORDER + 1 columns of n. */
+typedef struct {
+    double *q;
+    double R[36];
+    idx_t n;
+    int m, valid;
+} qr_cache_t;
+
 /* What sfr_fit.fit_edge returns besides the coefficients, the rows kept and the fitted values. */
 typedef struct {
     int order;
@@ -76,7 +85,7 @@ int sfrk_rise(const double *a, idx_t nlin, idx_t npix, const double *edge, doubl
 
 /* sfrk_fit.c */
 int sfrk_fit(const double *y, const double *x, idx_t n, int max_order, int select, int rounds, const fcrit_t *f,
-             double *coef, unsigned char *keep, double *fitted, fit_out_t *out);
+             double *coef, unsigned char *keep, double *fitted, fit_out_t *out, qr_cache_t *cache);
 
 /* sfrk_esf.c */
 void sfrk_project(const double *a, idx_t npix, idx_t row0, idx_t row_step, idx_t rows, const double *edge,

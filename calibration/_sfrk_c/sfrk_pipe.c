@@ -13,15 +13,16 @@
 int sfrk_locate(const double *a, idx_t nlin, idx_t npix, const double *row_sums, double left, double contrast,
                 int max_order, int select, int kind, double alpha, int passes, const fcrit_t *f, double *coef,
                 unsigned char *keep, double *edge_x, fit_out_t *o, double *rise_out) {
-    double *rows = (double *)malloc((size_t)nlin * 2 * sizeof(double));
+    double *rows = (double *)malloc((size_t)nlin * (3 + SFRK_MAX_ORDER) * sizeof(double));
     if (rows == NULL) return -1;
     double *loc = rows + nlin, rise_px = 0.0;
+    qr_cache_t qr = {rows + 2 * nlin, {0}, 0, 0, 0}; /* the passes fit the same rows: one QR while all are kept */
     for (idx_t r = 0; r < nlin; r++) {
         rows[r] = (double)r;
         /* the row's area: a step at x0 over [-0.5, W - 0.5] integrates to W - 0.5 - x0 */
         loc[r] = ((double)npix - 0.5) - (row_sums[r] - (double)npix * left) / contrast;
     }
-    int rc = sfrk_fit(rows, loc, nlin, 1, 1, 3, f, coef, keep, edge_x, o);
+    int rc = sfrk_fit(rows, loc, nlin, 1, 1, 3, f, coef, keep, edge_x, o, NULL);
     if (rc == 0) rc = sfrk_rise(a, nlin, npix, edge_x, &rise_px);
     /* min(max(3 rise + 4, 6), npix / 2) with Python's min/max (a nan passes as there) */
     double half_width = 3.0 * rise_px + 4.0;
@@ -29,7 +30,7 @@ int sfrk_locate(const double *a, idx_t nlin, idx_t npix, const double *row_sums,
     half_width = (double)npix / 2.0 < half_width ? (double)npix / 2.0 : half_width;
     for (int pass = 0; pass < passes && rc == 0; pass++) {
         sfrk_centroids(a, nlin, npix, edge_x, half_width, kind, alpha, loc);
-        rc = sfrk_fit(rows, loc, nlin, max_order, select, 3, f, coef, keep, edge_x, o);
+        rc = sfrk_fit(rows, loc, nlin, max_order, select, 3, f, coef, keep, edge_x, o, &qr);
     }
     free(rows);
     *rise_out = rise_px;

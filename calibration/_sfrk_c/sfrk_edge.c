@@ -194,72 +194,68 @@ int sfrk_prep(const double *a, idx_t h, idx_t w, double *out, double *row_sums, 
     return 0;
 }
 
-/* One row's Tukey-windowed centroid sums (sfrk_centroids, kind 0): u and t per sample exactly as the numpy
- * reference computes them (the window's support and flat top decided the same way), the taper's cos(pi t) by the
- * angle-sum rule from a table cos/sin(j step) shared by all rows and one cos/sin per row (|error| ~1e-16): no
- * libm call and no dependency chain per sample. Two partial sums per total. */
-static void tukey_row(const double *row, idx_t width, double x0, double c, double inv_hw, double flat,
-                      double inv_alpha, double step, const double *ctab, const double *stab, double cos_k,
-                      double sin_k, double *total_out, double *moment_out) {
+/* The window region of sample x (sfrk_centroids, Tukey): 0 outside on the left, 1 left taper, 2 flat top, 3 right
+ * taper, 4 outside on the right, decided on u and t computed exactly as the numpy reference computes them. The
+ * computed u rises with x, |u| falls then rises, t follows |u|: the region never falls as x rises. */
+static inline int tukey_region(double x, double c, double inv_hw, double flat, double inv_alpha) {
+    const double u = (x - c) * inv_hw, au = fabs(u), t = (au - flat) * inv_alpha;
+    if (!(au <= 1.0 && t < 1.0)) return u > 0.0 ? 4 : 0;
+    if (t <= 0.0) return 2;
+    return u > 0.0 ? 3 : 1;
+}
+
+/* The first of the nd samples (x0 + j) whose region is at least `region`, from the estimate at (a whole number,
+ * clamped to 0 .. nd before the cast). */
+static inline idx_t region_start(double at, idx_t nd, int region, double x0, double c, double inv_hw, double flat,
+                                 double inv_alpha) {
+    idx_t j = at <= 0.0 ? 0 : (at >= (double)nd ? nd : (idx_t)at);
+    while (j > 0 && tukey_region(x0 + (double)(j - 1), c, inv_hw, flat, inv_alpha) >= region) j--;
+    while (j < nd && tukey_region(x0 + (double)j, c, inv_hw, flat, inv_alpha) < region) j++;
+    return j;
+}
+
+/* One row's Tukey-windowed centroid sums (sfrk_centroids, kind 0). The regions' bounds from where the window's
+ * edges fall, checked against tukey_region (the numpy reference's decision at every sample); then branch-free
+ * loops: the flat top at weight 1, the tapers' cos(pi t) by the angle-sum rule from a table cos/sin(j step) and
+ * one cos/sin per row (|error| ~1e-16), no libm call per sample. */
+static void tukey_row(const double *row, idx_t width, double x0, double c, double hw, double flat, double alpha,
+                      double step, const double *ctab, const double *stab, double cos_k, double sin_k,
+                      double *total_out, double *moment_out) {
+    const double inv_hw = 1.0 / hw, inv_alpha = 1.0 / (alpha > 1e-12 ? alpha : 1e-12);
+    const idx_t nd = width - 1;
+    const double d0 = c - x0, fh = (flat > 0.0 ? flat : 0.0) * hw;
+    const idx_t b0 = region_start(ceil(d0 - hw), nd, 1, x0, c, inv_hw, flat, inv_alpha);
+    const idx_t b1 = region_start(ceil(d0 - fh), nd, 2, x0, c, inv_hw, flat, inv_alpha);
+    const idx_t b2 = region_start(floor(d0 + fh) + 1.0, nd, 3, x0, c, inv_hw, flat, inv_alpha);
+    const idx_t b3 = region_start(floor(d0 + hw) + 1.0, nd, 4, x0, c, inv_hw, flat, inv_alpha);
     /* right taper: pi t_j = step (x_j - c) - K = j step + (g step - K), g = x0 - c, K = pi flat / alpha;
      * left taper: pi t_j = step (c - x_j) - K, cos of it = cos(j step + (g step + K)) */
     const double gs = (x0 - c) * step, cg = cos(gs), sg = sin(gs);
     const double cr = cg * cos_k + sg * sin_k, sr = sg * cos_k - cg * sin_k; /* cos, sin (gs - K) */
     const double cl = cg * cos_k - sg * sin_k, sl = sg * cos_k + cg * sin_k; /* cos, sin (gs + K) */
-    double wts[512]; /* width <= MAX_TABLE (sfrk_centroids) */
-    idx_t j = 0;
-#ifdef __SSE2__
-    { /* two samples at a time, every choice a mask: the region shifts by a phase from row to row (no branch) */
-        const __m128d vc = _mm_set1_pd(c), vinv_hw = _mm_set1_pd(inv_hw), vflat = _mm_set1_pd(flat);
-        const __m128d vinv_alpha = _mm_set1_pd(inv_alpha), zero = _mm_setzero_pd(), one = _mm_set1_pd(1.0);
-        const __m128d half = _mm_set1_pd(0.5), w95 = _mm_set1_pd(0.95), w05 = _mm_set1_pd(0.05);
-        const __m128d vcr = _mm_set1_pd(cr), vsr = _mm_set1_pd(sr), vcl = _mm_set1_pd(cl), vsl = _mm_set1_pd(sl);
-        const __m128d abs_mask = _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL));
-        for (; j + 2 < width; j += 2) {
-            const __m128d x = _mm_set_pd(x0 + (double)(j + 1), x0 + (double)j);
-            const __m128d u = _mm_mul_pd(_mm_sub_pd(x, vc), vinv_hw), au = _mm_and_pd(u, abs_mask);
-            const __m128d t = _mm_mul_pd(_mm_sub_pd(au, vflat), vinv_alpha);
-            const __m128d ct = _mm_loadu_pd(ctab + j), st = _mm_loadu_pd(stab + j);
-            const __m128d cs_r = _mm_sub_pd(_mm_mul_pd(ct, vcr), _mm_mul_pd(st, vsr));
-            const __m128d cs_l = _mm_sub_pd(_mm_mul_pd(ct, vcl), _mm_mul_pd(st, vsl));
-            const __m128d right = _mm_cmpgt_pd(u, zero);
-            const __m128d cs = _mm_or_pd(_mm_and_pd(right, cs_r), _mm_andnot_pd(right, cs_l));
-            const __m128d taper = _mm_mul_pd(_mm_add_pd(cs, one), half);
-            const __m128d flat_top = _mm_cmple_pd(t, zero);
-            const __m128d wt = _mm_or_pd(_mm_and_pd(flat_top, one), _mm_andnot_pd(flat_top, taper));
-            const __m128d inside = _mm_and_pd(_mm_and_pd(_mm_cmple_pd(au, one), _mm_cmplt_pd(t, one)),
-                                              _mm_cmpgt_pd(wt, zero));
-            _mm_storeu_pd(wts + j, _mm_and_pd(inside, _mm_add_pd(_mm_mul_pd(wt, w95), w05)));
-        }
-    }
-#endif
-    for (; j + 1 < width; j++) { /* the weights (the rest, or all without SSE2) */
-        const double u = ((x0 + (double)j) - c) * inv_hw, au = fabs(u), t = (au - flat) * inv_alpha;
-        double wt;
-        if (au > 1.0 || t >= 1.0) {
-            wt = 0.0;
-        } else if (t <= 0.0) {
-            wt = 1.0;
-        } else {
-            wt = ((u > 0.0 ? ctab[j] * cr - stab[j] * sr : ctab[j] * cl - stab[j] * sl) + 1.0) * 0.5;
-        }
-        wts[j] = wt <= 0.0 ? 0.0 : wt * 0.95 + 0.05; /* sfrmat5: keeps the location stable */
-    }
-    double total[4] = {0.0, 0.0, 0.0, 0.0}, moment[4] = {0.0, 0.0, 0.0, 0.0};
-    j = 0;
-    for (; j + 4 < width; j += 4)
-        for (int l = 0; l < 4; l++) {
-            const double dw = (row[j + l + 1] - row[j + l]) * wts[j + l];
-            total[l] += dw;
-            moment[l] += dw * (x0 + (double)(j + l));
-        }
-    for (; j + 1 < width; j++) {
-        const double dw = (row[j + 1] - row[j]) * wts[j];
+    const double w_flat = 1.0 * 0.95 + 0.05; /* sfrmat5's 0.95 w + 0.05: keeps the location stable */
+    double total[2] = {0.0, 0.0}, moment[2] = {0.0, 0.0};
+    for (idx_t j = b0; j < b1; j++) {
+        double w = ((ctab[j] * cl - stab[j] * sl) + 1.0) * 0.5;
+        w = w <= 0.0 ? 0.0 : w * 0.95 + 0.05;
+        const double dw = (row[j + 1] - row[j]) * w;
         total[0] += dw;
         moment[0] += dw * (x0 + (double)j);
     }
-    *total_out = (total[0] + total[1]) + (total[2] + total[3]);
-    *moment_out = (moment[0] + moment[1]) + (moment[2] + moment[3]);
+    for (idx_t j = b1; j < b2; j++) {
+        const double dw = (row[j + 1] - row[j]) * w_flat;
+        total[1] += dw;
+        moment[1] += dw * (x0 + (double)j);
+    }
+    for (idx_t j = b2; j < b3; j++) {
+        double w = ((ctab[j] * cr - stab[j] * sr) + 1.0) * 0.5;
+        w = w <= 0.0 ? 0.0 : w * 0.95 + 0.05;
+        const double dw = (row[j + 1] - row[j]) * w;
+        total[0] += dw;
+        moment[0] += dw * (x0 + (double)j);
+    }
+    *total_out = total[0] + total[1];
+    *moment_out = moment[0] + moment[1];
 }
 
 /* centroids: per-row centroid of the derivative [-0.5, 0.5] of a (difference j at x = j + 0.5) under the
@@ -292,7 +288,7 @@ void sfrk_centroids(const double *a, idx_t nlin, idx_t npix, const double *centr
         const double x0 = (double)start + 0.5;
         double total = 0.0, moment = 0.0;
         if (table && isfinite(centre[r])) {
-            tukey_row(row, width, x0, centre[r], inv_hw, flat, inv_alpha, step, ctab, stab, cos_k, sin_k, &total,
+            tukey_row(row, width, x0, centre[r], half_width, flat, alpha, step, ctab, stab, cos_k, sin_k, &total,
                       &moment);
         } else {
             for (idx_t j = 0; j + 1 < width; j++) {

@@ -40,7 +40,8 @@ static PyObject *py_prep(PyObject *self, PyObject *args) {
     double levels[2], noise, scale;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = sfrk_prep(src.buf, h, w, dst.buf, rsb.buf, &transposed, &negated, levels, &noise, &scale);
+    const double *turned;
+    rc = sfrk_prep(src.buf, h, w, dst.buf, rsb.buf, &transposed, &negated, levels, &noise, &scale, 1, &turned);
     Py_END_ALLOW_THREADS
     if (rc < 0) return release(PyErr_NoMemory(), all, 3);
     if (rc > 0) return release(Py_NewRef(Py_None), all, 3);
@@ -269,13 +270,14 @@ static PyObject *py_measure(PyObject *self, PyObject *args) {
     int turned = 0, negated = 0, rc;
     double levels[2];
     Py_BEGIN_ALLOW_THREADS
-    rc = sfrk_prep(src.buf, h, w, ab.buf, rsb.buf, &turned, &negated, levels, &o.noise, &o.scale);
+    const double *a = NULL; /* the ROI turned: in ab, or src itself when it needs no turning */
+    rc = sfrk_prep(src.buf, h, w, ab.buf, rsb.buf, &turned, &negated, levels, &o.noise, &o.scale, 0, &a);
     if (rc == 0) {
         o.left = levels[0];
         o.right = levels[1];
         o.row_sums = rsb.buf;
-        rc = sfrk_measure(ab.buf, turned ? w : h, turned ? h : w, &m, &f, cb.buf, kb.buf, eb.buf, nb.buf, sb.buf,
-                          lb.buf, &o);
+        rc = sfrk_measure(a, turned ? w : h, turned ? h : w, &m, &f, cb.buf, kb.buf, eb.buf, nb.buf, sb.buf, lb.buf,
+                          &o);
     }
     Py_END_ALLOW_THREADS
     if (rc < 0) return release(PyErr_NoMemory(), all, 11);

@@ -78,7 +78,7 @@ typedef struct {
 /* sfrk_edge.c */
 double sfrk_select(double *x, idx_t n, idx_t k);
 int sfrk_prep(const double *a, idx_t h, idx_t w, double *out, double *row_sums, int *transposed, int *negated,
-              double levels[2], double *noise, double *scale);
+              double levels[2], double *noise, double *scale, int always_copy, const double **turned);
 void sfrk_centroids(const double *a, idx_t nlin, idx_t npix, const double *centre, double half_width, int kind,
                     double alpha, double *loc);
 int sfrk_rise(const double *a, idx_t nlin, idx_t npix, const double *edge, double *rise_px);

@@ -54,7 +54,7 @@ static int cmp_double(const void *p, const void *q) {
 
 double sfrk_select(double *x, idx_t n, idx_t k) {
     enum { SAMPLE = 63 };
-    if (n < 512) return quickselect(x, n, k);
+    if (n < 32768) return quickselect(x, n, k); /* (the sampling below pays off on large arrays only) */
     double sample[SAMPLE];
     for (int s = 0; s < SAMPLE; s++) sample[s] = x[(idx_t)((2 * (long long)s + 1) * n / (2 * SAMPLE))];
     qsort(sample, SAMPLE, sizeof(double), cmp_double);
@@ -77,42 +77,56 @@ double sfrk_select(double *x, idx_t n, idx_t k) {
     return out;
 }
 
+/* The sum of x[0..n): four partial sums, not one chain of dependent adds. */
+static inline double sum4(const double *x, idx_t n) {
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    idx_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++) s[l] += x[i + l];
+    for (; i < n; i++) s[i & 3] += x[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 /* prep: the ROI turned so the edge runs down the rows (transposed when the larger end-to-end step is across the
  * rows) and negated when its left side is the lighter (dark-to-light), into out (nlin, npix); the sums of out's
  * rows; the plateau levels after that (median over rows of the mean of the outer eighth of columns), the pixel
  * noise (MAD of a[1::2, ::4] - a[:-1:2, ::4]) and the largest |value| (calibration.sfr._prep_numpy). One pass
  * over a gathers the outer bands of both orientations. 0, 1 when a value is not finite, -1 out of memory. */
 int sfrk_prep(const double *a, idx_t h, idx_t w, double *out, double *row_sums, int *transposed_out,
-              int *negated, double levels[2], double *noise_out, double *scale_out) {
+              int *negated, double levels[2], double *noise_out, double *scale_out, int always_copy,
+              const double **turned_out) {
     double *tmp = NULL;
     const idx_t kx = w / 8 > 1 ? w / 8 : 1, ky = h / 8 > 1 ? h / 8 : 1;
     /* band sums: per row over the first/last kx columns, per column over the first/last ky rows */
     /* work: the larger of nlin row means and the (nlin / 2) * ceil(npix / 4) noise differences */
     const idx_t nwork = (h > w ? h : w) + (h / 2 + 1) * (w / 4 + 1) + (w / 2 + 1) * (h / 4 + 1);
-    tmp = (double *)malloc((size_t)(2 * h + 2 * w + nwork) * sizeof(double));
+    tmp = (double *)malloc((size_t)(3 * h + 2 * w + nwork) * sizeof(double));
     if (tmp == NULL) return -1;
     double *row_l = tmp, *row_r = tmp + h, *col_t = tmp + 2 * h, *col_b = tmp + 2 * h + w, *work = tmp + 2 * h + 2 * w;
+    double *row_all = work + nwork; /* the sums of a's whole rows */
     memset(col_t, 0, (size_t)(2 * w) * sizeof(double)); /* col_t and col_b accumulate; the rest is written first */
     double smax[4] = {0.0, 0.0, 0.0, 0.0};
     int bad = 0;
     for (idx_t r = 0; r < h; r++) {
         const double *row = a + r * w;
-        double sl = 0.0, sr = 0.0;
-        for (idx_t c = 0; c < kx; c++) sl += row[c];
-        for (idx_t c = w - kx; c < w; c++) sr += row[c];
-        row_l[r] = sl;
-        row_r[r] = sr;
+        row_l[r] = sum4(row, kx);
+        row_r[r] = sum4(row + w - kx, kx);
         if (r < ky)
             for (idx_t c = 0; c < w; c++) col_t[c] += row[c];
         if (r >= h - ky)
             for (idx_t c = 0; c < w; c++) col_b[c] += row[c];
         idx_t c = 0;
+        double s4[4] = {0.0, 0.0, 0.0, 0.0}; /* the whole row's sum, four partial sums as sum4 */
 #ifdef __SSE2__
-        /* |v| max two lanes at a time; v - v is 0 for a finite v, nan otherwise: summed, it flags any */
+        /* one pass: the sum, |v| max two lanes at a time, and v - v (0 for a finite v, nan otherwise: summed, it
+         * flags any) */
+        __m128d s0 = _mm_setzero_pd(), s1 = _mm_setzero_pd();
         __m128d m0 = _mm_setzero_pd(), m1 = _mm_setzero_pd(), nan0 = _mm_setzero_pd();
         const __m128d abs_mask = _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL));
         for (; c + 4 <= w; c += 4) {
             __m128d v0 = _mm_loadu_pd(row + c), v1 = _mm_loadu_pd(row + c + 2);
+            s0 = _mm_add_pd(s0, v0);
+            s1 = _mm_add_pd(s1, v1);
             nan0 = _mm_add_pd(nan0, _mm_add_pd(_mm_sub_pd(v0, v0), _mm_sub_pd(v1, v1)));
             m0 = _mm_max_pd(m0, _mm_and_pd(v0, abs_mask));
             m1 = _mm_max_pd(m1, _mm_and_pd(v1, abs_mask));
@@ -123,12 +137,16 @@ int sfrk_prep(const double *a, idx_t h, idx_t w, double *out, double *row_sums, 
         _mm_storeu_pd(lanes + 4, nan0);
         for (int l = 0; l < 4; l++) smax[l] = lanes[l] > smax[l] ? lanes[l] : smax[l];
         bad |= !(lanes[4] == 0.0 && lanes[5] == 0.0);
+        _mm_storeu_pd(s4, s0);
+        _mm_storeu_pd(s4 + 2, s1);
 #endif
         for (; c < w; c++) {
             double av = fabs(row[c]);
             bad |= !(av <= DBL_MAX);
             smax[0] = av > smax[0] ? av : smax[0];
+            s4[c & 3] += row[c];
         }
+        row_all[r] = (s4[0] + s4[1]) + (s4[2] + s4[3]);
     }
     if (bad) {
         free(tmp);
@@ -159,30 +177,35 @@ int sfrk_prep(const double *a, idx_t h, idx_t w, double *out, double *row_sums, 
         left = -left;
         right = -right;
     }
-    if (!transposed) {
+    const double *turned = out;
+    if (!transposed && sign > 0.0 && !always_copy) {
+        turned = a; /* already vertical and dark-to-light: read in place */
+    } else if (!transposed) {
         for (idx_t i = 0; i < h * w; i++) out[i] = sign * a[i];
-    } else {
+    }
+    if (!transposed) { /* the turned rows' sums: a's rows' (negation is exact) */
+        for (idx_t r = 0; r < nlin; r++) row_sums[r] = sign * row_all[r];
+    } else { /* a's columns', summed as they are turned */
+        memset(row_sums, 0, (size_t)nlin * sizeof(double));
         const idx_t B = 16; /* blocked transpose: both sides stay in cache lines */
         for (idx_t r0 = 0; r0 < h; r0 += B)
             for (idx_t c0 = 0; c0 < w; c0 += B) {
                 idx_t r1 = r0 + B < h ? r0 + B : h, c1 = c0 + B < w ? c0 + B : w;
-                for (idx_t c = c0; c < c1; c++)
-                    for (idx_t r = r0; r < r1; r++) out[c * h + r] = sign * a[r * w + c];
+                for (idx_t c = c0; c < c1; c++) {
+                    double s = 0.0;
+                    for (idx_t r = r0; r < r1; r++) {
+                        const double v = sign * a[r * w + c];
+                        out[c * h + r] = v;
+                        s += v;
+                    }
+                    row_sums[c] += s;
+                }
             }
-    }
-    for (idx_t r = 0; r < nlin; r++) { /* four partial sums: not one long chain of dependent adds */
-        const double *row = out + r * npix;
-        double s4[4] = {0.0, 0.0, 0.0, 0.0};
-        idx_t c = 0;
-        for (; c + 4 <= npix; c += 4)
-            for (int l = 0; l < 4; l++) s4[l] += row[c + l];
-        for (; c < npix; c++) s4[0] += row[c];
-        row_sums[r] = (s4[0] + s4[1]) + (s4[2] + s4[3]);
     }
     /* noise: a[1::2, ::4] - a[:-1:2, ::4], MAD -> sigma */
     idx_t nd = 0;
     for (idx_t r = 0; r + 1 < nlin; r += 2)
-        for (idx_t c = 0; c < npix; c += 4) work[nd++] = fabs(out[(r + 1) * npix + c] - out[r * npix + c]);
+        for (idx_t c = 0; c < npix; c += 4) work[nd++] = fabs(turned[(r + 1) * npix + c] - turned[r * npix + c]);
     double noise = nd ? 1.4826 * sfrk_select(work, nd, nd / 2) / sqrt(2.0) : 0.0;
     *transposed_out = transposed;
     *negated = sign < 0.0;
@@ -190,6 +213,7 @@ int sfrk_prep(const double *a, idx_t h, idx_t w, double *out, double *row_sums, 
     levels[1] = right;
     *noise_out = noise;
     *scale_out = scale;
+    *turned_out = turned;
     free(tmp);
     return 0;
 }

@@ -341,13 +341,26 @@ def measure_kernel(a: np.ndarray, opts: np.ndarray, oversample: int, table: np.n
 
 def mtf_kernel(lsf: np.ndarray, correct_binning: bool, pitch_px: float, max_freq: float,
                at_freq: float) -> tuple[np.ndarray, np.ndarray, float, float, int] | None:
-    """Steps 7-8 in one C call on ``np.fft.rfft(lsf)``: frequencies (cycles/px), MTF, MTF50, the MTF at ``at_freq``
-    and how many frequencies are <= ``max_freq``; None when the LSF integrates to zero."""
-    spec = np.fft.rfft(lsf)
-    n = spec.size
-    kk, divisor = _spectrum_axis(lsf.size, correct_binning)
+    """Steps 7-8 in one C call: the LSF's rfft (in C for a power-of-two length, else ``np.fft.rfft``),
+    frequencies (cycles/px), MTF, MTF50, the MTF at ``at_freq`` and how many frequencies are <= ``max_freq``; None
+    when the LSF integrates to zero."""
+    nbin = lsf.size
+    n = nbin // 2 + 1
+    kk, divisor = _spectrum_axis(nbin, correct_binning)
     freq, mtf = np.empty(n), np.empty(n)
-    got = _kernel.mtf(spec, n, kk, divisor, pitch_px, max_freq, at_freq, freq, mtf)
+    if nbin >= 4 and nbin & (nbin - 1) == 0:
+        got = _kernel.mtf_lsf(lsf, nbin, _twiddles(nbin), kk, divisor, pitch_px, max_freq, at_freq, freq, mtf)
+    else:
+        got = _kernel.mtf(np.fft.rfft(lsf), n, kk, divisor, pitch_px, max_freq, at_freq, freq, mtf)
     if got is None:
         return None
     return freq, mtf, got[0], got[1], got[2]
+
+
+@lru_cache(maxsize=16)
+def _twiddles(nbin: int) -> np.ndarray:
+    """``cos(2 pi k / nbin)`` then ``sin(2 pi k / nbin)`` for ``k < nbin / 2``: the C rfft's twiddle factors."""
+    angle = 2.0 * np.pi * np.arange(nbin // 2) / nbin
+    table = np.concatenate([np.cos(angle), np.sin(angle)])
+    table.flags.writeable = False
+    return table

@@ -305,6 +305,33 @@ static PyObject *py_mtf(PyObject *self, PyObject *args) {
     return release(Py_BuildValue("(ddn)", mtf50, at, nreport), all, 5);
 }
 
+/* mtf_lsf(lsf, n, tw, kk, divisor, pitch, max_freq, at_freq, freq, mtf) -> as mtf, from the LSF itself (n real
+ * values, n a power of two >= 4; its rfft by sfrk_rfft with the twiddles tw: cos, then sin, of 2 pi k / n for
+ * k < n / 2): freq and mtf get n / 2 + 1 values. */
+static PyObject *py_mtf_lsf(PyObject *self, PyObject *args) {
+    Py_buffer lb = {0}, tb = {0}, kb = {0}, db = {0}, fb = {0}, mb = {0};
+    Py_buffer *all[] = {&lb, &tb, &kb, &db, &fb, &mb};
+    Py_ssize_t n, nreport;
+    double pitch, max_freq, at_freq, mtf50, at;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*dddw*w*", &lb, &n, &tb, &kb, &db, &pitch, &max_freq, &at_freq, &fb, &mb))
+        return release(NULL, all, 6);
+    const Py_ssize_t nf = n / 2 + 1;
+    if (n < 4 || (n & (n - 1)) != 0 || lb.len < n * F8 || tb.len < n * F8 || kb.len < nf * F8 || db.len < nf * F8
+        || fb.len < nf * F8 || mb.len < nf * F8)
+        return release(bad_size("mtf_lsf"), all, 6);
+    double *spec = (double *)malloc((size_t)(2 * nf + n) * sizeof(double));
+    if (spec == NULL) return release(PyErr_NoMemory(), all, 6);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    sfrk_rfft(lb.buf, n, tb.buf, spec, spec + 2 * nf);
+    rc = sfrk_mtf(spec, nf, kb.buf, db.buf, pitch, max_freq, at_freq, fb.buf, mb.buf, &mtf50, &at, &nreport);
+    Py_END_ALLOW_THREADS
+    free(spec);
+    if (rc) return release(Py_NewRef(Py_None), all, 6);
+    return release(Py_BuildValue("(ddn)", mtf50, at, nreport), all, 6);
+}
+
 static PyMethodDef methods[] = {
     {"prep", py_prep, METH_VARARGS, "prep(src, h, w, dst, row_sums) -> (transposed, negated, left, right, noise, scale)"},
     {"centroids", py_centroids, METH_VARARGS, "centroids(a, nlin, npix, centre_x, half_width, kind, alpha, loc)"},
@@ -323,6 +350,7 @@ static PyMethodDef methods[] = {
     {"esf_lsf", py_esf_lsf, METH_VARARGS, "esf_lsf(...) -> (inner_empty, half), steps 5-6 (see module.c)"},
     {"measure", py_measure, METH_VARARGS, "measure(...) -> one edge to its windowed LSF, or None (see module.c)"},
     {"mtf", py_mtf, METH_VARARGS, "mtf(...) -> (mtf50, mtf_at_freq, nreport): steps 7-8 (see module.c)"},
+    {"mtf_lsf", py_mtf_lsf, METH_VARARGS, "mtf_lsf(...) -> (mtf50, mtf_at_freq, nreport): rfft and steps 7-8"},
     {NULL, NULL, 0, NULL},
 };
 

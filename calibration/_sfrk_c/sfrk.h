@@ -106,6 +106,7 @@ int sfrk_esf_lsf(const double *a, idx_t npix, const double *edge_x, idx_t row0, 
 int sfrk_measure(const double *a, idx_t nlin, idx_t npix, const measure_opts_t *m, const fcrit_t *f, double *coef,
                  unsigned char *keep, double *edge_x, long long *counts, double *esf, double *lsf,
                  measure_out_t *o);
+void sfrk_rfft(const double *x, idx_t n, const double *tw, double *spec, double *work);
 int sfrk_mtf(const double *spec, idx_t n, const double *kk, const double *divisor, double pitch, double max_freq,
              double at_freq, double *freq, double *mtf, double *mtf50, double *mtf_at_freq, idx_t *nreport);
 
@@ -119,6 +120,7 @@ int sfrk_esf_lsf(const double *a, idx_t npix, const double *edge_x, idx_t row0, 
 int sfrk_measure(const double *a, idx_t nlin, idx_t npix, const measure_opts_t *m, const fcrit_t *f, double *coef,
                  unsigned char *keep, double *edge_x, long long *counts, double *esf, double *lsf,
                  measure_out_t *o);
+void sfrk_rfft(const double *x, idx_t n, const double *tw, double *spec, double *work);
 int sfrk_mtf(const double *spec, idx_t n, const double *kk, const double *divisor, double pitch, double max_freq,
              double at_freq, double *freq, double *mtf, double *mtf50, double *mtf_at_freq, idx_t *nreport);
 

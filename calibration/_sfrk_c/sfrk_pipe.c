@@ -110,11 +110,11 @@ int sfrk_measure(const double *a, idx_t nlin, idx_t npix, const measure_opts_t *
  * not above 0 (nothing filled), else 0. */
 int sfrk_mtf(const double *spec, idx_t n, const double *kk, const double *divisor, double pitch, double max_freq,
              double at_freq, double *freq, double *mtf, double *mtf50, double *mtf_at_freq, idx_t *nreport) {
-    const double s0 = hypot(spec[0], spec[1]);
+    const double s0 = sqrt(spec[0] * spec[0] + spec[1] * spec[1]);
     if (!(s0 > 0.0)) return 1;
     idx_t report = 0;
     for (idx_t k = 0; k < n; k++) {
-        mtf[k] = hypot(spec[2 * k], spec[2 * k + 1]) / s0 / divisor[k];
+        mtf[k] = sqrt(spec[2 * k] * spec[2 * k] + spec[2 * k + 1] * spec[2 * k + 1]) / s0 / divisor[k];
         freq[k] = kk[k] / pitch;
         report += freq[k] <= max_freq;
     }
@@ -134,4 +134,47 @@ int sfrk_mtf(const double *spec, idx_t n, const double *kk, const double *diviso
         }
     }
     return 0;
+}
+
+/* rfft: the DFT X[k] = sum_j x[j] e^{-2 pi i j k / n}, k = 0 .. n/2, of n real x (n a power of two, >= 4) into
+ * spec (n/2 + 1 complex, interleaved), as np.fft.rfft: the n/2-point complex FFT of z[j] = x[2j] + i x[2j+1]
+ * (iterative radix-2, decimation in time; Cooley & Tukey 1965) split into the even and odd halves' spectra.
+ * tw: cos(2 pi k / n) for k < n/2, then sin(2 pi k / n) for k < n/2. work: n doubles. */
+void sfrk_rfft(const double *x, idx_t n, const double *tw, double *spec, double *work) {
+    const idx_t m = n / 2;
+    const double *tw_cos = tw, *tw_sin = tw + m;
+    int bits = 0;
+    while (((idx_t)1 << bits) < m) bits++;
+    for (idx_t k = 0; k < m; k++) { /* bit-reversed order */
+        idx_t r = 0;
+        for (int b = 0; b < bits; b++) r |= ((k >> b) & 1) << (bits - 1 - b);
+        work[2 * r] = x[2 * k];
+        work[2 * r + 1] = x[2 * k + 1];
+    }
+    for (idx_t len = 2; len <= m; len <<= 1) {
+        const idx_t half = len / 2, stride = n / len;
+        for (idx_t s = 0; s < m; s += len)
+            for (idx_t j = 0; j < half; j++) {
+                const double wr = tw_cos[j * stride], wi = -tw_sin[j * stride];
+                double *a = work + 2 * (s + j), *b = work + 2 * (s + j + half);
+                const double tr = wr * b[0] - wi * b[1], ti = wr * b[1] + wi * b[0];
+                b[0] = a[0] - tr;
+                b[1] = a[1] - ti;
+                a[0] += tr;
+                a[1] += ti;
+            }
+    }
+    /* X[k] = E[k] + e^{-2 pi i k / n} O[k]: E = (Z[k] + conj Z[m-k]) / 2, O = (Z[k] - conj Z[m-k]) / 2i */
+    spec[0] = work[0] + work[1];
+    spec[1] = 0.0;
+    spec[2 * m] = work[0] - work[1];
+    spec[2 * m + 1] = 0.0;
+    for (idx_t k = 1; k < m; k++) {
+        const double zr = work[2 * k], zi = work[2 * k + 1], cr = work[2 * (m - k)], ci = -work[2 * (m - k) + 1];
+        const double er = 0.5 * (zr + cr), ei = 0.5 * (zi + ci);
+        const double dr = 0.5 * (zr - cr), di = 0.5 * (zi - ci); /* O = (dr + i di) / i = di - i dr */
+        const double orr = di, oi = -dr, wr = tw_cos[k], wi = -tw_sin[k];
+        spec[2 * k] = er + (wr * orr - wi * oi);
+        spec[2 * k + 1] = ei + (wr * oi + wi * orr);
+    }
 }

@@ -246,8 +246,8 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     esf, lsf, inner_empty, half = _esf_lsf(a, edge_x, r0, nkeep, oversample, noise, contrast, rise_px, angle,
                                            lsf_span, window, tukey_alpha, bin_phase, use_kernel)
     return _result(esf, lsf, slope, transposed, negated, left, right, contrast, noise, rise_px, half, nkeep,
-                   inner_empty, fit.polyval_coef(), fit.order, fit.rms_px, fit.bend_px, oversample, correct_binning, roi_xywh,
-                   clipped, use_kernel)
+                   inner_empty, fit.polyval_coef(), fit.order, fit.rms_px, fit.bend_px, oversample, correct_binning,
+                   roi_xywh, clipped, use_kernel)
 
 
 def _result(esf: np.ndarray, lsf: np.ndarray, slope: float, transposed: bool, negated: bool, left: float,

@@ -19,6 +19,10 @@ void sfrk_project(const double *a, idx_t npix, idx_t row0, idx_t row_step, idx_t
     if (where) memset(where, 0, (size_t)nbin * sizeof(double));
     const double os = (double)oversample;
     const idx_t half = nbin / 2;
+    /* sums per residue class of the bin (acc[res][k] is bin os k + res): each row's samples land on consecutive
+     * places there, the same adds in the same order as into sums directly (NULL: out of memory, directly) */
+    const idx_t nq = nbin / oversample + 2;
+    double *acc = (double *)calloc((size_t)(oversample * nq), sizeof(double));
     for (idx_t i = 0; i < rows; i++) {
         const idx_t r = row0 + i * row_step;
         const double scaled = (-edge[r]) * os;
@@ -34,11 +38,21 @@ void sfrk_project(const double *a, idx_t npix, idx_t row0, idx_t row_step, idx_t
         if (c1 <= c0) continue;
         counts[j0 + c0 * oversample] += 1;
         if (j0 + c1 * oversample < nbin) counts[j0 + c1 * oversample] -= 1;
-        for (idx_t c = c0, j = j0 + c0 * oversample; c < c1; c++, j += oversample) sums[j] += row[c];
+        if (acc != NULL) { /* bin os q + res + os c is acc[res][q + c]: contiguous along the row */
+            const idx_t res = ((j0 % oversample) + oversample) % oversample, q = (j0 - res) / oversample;
+            double *dst = acc + res * nq; /* q + c >= 0 for every c from c0 (its bin is) */
+            for (idx_t c = c0; c < c1; c++) dst[q + c] += row[c];
+        } else {
+            for (idx_t c = c0, j = j0 + c0 * oversample; c < c1; c++, j += oversample) sums[j] += row[c];
+        }
         if (where)
             for (idx_t c = c0; c < c1; c++) where[j0 + c * oversample] += frac;
     }
     for (idx_t j = oversample; j < nbin; j++) counts[j] += counts[j - oversample];
+    if (acc != NULL) {
+        for (idx_t j = 0; j < nbin; j++) sums[j] = acc[(j % oversample) * nq + j / oversample];
+        free(acc);
+    }
 }
 
 /* esf: each filled bin's mean, empty bins on the line between their filled neighbours, the ends at the nearest

@@ -205,15 +205,16 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
         # the common options in two C calls; an edge refused there goes through the steps below, which say why
         opts = sfr_steps.measure_options(max_order, select, window, tukey_alpha, CENTROID_PASSES, oversample,
                                          lsf_span == "auto", LSF_SPAN_RISES, LSF_MIN_HALF_WIDTH_PX, integer_cycles,
-                                         MIN_ROI_PX, MIN_CONTRAST_TO_NOISE, MAX_FIT_RMS_PX)
-        got = sfr_steps.measure_kernel(a, opts, oversample, f_table(max(max(a.shape), 2)))
+                                         MIN_ROI_PX, MIN_CONTRAST_TO_NOISE, MAX_FIT_RMS_PX,
+                                         MAX_FREQ_CY_PX + 1e-12, NYQUIST_CY_PX / 2.0)
+        got = sfr_steps.measure_kernel(a, opts, oversample, f_table(max(max(a.shape), 2)), correct_binning)
         if got is not None:
             (transposed, negated, left, right, noise, _, order, coef_t, centre, scale_t, slope_t, bend, rms, rise_px,
-             nkeep, inner_empty, half, esf, lsf) = got
+             nkeep, inner_empty, half, esf, lsf, mtf) = got
             slope = slope_t / scale_t
             return _result(esf, lsf, slope, transposed, negated, left, right, right - left, noise, rise_px, half,
                            nkeep, inner_empty, polyval_coef(coef_t, centre, scale_t), order, rms, bend, oversample,
-                           correct_binning, roi_xywh, clipped, True)
+                           correct_binning, roi_xywh, clipped, True, mtf)
     prep = sfr_steps._prep_kernel if use_kernel else sfr_steps._prep_numpy
     a, transposed, negated, left, right, noise, scale, row_sums = prep(a)
     nlin, npix = a.shape
@@ -254,12 +255,15 @@ def _result(esf: np.ndarray, lsf: np.ndarray, slope: float, transposed: bool, ne
             right: float, contrast: float, noise: float, rise_px: float, half: float, nkeep: int, inner_empty: int,
             edge_fit: np.ndarray, order: int, rms_px: float, bend_px: float, oversample: int,
             correct_binning: bool, roi_xywh: tuple[int, int, int, int] | None, clipped: float | None,
-            use_kernel: bool) -> SfrResult:
-    """Steps 7-8 and the result, from the LSF and the edge's figures (both paths of ``sfr``)."""
+            use_kernel: bool, mtf_done: tuple | None = None) -> SfrResult:
+    """Steps 7-8 and the result, from the LSF and the edge's figures (both paths of ``sfr``); ``mtf_done``: steps
+    7-8 as ``sfr_steps.measure_kernel`` computed them, when it did."""
     angle = math.degrees(math.atan(slope))
     cos_angle = math.cos(math.atan(slope))
     pitch = cos_angle / oversample
-    if use_kernel:
+    if mtf_done is not None:
+        freq, mtf, mtf50, mtf_nyq2, _ = mtf_done
+    elif use_kernel:
         got = sfr_steps.mtf_kernel(lsf, correct_binning, pitch, MAX_FREQ_CY_PX + 1e-12, NYQUIST_CY_PX / 2.0)
         if got is None:
             raise SfrError("no edge: the line spread function integrates to zero")

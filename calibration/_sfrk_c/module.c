@@ -20,7 +20,7 @@ static PyObject *bad_size(const char *what) {
     return NULL;
 }
 
-/* Releases up to 8 buffers (those with an owner) and passes result through. */
+/* Releases n buffers (those with an owner) and passes result through. */
 static PyObject *release(PyObject *result, Py_buffer *b[], int n) {
     for (int i = 0; i < n; i++)
         if (b[i]->obj != NULL) PyBuffer_Release(b[i]);
@@ -240,35 +240,67 @@ static PyObject *py_esf_lsf(PyObject *self, PyObject *args) {
     return release(Py_BuildValue("(nd)", inner, half), all, 5);
 }
 
-/* measure(src, h, w, opts, ftab, fcols, a, row_sums, coef, keep, edge_x, counts, esf, lsf) -> (turned, negated,
- * left, right, noise, scale, order, centre, scale_t, slope_t, bend, rms, rise_px, nkeep, inner_empty, half), None
- * when the edge is refused (calibration.sfr's step path then says why). sfr.sfr's default path in one call: prep
- * (src (h, w) turned into a), then sfrk_measure. opts: 15 float64, calibration.sfr._measure_opts's order. a: h * w;
- * row_sums, keep, edge_x: max(h, w); counts, esf, lsf: oversample * max(h, w) (the first oversample * npix used). */
+/* The MTF (steps 7-8) of a measured edge from its LSF, when the caller gave the tables of its length (tab: cos,
+ * then sin, of 2 pi k / nbin for k < nbin / 2, the frequencies kk and the divisors, nbin / 2 + 1 each; nbin a power
+ * of two): mtf50, the MTF at at_freq, the frequencies reported; *nreport -1 when not computed (no table, or the LSF
+ * integrates to zero: calibration.sfr's own call says so). 0, or -1 out of memory. */
+static int measure_mtf(const double *lsf, idx_t nbin, const Py_buffer *tab, double slope, idx_t oversample,
+                       double max_freq, double at_freq, const Py_buffer *fb, const Py_buffer *mb, double *mtf50,
+                       double *at, Py_ssize_t *nreport) {
+    const idx_t nf = nbin / 2 + 1;
+    *nreport = -1;
+    if (tab->obj == NULL || nbin < 4 || (nbin & (nbin - 1)) != 0 || tab->len < (nbin + 2 * nf) * F8
+        || fb->len < nf * F8 || mb->len < nf * F8)
+        return 0;
+    double *spec = (double *)malloc((size_t)(2 * nf + nbin) * sizeof(double));
+    if (spec == NULL) return -1;
+    const double *t = tab->buf;
+    sfrk_rfft(lsf, nbin, t, spec, spec + 2 * nf);
+    const double pitch = cos(atan(slope)) / (double)oversample; /* sfr._result's, from the same libm */
+    if (sfrk_mtf(spec, nf, t + nbin, t + nbin + nf, pitch, max_freq, at_freq, fb->buf, mb->buf, mtf50, at, nreport))
+        *nreport = -1;
+    free(spec);
+    return 0;
+}
+
+/* measure(src, h, w, opts, ftab, fcols, a, row_sums, coef, keep, edge_x, counts, esf, lsf, tab_v, tab_h, freq, mtf)
+ * -> (turned, negated, left, right, noise, scale, order, centre, scale_t, slope_t, bend, rms, rise_px, nkeep,
+ * inner_empty, half, mtf50, mtf_at, nreport), None when the edge is refused (calibration.sfr's step path then says
+ * why). sfr.sfr's default path in one call: prep (src (h, w) turned into a), sfrk_measure, and the MTF with the
+ * tables of the LSF's length (tab_v: oversample * w, the edge found vertical; tab_h: oversample * h; either None:
+ * nreport -1, the caller computes the MTF). opts: 17 float64, calibration.sfr_steps.measure_options's order. a:
+ * h * w; row_sums, keep, edge_x: max(h, w); counts, esf, lsf: oversample * max(h, w) (the first oversample * npix
+ * used); freq, mtf: oversample * max(h, w) / 2 + 1. */
 static PyObject *py_measure(PyObject *self, PyObject *args) {
     Py_buffer src = {0}, ob = {0}, fb = {0}, ab = {0}, rsb = {0}, cb = {0}, kb = {0}, eb = {0}, nb = {0}, sb = {0},
-              lb = {0};
-    Py_buffer *all[] = {&src, &ob, &fb, &ab, &rsb, &cb, &kb, &eb, &nb, &sb, &lb};
+              lb = {0}, tvb = {0}, thb = {0}, frb = {0}, mtb = {0};
+    Py_buffer *all[] = {&src, &ob, &fb, &ab, &rsb, &cb, &kb, &eb, &nb, &sb, &lb, &tvb, &thb, &frb, &mtb};
+    enum { NB = 15 };
+    PyObject *tv_obj, *th_obj;
     Py_ssize_t h, w, fcols;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nny*y*nw*w*w*w*w*w*w*w*", &src, &h, &w, &ob, &fb, &fcols, &ab, &rsb, &cb, &kb, &eb,
-                          &nb, &sb, &lb))
-        return release(NULL, all, 11);
+    if (!PyArg_ParseTuple(args, "y*nny*y*nw*w*w*w*w*w*w*w*OOw*w*", &src, &h, &w, &ob, &fb, &fcols, &ab, &rsb, &cb,
+                          &kb, &eb, &nb, &sb, &lb, &tv_obj, &th_obj, &frb, &mtb))
+        return release(NULL, all, NB);
+    if ((tv_obj != Py_None && PyObject_GetBuffer(tv_obj, &tvb, PyBUF_SIMPLE) < 0)
+        || (th_obj != Py_None && PyObject_GetBuffer(th_obj, &thb, PyBUF_SIMPLE) < 0))
+        return release(NULL, all, NB);
     const double *op = ob.buf;
-    const Py_ssize_t big = h > w ? h : w, oversample = ob.len >= 15 * F8 ? (Py_ssize_t)op[5] : 0;
-    if (h < 2 || w < 2 || ob.len < 15 * F8 || oversample < 1 || fcols < 2 || src.len < h * w * F8
+    const Py_ssize_t big = h > w ? h : w, oversample = ob.len >= 17 * F8 ? (Py_ssize_t)op[5] : 0;
+    if (h < 2 || w < 2 || ob.len < 17 * F8 || oversample < 1 || fcols < 2 || src.len < h * w * F8
         || ab.len < h * w * F8 || rsb.len < big * F8 || fb.len < SFRK_MAX_ORDER * fcols * F8 || cb.len < 6 * F8
         || kb.len < big || eb.len < big * F8 || nb.len < oversample * big * 8 || sb.len < oversample * big * F8
         || lb.len < oversample * big * F8 || !(op[0] >= 1 && op[0] <= SFRK_MAX_ORDER) || !(op[4] >= 1)
         || !(op[10] >= 1))
-        return release(bad_size("measure"), all, 11);
+        return release(bad_size("measure"), all, NB);
     const measure_opts_t m = {
         {oversample, (idx_t)op[10], op[6] != 0.0, (int)op[2], op[7], op[8], op[9], op[3]},
         (int)op[0], op[1] != 0.0, (int)op[4], op[11] != 0.0, (idx_t)op[12], op[13], op[14]};
     const fcrit_t f = {fb.buf, fcols};
     measure_out_t o = {0};
     int turned = 0, negated = 0, rc;
-    double levels[2];
+    double levels[2], mtf50 = NAN, at = NAN;
+    Py_ssize_t nreport = -1;
     Py_BEGIN_ALLOW_THREADS
     const double *a = NULL; /* the ROI turned: in ab, or src itself when it needs no turning */
     rc = sfrk_prep(src.buf, h, w, ab.buf, rsb.buf, &turned, &negated, levels, &o.noise, &o.scale, 0, &a);
@@ -279,13 +311,17 @@ static PyObject *py_measure(PyObject *self, PyObject *args) {
         rc = sfrk_measure(a, turned ? w : h, turned ? h : w, &m, &f, cb.buf, kb.buf, eb.buf, nb.buf, sb.buf, lb.buf,
                           &o);
     }
+    if (rc == 0)
+        rc = measure_mtf(lb.buf, oversample * (turned ? h : w), turned ? &thb : &tvb, o.fit.slope_t / o.fit.scale,
+                         oversample, op[15], op[16], &frb, &mtb, &mtf50, &at, &nreport);
     Py_END_ALLOW_THREADS
-    if (rc < 0) return release(PyErr_NoMemory(), all, 11);
-    if (rc > 0) return release(Py_NewRef(Py_None), all, 11);
-    return release(Py_BuildValue("(iiddddiddddddnnd)", turned, negated, o.left, o.right, o.noise, o.scale, o.fit.order,
-                                 o.fit.centre, o.fit.scale, o.fit.slope_t, o.fit.bend, o.fit.rms, o.rise_px,
-                                 (Py_ssize_t)o.nkeep, (Py_ssize_t)o.inner_empty, o.half),
-                   all, 11);
+    if (rc < 0) return release(PyErr_NoMemory(), all, NB);
+    if (rc > 0) return release(Py_NewRef(Py_None), all, NB);
+    return release(Py_BuildValue("(iiddddiddddddnndddn)", turned, negated, o.left, o.right, o.noise, o.scale,
+                                 o.fit.order, o.fit.centre, o.fit.scale, o.fit.slope_t, o.fit.bend, o.fit.rms,
+                                 o.rise_px, (Py_ssize_t)o.nkeep, (Py_ssize_t)o.inner_empty, o.half, mtf50, at,
+                                 nreport),
+                   all, NB);
 }
 
 /* mtf(spec, n, kk, divisor, pitch, max_freq, at_freq, freq, mtf) -> (mtf50, mtf_at_freq, nreport), None when

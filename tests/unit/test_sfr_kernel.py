@@ -54,6 +54,10 @@ def _cases() -> list[tuple[str, np.ndarray]]:
             img = img[::-1, 1:]  # negative strides: copied first
         cases.append((f"edge{i}", img))
     cases.append(("uint16", np.round(_curved_edge(96, 80, 5.0, 0.0, 1.0, 0.003, 99) * 1000).astype(np.uint16)))
+    # power-of-two ESF lengths: the MTF of the C rfft, vertical and turned, square and not
+    cases.append(("square128", _curved_edge(128, 128, 7.0, 0.0, 1.0, 0.004, 100)))
+    cases.append(("turned64x128", 1.0 - _curved_edge(128, 64, -9.0, 3e-4, 0.8, 0.002, 101).T))
+    cases.append(("wide64x128", _curved_edge(64, 128, 11.0, 0.0, 1.3, 0.0, 102)))
     return cases
 
 

@@ -43,10 +43,12 @@ Measured on analytic edges (Gaussian PSF sigma 0.6..2 px integrated over square 
 For CFA data see ``calibration.sfr_cfa`` (a colour plane at half resolution, or the luminance).
 
 Speed: where the optional C extension ``calibration._sfrk`` is built (setup.py; sources in ``calibration/_sfrk_c``)
-the same steps run there -- the ROI's orientation, levels and noise in one pass, the edge location (steps 2-3) in
-one call, the projection to the windowed LSF (steps 5-6) in another, the GIL released -- about 7x fewer CPU
-seconds per edge than the numpy below, which stays the reference (``sfr(..., kernel=False)``) and the fallback
-without a compiler; tests/unit/test_sfr_kernel.py holds the two to 1e-9 on varied edges.
+the default options run in one C call per edge (``sfr_steps.measure_kernel``: the ROI's orientation, levels and
+noise, the edge location and fit, the checks, the ESF and windowed LSF, and for a power-of-two LSF length its rfft
+and the MTF, the GIL released); an edge it refuses goes through the step-by-step path, which names the reason, and
+so do the other options (the same steps, one kernel each). About 12x fewer CPU seconds per edge than the numpy
+below (``station bench sfr``), which stays the reference (``sfr(..., kernel=False)``) and the fallback without a
+compiler; tests/unit/test_sfr_kernel.py holds the two to 1e-9 on varied edges.
 
 Shading across the ROI (vignetting, an uneven light) tilts the ESF plateaus and biases the MTF (up to
 1.25 % at the field edge of the twin's f/0.95 lens): divide by a flat field first (ISO 12233 practice), or pass

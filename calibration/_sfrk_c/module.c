@@ -1,11 +1,12 @@
-/* calibration._sfrk: the e-SFR kernels (sfrk_edge.c, sfrk_fit.c, sfrk_esf.c) bound to Python.
+/* calibration._sfrk: the e-SFR kernels (sfrk_edge.c, sfrk_fit.c, sfrk_esf.c, sfrk_pipe.c) bound to Python.
  *
  * Every buffer is taken with the buffer protocol (C-contiguous float64, int64 counts, uint8 masks); the sizes are
- * checked against the dimensions given, a mismatch is a ValueError. prep, locate and esf_lsf release the GIL while
- * they compute (they touch only the buffers they hold), so edges measured on threads run in parallel.
- * calibration/sfr.py calls ``prep``, then
- * ``locate`` (the edge: steps 2-3) and ``esf_lsf`` (steps 5-6) for the common options, the single-step kernels
- * otherwise. Built by setup.py as an optional extension: without a C compiler calibration.sfr runs its numpy path.
+ * checked against the dimensions given, a mismatch is a ValueError. prep, locate, esf_lsf, measure and mtf_lsf
+ * release the GIL while they compute (they touch only the buffers they hold), so edges measured on threads run in
+ * parallel. calibration/sfr.py calls ``measure`` (one edge from the ROI to its MTF) for the common options, and
+ * ``prep``, ``locate`` (steps 2-3), ``esf_lsf`` (steps 5-6) and ``mtf``/``mtf_lsf`` (steps 7-8) or the single-step
+ * kernels otherwise. Built by setup.py as an optional extension: without a C compiler calibration.sfr runs its numpy
+ * path.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

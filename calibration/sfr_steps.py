@@ -15,6 +15,8 @@ try:  # the optional compiled kernels (setup.py); the numpy below computes the s
     from calibration import _sfrk as _kernel
 except ImportError:  # pragma: no cover - a machine without a C compiler
     _kernel = None
+if _kernel is not None and not hasattr(_kernel, "measure"):  # pragma: no cover - built from older sources
+    _kernel = None  # (rebuild: pip install -e .) the numpy path, not a missing function halfway through an edge
 
 #: sfrmat's ``fir2fix`` limit on the derivative correction.
 MAX_CORRECTION = 10.0

@@ -238,13 +238,42 @@ static inline idx_t region_start(double at, idx_t nd, int region, double x0, dou
     return j;
 }
 
+/* The angle (x0 - c) step of a row whose band starts width / 2 samples left of the sample nearest the centre c:
+ * base = (0.5 - width / 2) step (its cos and sin once per call) plus the small (nearest - c) step. */
+typedef struct {
+    double step, cos_base, sin_base, x0_off;
+    int small; /* |(nearest - c) step| <= 0.6: its cos and sin by their Taylor series */
+} row_phase_t;
+
+/* cos and sin of (x0 - c) step: the angle-sum rule on the base and a Taylor series to the 17th power for the small
+ * part (|error| ~1e-16, no libm call) when the band is not clamped at the ROI's side, libm otherwise. */
+static inline void row_phase(double x0, double c, double step, const row_phase_t *ph, double *cg, double *sg) {
+    const double nearest = nearbyint(c);
+    if (ph->small && x0 - nearest == ph->x0_off) {
+        const double th = (nearest - c) * step, t2 = th * th;
+        /* Horner in th^2 with the factorials' reciprocals (multiplications, no division chain) */
+        const double s = th * (1.0 + t2 * (-1.0 / 6 + t2 * (1.0 / 120 + t2 * (-1.0 / 5040 + t2 * (1.0 / 362880
+                         + t2 * (-1.0 / 39916800 + t2 * (1.0 / 6227020800.0 + t2 * (-1.0 / 1307674368000.0
+                         + t2 * (1.0 / 355687428096000.0)))))))));
+        const double co = 1.0 + t2 * (-1.0 / 2 + t2 * (1.0 / 24 + t2 * (-1.0 / 720 + t2 * (1.0 / 40320
+                          + t2 * (-1.0 / 3628800 + t2 * (1.0 / 479001600 + t2 * (-1.0 / 87178291200.0
+                          + t2 * (1.0 / 20922789888000.0))))))));
+        *cg = ph->cos_base * co - ph->sin_base * s;
+        *sg = ph->sin_base * co + ph->cos_base * s;
+    } else {
+        const double gs = (x0 - c) * step;
+        *cg = cos(gs);
+        *sg = sin(gs);
+    }
+}
+
 /* One row's Tukey-windowed centroid sums (sfrk_centroids, kind 0). The regions' bounds from where the window's
  * edges fall, checked against tukey_region (the numpy reference's decision at every sample); then branch-free
  * loops: the flat top at weight 1, the tapers' cos(pi t) by the angle-sum rule from a table cos/sin(j step) and
  * one cos/sin per row (|error| ~1e-16), no libm call per sample. */
 static void tukey_row(const double *row, idx_t width, double x0, double c, double hw, double flat, double alpha,
                       double step, const double *ctab, const double *stab, double cos_k, double sin_k,
-                      double *total_out, double *moment_out) {
+                      const row_phase_t *ph, double *total_out, double *moment_out) {
     const double inv_hw = 1.0 / hw, inv_alpha = 1.0 / (alpha > 1e-12 ? alpha : 1e-12);
     const idx_t nd = width - 1;
     const double d0 = c - x0, fh = (flat > 0.0 ? flat : 0.0) * hw;
@@ -254,7 +283,8 @@ static void tukey_row(const double *row, idx_t width, double x0, double c, doubl
     const idx_t b3 = region_start(floor(d0 + hw) + 1.0, nd, 4, x0, c, inv_hw, flat, inv_alpha);
     /* right taper: pi t_j = step (x_j - c) - K = j step + (g step - K), g = x0 - c, K = pi flat / alpha;
      * left taper: pi t_j = step (c - x_j) - K, cos of it = cos(j step + (g step + K)) */
-    const double gs = (x0 - c) * step, cg = cos(gs), sg = sin(gs);
+    double cg, sg; /* cos, sin of (x0 - c) step */
+    row_phase(x0, c, step, ph, &cg, &sg);
     const double cr = cg * cos_k + sg * sin_k, sr = sg * cos_k - cg * sin_k; /* cos, sin (gs - K) */
     const double cl = cg * cos_k - sg * sin_k, sl = sg * cos_k + cg * sin_k; /* cos, sin (gs + K) */
     const double w_flat = 1.0 * 0.95 + 0.05; /* sfrmat5's 0.95 w + 0.05: keeps the location stable */
@@ -301,6 +331,8 @@ void sfrk_centroids(const double *a, idx_t nlin, idx_t npix, const double *centr
             stab[j] = sin((double)j * step);
         }
     const double cos_k = cos(k_phase), sin_k = sin(k_phase);
+    const double x0_off = 0.5 - (double)(width / 2); /* x0 - nearest of a band not clamped at a side */
+    const row_phase_t ph = {step, cos(x0_off * step), sin(x0_off * step), x0_off, 0.5 * step <= 0.6};
     for (idx_t r = 0; r < nlin; r++) {
         double cr = nearbyint(centre[r]); /* clamped before the cast: a nan or huge centre reads from 0 */
         if (!(cr > -1e15)) cr = -1e15;
@@ -312,8 +344,8 @@ void sfrk_centroids(const double *a, idx_t nlin, idx_t npix, const double *centr
         const double x0 = (double)start + 0.5;
         double total = 0.0, moment = 0.0;
         if (table && isfinite(centre[r])) {
-            tukey_row(row, width, x0, centre[r], half_width, flat, alpha, step, ctab, stab, cos_k, sin_k, &total,
-                      &moment);
+            tukey_row(row, width, x0, centre[r], half_width, flat, alpha, step, ctab, stab, cos_k, sin_k, &ph,
+                      &total, &moment);
         } else {
             for (idx_t j = 0; j + 1 < width; j++) {
                 double x = x0 + (double)j;

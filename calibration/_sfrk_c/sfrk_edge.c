@@ -47,20 +47,16 @@ static double quickselect(double *x, idx_t n, idx_t k) {
     return x[k];
 }
 
-static int cmp_double(const void *p, const void *q) {
-    double a = *(const double *)p, b = *(const double *)q;
-    return (a > b) - (a < b);
-}
-
 double sfrk_select(double *x, idx_t n, idx_t k) {
     enum { SAMPLE = 63 };
     if (n < 32768) return quickselect(x, n, k); /* (the sampling below pays off on large arrays only) */
+    /* bounds from a sample (its order statistics either side of k's place), the values between them selected */
     double sample[SAMPLE];
     for (int s = 0; s < SAMPLE; s++) sample[s] = x[(idx_t)((2 * (long long)s + 1) * n / (2 * SAMPLE))];
-    qsort(sample, SAMPLE, sizeof(double), cmp_double);
     int at = (int)((double)k / (double)n * SAMPLE);
     int margin = 4;
-    double lo = sample[at - margin < 0 ? 0 : at - margin], hi = sample[at + margin >= SAMPLE ? SAMPLE - 1 : at + margin];
+    const double lo = quickselect(sample, SAMPLE, at - margin < 0 ? 0 : at - margin);
+    const double hi = quickselect(sample, SAMPLE, at + margin >= SAMPLE ? SAMPLE - 1 : at + margin);
     idx_t below = 0, mid = 0;
     double *buf = (double *)malloc((size_t)n * sizeof(double));
     if (buf == NULL) return quickselect(x, n, k);

@@ -188,9 +188,9 @@ def grbl_twin(delay_s: float) -> GrblEmulator:
 
 
 def test_the_twins_grbl_loses_a_reset_sent_before_reset_to_continue() -> None:
-    twin = grbl_twin(0.3)
+    twin = grbl_twin(1.0)  # long enough that a loaded machine still sends the first Ctrl-X inside it
     try:
-        with serial.serial_for_url(twin.port, baudrate=115200, timeout=1.0) as terminal:
+        with serial.serial_for_url(twin.port, baudrate=115200, timeout=3.0) as terminal:
             terminal.write(b"$H\n")
             assert terminal.read_until(b"ok\r\n").endswith(b"ok\r\n")  # after the boot banner, if still there
             terminal.write(b"G53 G0 Y9000\n")  # beyond the rail's travel

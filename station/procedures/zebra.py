@@ -27,12 +27,12 @@ from calibration.zebra import (
     DEFAULT_MARGIN,
     ROI_FRACTION,
     ZebraCalibrationError,
+    centre_luma_mean,
     centre_region,
     channel_means,
-    clip_levels_from_sweep,
+    clip_levels_from_means,
     lowest_clip,
-    luma_threshold,
-    preview_luma,
+    luma_threshold_from_means,
     quad_max,
     raw_threshold,
 )
@@ -44,6 +44,7 @@ from station.procedures import SweepError, calibration_path, write_back
 from station.procedures.captures import (
     auto_exposure_us,
     capture_shot,
+    decode_png,
     focus_axis,
     lit,
     png_bytes,
@@ -136,13 +137,12 @@ def calibrate_zebra(station: Station, sensor: str, *, gain: float, lens: str | N
     frames, black = sweep.frames, sweep.black
     levels = sorted(frames)
     try:
-        clips = clip_levels_from_sweep([(lv, frames[lv]["raw"]) for lv in levels], sweep.cfa, black,
-                                       roi_fraction=1.0)
+        clips = clip_levels_from_means(levels, [frames[lv]["means"] for lv in levels], black)
         clip = lowest_clip(clips)
         t_raw = raw_threshold(clip, black, margin)
-        with_luma = [lv for lv in levels if frames[lv]["luma"] is not None]
-        t_luma = luma_threshold([frames[lv]["luma"] for lv in with_luma], [frames[lv]["raw"] for lv in with_luma],
-                                t_raw, sweep.cfa, black, roi_fraction=1.0)
+        with_luma = [lv for lv in levels if frames[lv]["luma_mean"] is not None]
+        t_luma = luma_threshold_from_means([max(frames[lv]["means"].values()) for lv in with_luma],
+                                           [frames[lv]["luma_mean"] for lv in with_luma], t_raw, black)
     except ZebraCalibrationError as exc:
         raise SweepError(f"{sensor}: zebra light sweep at {sweep.exposure_us} us, gain {gain:g}, light up to "
                          f"{max_level_pct:g} %: {exc}") from None
@@ -212,7 +212,7 @@ def _take_levels(station: Station, sensor: str, frames: dict[float, dict[str, An
     each summarised on the analysis pool behind the next one's light change and capture."""
     pool = analysis_pool(station)
     jobs: list[tuple[float, Pending[dict[str, Any]]]] = []
-    has_luma = {lv: frames[lv]["luma"] is not None for lv in frames}
+    has_luma = {lv: frames[lv]["luma_mean"] is not None for lv in frames}
     for level, preview in levels:
         level = round(min(max(level, 0.001), max_level_pct), 3)
         if level in has_luma and (has_luma[level] or not preview):
@@ -226,16 +226,21 @@ def _take_levels(station: Station, sensor: str, frames: dict[float, dict[str, An
 
 
 def _summary(shot: Any) -> dict[str, Any]:
-    """The central region of a sweep frame (RAW and preview luma) and its channel means."""
+    """A sweep frame reduced to what the calibration takes (issue 13: numbers, no pixels kept): the channel
+    means of the RAW's central region and the mean luma of the preview's."""
     rows, cols = centre_region(shot.raw.shape, ROI_FRACTION)
-    raw = np.ascontiguousarray(shot.raw[rows, cols])
-    luma = None
-    if shot.preview is not None:
-        prow, pcol = centre_region(shot.preview.shape, ROI_FRACTION)
-        luma = np.ascontiguousarray(preview_luma(np.ascontiguousarray(shot.preview[prow, pcol])))
+    means = channel_means(np.ascontiguousarray(shot.raw[rows, cols]), shot.frame.cfa, 1.0)
+    luma_mean = None
+    payload = shot.pngs.pop("preview", None)  # decoded here, not kept on the shot: the 150 MB RGB goes at once
+    preview = decode_png(payload, "preview") if payload is not None else shot.preview
+    del payload
+    if preview is not None:
+        prow, pcol = centre_region(preview.shape, ROI_FRACTION)
+        centre = np.ascontiguousarray(preview[prow, pcol])
+        del preview
+        luma_mean = centre_luma_mean(centre, 1.0)
     truth = shot.truth or {}
-    return {"raw": raw, "luma": luma, "seq": shot.seq, "means": channel_means(raw, shot.frame.cfa, 1.0),
-            "luma_mean": None if luma is None else float(luma.mean(dtype=np.float64)),
+    return {"seq": shot.seq, "means": means, "luma_mean": luma_mean,
             "truth_clip": truth.get("clip_level_dn"), "truth_black": truth.get("black_level")}
 
 
@@ -389,17 +394,36 @@ def verification_exposure(cfa: np.ndarray, exposure_us: int, clip_dn: float, bla
     return int(round(exposure_us * float(k[pick])))
 
 
+#: Quad rows of the zebra overlay worked out at once (bounds its float temporaries at 50 MP, issue 13).
+OVERLAY_BAND_QUAD_ROWS = 256
+
+
 def zebra_overlay(mask: np.ndarray, cfa: np.ndarray, clip_dn: float, black_dn: float,
                   false_flag_level: float = 0.95) -> bytes:
     """Quad-resolution picture of the check: grey raw level (quad max), flagged pixels magenta, missed
-    clipped pixels red, falsely flagged ones (below 95 % of clip) blue. PNG bytes."""
+    clipped pixels red, falsely flagged ones (below 95 % of clip) blue. PNG bytes. Worked out a band of
+    quad rows at a time into one 8-bit picture (each band's pixels are those of the whole-frame formula)."""
+    height, width = cfa.shape[0] // 2, cfa.shape[1] // 2
+    full_mask = mask.shape == cfa.shape
+    out = np.empty((height, width, 3), np.uint8)
+    for q0 in range(0, height, OVERLAY_BAND_QUAD_ROWS):
+        q1 = min(q0 + OVERLAY_BAND_QUAD_ROWS, height)
+        flagged = mask[2 * q0:2 * q1:2, ::2] if full_mask else None
+        out[q0:q1] = _overlay_band(flagged, cfa[2 * q0:2 * q1], clip_dn, black_dn, false_flag_level)
+    return png_bytes(out, 1024)
+
+
+def _overlay_band(flagged: np.ndarray | None, cfa: np.ndarray, clip_dn: float, black_dn: float,
+                  false_flag_level: float) -> np.ndarray:
+    """``zebra_overlay``'s colours of one band of quads (``flagged`` None: no mask of the RAW's geometry)."""
     top = quad_max(cfa).astype(np.float32)
     grey = np.clip((top - black_dn) / max(clip_dn - black_dn, 1.0), 0.0, 1.0)
-    flagged = mask[::2, ::2] if mask.shape == cfa.shape else np.zeros(top.shape, bool)
+    if flagged is None:
+        flagged = np.zeros(top.shape, bool)
     clipped = top >= clip_dn
     below = top < black_dn + false_flag_level * (clip_dn - black_dn)
     rgb = np.repeat((grey * 200.0)[..., None], 3, axis=2)
     rgb[flagged] = 0.5 * rgb[flagged] + np.array([127.0, 0.0, 127.0])
     rgb[clipped & ~flagged] = (255.0, 0.0, 0.0)
     rgb[below & flagged] = (0.0, 64.0, 255.0)
-    return png_bytes(rgb.astype(np.uint8), 1024)
+    return rgb.astype(np.uint8)

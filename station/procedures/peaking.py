@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from calibration.peaking import (
@@ -51,6 +52,7 @@ from station.procedures.captures import (
     FocusAxis,
     auto_exposure_us,
     capture_shot,
+    decode_png,
     focus_axis,
     focus_search,
     lit,
@@ -380,19 +382,57 @@ def _peaking_mask(shot: Any) -> np.ndarray:
     return shot.masks["peaking_mask"]
 
 
+#: Longer side of the peaking overlay attached to the report, px.
+OVERLAY_MAX_SIDE = 1024
+#: Overlay colour of the flagged pixels (RGB).
+OVERLAY_RGB = (255, 0, 0)
+
+
 def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, tuple[int, ...], bytes, np.ndarray | None]:
     """A verification frame's peaking mask, bit-packed (1 bit a pixel: four 50 MP masks wait in 25 MB, not
-    200 MB), and its shape; at best focus (``sharp``) also the mask over the preview (PNG, drawn here so the
-    RGB preview is let go at once) and the preview's luma."""
-    mask = shot.masks["peaking_mask"]
-    packed = np.packbits(mask, axis=None)
+    200 MB), and its shape; at best focus (``sharp``) also the mask over the preview (PNG, drawn on the
+    thumbnail) and the preview's luma. Each PNG is decoded here off the shot and each big array let go as
+    soon as it is used (issue 13): at 50 MP at most the 150 MB RGB preview and its 50 MB luma live at once."""
+    grey = _grey_mask(shot)
+    packed, shape = np.packbits(grey, axis=None), grey.shape  # nonzero packs as 1: no bool copy
     if not sharp:
-        return packed, mask.shape, b"", None
-    overlay = shot.preview.copy()
-    overlay[mask] = (255, 0, 0)
-    return packed, mask.shape, png_bytes(overlay, 1024), preview_luma(shot.preview)
+        return packed, shape, b"", None
+    flagged = _thumbnail(grey, OVERLAY_MAX_SIDE)  # the flagged fraction of each thumbnail pixel, 0..255
+    del grey
+    payload = shot.pngs.pop("preview", None)
+    preview = decode_png(payload, "preview") if payload is not None else shot.preview
+    del payload
+    thumb = _thumbnail(preview, OVERLAY_MAX_SIDE)
+    luma = preview_luma(preview)
+    del preview
+    return packed, shape, png_bytes(_overlay(thumb, flagged), None), luma
 
 
+def _grey_mask(shot: Any) -> np.ndarray:
+    """The peaking mask PNG as uint8 (H, W), nonzero = flagged (decoded off the shot, not kept on it)."""
+    payload = shot.pngs.pop("peaking_mask", None)
+    if payload is None:
+        return shot.masks["peaking_mask"].astype(np.uint8) * 255
+    grey = decode_png(payload, "peaking_mask")
+    return grey.max(axis=2) if grey.ndim == 3 else grey
+
+
+def _thumbnail(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` shrunk by area mean so its longer side is <= ``max_side`` (as ``png_bytes`` shrinks)."""
+    if max(image.shape[:2]) <= max_side:
+        return image
+    scale = max_side / max(image.shape[:2])
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _overlay(thumb: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """The thumbnail with the flagged pixels painted ``OVERLAY_RGB`` in proportion to the fraction of each
+    thumbnail pixel flagged (what shrinking the full-resolution overlay shows, without making it)."""
+    weight = (flagged.astype(np.float32) / 255.0)[..., None]
+    rgb = thumb if thumb.ndim == 3 else np.repeat(thumb[..., None], 3, axis=2)
+    out = rgb.astype(np.float32) * (1.0 - weight) + np.float32(OVERLAY_RGB) * weight
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 def _unpacked(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A ``_decode_check`` mask back as bool (H, W)."""
     return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).view(bool)

@@ -361,7 +361,7 @@ def verify_zebra(station: Station, sensor: str, result: ZebraResult, mode: str =
     finally:
         station.dut.configure(sensor, zebra={"enabled": False}, **({"focus_m": None} if sensor == "main" else {}))
     black = float(shot.frame.black_level)
-    mask = shot.masks["zebra_mask"]
+    mask = _grey_mask(shot)
     report = verify_zebra_mask(mask, shot.raw, clip, black)
     counts = {k: report[k] for k in ("clipped_pixels", "missed_pixels", "below_pixels", "false_flag_pixels",
                                      "below_level_dn", "max_missed_fraction", "max_false_flag_fraction")}
@@ -370,6 +370,15 @@ def verify_zebra(station: Station, sensor: str, result: ZebraResult, mode: str =
                              chart=chart, seq=shot.seq, missed_fraction=report["missed_fraction"],
                              false_flag_fraction=report["false_flag_fraction"], counts=counts,
                              passed=bool(report["pass"]), overlay_png=zebra_overlay(mask, shot.raw, clip, black))
+
+
+def _grey_mask(shot: Any) -> np.ndarray:
+    """The zebra mask PNG as uint8 (H, W), nonzero = flagged, decoded off the shot (no second, bool frame)."""
+    payload = shot.pngs.pop("zebra_mask", None)
+    if payload is None:
+        return shot.masks["zebra_mask"]
+    grey = decode_png(payload, "zebra_mask")
+    return grey.max(axis=2) if grey.ndim == 3 else grey
 
 
 def verification_exposure(cfa: np.ndarray, exposure_us: int, clip_dn: float, black_dn: float) -> int:
@@ -408,7 +417,7 @@ def zebra_overlay(mask: np.ndarray, cfa: np.ndarray, clip_dn: float, black_dn: f
     out = np.empty((height, width, 3), np.uint8)
     for q0 in range(0, height, OVERLAY_BAND_QUAD_ROWS):
         q1 = min(q0 + OVERLAY_BAND_QUAD_ROWS, height)
-        flagged = mask[2 * q0:2 * q1:2, ::2] if full_mask else None
+        flagged = mask[2 * q0:2 * q1:2, ::2] != 0 if full_mask else None
         out[q0:q1] = _overlay_band(flagged, cfa[2 * q0:2 * q1], clip_dn, black_dn, false_flag_level)
     return png_bytes(out, 1024)
 

@@ -89,7 +89,7 @@ def _overlay_whole_frame(mask: np.ndarray, cfa: np.ndarray, clip_dn: float, blac
     """``zebra_overlay`` as the whole-frame code drew it."""
     top = quad_max(cfa).astype(np.float32)
     grey = np.clip((top - black_dn) / max(clip_dn - black_dn, 1.0), 0.0, 1.0)
-    flagged = mask[::2, ::2] if mask.shape == cfa.shape else np.zeros(top.shape, bool)
+    flagged = mask[::2, ::2] != 0 if mask.shape == cfa.shape else np.zeros(top.shape, bool)
     clipped = top >= clip_dn
     below = top < black_dn + 0.95 * (clip_dn - black_dn)
     rgb = np.repeat((grey * 200.0)[..., None], 3, axis=2)
@@ -104,7 +104,7 @@ def test_zebra_overlay_in_bands_is_the_whole_frame_picture(full_mask: bool, monk
     monkeypatch.setattr(zebra_procedure, "OVERLAY_BAND_QUAD_ROWS", 7)
     cfa = ramp_frame(5)
     rng = np.random.default_rng(6)
-    mask = rng.random(cfa.shape if full_mask else (10, 10)) < 0.3
+    mask = (rng.random(cfa.shape if full_mask else (10, 10)) < 0.3).astype(np.uint8) * 255  # as the phone sends
     got = zebra_procedure.zebra_overlay(mask, cfa, 964.0, BLACK)
     assert got == _overlay_whole_frame(mask, cfa, 964.0, BLACK)
     picture = cv2.imdecode(np.frombuffer(got, np.uint8), cv2.IMREAD_COLOR)

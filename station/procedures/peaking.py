@@ -43,7 +43,6 @@ from calibration.peaking import (
     lsf_variance,
 )
 from calibration.peaking_sweep import PeakingSweep
-from calibration.zebra import preview_luma
 from station.errors import InputError
 from station.measurements import Declared, measures
 from station.pipeline import Pending, analysis_pool
@@ -59,6 +58,7 @@ from station.procedures.captures import (
     move_rail,
     png_bytes,
 )
+from station.procedures.preview_luma import shot_luma
 from station.procedures.preview_sweep import PreviewSweep, preview_lumas
 from station.procedures.result import ResultParts
 from station.procedures.sweep_plots import RightAxis, twin_axis_png
@@ -390,22 +390,17 @@ OVERLAY_RGB = (255, 0, 0)
 
 def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, tuple[int, ...], bytes, np.ndarray | None]:
     """A verification frame's peaking mask, bit-packed (1 bit a pixel: four 50 MP masks wait in 25 MB, not
-    200 MB), and its shape; at best focus (``sharp``) also the mask over the preview (PNG, drawn on the
-    thumbnail) and the preview's luma. Each PNG is decoded here off the shot and each big array let go as
-    soon as it is used (issue 13): at 50 MP at most the 150 MB RGB preview and its 50 MB luma live at once."""
+    200 MB), and its shape; at best focus (``sharp``) also the preview's luma and the mask over it (PNG, drawn
+    on the luma's thumbnail). Each PNG is decoded here off the shot, the preview a band of rows at a time
+    (issue 13): at 50 MP the mask's 50 MB grey frame and then the 50 MB luma live, never the RGB preview."""
     grey = _grey_mask(shot)
     packed, shape = np.packbits(grey, axis=None), grey.shape  # nonzero packs as 1: no bool copy
     if not sharp:
         return packed, shape, b"", None
     flagged = _thumbnail(grey, OVERLAY_MAX_SIDE)  # the flagged fraction of each thumbnail pixel, 0..255
     del grey
-    payload = shot.pngs.pop("preview", None)
-    preview = decode_png(payload, "preview") if payload is not None else shot.preview
-    del payload
-    thumb = _thumbnail(preview, OVERLAY_MAX_SIDE)
-    luma = preview_luma(preview)
-    del preview
-    return packed, shape, png_bytes(_overlay(thumb, flagged), None), luma
+    luma = shot_luma(shot)  # a band of rows at a time: no 150 MB RGB preview
+    return packed, shape, png_bytes(_overlay(_thumbnail(luma, OVERLAY_MAX_SIDE), flagged), None), luma
 
 
 def _grey_mask(shot: Any) -> np.ndarray:
@@ -428,7 +423,8 @@ def _thumbnail(image: np.ndarray, max_side: int) -> np.ndarray:
 
 def _overlay(thumb: np.ndarray, flagged: np.ndarray) -> np.ndarray:
     """The thumbnail with the flagged pixels painted ``OVERLAY_RGB`` in proportion to the fraction of each
-    thumbnail pixel flagged (what shrinking the full-resolution overlay shows, without making it)."""
+    thumbnail pixel flagged (what shrinking the full-resolution overlay shows, without making it); a grey
+    (luma) thumbnail is drawn in grey."""
     weight = (flagged.astype(np.float32) / 255.0)[..., None]
     rgb = thumb if thumb.ndim == 3 else np.repeat(thumb[..., None], 3, axis=2)
     out = rgb.astype(np.float32) * (1.0 - weight) + np.float32(OVERLAY_RGB) * weight

@@ -50,6 +50,7 @@ from station.procedures.captures import (
     png_bytes,
     set_light,
 )
+from station.procedures.preview_luma import shot_luma
 from station.procedures.result import ResultParts
 from station.procedures.sweep_plots import RightAxis, twin_axis_png
 from station.scene import require_chart, require_lens
@@ -231,13 +232,11 @@ def _summary(shot: Any) -> dict[str, Any]:
     rows, cols = centre_region(shot.raw.shape, ROI_FRACTION)
     means = channel_means(np.ascontiguousarray(shot.raw[rows, cols]), shot.frame.cfa, 1.0)
     luma_mean = None
-    payload = shot.pngs.pop("preview", None)  # decoded here, not kept on the shot: the 150 MB RGB goes at once
-    preview = decode_png(payload, "preview") if payload is not None else shot.preview
-    del payload
-    if preview is not None:
-        prow, pcol = centre_region(preview.shape, ROI_FRACTION)
-        centre = np.ascontiguousarray(preview[prow, pcol])
-        del preview
+    luma = shot_luma(shot)  # decoded a band of rows at a time: no 150 MB RGB preview (issue 13)
+    if luma is not None:
+        prow, pcol = centre_region(luma.shape, ROI_FRACTION)
+        centre = np.ascontiguousarray(luma[prow, pcol])
+        del luma
         luma_mean = centre_luma_mean(centre, 1.0)
     truth = shot.truth or {}
     return {"seq": shot.seq, "means": means, "luma_mean": luma_mean,

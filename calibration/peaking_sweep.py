@@ -129,7 +129,7 @@ class PeakingSweep:
             raise PeakingCalibrationError(f"only {len(edges.points)} clean edge profiles in the sharpest frame (focus "
                                           f"{best[1]:g}); need {MIN_PROFILES} edges with one boundary within "
                                           f"{reach:g} px")
-        edge_mask = edges.edge_mask
+        edge_mask, edges = edges.edge_mask, edges.profiles_only()  # the binary map goes
         n_edges = int(edge_mask.sum())
         variance, coverage = [], []
         for position, _, path in frames:

@@ -220,19 +220,22 @@ def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
     luma = preview_luma(luma)
     lut = _decode_lut(tone)
     otsu, _ = cv2.threshold(luma, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    low, high = luma[luma <= otsu], luma[luma > otsu]
-    if low.size == 0 or high.size == 0:
+    codes = _code_histogram(luma)
+    split = int(otsu) + 1  # codes <= otsu are the dark class
+    if not codes[:split].any() or not codes[split:].any():
         raise PeakingCalibrationError("the sharpest frame is uniform: no chart edges to calibrate peaking on")
-    dark, light = float(np.median(low)), float(np.median(high))
+    dark, light = _median_code(codes[:split]), split + _median_code(codes[split:])
     if light - dark < MIN_CONTRAST_CODES:
         raise PeakingCalibrationError(f"chart contrast {light - dark:.0f} luma codes in the sharpest frame is "
                                       f"below {MIN_CONTRAST_CODES}: no usable edges")
     mid = 0.5 * (np.interp(dark, np.arange(256), lut) + np.interp(light, np.arange(256), lut))
-    binary = cv2.medianBlur((lut >= mid).astype(np.uint8)[luma], 3)  # lin >= mid, by code
+    binary = cv2.medianBlur(cv2.LUT(luma, (lut >= mid).astype(np.uint8)), 3)  # lin >= mid, by code; 0 / 1
     kernel = np.ones((3, 3), np.uint8)
-    edge_mask = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, kernel) > 0
-    light_side = (binary > 0) & (cv2.erode(binary, kernel) == 0)
+    edge_mask = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, kernel).view(bool)  # 0 / 1: a bool view, no copy
+    light_side = cv2.erode(binary, kernel)
+    np.subtract(binary, light_side, out=light_side)  # on the light side, its eroded self dark: 1
     ys, xs = np.nonzero(light_side)
+    del light_side
     gx, gy = _gradient_at(luma, lut, ys, xs)
     norm = np.hypot(gx, gy)
     keep = norm > 0
@@ -246,7 +249,25 @@ def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
     if len(points) > max_profiles:
         pick = np.linspace(0, len(points) - 1, max_profiles).astype(np.intp)
         points, normals = points[pick], normals[pick]
-    return ChartEdges(dark, light, binary > 0, edge_mask, points, normals)
+    return ChartEdges(dark, light, binary.view(bool), edge_mask, points, normals)
+
+
+def _code_histogram(luma: np.ndarray) -> np.ndarray:
+    """Pixels at each 8-bit code (int64, 256), a million at a time (no whole-frame intp copy)."""
+    flat = luma.ravel()
+    counts = np.zeros(256, np.int64)
+    for i in range(0, flat.size, _HIST_CHUNK):
+        counts += np.bincount(flat[i:i + _HIST_CHUNK], minlength=256)
+    return counts
+
+
+def _median_code(counts: np.ndarray) -> float:
+    """``np.median`` of the codes counted in ``counts`` (code i: counts[i]): the middle one, or the mean of
+    the two middle ones, exact from the cumulative counts (no boolean-indexed copy of a 50 MP frame)."""
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    lower, upper = np.searchsorted(cumulative, [(n - 1) // 2 + 1, n // 2 + 1])
+    return float((int(lower) + int(upper)) / 2.0)
 
 
 def _gradient_at(luma: np.ndarray, lut: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -190,6 +190,7 @@ def _light_sweep(station: Station, sensor: str, exposure_us: int | None, max_lev
             shot = capture_shot(station, sensor, ("raw10",))
         frames[ae_level] = _summary(shot)
         black, white, cfa = float(shot.frame.black_level), float(shot.frame.white_level), shot.frame.cfa
+        del shot  # its 100 MB RAW is summarised: not held through the sweep
         slope = _brightest_above_black(frames[ae_level]["means"], black) / ae_level  # DN per % below clipping
         _take_levels(station, sensor, frames, [(max_level_pct, False)], max_level_pct)
         top_dn = _brightest_above_black(frames[round(max_level_pct, 3)]["means"], black)

@@ -79,3 +79,30 @@ def test_lsf_variance_is_unchanged_by_the_bands(star_like, monkeypatch) -> None:
     monkeypatch.setattr(peaking, "_PROFILE_BAND_ROWS", 9)
     assert [lsf_variance(luma, edges, reach_px=8.0) for luma in star_like] == before
     assert before[1] > 4 * before[0]
+
+
+def _chart_edges_whole_frame(luma: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
+    """The levels, masks and light-side pixels as the whole-frame code found them (boolean-indexed medians)."""
+    import cv2
+
+    lut = _decode_lut("srgb")
+    otsu, _ = cv2.threshold(luma, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark, light = float(np.median(luma[luma <= otsu])), float(np.median(luma[luma > otsu]))
+    mid = 0.5 * (np.interp(dark, np.arange(256), lut) + np.interp(light, np.arange(256), lut))
+    binary = cv2.medianBlur((lut >= mid).astype(np.uint8)[luma], 3)
+    kernel = np.ones((3, 3), np.uint8)
+    edge_mask = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, kernel) > 0
+    light_side = (binary > 0) & (cv2.erode(binary, kernel) == 0)
+    return dark, light, binary > 0, edge_mask, np.argwhere(light_side)
+
+
+def test_chart_edges_without_frame_copies_equal_the_whole_frame_code(star_like) -> None:
+    for luma in star_like:
+        edges = chart_edges(luma)
+        dark, light, binary, edge_mask, light_side = _chart_edges_whole_frame(luma)
+        assert (edges.dark_code, edges.light_code) == (dark, light)
+        assert edges.binary.dtype == edges.edge_mask.dtype == bool
+        assert np.array_equal(edges.binary, binary) and np.array_equal(edges.edge_mask, edge_mask)
+        # every profile starts on a light-side pixel of the whole-frame code
+        on_side = {(int(y), int(x)) for y, x in light_side}
+        assert all((int(y), int(x)) in on_side for x, y in edges.points) and len(edges.points) > 100

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from calibration.peaking_sweep import PeakingSweep
-from calibration.zebra import preview_luma
 from station.pipeline import Pending, Pipeline, analysis_pool
 from station.procedures.captures import FocusAxis, capture_shot
+from station.procedures.preview_luma import shot_luma
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -63,14 +63,14 @@ class PreviewSweep:
 
 def _sweep_frame(shot: Any, frames: PeakingSweep, position: float, keep: bool) -> np.ndarray | None:
     """A sweep preview's luma (its PNG decoded here) into ``frames``; the luma back only when ``keep``."""
-    luma = preview_luma(shot.preview)
+    luma = shot_luma(shot)
     frames.add_frame(position, luma)
     return luma if keep else None
 
 
 def _shot_luma(shot: Any) -> np.ndarray:
     """The preview luma of a shot (its PNG decoded here)."""
-    return preview_luma(shot.preview)
+    return shot_luma(shot)
 
 
 def preview_lumas(station: Station, sensor: str, count: int) -> list[np.ndarray]:

@@ -222,11 +222,13 @@ def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: s
 
 @dataclass
 class RawColourCapture(ResultParts):
-    """The colour chart of one sensor's RAW integrity check: RAW10, DNG and preview in one exposure, and the
-    exposure (us) the step chart's ramp is scaled from; with its CFA-order and RAW10 = DNG checks."""
+    """The colour chart of one sensor's RAW integrity check: what its RAW10, DNG and preview of one exposure
+    gave (the levels and CFA order the frame declares, its CFA-order and RAW10 = DNG checks) and the exposure
+    (us) the step chart's ramp is scaled from. No pixels: a plan keeps it for ``check_raw_integrity`` until the
+    step chart is up, and a 50 MP shot (RAW, DNG, preview) is 300 MB."""
 
     sensor: str
-    shot: Any  # station.procedures.captures.Shot
+    declared: dict[str, Any]  # cfa, black_level, white_level the frame declares
     exposure_us: int
     cfa: dict[str, Any]
     raw10_dng: dict[str, Any]
@@ -260,13 +262,18 @@ def capture_raw_colour(station: Station, sensor: str, *, gain: float = 1.0, colo
         if sensor == "main":
             station.dut.configure(sensor, focus_m=None)
     cfa, same = _colour_checks(sensor, shot, colour_chart)
-    return RawColourCapture(sensor, shot, int(exposure), cfa, same)
+    return RawColourCapture(sensor, _declared(shot.frame), int(exposure), cfa, same)
+
+
+def _declared(frame: Any) -> dict[str, Any]:
+    """The CFA order, black and white levels a RAW frame declares."""
+    return {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
 
 
 def _colour_checks(sensor: str, colour: Any, colour_chart: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """CFA order from the chart's red and blue patches, and RAW10 = DNG (samples and declared levels)."""
     frame = colour.frame
-    declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
+    declared = _declared(frame)
     same = raw10_equals_dng(frame.data, colour.dng.data)
     meta_diff = {k: [v, getattr(colour.dng, k)] for k, v in declared.items() if getattr(colour.dng, k) != v}
     same.update(declared_metadata_equal=not meta_diff, metadata_differences=meta_diff)
@@ -309,7 +316,7 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
                 checks = analysis_pool(station).submit(f"{sensor}: CFA order and RAW10 = DNG", _colour_checks,
                                                        sensor, shot, colour_chart)  # behind the ramp and darks
             else:
-                shot, exposure = colour.shot, colour.exposure_us
+                exposure = colour.exposure_us
             if not ramp_first:
                 ramp, _ = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg, exposure)
             station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * RAMP_EXPOSURES[0]))))
@@ -318,19 +325,22 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
     finally:
         if sensor == "main":
             station.dut.configure(sensor, focus_m=None)
-    frame = shot.frame
-    declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
-    black = float(frame.black_level)
-    cfa, same = (colour.cfa, colour.raw10_dng) if colour is not None else checks.result()
+    if colour is None:
+        declared = _declared(shot.frame)
+        del shot  # the checks' job holds it until they are done; the ramp's code counts need not
+        cfa, same = checks.result()
+    else:
+        declared, cfa, same = dict(colour.declared), colour.cfa, colour.raw10_dng
+    black = float(declared["black_level"])
 
     counts = code_counts(ramp[0])
     pile = np.flatnonzero(counts >= CLIP_PILE_FRACTION * ramp[0].size)
-    clip = float(pile.max()) if len(pile) else float(frame.white_level)
+    clip = float(pile.max()) if len(pile) else float(declared["white_level"])
     codes = code_report(ramp + darks, black, clip)
     codes["clip_level_dn"] = clip
     codes["missing"] = codes["missing"][:64]  # the first ones: enough to read the pattern
 
-    measured = black_level_from_darks(darks, frame.cfa)
+    measured = black_level_from_darks(darks, declared["cfa"])
     black_check = check_black_level(measured, black, black_tolerance_dn)
 
     passed = bool(codes["pass"] and black_check["pass"] and cfa["pass"] and same["pass"])

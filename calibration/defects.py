@@ -302,38 +302,56 @@ TRIM_PCT = (0.1, 99.9)
 _TRIMMED_NORMAL_STD = 0.98952
 
 
+def _plane_sigma(plane: np.ndarray) -> float:
+    """A CFA site's robust standard deviation: the std of its values between ``TRIM_PCT``."""
+    lo, hi = np.percentile(plane, TRIM_PCT)
+    inner = plane[(plane >= lo) & (plane <= hi)]
+    return float(inner.std()) / _TRIMMED_NORMAL_STD
+
+
 def _robust_sigma(values: np.ndarray, cfa: str) -> np.ndarray:
     """(H, W) each CFA site's robust standard deviation of ``values``: their std between ``TRIM_PCT``."""
     sigma = np.empty_like(values)
-    for row, col in (s for sites in _channel_sites(cfa).values() for s in sites):
-        plane = values[row::2, col::2]
-        lo, hi = np.percentile(plane, TRIM_PCT)
-        inner = plane[(plane >= lo) & (plane <= hi)]
-        sigma[row::2, col::2] = float(inner.std()) / _TRIMMED_NORMAL_STD
+    for row, col in _sites(cfa):
+        sigma[row::2, col::2] = _plane_sigma(values[row::2, col::2])
     return sigma
 
 
-def dark_outliers(dark_frames: np.ndarray | list[np.ndarray], exposure_s: float, cfa: str,
-                  thresholds: DefectThresholds | None = None,
+def dark_outliers(dark_frames: Frames, exposure_s: float, cfa: str, thresholds: DefectThresholds | None = None,
                   false_alarms: float = FALSE_ALARMS_PER_FRAME) -> np.ndarray:
     """(H, W) bool: hot and warm pixels of the darks (dark signal rate >= ``warm_dn_per_s``, as ``find_defects``;
     stuck pixels reading high too) that also stand clear of the noise (``noise_sigmas`` robust standard
     deviations above their CFA site's median; EMVA 1288 4.0 defect pixels): at a short exposure the rate
-    thresholds alone sit in the noise."""
+    thresholds alone sit in the noise. One CFA plane at a time."""
     t = thresholds or DefectThresholds()
-    rate = dark_signal_rate(dark_frames, exposure_s, cfa)
-    above_dn = rate * float(exposure_s)
-    k = noise_sigmas(rate.size, false_alarms)
-    return (rate >= t.warm_dn_per_s) & (above_dn >= k * _robust_sigma(above_dn, cfa))
+    shape = _shape(dark_frames)
+    k = noise_sigmas(shape[0] * shape[1], false_alarms)
+    out = np.empty(shape, dtype=bool)
+    for row, col in _sites(cfa):
+        rate = _plane_rate(dark_frames, exposure_s, row, col)
+        above_dn = rate * float(exposure_s)
+        out[row::2, col::2] = (rate >= t.warm_dn_per_s) & (above_dn >= k * _plane_sigma(above_dn))
+    return out
 
 
-def flat_outliers(flat_frames: np.ndarray | list[np.ndarray], dark: np.ndarray | float, cfa: str,
-                  thresholds: DefectThresholds | None = None,
+def flat_outliers(flat_frames: Frames, dark: Frames | float, cfa: str, thresholds: DefectThresholds | None = None,
                   false_alarms: float = FALSE_ALARMS_PER_FRAME) -> np.ndarray:
     """(H, W) bool: dead, weak and stuck pixels of the flats (``relative_response`` below ``weak_ratio``, as
     ``find_defects``) whose shortfall also stands clear of the noise (``noise_sigmas`` robust standard
-    deviations)."""
+    deviations). ``dark``: dark frames (a stack, a list, a ``FrameSum``), their mean, or a level. One CFA plane
+    at a time."""
     t = thresholds or DefectThresholds()
-    response = relative_response(flat_frames, dark, cfa, t.median_window_px)
-    k = noise_sigmas(response.size, false_alarms)
-    return (response < t.weak_ratio) & (1.0 - response >= k * _robust_sigma(response, cfa))
+    shape = _shape(flat_frames)
+    k = noise_sigmas(shape[0] * shape[1], false_alarms)
+    out = np.empty(shape, dtype=bool)
+    for row, col in _sites(cfa):
+        response = _plane_response(_plane_signal(flat_frames, dark, row, col), t.median_window_px)
+        out[row::2, col::2] = (response < t.weak_ratio) & (1.0 - response >= k * _plane_sigma(response))
+    return out
+
+
+def dark_rate_count(dark_frames: Frames, exposure_s: float, cfa: str, threshold_dn_per_s: float) -> int:
+    """Pixels whose dark signal rate (``dark_signal_rate``) is ``threshold_dn_per_s`` or more, a plane at a
+    time."""
+    return sum(int(np.count_nonzero(_plane_rate(dark_frames, exposure_s, row, col) >= threshold_dn_per_s))
+               for row, col in _sites(cfa))

@@ -11,8 +11,11 @@ from scipy import ndimage
 from calibration.defects import (
     FrameSum,
     cluster_sizes,
+    dark_outliers,
+    dark_rate_count,
     dark_signal_rate,
     find_defects,
+    flat_outliers,
     relative_response,
     sum_dtype,
 )
@@ -128,3 +131,24 @@ def test_a_frame_sum_is_exact_and_refuses_what_would_overflow():
         small.add(np.zeros((5, 6), np.uint16))
     with pytest.raises(ValueError, match="integer"):
         small.add(np.zeros((4, 6), np.float32))
+
+
+@pytest.mark.parametrize(("seed", "cfa"), [(5, "RGGB"), (6, "GBRG")])
+def test_the_characterisation_outliers_plane_by_plane_equal_the_whole_frame_maths(seed, cfa):
+    """``defect_exclusion``'s masks (short darks: the noise test decides) and the hot-pixel count, lean and
+    whole-frame, on the same frames: equal pixel for pixel."""
+    data = _frame_set(seed, 2)
+    dark_mean = np.mean(data["dark_short"], axis=0, dtype=np.float64)
+    for exposure_s in (0.002, DARK_LONG_S):
+        ref = reference.dark_outliers(data["dark_long"], exposure_s, cfa)
+        assert ref.any() and not ref.all()
+        np.testing.assert_array_equal(dark_outliers(data["dark_long"], exposure_s, cfa), ref)
+        np.testing.assert_array_equal(dark_outliers(_summed(data["dark_long"]), exposure_s, cfa), ref)
+        assert dark_rate_count(data["dark_long"], exposure_s, cfa, 1000.0) == int(
+            np.count_nonzero(reference.dark_signal_rate(data["dark_long"], exposure_s, cfa) >= 1000.0))
+    ref = reference.flat_outliers(data["flat"], dark_mean, cfa)
+    assert ref.any() and not ref.all()
+    np.testing.assert_array_equal(flat_outliers(data["flat"], data["dark_short"], cfa), ref)
+    np.testing.assert_array_equal(flat_outliers(data["flat"], dark_mean, cfa), ref)
+    np.testing.assert_array_equal(flat_outliers(data["flat"], 64.0, cfa),
+                                  reference.flat_outliers(data["flat"], 64.0, cfa))

@@ -271,11 +271,13 @@ def _declared(frame: Any) -> dict[str, Any]:
 
 
 def _colour_checks(sensor: str, colour: Any, colour_chart: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """CFA order from the chart's red and blue patches, and RAW10 = DNG (samples and declared levels)."""
+    """CFA order from the chart's red and blue patches, and RAW10 = DNG (samples and declared levels). The shot's
+    DNG is let go once compared (``colour.dng`` None): the preview is decoded and searched without it."""
     frame = colour.frame
     declared = _declared(frame)
     same = raw10_equals_dng(frame.data, colour.dng.data)
     meta_diff = {k: [v, getattr(colour.dng, k)] for k, v in declared.items() if getattr(colour.dng, k) != v}
+    colour.dng = None
     same.update(declared_metadata_equal=not meta_diff, metadata_differences=meta_diff)
     same["pass"] = bool(same["equal"] and not meta_diff)
     try:

@@ -182,7 +182,8 @@ def results() -> RunResults:
 @pytest.fixture(scope="session")
 def kept() -> Kept:
     """Captures a test takes for a later one (``Kept``): the slanted-edge captures the lateral CA reuses
-    (``sfr/<case>``), the ColorChecker half of RAW integrity (``raw_colour/<sensor>``)."""
+    (``sfr/<case>``), the ColorChecker half of RAW integrity (``raw_colour/<sensor>``: its checks, no pixels);
+    each taken (``Kept.take``) by its one consumer, so it does not stay for the session."""
     return Kept()
 
 

@@ -82,8 +82,15 @@ def code_report(cfa_data: np.ndarray | Sequence[np.ndarray], black: float, clip:
     8-bit data in 10 bits); ``bottom_gap_dn``: codes missing right above ``black`` before the first
     present one (data above the declared black); ``pattern``: the finding in words, or None.
     """
+    return code_report_from_counts(code_counts(cfa_data), black, clip)
+
+
+def code_report_from_counts(counts: np.ndarray, black: float, clip: float) -> dict[str, Any]:
+    """``code_report`` from the frames' ``code_counts`` (counted as the frames arrive, none of them kept)."""
     lo, hi = _range(black, clip)
-    counts = code_counts(cfa_data)
+    counts = np.asarray(counts)
+    if counts.shape != (CODES,):
+        raise RawIntegrityError(f"code counts must be {CODES} values, got shape {counts.shape}")
     present = np.flatnonzero(counts[lo:hi + 1]) + lo
     missing = (np.flatnonzero(counts[lo:hi + 1] == 0) + lo).tolist()
     constant_bits, residue = 0, 0

@@ -34,7 +34,7 @@ from calibration.raw_integrity import (
     cfa_order_from_target,
     check_black_level,
     code_counts,
-    code_report,
+    code_report_from_counts,
     raw10_equals_dng,
 )
 from station.errors import DeviceError, InputError
@@ -204,9 +204,10 @@ def _defocus(station: Station, sensor: str) -> None:
 
 def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: str | None, focus_deg: float | None,
           exposure: int | None = None) -> tuple[list[np.ndarray], int]:
-    """RAW frames of the defocused ramp chart at ``RAMP_EXPOSURES`` times the reference exposure: ``exposure``,
-    or (the ramp chart first) the colour chart's, estimated on the ramp chart's own white (its 99th percentile
-    at 60 %, as on the colour chart)."""
+    """The code counts (``code_counts``, each frame counted as it arrives: no frame kept) of the defocused ramp
+    chart's RAW frames at ``RAMP_EXPOSURES`` times the reference exposure: ``exposure``, or (the ramp chart
+    first) the colour chart's, estimated on the ramp chart's own white (its 99th percentile at 60 %, as on the
+    colour chart)."""
     del colour_chart
     require_chart(station, ramp_chart, sensor=sensor)
     if exposure is None:
@@ -216,7 +217,7 @@ def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: s
     ramp = []
     for factor in RAMP_EXPOSURES:
         station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * factor))))
-        ramp.append(capture_shot(station, sensor, ("raw10",)).raw)
+        ramp.append(code_counts(capture_shot(station, sensor, ("raw10",)).raw))
     return ramp, exposure
 
 
@@ -335,10 +336,11 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
         declared, cfa, same = dict(colour.declared), colour.cfa, colour.raw10_dng
     black = float(declared["black_level"])
 
-    counts = code_counts(ramp[0])
-    pile = np.flatnonzero(counts >= CLIP_PILE_FRACTION * ramp[0].size)
+    counts = ramp[0]  # the brightest ramp frame's code counts (their sum: its size)
+    pile = np.flatnonzero(counts >= CLIP_PILE_FRACTION * int(counts.sum()))
     clip = float(pile.max()) if len(pile) else float(declared["white_level"])
-    codes = code_report(ramp + darks, black, clip)
+    all_counts = np.sum(ramp, axis=0) + code_counts(darks)
+    codes = code_report_from_counts(all_counts, black, clip)
     codes["clip_level_dn"] = clip
     codes["missing"] = codes["missing"][:64]  # the first ones: enough to read the pattern
 
@@ -348,7 +350,7 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
     passed = bool(codes["pass"] and black_check["pass"] and cfa["pass"] and same["pass"])
     return RawIntegrityResult(sensor=sensor, declared=declared, codes=codes, black=black_check, cfa=cfa,
                               raw10_dng=same, passed=passed,
-                              plot_png=codes_plot(code_counts(ramp + darks), black, clip, sensor))
+                              plot_png=codes_plot(all_counts, black, clip, sensor))
 
 
 def codes_plot(counts: np.ndarray, black: float, clip: float, sensor: str) -> bytes:

@@ -84,6 +84,7 @@ def test_capture_frame_is_the_physics_frame(client: PhoneClient, world: World) -
     assert sum(client.histogram("m", "preview")) == frame.data.size
     meta, png = client.capture("m", "preview", frame="last")
     assert png.startswith(b"\x89PNG") and meta["seq"] == frame.extra["seq"]
+    assert isinstance(png, bytearray)  # the buffer the payload was received into, not a second (bytes) copy of it
     last = client.capture_frame("m", frame="last")
     assert last.extra["seq"] == frame.extra["seq"]
     np.testing.assert_array_equal(last.data, frame.data)

@@ -18,7 +18,8 @@ setup(
         ),
         Extension(
             "calibration._sfrk",
-            sources=[f"calibration/_sfrk_c/{name}.c" for name in ("module", "sfrk_edge", "sfrk_fit", "sfrk_esf")],
+            sources=[f"calibration/_sfrk_c/{name}.c"
+                     for name in ("module", "sfrk_edge", "sfrk_fit", "sfrk_esf", "sfrk_pipe")],
             depends=["calibration/_sfrk_c/sfrk.h"],
             extra_compile_args=["-O3", "-std=c11"],
             optional=True,

@@ -43,8 +43,8 @@ Errors: a sweep that never comes into focus, or no threshold meeting all three, 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import colour
@@ -78,6 +78,9 @@ _HIST_CHUNK = 1 << 20
 #: Rows of the frame smoothed at once for the edge normals, and the rows added each side (the Gaussian's
 #: radius, 6 px at sigma 1.5 in OpenCV, plus the Sobel's 1, with room to spare).
 _GRADIENT_BAND_ROWS = 512
+#: Rows of the peaking response, and of the linear frame sampled for edge profiles, worked out at once.
+_RESPONSE_BAND_ROWS = 512
+_PROFILE_BAND_ROWS = 512
 _GRADIENT_MARGIN_ROWS = 16
 
 
@@ -104,6 +107,31 @@ def peaking_response(luma: np.ndarray) -> np.ndarray:
     p[:-1, :] -= y[1:, :]
     p[-1:, :] -= y[-1:, :]
     return np.abs(p, out=p)
+
+
+def response_bands(luma: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(r0, r1, P)``: the peaking response of rows ``r0..r1``, a band of rows at a time (each band worked out
+    with a row of context either side), equal to those rows of ``peaking_response(luma)`` (issue 13: the int16
+    temporaries of a 50 MP frame stay a few MB)."""
+    luma = preview_luma(luma)
+    height = luma.shape[0]
+    for r0 in range(0, height, _RESPONSE_BAND_ROWS):
+        r1 = min(r0 + _RESPONSE_BAND_ROWS, height)
+        a0, a1 = max(0, r0 - 1), min(height, r1 + 1)
+        yield r0, r1, peaking_response(luma[a0:a1])[r0 - a0:r1 - a0]
+
+
+def response_histogram(luma: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """``histogram(peaking_response(luma)[where])`` (``where`` a bool (H, W) mask, None: all), band by band."""
+    hist = np.zeros(P_MAX + 1, np.int64)
+    for r0, r1, response in response_bands(luma):
+        hist += histogram(response if where is None else response[where[r0:r1]])
+    return hist
+
+
+def response_counts(luma: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """``_counts(peaking_response(luma), where)``, band by band: pixels with P >= T for every T = 0..P_MAX."""
+    return np.cumsum(response_histogram(luma, where)[::-1])[::-1]
 
 
 def peaking_mask(luma: np.ndarray, t: int) -> np.ndarray:
@@ -180,6 +208,11 @@ class ChartEdges:
     points: np.ndarray  # (N, 2) x, y of the profile centres (light-side boundary pixels)
     normals: np.ndarray  # (N, 2) unit vectors, dark -> light
 
+    def profiles_only(self) -> ChartEdges:
+        """These edges without the two (H, W) masks (100 MB at 50 MP): what ``lsf_variance`` takes."""
+        empty = np.zeros((0, 0), bool)
+        return replace(self, binary=empty, edge_mask=empty)
+
 
 def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
                 max_profiles: int = MAX_PROFILES) -> ChartEdges:
@@ -187,19 +220,22 @@ def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
     luma = preview_luma(luma)
     lut = _decode_lut(tone)
     otsu, _ = cv2.threshold(luma, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    low, high = luma[luma <= otsu], luma[luma > otsu]
-    if low.size == 0 or high.size == 0:
+    codes = _code_histogram(luma)
+    split = int(otsu) + 1  # codes <= otsu are the dark class
+    if not codes[:split].any() or not codes[split:].any():
         raise PeakingCalibrationError("the sharpest frame is uniform: no chart edges to calibrate peaking on")
-    dark, light = float(np.median(low)), float(np.median(high))
+    dark, light = _median_code(codes[:split]), split + _median_code(codes[split:])
     if light - dark < MIN_CONTRAST_CODES:
         raise PeakingCalibrationError(f"chart contrast {light - dark:.0f} luma codes in the sharpest frame is "
                                       f"below {MIN_CONTRAST_CODES}: no usable edges")
     mid = 0.5 * (np.interp(dark, np.arange(256), lut) + np.interp(light, np.arange(256), lut))
-    binary = cv2.medianBlur((lut >= mid).astype(np.uint8)[luma], 3)  # lin >= mid, by code
+    binary = cv2.medianBlur(cv2.LUT(luma, (lut >= mid).astype(np.uint8)), 3)  # lin >= mid, by code; 0 / 1
     kernel = np.ones((3, 3), np.uint8)
-    edge_mask = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, kernel) > 0
-    light_side = (binary > 0) & (cv2.erode(binary, kernel) == 0)
+    edge_mask = cv2.morphologyEx(binary, cv2.MORPH_GRADIENT, kernel).view(bool)  # 0 / 1: a bool view, no copy
+    light_side = cv2.erode(binary, kernel)
+    np.subtract(binary, light_side, out=light_side)  # on the light side, its eroded self dark: 1
     ys, xs = np.nonzero(light_side)
+    del light_side
     gx, gy = _gradient_at(luma, lut, ys, xs)
     norm = np.hypot(gx, gy)
     keep = norm > 0
@@ -213,7 +249,25 @@ def chart_edges(luma: np.ndarray, *, tone: str = "srgb", reach_px: float = 8.0,
     if len(points) > max_profiles:
         pick = np.linspace(0, len(points) - 1, max_profiles).astype(np.intp)
         points, normals = points[pick], normals[pick]
-    return ChartEdges(dark, light, binary > 0, edge_mask, points, normals)
+    return ChartEdges(dark, light, binary.view(bool), edge_mask, points, normals)
+
+
+def _code_histogram(luma: np.ndarray) -> np.ndarray:
+    """Pixels at each 8-bit code (int64, 256), a million at a time (no whole-frame intp copy)."""
+    flat = luma.ravel()
+    counts = np.zeros(256, np.int64)
+    for i in range(0, flat.size, _HIST_CHUNK):
+        counts += np.bincount(flat[i:i + _HIST_CHUNK], minlength=256)
+    return counts
+
+
+def _median_code(counts: np.ndarray) -> float:
+    """``np.median`` of the codes counted in ``counts`` (code i: counts[i]): the middle one, or the mean of
+    the two middle ones, exact from the cumulative counts (no boolean-indexed copy of a 50 MP frame)."""
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    lower, upper = np.searchsorted(cumulative, [(n - 1) // 2 + 1, n // 2 + 1])
+    return float((int(lower) + int(upper)) / 2.0)
 
 
 def _gradient_at(luma: np.ndarray, lut: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -248,13 +302,36 @@ def _one_boundary(binary: np.ndarray, points: np.ndarray, normals: np.ndarray, t
     return inside & ~side[:, t <= -1.5].any(1) & side[:, t >= 1.5].all(1)
 
 
-def lsf_variance(luma: np.ndarray, edges: ChartEdges, *, tone: str = "srgb", reach_px: float = 8.0) -> float:
-    """The line spread variance (px^2) of a frame along the chart's edge profiles (see the module steps)."""
-    lin = _decode_lut(tone)[preview_luma(luma)]
-    t = np.arange(-reach_px, reach_px + 1e-6, PROFILE_STEP_PX, dtype=np.float32)
+def _profiles(luma: np.ndarray, lut: np.ndarray, edges: ChartEdges, t: np.ndarray) -> np.ndarray:
+    """The linear frame ``lut[luma]`` sampled along the edge profiles at ``t`` px (bilinear, border replicated),
+    (profiles, len(t)) float32: a band of rows at a time, each profile from the band holding its point, cropped
+    with a margin past its reach (issue 13: no 200 MB float frame at 50 MP). The samples equal one
+    ``cv2.remap`` of the whole frame: a crop shifts the map by whole rows, exact in float32, and replicates
+    a border only where it is the frame's."""
+    height = luma.shape[0]
+    margin = int(math.ceil(float(np.abs(t).max()))) + 2
     mx = edges.points[:, :1] + edges.normals[:, :1] * t
     my = edges.points[:, 1:] + edges.normals[:, 1:] * t
-    esf = cv2.remap(lin, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+    esf = np.empty(mx.shape, np.float32)
+    rows = edges.points[:, 1]
+    for r0 in range(0, height, _PROFILE_BAND_ROWS):
+        pick = np.flatnonzero((rows >= r0) & (rows < r0 + _PROFILE_BAND_ROWS))
+        if r0 == 0:
+            pick = np.union1d(pick, np.flatnonzero(rows < 0))
+        if r0 + _PROFILE_BAND_ROWS >= height:
+            pick = np.union1d(pick, np.flatnonzero(rows >= height))
+        if not len(pick):
+            continue
+        a0, a1 = max(0, r0 - margin), min(height, r0 + _PROFILE_BAND_ROWS + margin)
+        esf[pick] = cv2.remap(lut[luma[a0:a1]], mx[pick], my[pick] - np.float32(a0), cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+    return esf
+
+
+def lsf_variance(luma: np.ndarray, edges: ChartEdges, *, tone: str = "srgb", reach_px: float = 8.0) -> float:
+    """The line spread variance (px^2) of a frame along the chart's edge profiles (see the module steps)."""
+    t = np.arange(-reach_px, reach_px + 1e-6, PROFILE_STEP_PX, dtype=np.float32)
+    esf = _profiles(preview_luma(luma), _decode_lut(tone), edges, t).astype(np.float64)
     lsf = np.diff(esf, axis=1)
     tm = 0.5 * (t[:-1] + t[1:]).astype(np.float64)
     ends = 4

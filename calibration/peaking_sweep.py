@@ -24,13 +24,13 @@ from calibration.peaking import (
     MIN_PROFILES,
     PeakingCalibration,
     PeakingCalibrationError,
-    _counts,
     chart_edges,
     choose_threshold,
     focus_state,
     histogram,
     lsf_variance,
-    peaking_response,
+    response_counts,
+    response_histogram,
 )
 from calibration.preview import preview_luma
 
@@ -38,9 +38,13 @@ from calibration.preview import preview_luma
 def sharpness(response: np.ndarray) -> float:
     """Mean P^2 of a peaking response, from its histogram (equal to ``np.mean(np.square(P, float64))``: every
     partial sum is an integer below 2^53, so both are the exact sum divided once by the pixel count)."""
-    hist = histogram(response)
+    return mean_square(histogram(response), response.size)
+
+
+def mean_square(hist: np.ndarray, size: int) -> float:
+    """Mean P^2 from the histogram of P over ``size`` pixels (the exact sum of squares, divided once)."""
     values = np.arange(hist.size, dtype=np.int64)
-    return float(int(hist @ (values * values))) / response.size
+    return float(int(hist @ (values * values))) / size
 
 
 class PeakingSweep:
@@ -77,7 +81,7 @@ class PeakingSweep:
     def add_frame(self, position: float, image: np.ndarray) -> float:
         """Take the frame at focus ``position`` (8-bit luma or the RGB preview); returns its sharpness."""
         luma = preview_luma(image)
-        value = sharpness(peaking_response(luma))
+        value = mean_square(response_histogram(luma), luma.size)  # band by band: no 100 MB response frame
         with self._lock:
             if self._shape is not None and luma.shape != self._shape:
                 raise PeakingCalibrationError(f"frame at focus {position:g} is {luma.shape}, expected {self._shape}")
@@ -103,7 +107,7 @@ class PeakingSweep:
     def add_flat(self, image: np.ndarray) -> None:
         """Take a flat field at the sweep's gain: reduced at once to its flag rate at every threshold."""
         flat = preview_luma(image)
-        rate = _counts(peaking_response(flat)) / flat.size
+        rate = response_counts(flat) / flat.size
         with self._lock:
             self._flat_shapes.append(flat.shape)
             self._flat_rate = rate if self._flat_rate is None else np.maximum(self._flat_rate, rate)
@@ -125,13 +129,13 @@ class PeakingSweep:
             raise PeakingCalibrationError(f"only {len(edges.points)} clean edge profiles in the sharpest frame (focus "
                                           f"{best[1]:g}); need {MIN_PROFILES} edges with one boundary within "
                                           f"{reach:g} px")
-        edge_mask = edges.edge_mask
+        edge_mask, edges = edges.edge_mask, edges.profiles_only()  # the binary map goes
         n_edges = int(edge_mask.sum())
         variance, coverage = [], []
         for position, _, path in frames:
             luma = best[2] if position == best[1] else np.fromfile(path, dtype=np.uint8).reshape(shape)  # type: ignore[arg-type]
             variance.append(lsf_variance(luma, edges, tone=self.tone, reach_px=reach))
-            coverage.append(_counts(peaking_response(luma), edge_mask) / n_edges)
+            coverage.append(response_counts(luma, edge_mask) / n_edges)
         variance_px2 = np.array(variance)
         state = focus_state(focus, variance_px2, self.coc_px)
         for flat_shape in flat_shapes:

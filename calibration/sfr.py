@@ -43,10 +43,12 @@ Measured on analytic edges (Gaussian PSF sigma 0.6..2 px integrated over square 
 For CFA data see ``calibration.sfr_cfa`` (a colour plane at half resolution, or the luminance).
 
 Speed: where the optional C extension ``calibration._sfrk`` is built (setup.py; sources in ``calibration/_sfrk_c``)
-the same steps run there -- the ROI's orientation, levels and noise in one pass, the edge location (steps 2-3) in
-one call, the projection to the windowed LSF (steps 5-6) in another, the GIL released -- about 7x fewer CPU
-seconds per edge than the numpy below, which stays the reference (``sfr(..., kernel=False)``) and the fallback
-without a compiler; tests/unit/test_sfr_kernel.py holds the two to 1e-9 on varied edges.
+the default options run in one C call per edge (``sfr_steps.measure_kernel``: the ROI's orientation, levels and
+noise, the edge location and fit, the checks, the ESF and windowed LSF, and for a power-of-two LSF length its rfft
+and the MTF, the GIL released); an edge it refuses goes through the step-by-step path, which names the reason, and
+so do the other options (the same steps, one kernel each). About 12x fewer CPU seconds per edge than the numpy
+below (``station bench sfr``), which stays the reference (``sfr(..., kernel=False)``) and the fallback without a
+compiler; tests/unit/test_sfr_kernel.py holds the two to 1e-9 on varied edges.
 
 Shading across the ROI (vignetting, an uneven light) tilts the ESF plateaus and biases the MTF (up to
 1.25 % at the field edge of the twin's f/0.95 lens): divide by a flat field first (ISO 12233 practice), or pass
@@ -62,7 +64,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from calibration import sfr_steps
-from calibration.sfr_fit import EdgeFit, FitError, f_table, fit_edge
+from calibration.sfr_fit import EdgeFit, FitError, f_table, fit_edge, polyval_coef
 from calibration.sfr_quality import edge_quality
 from calibration.sfr_steps import LSF_TAIL_FRACTION, MAX_CORRECTION, TAIL_SMOOTH_PX, SfrError
 
@@ -201,10 +203,23 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     select, max_order = _check_options(a, fit_order, oversample, window)
     use_kernel = kernel and sfr_steps._kernel is not None
     clipped = None if clip_level is None else float(np.count_nonzero(a >= clip_level)) / a.size
+    if use_kernel and not plateau_slope and not bin_phase and lsf_span in ("auto", "full"):
+        # the common options in two C calls; an edge refused there goes through the steps below, which say why
+        opts = sfr_steps.measure_options(max_order, select, window, tukey_alpha, CENTROID_PASSES, oversample,
+                                         lsf_span == "auto", LSF_SPAN_RISES, LSF_MIN_HALF_WIDTH_PX, integer_cycles,
+                                         MIN_ROI_PX, MIN_CONTRAST_TO_NOISE, MAX_FIT_RMS_PX,
+                                         MAX_FREQ_CY_PX + 1e-12, NYQUIST_CY_PX / 2.0)
+        got = sfr_steps.measure_kernel(a, opts, oversample, f_table(max(max(a.shape), 2)), correct_binning)
+        if got is not None:
+            (transposed, negated, left, right, noise, _, order, coef_t, centre, scale_t, slope_t, bend, rms, rise_px,
+             nkeep, inner_empty, half, esf, lsf, mtf) = got
+            slope = slope_t / scale_t
+            return _result(esf, lsf, slope, transposed, negated, left, right, right - left, noise, rise_px, half,
+                           nkeep, inner_empty, polyval_coef(coef_t, centre, scale_t), order, rms, bend, oversample,
+                           correct_binning, roi_xywh, clipped, True, mtf)
     prep = sfr_steps._prep_kernel if use_kernel else sfr_steps._prep_numpy
     a, transposed, negated, left, right, noise, scale, row_sums = prep(a)
     nlin, npix = a.shape
-    levels = (-right, -left) if negated else (left, right)
     contrast = right - left
     if contrast <= max(MIN_CONTRAST_TO_NOISE * noise, 1e-9 * scale) or scale == 0.0:
         raise SfrError(f"no edge in the ROI: contrast {contrast:.4g} against noise {noise:.3g} "
@@ -233,20 +248,44 @@ def sfr(roi: np.ndarray, *, oversample: int = 4, window: str = "tukey", tukey_al
     r0 = (nlin - nkeep) // 2
     esf, lsf, inner_empty, half = _esf_lsf(a, edge_x, r0, nkeep, oversample, noise, contrast, rise_px, angle,
                                            lsf_span, window, tukey_alpha, bin_phase, use_kernel)
+    return _result(esf, lsf, slope, transposed, negated, left, right, contrast, noise, rise_px, half, nkeep,
+                   inner_empty, fit.polyval_coef(), fit.order, fit.rms_px, fit.bend_px, oversample, correct_binning,
+                   roi_xywh, clipped, use_kernel)
+
+
+def _result(esf: np.ndarray, lsf: np.ndarray, slope: float, transposed: bool, negated: bool, left: float,
+            right: float, contrast: float, noise: float, rise_px: float, half: float, nkeep: int, inner_empty: int,
+            edge_fit: np.ndarray, order: int, rms_px: float, bend_px: float, oversample: int,
+            correct_binning: bool, roi_xywh: tuple[int, int, int, int] | None, clipped: float | None,
+            use_kernel: bool, mtf_done: tuple | None = None) -> SfrResult:
+    """Steps 7-8 and the result, from the LSF and the edge's figures (both paths of ``sfr``); ``mtf_done``: steps
+    7-8 as ``sfr_steps.measure_kernel`` computed them, when it did."""
+    angle = math.degrees(math.atan(slope))
     cos_angle = math.cos(math.atan(slope))
     pitch = cos_angle / oversample
-    freq, mtf = _mtf(lsf, correct_binning, pitch)
-    signed = angle if transposed else -angle  # clockwise positive as displayed
-    report = freq <= MAX_FREQ_CY_PX + 1e-12
+    if mtf_done is not None:
+        freq, mtf, mtf50, mtf_nyq2, _ = mtf_done
+    elif use_kernel:
+        got = sfr_steps.mtf_kernel(lsf, correct_binning, pitch, MAX_FREQ_CY_PX + 1e-12, NYQUIST_CY_PX / 2.0)
+        if got is None:
+            raise SfrError("no edge: the line spread function integrates to zero")
+        freq, mtf, mtf50, mtf_nyq2, nreport = got
+        freq, mtf = freq[:nreport], mtf[:nreport]  # the frequencies rise: those reported are a prefix
+    else:
+        freq, mtf = _mtf(lsf, correct_binning, pitch)
+        mtf50, mtf_nyq2 = mtf_crossing(freq, mtf, 0.5, kernel=False), mtf_at(freq, mtf, NYQUIST_CY_PX / 2.0)
+        report = freq <= MAX_FREQ_CY_PX + 1e-12
+        freq, mtf = freq[report], mtf[report]
+    levels = (-right, -left) if negated else (left, right)
     return SfrResult(
-        mtf50_cy_px=mtf_crossing(freq, mtf, 0.5, kernel=use_kernel), mtf_nyq2=mtf_at(freq, mtf, NYQUIST_CY_PX / 2.0),
-        angle_deg=signed, freq_cy_px=freq[report], mtf=mtf[report], esf=esf, lsf=lsf, edge_fit=fit.polyval_coef(),
+        mtf50_cy_px=mtf50, mtf_nyq2=mtf_nyq2, angle_deg=angle if transposed else -angle,  # clockwise as displayed
+        freq_cy_px=freq, mtf=mtf, esf=esf, lsf=lsf, edge_fit=edge_fit,
         roi=tuple(int(v) for v in roi_xywh) if roi_xywh is not None else None,
         orientation="horizontal" if transposed else "vertical",
-        esf_pitch_px=pitch, fit_rms_px=fit.rms_px, contrast=contrast, empty_bins=inner_empty,
+        esf_pitch_px=pitch, fit_rms_px=rms_px, contrast=contrast, empty_bins=inner_empty,
         extra={"rise_10_90_px": rise_px * cos_angle, "lsf_half_width_px": half / oversample * cos_angle,
-               "noise": noise, "rows_used": nkeep, "fit_order": fit.order},
-        quality=edge_quality(*levels, noise, angle, nkeep, clipped, fit.rms_px, fit.bend_px),
+               "noise": noise, "rows_used": nkeep, "fit_order": order},
+        quality=edge_quality(*levels, noise, angle, nkeep, clipped, rms_px, bend_px),
     )
 
 

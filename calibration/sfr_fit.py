@@ -78,18 +78,25 @@ class EdgeFit:
 
     def polyval_coef(self) -> np.ndarray:
         """The same polynomial in ``y`` (``np.polyval`` order, highest first): ``t = a y + b`` expanded."""
-        a, b = 1.0 / self.scale, -self.centre / self.scale
-        if self.order == 1:  # the loop below, unrolled for the line
-            c0, c1 = float(self.coef_t[0]), float(self.coef_t[1])
-            return np.array([0.0 + c1 * a, c0 + c1 * b])
-        out = [0.0] * (self.order + 1)  # lowest power of y first
-        power = [1.0]  # coefficients of (a y + b)^k, lowest first
-        for c in self.coef_t:
-            for i, pc in enumerate(power):
-                out[i] += float(c) * pc
-            power = [b * (power[i] if i < len(power) else 0.0) + a * (power[i - 1] if i else 0.0)
-                     for i in range(len(power) + 1)]
-        return np.array(out[::-1])
+        return polyval_coef(self.coef_t, self.centre, self.scale)
+
+
+def polyval_coef(coef_t: np.ndarray, centre: float, scale: float) -> np.ndarray:
+    """``x = p(t)``, ``t = (y - centre) / scale`` (``coef_t`` lowest power first) as a polynomial in ``y``
+    (``np.polyval`` order, highest first): ``t = a y + b`` expanded."""
+    a, b = 1.0 / scale, -centre / scale
+    order = len(coef_t) - 1
+    if order == 1:  # the loop below, unrolled for the line
+        c0, c1 = float(coef_t[0]), float(coef_t[1])
+        return np.array([0.0 + c1 * a, c0 + c1 * b])
+    out = [0.0] * (order + 1)  # lowest power of y first
+    power = [1.0]  # coefficients of (a y + b)^k, lowest first
+    for c in coef_t:
+        for i, pc in enumerate(power):
+            out[i] += float(c) * pc
+        power = [b * (power[i] if i < len(power) else 0.0) + a * (power[i - 1] if i else 0.0)
+                 for i in range(len(power) + 1)]
+    return np.array(out[::-1])
 
 
 @lru_cache(maxsize=256)

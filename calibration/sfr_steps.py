@@ -15,6 +15,8 @@ try:  # the optional compiled kernels (setup.py); the numpy below computes the s
     from calibration import _sfrk as _kernel
 except ImportError:  # pragma: no cover - a machine without a C compiler
     _kernel = None
+if _kernel is not None and not hasattr(_kernel, "measure"):  # pragma: no cover - built from older sources
+    _kernel = None  # (rebuild: pip install -e .) the numpy path, not a missing function halfway through an edge
 
 #: sfrmat's ``fir2fix`` limit on the derivative correction.
 MAX_CORRECTION = 10.0
@@ -301,3 +303,85 @@ def _plateau_shading(a: np.ndarray, edge_x: np.ndarray, clear_px: float) -> np.n
         (c_left, c_right, p, q), *_ = np.linalg.lstsq(design, vals, rcond=None)
         level = np.where(side > 0, c_right, c_left)
     return 1.0 + p * x + q * y
+
+
+@lru_cache(maxsize=64)
+def measure_options(max_order: int, select: bool, kind: str, alpha: float, passes: int, oversample: int,
+                    span_auto: bool, rises: float, min_half_px: float, integer_cycles: bool, min_roi_px: int,
+                    min_contrast_to_noise: float, max_rms_px: float, max_freq: float, at_freq: float) -> np.ndarray:
+    """The options of ``_kernel.measure`` as it reads them (17 float64, module.c's order), built once per set."""
+    opts = np.array([max_order, select, _WINDOW_KIND[kind], alpha, passes, oversample, span_auto, rises, min_half_px,
+                     LSF_TAIL_FRACTION, TAIL_SMOOTH_PX, integer_cycles, min_roi_px, min_contrast_to_noise,
+                     max_rms_px, max_freq, at_freq], dtype=np.float64)
+    opts.flags.writeable = False
+    return opts
+
+
+def measure_kernel(a: np.ndarray, opts: np.ndarray, oversample: int, table: np.ndarray,
+                   correct_binning: bool) -> tuple | None:
+    """The default e-SFR path from the ROI ``a`` to its MTF in one C call (``_kernel.measure``: prep, the edge's
+    location and fit, the checks, whole phase cycles, ESF, LSF, and for a power-of-two LSF length its rfft and the
+    MTF); a transposed (Fortran-order) view is read as its C-order base. None when any check refuses the edge (the
+    step path then names the reason), else ``(transposed, negated, left, right, noise, scale, order, coef_t, centre,
+    scale_t, slope_t, bend, rms, rise_px, rows_kept, inner_empty, half, esf, lsf, mtf)`` where ``mtf`` is ``(freq,
+    mtf, mtf50, mtf_at, reported)`` (as ``mtf_kernel``) or None when the caller computes it."""
+    swapped = not a.flags.c_contiguous and a.T.flags.c_contiguous
+    src = a.T if swapped else np.ascontiguousarray(a)
+    h, w = src.shape
+    big = max(h, w)
+    nbig = oversample * big
+    coef = np.empty(6)
+    bins = np.empty(2 * nbig)  # the ESF and the LSF
+    spectrum = np.empty(2 * (nbig // 2 + 1))  # the frequencies and the MTF
+    nf = nbig // 2 + 1
+    got = _kernel.measure(src, h, w, opts, table, table.shape[1], np.empty(h * w), np.empty(big), coef,
+                          np.empty(big, dtype=np.uint8), np.empty(big), np.empty(nbig, dtype=np.int64), bins[:nbig],
+                          bins[nbig:], _mtf_tables(oversample * w, correct_binning),
+                          _mtf_tables(oversample * h, correct_binning), spectrum[:nf], spectrum[nf:])
+    if got is None:
+        return None
+    (turned, negated, left, right, noise, scale, order, centre, scale_t, slope_t, bend, rms, rise, nkeep, inner, half,
+     mtf50, mtf_at, reported) = got
+    nbin = oversample * (h if turned else w)
+    mtf = (spectrum[:reported], spectrum[nf:nf + reported], mtf50, mtf_at, reported) if reported >= 0 else None
+    return (bool(turned) != swapped, bool(negated), left, right, noise, scale, order, coef[:order + 1], centre,
+            scale_t, slope_t, bend, rms, rise, nkeep, inner, half, bins[:nbin], bins[nbig:nbig + nbin], mtf)
+
+
+@lru_cache(maxsize=32)
+def _mtf_tables(nbin: int, correct_binning: bool) -> np.ndarray | None:
+    """What ``_kernel.measure`` computes the MTF of an ``nbin`` LSF with: its rfft's twiddles (``_twiddles``),
+    frequencies and divisors (``_spectrum_axis``) in one array; None unless ``nbin`` is a power of two >= 4."""
+    if nbin < 4 or nbin & (nbin - 1):
+        return None
+    kk, divisor = _spectrum_axis(nbin, correct_binning)
+    table = np.concatenate([_twiddles(nbin), kk, divisor])
+    table.flags.writeable = False
+    return table
+
+
+def mtf_kernel(lsf: np.ndarray, correct_binning: bool, pitch_px: float, max_freq: float,
+               at_freq: float) -> tuple[np.ndarray, np.ndarray, float, float, int] | None:
+    """Steps 7-8 in one C call: the LSF's rfft (in C for a power-of-two length, else ``np.fft.rfft``),
+    frequencies (cycles/px), MTF, MTF50, the MTF at ``at_freq`` and how many frequencies are <= ``max_freq``; None
+    when the LSF integrates to zero."""
+    nbin = lsf.size
+    n = nbin // 2 + 1
+    kk, divisor = _spectrum_axis(nbin, correct_binning)
+    freq, mtf = np.empty(n), np.empty(n)
+    if nbin >= 4 and nbin & (nbin - 1) == 0:
+        got = _kernel.mtf_lsf(lsf, nbin, _twiddles(nbin), kk, divisor, pitch_px, max_freq, at_freq, freq, mtf)
+    else:
+        got = _kernel.mtf(np.fft.rfft(lsf), n, kk, divisor, pitch_px, max_freq, at_freq, freq, mtf)
+    if got is None:
+        return None
+    return freq, mtf, got[0], got[1], got[2]
+
+
+@lru_cache(maxsize=16)
+def _twiddles(nbin: int) -> np.ndarray:
+    """``cos(2 pi k / nbin)`` then ``sin(2 pi k / nbin)`` for ``k < nbin / 2``: the C rfft's twiddle factors."""
+    angle = 2.0 * np.pi * np.arange(nbin // 2) / nbin
+    table = np.concatenate([np.cos(angle), np.sin(angle)])
+    table.flags.writeable = False
+    return table

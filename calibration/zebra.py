@@ -45,6 +45,8 @@ MAX_MISSED_FRACTION = 0.005
 MAX_FALSE_FLAG_FRACTION = 0.005
 #: Pixels whose quad stays below this fraction of (clip - black) above black must not be flagged.
 FALSE_FLAG_LEVEL = 0.95
+#: Quad rows of a zebra check counted at once (bounds the temporaries at 50 MP, issue 13).
+VERIFY_BAND_QUAD_ROWS = 512
 #: Linear fit range for the sweep's response: points below this fraction of the channel's top mean.
 _LINEAR_FRACTION = 0.70
 #: A channel whose mean rises less than this over the whole sweep (DN) has no clip level to find.
@@ -104,20 +106,31 @@ def _sweep_means(frames: Sequence[tuple[float, np.ndarray]], cfa: str,
                  roi_fraction: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if len(frames) < 3:
         raise ZebraCalibrationError(f"a light sweep needs three or more frames, got {len(frames)}")
-    levels = np.array([float(level) for level, _ in frames])
+    shape = np.shape(frames[0][1])
+    means = []
+    for level, data in frames:
+        data = np.asarray(data)
+        if data.shape != shape:
+            raise ZebraCalibrationError(f"sweep frame at level {float(level):g} is {data.shape}, expected {shape}")
+        means.append(channel_means(data, cfa, roi_fraction))
+    return _ordered_means([float(level) for level, _ in frames], means)
+
+
+def _ordered_means(levels_in: Sequence[float],
+                   means: Sequence[dict[str, float]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Levels ascending (checked finite and distinct) and each channel's means in that order."""
+    if len(levels_in) < 3:
+        raise ZebraCalibrationError(f"a light sweep needs three or more frames, got {len(levels_in)}")
+    levels = np.array([float(level) for level in levels_in])
     if not np.all(np.isfinite(levels)):
         raise ZebraCalibrationError("sweep levels must be finite numbers")
     order = np.argsort(levels, kind="stable")
     levels = levels[order]
     if len(np.unique(levels)) != len(levels):
         raise ZebraCalibrationError("sweep levels must all differ (one frame per light level or exposure)")
-    shape = np.shape(frames[0][1])
     stats: dict[str, list[float]] = {}
     for i in order:
-        data = np.asarray(frames[i][1])
-        if data.shape != shape:
-            raise ZebraCalibrationError(f"sweep frame at level {frames[i][0]:g} is {data.shape}, expected {shape}")
-        for name, value in channel_means(data, cfa, roi_fraction).items():
+        for name, value in means[i].items():
             stats.setdefault(name, []).append(value)
     return levels, {name: np.array(v) for name, v in stats.items()}
 
@@ -145,6 +158,18 @@ def clip_levels_from_sweep(frames: Sequence[tuple[float, np.ndarray]], cfa: str,
     light) gets None. Raises ``ZebraCalibrationError`` when no channel reaches clipping.
     """
     levels, means = _sweep_means(frames, cfa, roi_fraction)
+    return _clip_levels(levels, means, black_level)
+
+
+def clip_levels_from_means(levels: Sequence[float], means: Sequence[dict[str, float]],
+                           black_level: float) -> dict[str, float | None]:
+    """``clip_levels_from_sweep`` from each frame's channel means (``channel_means``) instead of its pixels: a
+    50 MP sweep keeps four numbers a frame, not the frame (issue 13). Same result, bit for bit."""
+    levels_sorted, by_channel = _ordered_means(levels, means)
+    return _clip_levels(levels_sorted, by_channel, black_level)
+
+
+def _clip_levels(levels: np.ndarray, means: dict[str, np.ndarray], black_level: float) -> dict[str, float | None]:
     clips = {name: _plateau(levels, m, float(black_level)) for name, m in means.items()}
     if all(c is None for c in clips.values()):
         name = max(means, key=lambda n: means[n][-1])
@@ -186,17 +211,36 @@ def luma_threshold(previews: Sequence[np.ndarray], raws: Sequence[np.ndarray], t
     """
     if len(previews) != len(raws):
         raise ZebraCalibrationError(f"{len(previews)} previews for {len(raws)} raw frames")
-    if len(raws) < 2:
-        raise ZebraCalibrationError("T_luma needs previews of two or more sweep frames")
-    if not t_raw > black:
-        raise ZebraCalibrationError(f"T_raw {t_raw} DN is not above the black level {black} DN")
+    _check_luma_sweep(len(raws), t_raw, black)
     x, y = [], []
     for preview, raw in zip(previews, raws, strict=True):
         x.append(max(channel_means(np.asarray(raw), cfa, roi_fraction).values()))
-        luma = preview_luma(np.asarray(preview))
-        rows, cols = centre_region(luma.shape, roi_fraction)
-        y.append(float(luma[rows, cols].mean(dtype=np.float64)))
-    xs, ys = np.array(x), np.array(y)
+        y.append(centre_luma_mean(preview, roi_fraction))
+    return luma_threshold_from_means(x, y, t_raw, black)
+
+
+def _check_luma_sweep(frames: int, t_raw: float, black: float) -> None:
+    if frames < 2:
+        raise ZebraCalibrationError("T_luma needs previews of two or more sweep frames")
+    if not t_raw > black:
+        raise ZebraCalibrationError(f"T_raw {t_raw} DN is not above the black level {black} DN")
+
+
+def centre_luma_mean(preview: np.ndarray, roi_fraction: float = ROI_FRACTION) -> float:
+    """Mean preview luma (``preview_luma``) over the centred region, float64 (as ``luma_threshold`` takes it)."""
+    luma = preview_luma(np.asarray(preview))
+    rows, cols = centre_region(luma.shape, roi_fraction)
+    return float(luma[rows, cols].mean(dtype=np.float64))
+
+
+def luma_threshold_from_means(raw_top_dn: Sequence[float], luma_mean: Sequence[float], t_raw: float,
+                              black: float) -> int:
+    """``luma_threshold`` from each previewed frame's brightest channel mean (DN, ``channel_means``) and centre
+    luma mean (``centre_luma_mean``): a sweep keeps two numbers a frame, not its pixels (issue 13)."""
+    if len(raw_top_dn) != len(luma_mean):
+        raise ZebraCalibrationError(f"{len(luma_mean)} preview means for {len(raw_top_dn)} raw frames")
+    _check_luma_sweep(len(raw_top_dn), t_raw, black)
+    xs, ys = np.array(raw_top_dn, dtype=np.float64), np.array(luma_mean, dtype=np.float64)
     order = np.argsort(xs, kind="stable")
     xs, ys = xs[order], ys[order]
     if not xs[0] <= t_raw <= xs[-1]:
@@ -238,14 +282,24 @@ def verify_zebra(phone_mask: np.ndarray, cfa_data: np.ndarray, clip_dn: float, b
     mask = np.asarray(phone_mask)
     if mask.ndim != 2:
         raise ValueError(f"a zebra mask must be 2-D, got shape {mask.shape}")
-    flagged = mask != 0
-    top = quad_max(np.asarray(cfa_data))
-    clipped = _truth_on_mask(top >= clip_dn, mask.shape)
+    cfa = np.asarray(cfa_data)
     below_dn = black_dn + false_flag_level * (clip_dn - black_dn)
-    below = _truth_on_mask(top < below_dn, mask.shape)
-    n_clipped, n_below = int(clipped.sum()), int(below.sum())
-    missed = int(np.count_nonzero(clipped & ~flagged))
-    false = int(np.count_nonzero(below & flagged))
+    if cfa.ndim != 2 or cfa.shape[0] % 2 or cfa.shape[1] % 2:
+        quad_max(cfa)  # raises, saying why
+    height, width = cfa.shape[0] // 2, cfa.shape[1] // 2
+    scale = 2 if mask.shape == (2 * height, 2 * width) else 1 if mask.shape == (height, width) else 0
+    bands = range(0, height, VERIFY_BAND_QUAD_ROWS) if scale else [0]
+    n_clipped = n_below = missed = false = 0
+    for q0 in bands:  # counts are sums over rows: band by band they are the whole frame's (issue 13)
+        q1 = min(q0 + VERIFY_BAND_QUAD_ROWS, height) if scale else height
+        top = quad_max(cfa[2 * q0:2 * q1])
+        flagged = mask[scale * q0:scale * q1] != 0 if scale else mask != 0
+        clipped = _truth_on_mask(top >= clip_dn, flagged.shape)
+        below = _truth_on_mask(top < below_dn, flagged.shape)
+        n_clipped += int(np.count_nonzero(clipped))
+        n_below += int(np.count_nonzero(below))
+        missed += int(np.count_nonzero(clipped & ~flagged))
+        false += int(np.count_nonzero(below & flagged))
     missed_fraction = missed / n_clipped if n_clipped else None
     false_fraction = false / n_below if n_below else None
     ok = (missed_fraction is None or missed_fraction <= max_missed) and \

@@ -11,11 +11,18 @@
  * (calibration.sfr._project). counts, sums and where (NULL: not wanted) have nbin values, zeroed here. */
 void sfrk_project(const double *a, idx_t npix, idx_t row0, idx_t row_step, idx_t rows, const double *edge,
                   idx_t oversample, idx_t nbin, long long *counts, double *sums, double *where) {
+    /* counts through a difference array per residue class: a row adds one to every oversample-th bin of a run,
+     * +1 at the run's first bin and -1 one step past its last, summed with stride oversample at the end (the
+     * same integers, one pass over the bins instead of one increment per pixel) */
     memset(counts, 0, (size_t)nbin * sizeof(long long));
     memset(sums, 0, (size_t)nbin * sizeof(double));
     if (where) memset(where, 0, (size_t)nbin * sizeof(double));
     const double os = (double)oversample;
     const idx_t half = nbin / 2;
+    /* sums per residue class of the bin (acc[res][k] is bin os k + res): each row's samples land on consecutive
+     * places there, the same adds in the same order as into sums directly (NULL: out of memory, directly) */
+    const idx_t nq = nbin / oversample + 2;
+    double *acc = (double *)calloc((size_t)(oversample * nq), sizeof(double));
     for (idx_t i = 0; i < rows; i++) {
         const idx_t r = row0 + i * row_step;
         const double scaled = (-edge[r]) * os;
@@ -28,12 +35,23 @@ void sfrk_project(const double *a, idx_t npix, idx_t row0, idx_t row_step, idx_t
         idx_t c0 = j0 >= 0 ? 0 : (-j0 + oversample - 1) / oversample;
         idx_t c1 = j0 >= nbin ? 0 : (nbin - 1 - j0) / oversample + 1;
         if (c1 > npix) c1 = npix;
-        for (idx_t c = c0; c < c1; c++) {
-            idx_t j = j0 + c * oversample;
-            counts[j] += 1;
-            sums[j] += row[c];
-            if (where) where[j] += frac;
+        if (c1 <= c0) continue;
+        counts[j0 + c0 * oversample] += 1;
+        if (j0 + c1 * oversample < nbin) counts[j0 + c1 * oversample] -= 1;
+        if (acc != NULL) { /* bin os q + res + os c is acc[res][q + c]: contiguous along the row */
+            const idx_t res = ((j0 % oversample) + oversample) % oversample, q = (j0 - res) / oversample;
+            double *dst = acc + res * nq; /* q + c >= 0 for every c from c0 (its bin is) */
+            for (idx_t c = c0; c < c1; c++) dst[q + c] += row[c];
+        } else {
+            for (idx_t c = c0, j = j0 + c0 * oversample; c < c1; c++, j += oversample) sums[j] += row[c];
         }
+        if (where)
+            for (idx_t c = c0; c < c1; c++) where[j0 + c * oversample] += frac;
+    }
+    for (idx_t j = oversample; j < nbin; j++) counts[j] += counts[j - oversample];
+    if (acc != NULL) {
+        for (idx_t j = 0; j < nbin; j++) sums[j] = acc[(j % oversample) * nq + j / oversample];
+        free(acc);
     }
 }
 

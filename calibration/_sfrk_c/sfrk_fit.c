@@ -32,9 +32,10 @@ static int choose_order(const double *rss, idx_t n, int max_order, const fcrit_t
 }
 
 /* sfr_fit._fit_kept on the n points (t, x): coef (lowest power first, order+1 of them), the line's slope
- * in t, the bend; returns the order, -1 on a singular system. work: 6 * n doubles. */
+ * in t, the bend; returns the order, -1 on a singular system. work: 6 * n doubles. cache (or NULL): the Q and R of
+ * these t from an earlier call on the same t, reused, or computed into it (sfrk_fit passes it when every row is kept). */
 static int fit_kept(const double *t, const double *x, idx_t n, int max_order, int select,
-                    const fcrit_t *f, double *coef, double *slope_t, double *bend, double *work) {
+                    const fcrit_t *f, double *coef, double *slope_t, double *bend, double *work, qr_cache_t *cache) {
     int order = max_order < n - 2 ? max_order : (int)(n - 2);
     double inv_n = 1.0 / (double)n, st = 0.0, sx = 0.0;
     for (idx_t i = 0; i < n; i++) {
@@ -56,31 +57,44 @@ static int fit_kept(const double *t, const double *x, idx_t n, int max_order, in
         return 1;
     }
     int m = order + 1;
-    double *q = work; /* (m, n): column c of the Vandermonde, then of Q */
-    for (idx_t i = 0; i < n; i++) {
-        double p = 1.0;
+    const int reuse = cache != NULL && cache->valid && cache->m == m && cache->n == n;
+    double *q = cache != NULL ? cache->q : work; /* (m, n): column c of the Vandermonde, then of Q */
+    double R_own[36] = {0}, z[6];
+    double *R = cache != NULL ? cache->R : R_own;
+    if (!reuse) {
+        if (cache != NULL) {
+            cache->valid = 0;
+            memset(cache->R, 0, sizeof(cache->R));
+        }
+        for (idx_t i = 0; i < n; i++) {
+            double p = 1.0;
+            for (int c = 0; c < m; c++) {
+                q[c * n + i] = p;
+                p *= t[i];
+            }
+        }
+        /* QR by modified Gram-Schmidt (signs aside, numpy's reduced QR): q orthonormal columns, R upper */
         for (int c = 0; c < m; c++) {
-            q[c * n + i] = p;
-            p *= t[i];
-        }
-    }
-    /* QR by modified Gram-Schmidt (signs aside, numpy's reduced QR): q orthonormal columns, R upper */
-    double R[36] = {0}, z[6];
-    for (int c = 0; c < m; c++) {
-        double *qc = q + c * n;
-        for (int p = 0; p < c; p++) {
-            const double *qp = q + p * n;
+            double *qc = q + c * n;
+            for (int p = 0; p < c; p++) {
+                const double *qp = q + p * n;
+                double s = 0.0;
+                for (idx_t i = 0; i < n; i++) s += qp[i] * qc[i];
+                R[p * m + c] = s;
+                for (idx_t i = 0; i < n; i++) qc[i] -= s * qp[i];
+            }
             double s = 0.0;
-            for (idx_t i = 0; i < n; i++) s += qp[i] * qc[i];
-            R[p * m + c] = s;
-            for (idx_t i = 0; i < n; i++) qc[i] -= s * qp[i];
+            for (idx_t i = 0; i < n; i++) s += qc[i] * qc[i];
+            s = sqrt(s);
+            if (s == 0.0) return -1;
+            R[c * m + c] = s;
+            for (idx_t i = 0; i < n; i++) qc[i] /= s;
         }
-        double s = 0.0;
-        for (idx_t i = 0; i < n; i++) s += qc[i] * qc[i];
-        s = sqrt(s);
-        if (s == 0.0) return -1;
-        R[c * m + c] = s;
-        for (idx_t i = 0; i < n; i++) qc[i] /= s;
+        if (cache != NULL) {
+            cache->valid = 1;
+            cache->m = m;
+            cache->n = n;
+        }
     }
     for (int c = 0; c < m; c++) {
         double s = 0.0;
@@ -140,7 +154,7 @@ static int fit_kept(const double *t, const double *x, idx_t n, int max_order, in
  * 4 sigma off dropped, up to rounds times. coef: 6 out (lowest power first, of t = (y - centre) / scale), keep:
  * n out, fitted: p at every y (n out). 0, 1 when too few rows are left (FitError), -1 out of memory. */
 int sfrk_fit(const double *y, const double *x, idx_t n, int max_order, int select, int rounds, const fcrit_t *f,
-             double *coef, unsigned char *keep, double *fitted, fit_out_t *out) {
+             double *coef, unsigned char *keep, double *fitted, fit_out_t *out, qr_cache_t *cache) {
     double *work = (double *)malloc((size_t)n * 9 * sizeof(double));
     if (work == NULL) return -1;
     double *tk = work + 7 * n, *xk = work + 8 * n;
@@ -164,7 +178,7 @@ int sfrk_fit(const double *y, const double *x, idx_t n, int max_order, int selec
             return 1;
         }
         memset(coef, 0, 6 * sizeof(double));
-        order = fit_kept(tk, xk, nk, max_order, select, f, coef, &slope_t, &bend, work);
+        order = fit_kept(tk, xk, nk, max_order, select, f, coef, &slope_t, &bend, work, nk == n ? cache : NULL);
         if (order < 0) {
             free(work);
             return 1;

@@ -21,7 +21,8 @@ order, normalised coordinates), pixel centres at integer coordinates. Calibratio
 figure of merit for a recovered model against a true one.
 
 Modules: ``views`` (boards, views, the model), ``camera_model`` (distortion, rays, model gap), ``saddle``
-(corner refinement), ``detection``, ``calibrate`` (Zhang with view rejection), ``pipeline`` (images to model).
+(corner refinement), ``detection``, ``calibrate`` (Zhang with view rejection), ``pipeline`` (images to model),
+``spill`` (the views' images kept for the re-refinement, a 50 MP view in a temporary file).
 """
 
 from calibration.geometry.calibrate import MIN_POINTS_PER_VIEW, MIN_VIEWS, OUTLIER_FACTOR, OUTLIER_FLOOR_PX, calibrate
@@ -45,11 +46,12 @@ from calibration.geometry.saddle import (
     saddle_points,
     saddle_points_on_model,
 )
+from calibration.geometry.spill import ViewImages
 from calibration.geometry.views import Board, ChessboardSpec, GeometryResult, ViewPoints, ViewReport
 
 __all__ = [
     "MIN_POINTS_PER_VIEW", "MIN_VIEWS", "OUTLIER_FACTOR", "OUTLIER_FLOOR_PX", "Board", "ChessboardSpec",
-    "GeometryResult", "ImageCalibration", "ViewPoints", "ViewReport", "calibrate", "calibrate_images",
+    "GeometryResult", "ImageCalibration", "ViewImages", "ViewPoints", "ViewReport", "calibrate", "calibrate_images",
     "detect_board", "detect_charuco", "detect_chessboard", "distort_normalized", "inside_frame", "model_gap_px",
     "monotonic_radius", "nearest_neighbour_px", "pixels_to_rays", "plausible_projections", "rays_to_pixels",
     "refine_corners", "refine_saddle", "refine_subpix", "refine_views_from_model", "saddle_points",

@@ -3,7 +3,7 @@ up ChArUco corners the detector missed near the frame edges), re-calibrate."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -24,6 +24,7 @@ from calibration.geometry.saddle import (
     saddle_points,
     saddle_points_on_model,
 )
+from calibration.geometry.spill import ViewImages
 from calibration.geometry.views import Board, GeometryResult, ViewPoints
 from targets.charuco import CharucoSpec
 
@@ -54,8 +55,9 @@ def _kept_gray(image: np.ndarray, method: str) -> np.ndarray:
     return as_gray_float(image)
 
 
-def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoints], result: GeometryResult,
-                            board: Board, method: str = "saddle", *, on_model: bool = False) -> list[ViewPoints]:
+def refine_views_from_model(images: Mapping[str, np.ndarray] | ViewImages, views: list[ViewPoints],
+                            result: GeometryResult, board: Board, method: str = "saddle", *,
+                            on_model: bool = False) -> list[ViewPoints]:
     """Re-refine every used view's corners starting at their reprojection under ``result``.
 
     The window of each corner comes from the projected board (the image distance to the corners one
@@ -68,7 +70,8 @@ def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoint
     looked for (``plausible_projections``: in front, distortion-free projection within the frame grown by
     5 %, inside the distortion polynomial's monotonic radius): a fitted k3 of -0.67 folded corners from
     far outside the field back into the frame, onto other corners. ``on_model``: fit the saddles on the board
-    plane through the model (``saddle_points_on_model``) rather than in the image.
+    plane through the model (``saddle_points_on_model``) rather than in the image. ``images[name]`` is taken
+    once per view and let go of before the next (a ``ViewImages`` spill maps one view at a time).
     """
     fraction = charuco_window_fraction(board) if isinstance(board, CharucoSpec) else CHESSBOARD_WINDOW_FRACTION
     square = board.square_mm
@@ -114,40 +117,47 @@ def refine_views_from_model(images: dict[str, np.ndarray], views: list[ViewPoint
             floor = 0.5 * float(np.median(strength[:n_found][keep[:n_found]]))
             new = inside & (strength >= floor) & (drift < spacing / 6.0)
             keep[n_found:] = new[n_found:]
+        del image  # a spilled view's map goes before the next view's is made
         out.append(ViewPoints(v.name, obj[keep], refined[keep], None if ids is None else ids[keep]))
     return out
 
 
 def calibrate_images(images: Iterable[tuple[str, np.ndarray]], board: Board, *, fix_aspect: bool = False,
                      reject: bool = True, method: str = "saddle", iterations: int = 1,
-                     on_model: bool = False) -> ImageCalibration:
+                     on_model: bool = False, spill: bool | None = None) -> ImageCalibration:
     """Detect ``board`` in each (name, image), calibrate, then (``iterations`` times) re-refine the corners
     from the model's reprojection and re-calibrate (``refine_views_from_model``). ``method="opencv"`` is
     plain OpenCV: its detector's corners, one calibration, no re-refinement (pass ``reject=False`` too
-    for OpenCV's defaults).
+    for OpenCV's defaults, and no image is kept).
+
+    The images are taken one at a time and each is let go of once its board is found: the one kept for the
+    re-refinement goes to a ``ViewImages`` (``spill``: True to a temporary file, False in memory, None by
+    size: a 50 MP view is spilled), so a generator of 50 MP views holds about one at a time. The temporary
+    files go when this returns or raises. Spilled or not, the corners and the model are the same.
 
     Raises ValueError when fewer than two images show the board.
     """
-    size: tuple[int, int] | None = None
-    grays: dict[str, np.ndarray] = {}
-    views: list[ViewPoints] = []
-    not_found: list[str] = []
-    for name, image in images:
-        size = _check_size(name, image, size)
-        gray = _kept_gray(image, method)
-        found = detect_board(image, board, method=method)
-        if found is None:
-            not_found.append(name)
-            continue
-        obj, pts, ids = found
-        grays[name] = gray
-        views.append(ViewPoints(name, obj, pts, ids))
-    if len(views) < 2 or size is None:
-        found_in = f"only in {views[0].name}" if views else "in none of them: no board"
-        raise ValueError(f"board found {found_in}; calibration needs at least two views")
-    result = calibrate(views, size, fix_aspect=fix_aspect, reject=reject)
-    if method != "opencv":
-        for _ in range(iterations):
-            views = refine_views_from_model(grays, views, result, board, method, on_model=on_model)
-            result = calibrate(views, size, fix_aspect=fix_aspect, reject=reject)
+    with ViewImages(spill) as grays:
+        size: tuple[int, int] | None = None
+        views: list[ViewPoints] = []
+        not_found: list[str] = []
+        for name, image in images:
+            size = _check_size(name, image, size)
+            found = detect_board(image, board, method=method)
+            if found is None:
+                not_found.append(name)
+            else:
+                obj, pts, ids = found
+                if method != "opencv":
+                    grays.add(name, _kept_gray(image, method))
+                views.append(ViewPoints(name, obj, pts, ids))
+            del image  # not held while the next view is made (a 50 MP RAW converted to its green)
+        if len(views) < 2 or size is None:
+            found_in = f"only in {views[0].name}" if views else "in none of them: no board"
+            raise ValueError(f"board found {found_in}; calibration needs at least two views")
+        result = calibrate(views, size, fix_aspect=fix_aspect, reject=reject)
+        if method != "opencv":
+            for _ in range(iterations):
+                views = refine_views_from_model(grays, views, result, board, method, on_model=on_model)
+                result = calibrate(views, size, fix_aspect=fix_aspect, reject=reject)
     return ImageCalibration(result, views, not_found)

@@ -126,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(result: dict[str, Any]) -> str:
-    if result["edges_per_s"] >= TARGET_EDGES_PER_S:
+    if result["edges_per_s"] >= GOAL_EDGES_PER_S and result["cpu_edges_per_s"] >= GOAL_EDGES_PER_S:
+        verdict = f"ok, the goal {GOAL_EDGES_PER_S:g}/s met"
+    elif result["edges_per_s"] >= TARGET_EDGES_PER_S:
         verdict = "ok"
     elif result["cpu_edges_per_s"] >= TARGET_EDGES_PER_S:
         verdict = "ok in CPU time, below it on the wall clock (a loaded machine?)"

@@ -43,12 +43,23 @@ PER_UNIT_FAULTS = ("unit_variation", "sensor_defects")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from station.memory import pin_mmap_threshold
+
+    pin_mmap_threshold()  # frames' planes mapped on their own, unmapped when freed (station.memory)
     if not any(str(a).startswith("--twin-time-scale") for a in config.invocation_params.args):
         config.option.twin_time_scale = PLAN_TIME_SCALE
     if not config.option.station and plan_of(config) == "factory":
         named = {str(f).partition("=")[0].strip() for f in config.option.twin_fault or []}
         config.option.twin_fault = [*(config.option.twin_fault or []),
                                     *(f for f in PER_UNIT_FAULTS if f not in named)]
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    """After each plan test, the memory its frames were in back to the system (``station.memory``): what the
+    next test holds is then what the station's RSS shows."""
+    from station.memory import trim_heap
+
+    trim_heap()
 
 
 def on_twin(config: pytest.Config) -> bool:
@@ -171,7 +182,8 @@ def results() -> RunResults:
 @pytest.fixture(scope="session")
 def kept() -> Kept:
     """Captures a test takes for a later one (``Kept``): the slanted-edge captures the lateral CA reuses
-    (``sfr/<case>``), the ColorChecker half of RAW integrity (``raw_colour/<sensor>``)."""
+    (``sfr/<case>``), the ColorChecker half of RAW integrity (``raw_colour/<sensor>``: its checks, no pixels);
+    each taken (``Kept.take``) by its one consumer, so it does not stay for the session."""
     return Kept()
 
 

@@ -116,7 +116,9 @@ class RunResults(dict[str, CaseResults]):
 class Kept(dict[str, Any]):
     """What a test captured for a later test of the plan (a slanted-edge capture for the lateral CA, the
     ColorChecker half of RAW integrity), by key: the session's (the ``kept`` fixture). ``need`` is how a test
-    takes one: when the test that keeps it did not run (``-k``) or failed, it fails in one line naming it."""
+    takes one: when the test that keeps it did not run (``-k``) or failed, it fails in one line naming it.
+    ``take`` and ``take_if`` hand a one-consumer thing over and forget it: what one test keeps for one other
+    (a 50 MP frame is 100 MB) does not stay for the whole session."""
 
     def need(self, key: str, what: str, by: str) -> Any:
         if key not in self:
@@ -125,6 +127,15 @@ class Kept(dict[str, Any]):
             pytest.fail(f"{key}: needs {what}, which {by} takes; it was not taken in this run (select that test "
                         "too, or see why it failed)", pytrace=False)
         return self[key]
+
+    def take(self, key: str, what: str, by: str) -> Any:
+        """``need``, then the store lets it go: its one consumer holds the only reference."""
+        return self.pop(key) if key in self else self.need(key, what, by)
+
+    def take_if(self, key: str) -> Any:
+        """The kept thing, let go by the store, or None when nothing was kept (the consumer then takes it
+        itself)."""
+        return self.pop(key, None)
 
 
 def case_results(results: dict[str, CaseResults], station: Station, sensor: str, lens: str | None = None

@@ -185,11 +185,12 @@ def peaking_flats(station: Station, operator: Scene, sensor: str, lens: str | No
     shading map is in the phone: the preview is what peaking sees), kept on the scene for ``peaking_calibration``
     so the Siemens star needs no flat after it."""
     from station.procedures.peaking import preview_flats
+    from station.procedures.preview_sweep import spilled
 
     operator.chart("flat", sensor=sensor)
     with procedure(f"flat fields through {f_case(sensor, lens, f_number)} for the peaking threshold's noise floor"):
-        operator.kept[("peaking_flats", sensor, lens, f_number)] = preview_flats(
-            station, sensor, lens=lens, aperture=f_number, gain=1.0, count=PEAKING_FLATS)
+        operator.kept[("peaking_flats", sensor, lens, f_number)] = spilled(preview_flats(  # kept on disk
+            station, sensor, lens=lens, aperture=f_number, gain=1.0, count=PEAKING_FLATS))
 
 
 def peaking_calibration(station: Station, operator: Scene, measure: Any, sensor: str, lens: str | None = None,

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from station.measurements import Declared, measures
 from station.procedures import ProcedureError
 from station.procedures.captures import auto_exposure_us, capture_shot, light_off, set_light
@@ -68,28 +66,47 @@ class DefectMeasurement(ResultParts):
         return dng_opcode_list([fix_bad_pixels_from_map(self.defects.hot_pixel_map(), self.cfa)])
 
 
-def _frames(station: Station, sensor: str, exposure_us: int, frames: int) -> list[np.ndarray]:
+def _summed(station: Station, sensor: str, exposure_us: int, frames: int, first: Any = None) -> Any:
+    """``frames`` RAW frames at ``exposure_us`` summed as they arrive (``calibration.defects.FrameSum``: one
+    integer frame, not the stack); ``first``: a frame (``station.frame.RawFrame``) taken already at that exposure,
+    counted as the first."""
+    from calibration.defects import FrameSum
+
     station.dut.configure(sensor, exposure_us=int(exposure_us), analog_gain=1.0)
-    return [capture_shot(station, sensor).frame.data for _ in range(frames)]
+    total = None
+    for index in range(frames):
+        frame = first if index == 0 and first is not None else capture_shot(station, sensor).frame
+        if total is None:
+            total = FrameSum(int(frame.white_level), frames)
+        try:
+            total.add(frame.data)
+        except ValueError as exc:
+            raise ProcedureError(f"{sensor}: frame at {exposure_us} us: {exc} (white level "
+                                 f"{frame.white_level})") from None
+        del frame
+    return total
 
 
 def measure_defects(station: Station, sensor: str, *, level_pct: float = 60.0, dark_exposure_s: float = DARK_EXPOSURE_S,
                     frames: int = FRAMES, thresholds: Any = None) -> DefectMeasurement:
     """Dark frames (light off) at ``dark_exposure_s``, flats at ``FLAT_LEVEL`` under ``level_pct`` and darks at
-    the flats' exposure; the defect map. The caller puts the flat diffuser up."""
+    the flats' exposure; the defect map. The caller puts the flat diffuser up. Each kind of frame is summed as
+    it arrives (exact) and the analysis runs one CFA plane at a time: three integer frames, never a stack."""
     from calibration.defects import find_defects
 
     light_off(station)
-    dark_long = _frames(station, sensor, int(round(dark_exposure_s * 1e6)), frames)
+    dark_long = _summed(station, sensor, int(round(dark_exposure_s * 1e6)), frames)
     set_light(station, level_pct)
     exposure_us, shot = auto_exposure_us(station, sensor, target_fraction=FLAT_LEVEL)
-    flats = [shot.frame.data] + _frames(station, sensor, exposure_us, frames - 1)
     first = shot.frame
+    del shot
+    flats = _summed(station, sensor, exposure_us, frames, first)
+    cfa, (height, width) = first.cfa, first.data.shape
+    del first
     light_off(station)
-    dark_short = _frames(station, sensor, exposure_us, frames)
+    dark_short = _summed(station, sensor, exposure_us, frames)
     try:
-        found = find_defects(dark_long, dark_exposure_s, flats, dark_short, first.cfa, thresholds)
+        found = find_defects(dark_long, dark_exposure_s, flats, dark_short, cfa, thresholds)
     except ValueError as exc:
         raise ProcedureError(f"{sensor}: defect-pixel analysis failed: {exc}") from None
-    height, width = first.data.shape
-    return DefectMeasurement(sensor, dark_exposure_s, int(exposure_us), found, width, height, first.cfa)
+    return DefectMeasurement(sensor, dark_exposure_s, int(exposure_us), found, width, height, cfa)

@@ -168,12 +168,15 @@ def calibrate_geometry(station: Station, sensor: str, lens: str | None = None, *
 
 def _green_views(views: Iterator[tuple[str, Any]], case: str, pictures: dict[str, bytes]
                  ) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, RAW frame) -> (name, its green image), one at a time (the RAW let go as soon as it is converted);
-    the first view's picture for a person goes into ``pictures``."""
+    """(name, RAW frame) -> (name, its green image), one at a time (the RAW let go here as soon as it is
+    converted); the first view's picture for a person goes into ``pictures``."""
     for name, frame in views:
         if not pictures:
             pictures[f"{case}: ChArUco view ({name})"] = preview_of_raw(frame, 768)
-        yield name, green_image(frame)
+        green = green_image(frame)
+        del frame  # not held by this generator while the view is detected
+        yield name, green
+        del green
 
 
 def distortion_field_png(result: Any, *, title: str = "Distortion field", grid: int = 13) -> bytes:

@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from calibration.peaking import (
@@ -42,7 +43,6 @@ from calibration.peaking import (
     lsf_variance,
 )
 from calibration.peaking_sweep import PeakingSweep
-from calibration.zebra import preview_luma
 from station.errors import InputError
 from station.measurements import Declared, measures
 from station.pipeline import Pending, analysis_pool
@@ -51,12 +51,14 @@ from station.procedures.captures import (
     FocusAxis,
     auto_exposure_us,
     capture_shot,
+    decode_png,
     focus_axis,
     focus_search,
     lit,
     move_rail,
     png_bytes,
 )
+from station.procedures.preview_luma import shot_luma
 from station.procedures.preview_sweep import PreviewSweep, preview_lumas
 from station.procedures.result import ResultParts
 from station.procedures.sweep_plots import RightAxis, twin_axis_png
@@ -237,10 +239,11 @@ def _blur_slope(sweep: PreviewSweep, best: float, step: float, coc_px: float, re
     axis = sweep.axis
     best, luma = sweep.take(best)
     try:
-        edges = chart_edges(luma, reach_px=reach)
+        edges = chart_edges(luma, reach_px=reach).profiles_only()  # the probes need the profiles alone
         v_best = lsf_variance(luma, edges, reach_px=reach)
     except PeakingCalibrationError as exc:
         raise ProcedureError(f"{axis.sensor}: peaking: no usable chart edges at best focus ({exc})") from None
+    del luma  # the sweep keeps the sharpest frame; 50 MB less while the probes are taken
     if v_best > 4.0 * MAX_SHARPEST_VARIANCE_PX2:
         raise SweepError(f"{axis.sensor}: focus sweep never comes into focus: the sharpest frame (at {best:g} "
                          f"{axis.unit}) spreads edges over {math.sqrt(v_best):.1f} px RMS, a blur of many CoC")
@@ -380,19 +383,53 @@ def _peaking_mask(shot: Any) -> np.ndarray:
     return shot.masks["peaking_mask"]
 
 
+#: Longer side of the peaking overlay attached to the report, px.
+OVERLAY_MAX_SIDE = 1024
+#: Overlay colour of the flagged pixels (RGB).
+OVERLAY_RGB = (255, 0, 0)
+
+
 def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, tuple[int, ...], bytes, np.ndarray | None]:
     """A verification frame's peaking mask, bit-packed (1 bit a pixel: four 50 MP masks wait in 25 MB, not
-    200 MB), and its shape; at best focus (``sharp``) also the mask over the preview (PNG, drawn here so the
-    RGB preview is let go at once) and the preview's luma."""
-    mask = shot.masks["peaking_mask"]
-    packed = np.packbits(mask, axis=None)
+    200 MB), and its shape; at best focus (``sharp``) also the preview's luma and the mask over it (PNG, drawn
+    on the luma's thumbnail). Each PNG is decoded here off the shot, the preview a band of rows at a time
+    (issue 13): at 50 MP the mask's 50 MB grey frame and then the 50 MB luma live, never the RGB preview."""
+    grey = _grey_mask(shot)
+    packed, shape = np.packbits(grey, axis=None), grey.shape  # nonzero packs as 1: no bool copy
     if not sharp:
-        return packed, mask.shape, b"", None
-    overlay = shot.preview.copy()
-    overlay[mask] = (255, 0, 0)
-    return packed, mask.shape, png_bytes(overlay, 1024), preview_luma(shot.preview)
+        return packed, shape, b"", None
+    flagged = _thumbnail(grey, OVERLAY_MAX_SIDE)  # the flagged fraction of each thumbnail pixel, 0..255
+    del grey
+    luma = shot_luma(shot)  # a band of rows at a time: no 150 MB RGB preview
+    return packed, shape, png_bytes(_overlay(_thumbnail(luma, OVERLAY_MAX_SIDE), flagged), None), luma
 
 
+def _grey_mask(shot: Any) -> np.ndarray:
+    """The peaking mask PNG as uint8 (H, W), nonzero = flagged (decoded off the shot, not kept on it)."""
+    payload = shot.pngs.pop("peaking_mask", None)
+    if payload is None:
+        return shot.masks["peaking_mask"].astype(np.uint8) * 255
+    grey = decode_png(payload, "peaking_mask")
+    return grey.max(axis=2) if grey.ndim == 3 else grey
+
+
+def _thumbnail(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` shrunk by area mean so its longer side is <= ``max_side`` (as ``png_bytes`` shrinks)."""
+    if max(image.shape[:2]) <= max_side:
+        return image
+    scale = max_side / max(image.shape[:2])
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _overlay(thumb: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """The thumbnail with the flagged pixels painted ``OVERLAY_RGB`` in proportion to the fraction of each
+    thumbnail pixel flagged (what shrinking the full-resolution overlay shows, without making it); a grey
+    (luma) thumbnail is drawn in grey."""
+    weight = (flagged.astype(np.float32) / 255.0)[..., None]
+    rgb = thumb if thumb.ndim == 3 else np.repeat(thumb[..., None], 3, axis=2)
+    out = rgb.astype(np.float32) * (1.0 - weight) + np.float32(OVERLAY_RGB) * weight
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 def _unpacked(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A ``_decode_check`` mask back as bool (H, W)."""
     return np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).view(bool)
@@ -443,10 +480,12 @@ def verify_peaking(station: Station, sensor: str, result: PeakingResult, *,
     shots = [(offset, position, job.result(), blur) for offset, position, job, blur in taken]
     del taken  # the jobs' results are in ``shots`` alone
     overlay_png, sharp_luma = next(decoded[2:] for o, _, decoded, _ in shots if o == 0.0)
+    shots = [(o, p, decoded[:2] + (b"", None), blur) for o, p, decoded, blur in shots]  # the luma held once
     try:
         edge_mask = chart_edges(sharp_luma, reach_px=_reach(result.coc_px)).edge_mask
     except PeakingCalibrationError as exc:
         raise ProcedureError(f"{sensor}: peaking verification: no chart edges at best focus ({exc})") from None
+    del sharp_luma
     frames = []
     for offset, position, (packed, shape, _, _), truth_blur in shots:
         coverage = edge_coverage(_unpacked(packed, shape), edge_mask)

@@ -6,14 +6,16 @@ fields) the same way. Luma is the camera app's (DESIGN 7, Rec. 709 weights, ``ca
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from calibration.peaking_sweep import PeakingSweep
-from calibration.zebra import preview_luma
 from station.pipeline import Pending, Pipeline, analysis_pool
 from station.procedures.captures import FocusAxis, capture_shot
+from station.procedures.preview_luma import shot_luma
 
 if TYPE_CHECKING:
     from station.station import Station
@@ -63,14 +65,14 @@ class PreviewSweep:
 
 def _sweep_frame(shot: Any, frames: PeakingSweep, position: float, keep: bool) -> np.ndarray | None:
     """A sweep preview's luma (its PNG decoded here) into ``frames``; the luma back only when ``keep``."""
-    luma = preview_luma(shot.preview)
+    luma = shot_luma(shot)
     frames.add_frame(position, luma)
     return luma if keep else None
 
 
 def _shot_luma(shot: Any) -> np.ndarray:
     """The preview luma of a shot (its PNG decoded here)."""
-    return preview_luma(shot.preview)
+    return shot_luma(shot)
 
 
 def preview_lumas(station: Station, sensor: str, count: int) -> list[np.ndarray]:
@@ -79,3 +81,21 @@ def preview_lumas(station: Station, sensor: str, count: int) -> list[np.ndarray]
     jobs = [pool.submit(f"{sensor}: flat-field preview {i + 1}", _shot_luma,
                         capture_shot(station, sensor, ("preview",))) for i in range(count)]
     return [job.result() for job in jobs]
+
+
+def spilled(lumas: list[np.ndarray]) -> list[np.ndarray]:
+    """Each luma written to a temporary file and memory-mapped back read-only (the file unlinked at once: the
+    mapping keeps it until the array goes), so a frame kept for a later test (the peaking calibration's flats,
+    50 MB at 50 MP) is in the page cache, not in the station's memory, while other tests run."""
+    out = []
+    for luma in lumas:
+        array = np.ascontiguousarray(luma)
+        handle, path = tempfile.mkstemp(prefix="m-station-luma-", suffix=".u8")
+        try:
+            with os.fdopen(handle, "wb") as f:
+                array.tofile(f)
+            out.append(np.memmap(path, dtype=array.dtype, mode="r", shape=array.shape))
+        finally:
+            os.unlink(path)
+    return out
+

@@ -34,7 +34,7 @@ from calibration.raw_integrity import (
     cfa_order_from_target,
     check_black_level,
     code_counts,
-    code_report,
+    code_report_from_counts,
     raw10_equals_dng,
 )
 from station.errors import DeviceError, InputError
@@ -204,9 +204,10 @@ def _defocus(station: Station, sensor: str) -> None:
 
 def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: str | None, focus_deg: float | None,
           exposure: int | None = None) -> tuple[list[np.ndarray], int]:
-    """RAW frames of the defocused ramp chart at ``RAMP_EXPOSURES`` times the reference exposure: ``exposure``,
-    or (the ramp chart first) the colour chart's, estimated on the ramp chart's own white (its 99th percentile
-    at 60 %, as on the colour chart)."""
+    """The code counts (``code_counts``, each frame counted as it arrives: no frame kept) of the defocused ramp
+    chart's RAW frames at ``RAMP_EXPOSURES`` times the reference exposure: ``exposure``, or (the ramp chart
+    first) the colour chart's, estimated on the ramp chart's own white (its 99th percentile at 60 %, as on the
+    colour chart)."""
     del colour_chart
     require_chart(station, ramp_chart, sensor=sensor)
     if exposure is None:
@@ -216,17 +217,19 @@ def _ramp(station: Station, sensor: str, ramp_chart: str | None, colour_chart: s
     ramp = []
     for factor in RAMP_EXPOSURES:
         station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * factor))))
-        ramp.append(capture_shot(station, sensor, ("raw10",)).raw)
+        ramp.append(code_counts(capture_shot(station, sensor, ("raw10",)).raw))
     return ramp, exposure
 
 
 @dataclass
 class RawColourCapture(ResultParts):
-    """The colour chart of one sensor's RAW integrity check: RAW10, DNG and preview in one exposure, and the
-    exposure (us) the step chart's ramp is scaled from; with its CFA-order and RAW10 = DNG checks."""
+    """The colour chart of one sensor's RAW integrity check: what its RAW10, DNG and preview of one exposure
+    gave (the levels and CFA order the frame declares, its CFA-order and RAW10 = DNG checks) and the exposure
+    (us) the step chart's ramp is scaled from. No pixels: a plan keeps it for ``check_raw_integrity`` until the
+    step chart is up, and a 50 MP shot (RAW, DNG, preview) is 300 MB."""
 
     sensor: str
-    shot: Any  # station.procedures.captures.Shot
+    declared: dict[str, Any]  # cfa, black_level, white_level the frame declares
     exposure_us: int
     cfa: dict[str, Any]
     raw10_dng: dict[str, Any]
@@ -260,15 +263,22 @@ def capture_raw_colour(station: Station, sensor: str, *, gain: float = 1.0, colo
         if sensor == "main":
             station.dut.configure(sensor, focus_m=None)
     cfa, same = _colour_checks(sensor, shot, colour_chart)
-    return RawColourCapture(sensor, shot, int(exposure), cfa, same)
+    return RawColourCapture(sensor, _declared(shot.frame), int(exposure), cfa, same)
+
+
+def _declared(frame: Any) -> dict[str, Any]:
+    """The CFA order, black and white levels a RAW frame declares."""
+    return {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
 
 
 def _colour_checks(sensor: str, colour: Any, colour_chart: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """CFA order from the chart's red and blue patches, and RAW10 = DNG (samples and declared levels)."""
+    """CFA order from the chart's red and blue patches, and RAW10 = DNG (samples and declared levels). The shot's
+    DNG is let go once compared (``colour.dng`` None): the preview is decoded and searched without it."""
     frame = colour.frame
-    declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
+    declared = _declared(frame)
     same = raw10_equals_dng(frame.data, colour.dng.data)
     meta_diff = {k: [v, getattr(colour.dng, k)] for k, v in declared.items() if getattr(colour.dng, k) != v}
+    colour.dng = None
     same.update(declared_metadata_equal=not meta_diff, metadata_differences=meta_diff)
     same["pass"] = bool(same["equal"] and not meta_diff)
     try:
@@ -309,7 +319,7 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
                 checks = analysis_pool(station).submit(f"{sensor}: CFA order and RAW10 = DNG", _colour_checks,
                                                        sensor, shot, colour_chart)  # behind the ramp and darks
             else:
-                shot, exposure = colour.shot, colour.exposure_us
+                exposure = colour.exposure_us
             if not ramp_first:
                 ramp, _ = _ramp(station, sensor, ramp_chart, colour_chart, focus_deg, exposure)
             station.dut.configure(sensor, exposure_us=max(10, int(round(exposure * RAMP_EXPOSURES[0]))))
@@ -318,25 +328,29 @@ def check_raw_integrity(station: Station, sensor: str, *, gain: float = 1.0, col
     finally:
         if sensor == "main":
             station.dut.configure(sensor, focus_m=None)
-    frame = shot.frame
-    declared = {"cfa": frame.cfa, "black_level": frame.black_level, "white_level": frame.white_level}
-    black = float(frame.black_level)
-    cfa, same = (colour.cfa, colour.raw10_dng) if colour is not None else checks.result()
+    if colour is None:
+        declared = _declared(shot.frame)
+        del shot  # the checks' job holds it until they are done; the ramp's code counts need not
+        cfa, same = checks.result()
+    else:
+        declared, cfa, same = dict(colour.declared), colour.cfa, colour.raw10_dng
+    black = float(declared["black_level"])
 
-    counts = code_counts(ramp[0])
-    pile = np.flatnonzero(counts >= CLIP_PILE_FRACTION * ramp[0].size)
-    clip = float(pile.max()) if len(pile) else float(frame.white_level)
-    codes = code_report(ramp + darks, black, clip)
+    counts = ramp[0]  # the brightest ramp frame's code counts (their sum: its size)
+    pile = np.flatnonzero(counts >= CLIP_PILE_FRACTION * int(counts.sum()))
+    clip = float(pile.max()) if len(pile) else float(declared["white_level"])
+    all_counts = np.sum(ramp, axis=0) + code_counts(darks)
+    codes = code_report_from_counts(all_counts, black, clip)
     codes["clip_level_dn"] = clip
     codes["missing"] = codes["missing"][:64]  # the first ones: enough to read the pattern
 
-    measured = black_level_from_darks(darks, frame.cfa)
+    measured = black_level_from_darks(darks, declared["cfa"])
     black_check = check_black_level(measured, black, black_tolerance_dn)
 
     passed = bool(codes["pass"] and black_check["pass"] and cfa["pass"] and same["pass"])
     return RawIntegrityResult(sensor=sensor, declared=declared, codes=codes, black=black_check, cfa=cfa,
                               raw10_dng=same, passed=passed,
-                              plot_png=codes_plot(code_counts(ramp + darks), black, clip, sensor))
+                              plot_png=codes_plot(all_counts, black, clip, sensor))
 
 
 def codes_plot(counts: np.ndarray, black: float, clip: float, sensor: str) -> bytes:

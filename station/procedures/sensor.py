@@ -137,9 +137,9 @@ class SensorCharacterization(ResultParts):
 def hot_pixel_count(dark_a: np.ndarray, dark_b: np.ndarray, exposure_s: float, cfa: str) -> int:
     """Pixels of a dark pair whose dark signal rate stands ``HOT_DN_PER_S`` or more above their CFA channel's
     median (EMVA 1288 4.0 defect pixels, ``calibration.defects``)."""
-    from calibration.defects import dark_signal_rate
+    from calibration.defects import dark_rate_count
 
-    return int(np.count_nonzero(dark_signal_rate([dark_a, dark_b], exposure_s, cfa) >= HOT_DN_PER_S))
+    return dark_rate_count([dark_a, dark_b], exposure_s, cfa, HOT_DN_PER_S)
 
 
 def defect_exclusion(flats: list[tuple[float, np.ndarray, np.ndarray]],
@@ -157,16 +157,26 @@ def defect_exclusion(flats: list[tuple[float, np.ndarray, np.ndarray]],
     _, *mid_pair = min(flats, key=lambda f: abs(0.5 * (float(f[1].mean()) + float(f[2].mean())) - black_level
                                                   - half_dn))
     in_dark = dark_outliers(long_pair, t_long, cfa)
-    in_flat = flat_outliers(mid_pair, np.mean(short_pair, axis=0, dtype=np.float64), cfa)
+    in_flat = flat_outliers(mid_pair, short_pair, cfa)  # both averaged a CFA plane at a time
     mask = in_dark | in_flat
     return mask, {"dark": int(np.count_nonzero(in_dark)), "flat": int(np.count_nonzero(in_flat)),
                   "total": int(np.count_nonzero(mask))}
 
 
 def _pair(station: Station, sensor: str, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
-    a = capture_shot(station, sensor, ("raw10",)).raw[rows, cols]
-    b = capture_shot(station, sensor, ("raw10",)).raw[rows, cols]
-    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+    """A pair of RAW frames' ROI, each copied out as it arrives (a view would keep its whole frame alive)."""
+    a = capture_shot(station, sensor, ("raw10",)).raw[rows, cols].copy()
+    b = capture_shot(station, sensor, ("raw10",)).raw[rows, cols].copy()
+    return a, b
+
+
+@dataclass(frozen=True)
+class _FrameInfo:
+    """What the characterisation keeps of its metering frame: the CFA order and levels it declares."""
+
+    cfa: str
+    black_level: float
+    white_level: float
 
 
 def characterize_sensor(station: Station, sensor: str, lens: str | None = None, *, analog_gain: float = 1.0,
@@ -185,9 +195,11 @@ def characterize_sensor(station: Station, sensor: str, lens: str | None = None, 
     full_us = probe_us / PROBE_LEVEL
     lo, hi = EXPOSURE_US_RANGE
     exposures = sorted({int(min(max(round(f * full_us), lo), hi)) for f in fractions})
-    frame = probe.frame
+    frame = _FrameInfo(probe.frame.cfa, probe.frame.black_level, probe.frame.white_level)
+    shape = probe.frame.data.shape
+    del probe  # the metering frame is not kept through the sweep
     bare = sensor == "m" and lens is None
-    rows, cols = central_roi(frame.data.shape, roi_fraction or (ROI_FRACTION if bare else LENS_ROI_FRACTION))
+    rows, cols = central_roi(shape, roi_fraction or (ROI_FRACTION if bare else LENS_ROI_FRACTION))
     flats = []
     with _light_restored(station):
         for exposure in exposures:

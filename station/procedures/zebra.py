@@ -27,12 +27,12 @@ from calibration.zebra import (
     DEFAULT_MARGIN,
     ROI_FRACTION,
     ZebraCalibrationError,
+    centre_luma_mean,
     centre_region,
     channel_means,
-    clip_levels_from_sweep,
+    clip_levels_from_means,
     lowest_clip,
-    luma_threshold,
-    preview_luma,
+    luma_threshold_from_means,
     quad_max,
     raw_threshold,
 )
@@ -44,11 +44,13 @@ from station.procedures import SweepError, calibration_path, write_back
 from station.procedures.captures import (
     auto_exposure_us,
     capture_shot,
+    decode_png,
     focus_axis,
     lit,
     png_bytes,
     set_light,
 )
+from station.procedures.preview_luma import shot_luma
 from station.procedures.result import ResultParts
 from station.procedures.sweep_plots import RightAxis, twin_axis_png
 from station.scene import require_chart, require_lens
@@ -136,13 +138,12 @@ def calibrate_zebra(station: Station, sensor: str, *, gain: float, lens: str | N
     frames, black = sweep.frames, sweep.black
     levels = sorted(frames)
     try:
-        clips = clip_levels_from_sweep([(lv, frames[lv]["raw"]) for lv in levels], sweep.cfa, black,
-                                       roi_fraction=1.0)
+        clips = clip_levels_from_means(levels, [frames[lv]["means"] for lv in levels], black)
         clip = lowest_clip(clips)
         t_raw = raw_threshold(clip, black, margin)
-        with_luma = [lv for lv in levels if frames[lv]["luma"] is not None]
-        t_luma = luma_threshold([frames[lv]["luma"] for lv in with_luma], [frames[lv]["raw"] for lv in with_luma],
-                                t_raw, sweep.cfa, black, roi_fraction=1.0)
+        with_luma = [lv for lv in levels if frames[lv]["luma_mean"] is not None]
+        t_luma = luma_threshold_from_means([max(frames[lv]["means"].values()) for lv in with_luma],
+                                           [frames[lv]["luma_mean"] for lv in with_luma], t_raw, black)
     except ZebraCalibrationError as exc:
         raise SweepError(f"{sensor}: zebra light sweep at {sweep.exposure_us} us, gain {gain:g}, light up to "
                          f"{max_level_pct:g} %: {exc}") from None
@@ -189,6 +190,7 @@ def _light_sweep(station: Station, sensor: str, exposure_us: int | None, max_lev
             shot = capture_shot(station, sensor, ("raw10",))
         frames[ae_level] = _summary(shot)
         black, white, cfa = float(shot.frame.black_level), float(shot.frame.white_level), shot.frame.cfa
+        del shot  # its 100 MB RAW is summarised: not held through the sweep
         slope = _brightest_above_black(frames[ae_level]["means"], black) / ae_level  # DN per % below clipping
         _take_levels(station, sensor, frames, [(max_level_pct, False)], max_level_pct)
         top_dn = _brightest_above_black(frames[round(max_level_pct, 3)]["means"], black)
@@ -212,7 +214,7 @@ def _take_levels(station: Station, sensor: str, frames: dict[float, dict[str, An
     each summarised on the analysis pool behind the next one's light change and capture."""
     pool = analysis_pool(station)
     jobs: list[tuple[float, Pending[dict[str, Any]]]] = []
-    has_luma = {lv: frames[lv]["luma"] is not None for lv in frames}
+    has_luma = {lv: frames[lv]["luma_mean"] is not None for lv in frames}
     for level, preview in levels:
         level = round(min(max(level, 0.001), max_level_pct), 3)
         if level in has_luma and (has_luma[level] or not preview):
@@ -226,16 +228,19 @@ def _take_levels(station: Station, sensor: str, frames: dict[float, dict[str, An
 
 
 def _summary(shot: Any) -> dict[str, Any]:
-    """The central region of a sweep frame (RAW and preview luma) and its channel means."""
+    """A sweep frame reduced to what the calibration takes (issue 13: numbers, no pixels kept): the channel
+    means of the RAW's central region and the mean luma of the preview's."""
     rows, cols = centre_region(shot.raw.shape, ROI_FRACTION)
-    raw = np.ascontiguousarray(shot.raw[rows, cols])
-    luma = None
-    if shot.preview is not None:
-        prow, pcol = centre_region(shot.preview.shape, ROI_FRACTION)
-        luma = np.ascontiguousarray(preview_luma(np.ascontiguousarray(shot.preview[prow, pcol])))
+    means = channel_means(np.ascontiguousarray(shot.raw[rows, cols]), shot.frame.cfa, 1.0)
+    luma_mean = None
+    luma = shot_luma(shot)  # decoded a band of rows at a time: no 150 MB RGB preview (issue 13)
+    if luma is not None:
+        prow, pcol = centre_region(luma.shape, ROI_FRACTION)
+        centre = np.ascontiguousarray(luma[prow, pcol])
+        del luma
+        luma_mean = centre_luma_mean(centre, 1.0)
     truth = shot.truth or {}
-    return {"raw": raw, "luma": luma, "seq": shot.seq, "means": channel_means(raw, shot.frame.cfa, 1.0),
-            "luma_mean": None if luma is None else float(luma.mean(dtype=np.float64)),
+    return {"seq": shot.seq, "means": means, "luma_mean": luma_mean,
             "truth_clip": truth.get("clip_level_dn"), "truth_black": truth.get("black_level")}
 
 
@@ -356,7 +361,7 @@ def verify_zebra(station: Station, sensor: str, result: ZebraResult, mode: str =
     finally:
         station.dut.configure(sensor, zebra={"enabled": False}, **({"focus_m": None} if sensor == "main" else {}))
     black = float(shot.frame.black_level)
-    mask = shot.masks["zebra_mask"]
+    mask = _grey_mask(shot)
     report = verify_zebra_mask(mask, shot.raw, clip, black)
     counts = {k: report[k] for k in ("clipped_pixels", "missed_pixels", "below_pixels", "false_flag_pixels",
                                      "below_level_dn", "max_missed_fraction", "max_false_flag_fraction")}
@@ -365,6 +370,15 @@ def verify_zebra(station: Station, sensor: str, result: ZebraResult, mode: str =
                              chart=chart, seq=shot.seq, missed_fraction=report["missed_fraction"],
                              false_flag_fraction=report["false_flag_fraction"], counts=counts,
                              passed=bool(report["pass"]), overlay_png=zebra_overlay(mask, shot.raw, clip, black))
+
+
+def _grey_mask(shot: Any) -> np.ndarray:
+    """The zebra mask PNG as uint8 (H, W), nonzero = flagged, decoded off the shot (no second, bool frame)."""
+    payload = shot.pngs.pop("zebra_mask", None)
+    if payload is None:
+        return shot.masks["zebra_mask"]
+    grey = decode_png(payload, "zebra_mask")
+    return grey.max(axis=2) if grey.ndim == 3 else grey
 
 
 def verification_exposure(cfa: np.ndarray, exposure_us: int, clip_dn: float, black_dn: float) -> int:
@@ -389,17 +403,36 @@ def verification_exposure(cfa: np.ndarray, exposure_us: int, clip_dn: float, bla
     return int(round(exposure_us * float(k[pick])))
 
 
+#: Quad rows of the zebra overlay worked out at once (bounds its float temporaries at 50 MP, issue 13).
+OVERLAY_BAND_QUAD_ROWS = 256
+
+
 def zebra_overlay(mask: np.ndarray, cfa: np.ndarray, clip_dn: float, black_dn: float,
                   false_flag_level: float = 0.95) -> bytes:
     """Quad-resolution picture of the check: grey raw level (quad max), flagged pixels magenta, missed
-    clipped pixels red, falsely flagged ones (below 95 % of clip) blue. PNG bytes."""
+    clipped pixels red, falsely flagged ones (below 95 % of clip) blue. PNG bytes. Worked out a band of
+    quad rows at a time into one 8-bit picture (each band's pixels are those of the whole-frame formula)."""
+    height, width = cfa.shape[0] // 2, cfa.shape[1] // 2
+    full_mask = mask.shape == cfa.shape
+    out = np.empty((height, width, 3), np.uint8)
+    for q0 in range(0, height, OVERLAY_BAND_QUAD_ROWS):
+        q1 = min(q0 + OVERLAY_BAND_QUAD_ROWS, height)
+        flagged = mask[2 * q0:2 * q1:2, ::2] != 0 if full_mask else None
+        out[q0:q1] = _overlay_band(flagged, cfa[2 * q0:2 * q1], clip_dn, black_dn, false_flag_level)
+    return png_bytes(out, 1024)
+
+
+def _overlay_band(flagged: np.ndarray | None, cfa: np.ndarray, clip_dn: float, black_dn: float,
+                  false_flag_level: float) -> np.ndarray:
+    """``zebra_overlay``'s colours of one band of quads (``flagged`` None: no mask of the RAW's geometry)."""
     top = quad_max(cfa).astype(np.float32)
     grey = np.clip((top - black_dn) / max(clip_dn - black_dn, 1.0), 0.0, 1.0)
-    flagged = mask[::2, ::2] if mask.shape == cfa.shape else np.zeros(top.shape, bool)
+    if flagged is None:
+        flagged = np.zeros(top.shape, bool)
     clipped = top >= clip_dn
     below = top < black_dn + false_flag_level * (clip_dn - black_dn)
     rgb = np.repeat((grey * 200.0)[..., None], 3, axis=2)
     rgb[flagged] = 0.5 * rgb[flagged] + np.array([127.0, 0.0, 127.0])
     rgb[clipped & ~flagged] = (255.0, 0.0, 0.0)
     rgb[below & flagged] = (0.0, 64.0, 255.0)
-    return png_bytes(rgb.astype(np.uint8), 1024)
+    return rgb.astype(np.uint8)

@@ -30,3 +30,41 @@ def test_kept_gives_what_was_kept_and_fails_naming_the_test_that_keeps_it() -> N
     assert kept.need("sfr/main", "the slanted-edge capture", "test_sfr") is capture
     with pytest.raises(pytest.fail.Exception, match=r"^sfr/m/x: needs the edges, which test_y takes"):
         kept.need("sfr/m/x", "the edges", "test_y")
+
+
+def test_take_hands_a_kept_thing_over_once_and_lets_it_go() -> None:
+    """Issue 13: what one test keeps for one other goes from the session's store when taken."""
+    import gc
+    import weakref
+
+    class Capture:
+        pass
+
+    kept = Kept()
+    kept["sfr/main"] = Capture()
+    alive = weakref.ref(kept["sfr/main"])
+    taken = kept.take("sfr/main", "the slanted-edge capture", "test_sfr")
+    assert taken is alive() and "sfr/main" not in kept
+    del taken
+    gc.collect()
+    assert alive() is None  # the store held the only other reference
+    with pytest.raises(pytest.fail.Exception, match=r"^sfr/main: needs the slanted-edge capture, which test_sfr"):
+        kept.take("sfr/main", "the slanted-edge capture", "test_sfr")
+    kept["raw_colour/m"] = colour = object()
+    assert kept.take_if("raw_colour/m") is colour and kept.take_if("raw_colour/m") is None
+
+
+def test_spilled_lumas_read_back_equal_and_hold_no_anonymous_memory() -> None:
+    """The peaking flats a plan keeps between its flat and Siemens phases are memory-mapped from an unlinked
+    file: equal to the lumas, read-only, and no file left behind."""
+    import os
+
+    import numpy as np
+
+    from station.procedures.preview_sweep import spilled
+
+    lumas = [np.random.default_rng(i).integers(0, 256, (48, 64), dtype=np.uint8) for i in range(2)]
+    back = spilled(lumas)
+    assert all(isinstance(b, np.memmap) and not b.flags.writeable for b in back)
+    assert all(np.array_equal(a, b) for a, b in zip(lumas, back, strict=True))
+    assert not any(os.path.exists(b.filename) for b in back)

@@ -18,7 +18,7 @@ from station.procedures.raw_checks import check_histogram, check_raw_integrity
 from station.scene import require_chart
 from station.station import Station
 from station.twin import firmware as fw
-from station.twin.sensor import BLACK_LEVEL_DN, CFA, sensor_params, sensor_spec
+from station.twin.sensor import BLACK_LEVEL_DN, CFA, WHITE_LEVEL_DN, sensor_params, sensor_spec
 from tests.unit.twin_station import station_fixture
 
 TRUE_CLIP_DN = sensor_params(sensor_spec("ci"), 1.0)["clip_level_dn"]
@@ -121,3 +121,35 @@ def test_raw_integrity_through_an_m_lens(station: Station) -> None:
     finally:
         station.mount.move_to(distance=1000.0)
     _assert_only(result, set())
+
+
+def _arrays_in(value: Any) -> list[str]:
+    """Every array (pixels) held anywhere in ``value``'s fields, dicts and lists, by path."""
+    import dataclasses
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return [f"{value.dtype}{value.shape}"]
+    if dataclasses.is_dataclass(value):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return [f"{k}.{p}" for k, v in value.items() for p in _arrays_in(v)]
+    if isinstance(value, list | tuple):
+        return [f"[{i}].{p}" for i, v in enumerate(value) for p in _arrays_in(v)]
+    return [] if value is None or isinstance(value, str | int | float | bool) else [type(value).__name__]
+
+
+def test_the_kept_colour_half_holds_no_pixels_and_completes_raw_integrity(station: Station) -> None:
+    """Issue 13: a plan keeps ``capture_raw_colour``'s result until the step chart is up; it holds what
+    ``check_raw_integrity`` needs (the declared levels and CFA, the exposure, the checks), never the shot."""
+    from station.procedures.raw_checks import capture_raw_colour
+
+    colour = capture_raw_colour(station, "main")
+    assert _arrays_in(colour) == []
+    assert colour.declared == {"cfa": CFA, "black_level": BLACK_LEVEL_DN, "white_level": WHITE_LEVEL_DN}
+    result = check_raw_integrity(station, "main", colour=colour)
+    _assert_only(result, set())
+    assert result.declared == colour.declared and result.cfa is colour.cfa and result.raw10_dng is colour.raw10_dng
+    assert result.codes["missing_count"] == 0 and abs(result.codes["clip_level_dn"] - TRUE_CLIP_DN) <= 2.0
+    assert all(abs(v - BLACK_LEVEL_DN) <= 0.5 for v in result.black["measured_dn"].values())

@@ -14,7 +14,7 @@ import pytest
 from scipy.special import ndtr
 
 from calibration import sfr_fit, sfr_steps
-from calibration.sfr import SfrError, mtf_crossing, sfr
+from calibration.sfr import SfrError, mtf_at, mtf_crossing, sfr
 from calibration.sfr_fit import FitError, fit_edge
 from tests.unit.sfr_synth import edge_image
 
@@ -54,6 +54,10 @@ def _cases() -> list[tuple[str, np.ndarray]]:
             img = img[::-1, 1:]  # negative strides: copied first
         cases.append((f"edge{i}", img))
     cases.append(("uint16", np.round(_curved_edge(96, 80, 5.0, 0.0, 1.0, 0.003, 99) * 1000).astype(np.uint16)))
+    # power-of-two ESF lengths: the MTF of the C rfft, vertical and turned, square and not
+    cases.append(("square128", _curved_edge(128, 128, 7.0, 0.0, 1.0, 0.004, 100)))
+    cases.append(("turned64x128", 1.0 - _curved_edge(128, 64, -9.0, 3e-4, 0.8, 0.002, 101).T))
+    cases.append(("wide64x128", _curved_edge(64, 128, 11.0, 0.0, 1.3, 0.0, 102)))
     return cases
 
 
@@ -211,3 +215,37 @@ def test_edges_measured_on_threads_equal_the_serial_ones() -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         threaded = list(pool.map(mtf50, rois * 3))
     assert threaded == serial * 3
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.25, 0.5, 1.0])
+def test_centroid_kernel_decides_the_window_region_of_every_sample_as_the_reference(alpha: float) -> None:
+    # the C kernel finds the Tukey window's tapers and flat top per row from where its edges fall: centres on whole
+    # and half pixels (samples exactly on a region's bound), near and beyond the ROI's sides, and half-widths whose
+    # flat top ends exactly on a sample must give the reference's centroids
+    rng = np.random.default_rng(int(alpha * 100))
+    nlin, npix = 160, 64
+    a = np.cumsum(rng.uniform(0.0, 1.0, (nlin, npix)), axis=1)  # rising rows: every weight counts
+    centres = np.concatenate([rng.uniform(-3.0, npix + 3.0, 100), np.round(rng.uniform(5, npix - 5, 30)),
+                              np.round(rng.uniform(5, npix - 5, 30)) + 0.5])
+    for half_width in (3.0, 6.0, 8.0, 12.4, 20.0):
+        ref = sfr_steps._row_centroids(a, centres, half_width, "tukey", alpha)
+        got = sfr_steps._row_centroids(a, centres, half_width, "tukey", alpha, use_kernel=True)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12, err_msg=f"half width {half_width}")
+
+
+@pytest.mark.parametrize("nbin", [4, 8, 64, 512, 2048, 384])
+def test_mtf_kernel_equals_numpys_rfft_and_steps(nbin: int) -> None:
+    # a power-of-two LSF goes through the C rfft, any other length through np.fft.rfft: both as the numpy steps
+    rng = np.random.default_rng(nbin)
+    lsf = np.exp(-0.5 * ((np.arange(nbin) - nbin / 2) / max(nbin / 40, 0.7)) ** 2) + rng.normal(0, 1e-3, nbin)
+    pitch = 0.2437
+    freq, mtf, mtf50, nyq2, nreport = sfr_steps.mtf_kernel(lsf, True, pitch, 1.0 + 1e-12, 0.25)
+    kk, divisor = sfr_steps._spectrum_axis(nbin, True)
+    spec = np.abs(np.fft.rfft(lsf))
+    want = spec / spec[0] / divisor
+    np.testing.assert_allclose(mtf, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(freq, kk / pitch)
+    assert nreport == int(np.count_nonzero(kk / pitch <= 1.0 + 1e-12))
+    assert mtf50 == pytest.approx(mtf_crossing(kk / pitch, want, 0.5, kernel=False), rel=1e-12, nan_ok=True)
+    assert nyq2 == pytest.approx(mtf_at(kk / pitch, want, 0.25), rel=1e-12, nan_ok=True)
+    assert sfr_steps.mtf_kernel(np.zeros(nbin), True, pitch, 1.0, 0.25) is None  # integrates to zero

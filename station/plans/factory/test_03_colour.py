@@ -55,10 +55,10 @@ def test_zebra_calibration(station: Station, operator: Any, measure: Any) -> Non
 def test_raw_integrity(station: Station, operator: Any, measure: Any, kept: Kept) -> None:
     """The step-chart half of RAW integrity, going on from ``test_raw_colour``'s capture; run alone (-k) it
     takes the ColorChecker half itself."""
-    steps.raw_integrity(station, operator, measure, "main", colour=kept.get("raw_colour/main"))
+    steps.raw_integrity(station, operator, measure, "main", colour=kept.take_if("raw_colour/main"))
 
 
 def test_m_raw_integrity(station: Station, operator: Any, measure: Any, kept: Kept,
                          request: pytest.FixtureRequest) -> None:
     lens = _m_lens(operator, request)
-    steps.raw_integrity(station, operator, measure, "m", lens, colour=kept.get("raw_colour/m"))
+    steps.raw_integrity(station, operator, measure, "m", lens, colour=kept.take_if("raw_colour/m"))

@@ -45,7 +45,7 @@ def test_sfr_stopped_down(station: Station, operator: Any, m_lens: str, lit_benc
 
 
 def test_lens_lateral_ca(station: Station, m_lens: str, measure: Any, results: dict, kept: Kept) -> None:
-    capture = kept.need(f"sfr/m/{m_lens}", "the stopped-down slanted-edge capture", "test_sfr_stopped_down")
+    capture = kept.take(f"sfr/m/{m_lens}", "the stopped-down slanted-edge capture", "test_sfr_stopped_down")
     steps.chromatic(station, measure, results, capture)
 
 
@@ -54,7 +54,7 @@ def test_sfr(station: Station, operator: Any, lit_bench: None, measure: Any, res
 
 
 def test_lateral_ca(station: Station, measure: Any, results: dict, kept: Kept) -> None:
-    steps.chromatic(station, measure, results, kept.need("sfr/main", "the slanted-edge capture", "test_sfr"))
+    steps.chromatic(station, measure, results, kept.take("sfr/main", "the slanted-edge capture", "test_sfr"))
 
 
 def test_main_af(station: Station, operator: Any, lit_bench: None, measure: Any, results: dict) -> None:

@@ -68,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="M lens to test (repeatable; default: the configured lenses)")
     parser.add_argument("--firmware", metavar="BUILD", default="golden", help="the twin's firmware build")
     parser.add_argument("--seed", type=int, default=1, help="the twin's seed (default 1)")
+    parser.add_argument("--twin-fault", metavar="NAME[=VALUE]", action="append", default=[],
+                        help="a twin fault (repeatable; `station twin faults` lists them); the factory plan's twin is "
+                             "a line's unit (unit_variation, sensor_defects) unless named =false, as in station run")
     parser.add_argument("--time-scale", type=float, default=0.0,
                         help="real seconds the twin waits per simulated second of hardware (default 0: "
                              "accounted, not waited)")
@@ -163,19 +166,23 @@ def _run_plan(argv: list[str], profile: str | None) -> tuple[int, float, dict[st
 
 def measure(plan: str = "factory", lenses: list[str] | None = None, firmware: str = "golden",
             seed: int = 1, reports_dir: str | None = None, *, resolution: str = "ci", select: str | None = None,
-            time_scale: float = 0.0, profile: str | None = None, analysis_workers: int | None = None
-            ) -> dict[str, Any]:
-    """Run ``plan`` against a twin in its own process; the takt figures, memory, frames and test outcomes."""
+            time_scale: float = 0.0, profile: str | None = None, analysis_workers: int | None = None,
+            twin_faults: list[str] | None = None) -> dict[str, Any]:
+    """Run ``plan`` against a twin in its own process; the takt figures, memory, frames and test outcomes. The
+    twin is the phone ``station run`` would give the plan: for the factory plan, a line's unit (``twin_faults`` plus
+    ``station.plans.units.PER_UNIT_FAULTS``, each unless named)."""
     from station.atomic import atomic_write_text
     from station.config import load_config, to_toml
     from station.devices import wire_time
+    from station.plans.units import with_unit_faults
     from station.twin.control_client import TwinControl
 
     if resolution not in ("ci", "full"):
         raise ConfigError(f"--resolution {resolution!r}: expected ci or full")
     with tempfile.TemporaryDirectory(prefix="m-station-bench-plan-") as tmp:
-        with TwinProcess(Path(tmp), resolution=resolution, seed=seed, firmware=firmware,
-                         time_scale=time_scale) as twin:
+        faults = with_unit_faults(plan, twin_faults or [])
+        with TwinProcess(Path(tmp), resolution=resolution, seed=seed, firmware=firmware, time_scale=time_scale,
+                         faults=faults) as twin:
             config = _with_dut_timeout(load_config(twin.station_file), DUT_TIMEOUT_S[resolution])
             station_file = Path(tmp) / "station.toml"
             atomic_write_text(station_file, to_toml(config))
@@ -192,7 +199,8 @@ def measure(plan: str = "factory", lenses: list[str] | None = None, firmware: st
             waited = wire_time.snapshot().since(before)
             assert config.twin is not None
             with TwinControl(config.twin.control) as control:
-                hw = _hw_time(dict(control.truth().get("hw_time_s") or {}))
+                truth = control.truth()
+            hw = _hw_time(dict(truth.get("hw_time_s") or {}))
             frames = _frames_taken(config.dut)
             dut_timeout_s = config.dut.timeout_s
             tests, slowest = _tally(reports / "records")
@@ -204,6 +212,7 @@ def measure(plan: str = "factory", lenses: list[str] | None = None, firmware: st
     result["pids"] = pids
     result["analysis_workers"] = config.analysis_workers if analysis_workers is None else analysis_workers
     result["dut_timeout_s"] = dut_timeout_s
+    result["twin_faults"] = dict(truth.get("faults") or {})  # as the twin reports them
     return {"plan": result}
 
 
@@ -237,6 +246,7 @@ def _result(plan: str, resolution: str, select: str | None, wall_s: float, waite
 
 def run(args: argparse.Namespace) -> int:
     from station.pipeline import MAX_WORKERS
+    from station.twin.faults import parse_fault_args
     from station.twin.firmware import FIRMWARE_BUILDS
 
     if not args.time_scale >= 0:
@@ -250,9 +260,10 @@ def run(args: argparse.Namespace) -> int:
     if args.firmware not in FIRMWARE_BUILDS:
         raise ConfigError(f"--firmware {args.firmware!r}: the twin has no such build; allowed: "
                           f"{', '.join(FIRMWARE_BUILDS)}")
+    parse_fault_args(args.twin_fault)  # ConfigError naming a fault the twin does not have, before it starts
     result = measure(args.plan, list(dict.fromkeys(args.lens)), args.firmware, args.seed, args.reports,
                      resolution=args.resolution, select=args.select, time_scale=args.time_scale,
-                     profile=args.profile, analysis_workers=args.analysis_workers)
+                     profile=args.profile, analysis_workers=args.analysis_workers, twin_faults=args.twin_fault)
     plan = result["plan"]
     if args.json:
         print(json.dumps(result, indent=2))

@@ -29,12 +29,14 @@ class TwinProcess:
     """``station twin`` as a child process; ``station_file`` is its TOML once ``start()`` returned."""
 
     def __init__(self, folder: Path, *, resolution: str = "ci", seed: int = 1, firmware: str = "golden",
-                 time_scale: float = 0.0) -> None:
+                 time_scale: float = 0.0, faults: tuple[str, ...] | list[str] = ()) -> None:
         self.station_file = folder / "twin-station.toml"
         self.log_file = folder / "twin.log"
         self.argv = [sys.executable, "-m", "station", "twin", "--resolution", resolution, "--seed", str(seed),
                      "--firmware", firmware, "--time-scale", repr(float(time_scale)),
                      "-o", str(self.station_file)]
+        for fault in faults:  # NAME[=VALUE], checked by the caller (station.twin.faults.parse_fault_args)
+            self.argv += ["--twin-fault", fault]
         self._proc: subprocess.Popen[bytes] | None = None
         #: The twin's peak resident set, bytes (known once it has been stopped).
         self.peak_rss_bytes: int | None = None

@@ -23,6 +23,7 @@ import pytest
 
 from station.errors import DeviceError
 from station.plans.helpers import Kept, RunResults
+from station.plans.units import with_unit_faults
 from station.scene import Scene
 
 if TYPE_CHECKING:
@@ -34,24 +35,14 @@ PLAN_TIME_SCALE = 0.0
 WORKING_LEVEL_PCT = 80.0
 
 
-#: A line's units differ: the factory plan's twin phone is a unit with its own variation (channel gains against
-#: golden, its main camera's pose beside the M camera; its AF actuator always differs) and its sensors carry
-#: their serial-seeded defect pixels, unless ``--twin-fault unit_variation=false`` / ``sensor_defects=false``
-#: asks for the ideal unit. The EMVA 1288 characterisation leaves the defects its frames show out of its DSNU
-#: and PRNU (``station.procedures.sensor.defect_exclusion``); the defect step measures and limits them.
-PER_UNIT_FAULTS = ("unit_variation", "sensor_defects")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     from station.memory import pin_mmap_threshold
 
     pin_mmap_threshold()  # frames' planes mapped on their own, unmapped when freed (station.memory)
     if not any(str(a).startswith("--twin-time-scale") for a in config.invocation_params.args):
         config.option.twin_time_scale = PLAN_TIME_SCALE
-    if not config.option.station and plan_of(config) == "factory":
-        named = {str(f).partition("=")[0].strip() for f in config.option.twin_fault or []}
-        config.option.twin_fault = [*(config.option.twin_fault or []),
-                                    *(f for f in PER_UNIT_FAULTS if f not in named)]
+    if not config.option.station:  # the factory plan's twin is a line's unit (station.plans.units)
+        config.option.twin_fault = with_unit_faults(plan_of(config), config.option.twin_fault or [])
 
 
 def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:

@@ -33,7 +33,7 @@ SUBSETS: dict[str, str] = {
                 "and not test_main_af and not test_lens_pose"),
     "regression": "test_zebra or test_peaking or test_histogram or test_noise",
 }
-#: The twin's per-unit variation switched off (``station.plans.conftest.PER_UNIT_FAULTS``): the frames of then.
+#: The twin's per-unit variation switched off (``station.plans.units.PER_UNIT_FAULTS``): the frames of then.
 IDEAL_UNIT = ("--twin-fault", "unit_variation=false", "--twin-fault", "sensor_defects=false")
 #: What a snapshot keeps of each measurement.
 FIELDS = ("name", "case", "unit", "low", "high", "value", "verdict")

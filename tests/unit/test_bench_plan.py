@@ -36,6 +36,9 @@ def test_the_subset_ran_on_a_twin_in_its_own_process(bench: tuple[dict[str, Any]
     rss = plan["peak_rss_mb"]
     assert rss["station"] > 50 and rss["twin"] > 50  # both load numpy and the station's code
     assert isinstance(plan["frames"], int) and plan["frames"] >= 0
+    # the factory plan's twin is a line's unit, as `station run` makes it (its pose and gains off golden, its
+    # defect pixels): the twin itself reports the faults it runs with
+    assert plan["twin_faults"].get("unit_variation") and plan["twin_faults"].get("sensor_defects")
 
 
 def test_the_critical_path_is_wall_time_minus_the_wire_waits(bench: tuple[dict[str, Any], Path]) -> None:
@@ -78,6 +81,7 @@ def test_the_profile_names_the_station_code_and_matches_its_file(bench: tuple[di
     (["--select", "test_x\x01"], "--select"),
     (["--firmware", "nope"], "--firmware 'nope'"),
     (["--time-scale", "-1"], "--time-scale"),
+    (["--twin-fault", "no_such_fault"], "no_such_fault"),
 ])
 def test_bad_options_are_one_line_and_exit_2(argv: list[str], named: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["bench", "plan", *argv]) == 2

@@ -110,18 +110,4 @@ void sfrk_rfft(const double *x, idx_t n, const double *tw, double *spec, double 
 int sfrk_mtf(const double *spec, idx_t n, const double *kk, const double *divisor, double pitch, double max_freq,
              double at_freq, double *freq, double *mtf, double *mtf50, double *mtf_at_freq, idx_t *nreport);
 
-/* sfrk_pipe.c */
-int sfrk_locate(const double *a, idx_t nlin, idx_t npix, const double *row_sums, double left, double contrast,
-                int max_order, int select, int kind, double alpha, int passes, const fcrit_t *f, double *coef,
-                unsigned char *keep, double *edge_x, fit_out_t *o, double *rise_out);
-int sfrk_esf_lsf(const double *a, idx_t npix, const double *edge_x, idx_t row0, idx_t rows, const lsf_opts_t *p,
-                 double noise, double contrast, double rise_px, long long *counts, double *esf, double *lsf,
-                 idx_t *inner_out, double *half_out);
-int sfrk_measure(const double *a, idx_t nlin, idx_t npix, const measure_opts_t *m, const fcrit_t *f, double *coef,
-                 unsigned char *keep, double *edge_x, long long *counts, double *esf, double *lsf,
-                 measure_out_t *o);
-void sfrk_rfft(const double *x, idx_t n, const double *tw, double *spec, double *work);
-int sfrk_mtf(const double *spec, idx_t n, const double *kk, const double *divisor, double pitch, double max_freq,
-             double at_freq, double *freq, double *mtf, double *mtf50, double *mtf_at_freq, idx_t *nreport);
-
 #endif

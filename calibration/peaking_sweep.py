@@ -21,17 +21,14 @@ import numpy as np
 
 from calibration.peaking import (
     DEFAULT_COC_PX,
-    MIN_PROFILES,
     PeakingCalibration,
-    PeakingCalibrationError,
-    chart_edges,
     choose_threshold,
     focus_state,
     histogram,
-    lsf_variance,
     response_counts,
     response_histogram,
 )
+from calibration.peaking_edges import MIN_PROFILES, PeakingCalibrationError, chart_edges, lsf_variance
 from calibration.preview import preview_luma
 
 

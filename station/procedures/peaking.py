@@ -37,11 +37,9 @@ from calibration.peaking import (
     MAX_FAR_COVERAGE,
     MAX_FLAT_RATE,
     MIN_IN_FOCUS_COVERAGE,
-    PeakingCalibrationError,
-    chart_edges,
     edge_coverage,
-    lsf_variance,
 )
+from calibration.peaking_edges import PeakingCalibrationError, chart_edges, lsf_variance
 from calibration.peaking_sweep import PeakingSweep
 from station.errors import InputError
 from station.measurements import Declared, measures

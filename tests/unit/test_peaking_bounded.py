@@ -8,17 +8,15 @@ import numpy as np
 import pytest
 
 import calibration.peaking as peaking
+import calibration.peaking_edges as peaking_edges
 from calibration.peaking import (
-    PROFILE_STEP_PX,
     _counts,
-    _decode_lut,
-    chart_edges,
     histogram,
-    lsf_variance,
     peaking_response,
     response_counts,
     response_histogram,
 )
+from calibration.peaking_edges import PROFILE_STEP_PX, _decode_lut, chart_edges, lsf_variance
 from calibration.peaking_sweep import mean_square, sharpness
 from tests.unit.test_peaking import checkerboard, render
 
@@ -44,7 +42,7 @@ def test_response_in_bands_equals_the_whole_frame(star_like, band_rows, monkeypa
     assert mean_square(response_histogram(luma), luma.size) == sharpness(whole)
 
 
-def _profiles_whole_frame(luma: np.ndarray, edges: peaking.ChartEdges, reach_px: float) -> np.ndarray:
+def _profiles_whole_frame(luma: np.ndarray, edges: peaking_edges.ChartEdges, reach_px: float) -> np.ndarray:
     """The edge profiles as one ``cv2.remap`` of the whole linear frame sampled them."""
     import cv2
 
@@ -57,26 +55,26 @@ def _profiles_whole_frame(luma: np.ndarray, edges: peaking.ChartEdges, reach_px:
 
 @pytest.mark.parametrize("band_rows", [5, 16, 4096])
 def test_profiles_in_bands_equal_one_remap_of_the_whole_frame(star_like, band_rows, monkeypatch) -> None:
-    monkeypatch.setattr(peaking, "_PROFILE_BAND_ROWS", band_rows)
+    monkeypatch.setattr(peaking_edges, "_PROFILE_BAND_ROWS", band_rows)
     reach = 8.0
     edges = chart_edges(star_like[0], reach_px=reach)
     # profiles reaching past the frame's top and bottom: the border is replicated where it is the frame's
     h = star_like[0].shape[0]
     extra = np.array([[40.0, 1.0], [60.0, h - 2.0], [30.5, 0.0]], np.float32)
     normals = np.array([[0.0, -1.0], [0.6, 0.8], [0.0, 1.0]], np.float32)
-    edges = peaking.ChartEdges(edges.dark_code, edges.light_code, edges.binary, edges.edge_mask,
+    edges = peaking_edges.ChartEdges(edges.dark_code, edges.light_code, edges.binary, edges.edge_mask,
                                np.concatenate([edges.points, extra]), np.concatenate([edges.normals, normals]))
     t = np.arange(-reach, reach + 1e-6, PROFILE_STEP_PX, dtype=np.float32)
     for luma in star_like:
         whole = _profiles_whole_frame(luma, edges, reach)
-        assert np.array_equal(peaking._profiles(luma, _decode_lut("srgb"), edges, t), whole)
+        assert np.array_equal(peaking_edges._profiles(luma, _decode_lut("srgb"), edges, t), whole)
     assert len(edges.points) > 100
 
 
 def test_lsf_variance_is_unchanged_by_the_bands(star_like, monkeypatch) -> None:
     edges = chart_edges(star_like[0], reach_px=8.0)
     before = [lsf_variance(luma, edges, reach_px=8.0) for luma in star_like]
-    monkeypatch.setattr(peaking, "_PROFILE_BAND_ROWS", 9)
+    monkeypatch.setattr(peaking_edges, "_PROFILE_BAND_ROWS", 9)
     assert [lsf_variance(luma, edges, reach_px=8.0) for luma in star_like] == before
     assert before[1] > 4 * before[0]
 

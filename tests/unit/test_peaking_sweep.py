@@ -75,18 +75,18 @@ def test_errors_as_the_batch(focus_sweep, flats) -> None:
 
 
 def test_chart_edges_in_chunks_and_bands_equal_all_at_once(focus_sweep, monkeypatch) -> None:
-    import calibration.peaking as peaking
+    import calibration.peaking_edges as peaking_edges
 
     luma = focus_sweep[7][1]
-    whole = peaking.chart_edges(luma)
+    whole = peaking_edges.chart_edges(luma)
     assert len(whole.points) > 100
-    monkeypatch.setattr(peaking, "_CLEAN_CHUNK", 7)
-    monkeypatch.setattr(peaking, "_GRADIENT_BAND_ROWS", 13)  # 192 rows: 15 bands, each with its margins
-    chunked = peaking.chart_edges(luma)
+    monkeypatch.setattr(peaking_edges, "_CLEAN_CHUNK", 7)
+    monkeypatch.setattr(peaking_edges, "_GRADIENT_BAND_ROWS", 13)  # 192 rows: 15 bands, each with its margins
+    chunked = peaking_edges.chart_edges(luma)
     _same(chunked, whole)
-    lin = peaking._decode_lut("srgb")[luma]
+    lin = peaking_edges._decode_lut("srgb")[luma]
     smooth = cv2.GaussianBlur(lin, (0, 0), 1.5)  # the whole-frame filters, as chart_edges had them
     ys, xs = np.nonzero(luma > 0)
-    gx, gy = peaking._gradient_at(luma, peaking._decode_lut("srgb"), ys, xs)
+    gx, gy = peaking_edges._gradient_at(luma, peaking_edges._decode_lut("srgb"), ys, xs)
     assert np.array_equal(gx, cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)[ys, xs])
     assert np.array_equal(gy, cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)[ys, xs])

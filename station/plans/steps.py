@@ -198,7 +198,8 @@ def peaking_calibration(station: Station, operator: Scene, measure: Any, sensor:
     """T_peak of one case on the Siemens star (its flats kept from the flat phase, else taken after the sweep);
     with ``verify`` the phone's masks at T_peak on the star, their flat-field half left to
     ``peaking_flats_verified`` (kept on the scene) when the plan has the flat field up again."""
-    from station.procedures.peaking import calibrate_peaking, verify_peaking
+    from station.procedures.peaking import calibrate_peaking
+    from station.procedures.peaking_verify import verify_peaking
 
     operator.chart("siemens", sensor=sensor)
     label = f_case(sensor, lens, f_number)
@@ -224,7 +225,7 @@ def peaking_flats_verified(station: Station, operator: Scene, measure: Any, sens
     flat field (<= 0.1 % flagged)."""
     import pytest
 
-    from station.procedures.peaking import verify_peaking_flats
+    from station.procedures.peaking_verify import verify_peaking_flats
 
     kept = operator.kept.pop(("peaking_verify", sensor), None)
     if kept is None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from calibration.preview import preview_luma
 from station.procedures.captures import Shot, decode_mask, decode_png, png_bytes
-from station.procedures.peaking import _decode_check, _unpacked
+from station.procedures.peaking_verify import _decode_check, _unpacked
 
 
 def _png(image: np.ndarray) -> bytes:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from station.procedures import SweepError
-from station.procedures.peaking import PeakingResult, calibrate_peaking, verify_peaking
+from station.procedures.peaking import PeakingResult, calibrate_peaking
+from station.procedures.peaking_verify import verify_peaking
 from station.station import Station
 from tests.unit.twin_station import twin_station
 
@@ -111,7 +112,8 @@ def test_flats_taken_while_the_flat_is_up_leave_the_star_phase_without_a_flat(st
                                                                                 calibrated: Any) -> None:
     """Issue 9 item 3: peaking's flat fields come from the flat phase (``preview_flats``), so the calibration on
     the star asks for no flat; verification's flat half (``verify_peaking_flats``) runs when the flat is up."""
-    from station.procedures.peaking import preview_flats, verify_peaking_flats
+    from station.procedures.peaking import preview_flats
+    from station.procedures.peaking_verify import verify_peaking_flats
 
     reference = calibrated("main", None, None, 1.0, 500.0)
     scene = station.operator

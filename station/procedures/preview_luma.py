@@ -11,6 +11,10 @@ import numpy as np
 from calibration.preview import png_luma, preview_luma
 from station.procedures.captures import decode_png
 
+#: Previews from this size up are decoded in bands: a 50 MP one (150 MB as RGB); the CI readout's 3 MP one
+#: (9 MB) is decoded whole, a quarter faster (80 against 104 ms on this machine), to the same luma.
+BANDED_FROM_PIXELS = 16_000_000
+
 
 def shot_luma(shot: Any) -> np.ndarray | None:
     """The luma (uint8 (H, W)) of ``shot``'s preview, None when it has none; its PNG payload is let go."""
@@ -18,5 +22,5 @@ def shot_luma(shot: Any) -> np.ndarray | None:
     if payload is None:
         preview = shot.preview
         return None if preview is None else preview_luma(preview)
-    luma = png_luma(payload)
+    luma = png_luma(payload, min_pixels=BANDED_FROM_PIXELS)
     return luma if luma is not None else preview_luma(decode_png(payload, "preview"))

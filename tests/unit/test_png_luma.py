@@ -65,3 +65,21 @@ def test_pngs_this_path_does_not_take_are_decoded_whole() -> None:
     assert np.array_equal(shot_luma(shot), preview_luma(decode_png(buf.tobytes())))
     assert "preview" not in shot.pngs
     assert shot_luma(Shot("main", {})) is None
+
+
+def test_small_previews_are_decoded_whole_and_large_ones_in_bands(monkeypatch) -> None:
+    import station.procedures.preview_luma as preview_luma_module
+
+    ok, buf = cv2.imencode(".png", _image((40, 60, 3), 8))
+    assert png_luma(buf.tobytes(), min_pixels=40 * 60 + 1) is None  # below the size: the caller decodes whole
+    assert np.array_equal(png_luma(buf.tobytes(), min_pixels=40 * 60), preview_luma(decode_png(buf.tobytes())))
+    banded = []
+
+    def spy(payload: bytes, min_pixels: int) -> np.ndarray | None:
+        banded.append(min_pixels)
+        return png_luma(payload, min_pixels=min_pixels)
+
+    monkeypatch.setattr(preview_luma_module, "png_luma", spy)
+    shot = Shot("main", {}, pngs={"preview": buf.tobytes()})
+    assert np.array_equal(shot_luma(shot), preview_luma(decode_png(buf.tobytes())))
+    assert banded == [preview_luma_module.BANDED_FROM_PIXELS] and 2048 * 1536 < banded[0] < 8192 * 6144

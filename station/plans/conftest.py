@@ -36,9 +36,6 @@ WORKING_LEVEL_PCT = 80.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from station.memory import pin_mmap_threshold
-
-    pin_mmap_threshold()  # frames' planes mapped on their own, unmapped when freed (station.memory)
     if not any(str(a).startswith("--twin-time-scale") for a in config.invocation_params.args):
         config.option.twin_time_scale = PLAN_TIME_SCALE
     if not config.option.station:  # the factory plan's twin is a line's unit (station.plans.units)

@@ -11,7 +11,9 @@ the time this process spent blocked on the phone's and the devices' wires (``sta
 every blocking read of a driver is accounted, per device; ``total`` is the union over devices), which is
 the time the twin took to answer, render and send. Its reference from the same run is ``hw_time_s``, what
 a bench would spend on moves, settling and exposures; ``takt_ratio = critical_path_s / hw_time_s`` (goal
-<= 1.1). Peak RSS (``getrusage`` ``ru_maxrss``) is the station process's and, separately, the twin's.
+<= 1.1). Peak RSS: the station process's own high-water mark (``VmHWM``: ``ru_maxrss`` is carried across
+fork and exec, so under ``bench all`` it would be its parent's) and, separately, the twin's (``ru_maxrss``
+from ``wait4``).
 ``--profile FILE`` runs the plan under cProfile (the figures are then inflated by it) and adds the top
 functions of the station process by cumulative time.
 """
@@ -26,14 +28,13 @@ import json
 import os
 import pstats
 import re
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from station.cli.twin_process import TwinProcess, max_rss_bytes
+from station.cli.twin_process import TwinProcess, own_peak_rss_bytes
 from station.errors import ConfigError
 
 #: The whole factory plan in CI mode within 3 minutes on 2 cores (issue 11).
@@ -205,7 +206,7 @@ def measure(plan: str = "factory", lenses: list[str] | None = None, firmware: st
             dut_timeout_s = config.dut.timeout_s
             tests, slowest = _tally(reports / "records")
             pids = {"station": os.getpid(), "twin": twin.pid}
-        station_rss = max_rss_bytes(resource.getrusage(resource.RUSAGE_SELF))
+        station_rss = own_peak_rss_bytes()
         twin_rss = twin.peak_rss_bytes
     result = _result(plan, resolution, select, wall_s, waited, hw, station_rss, twin_rss, frames, tests, slowest,
                      code, lenses, time_scale, top)

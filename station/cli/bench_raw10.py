@@ -42,7 +42,7 @@ def _best_s(fns: tuple[Callable[[], object], ...], repeats: int) -> list[float]:
     return best
 
 
-def measure(width: int, height: int, repeats: int = 5, seed: int = 0) -> dict[str, float | bool | int]:
+def measure(width: int, height: int, repeats: int = 15, seed: int = 0) -> dict[str, float | bool | int]:
     """Unpack and copy times (best of ``repeats``) for a random 10-bit frame; checks the unpack."""
     if width < 4 or width % 4 or height < 1:
         raise ConfigError(f"bench raw10: --width must be a positive multiple of 4 and --height >= 1, "

@@ -104,3 +104,18 @@ class TwinProcess:
 def max_rss_bytes(usage: resource.struct_rusage) -> int:
     """``ru_maxrss`` in bytes (getrusage(2): kilobytes on Linux, bytes on macOS)."""
     return int(usage.ru_maxrss) * (1 if sys.platform == "darwin" else 1024)
+
+
+def own_peak_rss_bytes() -> int:
+    """This process's peak resident set since it was started (exec'd), bytes: ``VmHWM`` of
+    ``/proc/self/status`` on Linux. ``ru_maxrss`` is carried across fork and exec (getrusage(2)), so a process
+    forked from a larger one (``station bench all``'s plan, after the 50 MP RAW10 and render benchmarks) would
+    report its parent's size; ``VmHWM`` belongs to the new image. Elsewhere ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return max_rss_bytes(resource.getrusage(resource.RUSAGE_SELF))

@@ -7,6 +7,7 @@ made of, and the profile against the stats file it wrote.
 
 from __future__ import annotations
 
+import json
 import os
 import pstats
 from pathlib import Path
@@ -87,3 +88,21 @@ def test_bad_options_are_one_line_and_exit_2(argv: list[str], named: str, capsys
     assert main(["bench", "plan", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM is Linux's /proc")
+def test_the_station_peak_is_its_own_not_the_parent_it_was_forked_from() -> None:
+    """``station bench all`` forks the plan's process after the 50 MP benchmarks: ``ru_maxrss`` carries the parent's
+    size across fork and exec, the peak the benchmark reports (``VmHWM``) does not."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    ballast = np.ones(300 << 17)  # 300 MB touched in this (the parent) process
+    code = ("import json, resource; from station.cli.twin_process import own_peak_rss_bytes;"
+            "print(json.dumps([own_peak_rss_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024]))")
+    own, inherited = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                               check=True).stdout)
+    assert float(ballast[-1]) == 1.0
+    assert inherited > 300e6 > own > 5e6  # the child's own image is small; ru_maxrss reports the parent's

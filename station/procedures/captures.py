@@ -58,10 +58,15 @@ def decode_png(payload: bytes, what: str = "preview") -> np.ndarray:
     return image
 
 
+def decode_grey_mask(payload: bytes, what: str = "mask") -> np.ndarray:
+    """A mask PNG (0 / 255) as uint8 (H, W), nonzero = flagged (a colour PNG's channels maxed)."""
+    image = decode_png(payload, what)
+    return image.max(axis=2) if image.ndim == 3 else image
+
+
 def decode_mask(payload: bytes, what: str = "mask") -> np.ndarray:
     """A mask PNG (0 / 255) as bool (H, W): any nonzero is flagged."""
-    image = decode_png(payload, what)
-    return (image.max(axis=2) if image.ndim == 3 else image) != 0
+    return decode_grey_mask(payload, what) != 0
 
 
 def png_bytes(image: np.ndarray, max_side: int | None = 1024) -> bytes:
@@ -102,6 +107,14 @@ class Shot:
     @property
     def seq(self) -> int:
         return int(self.meta.get("seq", -1))
+
+    def take_grey_mask(self, fmt: str) -> np.ndarray:
+        """Mask ``fmt`` as uint8 (H, W), 0 / 255, decoded off the shot and not kept on it (no second, bool frame:
+        50 MB at 50 MP); a mask decoded already comes as it is kept, made 0 / 255."""
+        payload = self.pngs.pop(fmt, None)
+        if payload is None:
+            return self.masks[fmt].astype(np.uint8) * 255
+        return decode_grey_mask(payload, fmt)
 
     @property
     def raw(self) -> np.ndarray:

@@ -16,7 +16,7 @@ from station.errors import InputError
 from station.measurements import Declared, measures
 from station.pipeline import Pending, analysis_pool
 from station.procedures import ProcedureError
-from station.procedures.captures import capture_shot, decode_png, focus_axis, lit, move_rail, png_bytes
+from station.procedures.captures import capture_shot, focus_axis, lit, move_rail, png_bytes
 from station.procedures.peaking import VERIFY_OFFSETS_DOF, PeakingResult, profile_reach_px
 from station.procedures.preview_luma import shot_luma
 from station.procedures.result import ResultParts
@@ -92,7 +92,7 @@ def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, tuple[int, ...], 
     200 MB), and its shape; at best focus (``sharp``) also the preview's luma and the mask over it (PNG, drawn
     on the luma's thumbnail). Each PNG is decoded here off the shot, the preview a band of rows at a time
     (issue 13): at 50 MP the mask's 50 MB grey frame and then the 50 MB luma live, never the RGB preview."""
-    grey = _grey_mask(shot)
+    grey = shot.take_grey_mask("peaking_mask")
     packed, shape = np.packbits(grey, axis=None), grey.shape  # nonzero packs as 1: no bool copy
     if not sharp:
         return packed, shape, b"", None
@@ -100,15 +100,6 @@ def _decode_check(shot: Any, sharp: bool) -> tuple[np.ndarray, tuple[int, ...], 
     del grey
     luma = shot_luma(shot)  # a band of rows at a time: no 150 MB RGB preview
     return packed, shape, png_bytes(_overlay(_thumbnail(luma, OVERLAY_MAX_SIDE), flagged), None), luma
-
-
-def _grey_mask(shot: Any) -> np.ndarray:
-    """The peaking mask PNG as uint8 (H, W), nonzero = flagged (decoded off the shot, not kept on it)."""
-    payload = shot.pngs.pop("peaking_mask", None)
-    if payload is None:
-        return shot.masks["peaking_mask"].astype(np.uint8) * 255
-    grey = decode_png(payload, "peaking_mask")
-    return grey.max(axis=2) if grey.ndim == 3 else grey
 
 
 def _thumbnail(image: np.ndarray, max_side: int) -> np.ndarray:

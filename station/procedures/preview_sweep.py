@@ -70,15 +70,10 @@ def _sweep_frame(shot: Any, frames: PeakingSweep, position: float, keep: bool) -
     return luma if keep else None
 
 
-def _shot_luma(shot: Any) -> np.ndarray:
-    """The preview luma of a shot (its PNG decoded here)."""
-    return shot_luma(shot)
-
-
 def preview_lumas(station: Station, sensor: str, count: int) -> list[np.ndarray]:
     """``count`` previews at the present settings, as luma: each decoded behind the next capture."""
     pool = analysis_pool(station)
-    jobs = [pool.submit(f"{sensor}: flat-field preview {i + 1}", _shot_luma,
+    jobs = [pool.submit(f"{sensor}: flat-field preview {i + 1}", shot_luma,
                         capture_shot(station, sensor, ("preview",))) for i in range(count)]
     return [job.result() for job in jobs]
 

@@ -44,7 +44,6 @@ from station.procedures import SweepError, calibration_path, write_back
 from station.procedures.captures import (
     auto_exposure_us,
     capture_shot,
-    decode_png,
     focus_axis,
     lit,
     png_bytes,
@@ -361,7 +360,7 @@ def verify_zebra(station: Station, sensor: str, result: ZebraResult, mode: str =
     finally:
         station.dut.configure(sensor, zebra={"enabled": False}, **({"focus_m": None} if sensor == "main" else {}))
     black = float(shot.frame.black_level)
-    mask = _grey_mask(shot)
+    mask = shot.take_grey_mask("zebra_mask")  # no second, bool 50 MP frame
     report = verify_zebra_mask(mask, shot.raw, clip, black)
     counts = {k: report[k] for k in ("clipped_pixels", "missed_pixels", "below_pixels", "false_flag_pixels",
                                      "below_level_dn", "max_missed_fraction", "max_false_flag_fraction")}
@@ -370,15 +369,6 @@ def verify_zebra(station: Station, sensor: str, result: ZebraResult, mode: str =
                              chart=chart, seq=shot.seq, missed_fraction=report["missed_fraction"],
                              false_flag_fraction=report["false_flag_fraction"], counts=counts,
                              passed=bool(report["pass"]), overlay_png=zebra_overlay(mask, shot.raw, clip, black))
-
-
-def _grey_mask(shot: Any) -> np.ndarray:
-    """The zebra mask PNG as uint8 (H, W), nonzero = flagged, decoded off the shot (no second, bool frame)."""
-    payload = shot.pngs.pop("zebra_mask", None)
-    if payload is None:
-        return shot.masks["zebra_mask"]
-    grey = decode_png(payload, "zebra_mask")
-    return grey.max(axis=2) if grey.ndim == 3 else grey
 
 
 def verification_exposure(cfa: np.ndarray, exposure_us: int, clip_dn: float, black_dn: float) -> int:
